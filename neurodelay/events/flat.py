@@ -1,0 +1,93 @@
+"""A network flattened into the arrays the compiled event engine reads.
+
+Neurons of all populations get one global index (populations in insertion
+order). Synapses of all projections are stored by presynaptic neuron (CSR),
+each neuron's outgoing synapses sorted by transmission delay, so that the
+arrivals caused by one spike come in time order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..network import LIF, Network, Readout, SpikeSource
+
+__all__ = ["FlatNetwork", "flatten", "KIND_SOURCE", "KIND_LIF", "KIND_READOUT"]
+
+KIND_SOURCE, KIND_LIF, KIND_READOUT = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class FlatNetwork:
+    """Global-index arrays of a :class:`Network` (times in seconds)."""
+
+    kind: np.ndarray        # (N,) int8: KIND_SOURCE / KIND_LIF / KIND_READOUT
+    tau_m: np.ndarray       # (N,) s (1.0 for sources, unused)
+    tau_s: np.ndarray       # (N,) s
+    theta: np.ndarray       # (N,) threshold (inf for non-spiking)
+    reset: np.ndarray       # (N,)
+    refractory: np.ndarray  # (N,) s
+    out_ptr: np.ndarray     # (N+1,) CSR row pointers over presynaptic neurons
+    out_post: np.ndarray    # (S,) global postsynaptic index
+    out_w: np.ndarray       # (S,) weight
+    out_d: np.ndarray       # (S,) total delay, s (sorted within each row)
+    out_proj: np.ndarray    # (S,) projection number
+    out_syn: np.ndarray     # (S,) synapse number within its projection
+    offsets: dict           # population name -> first global index
+    sizes: dict             # population name -> n
+
+    @property
+    def n_neurons(self) -> int:
+        return len(self.kind)
+
+    def global_index(self, population: str, local) -> np.ndarray:
+        return self.offsets[population] + np.asarray(local)
+
+    def population_of(self, global_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(population number, local index) of global neuron indices."""
+        starts = np.array(list(self.offsets.values()))
+        pop = np.searchsorted(starts, global_idx, side="right") - 1
+        return pop, np.asarray(global_idx) - starts[pop]
+
+
+def flatten(net: Network) -> FlatNetwork:
+    """Flatten a :class:`Network` for the event engine."""
+    offsets = net.offsets()
+    n = net.n_neurons
+    kind = np.zeros(n, np.int8)
+    tau_m = np.ones(n)
+    tau_s = np.full(n, 0.5)
+    theta = np.full(n, np.inf)
+    reset = np.zeros(n)
+    refractory = np.zeros(n)
+    for pop in net.populations:
+        sl = slice(offsets[pop.name], offsets[pop.name] + pop.n)
+        if isinstance(pop, SpikeSource):
+            kind[sl] = KIND_SOURCE
+            continue
+        kind[sl] = KIND_LIF if isinstance(pop, LIF) else KIND_READOUT
+        tau_m[sl], tau_s[sl] = pop.tau_m, pop.tau_s
+        if isinstance(pop, LIF):
+            theta[sl], reset[sl], refractory[sl] = pop.theta, pop.reset, pop.refractory
+        else:
+            assert isinstance(pop, Readout)
+    pre, post, w, d, proj_no, syn_no = [], [], [], [], [], []
+    for k, proj in enumerate(net.projections):
+        pre.append(proj.pre_idx + offsets[proj.pre])
+        post.append(proj.post_idx + offsets[proj.post])
+        w.append(proj.weight)
+        d.append(proj.total_delay())
+        proj_no.append(np.full(proj.n_syn, k, np.int64))
+        syn_no.append(np.arange(proj.n_syn, dtype=np.int64))
+    cat = (lambda xs, dt: np.concatenate(xs).astype(dt) if xs else np.zeros(0, dt))
+    pre, post = cat(pre, np.int64), cat(post, np.int64)
+    w, d = cat(w, float), cat(d, float)
+    proj_no, syn_no = cat(proj_no, np.int64), cat(syn_no, np.int64)
+    order = np.lexsort((post, d, pre))
+    out_ptr = np.zeros(n + 1, np.int64)
+    np.cumsum(np.bincount(pre, minlength=n), out=out_ptr[1:])
+    return FlatNetwork(kind, tau_m, tau_s, theta, reset, refractory, out_ptr,
+                       post[order], w[order], d[order], proj_no[order], syn_no[order],
+                       offsets, {p.name: p.n for p in net.populations})

@@ -1,0 +1,237 @@
+"""The compiled event loop of one trial (numba, releases the GIL).
+
+Two priority queues drive it:
+
+* a min-heap of *fan-outs*: one entry per spike whose arrivals are still in
+  flight, keyed by its next arrival time (outgoing synapses are sorted by
+  delay, so a spike's arrivals come in order and the entry is re-keyed in
+  place after each arrival);
+* an indexed min-heap over neurons of the predicted next threshold crossing
+  given no further input (inf if none), recomputed after each arrival.
+
+The earlier of the two tops is processed; ties go to the spike. Nothing is
+discretised: each arrival is applied at t_spike + d exactly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from .dynamics import next_crossing, state_at
+
+KIND_LIF = 1
+
+STATUS_OK = 0
+STATUS_TOO_MANY_SPIKES = 1
+
+
+@njit(cache=True, inline="always")
+def _sift_up(key, item, pos, k):
+    """Indexed heap (key per item, heap of items, pos of item): move heap slot k up."""
+    it = item[k]
+    kk = key[it]
+    while k > 0:
+        parent = (k - 1) >> 1
+        ip = item[parent]
+        if key[ip] <= kk:
+            break
+        item[k] = ip
+        pos[ip] = k
+        k = parent
+    item[k] = it
+    pos[it] = k
+
+
+@njit(cache=True, inline="always")
+def _sift_down(key, item, pos, k, size):
+    it = item[k]
+    kk = key[it]
+    while True:
+        child = 2 * k + 1
+        if child >= size:
+            break
+        ic = item[child]
+        if child + 1 < size and key[item[child + 1]] < key[ic]:
+            child += 1
+            ic = item[child]
+        if kk <= key[ic]:
+            break
+        item[k] = ic
+        pos[ic] = k
+        k = child
+    item[k] = it
+    pos[it] = k
+
+
+@njit(cache=True, inline="always")
+def _heap_push(hk, hs, size, key, value):
+    """Plain min-heap of (key, value) pairs in arrays; returns the new size."""
+    k = size
+    while k > 0:
+        parent = (k - 1) >> 1
+        if hk[parent] <= key:
+            break
+        hk[k] = hk[parent]
+        hs[k] = hs[parent]
+        k = parent
+    hk[k] = key
+    hs[k] = value
+    return size + 1
+
+
+@njit(cache=True, inline="always")
+def _heap_fix_top(hk, hs, size):
+    """Restore the heap after the key at slot 0 grew."""
+    key, value = hk[0], hs[0]
+    k = 0
+    while True:
+        child = 2 * k + 1
+        if child >= size:
+            break
+        if child + 1 < size and hk[child + 1] < hk[child]:
+            child += 1
+        if key <= hk[child]:
+            break
+        hk[k] = hk[child]
+        hs[k] = hs[child]
+        k = child
+    hk[k] = key
+    hs[k] = value
+
+
+@njit(cache=True)
+def _grow(a, n):
+    b = np.empty(max(2 * a.shape[0], n), a.dtype)
+    b[: a.shape[0]] = a
+    return b
+
+
+@njit(cache=True)
+def _take_samples(samples, sp, sample_times, sample_neurons, t_limit, inclusive,
+                  v, cur, t_last, ref_end, reset, tau_m, tau_s):
+    """Fill sample rows sp.. with times before t_limit (or at it, if inclusive); returns the next row."""
+    while sp < sample_times.shape[0]:
+        ts = sample_times[sp]
+        if ts > t_limit or (ts == t_limit and not inclusive):
+            break
+        for q in range(sample_neurons.shape[0]):
+            j = sample_neurons[q]
+            samples[sp, q] = state_at(v[j], cur[j], t_last[j], ref_end[j], reset[j], tau_m[j], tau_s[j], ts)[0]
+        sp += 1
+    return sp
+
+
+@njit(cache=True, nogil=True)
+def simulate_trial(kind, tau_m, tau_s, theta, reset, refractory, closed_form,
+                   out_ptr, out_post, out_w, out_d,
+                   in_neuron, in_time, t_end, sample_times, sample_neurons, max_spikes):
+    """Simulate one trial from rest on [0, t_end] seconds.
+
+    in_neuron, in_time: input spikes (global neuron index, seconds), sorted by time.
+    Returns (spike_time, spike_neuron, spike_i_minus_theta, samples, status):
+    the emitted spikes in time order (I - theta at each spike, i.e. tau_m dV/dt),
+    V of `sample_neurons` at `sample_times` (shape (n_samples, n_sampled)), and
+    STATUS_TOO_MANY_SPIKES if more than max_spikes spikes were emitted.
+    """
+    n = kind.shape[0]
+    v = np.zeros(n)
+    cur = np.zeros(n)
+    t_last = np.zeros(n)
+    ref_end = np.full(n, -np.inf)
+    # indexed heap of predicted crossings
+    pkey = np.full(n, np.inf)
+    pitem = np.arange(n)
+    ppos = np.arange(n)
+    # fan-out slots and their heap
+    cap = in_time.shape[0] + 1024
+    sl_t = np.empty(cap)
+    sl_c = np.empty(cap, np.int64)
+    sl_n = np.empty(cap, np.int64)
+    hk = np.empty(cap)
+    hs = np.empty(cap, np.int64)
+    hsize = 0
+    n_slots = 0
+    for k in range(in_time.shape[0]):
+        src = in_neuron[k]
+        a = out_ptr[src]
+        if a == out_ptr[src + 1]:
+            continue
+        sl_t[n_slots], sl_c[n_slots], sl_n[n_slots] = in_time[k], a, src
+        hsize = _heap_push(hk, hs, hsize, in_time[k] + out_d[a], n_slots)
+        n_slots += 1
+    # records
+    rcap = 1024
+    r_t = np.empty(rcap)
+    r_n = np.empty(rcap, np.int64)
+    r_g = np.empty(rcap)
+    n_spk = 0
+    samples = np.zeros((sample_times.shape[0], sample_neurons.shape[0]))
+    sp = 0
+    status = STATUS_OK
+    while True:
+        t_a = hk[0] if hsize > 0 else np.inf
+        top = pitem[0]
+        t_p = pkey[top]
+        t_now = min(t_a, t_p)
+        if t_now > t_end:
+            break
+        sp = _take_samples(samples, sp, sample_times, sample_neurons, t_now, False,
+                           v, cur, t_last, ref_end, reset, tau_m, tau_s)
+        if t_p <= t_a:
+            j = top
+            _, cur[j] = state_at(v[j], cur[j], t_last[j], ref_end[j], reset[j], tau_m[j], tau_s[j], t_p)
+            t_last[j] = t_p
+            if n_spk == rcap:
+                r_t, r_n, r_g = _grow(r_t, 0), _grow(r_n, 0), _grow(r_g, 0)
+                rcap = r_t.shape[0]
+            r_t[n_spk], r_n[n_spk], r_g[n_spk] = t_p, j, cur[j] - theta[j]
+            n_spk += 1
+            if n_spk > max_spikes:
+                status = STATUS_TOO_MANY_SPIKES
+                break
+            v[j] = reset[j]
+            ref_end[j] = t_p + refractory[j]
+            a = out_ptr[j]
+            if a < out_ptr[j + 1]:
+                if n_slots == sl_t.shape[0]:
+                    sl_t, sl_c, sl_n = _grow(sl_t, 0), _grow(sl_c, 0), _grow(sl_n, 0)
+                    hk, hs = _grow(hk, 0), _grow(hs, 0)
+                sl_t[n_slots], sl_c[n_slots], sl_n[n_slots] = t_p, a, j
+                hsize = _heap_push(hk, hs, hsize, t_p + out_d[a], n_slots)
+                n_slots += 1
+        else:
+            slot = hs[0]
+            c = sl_c[slot]
+            j = out_post[c]
+            v[j], cur[j] = state_at(v[j], cur[j], t_last[j], ref_end[j], reset[j], tau_m[j], tau_s[j], t_a)
+            t_last[j] = t_a
+            cur[j] += out_w[c]
+            c += 1
+            if c < out_ptr[sl_n[slot] + 1]:
+                sl_c[slot] = c
+                hk[0] = sl_t[slot] + out_d[c]
+                _heap_fix_top(hk, hs, hsize)
+            else:
+                hsize -= 1
+                if hsize > 0:
+                    hk[0], hs[0] = hk[hsize], hs[hsize]
+                    _heap_fix_top(hk, hs, hsize)
+            if kind[j] != KIND_LIF:
+                continue
+        # new prediction for neuron j (spiked or received input)
+        if ref_end[j] > t_last[j]:
+            t0, v0 = ref_end[j], reset[j]
+            i0 = state_at(v[j], cur[j], t_last[j], ref_end[j], reset[j], tau_m[j], tau_s[j], t0)[1]
+        else:
+            t0, v0, i0 = t_last[j], v[j], cur[j]
+        old = pkey[j]
+        pkey[j] = t0 + next_crossing(v0, i0, tau_m[j], tau_s[j], theta[j], closed_form[j])
+        if pkey[j] < old:
+            _sift_up(pkey, pitem, ppos, ppos[j])
+        else:
+            _sift_down(pkey, pitem, ppos, ppos[j], n)
+    if status == STATUS_OK:
+        _take_samples(samples, sp, sample_times, sample_neurons, t_end, True,
+                      v, cur, t_last, ref_end, reset, tau_m, tau_s)
+    return r_t[:n_spk].copy(), r_n[:n_spk].copy(), r_g[:n_spk].copy(), samples, status

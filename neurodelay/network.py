@@ -1,0 +1,299 @@
+"""Declarative description of a spiking network with delays.
+
+A :class:`Network` holds populations (spike sources, LIF neurons, leaky
+integrator readouts) and projections between them. It contains plain arrays
+only (times in seconds, voltages and weights as floats) and is the single
+source of truth that every engine (event engine, Brian2) reads.
+
+Model of an LIF neuron (and of a readout, which never spikes)::
+
+    tau_m dV/dt = -V + I,   tau_s dI/dt = -I
+    V crosses theta from below -> spike, V -> reset, clamped for `refractory` s
+    a spike of i at t arrives at j at t + d_ji and makes I_j jump by w_ji
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from .delays import Delays
+from .units import as_seconds, as_voltage
+
+__all__ = ["SpikeSource", "LIF", "Readout", "Projection", "Network"]
+
+#: smallest allowed relative difference between tau_m and tau_s
+TAU_RELATIVE_GAP = 1e-6
+
+
+def _check_name(name: str) -> str:
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ValueError(f"population name must be a Python identifier, got {name!r}")
+    return name
+
+
+def _check_size(n, name: str) -> int:
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
+        raise ValueError(f"population {name!r}: size must be a positive integer, got {n!r}")
+    return int(n)
+
+
+@dataclass(frozen=True)
+class SpikeSource:
+    """A population of `n` input neurons whose spike times are given per trial."""
+
+    name: str
+    n: int
+
+    def __post_init__(self):
+        object.__setattr__(self, "name", _check_name(self.name))
+        object.__setattr__(self, "n", _check_size(self.n, self.name))
+
+    spiking = True
+
+
+def _time_constants(pop) -> None:
+    shape = (pop.n,)
+    tau_m = as_seconds(pop.tau_m, f"{pop.name}.tau_m", shape, minimum=0.0, strictly=True)
+    tau_s = as_seconds(pop.tau_s, f"{pop.name}.tau_s", shape, minimum=0.0, strictly=True)
+    gap = np.abs(tau_m - tau_s) <= TAU_RELATIVE_GAP * tau_m
+    if np.any(gap):
+        idx = np.flatnonzero(gap)[:5].tolist()
+        raise ValueError(
+            f"{pop.name}: tau_m equals tau_s for neurons {idx}; the equal-time-constant limit is not "
+            f"supported, make them differ by more than {TAU_RELATIVE_GAP:g} relative "
+            f"(e.g. tau_s = 0.999 * tau_m)")
+    object.__setattr__(pop, "tau_m", tau_m)
+    object.__setattr__(pop, "tau_s", tau_s)
+
+
+@dataclass(frozen=True)
+class LIF:
+    """Leaky integrate-and-fire neurons with exponential current synapses.
+
+    tau_m, tau_s, refractory: seconds (scalar or one per neuron, or Brian2 times);
+    theta (threshold, > 0) and reset (< theta): dimensionless or volts.
+    """
+
+    name: str
+    n: int
+    tau_m: object = 20e-3
+    tau_s: object = 5e-3
+    theta: object = 1.0
+    reset: object = 0.0
+    refractory: object = 0.0
+
+    spiking = True
+
+    def __post_init__(self):
+        object.__setattr__(self, "name", _check_name(self.name))
+        object.__setattr__(self, "n", _check_size(self.n, self.name))
+        _time_constants(self)
+        shape = (self.n,)
+        theta = as_voltage(self.theta, f"{self.name}.theta", shape, minimum=0.0, strictly=True)
+        reset = as_voltage(self.reset, f"{self.name}.reset", shape)
+        if np.any(reset >= theta):
+            raise ValueError(f"{self.name}: reset must be below theta "
+                             f"(neurons {np.flatnonzero(reset >= theta)[:5].tolist()})")
+        object.__setattr__(self, "theta", theta)
+        object.__setattr__(self, "reset", reset)
+        object.__setattr__(self, "refractory",
+                           as_seconds(self.refractory, f"{self.name}.refractory", shape, minimum=0.0))
+
+
+@dataclass(frozen=True)
+class Readout:
+    """Non-spiking leaky integrators (same equations as LIF, no threshold)."""
+
+    name: str
+    n: int
+    tau_m: object = 20e-3
+    tau_s: object = 5e-3
+
+    spiking = False
+
+    def __post_init__(self):
+        object.__setattr__(self, "name", _check_name(self.name))
+        object.__setattr__(self, "n", _check_size(self.n, self.name))
+        _time_constants(self)
+
+
+Population = SpikeSource | LIF | Readout
+
+
+@dataclass(frozen=True)
+class Projection:
+    """Synapses from population `pre` onto `post` (names; equal for recurrent).
+
+    pre_idx, post_idx: int arrays (one entry per synapse); weight: per synapse
+    (jump of I, same units as theta); delays: a :class:`Delays`, resolved to
+    plain arrays of the right shapes.
+    """
+
+    pre: str
+    post: str
+    pre_idx: np.ndarray
+    post_idx: np.ndarray
+    weight: np.ndarray
+    delays: Delays = field(default_factory=Delays)
+
+    @property
+    def name(self) -> str:
+        return f"{self.pre}->{self.post}"
+
+    @property
+    def n_syn(self) -> int:
+        return len(self.pre_idx)
+
+    def total_delay(self) -> np.ndarray:
+        """Per-synapse transmission delay (seconds)."""
+        return self.delays.total(self.pre_idx, self.post_idx)
+
+
+def _connectivity(connectivity, n_pre: int, n_post: int, name: str, rng) -> tuple[np.ndarray, np.ndarray]:
+    """(pre_idx, post_idx) from 'all', a probability, a (pre, post) index pair or a boolean mask."""
+    if isinstance(connectivity, str):
+        if connectivity != "all":
+            raise ValueError(f"{name}: connectivity string must be 'all', got {connectivity!r}")
+        post, pre = np.meshgrid(np.arange(n_post), np.arange(n_pre))
+        return pre.ravel(), post.ravel()
+    if isinstance(connectivity, float):
+        if not 0.0 <= connectivity <= 1.0:
+            raise ValueError(f"{name}: connection probability must be in [0, 1], got {connectivity}")
+        mask = np.random.default_rng(rng).random((n_pre, n_post)) < connectivity
+        return _connectivity(mask, n_pre, n_post, name, rng)
+    if isinstance(connectivity, np.ndarray) and connectivity.dtype == bool:
+        if connectivity.shape != (n_pre, n_post):
+            raise ValueError(f"{name}: connectivity mask has shape {connectivity.shape}, "
+                             f"expected (n_pre, n_post) = {(n_pre, n_post)}")
+        pre, post = np.nonzero(connectivity)
+        return pre, post
+    try:
+        pre, post = connectivity
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: connectivity must be 'all', a probability, a boolean (n_pre, n_post) "
+                         f"mask or a (pre_idx, post_idx) pair") from None
+    pre = np.asarray(pre)
+    post = np.asarray(post)
+    for arr, label, n in ((pre, "pre_idx", n_pre), (post, "post_idx", n_post)):
+        if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
+            raise ValueError(f"{name}: {label} must be a 1-d integer array")
+        if arr.size and (arr.min() < 0 or arr.max() >= n):
+            raise ValueError(f"{name}: {label} out of range [0, {n})")
+    if pre.shape != post.shape:
+        raise ValueError(f"{name}: pre_idx and post_idx have different lengths ({pre.size} vs {post.size})")
+    return pre.astype(np.int64), post.astype(np.int64)
+
+
+@dataclass(frozen=True)
+class Network:
+    """Populations (in insertion order) and projections. Immutable: the
+    ``add``/``connect`` methods return a new Network."""
+
+    populations: tuple = ()
+    projections: tuple = ()
+
+    # ---- construction -------------------------------------------------
+    def add(self, *pops: Population) -> "Network":
+        """Return a network with populations added (names must be unique)."""
+        names = set(self.names)
+        for pop in pops:
+            if not isinstance(pop, (SpikeSource, LIF, Readout)):
+                raise TypeError(f"expected SpikeSource, LIF or Readout, got {type(pop).__name__}")
+            if pop.name in names:
+                raise ValueError(f"population name {pop.name!r} is used twice")
+            names.add(pop.name)
+        return replace(self, populations=self.populations + tuple(pops))
+
+    def connect(self, pre: str, post: str, weight, connectivity="all", delays: Delays | None = None,
+                rng=None) -> "Network":
+        """Return a network with a projection pre -> post added.
+
+        weight: scalar or one value per synapse (dimensionless or volts);
+        connectivity: 'all', a probability (needs rng/seed for reproducibility),
+        a boolean (n_pre, n_post) mask or a (pre_idx, post_idx) pair;
+        delays: :class:`Delays` (seconds), default no delay.
+        """
+        pre_pop, post_pop = self[pre], self[post]
+        name = f"{pre}->{post}"
+        if not post_pop.__class__ in (LIF, Readout):
+            raise ValueError(f"{name}: the target {post!r} is a spike source and cannot receive synapses")
+        if isinstance(pre_pop, Readout):
+            raise ValueError(f"{name}: the source {pre!r} is a readout and never spikes")
+        if any(p.pre == pre and p.post == post for p in self.projections):
+            raise ValueError(f"{name}: there is already a projection from {pre!r} to {post!r}")
+        pre_idx, post_idx = _connectivity(connectivity, pre_pop.n, post_pop.n, name, rng)
+        w = as_voltage(weight, f"{name} weight", (len(pre_idx),))
+        d = (delays or Delays()).resolved(pre_pop.n, post_pop.n, len(pre_idx), where=name)
+        proj = Projection(pre, post, pre_idx, post_idx, w, d)
+        return replace(self, projections=self.projections + (proj,))
+
+    # ---- access ---------------------------------------------------------
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.populations)
+
+    def __getitem__(self, name: str) -> Population:
+        for pop in self.populations:
+            if pop.name == name:
+                return pop
+        raise KeyError(f"unknown population {name!r}; the network has {list(self.names)}")
+
+    def projection(self, pre: str, post: str) -> Projection:
+        for proj in self.projections:
+            if proj.pre == pre and proj.post == post:
+                return proj
+        raise KeyError(f"no projection {pre}->{post}; the network has "
+                       f"{[p.name for p in self.projections]}")
+
+    @property
+    def sources(self) -> tuple[SpikeSource, ...]:
+        return tuple(p for p in self.populations if isinstance(p, SpikeSource))
+
+    def offsets(self) -> dict[str, int]:
+        """Index of each population's first neuron in the flat (global) neuron numbering."""
+        out, start = {}, 0
+        for pop in self.populations:
+            out[pop.name] = start
+            start += pop.n
+        return out
+
+    @property
+    def n_neurons(self) -> int:
+        return sum(p.n for p in self.populations)
+
+    def is_feedforward(self) -> bool:
+        """True when the projection graph between populations has no cycle."""
+        edges = {(p.pre, p.post) for p in self.projections}
+        state: dict[str, int] = {}
+
+        def cyclic(node: str) -> bool:
+            state[node] = 1
+            for a, b in edges:
+                if a == node and (state.get(b) == 1 or (state.get(b) is None and cyclic(b))):
+                    return True
+            state[node] = 2
+            return False
+
+        return not any(state.get(n) is None and cyclic(n) for n in self.names)
+
+    # ---- parameter updates ---------------------------------------------
+    def with_projection(self, pre: str, post: str, *, weight=None, **delay_kinds) -> "Network":
+        """Copy with new weights and/or delay arrays (axonal=, dendritic=, synaptic=) for one projection."""
+        projections = []
+        for proj in self.projections:
+            if proj.pre == pre and proj.post == post:
+                n_pre, n_post = self[pre].n, self[post].n
+                w = proj.weight if weight is None else as_voltage(weight, f"{proj.name} weight", (proj.n_syn,))
+                d = proj.delays.replace(**delay_kinds).resolved(n_pre, n_post, proj.n_syn, where=proj.name)
+                proj = replace(proj, weight=w, delays=d)
+            projections.append(proj)
+        self.projection(pre, post)  # raises a clear KeyError if absent
+        return replace(self, projections=tuple(projections))
+
+    def with_population(self, name: str, **params) -> "Network":
+        """Copy with some parameters of one population replaced (e.g. tau_m=...)."""
+        pops = tuple(replace(p, **params) if p.name == name else p for p in self.populations)
+        self[name]
+        return replace(self, populations=pops)
