@@ -1,0 +1,134 @@
+"""Invariances of the event engine: delay-kind equivalences and property-based checks."""
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from neurodelay.delays import Delays
+from neurodelay.events import simulate
+from neurodelay.network import LIF, Network, SpikeSource
+from neurodelay.spikes import SpikeTrains
+
+
+def _poisson_inputs(rng, n_trials, n_in, rate, duration):
+    trains = [[np.sort(rng.uniform(0, duration, rng.poisson(rate * duration))) for _ in range(n_in)]
+              for _ in range(n_trials)]
+    return SpikeTrains.from_lists(trains, n_in)
+
+
+def _layers(seed, hidden_delays: Delays, out_delays: Delays, n_in=12, n_hid=8, n_out=4):
+    rng = np.random.default_rng(seed)
+    net = Network().add(SpikeSource("inp", n_in), LIF("hid", n_hid, tau_m=10e-3, tau_s=2.5e-3),
+                        LIF("out", n_out, tau_m=12e-3, tau_s=4e-3, refractory=1e-3))
+    net = net.connect("inp", "hid", weight=rng.normal(0.5, 0.4, n_in * n_hid), delays=hidden_delays)
+    return net.connect("hid", "out", weight=rng.normal(0.8, 0.4, n_hid * n_out), delays=out_delays)
+
+
+def _spikes(rec):
+    return [(p, rec.spikes(p)) for p in ("hid", "out")]
+
+
+@pytest.mark.parametrize("kind", ["axonal", "dendritic"])
+def test_neuron_delay_equals_synaptic_delay(kind):
+    n_in, n_hid, n_out = 12, 8, 4
+    rng = np.random.default_rng(3)
+    per_pre = {"axonal": (rng.uniform(0, 5e-3, n_in), rng.uniform(0, 5e-3, n_hid))}
+    per_post = {"dendritic": (rng.uniform(0, 5e-3, n_hid), rng.uniform(0, 5e-3, n_out))}
+    values = (per_pre | per_post)[kind]
+    a = _layers(1, Delays(**{kind: values[0]}), Delays(**{kind: values[1]}))
+    syn = []
+    for k, proj in enumerate(a.projections):
+        idx = proj.pre_idx if kind == "axonal" else proj.post_idx
+        syn.append(Delays(synaptic=values[k][idx]))
+    b = _layers(1, *syn)
+    inputs = _poisson_inputs(np.random.default_rng(5), 4, n_in, 80.0, 0.2)
+    ra, rb = simulate(a, inputs, 0.2), simulate(b, inputs, 0.2)
+    assert len(ra.time) > 20, "the network must be active for the comparison to mean something"
+    for (pop, sa), (_, sb) in zip(_spikes(ra), _spikes(rb)):
+        np.testing.assert_array_equal(sa.time, sb.time, err_msg=pop)
+        np.testing.assert_array_equal(sa.neuron, sb.neuron, err_msg=pop)
+
+
+def test_all_three_kinds_add_up():
+    rng = np.random.default_rng(8)
+    a, b, s = rng.uniform(0, 2e-3, 12), rng.uniform(0, 2e-3, 8), rng.uniform(0, 2e-3, 96)
+    mixed = _layers(2, Delays(a, b, s), Delays(synaptic=np.full(32, 1e-3)))
+    proj = mixed.projection("inp", "hid")
+    summed = _layers(2, Delays(synaptic=a[proj.pre_idx] + b[proj.post_idx] + s),
+                     Delays(synaptic=np.full(32, 1e-3)))
+    inputs = _poisson_inputs(np.random.default_rng(9), 3, 12, 80.0, 0.2)
+    r1, r2 = simulate(mixed, inputs, 0.2), simulate(summed, inputs, 0.2)
+    assert len(r1.time) > 20
+    np.testing.assert_array_equal(r1.time, r2.time)
+
+
+def test_trials_are_independent_and_thread_count_irrelevant():
+    net = _layers(4, Delays(synaptic=np.random.default_rng(0).uniform(0, 5e-3, 96)), Delays())
+    inputs = _poisson_inputs(np.random.default_rng(1), 6, 12, 80.0, 0.2)
+    batch = simulate(net, inputs, 0.2, n_threads=2)
+    single = simulate(net, inputs, 0.2, n_threads=1)
+    np.testing.assert_array_equal(batch.time, single.time)
+    for k in (0, 3, 5):
+        alone = simulate(net, inputs.select_trials([k]), 0.2)
+        np.testing.assert_array_equal(alone.time, batch.time[batch.trial == k])
+
+
+# ---- property-based checks on random small (possibly recurrent) networks -------------------
+
+@st.composite
+def random_networks(draw):
+    seed = draw(st.integers(0, 2**31 - 1))
+    n_in, n_hid = draw(st.integers(1, 6)), draw(st.integers(1, 6))
+    recurrent = draw(st.booleans())
+    refractory = draw(st.sampled_from([0.0, 0.5e-3, 2e-3]))
+    tau_m = draw(st.floats(3e-3, 30e-3))
+    ratio = draw(st.sampled_from([0.25, 0.5, 0.8, 1.5]))
+    rng = np.random.default_rng(seed)
+    net = Network().add(SpikeSource("inp", n_in),
+                        LIF("hid", n_hid, tau_m=tau_m, tau_s=ratio * tau_m, refractory=refractory,
+                            theta=rng.uniform(0.5, 1.5, n_hid)))
+    net = net.connect("inp", "hid", weight=rng.uniform(-0.5, 3.0, n_in * n_hid),
+                      delays=Delays(axonal=rng.uniform(0, 3e-3, n_in), synaptic=rng.uniform(0, 3e-3, n_in * n_hid)))
+    if recurrent:
+        mask = rng.random((n_hid, n_hid)) < 0.5
+        net = net.connect("hid", "hid", weight=rng.uniform(-1.0, 1.0, mask.sum()), connectivity=mask,
+                          delays=Delays(dendritic=rng.uniform(0.2e-3, 3e-3, n_hid)))
+    inputs = _poisson_inputs(rng, 2, n_in, 200.0, 0.05)
+    return net, inputs, refractory
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(random_networks())
+def test_spike_trains_are_ordered_and_respect_refractoriness(case):
+    net, inputs, refractory = case
+    rec = simulate(net, inputs, 0.05, n_threads=1)
+    assert np.all(np.diff(rec.trial) >= 0)
+    sp = rec.spikes("hid")
+    for k in range(inputs.n_trials):
+        assert np.all(np.diff(sp.time[sp.trial == k]) >= 0), "record is in time order within a trial"
+        for i in range(sp.n_neurons):
+            t = sp.time[(sp.trial == k) & (sp.neuron == i)]
+            assert np.all(np.diff(t) >= refractory * (1 - 1e-12)), "inter-spike interval below refractory"
+            if refractory == 0.0:
+                assert np.all(np.diff(t) > 0)
+    assert np.all(rec.i_minus_theta >= 0), "a spike is a crossing from below: dV/dt >= 0"
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(random_networks(), st.integers(0, 2**31 - 1))
+def test_synapse_order_is_irrelevant(case, perm_seed):
+    net, inputs, _ = case
+    rng = np.random.default_rng(perm_seed)
+    shuffled = Network(net.populations)
+    for proj in net.projections:
+        p = rng.permutation(proj.n_syn)
+        d = proj.delays
+        syn = None if d.synaptic is None else d.synaptic[p]
+        shuffled = shuffled.connect(proj.pre, proj.post, weight=proj.weight[p],
+                                    connectivity=(proj.pre_idx[p], proj.post_idx[p]),
+                                    delays=Delays(d.axonal, d.dendritic, syn))
+    r1, r2 = simulate(net, inputs, 0.05, n_threads=1), simulate(shuffled, inputs, 0.05, n_threads=1)
+    assert len(r1.time) == len(r2.time)
+    np.testing.assert_array_equal(r1.neuron, r2.neuron)
+    np.testing.assert_allclose(r1.time, r2.time, rtol=0, atol=1e-12)
