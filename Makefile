@@ -3,6 +3,7 @@ VENV    := .venv
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 export NEURODELAY_CACHE ?= $(CURDIR)/build/cache
+export NUMBA_CACHE_DIR ?= $(NEURODELAY_CACHE)/numba
 export MPLBACKEND := Agg
 export PYTHONHASHSEED := 0
 
