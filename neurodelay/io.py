@@ -1,0 +1,323 @@
+"""Spike records as xarray Datasets, and atomic NetCDF files.
+
+Layout of a Dataset written by this module (times in seconds, float64)::
+
+    dimensions   population, trial, spike, input_spike, [sample_time, recorded]
+    population          (population)   names of the network's populations (coordinate)
+    population_size     (population)   number of neurons of each population
+    trial               (trial)        0 .. n_trials-1 (coordinate; keeps empty trials)
+    spike_trial         (spike)        trial of each emitted spike
+    spike_neuron        (spike)        local neuron index within its population
+    spike_population    (spike)        population code = position in ``population``
+    spike_time          (spike)        s
+    spike_i_minus_theta (spike)        I - theta at the spike (record datasets only)
+    input_trial, input_neuron, input_population, input_time   (input_spike): the inputs
+    voltage             (trial, sample_time, recorded)  sampled V, if any
+    sample_time         (sample_time)  s (coordinate)
+    recorded_population, recorded_neuron (recorded): code and local index of each column
+
+Attributes: ``time_unit = "s"``, ``duration`` (s, record datasets),
+``engine``, ``neurodelay_version``, ``created`` (UTC, ISO 8601), ``parameters``
+(a JSON string) and ``seed`` (absent when no seed was given).
+
+Spikes keep the order they had in the record, so a round trip through
+:func:`write_netcdf` / :func:`read_netcdf` and :func:`dataset_to_spike_trains`
+gives back bit-identical arrays.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import tempfile
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import xarray as xr
+
+from . import __version__
+from .spikes import SpikeTrains
+
+__all__ = ["record_to_dataset", "spike_trains_to_dataset", "dataset_to_spike_trains",
+           "write_netcdf", "read_netcdf", "atomic_output", "parameters_to_json",
+           "NetCDFReadError", "SPIKE_GROUPS"]
+
+#: the two spike groups of a dataset: (dimension, variable prefix)
+SPIKE_GROUPS = (("spike", "spike_"), ("input_spike", "input_"))
+
+
+class NetCDFReadError(OSError):
+    """A file exists but is not a readable NetCDF file (corrupt, truncated or not NetCDF)."""
+
+
+# ---- provenance --------------------------------------------------------------------------------
+
+def _json_default(value):
+    try:
+        from brian2.units.fundamentalunits import Quantity
+    except ImportError:  # pragma: no cover - brian2 is a dependency
+        Quantity = ()
+    if isinstance(value, Quantity):
+        return str(value)  # keeps the unit, e.g. "5. ms"
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"parameter value {value!r} of type {type(value).__name__} cannot be written as JSON; "
+                    f"pass numbers, strings, lists, dicts, numpy arrays or Brian2 quantities")
+
+
+def parameters_to_json(parameters: dict | None) -> str:
+    """The parameters dict as a JSON string (sorted keys; numpy values and Brian2 quantities allowed)."""
+    if parameters is None:
+        return "{}"
+    if not isinstance(parameters, dict):
+        raise TypeError(f"parameters must be a dict, got {type(parameters).__name__}")
+    return json.dumps(parameters, sort_keys=True, default=_json_default)
+
+
+def _check_seed(seed):
+    if seed is None:
+        return None
+    arr = np.asarray(seed)
+    if arr.dtype == bool or not np.issubdtype(arr.dtype, np.integer) or arr.ndim > 1:
+        raise TypeError(f"seed must be an integer or a sequence of integers, got {seed!r}")
+    return arr.astype(np.int64) if arr.ndim else int(arr)
+
+
+def _provenance(seed, parameters, engine: str) -> dict:
+    attrs = {
+        "time_unit": "s",
+        "engine": str(engine),
+        "neurodelay_version": __version__,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "parameters": parameters_to_json(parameters),
+    }
+    seed = _check_seed(seed)
+    if seed is not None:
+        attrs["seed"] = seed
+    return attrs
+
+
+# ---- spikes -> Dataset ---------------------------------------------------------------------------
+
+def _spike_group(prefix: str, dim: str, trial, neuron, population, time, extra=None) -> dict:
+    """Variables of one spike group (aligned 1-d arrays along `dim`)."""
+    out = {
+        f"{prefix}trial": (dim, np.asarray(trial, np.int64), {"description": "trial index"}),
+        f"{prefix}neuron": (dim, np.asarray(neuron, np.int64),
+                            {"description": "neuron index within its population"}),
+        f"{prefix}population": (dim, np.asarray(population, np.int32),
+                                {"description": "population code: position in the population coordinate"}),
+        f"{prefix}time": (dim, np.asarray(time, np.float64), {"units": "s", "description": "spike time"}),
+    }
+    out.update(extra or {})
+    return out
+
+
+def _base_dataset(names, sizes, n_trials: int, variables: dict, attrs: dict) -> xr.Dataset:
+    return xr.Dataset(
+        {**variables,
+         "population_size": ("population", np.asarray(sizes, np.int64), {"description": "neurons"})},
+        coords={"population": ("population", np.asarray(list(names), dtype=str)),
+                "trial": ("trial", np.arange(n_trials, dtype=np.int64))},
+        attrs=attrs)
+
+
+def record_to_dataset(record, seed=None, parameters: dict | None = None, *,
+                      engine: str | None = None) -> xr.Dataset:
+    """An :class:`~neurodelay.events.EventRecord` (or any record with the same fields) as a Dataset.
+
+    Emitted spikes go to the ``spike`` dimension (with I - theta), input spikes to
+    ``input_spike``, sampled voltages to ``voltage`` (trial, sample_time, recorded).
+    Times in seconds; see the module docstring for the layout and the attributes.
+    """
+    net = record.network
+    names = list(net.names)
+    sizes = [p.n for p in net.populations]
+    starts = np.array([net.offsets()[name] for name in names], dtype=np.int64)
+
+    def split(global_idx):
+        global_idx = np.asarray(global_idx, np.int64)
+        code = np.searchsorted(starts, global_idx, side="right") - 1
+        return code, global_idx - starts[code]
+
+    pop, local = split(record.neuron)
+    variables = _spike_group("spike_", "spike", record.trial, local, pop, record.time, {
+        "spike_i_minus_theta": ("spike", np.asarray(record.i_minus_theta, np.float64),
+                                {"description": "I - theta at the spike (= tau_m dV/dt)"})})
+    inputs = record.inputs
+    in_pop, in_local = split(inputs.neuron)
+    variables.update(_spike_group("input_", "input_spike", inputs.trial, in_local, in_pop, inputs.time))
+    if len(record.sample_neurons):
+        rec_pop, rec_local = split(record.sample_neurons)
+        variables["voltage"] = (("trial", "sample_time", "recorded"), np.asarray(record.voltage, np.float64),
+                                {"description": "membrane potential V at the sample times"})
+        variables["recorded_population"] = ("recorded", rec_pop.astype(np.int32),
+                                            {"description": "population code of each recorded column"})
+        variables["recorded_neuron"] = ("recorded", rec_local,
+                                        {"description": "neuron index within its population"})
+    attrs = _provenance(seed, parameters, engine or getattr(record, "engine", None) or type(record).__module__)
+    attrs["duration"] = float(record.duration)
+    ds = _base_dataset(names, sizes, record.n_trials, variables, attrs)
+    if len(record.sample_neurons):
+        ds = ds.assign_coords(sample_time=("sample_time", np.asarray(record.sample_times, np.float64),
+                                           {"units": "s"}))
+    return ds
+
+
+def spike_trains_to_dataset(trains: SpikeTrains, population: str = "neurons", *, seed=None,
+                            parameters: dict | None = None, engine: str = "SpikeTrains") -> xr.Dataset:
+    """A :class:`~neurodelay.spikes.SpikeTrains` as a Dataset with one population (``spike`` dimension, s)."""
+    if not isinstance(trains, SpikeTrains):
+        raise TypeError(f"expected a SpikeTrains, got {type(trains).__name__}")
+    if not isinstance(population, str) or not population:
+        raise ValueError(f"population must be a non-empty name, got {population!r}")
+    variables = _spike_group("spike_", "spike", trains.trial, trains.neuron,
+                             np.zeros(len(trains), np.int32), trains.time)
+    return _base_dataset([population], [trains.n_neurons], trains.n_trials, variables,
+                         _provenance(seed, parameters, engine))
+
+
+def dataset_to_spike_trains(ds: xr.Dataset, population: str | None = None) -> SpikeTrains:
+    """The spikes of one population (local indices, s) from a Dataset in this module's layout.
+
+    population=None is allowed when the dataset holds a single population.
+    Emitted and input spikes are both searched.
+    """
+    if not isinstance(ds, xr.Dataset):
+        raise TypeError(f"expected an xarray Dataset, got {type(ds).__name__}")
+    missing = [v for v in ("population", "population_size", "trial") if v not in ds.variables]
+    if missing:
+        raise ValueError(f"dataset lacks {missing}: it was not written by neurodelay.io "
+                         f"(expected the layout of record_to_dataset / spike_trains_to_dataset)")
+    names = [str(n) for n in ds["population"].values]
+    if population is None:
+        if len(names) != 1:
+            raise ValueError(f"the dataset holds {len(names)} populations {names}; name one")
+        population = names[0]
+    if population not in names:
+        raise KeyError(f"population {population!r} is not in the dataset; it has {names}")
+    code = names.index(population)
+    parts = []
+    for dim, prefix in SPIKE_GROUPS:
+        if f"{prefix}time" not in ds.variables:
+            continue
+        mask = ds[f"{prefix}population"].values == code
+        if mask.any():
+            parts.append([ds[f"{prefix}{v}"].values[mask] for v in ("trial", "neuron", "time")])
+    if not parts:
+        parts = [[np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float64)]]
+    trial, neuron, time = (np.concatenate(col) for col in zip(*parts))
+    return SpikeTrains(trial.astype(np.int64), neuron.astype(np.int64), time.astype(np.float64),
+                       ds.sizes["trial"], int(ds["population_size"].values[code]))
+
+
+# ---- files ----------------------------------------------------------------------------------------
+
+def _umask() -> int:
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:  # pragma: no cover - non-Linux
+        pass
+    return 0o022
+
+
+def _fsync_path(path: Path, directory: bool = False) -> None:
+    flags = os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if directory else 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError:  # pragma: no cover - directories cannot be opened on some systems
+        if directory:
+            return
+        raise
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover - fsync of a directory is unsupported on some file systems
+        if not directory:
+            raise
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def atomic_output(path) -> Iterator[Path]:
+    """Write a file atomically: yields a temporary path in the target's directory (same suffix).
+
+    When the block finishes, the temporary is flushed to disk and renamed over
+    `path` (creating parent directories first); if the block raises, the
+    temporary is removed and an existing `path` is left untouched.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"cannot write {path}: it is a directory")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        if not tmp.exists():
+            raise FileNotFoundError(f"nothing was written to the temporary file for {path}")
+        mode = path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~_umask()
+        os.chmod(tmp, mode)
+        _fsync_path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+    _fsync_path(path.parent, directory=True)
+
+
+def _encoding(ds: xr.Dataset) -> dict:
+    """Lossless zlib compression for the non-empty numeric variables."""
+    enc = {}
+    for name, var in ds.variables.items():
+        if var.size and np.issubdtype(var.dtype, np.number):
+            enc[name] = {"zlib": True, "complevel": 4, "shuffle": True}
+    return enc
+
+
+def write_netcdf(ds: xr.Dataset, path, *, compress: bool = True) -> Path:
+    """Write `ds` to `path` (NetCDF4/HDF5 via h5netcdf) atomically; returns the path.
+
+    A crash or error while writing leaves any previous file at `path` intact and
+    no temporary behind. Parent directories are created. Numeric variables are
+    compressed losslessly unless compress=False.
+    """
+    if not isinstance(ds, xr.Dataset):
+        raise TypeError(f"write_netcdf expects an xarray Dataset, got {type(ds).__name__}")
+    path = Path(path)
+    with atomic_output(path) as tmp:
+        ds.to_netcdf(tmp, engine="h5netcdf", encoding=_encoding(ds) if compress else None)
+    return path
+
+
+def read_netcdf(path) -> xr.Dataset:
+    """Read a NetCDF file fully into memory (the file is closed on return).
+
+    Raises FileNotFoundError for a missing file and NetCDFReadError (an OSError)
+    naming the path for a corrupt, truncated or non-NetCDF file.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no NetCDF file at {path}")
+    if path.is_dir():
+        raise IsADirectoryError(f"expected a NetCDF file, {path} is a directory")
+    try:
+        with xr.open_dataset(path, engine="h5netcdf", decode_timedelta=False) as ds:
+            return ds.load()
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+        raise NetCDFReadError(f"cannot read {path}: not a valid NetCDF file, it may be truncated or corrupt "
+                              f"({type(exc).__name__}: {exc})") from None
