@@ -5,10 +5,10 @@ Between events a neuron with state (V0, I0) evolves as::
     I(s) = I0 exp(-s/tau_s)
     V(s) = V0 exp(-s/tau_m) + I0 K (exp(-s/tau_m) - exp(-s/tau_s)),  K = tau_s / (tau_m - tau_s)
 
-so V has at most one extremum, which makes threshold detection exact: the
-maximum is found in closed form, the crossing on the rising branch by
-safeguarded Newton iteration to machine precision (or in closed form when
-tau_m = 2 tau_s). Times in seconds.
+so V has at most one extremum, which makes threshold detection exact: a cheap
+upper bound on V rules most states out, the maximum is found in closed form,
+the crossing on the rising branch by safeguarded Newton iteration to machine
+precision (or in closed form when tau_m = 2 tau_s). Times in seconds.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ import math
 import numpy as np
 from numba import njit
 
-__all__ = ["psp_kernel", "free_voltage", "state_at", "next_crossing", "peak_time", "is_closed_form"]
+__all__ = ["psp_kernel", "free_voltage", "state_at", "next_crossing", "peak_time", "voltage_bound",
+           "is_closed_form"]
 
 
 @njit(cache=True, inline="always")
@@ -60,11 +61,27 @@ def peak_time(v0, i0, tau_m, tau_s):
     return math.log1p((tau_m - tau_s) * (i0 - v0) / den) * tau_m * tau_s / (tau_m - tau_s)
 
 
+@njit(cache=True, inline="always")
+def voltage_bound(v0, i0, tau_m, tau_s):
+    """An upper bound on V(s) for all s >= 0 from (v0, i0) with no further input; no transcendentals.
+
+    V rises only while I > V, and I(s) <= max(i0, 0), so V <= max(v0, i0, 0). For
+    tau_m > tau_s it is tighter: where V has a maximum (i0 > v0, i0 > 0) dV/dt = 0
+    there, so V_max = I(s_max) = i0 q**p with q = (tau_s i0 + (tau_m - tau_s) v0) / (tau_m i0)
+    in (0, 1) and p = tau_m / (tau_m - tau_s) > 1, hence V_max < i0 q.
+    """
+    if tau_m > tau_s:
+        return max(v0, (tau_s * i0 + (tau_m - tau_s) * v0) / tau_m, 0.0)
+    return max(v0, i0, 0.0)
+
+
 @njit(cache=True)
 def next_crossing(v0, i0, tau_m, tau_s, theta, closed_form):
     """Delay s >= 0 until V first reaches theta (> 0) with no further input, or inf."""
     if v0 >= theta:
         return 0.0
+    if voltage_bound(v0, i0, tau_m, tau_s) < theta:
+        return np.inf
     s_max = peak_time(v0, i0, tau_m, tau_s)
     if s_max < 0.0:
         return np.inf

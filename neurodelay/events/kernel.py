@@ -5,12 +5,20 @@ Two priority queues drive it:
 * a min-heap of *fan-outs*: one entry per spike whose arrivals are still in
   flight, keyed by its next arrival time (outgoing synapses are sorted by
   delay, so a spike's arrivals come in order and the entry is re-keyed in
-  place after each arrival);
+  place after each arrival); input spikes enter it when they are emitted, and
+  the slots of finished fan-outs are recycled, so it stays small and cached;
 * an indexed min-heap over neurons of the predicted next threshold crossing
   given no further input (inf if none), recomputed after each arrival.
 
 The earlier of the two tops is processed; ties go to the spike. Nothing is
 discretised: each arrival is applied at t_spike + d exactly.
+
+Performance note: the loop lives in a function whose arrays are all arguments
+and never reassigned (growing them happens outside, after which the loop is
+re-entered), and its helpers are plain numba functions that LLVM inlines.
+Array variables reassigned inside a loop, or helpers inlined at numba IR level
+with array arguments, make numba emit atomic reference counting on every
+event, which cost more than all the arithmetic.
 """
 
 from __future__ import annotations
@@ -26,7 +34,7 @@ STATUS_OK = 0
 STATUS_TOO_MANY_SPIKES = 1
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _sift_up(key, item, pos, k):
     """Indexed heap (key per item, heap of items, pos of item): move heap slot k up."""
     it = item[k]
@@ -43,7 +51,7 @@ def _sift_up(key, item, pos, k):
     pos[it] = k
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _sift_down(key, item, pos, k, size):
     it = item[k]
     kk = key[it]
@@ -64,7 +72,7 @@ def _sift_down(key, item, pos, k, size):
     pos[it] = k
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _heap_push(hk, hs, size, key, value):
     """Plain min-heap of (key, value) pairs in arrays; returns the new size."""
     k = size
@@ -80,7 +88,7 @@ def _heap_push(hk, hs, size, key, value):
     return size + 1
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _heap_fix_top(hk, hs, size):
     """Restore the heap after the key at slot 0 grew."""
     key, value = hk[0], hs[0]
@@ -122,6 +130,115 @@ def _take_samples(samples, sp, sample_times, sample_neurons, t_limit, inclusive,
     return sp
 
 
+# what _event_loop returns: finished, or it stopped (state intact) because an array is full
+_DONE, _NEED_SLOTS, _NEED_RECORDS = 0, 1, 2
+# positions in the int64 `counters` array that carries the loop's scalar state across re-entries
+_HSIZE, _NFREE, _KIN, _NSPK, _SP, _STATUS = 0, 1, 2, 3, 4, 5
+
+
+@njit(cache=True, nogil=True)
+def _event_loop(kind, tau_m, tau_s, theta, reset, refractory, closed_form,
+                out_ptr, out_post, out_w, out_d, in_neuron, in_time, t_end, sample_times, sample_neurons,
+                max_spikes, v, cur, t_last, ref_end, pkey, pitem, ppos,
+                sl_t, sl_c, sl_n, free, hk, hs, r_t, r_n, r_g, samples, counters):
+    """Process events in time order until t_end, or until a slot or record array is full.
+
+    No array is reassigned here (growing them is the caller's job): numba then
+    needs no reference counting inside the loop, which would otherwise dominate
+    its cost. Returns _DONE, _NEED_SLOTS or _NEED_RECORDS.
+    """
+    n = kind.shape[0]
+    hsize, n_free, k_in = counters[_HSIZE], counters[_NFREE], counters[_KIN]
+    n_spk, sp, status = counters[_NSPK], counters[_SP], counters[_STATUS]
+    n_in, n_samples = in_time.shape[0], sample_times.shape[0]
+    code = _DONE
+    while True:
+        t_a = hk[0] if hsize > 0 else np.inf
+        top = pitem[0]
+        t_p = pkey[top]
+        t_now = min(t_a, t_p)
+        # admit the input spikes emitted by now; their arrivals are all later, so the
+        # fan-out heap holds only spikes in flight
+        while k_in < n_in and in_time[k_in] <= t_now:
+            src = in_neuron[k_in]
+            a = out_ptr[src]
+            if a < out_ptr[src + 1]:
+                if n_free == 0:
+                    code = _NEED_SLOTS
+                    break
+                n_free -= 1
+                slot = free[n_free]
+                sl_t[slot], sl_c[slot], sl_n[slot] = in_time[k_in], a, src
+                hsize = _heap_push(hk, hs, hsize, in_time[k_in] + out_d[a], slot)
+                t_a = hk[0]
+                t_now = min(t_a, t_p)
+            k_in += 1
+        if code != _DONE or t_now > t_end:
+            break
+        if sp < n_samples and sample_times[sp] < t_now:
+            sp = _take_samples(samples, sp, sample_times, sample_neurons, t_now, False,
+                               v, cur, t_last, ref_end, reset, tau_m, tau_s)
+        if t_p <= t_a:
+            j = top
+            a = out_ptr[j]
+            if n_spk == r_t.shape[0]:
+                code = _NEED_RECORDS
+                break
+            if a < out_ptr[j + 1] and n_free == 0:
+                code = _NEED_SLOTS
+                break
+            _, cur[j] = state_at(v[j], cur[j], t_last[j], ref_end[j], reset[j], tau_m[j], tau_s[j], t_p)
+            t_last[j] = t_p
+            r_t[n_spk], r_n[n_spk], r_g[n_spk] = t_p, j, cur[j] - theta[j]
+            n_spk += 1
+            if n_spk > max_spikes:
+                status = STATUS_TOO_MANY_SPIKES
+                break
+            v[j] = reset[j]
+            ref_end[j] = t_p + refractory[j]
+            if a < out_ptr[j + 1]:
+                n_free -= 1
+                slot = free[n_free]
+                sl_t[slot], sl_c[slot], sl_n[slot] = t_p, a, j
+                hsize = _heap_push(hk, hs, hsize, t_p + out_d[a], slot)
+        else:
+            slot = hs[0]
+            c = sl_c[slot]
+            j = out_post[c]
+            v[j], cur[j] = state_at(v[j], cur[j], t_last[j], ref_end[j], reset[j], tau_m[j], tau_s[j], t_a)
+            t_last[j] = t_a
+            cur[j] += out_w[c]
+            c += 1
+            if c < out_ptr[sl_n[slot] + 1]:
+                sl_c[slot] = c
+                hk[0] = sl_t[slot] + out_d[c]
+                _heap_fix_top(hk, hs, hsize)
+            else:
+                free[n_free] = slot
+                n_free += 1
+                hsize -= 1
+                if hsize > 0:
+                    hk[0], hs[0] = hk[hsize], hs[hsize]
+                    _heap_fix_top(hk, hs, hsize)
+            if kind[j] != KIND_LIF:
+                continue
+        # new prediction for neuron j (spiked or received input)
+        if ref_end[j] > t_last[j]:
+            t0, v0 = ref_end[j], reset[j]
+            i0 = state_at(v[j], cur[j], t_last[j], ref_end[j], reset[j], tau_m[j], tau_s[j], t0)[1]
+        else:
+            t0, v0, i0 = t_last[j], v[j], cur[j]
+        old = pkey[j]
+        pkey[j] = t0 + next_crossing(v0, i0, tau_m[j], tau_s[j], theta[j], closed_form[j])
+        if pkey[j] < old:
+            _sift_up(pkey, pitem, ppos, ppos[j])
+        else:
+            _sift_down(pkey, pitem, ppos, ppos[j], n)
+    counters[_HSIZE], counters[_NFREE], counters[_KIN] = hsize, n_free, k_in
+    counters[_NSPK], counters[_SP], counters[_STATUS] = n_spk, sp, status
+    return code
+
+
 @njit(cache=True, nogil=True)
 def simulate_trial(kind, tau_m, tau_s, theta, reset, refractory, closed_form,
                    out_ptr, out_post, out_w, out_d,
@@ -143,95 +260,38 @@ def simulate_trial(kind, tau_m, tau_s, theta, reset, refractory, closed_form,
     pkey = np.full(n, np.inf)
     pitem = np.arange(n)
     ppos = np.arange(n)
-    # fan-out slots and their heap
-    cap = in_time.shape[0] + 1024
+    # fan-out slots of the spikes in flight, recycled through a free list, and their heap
+    cap = 1024
     sl_t = np.empty(cap)
     sl_c = np.empty(cap, np.int64)
     sl_n = np.empty(cap, np.int64)
+    free = np.arange(cap - 1, -1, -1)
     hk = np.empty(cap)
     hs = np.empty(cap, np.int64)
-    hsize = 0
-    n_slots = 0
-    for k in range(in_time.shape[0]):
-        src = in_neuron[k]
-        a = out_ptr[src]
-        if a == out_ptr[src + 1]:
-            continue
-        sl_t[n_slots], sl_c[n_slots], sl_n[n_slots] = in_time[k], a, src
-        hsize = _heap_push(hk, hs, hsize, in_time[k] + out_d[a], n_slots)
-        n_slots += 1
     # records
-    rcap = 1024
-    r_t = np.empty(rcap)
-    r_n = np.empty(rcap, np.int64)
-    r_g = np.empty(rcap)
-    n_spk = 0
+    r_t = np.empty(cap)
+    r_n = np.empty(cap, np.int64)
+    r_g = np.empty(cap)
     samples = np.zeros((sample_times.shape[0], sample_neurons.shape[0]))
-    sp = 0
-    status = STATUS_OK
+    counters = np.zeros(6, np.int64)
+    counters[_NFREE] = cap
+    counters[_STATUS] = STATUS_OK
     while True:
-        t_a = hk[0] if hsize > 0 else np.inf
-        top = pitem[0]
-        t_p = pkey[top]
-        t_now = min(t_a, t_p)
-        if t_now > t_end:
+        code = _event_loop(kind, tau_m, tau_s, theta, reset, refractory, closed_form,
+                           out_ptr, out_post, out_w, out_d, in_neuron, in_time, t_end, sample_times,
+                           sample_neurons, max_spikes, v, cur, t_last, ref_end, pkey, pitem, ppos,
+                           sl_t, sl_c, sl_n, free, hk, hs, r_t, r_n, r_g, samples, counters)
+        if code == _NEED_SLOTS:  # all slots in flight: double them, the new ones are free
+            cap = sl_t.shape[0]
+            sl_t, sl_c, sl_n, hk, hs = _grow(sl_t, 0), _grow(sl_c, 0), _grow(sl_n, 0), _grow(hk, 0), _grow(hs, 0)
+            free = np.arange(2 * cap - 1, -1, -1)  # entries [0, cap) are the new slots 2cap-1 .. cap
+            counters[_NFREE] = cap
+        elif code == _NEED_RECORDS:
+            r_t, r_n, r_g = _grow(r_t, 0), _grow(r_n, 0), _grow(r_g, 0)
+        else:
             break
-        sp = _take_samples(samples, sp, sample_times, sample_neurons, t_now, False,
-                           v, cur, t_last, ref_end, reset, tau_m, tau_s)
-        if t_p <= t_a:
-            j = top
-            _, cur[j] = state_at(v[j], cur[j], t_last[j], ref_end[j], reset[j], tau_m[j], tau_s[j], t_p)
-            t_last[j] = t_p
-            if n_spk == rcap:
-                r_t, r_n, r_g = _grow(r_t, 0), _grow(r_n, 0), _grow(r_g, 0)
-                rcap = r_t.shape[0]
-            r_t[n_spk], r_n[n_spk], r_g[n_spk] = t_p, j, cur[j] - theta[j]
-            n_spk += 1
-            if n_spk > max_spikes:
-                status = STATUS_TOO_MANY_SPIKES
-                break
-            v[j] = reset[j]
-            ref_end[j] = t_p + refractory[j]
-            a = out_ptr[j]
-            if a < out_ptr[j + 1]:
-                if n_slots == sl_t.shape[0]:
-                    sl_t, sl_c, sl_n = _grow(sl_t, 0), _grow(sl_c, 0), _grow(sl_n, 0)
-                    hk, hs = _grow(hk, 0), _grow(hs, 0)
-                sl_t[n_slots], sl_c[n_slots], sl_n[n_slots] = t_p, a, j
-                hsize = _heap_push(hk, hs, hsize, t_p + out_d[a], n_slots)
-                n_slots += 1
-        else:
-            slot = hs[0]
-            c = sl_c[slot]
-            j = out_post[c]
-            v[j], cur[j] = state_at(v[j], cur[j], t_last[j], ref_end[j], reset[j], tau_m[j], tau_s[j], t_a)
-            t_last[j] = t_a
-            cur[j] += out_w[c]
-            c += 1
-            if c < out_ptr[sl_n[slot] + 1]:
-                sl_c[slot] = c
-                hk[0] = sl_t[slot] + out_d[c]
-                _heap_fix_top(hk, hs, hsize)
-            else:
-                hsize -= 1
-                if hsize > 0:
-                    hk[0], hs[0] = hk[hsize], hs[hsize]
-                    _heap_fix_top(hk, hs, hsize)
-            if kind[j] != KIND_LIF:
-                continue
-        # new prediction for neuron j (spiked or received input)
-        if ref_end[j] > t_last[j]:
-            t0, v0 = ref_end[j], reset[j]
-            i0 = state_at(v[j], cur[j], t_last[j], ref_end[j], reset[j], tau_m[j], tau_s[j], t0)[1]
-        else:
-            t0, v0, i0 = t_last[j], v[j], cur[j]
-        old = pkey[j]
-        pkey[j] = t0 + next_crossing(v0, i0, tau_m[j], tau_s[j], theta[j], closed_form[j])
-        if pkey[j] < old:
-            _sift_up(pkey, pitem, ppos, ppos[j])
-        else:
-            _sift_down(pkey, pitem, ppos, ppos[j], n)
+    n_spk, status = counters[_NSPK], counters[_STATUS]
     if status == STATUS_OK:
-        _take_samples(samples, sp, sample_times, sample_neurons, t_end, True,
+        _take_samples(samples, counters[_SP], sample_times, sample_neurons, t_end, True,
                       v, cur, t_last, ref_end, reset, tau_m, tau_s)
     return r_t[:n_spk].copy(), r_n[:n_spk].copy(), r_g[:n_spk].copy(), samples, status
