@@ -50,6 +50,7 @@ from neurodelay.delays import Delays  # noqa: E402
 from neurodelay.events import simulate  # noqa: E402
 from neurodelay.events.forward import default_threads  # noqa: E402
 from neurodelay.events.kernel import simulate_trial  # noqa: E402
+from neurodelay.nest import simulate_nest  # noqa: E402
 from neurodelay.network import LIF, Network, SpikeSource  # noqa: E402
 from neurodelay.spikes import SpikeTrains  # noqa: E402
 
@@ -170,42 +171,9 @@ def run_engine(net: Network, inputs: SpikeTrains, duration: float, threads: int)
 
 def run_nest(net: Network, inputs: SpikeTrains, trial: int, duration: float, threads: int) -> dict:
     """One trial in NEST iaf_psc_exp_ps; build and Simulate timed separately."""
-    import nest
-
-    with stopwatch() as t_build:
-        nest.ResetKernel()
-        nest.verbosity = nest.VerbosityLevel.ERROR
-        nest.SetKernelStatus({"resolution": RESOLUTION * 1e3, "local_num_threads": threads})
-        lif = net["lif"]
-        mask = inputs.trial == trial
-        times, neuron = inputs.time[mask] * 1e3, inputs.neuron[mask]
-        order = np.argsort(neuron, kind="stable")
-        bounds = np.searchsorted(neuron[order], np.arange(net["ext"].n + 1))
-        gens = nest.Create("spike_generator", net["ext"].n, params={"precise_times": True})
-        gens.set([{"spike_times": np.sort(times[order[a:b]])} for a, b in zip(bounds[:-1], bounds[1:])])
-        nodes = nest.Create("iaf_psc_exp_ps", lif.n)
-        ms = 1e3
-        # tau_m dV/dt = -V + I  <=>  C_m = tau_m (R = 1 GOhm), E_L = 0, weights in pA = jumps of I in mV
-        nodes.set(E_L=0.0, I_e=0.0)
-        nodes.set(tau_m=list(lif.tau_m * ms), C_m=list(lif.tau_m * ms), tau_syn_ex=list(lif.tau_s * ms),
-                  tau_syn_in=list(lif.tau_s * ms), V_th=list(lif.theta), V_reset=list(lif.reset),
-                  t_ref=list(lif.refractory * ms))
-        nodes.set(V_m=0.0)
-        ids = {"ext": np.array(gens.tolist()), "lif": np.array(nodes.tolist())}
-        for proj in net.projections:
-            steps = np.rint(proj.total_delay() / RESOLUTION)
-            nest.Connect(ids[proj.pre][proj.pre_idx], ids[proj.post][proj.post_idx], "one_to_one",
-                         {"synapse_model": "static_synapse", "weight": proj.weight,
-                          "delay": steps * (RESOLUTION * ms)})
-        recorder = nest.Create("spike_recorder")
-        nest.Connect(nodes, recorder)
-    with stopwatch() as t_sim:
-        nest.Simulate(duration * ms)
-    events = recorder.get("events")
-    order = np.argsort(events["times"], kind="stable")
-    return {"build_s": t_build(), "wall_s": t_sim(),
-            "neuron": (np.asarray(events["senders"], np.int64) - ids["lif"][0])[order],
-            "time": np.asarray(events["times"], float)[order] * 1e-3}
+    run = simulate_nest(net, inputs, duration, trial=trial, resolution=RESOLUTION, threads=threads)
+    return {"build_s": run.build_s, "wall_s": run.simulate_s,
+            "neuron": run.neuron - net.offsets()["lif"], "time": run.time}
 
 
 def run_nest_batch(net: Network, inputs: SpikeTrains, duration: float, threads: int) -> dict:

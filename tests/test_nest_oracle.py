@@ -20,64 +20,11 @@ nest = pytest.importorskip("nest")
 
 from neurodelay.delays import Delays  # noqa: E402
 from neurodelay.events import simulate  # noqa: E402
+from neurodelay.nest import NEST_ROOT_TOLERANCE_MV, simulate_nest  # noqa: E402
 from neurodelay.network import LIF, Network, SpikeSource  # noqa: E402
 from neurodelay.spikes import SpikeTrains  # noqa: E402
 
-NEST_MODEL = "iaf_psc_exp_ps"
 RESOLUTION = 1e-4  # s (0.1 ms)
-NEST_ROOT_TOLERANCE_MV = 1e-14  # regula falsi stops when |V - theta| < 1e-14 mV (libnestutil/regula_falsi.h)
-
-
-def _on_grid(values: np.ndarray, what: str) -> np.ndarray:
-    """Whole numbers of NEST steps; refuses values off the grid."""
-    steps = np.rint(np.asarray(values) / RESOLUTION)
-    if np.any(np.abs(steps * RESOLUTION - values) > 1e-12 * RESOLUTION):
-        raise ValueError(f"{what} must be multiples of the NEST resolution {RESOLUTION} s")
-    return steps.astype(np.int64)
-
-
-def _nest_spikes(net: Network, inputs: SpikeTrains, duration: float) -> tuple[np.ndarray, np.ndarray]:
-    """Simulate trial 0 of `net` in NEST (1 thread); returns (global neuron index, time in s) of LIF spikes."""
-    nest.ResetKernel()
-    nest.verbosity = nest.VerbosityLevel.ERROR
-    nest.SetKernelStatus({"resolution": RESOLUTION * 1e3, "local_num_threads": 1})
-    offsets = net.offsets()
-    node_ids = {}
-    for pop in net.populations:
-        if isinstance(pop, SpikeSource):
-            gens = nest.Create("spike_generator", pop.n, params={"precise_times": True})
-            mask = inputs.trial == 0
-            for i in range(pop.n):
-                gens[i].spike_times = np.sort(inputs.time[mask & (inputs.neuron == offsets[pop.name] + i)]) * 1e3
-            node_ids[pop.name] = np.array(gens.tolist())
-            continue
-        assert isinstance(pop, LIF), "the NEST oracle covers spike sources and LIF populations"
-        if np.any(_on_grid(pop.refractory, f"{pop.name}.refractory") < 1):
-            raise ValueError(f"{pop.name}: NEST needs a refractory period of at least one step ({RESOLUTION} s)")
-        ms = 1e3
-        nodes = nest.Create(NEST_MODEL, pop.n)
-        nodes.set(E_L=0.0, I_e=0.0, V_min=-np.inf)
-        nodes.set(tau_m=list(pop.tau_m * ms), C_m=list(pop.tau_m * ms),  # R = tau_m / C_m = 1 GOhm
-                  tau_syn_ex=list(pop.tau_s * ms), tau_syn_in=list(pop.tau_s * ms),
-                  V_th=list(pop.theta), V_reset=list(pop.reset), t_ref=list(pop.refractory * ms))
-        nodes.set(V_m=0.0, I_syn_ex=0.0, I_syn_in=0.0)  # after E_L: setting E_L shifts V_m
-        state = nodes.get(["V_m", "I_e", "I_syn_ex", "I_syn_in", "E_L"])
-        assert all(np.all(np.asarray(state[k]) == 0.0) for k in state), f"NEST initial state is not rest: {state}"
-        node_ids[pop.name] = np.array(nodes.tolist())
-    for proj in net.projections:
-        steps = _on_grid(proj.total_delay(), f"{proj.name} delays")
-        nest.Connect(node_ids[proj.pre][proj.pre_idx], node_ids[proj.post][proj.post_idx], "one_to_one",
-                     {"synapse_model": "static_synapse", "weight": proj.weight,
-                      "delay": steps * (RESOLUTION * 1e3)})
-    recorder = nest.Create("spike_recorder")
-    lif_names = [p.name for p in net.populations if isinstance(p, LIF)]
-    for name in lif_names:
-        nest.Connect(nest.NodeCollection(node_ids[name].tolist()), recorder)
-    nest.Simulate(duration * 1e3)
-    events = recorder.get("events")
-    to_global = {int(nid): offsets[name] + k for name in lif_names for k, nid in enumerate(node_ids[name])}
-    neuron = np.array([to_global[int(s)] for s in events["senders"]], dtype=np.int64)
-    return neuron, np.asarray(events["times"], dtype=float) * 1e-3
 
 
 def _match(net, engine_neuron, engine_time, nest_neuron, nest_time):
@@ -147,7 +94,8 @@ def test_two_layer_network_matches_nest():
     net, inputs, duration = _two_layer_network(seed=1)
     assert np.any(net.projection("inp", "hid").weight < 0)  # the inhibitory NEST synapse is exercised
     rec = simulate(net, inputs, duration, n_threads=1)
-    nest_neuron, nest_time = _nest_spikes(net, inputs, duration)
+    run = simulate_nest(net, inputs, duration, resolution=RESOLUTION)
+    nest_neuron, nest_time = run.neuron, run.time
     mismatched, diffs = _match(net, rec.neuron, rec.time, nest_neuron, nest_time)
     n_hid = np.sum(rec.spikes("hid").counts())
     n_out = np.sum(rec.spikes("out").counts())
@@ -178,7 +126,8 @@ def test_recurrent_network_with_long_delays_matches_nest():
     np.maximum.at(last_arrival, proj.pre_idx, proj.total_delay())
     assert len(inputs) / duration * last_arrival.mean() > 2048, "input spikes in flight at once, on average"
     rec = simulate(net, inputs, duration, n_threads=1)
-    nest_neuron, nest_time = _nest_spikes(net, inputs, duration)
+    run = simulate_nest(net, inputs, duration, resolution=RESOLUTION)
+    nest_neuron, nest_time = run.neuron, run.time
     mismatched, diffs = _match(net, rec.neuron, rec.time, nest_neuron, nest_time)
     assert len(rec.time) >= 2000
     assert not mismatched, f"(population, neuron, engine count, NEST count): {mismatched[:10]}"
@@ -202,7 +151,8 @@ def test_single_neuron_matches_nest_to_its_root_tolerance():
     net = net.connect("inp", "out", weight=rng.normal(0.5, 0.6, n_in), delays=delays)
     inputs = _poisson_inputs(rng, n_in, 30.0, duration)
     rec = simulate(net, inputs, duration, n_threads=1)
-    nest_neuron, nest_time = _nest_spikes(net, inputs, duration)
+    run = simulate_nest(net, inputs, duration, resolution=RESOLUTION)
+    nest_neuron, nest_time = run.neuron, run.time
     mismatched, diffs = _match(net, rec.neuron, rec.time, nest_neuron, nest_time)
     assert not mismatched, mismatched
     assert len(diffs) >= 10, "the test neuron must spike repeatedly"
