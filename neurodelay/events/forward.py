@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -11,22 +9,12 @@ import numpy as np
 from ..network import Network, SpikeSource
 from ..spikes import SpikeTrains
 from ..units import as_seconds
+from .batch import default_threads, map_trials
 from .dynamics import is_closed_form
 from .flat import FlatNetwork, flatten
 from .kernel import STATUS_TOO_MANY_SPIKES, simulate_trial
 
 __all__ = ["EventRecord", "simulate", "default_threads"]
-
-
-def default_threads() -> int:
-    """Worker threads for batched trials: $NEURODELAY_THREADS or the number of usable cores."""
-    env = os.environ.get("NEURODELAY_THREADS")
-    if env:
-        return max(1, int(env))
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - non-Linux
-        return os.cpu_count() or 1
 
 
 @dataclass(frozen=True)
@@ -155,17 +143,7 @@ def simulate(net: Network, inputs, duration, *, record=(), sample_times=None,
         return out
 
     n_trials = merged.n_trials
-    results = [run(0)] if n_trials else []  # compiles (or loads the cache) once, in this thread
-    threads = min(n_threads or default_threads(), max(n_trials - 1, 1))
-    rest = range(1, n_trials)
-    if progress:
-        from tqdm.auto import tqdm
-        rest = tqdm(rest, total=n_trials - 1, desc="trials", unit="trial")
-    if threads > 1 and n_trials > 2:
-        with ThreadPoolExecutor(threads) as pool:
-            results += list(pool.map(run, rest))
-    else:
-        results += [run(k) for k in rest]
+    results = map_trials(run, n_trials, n_threads, progress)
     counts = [len(r[0]) for r in results]
     cat = (lambda i, dt: np.concatenate([r[i] for r in results]).astype(dt) if results else np.zeros(0, dt))
     voltage = (np.stack([r[3] for r in results]) if results

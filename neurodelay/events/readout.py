@@ -1,0 +1,185 @@
+"""Exact voltage trajectories of neurons that do not spike (readouts, silent LIF neurons).
+
+A neuron that never spikes is a linear filter of its arrivals: between two
+arrivals ``V = A exp(-t/tau_m) + B exp(-t/tau_s)`` has at most one extremum
+(:func:`~neurodelay.events.dynamics.peak_time`), so its maximum over
+[0, duration] and its exponentially weighted integral follow in closed form
+from the arrivals alone. The arrivals are rebuilt from an
+:class:`~neurodelay.events.EventRecord` (presynaptic spikes + delays), with the
+same floating-point operations as the engines, so a maximum located at an
+arrival time is bit-identical to that arrival time.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from ..network import SpikeSource
+from .dynamics import free_voltage, peak_time
+
+__all__ = ["exp_overlap", "incoming_arrivals", "max_voltage", "weighted_voltage_integral"]
+
+_TRIALS_PER_CHUNK = 8
+
+
+@njit(cache=True, inline="always")
+def exp_overlap(length, a, b):
+    """Integral over x in [0, length] of exp(-a x) exp(-b (length - x)), without overflow or cancellation."""
+    if a == b:
+        return length * math.exp(-a * length)
+    lo, hi = (a, b) if a < b else (b, a)
+    return math.exp(-lo * length) * (-math.expm1(-(hi - lo) * length)) / (hi - lo)
+
+
+@njit(cache=True, nogil=True)
+def _gather(sp_trial, sp_neuron, sp_time, sub_ptr, sub_syn, target_of_syn, out_d, out_w, t_end, n_targets, n_trials):
+    """Arrivals t_spike + d <= t_end through the synapses sub_syn (CSR sub_ptr over presynaptic
+    neurons) of target ``target_of_syn[c]``, grouped per (trial, target) and sorted by time."""
+    n_groups = n_trials * n_targets
+    ptr = np.zeros(n_groups + 1, np.int64)
+    for k in range(sp_time.shape[0]):
+        n = sp_neuron[k]
+        for q in range(sub_ptr[n], sub_ptr[n + 1]):
+            c = sub_syn[q]
+            if sp_time[k] + out_d[c] <= t_end:
+                ptr[sp_trial[k] * n_targets + target_of_syn[c] + 1] += 1
+    for g in range(n_groups):
+        ptr[g + 1] += ptr[g]
+    fill = ptr[:-1].copy()
+    time = np.empty(ptr[n_groups])
+    weight = np.empty(ptr[n_groups])
+    for k in range(sp_time.shape[0]):
+        n = sp_neuron[k]
+        for q in range(sub_ptr[n], sub_ptr[n + 1]):
+            c = sub_syn[q]
+            t = sp_time[k] + out_d[c]          # the engines' t_spike + d, bit for bit
+            if t <= t_end:
+                g = sp_trial[k] * n_targets + target_of_syn[c]
+                time[fill[g]], weight[fill[g]] = t, out_w[c]
+                fill[g] += 1
+    for g in range(n_groups):
+        a, b = ptr[g], ptr[g + 1]
+        if b - a > 1:
+            order = np.argsort(time[a:b])
+            time[a:b] = time[a:b][order]
+            weight[a:b] = weight[a:b][order]
+    return ptr, time, weight
+
+
+def incoming_arrivals(record, neurons, trials: tuple[int, int] | None = None
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Arrivals at the given global neurons (a sorted array), grouped per (trial, neuron).
+
+    trials: a range (first, stop) of trials (default: all). Returns (group_ptr,
+    time s, weight): the arrivals of neuron ``neurons[q]`` in trial first + b are
+    ``group_ptr[b * len(neurons) + q]`` up to the next pointer, sorted by time.
+    Arrivals after the record's duration are dropped (the engines never apply them).
+    """
+    flat = record.flat
+    n = flat.n_neurons
+    first, stop = (0, record.n_trials) if trials is None else trials
+    neurons = np.asarray(neurons, np.int64)
+    local = np.full(n, -1, np.int64)
+    local[neurons] = np.arange(len(neurons))
+    target_of_syn = local[flat.out_post]
+    selected = np.flatnonzero(target_of_syn >= 0)               # synapses into the targets, grouped by pre
+    pre_of_syn = np.repeat(np.arange(n), np.diff(flat.out_ptr))
+    sub_ptr = np.zeros(n + 1, np.int64)
+    np.cumsum(np.bincount(pre_of_syn[selected], minlength=n), out=sub_ptr[1:])
+    ins = slice(*np.searchsorted(record.inputs.trial, [first, stop]))
+    own = slice(*np.searchsorted(record.trial, [first, stop]))
+    return _gather(np.concatenate([record.inputs.trial[ins], record.trial[own]]) - first,
+                   np.concatenate([record.inputs.neuron[ins], record.neuron[own]]),
+                   np.concatenate([record.inputs.time[ins], record.time[own]]),
+                   sub_ptr, selected, target_of_syn, flat.out_d, flat.out_w, float(record.duration),
+                   len(neurons), stop - first)
+
+
+@njit(cache=True, nogil=True)
+def _trajectory_stats(group_ptr, group_neuron, time, weight, tau_m, tau_s, t_end, rate):
+    """Per group (one neuron in one trial, arrivals sorted by time): max of V on [0, t_end],
+    its time, and the integral of exp(-rate t) V(t) dt over [0, t_end]."""
+    n_groups = group_ptr.shape[0] - 1
+    v_max = np.zeros(n_groups)
+    t_max = np.zeros(n_groups)
+    integral = np.zeros(n_groups)
+    for g in range(n_groups):
+        j = group_neuron[g]
+        tm, ts = tau_m[j], tau_s[j]
+        k_ratio = ts / (tm - ts)
+        v, i, t_last = 0.0, 0.0, 0.0
+        best, best_t, acc = 0.0, 0.0, 0.0
+        for q in range(group_ptr[g], group_ptr[g + 1] + 1):
+            t_next = time[q] if q < group_ptr[g + 1] else t_end
+            span = t_next - t_last
+            s_peak = peak_time(v, i, tm, ts)
+            if 0.0 < s_peak < span:
+                vp = free_voltage(v, i, tm, ts, s_peak)
+                if vp > best:
+                    best, best_t = vp, t_last + s_peak
+            v_next = free_voltage(v, i, tm, ts, span)
+            if v_next > best:
+                best, best_t = v_next, t_next
+            acc += math.exp(-rate * t_last) * (
+                v * exp_overlap(span, rate + 1.0 / tm, 0.0)
+                + i * k_ratio * (exp_overlap(span, rate + 1.0 / tm, 0.0) - exp_overlap(span, rate + 1.0 / ts, 0.0)))
+            if q < group_ptr[g + 1]:
+                i = i * math.exp(-span / ts) + weight[q]
+                v = v_next
+                t_last = t_next
+        v_max[g], t_max[g], integral[g] = best, best_t, acc
+    return v_max, t_max, integral
+
+
+def _stats(record, population: str, rate: float, mask=None):
+    """(v_max, t_max, integral), each (n_trials, n), NaN where mask is False or the neuron spiked."""
+    flat = record.flat
+    off, n = flat.offsets[population], flat.sizes[population]
+    if isinstance(record.network[population], SpikeSource):
+        raise ValueError(f"{population!r} is a spike source; it has no voltage")
+    n_trials = record.n_trials
+    silent = record.spikes(population).counts() == 0
+    if mask is not None:
+        mask = np.asarray(mask, bool)
+        if mask.shape != (n_trials, n):
+            raise ValueError(f"mask has shape {mask.shape}, expected (n_trials, n) = {(n_trials, n)}")
+        silent &= mask
+    out = [np.empty((n_trials, n)) for _ in range(3)]
+    for first in range(0, n_trials, _TRIALS_PER_CHUNK):     # bounded memory for large batches
+        stop = min(first + _TRIALS_PER_CHUNK, n_trials)
+        group_ptr, time, weight = incoming_arrivals(record, np.arange(off, off + n), (first, stop))
+        group_neuron = np.tile(np.arange(off, off + n), stop - first).astype(np.int64)
+        stats = _trajectory_stats(group_ptr, group_neuron, time, weight,
+                                  flat.tau_m, flat.tau_s, float(record.duration), float(rate))
+        for x, y in zip(out, stats):
+            x[first:stop] = y.reshape(stop - first, n)
+    for x in out:
+        x[~silent] = np.nan
+    return out
+
+
+def max_voltage(record, population: str, mask=None) -> tuple[np.ndarray, np.ndarray]:
+    """Exact maximum of V over [0, duration] and its time (s), each of shape (n_trials, n).
+
+    For readouts, and for LIF neurons in trials where they do not spike (NaN
+    where they spike, or where `mask` (n_trials, n) is False). V = 0 at t = 0
+    counts as a candidate, so the maximum is >= 0. A maximum at an arrival
+    time (a kink, after an inhibitory arrival) is reported at exactly that time.
+    """
+    v_max, t_max, _ = _stats(record, population, 0.0, mask)
+    return v_max, t_max
+
+
+def weighted_voltage_integral(record, population: str, tau_weight: float | None = None) -> np.ndarray:
+    """Score per (trial, neuron): ``integral_0^D exp(-t/tau_weight) V dt / tau_weight`` (D = duration),
+    or the plain time average ``integral_0^D V dt / D`` when tau_weight is None. Shape (n_trials, n)."""
+    duration = float(record.duration)
+    if tau_weight is None:
+        return _stats(record, population, 0.0)[2] / duration
+    tau_weight = float(tau_weight)
+    if not tau_weight > 0:
+        raise ValueError(f"tau_weight must be > 0 seconds, got {tau_weight}")
+    return _stats(record, population, 1.0 / tau_weight)[2] / tau_weight
