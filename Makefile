@@ -30,6 +30,7 @@ figures: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/forward.py --quick --json build/bench/forward.json
+	$(PY) bench/gradient.py --quick --json build/bench/gradient.json
 
 clean:
 	rm -rf build

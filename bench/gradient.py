@@ -56,30 +56,33 @@ INPUT_WINDOW = 1.0   # s: input spikes fall in [0, 1 s)
 LOG_BYTES_PER_EVENT = 24
 
 
-def build_network(max_delay: float, recurrent: bool, seed: int = 1) -> Network:
-    """The SHD-sized network; synaptic delays uniform on [0, max_delay] s."""
+def build_network(max_delay: float, recurrent: bool, seed: int = 1, n_in: int = N_IN, n_hid: int = N_HID,
+                  n_out: int = N_OUT) -> Network:
+    """The SHD-sized network (smaller with n_in / n_hid / n_out); synaptic delays uniform on [0, max_delay] s."""
     rng = np.random.default_rng(seed)
-    net = Network().add(SpikeSource("inp", N_IN),
-                        LIF("hid", N_HID, tau_m=20e-3, tau_s=5e-3, refractory=1e-3),
-                        Readout("out", N_OUT, tau_m=20e-3, tau_s=5e-3))
+    net = Network().add(SpikeSource("inp", n_in),
+                        LIF("hid", n_hid, tau_m=20e-3, tau_s=5e-3, refractory=1e-3),
+                        Readout("out", n_out, tau_m=20e-3, tau_s=5e-3))
 
     def delays(n):
         return Delays(synaptic=rng.uniform(0.0, max_delay, n))
 
-    net = net.connect("inp", "hid", rng.normal(0.03, 0.08, N_IN * N_HID), delays=delays(N_IN * N_HID))
+    net = net.connect("inp", "hid", rng.normal(0.03, 0.08, n_in * n_hid), delays=delays(n_in * n_hid))
     if recurrent:
-        net = net.connect("hid", "hid", rng.normal(-0.01, 0.05, N_HID * N_HID), delays=delays(N_HID * N_HID))
-    return net.connect("hid", "out", rng.normal(0.0, 0.3, N_HID * N_OUT), delays=delays(N_HID * N_OUT))
+        net = net.connect("hid", "hid", rng.normal(-0.01, 0.05, n_hid * n_hid), delays=delays(n_hid * n_hid))
+    return net.connect("hid", "out", rng.normal(0.0, 0.3, n_hid * n_out), delays=delays(n_hid * n_out))
 
 
-def random_inputs(n_trials: int, spikes_per_trial: int, seed: int) -> tuple[SpikeTrains, np.ndarray]:
-    """About spikes_per_trial (Poisson) uniform random input spikes per trial, and random labels."""
+def random_inputs(n_trials: int, spikes_per_trial: int, seed: int, n_in: int = N_IN,
+                  n_classes: int = N_OUT) -> tuple[SpikeTrains, np.ndarray]:
+    """About spikes_per_trial (Poisson) uniform random input spikes per trial on n_in channels
+    in [0, INPUT_WINDOW) s, and random labels in [0, n_classes)."""
     rng = np.random.default_rng(seed)
     counts = rng.poisson(spikes_per_trial, n_trials)
     trial = np.repeat(np.arange(n_trials), counts)
-    inputs = SpikeTrains(trial, rng.integers(0, N_IN, counts.sum()), rng.uniform(0, INPUT_WINDOW, counts.sum()),
-                         n_trials, N_IN)
-    return inputs, rng.integers(0, N_OUT, n_trials)
+    inputs = SpikeTrains(trial, rng.integers(0, n_in, counts.sum()), rng.uniform(0, INPUT_WINDOW, counts.sum()),
+                         n_trials, n_in)
+    return inputs, rng.integers(0, n_classes, n_trials)
 
 
 def param_keys(net: Network) -> list:

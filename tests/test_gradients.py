@@ -11,7 +11,8 @@ Finite differences are only meaningful where the loss is smooth. A step that
 creates or deletes a spike (the spike count of some neuron changes), or that
 moves the maximum of a readout's voltage to another local maximum (its time
 jumps), is detected and that coordinate is skipped; the tests assert that
-only a few coordinates are skipped, so the check cannot pass vacuously.
+only a few coordinates are skipped, so the check cannot pass vacuously. The
+finite-difference helpers and the random networks live in neurodelay.gradcheck.
 """
 
 import numpy as np
@@ -22,42 +23,16 @@ from neurodelay.delays import Delays
 from neurodelay.events import AdjointSources, adjoint, simulate
 from neurodelay.events.adjoint import RecordMismatchError
 from neurodelay.events.readout import max_voltage
+from neurodelay.gradcheck import FD_STEP, finite_differences, parameter_keys, random_network
 from neurodelay.gradients import gradients_to_dataset, get_param, loss_and_grad, set_param
 from neurodelay.network import LIF, Network, Readout, SpikeSource
 from neurodelay.spikes import SpikeTrains
 
 DURATION = 0.05
 RTOL = 1e-5
-# finite-difference steps: weights and thresholds are O(1); delays and time constants in s (ms scale)
-STEP = {"weight": 1e-6, "theta": 1e-6, "synaptic": 1e-8, "axonal": 1e-8, "dendritic": 1e-8,
-        "tau_m": 1e-8, "tau_s": 1e-8}
-
-
-def _random_network(seed: int, recurrent: bool):
-    """inp -> hid (LIF, refractory, all three delay kinds) [-> hid] -> out (readout) and -> ttfs (LIF)."""
-    rng = np.random.default_rng(seed)
-    n_in, n_h, n_o = 5, 6, 3
-    net = Network().add(
-        SpikeSource("inp", n_in),
-        LIF("hid", n_h, tau_m=rng.uniform(8e-3, 12e-3, n_h), tau_s=rng.uniform(3e-3, 5e-3, n_h), refractory=1e-3),
-        Readout("out", n_o, tau_m=15e-3, tau_s=rng.uniform(3e-3, 4e-3, n_o)),
-        LIF("ttfs", n_o, tau_m=8e-3, tau_s=2.5e-3, theta=rng.uniform(0.8, 1.2, n_o)))
-    net = net.connect("inp", "hid", rng.uniform(0.0, 1.6, n_in * n_h),
-                      delays=Delays(axonal=rng.uniform(0, 2e-3, n_in), dendritic=rng.uniform(0, 2e-3, n_h),
-                                    synaptic=rng.uniform(0, 4e-3, n_in * n_h)))
-    if recurrent:
-        pre, post = np.array([0, 1, 2, 3, 4, 5, 0, 2]), np.array([1, 2, 3, 4, 5, 0, 3, 5])
-        net = net.connect("hid", "hid", rng.uniform(-0.4, 0.8, 8), connectivity=(pre, post),
-                          delays=Delays(synaptic=rng.uniform(0.5e-3, 3e-3, 8)))
-    net = net.connect("hid", "out", rng.uniform(-1.0, 1.5, n_h * n_o),
-                      delays=Delays(synaptic=rng.uniform(0, 5e-3, n_h * n_o)))
-    net = net.connect("hid", "ttfs", rng.uniform(-0.2, 2.5, n_h * n_o),
-                      delays=Delays(synaptic=rng.uniform(0, 5e-3, n_h * n_o)))
-    n_trials = 2
-    inputs = SpikeTrains.from_lists([[np.sort(rng.uniform(0, 0.03, 3)) for _ in range(n_in)]
-                                     for _ in range(n_trials)])
-    return net, inputs, rng.integers(0, n_o, n_trials)
-
+STEP = FD_STEP   # finite-difference steps by parameter kind
+_random_network = random_network
+_keys = parameter_keys
 
 # (seed, recurrent): chosen so that hidden neurons spike several times and the
 # TTFS outputs include both firing and silent neurons (checked by the guard below)
@@ -76,45 +51,9 @@ LOSSES = {
 READOUT_LOSSES = {"max_voltage_ce", "exp_integral_ce", "mean_voltage_ce"}
 
 
-def _keys(net):
-    keys = [("inp->hid", kind) for kind in ("weight", "synaptic", "axonal", "dendritic")]
-    keys += [(p.name, kind) for p in net.projections[1:] for kind in ("weight", "synaptic")]
-    keys += [(pop, kind) for pop in ("hid", "out", "ttfs") for kind in ("tau_m", "tau_s")]
-    keys += [("hid", "theta"), ("ttfs", "theta"), ("ttfs", "tau_m", "shared"), ("out", "tau_m", "shared")]
-    return keys
-
-
-def _smooth_signature(record):
-    """What must not change between the FD evaluations: spike counts and which local maximum of
-    each readout is the global one (its time moves continuously, by about the step)."""
-    counts = np.bincount(record.neuron, minlength=record.flat.n_neurons)
-    return counts, max_voltage(record, "out")[1]
-
-
-def _same_branch(a, b) -> bool:
-    return np.array_equal(a[0], b[0]) and np.max(np.abs(a[1] - b[1])) < 1e-6
-
-
 def _finite_differences(net, inputs, loss, labels, key):
-    """Central differences of the batch-mean loss for each coordinate of the parameter `key`
-    (NaN where a step leaves the smooth branch)."""
-    base = _smooth_signature(simulate(net, inputs, DURATION))
-    value = get_param(net, key)
-    flat = value.reshape(-1)
-    h = STEP[key[1]]
-    out = np.full(flat.size, np.nan)
-    for i in range(flat.size):
-        losses_pm = []
-        for sign in (1.0, -1.0):
-            shifted = flat.copy()
-            shifted[i] += sign * h
-            record = simulate(set_param(net, key, shifted.reshape(value.shape)), inputs, DURATION)
-            if not _same_branch(_smooth_signature(record), base):
-                break
-            losses_pm.append(np.mean(loss.value(record, labels)))
-        else:
-            out[i] = (losses_pm[0] - losses_pm[1]) / (2 * h)
-    return out.reshape(value.shape)
+    """Central differences of the batch-mean loss over DURATION (NaN where a step leaves the smooth branch)."""
+    return finite_differences(net, inputs, DURATION, loss, labels, key)
 
 
 def _assert_close(grad, fd, key):
