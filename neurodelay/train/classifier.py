@@ -1,0 +1,154 @@
+"""A spiking network as a trainable classifier: exact EventProp gradients, decisions from the output.
+
+:class:`SpikingClassifier` implements the :class:`~neurodelay.train.model.Model`
+interface on top of :func:`neurodelay.gradients.loss_and_grad`. The class of
+a trial is read from the output population by one of three rules:
+
+* ``first_spike``: the output LIF neuron that fires first (undecided, -1, if none fires);
+* ``max_voltage``: the readout whose maximum voltage over the trial is largest;
+* ``integral``: the readout with the largest exponentially weighted voltage
+  integral (time constant ``tau_weight`` s, or the plain mean if None).
+
+Determinism: the engines give bit-identical results for any number of
+threads, so a run is reproducible from its seed alone.
+
+Training noise (optional, off by default): each input spike time is moved
+by Gaussian noise of standard deviation ``input_noise`` seconds during
+training only (drawn from the trainer's generator), clipped into [0, duration].
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..events import simulate
+from ..events.readout import max_voltage, weighted_voltage_integral
+from ..gradients import check_key, get_param, loss_and_grad, set_param
+from ..losses import Loss, first_spikes
+from ..network import Network
+from ..spikes import SpikeTrains
+from .model import BatchResult, Evaluation
+from .optim import key_name
+
+__all__ = ["SpikingClassifier", "DECISIONS", "decide"]
+
+DECISIONS = ("first_spike", "max_voltage", "integral")
+
+
+def decide(record, population: str, rule: str, tau_weight: float | None = None) -> np.ndarray:
+    """Predicted class (int64, -1 = undecided) of every trial of an event record (see the module docstring)."""
+    if rule == "first_spike":
+        times, _ = first_spikes(record, population)
+        pred = np.argmin(times, axis=1)
+        pred[~np.isfinite(times.min(axis=1))] = -1
+        return pred.astype(np.int64)
+    if rule == "max_voltage":
+        scores = max_voltage(record, population)[0]
+    elif rule == "integral":
+        scores = weighted_voltage_integral(record, population, tau_weight)
+    else:
+        raise ValueError(f"unknown decision rule {rule!r}; choose one of {DECISIONS}")
+    return np.argmax(scores, axis=1).astype(np.int64)
+
+
+class SpikingClassifier:
+    """A network, the keys it trains, its loss and its decision rule (an immutable value).
+
+    network: the :class:`~neurodelay.network.Network`; keys: parameter keys
+    of :mod:`neurodelay.gradients` (e.g. ``("input->hidden", "weight")``);
+    loss: a :class:`~neurodelay.losses.Loss`; output: the population read
+    out; decision: one of :data:`DECISIONS`; duration: trial length (s,
+    default: each data set's own); eval_chunk: trials simulated at once in
+    :meth:`evaluate`; n_threads: engine threads (default: all cores).
+    """
+
+    def __init__(self, network: Network, keys, loss: Loss, output: str, decision: str = "first_spike", *,
+                 duration: float | None = None, tau_weight: float | None = None, input_noise: float = 0.0,
+                 eval_chunk: int = 2000, n_threads: int | None = None):
+        if decision not in DECISIONS:
+            raise ValueError(f"unknown decision rule {decision!r}; choose one of {DECISIONS}")
+        if not isinstance(loss, Loss):
+            raise TypeError(f"loss must be a neurodelay.losses.Loss, got {type(loss).__name__}")
+        network[output]  # raises a clear KeyError for unknown populations
+        keys = tuple(sorted((check_key(network, tuple(k)) for k in keys), key=key_name))
+        if not keys:
+            raise ValueError("a classifier needs at least one trained parameter key")
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"a parameter key is listed twice: {[key_name(k) for k in keys]}")
+        if input_noise < 0:
+            raise ValueError(f"input_noise must be >= 0 s, got {input_noise}")
+        self._network = network
+        self._keys = keys
+        self.loss = loss
+        self.output = output
+        self.decision = decision
+        self.duration = duration
+        self.tau_weight = tau_weight
+        self.input_noise = float(input_noise)
+        self.eval_chunk = int(eval_chunk)
+        self.n_threads = n_threads
+
+    # ---- Model interface ----------------------------------------------------------------------
+    @property
+    def keys(self) -> tuple:
+        return self._keys
+
+    @property
+    def network(self) -> Network:
+        return self._network
+
+    def values(self) -> dict:
+        return {k: get_param(self._network, k) for k in self._keys}
+
+    def with_values(self, values: dict) -> "SpikingClassifier":
+        net = self._network
+        for key in self._keys:
+            if key in values:
+                net = set_param(net, key, values[key])
+        return self.with_network(net)
+
+    def with_network(self, network: Network) -> "SpikingClassifier":
+        """The same classifier on another network (same populations and projections)."""
+        clone = object.__new__(SpikingClassifier)
+        clone.__dict__.update(self.__dict__)
+        clone._network = network
+        return clone
+
+    def _duration(self, data) -> float:
+        return float(self.duration if self.duration is not None else data.duration)
+
+    def _noisy(self, inputs: SpikeTrains, duration: float, rng: np.random.Generator) -> SpikeTrains:
+        if self.input_noise == 0.0 or len(inputs) == 0:
+            return inputs
+        time = np.clip(inputs.time + rng.normal(0.0, self.input_noise, len(inputs)), 0.0, duration)
+        return SpikeTrains(inputs.trial, inputs.neuron, time, inputs.n_trials, inputs.n_neurons)
+
+    def loss_and_grad(self, batch, rng: np.random.Generator) -> BatchResult:
+        duration = self._duration(batch)
+        inputs = self._noisy(batch.inputs, duration, rng)
+        result = loss_and_grad(self._network, inputs, duration, self.loss, batch.labels, params=self._keys,
+                               n_threads=self.n_threads)
+        pred = decide(result.record, self.output, self.decision, self.tau_weight)
+        return BatchResult(result.loss, result.grads, int(np.sum(pred == batch.labels)), len(batch))
+
+    def evaluate(self, data) -> Evaluation:
+        duration = self._duration(data)
+        losses, preds = [], []
+        for start in range(0, len(data), self.eval_chunk):
+            part = data.select(np.arange(start, min(start + self.eval_chunk, len(data))))
+            record = simulate(self._network, part.inputs, duration, n_threads=self.n_threads)
+            losses.append(self.loss.value(record, part.labels))
+            preds.append(decide(record, self.output, self.decision, self.tau_weight))
+        losses = np.concatenate(losses) if losses else np.zeros(0)
+        preds = np.concatenate(preds) if preds else np.zeros(0, np.int64)
+        accuracy = float(np.mean(preds == data.labels)) if len(data) else float("nan")
+        return Evaluation(float(np.mean(losses)) if len(losses) else float("nan"), accuracy, preds)
+
+    def predict(self, inputs: SpikeTrains, duration: float) -> np.ndarray:
+        """Predicted class of each trial of `inputs` (no labels needed; -1 = undecided)."""
+        preds = []
+        for start in range(0, inputs.n_trials, self.eval_chunk):
+            part = inputs.select_trials(np.arange(start, min(start + self.eval_chunk, inputs.n_trials)))
+            record = simulate(self._network, part, duration, n_threads=self.n_threads)
+            preds.append(decide(record, self.output, self.decision, self.tau_weight))
+        return np.concatenate(preds) if preds else np.zeros(0, np.int64)

@@ -1,0 +1,117 @@
+"""The settings of one training run: defaults per task, a JSON/TOML file, command-line overrides.
+
+A :class:`RunConfig` is a flat, JSON-able record. Times are in seconds,
+learning rates in parameter units per step (weights: threshold units,
+delays: seconds; time constants are trained in log space, so ``lr_tau`` is a
+relative change per step). ``learn`` names the parameter kinds
+that are trained: ``weight``, the delay kinds ``axonal``, ``dendritic``,
+``synaptic`` and the time constants ``tau_m``, ``tau_s``.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from ..delays import DELAY_KINDS
+
+__all__ = ["RunConfig", "load_config_file", "LEARNABLE"]
+
+LEARNABLE = ("weight",) + DELAY_KINDS + ("tau_m", "tau_s")
+
+
+@dataclass
+class RunConfig:
+    """Everything that defines a training run (see the module docstring; None = the task's default)."""
+
+    task: str = "yinyang"
+    hidden: int | None = None              # hidden neurons
+    learn: tuple | None = None             # parameter kinds to train
+    epochs: int | None = None
+    batch_size: int | None = None
+    seed: int = 0
+    lr: float | None = None                # weights
+    lr_delay: float | None = None          # s per step
+    lr_tau: float | None = None            # relative change per step (log space)
+    lr_by: dict = field(default_factory=dict)        # {key name or kind: lr}, overrides the three above
+    schedule: dict = field(default_factory=dict)     # Schedule fields (kind, gamma, step_size, ...)
+    clip_norm: float | None = None
+    d_max: float | None = None             # largest delay, s
+    delay_mode: str = "clip"               # 'clip' or 'sigmoid'
+    delay_init: dict = field(default_factory=dict)   # scheme, low, high (s)
+    n_train: int | None = None             # use only the first n trials of each split (None: all)
+    n_validation: int | None = None
+    n_test: int | None = None
+    patience: int | None = None            # early stopping (epochs without validation improvement)
+    quantise: float | None = None          # evaluate with delays rounded to this grid, s
+    task_options: dict = field(default_factory=dict)   # passed to the task generator
+    model_options: dict = field(default_factory=dict)  # passed to the task's network builder
+
+    def __post_init__(self):
+        if isinstance(self.learn, str):
+            self.learn = tuple(s.strip() for s in self.learn.split(",") if s.strip())
+        if self.learn is not None:
+            self.learn = tuple(self.learn)
+            unknown = [k for k in self.learn if k not in LEARNABLE]
+            if unknown:
+                raise ValueError(f"cannot learn {unknown}; choose from {list(LEARNABLE)}")
+            if not self.learn:
+                raise ValueError("learn is empty: name at least one parameter kind to train")
+        if self.delay_mode not in ("clip", "sigmoid"):
+            raise ValueError(f"delay_mode must be 'clip' or 'sigmoid', got {self.delay_mode!r}")
+        for name in ("hidden", "epochs", "batch_size", "n_train", "n_validation", "n_test", "patience"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or int(value) != value or value < 1):
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        for name in ("lr", "lr_delay", "lr_tau", "d_max", "quantise", "clip_norm"):
+            value = getattr(self, name)
+            if value is not None and not float(value) > 0:
+                raise ValueError(f"{name} must be > 0, got {value!r}")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["learn"] = None if self.learn is None else list(self.learn)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunConfig":
+        names = {f.name for f in fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown configuration key(s) {sorted(unknown)}; known: {sorted(names)}")
+        return cls(**d)
+
+    def merged(self, overrides: dict) -> "RunConfig":
+        """Copy with the non-None entries of `overrides` replacing these values."""
+        d = self.to_dict()
+        d.update({k: v for k, v in overrides.items() if v is not None})
+        return RunConfig.from_dict(d)
+
+    def with_defaults(self, defaults: dict) -> "RunConfig":
+        """Copy with None entries (and empty dicts) filled from `defaults`."""
+        d = self.to_dict()
+        for key, value in defaults.items():
+            if d.get(key) is None or d.get(key) == {}:
+                d[key] = value
+        return RunConfig.from_dict(d)
+
+
+def load_config_file(path) -> dict:
+    """A configuration dict from a .json or .toml file (keys as in :class:`RunConfig`)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"configuration file {path} does not exist")
+    text = path.read_text()
+    if path.suffix == ".toml":
+        try:
+            return tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ValueError(f"{path}: invalid TOML ({exc})") from None
+    if path.suffix == ".json":
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}: invalid JSON ({exc})") from None
+    raise ValueError(f"{path}: configuration files must end in .json or .toml")

@@ -1,0 +1,311 @@
+"""Published training set-ups: per task, its data splits, network, loss, decision rule and defaults.
+
+A recipe turns a :class:`~neurodelay.train.config.RunConfig` into data
+(train / validation / test :class:`~neurodelay.data.TaskData`) and a
+:class:`~neurodelay.train.classifier.SpikingClassifier` whose trained keys
+follow ``config.learn``: ``weight`` and the delay kinds apply to the recipe's
+trainable projections, ``tau_m`` / ``tau_s`` to its trainable populations
+(one value per neuron). A delay kind that is learned is created with
+``config.delay_init`` (scheme ``uniform`` on [low, high] s by default).
+
+Recipes (times in seconds):
+
+* ``yinyang`` — DelGrad's simulation set-up: 5 inputs (4 latencies + bias)
+  -> ``hidden`` LIF -> 3 output LIF, tau_s = 5 ms, tau_m = 2 tau_s,
+  theta = 1, single-spike neurons (refractory for the whole trial), trial
+  4 tau_s; shift-invariant first-spike MSE with margin 0.2 tau_s (time unit
+  tau_s); Adam lr 0.005 (delays: 0.005 tau_s per step), batch 150, 300
+  epochs, cosine decay of the learning rates to 2 % (chosen over Göltz et
+  al.'s StepLR(0.95, 20) by validation accuracy); Göltz's normal
+  initialisation rescaled to tau_m = 2 tau_s (:func:`psp_peak`); learned
+  delays start uniform in [0, 0.2 tau_s] and stay in [0, 2 tau_s].
+* ``sequence`` — mlGeNN's sequence detection: 2 inputs -> 2 readouts,
+  weights fixed at 1, synaptic delays learned from the *worst* start (each
+  readout's delays make the *other* order coincide: 0 % accuracy at
+  initialisation); max-over-time cross-entropy.
+* ``mts_xor`` — multi-time-scale XOR: 30 inputs -> ``hidden`` LIF
+  (refractory 1 ms) -> 2 readouts; max-over-time readout voltage,
+  cross-entropy. The homogeneous baseline has tau_m = 20 ms, tau_s = 5 ms
+  everywhere; learned delays start uniform in [0, 10] ms (d_max 200 ms).
+* ``digits`` — permuted sequential 8x8 digits: 9 inputs -> recurrent
+  ``hidden`` LIF (refractory 1 ms) -> 10 readouts, max-over-time readout
+  cross-entropy; delay kinds apply to the recurrent projection only (or to
+  ``model_options['delay_projections']``), starting uniform in [0, 64] ms.
+
+``model_options`` of the readout tasks: ``readout`` ('max' or 'integral',
+with ``tau_weight`` s), ``tau_m``, ``tau_s``, ``readout_tau_m`` (s),
+``input_mean``, ``input_gain``, ``recurrent_gain``, ``output_gain``
+(fan-in initialisation: N(mean, gain / sqrt(n_pre))).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from ..data import digits, mts_xor, sequence, yinyang
+from ..delays import DELAY_KINDS
+from ..gradients import get_param, set_param
+from ..losses import FirstSpikeMSE, MaxVoltageCrossEntropy, WeightedIntegralCrossEntropy
+from ..network import LIF, Network, Readout, SpikeSource
+from .classifier import SpikingClassifier
+from .config import RunConfig
+from .constraints import constraint_for
+from .init import init_delays, init_weights, psp_peak
+from .optim import Adam, Schedule
+
+__all__ = ["Recipe", "RECIPES", "get_recipe", "build_model", "make_optimiser", "make_constraints",
+           "resolve_config", "digits_matched_hidden"]
+
+
+@dataclass(frozen=True)
+class Built:
+    """What a recipe's builder returns before the trained keys are chosen."""
+
+    network: Network
+    loss: object
+    output: str
+    decision: str
+    projections: tuple          # projection names whose weights / delays may be trained
+    populations: tuple          # population names whose time constants may be trained
+    classifier_options: dict
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A task's defaults (RunConfig fields), its data splits and its network builder."""
+
+    name: str
+    defaults: dict
+    splits: Callable            # (config) -> (train, validation, test)
+    build: Callable             # (config, rng) -> Built
+    description: str = ""
+
+
+# ------------------------------------------------------------------------------------------ Yin-Yang
+YY_TAU_S = 5e-3
+
+
+def _yy_splits(cfg: RunConfig):
+    opts = dict(cfg.task_options)
+    return (yinyang("train", cfg.n_train, **opts), yinyang("validation", cfg.n_validation, **opts),
+            yinyang("test", cfg.n_test, **opts))
+
+
+def _yy_build(cfg: RunConfig, rng: np.random.Generator) -> Built:
+    o = dict(cfg.model_options)
+    tau_s = float(cfg.task_options.get("tau_s", YY_TAU_S))
+    tau_m = float(o.get("tau_m_ratio", 2.0)) * tau_s
+    theta = float(o.get("theta", 1.0))
+    refractory = o.get("refractory")       # None: one spike per neuron and trial
+    refractory = 1.0 if refractory is None else float(refractory)
+    # Göltz et al.'s Yin-Yang init for tau_m = tau_s, rescaled to equal PSP heights at this tau_m / tau_s
+    scale = psp_peak(1.0, 1.0) / psp_peak(tau_m / tau_s, 1.0) * theta
+    h_mean, h_std = o.get("hidden_init", (1.5, 0.8))
+    o_mean, o_std = o.get("output_init", (0.5, 0.8))
+    n_in, n_hid = 5 if cfg.task_options.get("bias", True) else 4, int(cfg.hidden)
+    net = Network().add(SpikeSource("input", n_in),
+                        LIF("hidden", n_hid, tau_m=tau_m, tau_s=tau_s, theta=theta, refractory=refractory),
+                        LIF("output", 3, tau_m=tau_m, tau_s=tau_s, theta=theta, refractory=refractory))
+    net = net.connect("input", "hidden", init_weights("normal", n_in, n_in * n_hid, rng,
+                                                      mean=h_mean * scale, std=h_std * scale))
+    net = net.connect("hidden", "output", init_weights("normal", n_hid, n_hid * 3, rng,
+                                                       mean=o_mean * scale, std=o_std * scale))
+    loss = FirstSpikeMSE("output", margin=float(o.get("margin", 0.2)) * tau_s, time_unit=tau_s,
+                         missing_penalty=float(o.get("missing_penalty", 1.0)))
+    return Built(net, loss, "output", "first_spike", ("input->hidden", "hidden->output"), ("hidden", "output"),
+                 dict(input_noise=float(o.get("input_noise", 0.0)) * tau_s))
+
+
+# ------------------------------------------------------------------------------------------ sequence
+def _seq_splits(cfg: RunConfig):
+    opts = dict(cfg.task_options)
+    return (sequence(cfg.n_train or 100, seed=0, **opts), sequence(cfg.n_validation or 100, seed=1, **opts),
+            sequence(cfg.n_test or 200, seed=2, **opts))
+
+
+def _seq_build(cfg: RunConfig, rng: np.random.Generator) -> Built:
+    o = dict(cfg.model_options)
+    interval = float(cfg.task_options.get("interval", 10e-3))
+    net = Network().add(SpikeSource("input", 2),
+                        Readout("output", 2, tau_m=float(o.get("tau_m", 10e-3)), tau_s=float(o.get("tau_s", 5e-3))))
+    # synapses (pre, post) in 'all' order: (0,0), (0,1), (1,0), (1,1). Worst start: readout 0 (class 0:
+    # input 0 first) delays input 1 by the interval, so the *reverse* order coincides on it; readout 1 mirrors it.
+    net = net.connect("input", "output", float(o.get("weight", 1.0)))
+    worst = np.array([0.0, interval, interval, 0.0])
+    return Built(net, MaxVoltageCrossEntropy("output"), "output", "max_voltage", ("input->output",), ("output",),
+                 dict(_worst_synaptic=worst))
+
+
+# ------------------------------------------------------------------------------------------ MTS-XOR
+def _xor_splits(cfg: RunConfig):
+    opts = dict(cfg.task_options)
+    return (mts_xor(cfg.n_train or 1000, seed=0, **opts), mts_xor(cfg.n_validation or 300, seed=1, **opts),
+            mts_xor(cfg.n_test or 1000, seed=2, **opts))
+
+
+def _readout(o: dict, output: str = "output"):
+    """(loss, decision, classifier options) of a readout population: 'max' (max-over-time voltage) or
+    'integral' (exponentially weighted voltage integral with model_options['tau_weight'])."""
+    kind = o.get("readout", "max")
+    if kind == "max":
+        return MaxVoltageCrossEntropy(output), "max_voltage", {}
+    if kind == "integral":
+        tau_weight = o.get("tau_weight")
+        return WeightedIntegralCrossEntropy(output, tau_weight), "integral", dict(tau_weight=tau_weight)
+    raise ValueError(f"model_options readout must be 'max' or 'integral', got {kind!r}")
+
+
+def _xor_build(cfg: RunConfig, rng: np.random.Generator) -> Built:
+    o = dict(cfg.model_options)
+    tau_m, tau_s = float(o.get("tau_m", 20e-3)), float(o.get("tau_s", 5e-3))
+    n_in = 2 * int(cfg.task_options.get("n_per_channel", 10)) + int(cfg.task_options.get("n_noise", 10))
+    n_hid = int(cfg.hidden)
+    net = Network().add(SpikeSource("input", n_in),
+                        LIF("hidden", n_hid, tau_m=tau_m, tau_s=tau_s, refractory=float(o.get("refractory", 1e-3))),
+                        Readout("output", 2, tau_m=tau_m, tau_s=tau_s))
+    net = net.connect("input", "hidden", init_weights("fan_in", n_in, n_in * n_hid, rng,
+                                                      mean=float(o.get("input_mean", 0.6)),
+                                                      gain=float(o.get("input_gain", 1.0))))
+    net = net.connect("hidden", "output", init_weights("fan_in", n_hid, n_hid * 2, rng,
+                                                       gain=float(o.get("output_gain", 3.0))))
+    loss, decision, options = _readout(o)
+    return Built(net, loss, "output", decision, ("input->hidden", "hidden->output"), ("hidden", "output"), options)
+
+
+# ------------------------------------------------------------------------------------------ digits
+def _digits_splits(cfg: RunConfig):
+    opts = dict(cfg.task_options)
+    full = digits("train", **opts)
+    n_val = cfg.n_validation or len(full) // 7
+    order = np.arange(len(full))
+    train = full.select(order[: len(full) - n_val])
+    if cfg.n_train is not None:
+        train = train.select(np.arange(min(cfg.n_train, len(train))))
+    test = digits("test", cfg.n_test, **opts)
+    return train, full.select(order[len(full) - n_val:]), test
+
+
+def _digits_build(cfg: RunConfig, rng: np.random.Generator) -> Built:
+    o = dict(cfg.model_options)
+    tau_m, tau_s = float(o.get("tau_m", 20e-3)), float(o.get("tau_s", 5e-3))
+    n_levels = int(cfg.task_options.get("n_levels", 4))
+    n_in = 2 * n_levels + (1 if cfg.task_options.get("cue", True) else 0)
+    n_hid = int(cfg.hidden)
+    net = Network().add(SpikeSource("input", n_in),
+                        LIF("hidden", n_hid, tau_m=tau_m, tau_s=tau_s, refractory=float(o.get("refractory", 1e-3))),
+                        Readout("output", 10, tau_m=float(o.get("readout_tau_m", tau_m)), tau_s=tau_s))
+    net = net.connect("input", "hidden", init_weights("fan_in", n_in, n_in * n_hid, rng,
+                                                      mean=float(o.get("input_mean", 0.5)),
+                                                      gain=float(o.get("input_gain", 1.0))))
+    net = net.connect("hidden", "hidden", init_weights("fan_in", n_hid, n_hid * n_hid, rng,
+                                                       gain=float(o.get("recurrent_gain", 0.5))))
+    net = net.connect("hidden", "output", init_weights("fan_in", n_hid, n_hid * 10, rng,
+                                                       gain=float(o.get("output_gain", 3.0))))
+    loss, decision, options = _readout(o)
+    return Built(net, loss, "output", decision, ("input->hidden", "hidden->hidden", "hidden->output"),
+                 ("hidden", "output"),
+                 dict(options, _delay_projections=tuple(o.get("delay_projections", ("hidden->hidden",)))))
+
+
+RECIPES = {
+    "yinyang": Recipe("yinyang", dict(
+        hidden=30, learn=["weight"], epochs=300, batch_size=150, lr=0.005, lr_delay=0.005 * YY_TAU_S,
+        lr_tau=0.005, schedule=dict(kind="cosine", floor=0.02), d_max=2 * YY_TAU_S,
+        delay_init=dict(scheme="uniform", low=0.0, high=0.2 * YY_TAU_S), patience=None),
+        _yy_splits, _yy_build, "Yin-Yang (DelGrad's simulation settings)"),
+    "sequence": Recipe("sequence", dict(
+        hidden=1, learn=["synaptic"], epochs=60, batch_size=20, lr=0.01, lr_delay=2e-4, lr_tau=0.01,
+        schedule=dict(kind="constant"), d_max=15e-3, delay_init=dict(scheme="worst")),
+        _seq_splits, _seq_build, "two-neuron sequence detection (only delays can solve it)"),
+    "mts_xor": Recipe("mts_xor", dict(
+        hidden=32, learn=["weight"], epochs=40, batch_size=50, lr=0.005, lr_delay=3e-3, lr_tau=0.05,
+        schedule=dict(kind="cosine", floor=0.1), d_max=0.2,
+        delay_init=dict(scheme="uniform", low=0.0, high=0.01)),
+        _xor_splits, _xor_build, "multi-time-scale XOR"),
+    "digits": Recipe("digits", dict(
+        hidden=32, learn=["weight"], epochs=30, batch_size=32, lr=0.01, lr_delay=1e-3, lr_tau=0.05,
+        schedule=dict(kind="cosine", floor=0.1), d_max=0.064,
+        delay_init=dict(scheme="uniform", low=0.0, high=0.064)),
+        _digits_splits, _digits_build, "permuted sequential 8x8 digits, recurrent hidden layer"),
+}
+
+
+def digits_matched_hidden(hidden: int, n_inputs: int = 9, n_classes: int = 10) -> int:
+    """Smallest recurrent hidden size of the digits network whose weights-only parameter count reaches
+    that of `hidden` neurons with learned recurrent synaptic delays (one more parameter per recurrent synapse)."""
+    budget = n_inputs * hidden + 2 * hidden * hidden + hidden * n_classes
+    h = int(hidden)
+    while n_inputs * h + h * h + h * n_classes < budget:
+        h += 1
+    return h
+
+
+def get_recipe(task: str) -> Recipe:
+    """The recipe of a task name (clear error listing the known ones)."""
+    if task not in RECIPES:
+        raise ValueError(f"unknown task {task!r}; known tasks: {sorted(RECIPES)}")
+    return RECIPES[task]
+
+
+def resolve_config(cfg: RunConfig) -> RunConfig:
+    """`cfg` with every unset field filled from its task's defaults."""
+    recipe = get_recipe(cfg.task)
+    cfg = cfg.with_defaults(recipe.defaults)
+    if cfg.epochs is None or cfg.batch_size is None:
+        raise ValueError("epochs and batch_size must be set")
+    return cfg
+
+
+def build_model(cfg: RunConfig) -> SpikingClassifier:
+    """The initial classifier of a (resolved) configuration; initialisation seeded by ``cfg.seed``."""
+    cfg = resolve_config(cfg)
+    recipe = get_recipe(cfg.task)
+    rng = np.random.default_rng([int(cfg.seed), 1])       # independent of the trainer's stream (seed)
+    built = recipe.build(cfg, rng)
+    options = dict(built.classifier_options)
+    worst = options.pop("_worst_synaptic", None)
+    delay_projections = options.pop("_delay_projections", built.projections)
+    net, keys = built.network, []
+    init = dict(cfg.delay_init)
+    scheme = init.pop("scheme", "uniform")
+    for kind in cfg.learn:
+        if kind == "weight":
+            keys += [(p, "weight") for p in built.projections]
+        elif kind in DELAY_KINDS:
+            for p in delay_projections:
+                key = (p, kind)
+                size = get_param(net, key).shape[0]
+                if scheme == "worst":
+                    if worst is None or kind != "synaptic":
+                        raise ValueError(f"delay_init scheme 'worst' is defined for the synaptic delays of the "
+                                         f"sequence task only, not for {cfg.task} / {kind}")
+                    value = worst.copy()
+                else:
+                    value = init_delays(scheme, size, rng, **init)
+                net = set_param(net, key, np.minimum(value, cfg.d_max))
+                keys.append(key)
+        else:  # time constants
+            keys += [(p, kind) for p in built.populations]
+    return SpikingClassifier(net, keys, built.loss, built.output, built.decision, **options)
+
+
+def make_optimiser(cfg: RunConfig) -> Adam:
+    """Adam with the configuration's learning rates (weights: lr, delays: lr_delay, time constants: lr_tau,
+    then ``lr_by``); a cosine schedule without ``epochs`` spans the run's epochs."""
+    cfg = resolve_config(cfg)
+    schedule = dict(cfg.schedule)
+    if schedule.get("kind") == "cosine":
+        schedule.setdefault("epochs", cfg.epochs)
+    lr_by = {kind: cfg.lr_delay for kind in DELAY_KINDS}
+    lr_by.update(tau_m=cfg.lr_tau, tau_s=cfg.lr_tau)
+    lr_by.update(cfg.lr_by)
+    return Adam(lr=cfg.lr, lr_by=lr_by, schedule=Schedule.from_dict(schedule), clip_norm=cfg.clip_norm)
+
+
+def make_constraints(cfg: RunConfig, keys) -> dict:
+    """Default constraints of the trained keys (delays in [0, d_max] by ``cfg.delay_mode``)."""
+    cfg = resolve_config(cfg)
+    return {k: constraint_for(k, cfg.d_max, cfg.delay_mode) for k in keys}

@@ -1,0 +1,224 @@
+"""The training loop: epochs of shuffled minibatches, validation, early stopping, checkpoints.
+
+:func:`fit` trains any :class:`~neurodelay.train.model.Model` with
+:class:`~neurodelay.train.optim.Adam` under per-key
+:class:`~neurodelay.train.constraints.Constraint` s. It is deterministic
+given the seed (one numpy Generator draws the batch order and any training
+noise; its state is checkpointed), writes a checkpoint after every epoch
+(``last.nc`` in the output folder, atomically) and the best one by
+validation accuracy (``best.nc``), and never loses finished epochs: a
+KeyboardInterrupt (Ctrl-C) stops the run after leaving the last checkpoint
+intact and returns the history so far. Resuming from a checkpoint continues
+bit for bit as if the run had not stopped.
+
+The history is an xarray Dataset along ``epoch`` (1-based): ``train_loss``,
+``train_accuracy`` (running means over the epoch's batches),
+``validation_loss``, ``validation_accuracy`` (NaN without validation data),
+``epoch_time`` and ``elapsed`` (s) and ``learning_rate`` (epoch, param),
+``param`` being the dotted key names.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import xarray as xr
+
+from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from .constraints import UNBOUNDED, Constraint
+from .model import Evaluation, Model
+from .optim import Adam, key_name
+
+__all__ = ["fit", "TrainResult", "empty_history", "LAST", "BEST"]
+
+LAST = "last.nc"
+BEST = "best.nc"
+
+
+@dataclass
+class TrainResult:
+    """What :func:`fit` returns: the trained model, the history, and why it stopped.
+
+    stop_reason: 'completed', 'early_stopping' or 'interrupted'; checkpoint:
+    path of the last checkpoint (None when no output folder was given).
+    """
+
+    model: Model
+    history: xr.Dataset
+    stop_reason: str
+    epoch: int
+    checkpoint: Path | None = None
+    best_epoch: int = 0
+    best_validation_accuracy: float = float("nan")
+    extra: dict = field(default_factory=dict)
+
+
+def empty_history(keys) -> xr.Dataset:
+    """A history with no epochs yet (the variables of the module docstring)."""
+    keys = list(keys)
+    e = np.zeros(0)
+    return xr.Dataset(
+        {name: ("epoch", e.copy(), attrs) for name, attrs in (
+            ("train_loss", {"description": "mean minibatch loss during the epoch"}),
+            ("train_accuracy", {"description": "fraction correct over the epoch's minibatches"}),
+            ("validation_loss", {"description": "loss on the validation set after the epoch"}),
+            ("validation_accuracy", {"description": "fraction correct on the validation set after the epoch"}),
+            ("epoch_time", {"units": "s", "description": "wall time of the epoch (training + validation)"}),
+            ("elapsed", {"units": "s", "description": "wall time since the run started (summed over resumes)"}))}
+        | {"learning_rate": (("epoch", "param"), np.zeros((0, len(keys))), {"description": "scheduled lr"})},
+        coords={"epoch": ("epoch", np.zeros(0, np.int64)),
+                "param": ("param", np.asarray([key_name(k) for k in keys], dtype=str))})
+
+
+def _append(history: xr.Dataset, row: dict, lrs: np.ndarray) -> xr.Dataset:
+    new = xr.Dataset({k: ("epoch", [v]) for k, v in row.items() if k != "epoch"}
+                     | {"learning_rate": (("epoch", "param"), lrs[None, :])},
+                     coords={"epoch": ("epoch", np.array([row["epoch"]], np.int64)),
+                             "param": history["param"]})
+    out = xr.concat([history, new], dim="epoch", data_vars="all", coords="minimal", compat="override",
+                    join="outer", combine_attrs="override")
+    for name in history.data_vars:
+        out[name].attrs = history[name].attrs
+    return out
+
+
+def _check_constraints(model: Model, constraints: dict | None) -> dict:
+    constraints = dict(constraints or {})
+    unknown = set(constraints) - set(model.keys)
+    if unknown:
+        raise KeyError(f"constraints given for {sorted(unknown)}, which are not trained; trained keys: "
+                       f"{list(model.keys)}")
+    return {k: constraints.get(k, UNBOUNDED) for k in model.keys}
+
+
+def fit(model: Model, train, *, epochs: int, batch_size: int, optimiser: Adam | None = None,
+        constraints: dict | None = None, validation=None, seed: int = 0, out_dir=None,
+        resume: bool | str | Path = False, patience: int | None = None,
+        callbacks: tuple[Callable, ...] = (), progress: bool = True, config: dict | None = None) -> TrainResult:
+    """Train `model` on `train` (a TaskData) for up to `epochs` epochs in total.
+
+    batch_size: trials per minibatch (the last one may be smaller);
+    optimiser: an :class:`Adam` (default lr 1e-3); constraints: ``{key: Constraint}``
+    (default unbounded); validation: a TaskData evaluated after each epoch;
+    seed: seeds the generator of batch order and training noise;
+    out_dir: folder for ``last.nc`` / ``best.nc`` checkpoints (None: none written);
+    resume: True to continue from ``out_dir/last.nc`` if it exists, or a checkpoint path;
+    patience: stop when validation accuracy has not improved for this many epochs;
+    callbacks: functions ``cb(event, info)`` called with event 'batch' (info: epoch,
+    batch, loss) and 'epoch' (info: the history row); raising KeyboardInterrupt in
+    one stops the run like Ctrl-C; config: stored in checkpoints (JSON-able).
+    """
+    if int(epochs) < 0:
+        raise ValueError(f"epochs must be >= 0, got {epochs}")
+    if int(batch_size) < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if patience is not None and int(patience) < 1:
+        raise ValueError(f"patience must be >= 1 epoch or None, got {patience}")
+    optimiser = optimiser if optimiser is not None else Adam()
+    constraints = _check_constraints(model, constraints)
+    out_dir = Path(out_dir) if out_dir is not None else None
+    keys = tuple(model.keys)
+
+    # ---- start or resume --------------------------------------------------------------------------
+    resume_path = None
+    if resume is True and out_dir is not None and (out_dir / LAST).exists():
+        resume_path = out_dir / LAST
+    elif resume not in (False, True, None):
+        resume_path = Path(resume)
+    if resume_path is not None:
+        ckpt = load_checkpoint(resume_path)
+        if set(ckpt.raw) != set(keys):
+            raise ValueError(f"checkpoint {resume_path} trains {sorted(ckpt.raw)}, the model trains {list(keys)}")
+        raw = {k: ckpt.raw[k] for k in keys}
+        constraints = {k: Constraint(**ckpt.constraints[k]) for k in keys}
+        optimiser = Adam.from_config(ckpt.optimiser_config, ckpt.optimiser_state)
+        rng = ckpt.rng()
+        start_epoch, history = ckpt.epoch, ckpt.history
+        best = dict(epoch=int(ckpt.extra.get("best_epoch", 0)),
+                    accuracy=float(ckpt.extra.get("best_validation_accuracy", -np.inf)))
+        model = model.with_values({k: constraints[k].value(raw[k]) for k in keys})
+    else:
+        values = model.values()
+        raw = {k: constraints[k].raw(values[k], k) for k in keys}
+        model = model.with_values({k: constraints[k].value(raw[k]) for k in keys})
+        rng = np.random.default_rng(seed)
+        start_epoch, history = 0, empty_history(keys)
+        best = dict(epoch=0, accuracy=-np.inf)
+    elapsed0 = float(history["elapsed"].values[-1]) if history.sizes["epoch"] else 0.0
+    config = dict(config or {}, seed=seed, batch_size=int(batch_size), epochs=int(epochs))
+
+    def checkpoint(epoch: int, hist: xr.Dataset, extra: dict) -> Checkpoint:
+        return Checkpoint(network=model.network, raw=raw, constraints={k: c.to_dict() for k, c in constraints.items()},
+                          optimiser_config=optimiser.config(), optimiser_state=optimiser.state,
+                          rng_state=rng.bit_generator.state, epoch=epoch, history=hist, config=config,
+                          extra=extra)
+
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=int(epochs), initial=start_epoch, desc="training", unit="epoch", leave=True)
+    stop_reason = "completed"
+    epoch = start_epoch
+    started = time.perf_counter()
+    last_path = None
+    finished = (model, history, epoch)   # state after the last completed (and saved) epoch
+    try:
+        for epoch_index in range(start_epoch, int(epochs)):
+            t0 = time.perf_counter()
+            loss_sum, correct, seen = 0.0, 0, 0
+            for b, batch in enumerate(train.batches(batch_size, rng)):
+                result = model.loss_and_grad(batch, rng)
+                raw_grads = {k: constraints[k].raw_gradient(raw[k], result.grads[k]) for k in keys}
+                stepped = optimiser.step(raw, raw_grads, epoch_index)
+                raw = {k: constraints[k].project(stepped[k]) for k in keys}
+                model = model.with_values({k: constraints[k].value(raw[k]) for k in keys})
+                loss_sum += result.loss * result.n_trials
+                correct += result.n_correct
+                seen += result.n_trials
+                for cb in callbacks:
+                    cb("batch", dict(epoch=epoch_index + 1, batch=b, loss=result.loss))
+            val: Evaluation | None = model.evaluate(validation) if validation is not None else None
+            epoch = epoch_index + 1
+            now = time.perf_counter()
+            row = dict(epoch=epoch, train_loss=loss_sum / max(seen, 1), train_accuracy=correct / max(seen, 1),
+                       validation_loss=val.loss if val else math.nan,
+                       validation_accuracy=val.accuracy if val else math.nan,
+                       epoch_time=now - t0, elapsed=elapsed0 + now - started)
+            lrs = np.array([optimiser.learning_rate(k, epoch_index) for k in keys])
+            history = _append(history, row, lrs)
+            improved = val is not None and val.accuracy > best["accuracy"]
+            if improved:
+                best = dict(epoch=epoch, accuracy=val.accuracy)
+            extra = dict(best_epoch=best["epoch"], best_validation_accuracy=best["accuracy"])
+            if out_dir is not None:
+                state = checkpoint(epoch, history, extra)
+                last_path = save_checkpoint(out_dir / LAST, state)
+                if improved:
+                    save_checkpoint(out_dir / BEST, state)
+            finished = (model, history, epoch)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{row['train_loss']:.4g}", acc=f"{row['train_accuracy']:.3f}",
+                                val=f"{row['validation_accuracy']:.3f}")
+            for cb in callbacks:
+                cb("epoch", row)
+            if patience is not None and val is not None and epoch - best["epoch"] >= int(patience):
+                stop_reason = "early_stopping"
+                break
+    except KeyboardInterrupt:
+        stop_reason = "interrupted"
+        # the model may have taken steps of an unfinished epoch: go back to the last finished one
+        model, history, epoch = finished
+    finally:
+        if bar is not None:
+            bar.close()
+    if last_path is None and out_dir is not None and (out_dir / LAST).exists():
+        last_path = out_dir / LAST
+    return TrainResult(model=model, history=history, stop_reason=stop_reason, epoch=epoch, checkpoint=last_path,
+                       best_epoch=best["epoch"],
+                       best_validation_accuracy=best["accuracy"] if best["epoch"] else float("nan"))

@@ -1,0 +1,229 @@
+"""Figure: training with learned delays (reads analyses/results/train_results.nc).
+
+A: Yin-Yang learning curves (validation accuracy, mean ± std over seeds) of the
+   30-hidden network for weights only and with learned axonal, dendritic or
+   synaptic delays, trained with a cosine learning-rate decay (dashed: Göltz et
+   al.'s StepLR schedule instead).
+B: Yin-Yang test accuracy vs number of trained parameters per delay kind
+   (hidden sizes as points; mean ± std over seeds), with DelGrad's published
+   single runs (simulation, 30 hidden; 5 hidden + synaptic) for comparison.
+C: test accuracy on the other tasks (sequence detection, multi-time-scale
+   XOR, permuted sequential digits), one dot per seed.
+D: decision regions of the trained 30-hidden Yin-Yang networks (seed 0) on a
+   grid over the unit square; misclassified test points in black.
+
+Writes paper_figures/output/training.png and .pdf. Never simulates.
+Usage: python paper_figures/fig_training.py [--results DIR] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.colors import ListedColormap  # noqa: E402
+from matplotlib.ticker import NullFormatter, ScalarFormatter  # noqa: E402
+
+from neurodelay.io import atomic_output, read_netcdf  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULT = "train_results.nc"
+NAME = "training"
+KIND_COLOURS = {"weight": "0.35", "weight+axonal": "#1b9e77", "weight+dendritic": "#7570b3",
+                "weight+synaptic": "#d95f02"}
+KIND_LABELS = {"weight": "weights only", "weight+axonal": "+ axonal delays", "weight+dendritic": "+ dendritic delays",
+               "weight+synaptic": "+ synaptic delays"}
+CLASS_COLOURS = ("#9ecae1", "#fdd0a2", "#c7e9c0")   # yin, yang, dot
+DASHED = {"weight": ("steplr",), "weight+synaptic": ("steplr",)}   # sensitivity runs drawn in panel A
+TAGS = {"steplr": "StepLR(0.95, 20)", "lrd1e-4": "delay lr 1e-4 s"}
+# DelGrad (Göltz et al.), simulation results, single runs at the final epoch: (variant, hidden, accuracy %)
+DELGRAD = (("weight", 30, 96.7), ("weight+axonal", 30, 97.6), ("weight+synaptic", 30, 98.8),
+           ("weight+synaptic", 5, 94.7))
+
+
+def _n_params(variant: str, hidden: int, n_in: int = 5, n_out: int = 3) -> int:
+    """Trained parameters of the Yin-Yang network of a variant (as the analysis counts them)."""
+    weights = n_in * hidden + hidden * n_out
+    extra = {"weight": 0, "weight+axonal": n_in + hidden, "weight+dendritic": hidden + n_out,
+             "weight+synaptic": weights}[variant]
+    return weights + extra
+
+
+def _runs(ds, **match) -> np.ndarray:
+    sel = np.ones(ds.sizes["run"], bool)
+    for key, value in match.items():
+        sel &= ds[key].values == value
+    return np.flatnonzero(sel)
+
+
+def draw_curves(ax, ds) -> None:
+    """Panel A: validation accuracy (%) vs epoch, 30 hidden, mean ± std over seeds."""
+    epochs = ds["epoch"].values
+    lowest = 100.0
+    extras = [f"{base} ({tag})" for base in DASHED for tag in DASHED[base]]
+    for variant in list(KIND_COLOURS) + extras:
+        idx = _runs(ds, task="yinyang", variant=variant, hidden=30)
+        base = variant.split(" (")[0]
+        if not len(idx) or base not in KIND_COLOURS:
+            continue
+        acc = ds["history_validation_accuracy"].values[idx] * 100
+        with warnings.catch_warnings():   # epochs that no seed reached are NaN
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mean, std = np.nanmean(acc, axis=0), np.nanstd(acc, axis=0)
+        lowest = min(lowest, np.nanmin(mean[len(mean) // 10:]) if np.isfinite(mean).any() else lowest)
+        ok = np.isfinite(mean)
+        extra = variant[len(base):].strip()
+        if extra:
+            extra = f"({TAGS.get(extra.strip('()'), extra.strip('()'))})"
+        ax.plot(epochs[ok], mean[ok], color=KIND_COLOURS[base], lw=1.0 if extra else 1.4, ls="--" if extra else "-",
+                label=f"{KIND_LABELS[base]} {extra} (n={len(idx)})".replace("  ", " "))
+        if not extra:
+            ax.fill_between(epochs[ok], (mean - std)[ok], (mean + std)[ok], color=KIND_COLOURS[base], alpha=0.2,
+                            lw=0)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation accuracy (%)")
+    ax.set_ylim(max(33.0, min(85.0, np.floor(lowest / 5) * 5)), 100)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=7)
+    ax.set_title("A  Yin-Yang, 30 hidden: learning curves", loc="left", fontweight="bold", fontsize=9)
+
+
+def draw_params(ax, ds) -> None:
+    """Panel B: test accuracy (%) vs trained parameters, per delay kind; DelGrad's published runs."""
+    for variant, colour in KIND_COLOURS.items():
+        idx = _runs(ds, task="yinyang", variant=variant)
+        if not len(idx):
+            continue
+        hidden = ds["hidden"].values[idx]
+        xs, means, stds = [], [], []
+        for h in np.unique(hidden):
+            sub = idx[hidden == h]
+            acc = ds["test_accuracy"].values[sub] * 100
+            xs.append(int(ds["n_params"].values[sub][0]))
+            means.append(acc.mean())
+            stds.append(acc.std())
+        order = np.argsort(xs)
+        ax.errorbar(np.array(xs)[order], np.array(means)[order], yerr=np.array(stds)[order], color=colour,
+                    marker="o", ms=4, lw=1.2, capsize=2, label=KIND_LABELS[variant])
+    for k, (variant, hidden, acc) in enumerate(DELGRAD):
+        ax.plot(_n_params(variant, hidden), acc, marker="*", ms=10, mfc="none", mec=KIND_COLOURS[variant], mew=1.2,
+                ls="none", label="DelGrad, published (single run)" if k == 0 else None)
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xticks([50, 100, 200, 500])
+    ax.set_xlabel("trained parameters (weights + delays)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(loc="lower right", fontsize=7)
+    ax.set_title("B  Yin-Yang: accuracy vs parameters", loc="left", fontweight="bold", fontsize=9)
+
+
+def draw_other_tasks(ax, ds) -> None:
+    """Panel C: test accuracy (%) of every run of the other tasks, grouped by task and variant."""
+    labels, x = [], 0
+    for task in ("sequence", "mts_xor", "digits"):
+        idx = _runs(ds, task=task)
+        variants = list(dict.fromkeys(ds["variant"].values[idx]))
+        for variant in variants:
+            sub = idx[ds["variant"].values[idx] == variant]
+            acc = ds["test_accuracy"].values[sub] * 100
+            colour = KIND_COLOURS.get(variant, "#e7298a" if "tau" in variant else "#d95f02")
+            ax.bar(x, acc.mean(), color=colour, alpha=0.35, width=0.7)
+            ax.plot(np.full(len(acc), x), acc, "o", color=colour, ms=3.5)
+            hidden = int(ds["hidden"].values[sub][0])
+            nice = variant.replace("weight+", "+").replace("weight", "weights").replace("+tau_m+tau_s", "+ taus")
+            extra = f", h={hidden}" if task == "digits" else ""
+            labels.append((x, f"{task}\n{nice}{extra}"))
+            x += 1
+        x += 0.6
+    ax.set_xticks([p for p, _ in labels], [t for _, t in labels], fontsize=6, rotation=60, ha="right")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.grid(alpha=0.3, axis="y")
+    ax.set_title("C  other tasks (dots: seeds)", loc="left", fontweight="bold", fontsize=9)
+
+
+def draw_regions(axes, ds) -> None:
+    """Panel D: predicted class on the grid for each delay kind (30 hidden, first seed); test errors in black."""
+    if "decision" not in ds:
+        for ax in axes:
+            ax.set_axis_off()
+        return
+    cmap = ListedColormap(["white"] + list(CLASS_COLOURS))    # -1: no output spike
+    x, y = ds["grid_x"].values, ds["grid_y"].values
+    xx, yy = np.meshgrid(x, y)
+    outside = (xx - 0.5) ** 2 + (yy - 0.5) ** 2 > 0.25
+    yy_runs = list(ds["yy_run"].values) if "yy_run" in ds else []
+    decision_runs = list(ds["decision_run"].values)
+    for ax, variant in zip(axes, KIND_COLOURS):
+        candidates = [r for r in decision_runs if ds["variant"].values[r] == variant]
+        if not candidates:
+            ax.set_axis_off()
+            continue
+        run = min(candidates, key=lambda r: ds["seed"].values[r])
+        grid = ds["decision"].values[decision_runs.index(run)].astype(float)
+        grid[outside] = np.nan
+        ax.pcolormesh(x, y, grid, cmap=cmap, vmin=-1.5, vmax=2.5, shading="nearest", rasterized=True)
+        title = f"{KIND_LABELS[variant]}"
+        if run in yy_runs:
+            k = yy_runs.index(run)
+            points = ds["yy_test_points"].values
+            wrong = ds["yy_test_prediction"].values[k] != ds["yy_test_label"].values
+            ax.scatter(points[~wrong, 0], points[~wrong, 1], s=1.5, c="0.55", lw=0)
+            ax.scatter(points[wrong, 0], points[wrong, 1], s=6, c="k", marker="x", lw=0.8)
+            title += f"\ntest {100 * (1 - wrong.mean()):.1f} %, {wrong.sum()} errors"
+        ax.set_title(title, fontsize=8)
+        ax.set_aspect("equal")
+        ax.set_xticks([0, 1])
+        ax.set_yticks([0, 1])
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+    axes[0].set_ylabel("y")
+    for ax in axes:
+        ax.set_xlabel("x", labelpad=-6)
+    axes[0].text(-0.35, 1.25, "D  decision regions (30 hidden, seed 0)", transform=axes[0].transAxes,
+                 fontweight="bold", fontsize=9)
+
+
+def draw(ds) -> plt.Figure:
+    """The figure from the analysis Dataset."""
+    fig = plt.figure(figsize=(12, 7.6), layout="constrained")
+    top, bottom = fig.subfigures(2, 1, height_ratios=[1.15, 1])
+    a, b, c = top.subplots(1, 3, gridspec_kw={"width_ratios": [1.1, 1.1, 1]})
+    draw_curves(a, ds)
+    draw_params(b, ds)
+    draw_other_tasks(c, ds)
+    draw_regions(bottom.subplots(1, 4), ds)
+    scale = ds.attrs.get("scale", "?")
+    fig.suptitle(f"Training weights and delays with exact gradients (scale: {scale})", fontsize=11)
+    return fig
+
+
+def main(argv=None) -> int:
+    """Draw the figure from the NetCDF result into the output folder (PNG and PDF)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results", type=Path, default=ROOT / "analyses" / "results",
+                        help="folder with the analyses' NetCDF results")
+    parser.add_argument("--out", type=Path, default=ROOT / "paper_figures" / "output", help="output folder")
+    args = parser.parse_args(argv)
+    ds = read_netcdf(args.results / RESULT)
+    fig = draw(ds)
+    for suffix in (".png", ".pdf"):
+        target = args.out / f"{NAME}{suffix}"
+        with atomic_output(target) as tmp:
+            fig.savefig(tmp, dpi=200)
+        print(f"wrote {target}")
+    plt.close(fig)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
