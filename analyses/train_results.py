@@ -251,7 +251,8 @@ def collect(results: list[dict], scale: str, wall: float) -> xr.Dataset:
                           {"description": "predicted class on the grid (-1: no output spike)"})
     ds.attrs.update(analysis="train_results", scale=scale, wall_time=wall, machine=platform.node(),
                     cpus=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-                    command="python analyses/train_results.py" + {"quick": " --quick", "full": " --full"}.get(scale, ""))
+                    command="python analyses/train_results.py"
+                    + {"quick": " --quick", "full": " --full"}.get(scale, ""))
     return ds
 
 
@@ -288,7 +289,8 @@ def _work(args):
 def main(argv=None) -> int:
     """Run (or resume) the training runs of a scale and write the NetCDF result."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"result file (default analyses/results/{RESULT})")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
+                        help=f"result file (default analyses/results/{RESULT})")
     scale = parser.add_mutually_exclusive_group()
     scale.add_argument("--quick", action="store_true", help="tiny runs (a few minutes)")
     scale.add_argument("--full", action="store_true", help="the published settings (hours on two cores)")

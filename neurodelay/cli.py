@@ -77,8 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--batch-size", type=_positive_int, help="trials per minibatch")
     tr.add_argument("--lr", type=_positive_float, help="Adam learning rate of the weights")
     tr.add_argument("--lr-delay", type=_positive_float, help="Adam learning rate of the delays (seconds per step)")
-    tr.add_argument("--lr-tau", type=_positive_float, help="Adam learning rate of tau_m / tau_s (relative change per step: "
-                                                                  "trained in log space)")
+    tr.add_argument("--lr-tau", type=_positive_float,
+                    help="Adam learning rate of tau_m / tau_s (relative change per step: trained in log space)")
     tr.add_argument("--d-max", type=_positive_float, help="largest allowed delay (s)")
     tr.add_argument("--delay-mode", choices=("clip", "sigmoid"),
                     help="keep delays in [0, d_max] by clipping or by d = d_max * sigmoid(u)")

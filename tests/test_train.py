@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import xarray as xr
 
-from neurodelay.data import sequence, yinyang
+from neurodelay.data import yinyang
 from neurodelay.delays import Delays
 from neurodelay.events import simulate
 from neurodelay.network import LIF, Network, Readout, SpikeSource
@@ -61,7 +60,8 @@ def test_schedules_follow_their_definitions():
     step = Schedule("step", gamma=0.5, step_size=3)
     assert [step.factor(e) for e in range(7)] == [1, 1, 1, 0.5, 0.5, 0.5, 0.25]
     cosine = Schedule("cosine", epochs=10, floor=0.2)
-    assert cosine.factor(0) == 1.0 and cosine.factor(10) == pytest.approx(0.2) and cosine.factor(20) == pytest.approx(0.2)
+    assert cosine.factor(0) == 1.0
+    assert cosine.factor(10) == pytest.approx(0.2) and cosine.factor(20) == pytest.approx(0.2)
     assert cosine.factor(5) == pytest.approx(0.6)
     opt = Adam(lr=1.0, lr_by={"synaptic": 2.0}, schedule_by={"synaptic": {"kind": "exponential", "gamma": 0.5}})
     assert opt.learning_rate(("p", "synaptic"), 2) == pytest.approx(0.5)
@@ -317,7 +317,8 @@ def spiking_fit(cfg, **kw):
 def test_spiking_run_resumed_from_a_checkpoint_is_bit_identical(tmp_path):
     cfg = tiny_yinyang(delay_mode="sigmoid", schedule=dict(kind="constant"))  # cosine depends on total epochs
     straight = spiking_fit(cfg, out_dir=tmp_path / "a")
-    half = spiking_fit(tiny_yinyang(delay_mode="sigmoid", schedule=dict(kind="constant"), epochs=2), out_dir=tmp_path / "b")
+    half = spiking_fit(tiny_yinyang(delay_mode="sigmoid", schedule=dict(kind="constant"), epochs=2),
+                       out_dir=tmp_path / "b")
     assert half.epoch == 2
     resumed = spiking_fit(cfg, out_dir=tmp_path / "b", resume=True)
     assert resumed.epoch == 4 and resumed.history.sizes["epoch"] == 4

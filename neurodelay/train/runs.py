@@ -38,7 +38,8 @@ SPLITS = ("train", "validation", "test")
 
 def evaluation_to_dataset(ev: Evaluation, data, *, split: str, config: dict, quantise: float | None = None,
                           wall_time: float | None = None) -> xr.Dataset:
-    """An evaluation as a Dataset: per-trial ``prediction`` and ``label`` (-1 = undecided), accuracy and loss as attributes."""
+    """An evaluation as a Dataset: per-trial ``prediction`` and ``label`` (-1 = undecided), accuracy and
+    loss as attributes."""
     attrs = dict(split=split, accuracy=float(ev.accuracy), loss=float(ev.loss), n_trials=len(data),
                  task=data.name, config=json.dumps(config, sort_keys=True, default=str),
                  quantise_step=float(quantise) if quantise else 0.0)
