@@ -315,13 +315,20 @@ def spiking_fit(cfg, **kw):
 
 
 def test_spiking_run_resumed_from_a_checkpoint_is_bit_identical(tmp_path):
-    cfg = tiny_yinyang(delay_mode="sigmoid", schedule=dict(kind="constant"))  # cosine depends on total epochs
+    """The recipe's own (cosine) schedule: a run interrupted during epoch 3 and resumed equals a straight run."""
+    cfg = tiny_yinyang(delay_mode="sigmoid")
+    assert cfg.schedule["kind"] == "cosine"
     straight = spiking_fit(cfg, out_dir=tmp_path / "a")
-    half = spiking_fit(tiny_yinyang(delay_mode="sigmoid", schedule=dict(kind="constant"), epochs=2),
-                       out_dir=tmp_path / "b")
-    assert half.epoch == 2
+
+    def interrupt(event, info):
+        if event == "batch" and info["epoch"] == 3 and info["batch"] == 1:
+            raise KeyboardInterrupt
+
+    half = spiking_fit(cfg, out_dir=tmp_path / "b", callbacks=(interrupt,))
+    assert half.epoch == 2 and half.stop_reason == "interrupted"
     resumed = spiking_fit(cfg, out_dir=tmp_path / "b", resume=True)
     assert resumed.epoch == 4 and resumed.history.sizes["epoch"] == 4
+    np.testing.assert_array_equal(resumed.history["train_loss"].values, straight.history["train_loss"].values)
     for key in straight.model.keys:
         a = straight.model.values()[key]
         b = resumed.model.values()[key]

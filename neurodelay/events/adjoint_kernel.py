@@ -34,6 +34,7 @@ import numpy as np
 from numba import njit
 
 from .dynamics import free_voltage, psp_kernel, state_at
+from .heap import heap_fix_top, heap_push
 from .readout import exp_overlap
 
 EV_SPIKE = -1      # ev_syn code of a spike event (ev_src = recorded spike index)
@@ -41,42 +42,6 @@ EV_REF_END = -2    # ev_syn code of the end of a refractory period (ev_src = the
 
 
 # ---------------------------------------------------------------- replay ----
-@njit(cache=True)
-def _push(hk, hs, size, key, value):
-    """Min-heap of (key, value) pairs stored in two arrays; returns the new size."""
-    k = size
-    while k > 0:
-        parent = (k - 1) >> 1
-        if hk[parent] <= key:
-            break
-        hk[k] = hk[parent]
-        hs[k] = hs[parent]
-        k = parent
-    hk[k] = key
-    hs[k] = value
-    return size + 1
-
-
-@njit(cache=True)
-def _sift_top(hk, hs, size):
-    """Restore the heap after the key at slot 0 changed (grew)."""
-    key, value = hk[0], hs[0]
-    k = 0
-    while True:
-        child = 2 * k + 1
-        if child >= size:
-            break
-        if child + 1 < size and hk[child + 1] < hk[child]:
-            child += 1
-        if key <= hk[child]:
-            break
-        hk[k] = hk[child]
-        hs[k] = hs[child]
-        k = child
-    hk[k] = key
-    hs[k] = value
-
-
 @njit(cache=True)
 def _arrivals_in_window(out_d, a, b, t_spike, t_end):
     """Number of synapses a..b-1 (sorted by delay) whose arrival t_spike + d is <= t_end."""
@@ -153,7 +118,7 @@ def replay_trial(tau_m, tau_s, theta, reset, refractory, out_ptr, out_post, out_
                 n_free -= 1
                 slot = free[n_free]
                 sl_c[slot], sl_end[slot], sl_id[slot] = a, out_ptr[src + 1], k_in
-                hsize = _push(hk, hs, hsize, in_time[k_in] + out_d[a], slot)
+                hsize = heap_push(hk, hs, hsize, in_time[k_in] + out_d[a], slot)
             k_in += 1
         t_a = hk[0] if hsize > 0 else np.inf
         t_now = min(t_a, t_p)
@@ -184,7 +149,7 @@ def replay_trial(tau_m, tau_s, theta, reset, refractory, out_ptr, out_post, out_
                 n_free -= 1
                 slot = free[n_free]
                 sl_c[slot], sl_end[slot], sl_id[slot] = a, out_ptr[j + 1], n_in + p
-                hsize = _push(hk, hs, hsize, t_p + out_d[a], slot)
+                hsize = heap_push(hk, hs, hsize, t_p + out_d[a], slot)
             p += 1
         else:
             slot = hs[0]
@@ -196,14 +161,14 @@ def replay_trial(tau_m, tau_s, theta, reset, refractory, out_ptr, out_post, out_
             if c < sl_end[slot]:
                 sl_c[slot] = c
                 hk[0] = all_t[sl_id[slot]] + out_d[c]
-                _sift_top(hk, hs, hsize)
+                heap_fix_top(hk, hs, hsize)
             else:
                 free[n_free] = slot
                 n_free += 1
                 hsize -= 1
                 if hsize > 0:
                     hk[0], hs[0] = hk[hsize], hs[hsize]
-                    _sift_top(hk, hs, hsize)
+                    heap_fix_top(hk, hs, hsize)
     for j in range(n):          # refractory periods that end inside the window after the last event
         if ref_spike[j] >= 0 and ref_end[j] <= t_end:
             _, i_r = state_at(v[j], cur[j], t_last[j], ref_end[j], reset[j], tau_m[j], tau_s[j], ref_end[j])

@@ -15,10 +15,10 @@ discretised: each arrival is applied at t_spike + d exactly.
 
 Performance note: the loop lives in a function whose arrays are all arguments
 and never reassigned (growing them happens outside, after which the loop is
-re-entered), and its helpers are plain numba functions that LLVM inlines.
-Array variables reassigned inside a loop, or helpers inlined at numba IR level
-with array arguments, make numba emit atomic reference counting on every
-event, which cost more than all the arithmetic.
+re-entered), and its helpers (here and in :mod:`.heap`) are plain numba
+functions that LLVM inlines. Array variables reassigned inside a loop, or
+helpers inlined at numba IR level with array arguments, make numba emit atomic
+reference counting on every event, which cost more than all the arithmetic.
 """
 
 from __future__ import annotations
@@ -27,85 +27,12 @@ import numpy as np
 from numba import njit
 
 from .dynamics import next_crossing, state_at
+from .heap import heap_fix_top, heap_push, indexed_sift_down, indexed_sift_up
 
 KIND_LIF = 1
 
 STATUS_OK = 0
 STATUS_TOO_MANY_SPIKES = 1
-
-
-@njit(cache=True)
-def _sift_up(key, item, pos, k):
-    """Indexed heap (key per item, heap of items, pos of item): move heap slot k up."""
-    it = item[k]
-    kk = key[it]
-    while k > 0:
-        parent = (k - 1) >> 1
-        ip = item[parent]
-        if key[ip] <= kk:
-            break
-        item[k] = ip
-        pos[ip] = k
-        k = parent
-    item[k] = it
-    pos[it] = k
-
-
-@njit(cache=True)
-def _sift_down(key, item, pos, k, size):
-    it = item[k]
-    kk = key[it]
-    while True:
-        child = 2 * k + 1
-        if child >= size:
-            break
-        ic = item[child]
-        if child + 1 < size and key[item[child + 1]] < key[ic]:
-            child += 1
-            ic = item[child]
-        if kk <= key[ic]:
-            break
-        item[k] = ic
-        pos[ic] = k
-        k = child
-    item[k] = it
-    pos[it] = k
-
-
-@njit(cache=True)
-def _heap_push(hk, hs, size, key, value):
-    """Plain min-heap of (key, value) pairs in arrays; returns the new size."""
-    k = size
-    while k > 0:
-        parent = (k - 1) >> 1
-        if hk[parent] <= key:
-            break
-        hk[k] = hk[parent]
-        hs[k] = hs[parent]
-        k = parent
-    hk[k] = key
-    hs[k] = value
-    return size + 1
-
-
-@njit(cache=True)
-def _heap_fix_top(hk, hs, size):
-    """Restore the heap after the key at slot 0 grew."""
-    key, value = hk[0], hs[0]
-    k = 0
-    while True:
-        child = 2 * k + 1
-        if child >= size:
-            break
-        if child + 1 < size and hk[child + 1] < hk[child]:
-            child += 1
-        if key <= hk[child]:
-            break
-        hk[k] = hk[child]
-        hs[k] = hs[child]
-        k = child
-    hk[k] = key
-    hs[k] = value
 
 
 @njit(cache=True)
@@ -169,7 +96,7 @@ def _event_loop(kind, tau_m, tau_s, theta, reset, refractory, closed_form,
                 n_free -= 1
                 slot = free[n_free]
                 sl_t[slot], sl_c[slot], sl_n[slot] = in_time[k_in], a, src
-                hsize = _heap_push(hk, hs, hsize, in_time[k_in] + out_d[a], slot)
+                hsize = heap_push(hk, hs, hsize, in_time[k_in] + out_d[a], slot)
                 t_a = hk[0]
                 t_now = min(t_a, t_p)
             k_in += 1
@@ -200,7 +127,7 @@ def _event_loop(kind, tau_m, tau_s, theta, reset, refractory, closed_form,
                 n_free -= 1
                 slot = free[n_free]
                 sl_t[slot], sl_c[slot], sl_n[slot] = t_p, a, j
-                hsize = _heap_push(hk, hs, hsize, t_p + out_d[a], slot)
+                hsize = heap_push(hk, hs, hsize, t_p + out_d[a], slot)
         else:
             slot = hs[0]
             c = sl_c[slot]
@@ -212,14 +139,14 @@ def _event_loop(kind, tau_m, tau_s, theta, reset, refractory, closed_form,
             if c < out_ptr[sl_n[slot] + 1]:
                 sl_c[slot] = c
                 hk[0] = sl_t[slot] + out_d[c]
-                _heap_fix_top(hk, hs, hsize)
+                heap_fix_top(hk, hs, hsize)
             else:
                 free[n_free] = slot
                 n_free += 1
                 hsize -= 1
                 if hsize > 0:
                     hk[0], hs[0] = hk[hsize], hs[hsize]
-                    _heap_fix_top(hk, hs, hsize)
+                    heap_fix_top(hk, hs, hsize)
             if kind[j] != KIND_LIF:
                 continue
         # new prediction for neuron j (spiked or received input)
@@ -231,9 +158,9 @@ def _event_loop(kind, tau_m, tau_s, theta, reset, refractory, closed_form,
         old = pkey[j]
         pkey[j] = t0 + next_crossing(v0, i0, tau_m[j], tau_s[j], theta[j], closed_form[j])
         if pkey[j] < old:
-            _sift_up(pkey, pitem, ppos, ppos[j])
+            indexed_sift_up(pkey, pitem, ppos, ppos[j])
         else:
-            _sift_down(pkey, pitem, ppos, ppos[j], n)
+            indexed_sift_down(pkey, pitem, ppos, ppos[j], n)
     counters[_HSIZE], counters[_NFREE], counters[_KIN] = hsize, n_free, k_in
     counters[_NSPK], counters[_SP], counters[_STATUS] = n_spk, sp, status
     return code
