@@ -11,3 +11,5 @@ def test_readme_python_blocks_run():
     namespace: dict = {}
     exec(compile("\n".join(blocks), "README.md", "exec"), namespace)
     assert namespace["rec"].first_spike_times("hid").shape == (8, 10)
+    assert namespace["rec_b"].n_trials == 8 and set(namespace["grads_b"]) == set(namespace["grads"])
+    assert namespace["result"].history.sizes["epoch"] == 3
