@@ -17,7 +17,6 @@ Usage: python paper_figures/fig_gradients.py [--results DIR] [--out DIR]
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -27,9 +26,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from neurodelay.io import atomic_output, read_netcdf  # noqa: E402
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:
+    sys.path.append(str(HERE))  # for `_figure` when the script is loaded by path (make_all, tests)
+from _figure import figure_main  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
 RESULT = "gradient_check.nc"
 NAME = "gradients"
 KINDS = ("weight", "synaptic", "axonal", "dendritic", "tau_m", "tau_s", "theta")
@@ -189,20 +190,7 @@ def draw(ds) -> plt.Figure:
 
 def main(argv=None) -> int:
     """Draw the figure from the NetCDF result into the output folder (PNG and PDF)."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--results", type=Path, default=ROOT / "analyses" / "results",
-                        help="folder with the analyses' NetCDF results")
-    parser.add_argument("--out", type=Path, default=ROOT / "paper_figures" / "output", help="output folder")
-    args = parser.parse_args(argv)
-    ds = read_netcdf(args.results / RESULT)
-    fig = draw(ds)
-    for suffix in (".png", ".pdf"):
-        target = args.out / f"{NAME}{suffix}"
-        with atomic_output(target) as tmp:
-            fig.savefig(tmp, dpi=200)
-        print(f"wrote {target}")
-    plt.close(fig)
-    return 0
+    return figure_main(argv, __doc__, RESULT, NAME, draw)
 
 
 if __name__ == "__main__":

@@ -9,8 +9,6 @@ can never delay a first spike.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import textwrap
 from pathlib import Path
 
@@ -19,28 +17,13 @@ import pytest
 
 from neurodelay.delays import Delays
 from neurodelay.events import simulate
-from neurodelay.io import read_netcdf
 from neurodelay.network import Network
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def load_script(path: Path):
-    """Import a script (analysis or figure) by path under a private module name."""
-    spec = importlib.util.spec_from_file_location(f"_test_{path.stem}", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
+def demo(quick_analysis):
     """The demo analysis run in --quick mode into a temporary folder: (module, dataset, results folder)."""
-    module = load_script(ROOT / "analyses" / "delay_kinds_demo.py")
-    results = tmp_path_factory.mktemp("results")
-    assert module.main(["--quick", "--out", str(results / module.RESULT)]) == 0
-    return module, read_netcdf(results / module.RESULT), results
+    return quick_analysis("delay_kinds_demo")
 
 
 def sweep(ds, kind: str) -> np.ndarray:
@@ -49,21 +32,8 @@ def sweep(ds, kind: str) -> np.ndarray:
     return np.where(np.isnan(t), np.inf, t)
 
 
-def test_figure_is_drawn_from_the_result_alone(demo, tmp_path, monkeypatch):
-    _, _, results = demo
-    import neurodelay.events
-
-    def no_simulation(*args, **kwargs):
-        raise AssertionError("a figure script must read NetCDF results, never simulate")
-
-    monkeypatch.setattr(neurodelay.events, "simulate", no_simulation)
-    monkeypatch.setattr(neurodelay.events.forward, "simulate", no_simulation)
-    figure = load_script(ROOT / "paper_figures" / "fig_delay_kinds.py")
-    assert figure.main(["--results", str(results), "--out", str(tmp_path)]) == 0
-    png = tmp_path / "delay_kinds.png"
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
-    assert (tmp_path / "delay_kinds.pdf").read_bytes()[:5] == b"%PDF-"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["delay_kinds.pdf", "delay_kinds.png"]
+def test_figure_is_drawn_from_the_result_alone(demo, draw_offline):
+    draw_offline("fig_delay_kinds.py", demo[2], "delay_kinds", min_png_bytes=20_000)
 
 
 def test_dendritic_delay_of_the_output_translates_its_spike(demo):
@@ -177,7 +147,7 @@ def write_scripts(folder: Path, scripts: dict[str, str]) -> Path:
     return folder
 
 
-def test_make_all_runs_missing_analyses_and_reports_failures(tmp_path, capfd):
+def test_make_all_runs_missing_analyses_and_reports_failures(tmp_path, capfd, load_script):
     analyses = write_scripts(tmp_path / "analyses", {
         "good.py": FAKE_ANALYSIS,
         "broken.py": 'RESULT = "broken.nc"\ndef main(argv):\n    raise RuntimeError("boom")\n',
@@ -190,7 +160,7 @@ def test_make_all_runs_missing_analyses_and_reports_failures(tmp_path, capfd):
         "helper.py": 'raise SystemExit("not a figure")\n',
     })
     results, out = tmp_path / "results", tmp_path / "out"
-    driver = load_script(ROOT / "paper_figures" / "make_all.py")
+    driver = load_script("paper_figures/make_all.py")
     args = ["--analyses", str(analyses), "--figures", str(figures), "--results", str(results), "--out", str(out)]
 
     assert driver.main(args + ["--quick"]) == 1
@@ -211,8 +181,8 @@ def test_make_all_runs_missing_analyses_and_reports_failures(tmp_path, capfd):
     assert (results / "good.nc").read_text() == "full"
 
 
-def test_make_all_runs_the_real_scripts(tmp_path, capfd):
-    driver = load_script(ROOT / "paper_figures" / "make_all.py")
+def test_make_all_runs_the_real_scripts(tmp_path, capfd, load_script):
+    driver = load_script("paper_figures/make_all.py")
     status = driver.main(["--quick", "--only", "delay_kinds", "--results", str(tmp_path / "results"),
                           "--out", str(tmp_path / "out")])
     assert status == 0, capfd.readouterr().out

@@ -8,37 +8,19 @@ mostly stay on the smooth branch and carry non-zero gradients.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from neurodelay.gradcheck import random_network
 from neurodelay.gradients import loss_and_grad
-from neurodelay.io import read_netcdf
 
-ROOT = Path(__file__).resolve().parents[1]
 KINDS = {"weight", "synaptic", "axonal", "dendritic", "tau_m", "tau_s", "theta"}
 
 
-def load_script(path: Path):
-    """Import a script (analysis or figure) by path under a private module name."""
-    spec = importlib.util.spec_from_file_location(f"_test_{path.stem}", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
-def check(tmp_path_factory):
+def check(quick_analysis):
     """The analysis run in --quick mode into a temporary folder: (module, dataset, results folder)."""
-    module = load_script(ROOT / "analyses" / "gradient_check.py")
-    results = tmp_path_factory.mktemp("results")
-    assert module.main(["--quick", "--out", str(results / module.RESULT)]) == 0
-    return module, read_netcdf(results / module.RESULT), results
+    return quick_analysis("gradient_check")
 
 
 def test_every_kind_network_and_loss_is_compared(check):
@@ -94,18 +76,5 @@ def test_cost_sweep_is_complete(check):
     assert np.all(ds["hidden_spikes_per_trial"].values > 0), "the timed network must be active"
 
 
-def test_figure_is_drawn_from_the_result_alone(check, tmp_path, monkeypatch):
-    _, _, results = check
-    import neurodelay.events
-
-    def no_simulation(*args, **kwargs):
-        raise AssertionError("a figure script must read NetCDF results, never simulate")
-
-    monkeypatch.setattr(neurodelay.events, "simulate", no_simulation)
-    monkeypatch.setattr(neurodelay.events.forward, "simulate", no_simulation)
-    figure = load_script(ROOT / "paper_figures" / "fig_gradients.py")
-    assert figure.main(["--results", str(results), "--out", str(tmp_path)]) == 0
-    png = tmp_path / "gradients.png"
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 50_000
-    assert (tmp_path / "gradients.pdf").read_bytes()[:5] == b"%PDF-"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["gradients.pdf", "gradients.png"]
+def test_figure_is_drawn_from_the_result_alone(check, draw_offline):
+    draw_offline("fig_gradients.py", check[2], "gradients", min_png_bytes=50_000)

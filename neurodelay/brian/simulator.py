@@ -32,7 +32,7 @@ import numpy as np
 
 from ..events import EventRecord
 from ..events.flat import flatten
-from ..events.forward import _merge_inputs  # input validation shared with the event engine
+from ..events.forward import merge_inputs  # input validation shared with the event engine
 from ..network import Network
 from ..spikes import SpikeTrains
 from ..units import as_seconds
@@ -114,7 +114,7 @@ class BrianSimulator:
 
     # ---- build --------------------------------------------------------------------------------
     def _sizing(self, inputs) -> tuple[dict, int]:
-        sources = _split_sources(self.net, _merge_inputs(self.net, inputs, flatten(self.net))) \
+        sources = _split_sources(self.net, merge_inputs(self.net, inputs, flatten(self.net))) \
             if inputs is not None else {}
         if self.max_input_spikes is not None:
             rows = self.max_input_spikes + 1
@@ -199,7 +199,7 @@ class BrianSimulator:
         """
         values = self.net if network is None else network
         B.check_same_structure(self.net, values)
-        merged = _merge_inputs(values, inputs, flatten(values))
+        merged = merge_inputs(values, inputs, flatten(values))
         if self.objects is None:
             self.build(inputs)
         sources = _split_sources(values, merged)

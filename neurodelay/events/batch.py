@@ -10,6 +10,8 @@ __all__ = ["default_threads", "map_trials"]
 
 T = TypeVar("T")
 
+_WARM: set = set()  # code objects of the `run` functions that map_trials has run once in this process
+
 
 def default_threads() -> int:
     """Worker threads for batched trials: $NEURODELAY_THREADS or the number of usable cores."""
@@ -24,21 +26,30 @@ def default_threads() -> int:
 
 def map_trials(run: Callable[[int], T], n_trials: int, n_threads: int | None = None,
                progress: bool = False, desc: str = "trials") -> list[T]:
-    """``[run(k) for k in range(n_trials)]``, in order.
+    """``[run(k) for k in range(n_trials)]``, in order, on `n_threads` threads (default: all usable cores).
 
-    Trial 0 runs first in the calling thread (so a numba function compiles, or
-    loads its cache, once); the others run on `n_threads` threads (default:
-    :func:`default_threads`). `run` must release the GIL to gain from threads.
+    The first time a given `run` function (by its code, so the same closure of a
+    later call counts as seen) is mapped in this process, trial 0 runs alone in
+    the calling thread first, so that the numba functions it calls compile, or
+    load their cache, once; afterwards every trial goes to the pool from the
+    start (a numba function meeting new argument types then compiles in a
+    worker, under numba's compiler lock). `run` must release the GIL to gain
+    from threads.
     """
-    results = [run(0)] if n_trials else []
-    threads = min(n_threads or default_threads(), max(n_trials - 1, 1))
-    rest = range(1, n_trials)
+    code = getattr(run, "__code__", None)
+    results = []
+    if n_trials and (code is None or code not in _WARM):
+        results.append(run(0))
+        if code is not None:
+            _WARM.add(code)
+    todo = range(len(results), n_trials)
+    threads = min(n_threads or default_threads(), len(todo))
     if progress:
         from tqdm.auto import tqdm
-        rest = tqdm(rest, total=n_trials - 1, desc=desc, unit="trial")
-    if threads > 1 and n_trials > 2:
+        todo = tqdm(todo, desc=desc, unit="trial")
+    if threads > 1:
         with ThreadPoolExecutor(threads) as pool:
-            results += list(pool.map(run, rest))
+            results += list(pool.map(run, todo))
     else:
-        results += [run(k) for k in rest]
+        results += [run(k) for k in todo]
     return results

@@ -14,7 +14,7 @@ from .dynamics import is_closed_form
 from .flat import FlatNetwork, flatten
 from .kernel import STATUS_TOO_MANY_SPIKES, simulate_trial
 
-__all__ = ["EventRecord", "simulate", "default_threads"]
+__all__ = ["EventRecord", "default_threads", "merge_inputs", "simulate"]
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,15 @@ class EventRecord:
         return self.voltage[:, :, cols[order]]
 
 
-def _merge_inputs(net: Network, inputs, flat: FlatNetwork) -> SpikeTrains:
+def merge_inputs(net: Network, inputs, flat: FlatNetwork) -> SpikeTrains:
+    """Validate `inputs` for `net` and merge them into one SpikeTrains over the flat network.
+
+    inputs: a SpikeTrains (network with one spike source) or a dict source name ->
+    SpikeTrains (local neuron indices, times in s). Returns the spikes of all
+    sources with global neuron indices (``flat.offsets``), times in s, sorted
+    by (trial, time, neuron); raises ValueError or TypeError when the inputs do not fit
+    the network's sources.
+    """
     sources = net.sources
     if isinstance(inputs, SpikeTrains):
         if len(sources) != 1:
@@ -113,7 +121,7 @@ def simulate(net: Network, inputs, duration, *, record=(), sample_times=None,
     """
     duration = float(as_seconds(duration, "duration", minimum=0.0, strictly=True))
     flat = flatten(net)
-    merged = _merge_inputs(net, inputs, flat)
+    merged = merge_inputs(net, inputs, flat)
     record = [record] if isinstance(record, str) else list(record)
     sample_neurons = np.concatenate([np.arange(flat.sizes[p]) + flat.offsets[p]
                                      for p in record if not isinstance(net[p], SpikeSource)]
