@@ -33,8 +33,6 @@ DURATION = 0.3
 N_TRIALS = 3
 HISTORY = {"inp": 8, "hid": 8, "out": 8}
 
-# brian2 2.10 calls pyparsing with a deprecated keyword on every statement it parses
-pytestmark = pytest.mark.filterwarnings("ignore:.*parseAll.*:DeprecationWarning")
 
 
 def two_layer(seed: int) -> Network:

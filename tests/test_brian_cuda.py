@@ -22,7 +22,6 @@ from neurodelay.events import simulate
 from neurodelay.network import LIF, Network, SpikeSource
 from neurodelay.spikes import SpikeTrains
 
-pytestmark = pytest.mark.filterwarnings("ignore:.*parseAll.*:DeprecationWarning")
 
 needs_nvcc = pytest.mark.skipif(nvcc_path() is None, reason="nvcc (CUDA toolkit) not found")
 needs_gpu = pytest.mark.skipif(not gpu_visible(), reason="no GPU visible (nvidia-smi absent or failing)")
