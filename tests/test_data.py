@@ -238,11 +238,12 @@ def test_mts_xor_labels_are_xor_of_rate_bits_and_rates_visible():
 def test_digits_shapes_split_and_permutation_seed():
     train = digits("train", n_levels=3)
     test = digits("test", n_levels=3)
-    assert train.n_inputs == 7 and train.n_classes == 10
+    assert train.n_inputs == 2 * 3 * 8 + 1 and train.n_classes == 10       # default: 8 pixels per step
+    assert digits("test", n=2, n_levels=3, pixels_per_step=1, cue=False).n_inputs == 6
+    assert train.duration == pytest.approx(9 * 8e-3)
     assert len(train) + len(test) == 1797
     assert not set(train.trial_meta["index"]) & set(test.trial_meta["index"])
     assert train.trial_meta["sequence"].shape == (len(train), 64)
-    assert train.duration == pytest.approx(65e-3)
     p0 = digits("test", n=5, permutation_seed=7).meta["permutation"]
     np.testing.assert_array_equal(p0, digits("train", n=2, permutation_seed=7).meta["permutation"])
     np.testing.assert_array_equal(p0, digit_permutation(7))
@@ -253,25 +254,35 @@ def test_digits_shapes_split_and_permutation_seed():
     assert not np.array_equal(digits("test", split_seed=1).trial_meta["index"], test.trial_meta["index"])
 
 
-def test_digits_spikes_encode_quantised_permuted_pixels():
+@pytest.mark.parametrize("per_step", [1, 8])
+def test_digits_spikes_encode_quantised_permuted_pixels(per_step):
     from sklearn.datasets import load_digits
 
     n_levels, dt = 3, 2e-3      # thresholds 4/16, 8/16, 12/16: pixels can equal a threshold exactly
-    d = digits("test", n=12, n_levels=n_levels, dt_step=dt, permutation_seed=3)
+    n_steps = 64 // per_step
+    d = digits("test", n=12, n_levels=n_levels, dt_step=dt, permutation_seed=3, pixels_per_step=per_step)
+    assert d.n_inputs == 2 * n_levels * per_step + 1 and d.duration == pytest.approx((n_steps + 1) * dt)
     images = load_digits().data / 16.0
     perm = digit_permutation(3)
     thresholds = np.arange(1, n_levels + 1) / (n_levels + 1)
     for k in range(len(d)):
-        seq = images[d.trial_meta["index"][k]][perm]
-        level = (seq[:, None] >= thresholds[None, :]).sum(1)             # quantised pixel at each step
+        seq = images[d.trial_meta["index"][k]][perm].reshape(n_steps, per_step)     # (step, slot)
+        level = (seq[:, :, None] >= thresholds).sum(2)                  # quantised pixel of each slot and step
         mask = d.inputs.trial == k
         step = np.rint(d.inputs.time[mask] / dt).astype(int)
         nrn = d.inputs.neuron[mask]
-        cue = nrn == 2 * n_levels
-        assert cue.sum() == 1 and step[cue][0] == 64
-        up = np.bincount(step[~cue & (nrn % 2 == 0)], minlength=64)
-        down = np.bincount(step[~cue & (nrn % 2 == 1)], minlength=64)
-        np.testing.assert_array_equal(np.cumsum(up - down)[:64], level)
+        cue = nrn == d.n_inputs - 1
+        assert cue.sum() == 1 and step[cue][0] == n_steps
+        slot, within = np.divmod(nrn[~cue], 2 * n_levels)
+        sign = np.where(within % 2 == 0, 1, -1)
+        change = np.zeros((n_steps, per_step), int)
+        np.add.at(change, (step[~cue], slot), sign)
+        np.testing.assert_array_equal(np.cumsum(change, axis=0), level)
+
+
+def test_digits_rejects_a_step_size_that_does_not_divide_64():
+    with pytest.raises(ValueError, match="pixels_per_step"):
+        digits("test", n=2, pixels_per_step=3)
 
 
 # ---------------------------------------------------------------- HDF5
