@@ -9,7 +9,8 @@ Runs (each one a `neurodelay train` configuration, see neurodelay.train.recipes)
   the 30-hidden networks on a grid over the unit square.
 * Sequence detection: synaptic delays only, from the worst initialisation.
 * Multi-time-scale XOR: weights only with fixed homogeneous time constants
-  (baseline) vs + learned synaptic delays vs + trained time constants.
+  (baseline; also with twice the hidden neurons, as many parameters as with
+  delays) vs + learned synaptic delays vs + trained time constants.
 * Permuted sequential digits: recurrent hidden layer with learned recurrent
   synaptic delays vs without (hidden size raised to the same parameter count).
 
@@ -83,7 +84,7 @@ def _label(learn) -> str:
 def plan(scale: str, only=None) -> list[RunSpec]:
     """The runs of a scale (optionally only some tasks), most important first: Yin-Yang with the
     largest hidden size, its sensitivity checks, the other tasks, then the smaller Yin-Yang networks."""
-    from neurodelay.train.recipes import digits_matched_hidden
+    from neurodelay.train.recipes import digits_matched_hidden, get_recipe
 
     s = SCALES[scale]
 
@@ -106,6 +107,12 @@ def plan(scale: str, only=None) -> list[RunSpec]:
         for seed in s["seeds"]:
             specs.append(RunSpec(f"mts_xor-{_label(learn)}-s{seed}", _label(learn),
                                  dict(task="mts_xor", learn=list(learn), seed=seed, **s["xor"])))
+    # weights only with twice the hidden neurons: as many parameters as weights + synaptic delays
+    # (one delay per synapse doubles the 2 * n_in * h + 2 h trained values of the weights-only network)
+    xor_hidden = 2 * s["xor"].get("hidden", get_recipe("mts_xor").defaults["hidden"])
+    for seed in s["seeds"]:
+        specs.append(RunSpec(f"mts_xor-weight-h{xor_hidden}-s{seed}", "weight (matched params)",
+                             dict(s["xor"], task="mts_xor", learn=["weight"], seed=seed, hidden=xor_hidden)))
     hidden = s["digits"].get("hidden", 32)
     for learn, h in ((("weight",), digits_matched_hidden(hidden)), (("weight", "synaptic"), hidden)):
         for seed in s["seeds"]:

@@ -136,12 +136,13 @@ def draw_other_tasks(ax, ds) -> None:
         for variant in variants:
             sub = idx[ds["variant"].values[idx] == variant]
             acc = ds["test_accuracy"].values[sub] * 100
-            colour = KIND_COLOURS.get(variant, "#e7298a" if "tau" in variant else "#d95f02")
+            colour = KIND_COLOURS.get(variant.split(" ")[0], "#e7298a" if "tau" in variant else "#d95f02")
             ax.bar(x, acc.mean(), color=colour, alpha=0.35, width=0.7)
             ax.plot(np.full(len(acc), x), acc, "o", color=colour, ms=3.5)
             hidden = int(ds["hidden"].values[sub][0])
-            nice = variant.replace("weight+", "+").replace("weight", "weights").replace("+tau_m+tau_s", "+ taus")
-            extra = f", h={hidden}" if task == "digits" else ""
+            nice = (variant.replace("weight+", "+").replace("weight", "weights").replace("+tau_m+tau_s", "+ taus")
+                    .replace(" (matched params)", ""))
+            extra = f", h={hidden}" if task in ("mts_xor", "digits") else ""
             labels.append((x, f"{task}\n{nice}{extra}"))
             x += 1
         x += 0.6
