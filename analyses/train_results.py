@@ -10,7 +10,8 @@ Runs (each one a `neurodelay train` configuration, see neurodelay.train.recipes)
 * Sequence detection: synaptic delays only, from the worst initialisation.
 * Multi-time-scale XOR: weights only with fixed homogeneous time constants
   (baseline; also with twice the hidden neurons, as many parameters as with
-  delays) vs + learned synaptic delays vs + trained time constants.
+  delays) vs + learned synaptic delays vs + trained time constants (tau_m and
+  tau_s, or tau_s alone).
 * Permuted sequential digits: recurrent hidden layer with learned recurrent
   synaptic delays vs without (hidden size raised to the same parameter count).
 
@@ -103,7 +104,7 @@ def plan(scale: str, only=None) -> list[RunSpec]:
     for seed in s["seq_seeds"]:
         specs.append(RunSpec(f"sequence-synaptic-s{seed}", "synaptic",
                              dict(task="sequence", learn=["synaptic"], seed=seed, **s["seq"])))
-    for learn in (("weight",), ("weight", "synaptic"), ("weight", "tau_m", "tau_s")):
+    for learn in (("weight",), ("weight", "synaptic"), ("weight", "tau_m", "tau_s"), ("weight", "tau_s")):
         for seed in s["seeds"]:
             specs.append(RunSpec(f"mts_xor-{_label(learn)}-s{seed}", _label(learn),
                                  dict(task="mts_xor", learn=list(learn), seed=seed, **s["xor"])))
