@@ -40,7 +40,7 @@ def figure_main(argv, doc: str, result: str, name: str, draw: Callable[..., plt.
         for suffix in (".png", ".pdf"):
             target = args.out / f"{name}{suffix}"
             with atomic_output(target) as tmp:
-                fig.savefig(tmp, dpi=DPI)
+                fig.savefig(tmp, dpi=DPI, bbox_inches="tight", pad_inches=0.08)  # nothing clipped at the edges
             print(f"wrote {target}")
     finally:
         plt.close(fig)
