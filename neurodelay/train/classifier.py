@@ -25,7 +25,7 @@ from ..events import simulate
 from ..events.readout import max_voltage, weighted_voltage_integral
 from ..gradients import check_key, get_param, loss_and_grad, set_param
 from ..losses import Loss, first_spikes
-from ..network import Network
+from ..network import TAU_RELATIVE_GAP, Network
 from ..spikes import SpikeTrains
 from .model import BatchResult, Evaluation
 from .optim import key_name
@@ -33,6 +33,32 @@ from .optim import key_name
 __all__ = ["SpikingClassifier", "DECISIONS", "decide"]
 
 DECISIONS = ("first_spike", "max_voltage", "integral")
+TIME_CONSTANTS = ("tau_m", "tau_s")
+TAU_SEPARATION = 10 * TAU_RELATIVE_GAP    # relative distance kept between a trained tau_m and tau_s
+
+
+def _time_constants_kept_apart(net: Network, values: dict) -> dict:
+    """{population: {'tau_m': (n,), 'tau_s': (n,)}} (s) for the populations whose time constants `values`
+    sets (keys as in :mod:`neurodelay.gradients`, shapes checked). Where an update brings tau_s within
+    TAU_SEPARATION (relative) of tau_m, tau_s is placed at that distance on its side: the Network refuses
+    tau_m == tau_s, and both are set together so no intermediate pair is checked."""
+    taus = {}
+    for key, value in values.items():
+        if key[1] not in TIME_CONSTANTS:
+            continue
+        pop = net[key[0]]
+        value = np.asarray(value, dtype=float)
+        expected = (pop.n,) if len(key) == 2 else ()
+        if value.shape != expected:
+            raise ValueError(f"{key!r}: value has shape {value.shape}, expected {expected}")
+        pair = taus.setdefault(key[0], {k: np.array(getattr(pop, k), dtype=float) for k in TIME_CONSTANTS})
+        pair[key[1]] = np.broadcast_to(value, (pop.n,)).copy()
+    for pair in taus.values():
+        tau_m, tau_s = pair["tau_m"], pair["tau_s"]
+        close = np.abs(tau_m - tau_s) <= TAU_SEPARATION * tau_m
+        side = np.where(tau_s <= tau_m, 1.0 - TAU_SEPARATION, 1.0 + TAU_SEPARATION)
+        pair["tau_s"] = np.where(close, side * tau_m, tau_s)
+    return taus
 
 
 def decide(record, population: str, rule: str, tau_weight: float | None = None) -> np.ndarray:
@@ -102,9 +128,12 @@ class SpikingClassifier:
 
     def with_values(self, values: dict) -> "SpikingClassifier":
         net = self._network
-        for key in self._keys:
-            if key in values:
-                net = set_param(net, key, values[key])
+        chosen = {key: values[key] for key in self._keys if key in values}
+        for key, value in chosen.items():
+            if key[1] not in TIME_CONSTANTS:
+                net = set_param(net, key, value)
+        for name, taus in _time_constants_kept_apart(net, chosen).items():
+            net = net.with_population(name, **taus)
         return self.with_network(net)
 
     def with_network(self, network: Network) -> "SpikingClassifier":
