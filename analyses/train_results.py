@@ -166,6 +166,7 @@ def finished(spec: RunSpec, runs_dir: Path) -> bool:
 
 def run_one(spec: RunSpec, runs_dir: Path, n_threads: int | None, progress: bool) -> dict:
     """Train (or resume / reload) one run; returns its numbers as plain arrays."""
+    from neurodelay.delays import DELAY_KINDS
     from neurodelay.train.config import RunConfig
     from neurodelay.train.recipes import get_recipe
     from neurodelay.train.runs import evaluate_model, model_from_checkpoint, train_run
@@ -176,9 +177,9 @@ def run_one(spec: RunSpec, runs_dir: Path, n_threads: int | None, progress: bool
     result, evaluation = train_run(cfg, runs_dir / spec.name, resume=True, progress=progress, n_threads=n_threads)
     h = result.history
     model = result.model
+    resolved = json.loads(evaluation.attrs["config"])
     out = dict(name=spec.name, variant=spec.variant, task=cfg.task, seed=cfg.seed,
-               learn=",".join(json.loads(evaluation.attrs["config"])["learn"]),
-               hidden=int(json.loads(evaluation.attrs["config"])["hidden"]),
+               learn=",".join(resolved["learn"]), hidden=int(resolved["hidden"]),
                n_params=int(sum(np.size(v) for v in model.values().values())),
                test_accuracy=float(evaluation.attrs["accuracy"]), test_loss=float(evaluation.attrs["loss"]),
                epochs=int(result.epoch), stop_reason=result.stop_reason,
@@ -187,21 +188,16 @@ def run_one(spec: RunSpec, runs_dir: Path, n_threads: int | None, progress: bool
                call_time=time.perf_counter() - start,
                history={v: h[v].values.astype(float) for v in ("train_loss", "train_accuracy", "validation_loss",
                                                                 "validation_accuracy")})
+    test = get_recipe(cfg.task).splits(cfg)[2]
     # model selection by validation: the checkpoint of the best validation accuracy, on the test split
     best_path = runs_dir / spec.name / BEST
     out["best_epoch"] = int(result.best_epoch)
-    out["best_test_accuracy"] = np.nan
-    if best_path.exists():
-        best_model, _ = model_from_checkpoint(best_path)
-        out["best_test_accuracy"] = evaluate_model(best_model, get_recipe(cfg.task).splits(cfg)[2]).accuracy
+    out["best_test_accuracy"] = (evaluate_model(model_from_checkpoint(best_path)[0], test).accuracy
+                                 if best_path.exists() else np.nan)
     for pop in ("hidden", "output"):
         out[f"tau_m_{pop}"] = (float(np.mean(model.network[pop].tau_m))
                                if any(k[0] == pop and k[1] == "tau_m" for k in model.keys) else np.nan)
     if cfg.task == "yinyang":
-        from neurodelay.delays import DELAY_KINDS
-        from neurodelay.train.runs import evaluate_model
-
-        test = get_recipe("yinyang").splits(cfg)[2]
         has_delays = any(k[1] in DELAY_KINDS for k in model.keys)
         out["quantised_test_accuracy"] = np.array([evaluate_model(model, test, step).accuracy if has_delays
                                                    else np.nan for step in QUANTISE_STEPS])

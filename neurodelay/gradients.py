@@ -31,7 +31,7 @@ from .events.adjoint import AdjointResult, adjoint
 from .events.forward import EventRecord, simulate
 from .network import LIF, Network, Readout
 
-__all__ = ["LossAndGrad", "loss_and_grad", "get_param", "set_param", "check_key",
+__all__ = ["LossAndGrad", "loss_and_grad", "get_param", "set_param", "check_key", "check_value",
            "gradients_to_dataset", "PROJECTION_KINDS", "POPULATION_KINDS"]
 
 PROJECTION_KINDS = ("weight",) + DELAY_KINDS
@@ -87,14 +87,20 @@ def get_param(net: Network, key) -> np.ndarray:
     return values
 
 
-def set_param(net: Network, key, value) -> Network:
-    """A copy of `net` with the parameter named by `key` replaced (checked: shape, range)."""
-    key = check_key(net, key)
-    target, kind = key[0], key[1]
+def check_value(net: Network, key, value) -> np.ndarray:
+    """`value` as a float array of the parameter's shape (scalar for a shared key); ValueError naming the key."""
     expected = np.shape(get_param(net, key)) if len(key) == 2 else ()
     value = np.asarray(value, dtype=float)
     if value.shape != expected:
         raise ValueError(f"{key!r}: value has shape {value.shape}, expected {expected}")
+    return value
+
+
+def set_param(net: Network, key, value) -> Network:
+    """A copy of `net` with the parameter named by `key` replaced (checked: shape, range)."""
+    key = check_key(net, key)
+    target, kind = key[0], key[1]
+    value = check_value(net, key, value)
     if "->" in target:
         pre, post = target.split("->")
         if kind == "weight":

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..events import simulate
 from ..events.readout import max_voltage, weighted_voltage_integral
-from ..gradients import check_key, get_param, loss_and_grad, set_param
+from ..gradients import check_key, check_value, get_param, loss_and_grad, set_param
 from ..losses import Loss, first_spikes
 from ..network import TAU_RELATIVE_GAP, Network
 from ..spikes import SpikeTrains
@@ -47,10 +47,7 @@ def _time_constants_kept_apart(net: Network, values: dict) -> dict:
         if key[1] not in TIME_CONSTANTS:
             continue
         pop = net[key[0]]
-        value = np.asarray(value, dtype=float)
-        expected = (pop.n,) if len(key) == 2 else ()
-        if value.shape != expected:
-            raise ValueError(f"{key!r}: value has shape {value.shape}, expected {expected}")
+        value = check_value(net, key, value)
         pair = taus.setdefault(key[0], {k: np.array(getattr(pop, k), dtype=float) for k in TIME_CONSTANTS})
         pair[key[1]] = np.broadcast_to(value, (pop.n,)).copy()
     for pair in taus.values():
