@@ -42,7 +42,7 @@ from . import __version__
 from .spikes import SpikeTrains
 
 __all__ = ["record_to_dataset", "spike_trains_to_dataset", "dataset_to_spike_trains",
-           "write_netcdf", "read_netcdf", "atomic_output", "parameters_to_json",
+           "write_netcdf", "read_netcdf", "atomic_output", "parameters_to_json", "to_json",
            "NetCDFReadError", "SPIKE_GROUPS"]
 
 #: the two spike groups of a dataset: (dimension, variable prefix)
@@ -80,7 +80,12 @@ def parameters_to_json(parameters: dict | None) -> str:
         return "{}"
     if not isinstance(parameters, dict):
         raise TypeError(f"parameters must be a dict, got {type(parameters).__name__}")
-    return json.dumps(parameters, sort_keys=True, default=_json_default)
+    return to_json(parameters)
+
+
+def to_json(value) -> str:
+    """`value` as a JSON string (sorted keys; numpy values, tuples, sets, paths and Brian2 quantities allowed)."""
+    return json.dumps(value, sort_keys=True, default=_json_default)
 
 
 def _check_seed(seed):

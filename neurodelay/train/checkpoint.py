@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from ..io import read_netcdf, write_netcdf
+from ..io import read_netcdf, to_json, write_netcdf
 from ..network import Network
 from .network_state import network_from_dataset, network_to_dataset
 from .optim import key_name
@@ -76,23 +76,6 @@ def history_from_prefixed(ds: xr.Dataset) -> xr.Dataset:
     return out
 
 
-def _plain(value):
-    """numpy scalars and arrays as JSON-able Python values."""
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, (tuple, set, frozenset)):
-        return list(value)
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"checkpoint metadata value {value!r} of type {type(value).__name__} is not JSON-able")
-
-
-def _json(value) -> str:
-    return json.dumps(value, sort_keys=True, default=_plain)
-
-
 def save_checkpoint(path, ckpt: Checkpoint) -> Path:
     """Write `ckpt` to `path` atomically (NetCDF); returns the path."""
     ds = network_to_dataset(ckpt.network)
@@ -101,8 +84,8 @@ def save_checkpoint(path, ckpt: Checkpoint) -> Path:
         raw = np.asarray(ckpt.raw[key], float)
         dim = f"param{i}_element"
         ds[f"raw{i}"] = xr.Variable(dim, raw.reshape(-1), {
-            "key": _json(list(key)), "name": key_name(key), "shape": _json(list(raw.shape)),
-            "constraint": _json(ckpt.constraints.get(key, {}))})
+            "key": to_json(list(key)), "name": key_name(key), "shape": to_json(list(raw.shape)),
+            "constraint": to_json(ckpt.constraints.get(key, {}))})
         for moment in ("m", "v"):
             value = ckpt.optimiser_state.get(f"{moment}:{key_name(key)}")
             if value is not None:
@@ -115,12 +98,12 @@ def save_checkpoint(path, ckpt: Checkpoint) -> Path:
     ds.attrs.update({
         "format": FORMAT,
         "epoch": int(ckpt.epoch),
-        "trained_keys": _json([list(k) for k in keys]),
-        "optimiser_config": _json(ckpt.optimiser_config),
-        "optimiser_scalars": _json(extra_state),
+        "trained_keys": to_json([list(k) for k in keys]),
+        "optimiser_config": to_json(ckpt.optimiser_config),
+        "optimiser_scalars": to_json(extra_state),
         "rng_state": json.dumps(ckpt.rng_state),
-        "config": _json(ckpt.config),
-        "extra": _json(ckpt.extra),
+        "config": to_json(ckpt.config),
+        "extra": to_json(ckpt.extra),
     })
     return write_netcdf(ds, path)
 
