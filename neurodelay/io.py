@@ -42,7 +42,7 @@ from . import __version__
 from .spikes import SpikeTrains
 
 __all__ = ["record_to_dataset", "spike_trains_to_dataset", "dataset_to_spike_trains",
-           "write_netcdf", "read_netcdf", "atomic_output", "parameters_to_json", "to_json",
+           "write_netcdf", "read_netcdf", "atomic_output", "parameters_to_json", "to_json", "provenance",
            "NetCDFReadError", "SPIKE_GROUPS"]
 
 #: the two spike groups of a dataset: (dimension, variable prefix)
@@ -97,7 +97,12 @@ def _check_seed(seed):
     return arr.astype(np.int64) if arr.ndim else int(arr)
 
 
-def _provenance(seed, parameters, engine: str) -> dict:
+def provenance(seed, parameters, engine: str) -> dict:
+    """Provenance attributes for a result: engine, version, creation time, parameters (JSON) and seed.
+
+    ``seed`` must be None, an integer or a sequence of integers (absent from the
+    attributes when None); ``parameters`` a JSON-serialisable mapping.
+    """
     attrs = {
         "time_unit": "s",
         "engine": str(engine),
@@ -169,7 +174,7 @@ def record_to_dataset(record, seed=None, parameters: dict | None = None, *,
                                             {"description": "population code of each recorded column"})
         variables["recorded_neuron"] = ("recorded", rec_local,
                                         {"description": "neuron index within its population"})
-    attrs = _provenance(seed, parameters, engine or getattr(record, "engine", None) or type(record).__module__)
+    attrs = provenance(seed, parameters, engine or getattr(record, "engine", None) or type(record).__module__)
     attrs["duration"] = float(record.duration)
     ds = _base_dataset(names, sizes, record.n_trials, variables, attrs)
     if len(record.sample_neurons):
@@ -188,7 +193,7 @@ def spike_trains_to_dataset(trains: SpikeTrains, population: str = "neurons", *,
     variables = _spike_group("spike_", "spike", trains.trial, trains.neuron,
                              np.zeros(len(trains), np.int32), trains.time)
     return _base_dataset([population], [trains.n_neurons], trains.n_trials, variables,
-                         _provenance(seed, parameters, engine))
+                         provenance(seed, parameters, engine))
 
 
 def dataset_to_spike_trains(ds: xr.Dataset, population: str | None = None) -> SpikeTrains:
