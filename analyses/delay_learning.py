@@ -34,6 +34,7 @@ from neurodelay.train import RunConfig, build_model, load_checkpoint, resolve_co
 from neurodelay.gradients import get_param
 
 RESULT = "delay_learning.nc"
+EXPECTED_SECONDS = {"quick": 30, "default": 300, "full": 1000}   # wall time on 2 quiet cores
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / RESULT
 KINDS = ("axonal", "dendritic", "synaptic")
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
