@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..events import EventRecord
-from ..events.flat import flatten
+from ..flat import flatten
 from ..network import LIF, Network
+from ..record import EventRecord
 from ..spikes import SpikeTrains
 
 __all__ = ["TrialResult", "read_trial", "check_counters", "assemble_record", "HistoryOverflowError"]

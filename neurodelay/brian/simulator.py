@@ -30,9 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..events import EventRecord
-from ..events.flat import flatten
-from ..events.forward import merge_inputs  # input validation shared with the event engine
+from ..flat import flatten
+from ..record import EventRecord, merge_inputs  # input validation shared by every engine
 from ..network import Network
 from ..spikes import SpikeTrains
 from ..units import as_seconds
