@@ -186,14 +186,18 @@ class BrianEngine:
     name = "brian"
 
     def __init__(self, mode: str = "precise", dt=1e-4, device: str = "runtime", history: dict | None = None):
-        from .units import as_seconds
-
         if mode not in ("precise", "grid"):
             raise ValueError(f"mode must be 'precise' or 'grid', got {mode!r}")
         if device not in ("runtime", "cpp_standalone", "cuda_standalone"):
             raise ValueError(f"device must be 'runtime', 'cpp_standalone' or 'cuda_standalone', got {device!r}")
         self.mode, self.device = mode, device
-        self.dt = float(as_seconds(dt, "dt", minimum=0.0, strictly=True))
+        if isinstance(dt, (int, float)):    # plain seconds: checked here, without importing Brian2
+            if not dt > 0 or dt == float("inf"):
+                raise ValueError(f"dt must be a positive finite time (s), got {dt!r}")
+            self.dt = float(dt)
+        else:                               # a Brian2 quantity
+            from .units import as_seconds
+            self.dt = float(as_seconds(dt, "dt", minimum=0.0, strictly=True))
         self.history = history
 
     def __repr__(self) -> str:
