@@ -15,7 +15,8 @@ from ..units import as_seconds
 from .batch import default_threads, map_trials
 from .kernel import STATUS_TOO_MANY_SPIKES, simulate_trial
 
-__all__ = ["EventRecord", "default_threads", "merge_inputs", "simulate", "simulate_events"]  # EventRecord, merge_inputs: re-exported
+# EventRecord and merge_inputs live in neurodelay.record; re-exported here, where they used to live
+__all__ = ["EventRecord", "default_threads", "merge_inputs", "simulate", "simulate_events"]
 
 
 def simulate(net: Network, inputs, duration, *, record=(), sample_times=None,

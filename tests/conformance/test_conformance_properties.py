@@ -114,6 +114,8 @@ def _first_spike_index(rec, population):
 
 
 # ---- property-based checks on random small (possibly recurrent) networks -------------------
+# (the engine fixture is the same for every example, so sharing it across examples is intended)
+_SUPPRESSED = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
 
 @st.composite
 def random_networks(draw):
@@ -137,7 +139,7 @@ def random_networks(draw):
     return net, inputs, refractory
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None, suppress_health_check=_SUPPRESSED)
 @given(random_networks())
 def test_spike_trains_are_ordered_and_respect_refractoriness(engine, case):
     net, inputs, refractory = case
@@ -154,7 +156,7 @@ def test_spike_trains_are_ordered_and_respect_refractoriness(engine, case):
     assert np.all(rec.i_minus_theta >= 0), "a spike is a crossing from below: dV/dt >= 0"
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None, suppress_health_check=_SUPPRESSED)
 @given(random_networks(), st.integers(0, 2**31 - 1))
 def test_synapse_order_is_irrelevant(engine, case, perm_seed):
     net, inputs, _ = case
