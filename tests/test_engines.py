@@ -247,3 +247,16 @@ def test_kernel_network_holds_the_flat_arrays():
         if name != "closed_form":
             assert getattr(k, name) is getattr(fn, name)
     np.testing.assert_array_equal(k.closed_form, np.abs(fn.tau_m - 2 * fn.tau_s) <= 1e-14 * fn.tau_m)
+
+
+def test_brian_engine_samples_voltages_at_the_requested_grid_times():
+    pytest.importorskip("brian2")
+    net, inputs = _net(), _inputs(2)
+    times = np.array([2e-3, 7e-3, 12e-3, 30e-3])
+    exact = events.simulate(net, inputs, 0.03, record=["ro", "out"], sample_times=times, engine="events")
+    brian = events.simulate(net, inputs, 0.03, record=["ro", "out"], sample_times=times, engine="brian")
+    np.testing.assert_array_equal(brian.sample_times, times)
+    assert np.abs(exact.voltages("ro")).max() > 0.1
+    for pop in ("ro", "out"):
+        assert brian.voltages(pop).shape == exact.voltages(pop).shape == (2, 4, net[pop].n)
+        np.testing.assert_allclose(brian.voltages(pop), exact.voltages(pop), rtol=0, atol=1e-6, err_msg=pop)
