@@ -7,7 +7,8 @@ neuron changes), or that moves the maximum of a readout's voltage to another
 local maximum (its time jumps), leaves the smooth branch; such a coordinate is
 reported as NaN ("skipped") instead of a meaningless number.
 
-Used by ``tests/test_gradients.py`` and ``analyses/gradient_check.py``.
+Used by ``tests/conformance/test_conformance_gradients.py`` (on every engine), ``tests/test_gradients.py``
+and ``analyses/gradient_check.py``.
 """
 
 from __future__ import annotations

@@ -58,7 +58,7 @@ closed form from event to event. At events:
   ``dl_V/dV = c exp(-rate t)`` enters the costate through its particular solution.
 
 Each finding above is checked against central finite differences of the exact
-forward engine in ``tests/test_gradients.py``.
+forward engine in ``tests/test_gradients.py`` and ``tests/conformance/test_conformance_gradients.py``.
 """
 
 from __future__ import annotations
