@@ -49,6 +49,10 @@ class EngineCase:
     def exact(self) -> bool:
         return self.settings.exact
 
+    def supports(self, net) -> bool:
+        """Whether this engine can run `net`."""
+        return self.engine.supports(net) is None
+
     def require(self, net) -> None:
         """Skip the test if this engine cannot run `net`."""
         reason = self.engine.supports(net)
