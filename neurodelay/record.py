@@ -28,7 +28,8 @@ class EventRecord:
     Spikes emitted by spiking (LIF) neurons, sorted by (trial, time): global
     neuron index, time (s) and ``I - theta`` at the spike (= tau_m dV/dt, the
     quantity the adjoint needs). ``voltage[trial, sample, k]`` is V of global
-    neuron ``sample_neurons[k]`` at ``sample_times[sample]`` (s).
+    neuron ``sample_neurons[k]`` at ``sample_times[sample]`` (s). ``engine``
+    names what produced the record (written as provenance by :func:`neurodelay.io.record_to_dataset`).
     """
 
     network: Network
@@ -42,6 +43,7 @@ class EventRecord:
     sample_times: np.ndarray = field(default_factory=lambda: np.zeros(0))
     sample_neurons: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     voltage: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0)))
+    engine: str = ""             # what produced it (provenance), e.g. "events", "brian-precise"
 
     @property
     def n_trials(self) -> int:

@@ -260,3 +260,13 @@ def test_brian_engine_samples_voltages_at_the_requested_grid_times():
     for pop in ("ro", "out"):
         assert brian.voltages(pop).shape == exact.voltages(pop).shape == (2, 4, net[pop].n)
         np.testing.assert_allclose(brian.voltages(pop), exact.voltages(pop), rtol=0, atol=1e-6, err_msg=pop)
+
+
+def test_records_name_their_engine_for_provenance():
+    from neurodelay.io import record_to_dataset
+
+    rec = events.simulate(_net(), _inputs(1), 0.03, engine="events")
+    assert rec.engine == "events" and record_to_dataset(rec).attrs["engine"] == "events"
+    pytest.importorskip("brian2")
+    rec = events.simulate(_net(), _inputs(1), 0.03, engine="brian")
+    assert rec.engine == "brian-precise-runtime" and record_to_dataset(rec).attrs["engine"] == rec.engine

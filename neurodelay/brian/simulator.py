@@ -213,7 +213,7 @@ class BrianSimulator:
             start = time.perf_counter()
             results.append(self._run_trial(values, tables))
             self.run_seconds.append(time.perf_counter() - start)
-        return assemble_record(values, merged, results, self.duration)
+        return assemble_record(values, merged, results, self.duration, engine=f"brian-{self.mode}-{self.device_name}")
 
     def _run_trial(self, values: Network, tables: dict):
         objects = self.objects

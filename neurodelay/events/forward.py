@@ -92,4 +92,4 @@ def simulate_events(net: Network, inputs, duration, *, record=(), sample_times=N
                else np.zeros((0, len(sample_times), len(sample_neurons))))
     return EventRecord(net, flat, merged, np.repeat(np.arange(n_trials), counts).astype(np.int64),
                        cat(1, np.int64), cat(0, float), cat(2, float), duration,
-                       sample_times, sample_neurons, voltage)
+                       sample_times, sample_neurons, voltage, engine="events")
