@@ -47,8 +47,9 @@ BENCH_SCRIPT = ROOT / "bench" / "gradient.py"
 
 SEED = 0                     # coordinate sampling (the networks have their own fixed seeds)
 DURATION = 0.05              # s, the finite-difference trials
-# (seed, recurrent) of the networks; the same draws as tests/test_gradients.py, whose guard checks
-# several spikes per hidden neuron and both firing and silent TTFS outputs
+# (seed, recurrent) of the networks; the same draws as tests/gradient_cases.py, whose guard (in
+# tests/conformance/test_conformance_gradients.py) checks several spikes per hidden neuron and both
+# firing and silent TTFS outputs
 NETWORKS = {"feedforward": (3, False), "recurrent": (1, True)}
 LOSSES = {
     "TTFS cross-entropy + voltage integral": lambda: (losses.FirstSpikeCrossEntropy("ttfs", xi=3e-3)

@@ -6,3 +6,17 @@ try:  # the installed distribution's version (setup.cfg) is the single source of
     __version__ = _version("neurodelay")
 except PackageNotFoundError:  # pragma: no cover - a source tree that was never installed
     __version__ = "0.1.0"
+
+__all__ = ["__version__", "simulate"]
+
+
+def simulate(net, inputs, duration, *, engine="auto", record=(), sample_times=None, n_threads=None):
+    """Simulate `net` on `inputs` for `duration` s on an engine (:mod:`neurodelay.engines`, default "auto").
+
+    The same as :func:`neurodelay.events.simulate` (see there); imported on first call, so that
+    ``import neurodelay`` stays light. Returns an :class:`~neurodelay.record.EventRecord`.
+    """
+    from .events.forward import simulate as _simulate
+
+    return _simulate(net, inputs, duration, record=record, sample_times=sample_times, n_threads=n_threads,
+                     engine=engine)

@@ -91,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--quantise", type=_positive_float,
                     help="evaluate with the delays rounded to multiples of this step (s)")
     tr.add_argument("--threads", type=_positive_int, help="worker threads (default: all usable cores)")
+    tr.add_argument("--engine", default="auto",
+                    help="simulation engine: auto (default), events, brian, ... (see neurodelay.engines)")
     tr.add_argument("--resume", action="store_true", help="continue from OUT/last.nc if it exists")
     tr.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -101,6 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="data split (default: test)")
     ev.add_argument("--quantise", type=_positive_float, help="round the delays to multiples of this step (s) first")
     ev.add_argument("--out", type=Path, help="also write the evaluation (per-trial predictions) to this NetCDF file")
+    ev.add_argument("--engine", default="auto",
+                    help="simulation engine: auto (default), events, brian, ... (see neurodelay.engines)")
     return parser
 
 
@@ -120,7 +124,7 @@ def _train(args) -> int:
     cfg = RunConfig.from_dict(base).merged(overrides)
     out = args.out or Path("runs") / f"{cfg.task}-seed{cfg.seed}"
     result, evaluation = train_run(cfg, out, resume=args.resume, progress=not args.no_progress,
-                                   n_threads=args.threads)
+                                   n_threads=args.threads, engine=args.engine)
     h = result.history
     last = (f"train accuracy {h['train_accuracy'].values[-1]:.4f}, validation accuracy "
             f"{h['validation_accuracy'].values[-1]:.4f}, " if result.epoch else "")
@@ -133,7 +137,7 @@ def _evaluate(args) -> int:
     from .io import write_netcdf
     from .train.runs import evaluate_checkpoint
 
-    ds = evaluate_checkpoint(args.checkpoint, args.split, args.quantise)
+    ds = evaluate_checkpoint(args.checkpoint, args.split, args.quantise, engine=args.engine)
     if args.out:
         write_netcdf(ds, args.out)
     q = f", delays quantised to {args.quantise:g} s" if args.quantise else ""

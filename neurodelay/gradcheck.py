@@ -7,7 +7,8 @@ neuron changes), or that moves the maximum of a readout's voltage to another
 local maximum (its time jumps), leaves the smooth branch; such a coordinate is
 reported as NaN ("skipped") instead of a meaningless number.
 
-Used by ``tests/test_gradients.py`` and ``analyses/gradient_check.py``.
+Used by ``tests/conformance/test_conformance_gradients.py`` (on every engine), ``tests/test_gradients.py``
+and ``analyses/gradient_check.py``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from .delays import Delays
-from .events import simulate
+from .engines import get_engine
 from .events.readout import max_voltage
 from .gradients import get_param, set_param
 from .network import LIF, Network, Readout, SpikeSource
@@ -47,15 +48,17 @@ def same_branch(a, b, time_tolerance: float = BRANCH_TIME_TOLERANCE) -> bool:
 
 
 def finite_differences(net: Network, inputs, duration: float, loss, labels, key, step: float | None = None,
-                       coordinates=None) -> np.ndarray:
+                       coordinates=None, engine="auto") -> np.ndarray:
     """Central differences (L(p + h) - L(p - h)) / 2h of the batch-mean `loss` with respect to the
     parameter `key` (see :mod:`neurodelay.gradients`), NaN where a step leaves the smooth branch.
 
     duration in s; step h defaults to ``FD_STEP[kind]`` (parameter units); coordinates: flat
     indices into the parameter to difference (default: all, and the result has the parameter's
-    shape; otherwise a 1-D array, one value per listed coordinate).
+    shape; otherwise a 1-D array, one value per listed coordinate); engine: the
+    engine that simulates (a name of :mod:`neurodelay.engines` or an engine object).
     """
-    base = smooth_signature(simulate(net, inputs, duration))
+    engine = get_engine(engine, net)
+    base = smooth_signature(engine.simulate(net, inputs, duration))
     value = get_param(net, key)
     flat = value.reshape(-1)
     h = FD_STEP[key[1]] if step is None else float(step)
@@ -70,7 +73,7 @@ def finite_differences(net: Network, inputs, duration: float, loss, labels, key,
         for sign in (1.0, -1.0):
             shifted = flat.copy()
             shifted[i] += sign * h
-            record = simulate(set_param(net, key, shifted.reshape(value.shape)), inputs, duration)
+            record = engine.simulate(set_param(net, key, shifted.reshape(value.shape)), inputs, duration)
             if not same_branch(smooth_signature(record), base):
                 break
             losses_pm.append(np.mean(loss.value(record, labels)))

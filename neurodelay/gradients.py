@@ -27,9 +27,9 @@ from typing import NamedTuple
 import numpy as np
 
 from .delays import DELAY_KINDS, reduce_synaptic_gradient
-from .events.adjoint import AdjointResult, adjoint
-from .events.forward import EventRecord, simulate
+from .engines import get_engine
 from .network import LIF, Network, Readout
+from .record import AdjointResult, EventRecord
 
 __all__ = ["LossAndGrad", "loss_and_grad", "get_param", "set_param", "check_key", "check_value",
            "gradients_to_dataset", "PROJECTION_KINDS", "POPULATION_KINDS"]
@@ -133,7 +133,7 @@ def _gradient(net: Network, flat, result: AdjointResult, key) -> np.ndarray:
 
 
 def loss_and_grad(net: Network, inputs, duration, loss, labels=None, params=(), record: EventRecord | None = None,
-                  n_threads: int | None = None, record_tolerance: float = 1e-6) -> LossAndGrad:
+                  n_threads: int | None = None, record_tolerance: float = 1e-6, engine="auto") -> LossAndGrad:
     """Forward and reverse pass on a batch: (mean loss over trials, {key: dL/dparam}, record).
 
     inputs, duration: as for :func:`~neurodelay.events.simulate` (ignored when
@@ -144,14 +144,17 @@ def loss_and_grad(net: Network, inputs, duration, loss, labels=None, params=(), 
     from another engine) to differentiate instead of simulating;
     record_tolerance: how far V may miss theta at a recorded spike when the
     record is replayed (relative to max(1, |theta|); see
-    :func:`~neurodelay.events.adjoint`). Gradients are means over the batch,
-    shaped like the parameters.
+    :func:`~neurodelay.events.adjoint`); engine: a name of
+    :mod:`neurodelay.engines` or an engine object, which simulates (unless
+    `record` is given) and runs the adjoint. Gradients are means over the
+    batch, shaped like the parameters.
     """
     keys = [check_key(net, key) for key in params]
     if len(set(keys)) != len(keys):
         raise ValueError(f"params lists a key twice: {keys}")
+    chosen = get_engine(engine, net)
     if record is None:
-        record = simulate(net, inputs, duration, n_threads=n_threads)
+        record = chosen.simulate(net, inputs, duration, n_threads=n_threads)
     elif record.network is not net:
         raise ValueError("record was simulated with another Network object; pass the same network")
     if record.n_trials == 0:
@@ -160,8 +163,8 @@ def loss_and_grad(net: Network, inputs, duration, loss, labels=None, params=(), 
     grads = {}
     if keys:
         want_tau = any(key[1] in ("tau_m", "tau_s") for key in keys)
-        result = adjoint(record, sources, time_constants=want_tau, n_threads=n_threads,
-                         record_tolerance=record_tolerance)
+        result = chosen.adjoint(record, sources, time_constants=want_tau, n_threads=n_threads,
+                                record_tolerance=record_tolerance)
         grads = {key: _gradient(net, record.flat, result, key) / record.n_trials for key in keys}
     return LossAndGrad(float(np.mean(values)), grads, record)
 

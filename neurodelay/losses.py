@@ -29,9 +29,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .events.adjoint import AdjointSources
 from .events.readout import max_voltage, weighted_voltage_integral
 from .network import LIF, Readout
+from .record import AdjointSources
 from .units import as_seconds
 
 __all__ = ["Loss", "FirstSpikeMSE", "FirstSpikeCrossEntropy", "MaxVoltageCrossEntropy",

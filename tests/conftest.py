@@ -62,6 +62,7 @@ def draw_offline(tmp_path, monkeypatch):
 
     monkeypatch.setattr(neurodelay.events, "simulate", no_simulation)
     monkeypatch.setattr(neurodelay.events.forward, "simulate", no_simulation)
+    monkeypatch.setattr(neurodelay.events.forward, "simulate_events", no_simulation)
 
     def draw(script: str, results: Path, name: str, min_png_bytes: int) -> Path:
         figure = _load_script(f"paper_figures/{script}")

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..events import EventRecord
-from ..events.flat import flatten
+from ..flat import flatten
 from ..network import LIF, Network
+from ..record import EventRecord
 from ..spikes import SpikeTrains
 
 __all__ = ["TrialResult", "read_trial", "check_counters", "assemble_record", "HistoryOverflowError"]
@@ -99,8 +99,10 @@ def read_trial(objects, duration: float) -> TrialResult:
                        cat(sample_neurons, np.int64), voltage)
 
 
-def assemble_record(net: Network, inputs: SpikeTrains, trials: list[TrialResult], duration: float) -> EventRecord:
-    """One EventRecord from per-trial results (inputs: all sources, global indices, as the engine's)."""
+def assemble_record(net: Network, inputs: SpikeTrains, trials: list[TrialResult], duration: float,
+                    engine: str = "brian") -> EventRecord:
+    """One EventRecord from per-trial results (inputs: all sources, global indices, as the engine's);
+    `engine` names the producer in the record (provenance)."""
     counts = [len(r.time) for r in trials]
     cat = (lambda xs, dt: np.concatenate(xs).astype(dt) if xs else np.zeros(0, dt))
     sample_times = trials[0].sample_times if trials else np.zeros(0)
@@ -110,4 +112,4 @@ def assemble_record(net: Network, inputs: SpikeTrains, trials: list[TrialResult]
     return EventRecord(net, flatten(net), inputs, np.repeat(np.arange(len(trials)), counts).astype(np.int64),
                        cat([r.neuron for r in trials], np.int64), cat([r.time for r in trials], float),
                        cat([r.i_minus_theta for r in trials], float), float(duration),
-                       sample_times, sample_neurons, voltage)
+                       sample_times, sample_neurons, voltage, engine=engine)

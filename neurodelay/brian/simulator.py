@@ -30,9 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..events import EventRecord
-from ..events.flat import flatten
-from ..events.forward import merge_inputs  # input validation shared with the event engine
+from ..flat import flatten
+from ..record import EventRecord, merge_inputs  # input validation shared by every engine
 from ..network import Network
 from ..spikes import SpikeTrains
 from ..units import as_seconds
@@ -214,7 +213,7 @@ class BrianSimulator:
             start = time.perf_counter()
             results.append(self._run_trial(values, tables))
             self.run_seconds.append(time.perf_counter() - start)
-        return assemble_record(values, merged, results, self.duration)
+        return assemble_record(values, merged, results, self.duration, engine=f"brian-{self.mode}-{self.device_name}")
 
     def _run_trial(self, values: Network, tables: dict):
         objects = self.objects

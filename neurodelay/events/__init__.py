@@ -1,7 +1,15 @@
-"""The exact event-driven engine: continuous-time forward simulation and the EventProp adjoint."""
+"""The exact event-driven engine: continuous-time forward simulation and the EventProp adjoint.
 
-from .adjoint import AdjointResult, AdjointSources, adjoint
-from .flat import FlatNetwork, flatten
-from .forward import EventRecord, simulate
+The types every engine shares live in :mod:`neurodelay.record` and :mod:`neurodelay.flat`;
+they are re-exported here, where they used to live.
+"""
 
-__all__ = ["AdjointResult", "AdjointSources", "EventRecord", "FlatNetwork", "adjoint", "flatten", "simulate"]
+from ..flat import KIND_LIF, KIND_READOUT, KIND_SOURCE, FlatNetwork, flatten
+from ..record import AdjointResult, AdjointSources, EventRecord, RecordMismatchError, merge_inputs
+from .adjoint import adjoint
+from .engine import EventsEngine
+from .forward import simulate, simulate_events
+
+__all__ = ["AdjointResult", "AdjointSources", "EventRecord", "EventsEngine", "FlatNetwork", "KIND_LIF",
+           "KIND_READOUT", "KIND_SOURCE", "RecordMismatchError", "adjoint", "flatten", "merge_inputs",
+           "simulate", "simulate_events"]

@@ -58,104 +58,20 @@ closed form from event to event. At events:
   ``dl_V/dV = c exp(-rate t)`` enters the costate through its particular solution.
 
 Each finding above is checked against central finite differences of the exact
-forward engine in ``tests/test_gradients.py``.
+forward engine in ``tests/test_gradients.py`` and ``tests/conformance/test_conformance_gradients.py``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 
+from ..flat import KIND_LIF, KIND_READOUT
+from ..record import AdjointResult, AdjointSources, RecordMismatchError
 from .adjoint_kernel import replay_trial, reverse_trial
 from .batch import map_trials
-from .flat import KIND_LIF, KIND_READOUT
 
+# AdjointSources, AdjointResult, RecordMismatchError live in neurodelay.record (shared by every engine)
 __all__ = ["AdjointSources", "AdjointResult", "adjoint", "RecordMismatchError"]
-
-_EMPTY_F = np.zeros(0)
-_EMPTY_I = np.zeros(0, np.int64)
-
-
-class RecordMismatchError(ValueError):
-    """The record's spikes are not threshold crossings of the given network."""
-
-
-@dataclass(frozen=True)
-class AdjointSources:
-    """Derivatives of the loss (summed over trials) that drive the reverse pass.
-
-    * ``spike_time`` (n_record_spikes,): dL/dt_k for each recorded spike, in the
-      record's order (None: zero).
-    * point voltage sources: ``jump_trial, jump_neuron`` (global index),
-      ``jump_time`` (s, in [0, duration]), ``jump_value`` = dL/dV(t) for a loss
-      term that reads V at that instant (e.g. a maximum over time).
-    * continuous voltage sources: ``rate_trial, rate_neuron, rate_coef, rate_rate``:
-      dL/dV(t) = coef * exp(-rate t) on [0, duration] (rate in 1/s); readouts only.
-    * ``theta`` (n_neurons,): explicit dL/dtheta of loss terms that contain theta.
-
-    Sources add with ``+`` and scale with ``*``.
-    """
-
-    spike_time: np.ndarray | None = None
-    jump_trial: np.ndarray = field(default_factory=lambda: _EMPTY_I)
-    jump_neuron: np.ndarray = field(default_factory=lambda: _EMPTY_I)
-    jump_time: np.ndarray = field(default_factory=lambda: _EMPTY_F)
-    jump_value: np.ndarray = field(default_factory=lambda: _EMPTY_F)
-    rate_trial: np.ndarray = field(default_factory=lambda: _EMPTY_I)
-    rate_neuron: np.ndarray = field(default_factory=lambda: _EMPTY_I)
-    rate_coef: np.ndarray = field(default_factory=lambda: _EMPTY_F)
-    rate_rate: np.ndarray = field(default_factory=lambda: _EMPTY_F)
-    theta: np.ndarray | None = None
-
-    def __add__(self, other: "AdjointSources") -> "AdjointSources":
-        if not isinstance(other, AdjointSources):
-            return NotImplemented
-
-        def add(a, b):
-            if a is None:
-                return b
-            return a if b is None else np.asarray(a) + np.asarray(b)
-
-        cat = (lambda name: np.concatenate([getattr(self, name), getattr(other, name)]))
-        return AdjointSources(
-            add(self.spike_time, other.spike_time),
-            *(cat(f) for f in ("jump_trial", "jump_neuron", "jump_time", "jump_value",
-                               "rate_trial", "rate_neuron", "rate_coef", "rate_rate")),
-            add(self.theta, other.theta))
-
-    def __mul__(self, factor: float) -> "AdjointSources":
-        factor = float(factor)
-        scale = (lambda a: None if a is None else np.asarray(a) * factor)
-        return AdjointSources(scale(self.spike_time), self.jump_trial, self.jump_neuron, self.jump_time,
-                              np.asarray(self.jump_value) * factor, self.rate_trial, self.rate_neuron,
-                              np.asarray(self.rate_coef) * factor, self.rate_rate, scale(self.theta))
-
-    __rmul__ = __mul__
-
-
-@dataclass(frozen=True)
-class AdjointResult:
-    """Gradients summed over the trials of a record (divide by n_trials for a batch mean).
-
-    ``weight``, ``delay``: per synapse in :class:`~neurodelay.events.FlatNetwork`
-    order (``flat.out_proj`` / ``flat.out_syn`` map back to projections), dL/dw
-    and dL/d(total delay) in 1/s. ``tau_m``, ``tau_s`` (1/s; None unless asked
-    for), ``theta``: per global neuron. ``spike_time``: dL/dt_k of each recorded
-    spike (1/s, record order); ``input_time``: dL/dt of each input spike (order
-    of ``record.inputs``). ``worst_threshold_error``: max |V - theta| found at a
-    recorded spike when replaying the record (about 1e-15 for exact records).
-    """
-
-    weight: np.ndarray
-    delay: np.ndarray
-    tau_m: np.ndarray | None
-    tau_s: np.ndarray | None
-    theta: np.ndarray
-    spike_time: np.ndarray
-    input_time: np.ndarray
-    n_trials: int
-    worst_threshold_error: float
 
 
 def _csr(trial, neuron, n_trials, n, *values):
@@ -255,19 +171,17 @@ def adjoint(record, sources: AdjointSources, *, time_constants: bool = False,
                                            np.asarray(sources.rate_neuron, np.int64), n_trials, n,
                                            np.asarray(sources.rate_rate, float),
                                            np.asarray(sources.rate_coef, float))
-    static = (flat.tau_m, flat.tau_s, flat.theta, flat.reset, flat.refractory)
+    static = flat.kernel
 
     def run_trial(k, acc):
         rs = slice(rec_bounds[k], rec_bounds[k + 1])
         ins = slice(in_bounds[k], in_bounds[k + 1])
         sp_neuron, sp_time = record.neuron[rs], record.time[rs]
         ev_syn, ev_src, ev_v, ev_i, worst_v = replay_trial(
-            *static, flat.out_ptr, flat.out_post, flat.out_w, flat.out_d,
-            inputs.neuron[ins], inputs.time[ins], sp_neuron, sp_time, duration)
+            *static, inputs.neuron[ins], inputs.time[ins], sp_neuron, sp_time, duration)
         js, rsl = slice(jb[k], jb[k + 1]), slice(rb[k], rb[k + 1])
         spike_grad, input_grad = reverse_trial(
-            *static, flat.out_post, flat.out_w, flat.out_d,
-            inputs.time[ins], sp_neuron, sp_time, record.i_minus_theta[rs], spike_time_src[rs],
+            *static, inputs.time[ins], sp_neuron, sp_time, record.i_minus_theta[rs], spike_time_src[rs],
             _neuron_ptr(j_neuron[js], n), j_time[js], j_value[js],
             _neuron_ptr(r_neuron[rsl], n), r_coef[rsl], r_rate[rsl],
             ev_syn, ev_src, ev_v, ev_i, duration, time_constants, *acc)

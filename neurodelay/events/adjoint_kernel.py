@@ -56,10 +56,12 @@ def _arrivals_in_window(out_d, a, b, t_spike, t_end):
 
 
 @njit(cache=True, nogil=True)
-def replay_trial(tau_m, tau_s, theta, reset, refractory, out_ptr, out_post, out_w, out_d,
+def replay_trial(kind, tau_m, tau_s, theta, reset, refractory, closed_form, out_ptr, out_post, out_w, out_d,
                  in_neuron, in_time, sp_neuron, sp_time, t_end):
     """Forward replay of one recorded trial on [0, t_end] s.
 
+    The first 11 arguments are the network (:class:`~neurodelay.flat.KernelNetwork`,
+    pass ``*flat.kernel``; kind and closed_form are not needed here).
     in_neuron/in_time: input spikes sorted by time; sp_neuron/sp_time: the
     recorded spikes sorted by time. Spike ids: inputs 0..n_in-1, recorded
     spikes n_in + k. Returns (ev_syn, ev_src, ev_v, ev_i, worst_v) where ev_*
@@ -229,13 +231,15 @@ def _particular(coef, rate, t0, length, v0, i0, tm, ts, want_tau):
 
 
 @njit(cache=True, nogil=True)
-def reverse_trial(tau_m, tau_s, theta, reset, refractory, out_post, out_w, out_d,
+def reverse_trial(kind, tau_m, tau_s, theta, reset, refractory, closed_form, out_ptr, out_post, out_w, out_d,
                   in_time, sp_neuron, sp_time, sp_i_minus_theta, sp_source,
                   ps_ptr, ps_time, ps_value, cs_ptr, cs_coef, cs_rate,
                   ev_syn, ev_src, ev_v, ev_i, t_end, want_tau,
                   g_w, g_d, g_tau_m, g_tau_s, g_theta):
     """Reverse pass over the event log of :func:`replay_trial`.
 
+    The first 11 arguments are the network (:class:`~neurodelay.flat.KernelNetwork`,
+    pass ``*flat.kernel``; kind, closed_form and out_ptr are not needed here).
     Loss sources: sp_source[k] = dl/dt_k of recorded spike k; point sources
     dL/dV (jumps of p_V) per neuron in CSR (ps_ptr over neurons, ps_time sorted
     ascending within a neuron, ps_value); continuous sources dL/dV(t) =

@@ -18,6 +18,8 @@ import math
 import numpy as np
 from numba import njit
 
+from ..flat import is_closed_form  # noqa: F401  (re-exported: where the engine's users found it)
+
 __all__ = ["psp_kernel", "free_voltage", "state_at", "next_crossing", "peak_time", "voltage_bound",
            "is_closed_form"]
 
@@ -114,7 +116,3 @@ def next_crossing(v0, i0, tau_m, tau_s, theta, closed_form):
         s = s_new
     return hi
 
-
-def is_closed_form(tau_m: np.ndarray, tau_s: np.ndarray) -> np.ndarray:
-    """Neurons whose crossing has the closed form (tau_m = 2 tau_s to 1e-14 relative)."""
-    return np.abs(tau_m - 2.0 * tau_s) <= 1e-14 * tau_m

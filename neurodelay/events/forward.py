@@ -1,123 +1,59 @@
-"""Exact event-driven simulation of a :class:`~neurodelay.network.Network`, batched over trials."""
+"""Exact event-driven simulation of a :class:`~neurodelay.network.Network`, batched over trials.
+
+:func:`simulate` runs on any registered engine (:mod:`neurodelay.engines`; the exact one by default),
+:func:`simulate_events` is the exact event engine itself.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 
+from ..flat import flatten
 from ..network import Network, SpikeSource
-from ..spikes import SpikeTrains
+from ..record import EventRecord, merge_inputs
 from ..units import as_seconds
 from .batch import default_threads, map_trials
-from .dynamics import is_closed_form
-from .flat import FlatNetwork, flatten
 from .kernel import STATUS_TOO_MANY_SPIKES, simulate_trial
 
-__all__ = ["EventRecord", "default_threads", "merge_inputs", "simulate"]
-
-
-@dataclass(frozen=True)
-class EventRecord:
-    """What one batch of trials produced.
-
-    Spikes emitted by spiking (LIF) neurons, sorted by (trial, time): global
-    neuron index, time (s) and ``I - theta`` at the spike (= tau_m dV/dt, the
-    quantity the adjoint needs). ``voltage[trial, sample, k]`` is V of global
-    neuron ``sample_neurons[k]`` at ``sample_times[sample]`` (s).
-    """
-
-    network: Network
-    flat: FlatNetwork
-    inputs: SpikeTrains          # all sources, global neuron indices
-    trial: np.ndarray
-    neuron: np.ndarray
-    time: np.ndarray
-    i_minus_theta: np.ndarray
-    duration: float
-    sample_times: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    sample_neurons: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-    voltage: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0)))
-
-    @property
-    def n_trials(self) -> int:
-        return self.inputs.n_trials
-
-    def spikes(self, population: str) -> SpikeTrains:
-        """Spikes of one population (local neuron indices), inputs included."""
-        off, n = self.flat.offsets[population], self.flat.sizes[population]
-        src = self.inputs if isinstance(self.network[population], SpikeSource) else None
-        trial, neuron, time = ((src.trial, src.neuron, src.time) if src is not None
-                               else (self.trial, self.neuron, self.time))
-        mask = (neuron >= off) & (neuron < off + n)
-        return SpikeTrains(trial[mask], neuron[mask] - off, time[mask], self.n_trials, n)
-
-    def first_spike_times(self, population: str, missing: float = np.inf) -> np.ndarray:
-        """First spike time (s) of each neuron, shape (n_trials, n); `missing` where none."""
-        sp = self.spikes(population)
-        out = np.full((self.n_trials, sp.n_neurons), np.inf)
-        np.minimum.at(out, (sp.trial, sp.neuron), sp.time)
-        out[np.isinf(out)] = missing
-        return out
-
-    def voltages(self, population: str) -> np.ndarray:
-        """Sampled V of one population, shape (n_trials, n_samples, n)."""
-        off, n = self.flat.offsets[population], self.flat.sizes[population]
-        cols = np.flatnonzero((self.sample_neurons >= off) & (self.sample_neurons < off + n))
-        if len(cols) != n:
-            raise KeyError(f"voltage of {population!r} was not recorded; pass record=[{population!r}]")
-        order = np.argsort(self.sample_neurons[cols])
-        return self.voltage[:, :, cols[order]]
-
-
-def merge_inputs(net: Network, inputs, flat: FlatNetwork) -> SpikeTrains:
-    """Validate `inputs` for `net` and merge them into one SpikeTrains over the flat network.
-
-    inputs: a SpikeTrains (network with one spike source) or a dict source name ->
-    SpikeTrains (local neuron indices, times in s). Returns the spikes of all
-    sources with global neuron indices (``flat.offsets``), times in s, sorted
-    by (trial, time, neuron); raises ValueError or TypeError when the inputs do not fit
-    the network's sources.
-    """
-    sources = net.sources
-    if isinstance(inputs, SpikeTrains):
-        if len(sources) != 1:
-            raise ValueError(f"the network has {len(sources)} spike sources {[s.name for s in sources]}; "
-                             f"pass inputs as a dict name -> SpikeTrains")
-        inputs = {sources[0].name: inputs}
-    if not isinstance(inputs, dict):
-        raise TypeError("inputs must be a SpikeTrains or a dict population name -> SpikeTrains")
-    unknown = set(inputs) - {s.name for s in sources}
-    if unknown:
-        raise ValueError(f"inputs given for {sorted(unknown)}, which are not spike sources of the network "
-                         f"(sources: {[s.name for s in sources]})")
-    missing = {s.name for s in sources} - set(inputs)
-    if missing:
-        raise ValueError(f"no inputs given for spike source(s) {sorted(missing)}")
-    n_trials = {st.n_trials for st in inputs.values()}
-    if len(n_trials) != 1:
-        raise ValueError(f"inputs disagree on the number of trials: {sorted(n_trials)}")
-    trial, neuron, time = [], [], []
-    for name, st in inputs.items():
-        if st.n_neurons != net[name].n:
-            raise ValueError(f"inputs for {name!r} have {st.n_neurons} neurons, the population has {net[name].n}")
-        trial.append(st.trial)
-        neuron.append(st.neuron + flat.offsets[name])
-        time.append(st.time)
-    merged = SpikeTrains(np.concatenate(trial), np.concatenate(neuron), np.concatenate(time),
-                         n_trials.pop(), flat.n_neurons)
-    return merged.sorted()
+# EventRecord and merge_inputs live in neurodelay.record; re-exported here, where they used to live
+__all__ = ["EventRecord", "default_threads", "merge_inputs", "simulate", "simulate_events"]
 
 
 def simulate(net: Network, inputs, duration, *, record=(), sample_times=None,
-             n_threads: int | None = None, max_spikes_per_trial: int = 10_000_000,
-             progress: bool = False) -> EventRecord:
-    """Simulate every trial of `inputs` exactly (no time step) from rest on [0, duration].
+             n_threads: int | None = None, max_spikes_per_trial: int | None = None,
+             progress: bool = False, engine="auto") -> EventRecord:
+    """Simulate every trial of `inputs` from rest on [0, duration] on an engine (default: exactly).
 
     inputs: a SpikeTrains (network with one source) or a dict source name ->
     SpikeTrains (times in s); duration: s or a Brian2 time; record: names of
     LIF/readout populations whose V is sampled at `sample_times` (s).
     Trials run in parallel on `n_threads` threads (default: all usable cores).
+    engine: a name of :mod:`neurodelay.engines` ("auto", "events", "brian", ...)
+    or an engine object; "auto" picks the preferred engine that supports `net`.
+    max_spikes_per_trial (default 10 000 000) and progress are options of the
+    exact event engine.
+    """
+    from ..engines import get_engine
+    from .engine import EventsEngine
+
+    chosen = get_engine(engine, net)
+    if isinstance(chosen, EventsEngine):
+        return simulate_events(net, inputs, duration, record=record, sample_times=sample_times,
+                               n_threads=n_threads, max_spikes_per_trial=(chosen.max_spikes_per_trial
+                                                                          if max_spikes_per_trial is None
+                                                                          else max_spikes_per_trial),
+                               progress=progress or chosen.progress)
+    if max_spikes_per_trial is not None:
+        raise ValueError(f"max_spikes_per_trial is an option of the 'events' engine, not of {chosen.name!r}")
+    return chosen.simulate(net, inputs, duration, record=record, sample_times=sample_times, n_threads=n_threads)
+
+
+def simulate_events(net: Network, inputs, duration, *, record=(), sample_times=None,
+                    n_threads: int | None = None, max_spikes_per_trial: int = 10_000_000,
+                    progress: bool = False) -> EventRecord:
+    """The exact event engine itself: every trial of `inputs` exactly (no time step) on [0, duration].
+
+    Arguments as for :func:`simulate`; no engine choice.
     """
     duration = float(as_seconds(duration, "duration", minimum=0.0, strictly=True))
     flat = flatten(net)
@@ -135,10 +71,8 @@ def simulate(net: Network, inputs, duration, *, record=(), sample_times=None,
         raise ValueError("sample_times must be sorted")
     if record and len(sample_times) == 0:
         raise ValueError("record given but no sample_times")
-    closed = is_closed_form(flat.tau_m, flat.tau_s)
     bounds = merged.trial_slices()
-    static = (flat.kind, flat.tau_m, flat.tau_s, flat.theta, flat.reset, flat.refractory, closed,
-              flat.out_ptr, flat.out_post, flat.out_w, flat.out_d)
+    static = flat.kernel
 
     def run(k):
         sl = slice(bounds[k], bounds[k + 1])
@@ -158,4 +92,4 @@ def simulate(net: Network, inputs, duration, *, record=(), sample_times=None,
                else np.zeros((0, len(sample_times), len(sample_neurons))))
     return EventRecord(net, flat, merged, np.repeat(np.arange(n_trials), counts).astype(np.int64),
                        cat(1, np.int64), cat(0, float), cat(2, float), duration,
-                       sample_times, sample_neurons, voltage)
+                       sample_times, sample_neurons, voltage, engine="events")

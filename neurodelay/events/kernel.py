@@ -26,10 +26,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ..flat import KIND_LIF
 from .dynamics import next_crossing, state_at
 from .heap import heap_fix_top, heap_push, indexed_sift_down, indexed_sift_up
-
-KIND_LIF = 1
 
 STATUS_OK = 0
 STATUS_TOO_MANY_SPIKES = 1
@@ -172,6 +171,8 @@ def simulate_trial(kind, tau_m, tau_s, theta, reset, refractory, closed_form,
                    in_neuron, in_time, t_end, sample_times, sample_neurons, max_spikes):
     """Simulate one trial from rest on [0, t_end] seconds.
 
+    The first 11 arguments are the network (:class:`~neurodelay.flat.KernelNetwork`;
+    pass ``*flat.kernel``).
     in_neuron, in_time: input spikes (global neuron index, seconds), sorted by time.
     Returns (spike_time, spike_neuron, spike_i_minus_theta, samples, status):
     the emitted spikes in time order (I - theta at each spike, i.e. tau_m dV/dt),

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..events import simulate
+from ..engines import get_engine
 from ..events.readout import max_voltage, weighted_voltage_integral
 from ..gradients import check_key, check_value, get_param, loss_and_grad, set_param
 from ..losses import Loss, first_spikes
@@ -82,12 +82,13 @@ class SpikingClassifier:
     loss: a :class:`~neurodelay.losses.Loss`; output: the population read
     out; decision: one of :data:`DECISIONS`; duration: trial length (s,
     default: each data set's own); eval_chunk: trials simulated at once in
-    :meth:`evaluate`; n_threads: engine threads (default: all cores).
+    :meth:`evaluate`; n_threads: engine threads (default: all cores); engine: a
+    name of :mod:`neurodelay.engines` or an engine object (default "auto").
     """
 
     def __init__(self, network: Network, keys, loss: Loss, output: str, decision: str = "first_spike", *,
                  duration: float | None = None, tau_weight: float | None = None, input_noise: float = 0.0,
-                 eval_chunk: int = 2000, n_threads: int | None = None):
+                 eval_chunk: int = 2000, n_threads: int | None = None, engine="auto"):
         if decision not in DECISIONS:
             raise ValueError(f"unknown decision rule {decision!r}; choose one of {DECISIONS}")
         if not isinstance(loss, Loss):
@@ -110,6 +111,8 @@ class SpikingClassifier:
         self.input_noise = float(input_noise)
         self.eval_chunk = int(eval_chunk)
         self.n_threads = n_threads
+        get_engine(engine, network)  # unknown names and unsupported networks fail here
+        self.engine = engine
 
     # ---- Model interface ----------------------------------------------------------------------
     @property
@@ -153,16 +156,20 @@ class SpikingClassifier:
         duration = self._duration(batch)
         inputs = self._noisy(batch.inputs, duration, rng)
         result = loss_and_grad(self._network, inputs, duration, self.loss, batch.labels, params=self._keys,
-                               n_threads=self.n_threads)
+                               n_threads=self.n_threads, engine=self.engine)
         pred = decide(result.record, self.output, self.decision, self.tau_weight)
         return BatchResult(result.loss, result.grads, int(np.sum(pred == batch.labels)), len(batch))
+
+    def _simulate(self, inputs: SpikeTrains, duration: float):
+        engine = get_engine(self.engine, self._network)
+        return engine.simulate(self._network, inputs, duration, n_threads=self.n_threads)
 
     def evaluate(self, data) -> Evaluation:
         duration = self._duration(data)
         losses, preds = [], []
         for start in range(0, len(data), self.eval_chunk):
             part = data.select(np.arange(start, min(start + self.eval_chunk, len(data))))
-            record = simulate(self._network, part.inputs, duration, n_threads=self.n_threads)
+            record = self._simulate(part.inputs, duration)
             losses.append(self.loss.value(record, part.labels))
             preds.append(decide(record, self.output, self.decision, self.tau_weight))
         losses = np.concatenate(losses) if losses else np.zeros(0)
@@ -175,6 +182,6 @@ class SpikingClassifier:
         preds = []
         for start in range(0, inputs.n_trials, self.eval_chunk):
             part = inputs.select_trials(np.arange(start, min(start + self.eval_chunk, inputs.n_trials)))
-            record = simulate(self._network, part, duration, n_threads=self.n_threads)
+            record = self._simulate(part, duration)
             preds.append(decide(record, self.output, self.decision, self.tau_weight))
         return np.concatenate(preds) if preds else np.zeros(0, np.int64)

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from ..engines import get_engine
 from ..io import atomic_output, write_netcdf
 from .checkpoint import load_checkpoint
 from .classifier import SpikingClassifier
@@ -68,11 +69,14 @@ def model_from_checkpoint(path) -> tuple[SpikingClassifier, RunConfig]:
     return build_model(cfg).with_network(ckpt.network), cfg
 
 
-def evaluate_checkpoint(path, split: str = "test", quantise: float | None = None) -> xr.Dataset:
-    """Evaluate the network of a checkpoint on one split of its task; returns :func:`evaluation_to_dataset`."""
+def evaluate_checkpoint(path, split: str = "test", quantise: float | None = None, engine="auto") -> xr.Dataset:
+    """Evaluate the network of a checkpoint on one split of its task (simulated on `engine`, a name of
+    :mod:`neurodelay.engines` or an engine object); returns :func:`evaluation_to_dataset`."""
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; choose one of {SPLITS}")
     model, cfg = model_from_checkpoint(path)
+    get_engine(engine, model.network)
+    model.engine = engine
     data = dict(zip(SPLITS, get_recipe(cfg.task).splits(cfg)))[split]
     start = time.perf_counter()
     ev = evaluate_model(model, data, quantise)
@@ -83,12 +87,14 @@ def evaluate_checkpoint(path, split: str = "test", quantise: float | None = None
 
 
 def train_run(cfg: RunConfig, out_dir=None, *, resume: bool = False, progress: bool = True,
-              callbacks=(), n_threads: int | None = None) -> tuple[TrainResult, xr.Dataset]:
+              callbacks=(), n_threads: int | None = None, engine="auto") -> tuple[TrainResult, xr.Dataset]:
     """Train one configuration; returns the TrainResult and the test evaluation Dataset.
 
     out_dir: folder for the files of the module docstring (None: nothing written);
     resume: continue from ``out_dir/last.nc`` when it exists. The test
-    evaluation uses the final network (``cfg.quantise``: delays rounded first).
+    evaluation uses the final network (``cfg.quantise``: delays rounded first);
+    engine: the engine that simulates and differentiates (a name of
+    :mod:`neurodelay.engines` or an engine object; default "auto").
     """
     cfg = resolve_config(cfg)
     out = Path(out_dir) if out_dir is not None else None
@@ -98,7 +104,9 @@ def train_run(cfg: RunConfig, out_dir=None, *, resume: bool = False, progress: b
             tmp.write_text(json.dumps(cfg.to_dict(), indent=2, sort_keys=True) + "\n")
     train, validation, test = get_recipe(cfg.task).splits(cfg)
     model = build_model(cfg)
+    get_engine(engine, model.network)  # unknown names fail before any work
     model.n_threads = n_threads
+    model.engine = engine
     result = fit(model, train, epochs=cfg.epochs, batch_size=cfg.batch_size, optimiser=make_optimiser(cfg),
                  constraints=make_constraints(cfg, model.keys), validation=validation, seed=cfg.seed,
                  out_dir=out, resume=bool(resume) and out is not None and (out / LAST).exists(),

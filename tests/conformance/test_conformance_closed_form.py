@@ -1,11 +1,10 @@
-"""The event engine against closed-form solutions of the LIF model."""
+"""Every engine against closed-form solutions of the LIF model (the ``engine`` fixture: conftest.py)."""
 
 import numpy as np
 import pytest
 from scipy.optimize import brentq
 
 from neurodelay.delays import Delays
-from neurodelay.events import simulate
 from neurodelay.network import LIF, Network, Readout, SpikeSource
 from neurodelay.spikes import SpikeTrains
 
@@ -18,7 +17,7 @@ def _one_input_net(tau_m, tau_s, weight, delay, readout=True):
 
 
 @pytest.mark.parametrize("tau_m, tau_s", [(20e-3, 5e-3), (10e-3, 5e-3), (5e-3, 8e-3)])
-def test_single_psp_maximum(tau_m, tau_s):
+def test_single_psp_maximum(engine, tau_m, tau_s):
     w, t_in, d = 0.7, 1.3e-3, 2.1e-3
     net = _one_input_net(tau_m, tau_s, w, d)
     # independent closed form: t_peak = ln(tau_m/tau_s) tau_m tau_s / (tau_m - tau_s)
@@ -27,14 +26,14 @@ def test_single_psp_maximum(tau_m, tau_s):
     v_peak = w * tau_s / (tau_m - tau_s) * (r ** (tau_s / (tau_m - tau_s)) - r ** (tau_m / (tau_m - tau_s)))
     t_arr = t_in + d
     times = t_arr + t_peak + np.array([-1e-5, 0.0, 1e-5])
-    rec = simulate(net, SpikeTrains.from_lists([[[t_in]]]), 0.2, record="post", sample_times=times)
+    rec = engine.simulate(net, SpikeTrains.from_lists([[[t_in]]]), 0.2, record="post", sample_times=times)
     v = rec.voltages("post")[0, :, 0]
     assert abs(v[1] - v_peak) < 1e-12
     assert v[0] < v[1] and v[2] < v[1]
     # the trajectory itself at an arbitrary time
     s = 7.3e-3
     expected = w * tau_s / (tau_m - tau_s) * (np.exp(-s / tau_m) - np.exp(-s / tau_s))
-    rec = simulate(net, SpikeTrains.from_lists([[[t_in]]]), 0.2, record="post", sample_times=[t_arr + s])
+    rec = engine.simulate(net, SpikeTrains.from_lists([[[t_in]]]), 0.2, record="post", sample_times=[t_arr + s])
     assert abs(rec.voltages("post")[0, 0, 0] - expected) < 1e-13
 
 
@@ -67,18 +66,19 @@ def _random_fan_in(seed, n_in=8):
     return rng.uniform(-0.5, 2.5, n_in), rng.uniform(0, 4e-3, n_in), rng.uniform(0, 6e-3, n_in)
 
 
+@pytest.mark.all_engines
 @pytest.mark.parametrize("seed", range(8))
-def test_first_spike_time_closed_form(seed):
+def test_first_spike_time_closed_form(engine, seed):
     n_in, tau_s, theta = 8, 5e-3, 1.0
     weights, delays, t_in = _random_fan_in(seed, n_in)
     net = _fan_in_net(n_in, 2 * tau_s, tau_s, theta, weights, delays)
-    rec = simulate(net, SpikeTrains.from_lists([[[t] for t in t_in]]), 0.1)
+    rec = engine.simulate(net, SpikeTrains.from_lists([[[t] for t in t_in]]), 0.1)
     expected = _reference_first_spike_closed(weights, t_in + delays, tau_s, theta)
     got = rec.first_spike_times("out")[0, 0]
     if np.isinf(expected):
         assert np.isinf(got)
     else:
-        assert abs(got - expected) < 1e-12, (got, expected)
+        assert abs(got - expected) < engine.time_tolerance, (got, expected)
 
 
 def test_closed_form_cases_include_spikes():
@@ -91,7 +91,7 @@ def test_closed_form_cases_include_spikes():
 
 
 @pytest.mark.parametrize("tau_m, tau_s", [(20e-3, 5e-3), (7e-3, 5e-3), (4e-3, 6e-3)])
-def test_first_spike_time_general_tau_against_brentq(tau_m, tau_s):
+def test_first_spike_time_general_tau_against_brentq(engine, tau_m, tau_s):
     rng = np.random.default_rng(11)
     n_in, theta = 10, 1.0
     weights = rng.uniform(0.1, 1.0, n_in)
@@ -110,21 +110,22 @@ def test_first_spike_time_general_tau_against_brentq(tau_m, tau_s):
         return v_free(t) - theta
 
     net = _fan_in_net(n_in, tau_m, tau_s, theta, weights, np.zeros(n_in))
-    got = simulate(net, SpikeTrains.from_lists([[[t] for t in arrivals]]), 0.1).first_spike_times("out")[0, 0]
+    got = engine.simulate(net, SpikeTrains.from_lists([[[t] for t in arrivals]]), 0.1).first_spike_times("out")[0, 0]
     above = np.flatnonzero([v(t) > 0 for t in grid])
     assert len(above), "test network must spike"
     k = above[0]
     expected = brentq(v, grid[k - 1], grid[k], xtol=1e-16, rtol=8.9e-16)
-    assert abs(got - expected) < 1e-12
+    assert abs(got - expected) < engine.time_tolerance
 
 
-def test_refractory_period_is_exact_and_multiple_spikes():
+@pytest.mark.all_engines
+def test_refractory_period_is_exact_and_multiple_spikes(engine):
     """Strong constant-ish drive: V resets to 0, stays clamped for t_ref, then rises again."""
     tau_m, tau_s, t_ref, theta = 10e-3, 2.5e-3, 2e-3, 1.0
     net = (Network().add(SpikeSource("inp", 1),
                          LIF("out", 1, tau_m=tau_m, tau_s=tau_s, theta=theta, refractory=t_ref))
            .connect("inp", "out", weight=20.0))
-    rec = simulate(net, SpikeTrains.from_lists([[[0.0]]]), 0.05)
+    rec = engine.simulate(net, SpikeTrains.from_lists([[[0.0]]]), 0.05)
     t = rec.spikes("out").time
     assert len(t) >= 2
     # independent: after the first spike at t1, V restarts from 0 at t1 + t_ref with
@@ -138,4 +139,4 @@ def test_refractory_period_is_exact_and_multiple_spikes():
 
     s_peak = np.log(tau_m / tau_s) * tau_m * tau_s / (tau_m - tau_s)
     expected = t1 + t_ref + brentq(v, 0.0, s_peak, xtol=1e-16, rtol=8.9e-16)
-    assert abs(t[1] - expected) < 1e-12
+    assert abs(t[1] - expected) < engine.time_tolerance

@@ -1,4 +1,4 @@
-"""The event engine against NEST's precise-spike-timing LIF model (iaf_psc_exp_ps).
+"""Every engine against NEST's precise-spike-timing LIF model (iaf_psc_exp_ps).
 
 NEST integrates the same model on a time grid with off-grid spike times (exact
 propagators between events, threshold crossings located by regula falsi until
@@ -19,7 +19,6 @@ os.environ.setdefault("PYNEST_QUIET", "1")  # no banner on import
 nest = pytest.importorskip("nest")
 
 from neurodelay.delays import Delays  # noqa: E402
-from neurodelay.events import simulate  # noqa: E402
 from neurodelay.nest import NEST_ROOT_TOLERANCE_MV, simulate_nest  # noqa: E402
 from neurodelay.network import LIF, Network, SpikeSource  # noqa: E402
 from neurodelay.spikes import SpikeTrains  # noqa: E402
@@ -90,10 +89,10 @@ def _two_layer_network(seed):
     return net, inputs, 2.0
 
 
-def test_two_layer_network_matches_nest():
+def test_two_layer_network_matches_nest(engine):
     net, inputs, duration = _two_layer_network(seed=1)
     assert np.any(net.projection("inp", "hid").weight < 0)  # the inhibitory NEST synapse is exercised
-    rec = simulate(net, inputs, duration, n_threads=1)
+    rec = engine.simulate(net, inputs, duration, n_threads=1)
     run = simulate_nest(net, inputs, duration, resolution=RESOLUTION)
     nest_neuron, nest_time = run.neuron, run.time
     mismatched, diffs = _match(net, rec.neuron, rec.time, nest_neuron, nest_time)
@@ -108,7 +107,7 @@ def test_two_layer_network_matches_nest():
           f"max |t_engine - t_NEST| = {diffs.max():.3g} s, median {np.median(diffs):.3g} s")
 
 
-def test_recurrent_network_with_long_delays_matches_nest():
+def test_recurrent_network_with_long_delays_matches_nest(engine):
     """Recurrence, and delays up to 200 ms: thousands of spikes in flight at once (the
     engine's fan-out storage has to grow several times during the run)."""
     rng = np.random.default_rng(3)
@@ -125,7 +124,7 @@ def test_recurrent_network_with_long_delays_matches_nest():
     last_arrival = np.zeros(n_in)  # a spike is in flight until its last arrival
     np.maximum.at(last_arrival, proj.pre_idx, proj.total_delay())
     assert len(inputs) / duration * last_arrival.mean() > 2048, "input spikes in flight at once, on average"
-    rec = simulate(net, inputs, duration, n_threads=1)
+    rec = engine.simulate(net, inputs, duration, n_threads=1)
     run = simulate_nest(net, inputs, duration, resolution=RESOLUTION)
     nest_neuron, nest_time = run.neuron, run.time
     mismatched, diffs = _match(net, rec.neuron, rec.time, nest_neuron, nest_time)
@@ -135,7 +134,7 @@ def test_recurrent_network_with_long_delays_matches_nest():
     print(f"\n{len(diffs)} spikes, all matched; max |t_engine - t_NEST| = {diffs.max():.3g} s")
 
 
-def test_single_neuron_matches_nest_to_its_root_tolerance():
+def test_single_neuron_matches_nest_to_its_root_tolerance(engine):
     """One neuron, repeated spikes with refractoriness and mixed-sign inputs.
 
     NEST stops its root search once |V - theta| < 1e-14 mV, so its spike time is off by at
@@ -150,7 +149,7 @@ def test_single_neuron_matches_nest_to_its_root_tolerance():
     delays, _ = _grid_delays(rng, n_in, 1, np.arange(n_in), np.zeros(n_in, np.int64), 30)
     net = net.connect("inp", "out", weight=rng.normal(0.5, 0.6, n_in), delays=delays)
     inputs = _poisson_inputs(rng, n_in, 30.0, duration)
-    rec = simulate(net, inputs, duration, n_threads=1)
+    rec = engine.simulate(net, inputs, duration, n_threads=1)
     run = simulate_nest(net, inputs, duration, resolution=RESOLUTION)
     nest_neuron, nest_time = run.neuron, run.time
     mismatched, diffs = _match(net, rec.neuron, rec.time, nest_neuron, nest_time)

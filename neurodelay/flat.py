@@ -1,22 +1,54 @@
-"""A network flattened into the arrays the compiled event engine reads.
+"""A network flattened into the plain arrays that every engine reads.
 
 Neurons of all populations get one global index (populations in insertion
 order). Synapses of all projections are stored by presynaptic neuron (CSR),
 each neuron's outgoing synapses sorted by transmission delay, so that the
 arrivals caused by one spike come in time order.
+
+Compiled kernels receive these arrays as positional arguments (numba compiles
+plain arrays best); :class:`KernelNetwork` fixes their order in one place, and
+every kernel takes ``*flat.kernel`` as its first arguments.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
+from typing import NamedTuple
 
 import numpy as np
 
-from ..network import LIF, Network, Readout, SpikeSource
+from .network import LIF, Network, Readout, SpikeSource
 
-__all__ = ["FlatNetwork", "flatten", "KIND_SOURCE", "KIND_LIF", "KIND_READOUT"]
+__all__ = ["FlatNetwork", "KernelNetwork", "flatten", "is_closed_form", "KIND_SOURCE", "KIND_LIF",
+           "KIND_READOUT"]
 
 KIND_SOURCE, KIND_LIF, KIND_READOUT = 0, 1, 2
+
+
+def is_closed_form(tau_m: np.ndarray, tau_s: np.ndarray) -> np.ndarray:
+    """Neurons whose threshold crossing has the closed form (tau_m = 2 tau_s to 1e-14 relative; s)."""
+    return np.abs(tau_m - 2.0 * tau_s) <= 1e-14 * tau_m
+
+
+class KernelNetwork(NamedTuple):
+    """The network arrays every compiled kernel takes first, in this order (``kernel(*flat.kernel, ...)``).
+
+    The field names are the kernels' parameter names (checked by the engine tests), so the
+    order is written down once, here.
+    """
+
+    kind: np.ndarray         # (N,) int8
+    tau_m: np.ndarray        # (N,) s
+    tau_s: np.ndarray        # (N,) s
+    theta: np.ndarray        # (N,)
+    reset: np.ndarray        # (N,)
+    refractory: np.ndarray   # (N,) s
+    closed_form: np.ndarray  # (N,) bool: tau_m = 2 tau_s (closed-form crossing)
+    out_ptr: np.ndarray      # (N+1,) int64 CSR row pointers
+    out_post: np.ndarray     # (S,) int64
+    out_w: np.ndarray        # (S,)
+    out_d: np.ndarray        # (S,) s, sorted within each row
 
 
 @dataclass(frozen=True)
@@ -38,6 +70,13 @@ class FlatNetwork:
     offsets: dict           # population name -> first global index
     sizes: dict             # population name -> n
 
+    @cached_property
+    def kernel(self) -> KernelNetwork:
+        """The arrays the compiled kernels take first (see :class:`KernelNetwork`)."""
+        return KernelNetwork(self.kind, self.tau_m, self.tau_s, self.theta, self.reset, self.refractory,
+                             is_closed_form(self.tau_m, self.tau_s), self.out_ptr, self.out_post, self.out_w,
+                             self.out_d)
+
     @property
     def n_neurons(self) -> int:
         return len(self.kind)
@@ -53,7 +92,7 @@ class FlatNetwork:
 
 
 def flatten(net: Network) -> FlatNetwork:
-    """Flatten a :class:`Network` for the event engine."""
+    """Flatten a :class:`Network` into global-index arrays (times in s) for the engines."""
     offsets = net.offsets()
     n = net.n_neurons
     kind = np.zeros(n, np.int8)

@@ -1,0 +1,200 @@
+"""What every engine returns and what its adjoint reads: :class:`EventRecord`, and the adjoint's types.
+
+An engine (see :mod:`neurodelay.engines`) turns a :class:`~neurodelay.network.Network`
+and input spikes into an :class:`EventRecord`: the spikes of the LIF neurons
+(global index, time in s, ``I - theta`` at the spike) and sampled voltages.
+The adjoint (EventProp with delays) reads any such record; it is driven by
+:class:`AdjointSources` (from a loss) and returns an :class:`AdjointResult`.
+:func:`merge_inputs` validates inputs against a network, the same way for every engine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .flat import FlatNetwork
+from .network import Network, SpikeSource
+from .spikes import SpikeTrains
+
+__all__ = ["EventRecord", "merge_inputs", "AdjointSources", "AdjointResult", "RecordMismatchError"]
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    """What one batch of trials produced.
+
+    Spikes emitted by spiking (LIF) neurons, sorted by (trial, time): global
+    neuron index, time (s) and ``I - theta`` at the spike (= tau_m dV/dt, the
+    quantity the adjoint needs). ``voltage[trial, sample, k]`` is V of global
+    neuron ``sample_neurons[k]`` at ``sample_times[sample]`` (s). ``engine``
+    names what produced the record (written as provenance by :func:`neurodelay.io.record_to_dataset`).
+    """
+
+    network: Network
+    flat: FlatNetwork
+    inputs: SpikeTrains          # all sources, global neuron indices
+    trial: np.ndarray
+    neuron: np.ndarray
+    time: np.ndarray
+    i_minus_theta: np.ndarray
+    duration: float
+    sample_times: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    sample_neurons: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    voltage: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0)))
+    engine: str = ""             # what produced it (provenance), e.g. "events", "brian-precise"
+
+    @property
+    def n_trials(self) -> int:
+        return self.inputs.n_trials
+
+    def spikes(self, population: str) -> SpikeTrains:
+        """Spikes of one population (local neuron indices), inputs included."""
+        off, n = self.flat.offsets[population], self.flat.sizes[population]
+        src = self.inputs if isinstance(self.network[population], SpikeSource) else None
+        trial, neuron, time = ((src.trial, src.neuron, src.time) if src is not None
+                               else (self.trial, self.neuron, self.time))
+        mask = (neuron >= off) & (neuron < off + n)
+        return SpikeTrains(trial[mask], neuron[mask] - off, time[mask], self.n_trials, n)
+
+    def first_spike_times(self, population: str, missing: float = np.inf) -> np.ndarray:
+        """First spike time (s) of each neuron, shape (n_trials, n); `missing` where none."""
+        sp = self.spikes(population)
+        out = np.full((self.n_trials, sp.n_neurons), np.inf)
+        np.minimum.at(out, (sp.trial, sp.neuron), sp.time)
+        out[np.isinf(out)] = missing
+        return out
+
+    def voltages(self, population: str) -> np.ndarray:
+        """Sampled V of one population, shape (n_trials, n_samples, n)."""
+        off, n = self.flat.offsets[population], self.flat.sizes[population]
+        cols = np.flatnonzero((self.sample_neurons >= off) & (self.sample_neurons < off + n))
+        if len(cols) != n:
+            raise KeyError(f"voltage of {population!r} was not recorded; pass record=[{population!r}]")
+        order = np.argsort(self.sample_neurons[cols])
+        return self.voltage[:, :, cols[order]]
+
+
+def merge_inputs(net: Network, inputs, flat: FlatNetwork) -> SpikeTrains:
+    """Validate `inputs` for `net` and merge them into one SpikeTrains over the flat network.
+
+    inputs: a SpikeTrains (network with one spike source) or a dict source name ->
+    SpikeTrains (local neuron indices, times in s). Returns the spikes of all
+    sources with global neuron indices (``flat.offsets``), times in s, sorted
+    by (trial, time, neuron); raises ValueError or TypeError when the inputs do not fit
+    the network's sources.
+    """
+    sources = net.sources
+    if isinstance(inputs, SpikeTrains):
+        if len(sources) != 1:
+            raise ValueError(f"the network has {len(sources)} spike sources {[s.name for s in sources]}; "
+                             f"pass inputs as a dict name -> SpikeTrains")
+        inputs = {sources[0].name: inputs}
+    if not isinstance(inputs, dict):
+        raise TypeError("inputs must be a SpikeTrains or a dict population name -> SpikeTrains")
+    unknown = set(inputs) - {s.name for s in sources}
+    if unknown:
+        raise ValueError(f"inputs given for {sorted(unknown)}, which are not spike sources of the network "
+                         f"(sources: {[s.name for s in sources]})")
+    missing = {s.name for s in sources} - set(inputs)
+    if missing:
+        raise ValueError(f"no inputs given for spike source(s) {sorted(missing)}")
+    n_trials = {st.n_trials for st in inputs.values()}
+    if len(n_trials) != 1:
+        raise ValueError(f"inputs disagree on the number of trials: {sorted(n_trials)}")
+    trial, neuron, time = [], [], []
+    for name, st in inputs.items():
+        if st.n_neurons != net[name].n:
+            raise ValueError(f"inputs for {name!r} have {st.n_neurons} neurons, the population has {net[name].n}")
+        trial.append(st.trial)
+        neuron.append(st.neuron + flat.offsets[name])
+        time.append(st.time)
+    merged = SpikeTrains(np.concatenate(trial), np.concatenate(neuron), np.concatenate(time),
+                         n_trials.pop(), flat.n_neurons)
+    return merged.sorted()
+
+
+_EMPTY_F = np.zeros(0)
+_EMPTY_I = np.zeros(0, np.int64)
+
+
+class RecordMismatchError(ValueError):
+    """The record's spikes are not threshold crossings of the given network."""
+
+
+@dataclass(frozen=True)
+class AdjointSources:
+    """Derivatives of the loss (summed over trials) that drive the reverse pass.
+
+    * ``spike_time`` (n_record_spikes,): dL/dt_k for each recorded spike, in the
+      record's order (None: zero).
+    * point voltage sources: ``jump_trial, jump_neuron`` (global index),
+      ``jump_time`` (s, in [0, duration]), ``jump_value`` = dL/dV(t) for a loss
+      term that reads V at that instant (e.g. a maximum over time).
+    * continuous voltage sources: ``rate_trial, rate_neuron, rate_coef, rate_rate``:
+      dL/dV(t) = coef * exp(-rate t) on [0, duration] (rate in 1/s); readouts only.
+    * ``theta`` (n_neurons,): explicit dL/dtheta of loss terms that contain theta.
+
+    Sources add with ``+`` and scale with ``*``.
+    """
+
+    spike_time: np.ndarray | None = None
+    jump_trial: np.ndarray = field(default_factory=lambda: _EMPTY_I)
+    jump_neuron: np.ndarray = field(default_factory=lambda: _EMPTY_I)
+    jump_time: np.ndarray = field(default_factory=lambda: _EMPTY_F)
+    jump_value: np.ndarray = field(default_factory=lambda: _EMPTY_F)
+    rate_trial: np.ndarray = field(default_factory=lambda: _EMPTY_I)
+    rate_neuron: np.ndarray = field(default_factory=lambda: _EMPTY_I)
+    rate_coef: np.ndarray = field(default_factory=lambda: _EMPTY_F)
+    rate_rate: np.ndarray = field(default_factory=lambda: _EMPTY_F)
+    theta: np.ndarray | None = None
+
+    def __add__(self, other: "AdjointSources") -> "AdjointSources":
+        if not isinstance(other, AdjointSources):
+            return NotImplemented
+
+        def add(a, b):
+            if a is None:
+                return b
+            return a if b is None else np.asarray(a) + np.asarray(b)
+
+        cat = (lambda name: np.concatenate([getattr(self, name), getattr(other, name)]))
+        return AdjointSources(
+            add(self.spike_time, other.spike_time),
+            *(cat(f) for f in ("jump_trial", "jump_neuron", "jump_time", "jump_value",
+                               "rate_trial", "rate_neuron", "rate_coef", "rate_rate")),
+            add(self.theta, other.theta))
+
+    def __mul__(self, factor: float) -> "AdjointSources":
+        factor = float(factor)
+        scale = (lambda a: None if a is None else np.asarray(a) * factor)
+        return AdjointSources(scale(self.spike_time), self.jump_trial, self.jump_neuron, self.jump_time,
+                              np.asarray(self.jump_value) * factor, self.rate_trial, self.rate_neuron,
+                              np.asarray(self.rate_coef) * factor, self.rate_rate, scale(self.theta))
+
+    __rmul__ = __mul__
+
+
+@dataclass(frozen=True)
+class AdjointResult:
+    """Gradients summed over the trials of a record (divide by n_trials for a batch mean).
+
+    ``weight``, ``delay``: per synapse in :class:`~neurodelay.events.FlatNetwork`
+    order (``flat.out_proj`` / ``flat.out_syn`` map back to projections), dL/dw
+    and dL/d(total delay) in 1/s. ``tau_m``, ``tau_s`` (1/s; None unless asked
+    for), ``theta``: per global neuron. ``spike_time``: dL/dt_k of each recorded
+    spike (1/s, record order); ``input_time``: dL/dt of each input spike (order
+    of ``record.inputs``). ``worst_threshold_error``: max |V - theta| found at a
+    recorded spike when replaying the record (about 1e-15 for exact records).
+    """
+
+    weight: np.ndarray
+    delay: np.ndarray
+    tau_m: np.ndarray | None
+    tau_s: np.ndarray | None
+    theta: np.ndarray
+    spike_time: np.ndarray
+    input_time: np.ndarray
+    n_trials: int
+    worst_threshold_error: float
