@@ -22,19 +22,19 @@ __all__ = ["psp_kernel", "free_voltage", "state_at", "next_crossing", "peak_time
            "is_closed_form"]
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def psp_kernel(tau_m, tau_s, s):
     """exp(-s/tau_m) - exp(-s/tau_s), without cancellation for small s."""
     return -math.exp(-s / tau_m) * math.expm1(-s * (1.0 / tau_s - 1.0 / tau_m))
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def free_voltage(v0, i0, tau_m, tau_s, s):
     """V after s seconds of free evolution from (v0, i0)."""
     return v0 * math.exp(-s / tau_m) + i0 * (tau_s / (tau_m - tau_s)) * psp_kernel(tau_m, tau_s, s)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def state_at(v, i, t_last, ref_end, reset, tau_m, tau_s, t):
     """(V, I) at time t >= t_last from the state (v, i) at t_last; V is clamped
     to `reset` until `ref_end` (end of the refractory period)."""
@@ -50,7 +50,7 @@ def state_at(v, i, t_last, ref_end, reset, tau_m, tau_s, t):
     return free_voltage(v, i, tau_m, tau_s, s), i * math.exp(-s / tau_s)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def peak_time(v0, i0, tau_m, tau_s):
     """Time s > 0 of the maximum of V from (v0, i0), or -1 if V has no maximum ahead."""
     if i0 <= 0.0 or i0 <= v0:
@@ -61,7 +61,7 @@ def peak_time(v0, i0, tau_m, tau_s):
     return math.log1p((tau_m - tau_s) * (i0 - v0) / den) * tau_m * tau_s / (tau_m - tau_s)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def voltage_bound(v0, i0, tau_m, tau_s):
     """An upper bound on V(s) for all s >= 0 from (v0, i0) with no further input; no transcendentals.
 

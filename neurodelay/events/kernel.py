@@ -38,7 +38,8 @@ STATUS_TOO_MANY_SPIKES = 1
 @njit(cache=True)
 def _grow(a, n):
     b = np.empty(max(2 * a.shape[0], n), a.dtype)
-    b[: a.shape[0]] = a
+    for i in range(a.shape[0]):  # a loop, not a slice assignment: no shape-error code to compile
+        b[i] = a[i]
     return b
 
 
