@@ -29,6 +29,7 @@ figures: $(STAMP)
 	$(PY) paper_figures/make_all.py
 
 docs: $(STAMP)
+	rm -rf docs/generated docs/auto_examples docs/sg_execution_times.rst build/docs
 	$(PY) -m sphinx -b html -W --keep-going -q docs build/docs/html -d build/docs/doctrees
 	@echo "open build/docs/html/index.html"
 

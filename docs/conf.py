@@ -71,7 +71,7 @@ sphinx_gallery_conf = {
     "gallery_dirs": ["auto_examples"],
     "filename_pattern": _pattern,
     "ignore_pattern": r"(__init__|_common)\.py",
-    "within_subsection_order": "FileNameSortKey",
+    "within_subsection_order": "FileNameSortKey",    # plot_1_..., plot_2_...: the reading order
     "download_all_examples": False,
     "remove_config_comments": True,
     "abort_on_example_error": True,

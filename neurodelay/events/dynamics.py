@@ -9,6 +9,11 @@ so V has at most one extremum, which makes threshold detection exact: a cheap
 upper bound on V rules most states out, the maximum is found in closed form,
 the crossing on the rising branch by safeguarded Newton iteration to machine
 precision (or in closed form when tau_m = 2 tau_s). Times in seconds.
+
+The helpers are plain numba functions, compiled once and inlined by LLVM into
+their callers; numba-level inlining (``inline="always"``) re-typed them in
+every caller and made the first (cold-cache) compile of the engine about
+twice as slow, for no speed at run time.
 """
 
 from __future__ import annotations
