@@ -13,6 +13,9 @@ the README's first example uses (numba comes in here); building the README's
 20 -> 10 -> 2 network with 8 trials; the first ``simulate``; the first
 ``loss_and_grad`` (weights, synaptic and dendritic delays, tau_m) right after
 it. Whether brian2 was imported by then is reported too (nothing here needs it).
+Each step is timed in wall-clock seconds and in CPU seconds of the process
+(all threads): on a shared, loaded machine the CPU times are the steadier
+comparison (numba compiles on one thread).
 
 ``--baseline REF`` measures the ``neurodelay`` package of git revision REF
 (extracted into a temporary folder and put first on ``PYTHONPATH``) in the same
@@ -38,9 +41,10 @@ from _common import REPO_ROOT, default_json_path, package_versions, print_table,
 
 _CHILD = r"""
 import json, sys, time
-t0 = time.perf_counter()
+clock = lambda: (time.perf_counter(), time.process_time())
+t0 = clock()
 import neurodelay
-t1 = time.perf_counter()
+t1 = clock()
 import numpy as np
 from neurodelay.delays import Delays
 from neurodelay.events import simulate
@@ -48,7 +52,7 @@ from neurodelay.gradients import loss_and_grad
 from neurodelay.losses import WeightedIntegralCrossEntropy
 from neurodelay.network import LIF, Network, Readout, SpikeSource
 from neurodelay.spikes import SpikeTrains
-t2 = time.perf_counter()
+t2 = clock()
 rng = np.random.default_rng(0)
 net = Network().add(SpikeSource("inp", 20), LIF("hid", 10, tau_m=10e-3, tau_s=5e-3, theta=1.0, refractory=1e-3),
                     Readout("out", 2, tau_m=20e-3, tau_s=5e-3))
@@ -57,20 +61,23 @@ net = net.connect("inp", "hid", weight=rng.normal(0.6, 0.3, 200),
 net = net.connect("hid", "out", weight=0.5, delays=Delays(dendritic=[1e-3, 3e-3]))
 inputs = SpikeTrains.from_lists([[np.sort(rng.uniform(0, 0.1, 5)) for _ in range(20)] for _ in range(8)],
                                 n_neurons=20)
-t3 = time.perf_counter()
+t3 = clock()
 rec = simulate(net, inputs, 0.1, record=["out"], sample_times=np.linspace(0, 0.1, 11))
-t4 = time.perf_counter()
+t4 = clock()
 loss = WeightedIntegralCrossEntropy("out", tau_weight=50e-3)
 params = [("inp->hid", "weight"), ("inp->hid", "synaptic"), ("hid->out", "dendritic"), ("hid", "tau_m")]
 value, grads, _ = loss_and_grad(net, inputs, 0.1, loss, rng.integers(0, 2, 8), params)
-t5 = time.perf_counter()
-print(json.dumps({"import_s": t1 - t0, "modules_s": t2 - t1, "build_s": t3 - t2, "simulate_s": t4 - t3,
-                  "loss_and_grad_s": t5 - t4, "total_s": t5 - t0, "n_spikes": int(len(rec.time)),
-                  "loss": float(value), "brian2_imported": "brian2" in sys.modules,
-                  "package": neurodelay.__file__}))
+t5 = clock()
+out = {"n_spikes": int(len(rec.time)), "loss": float(value), "brian2_imported": "brian2" in sys.modules,
+       "package": neurodelay.__file__}
+for name, a, b in [("import", t0, t1), ("modules", t1, t2), ("build", t2, t3), ("simulate", t3, t4),
+                   ("loss_and_grad", t4, t5), ("total", t0, t5)]:
+    out[name + "_s"], out[name + "_cpu_s"] = b[0] - a[0], b[1] - a[1]
+print(json.dumps(out))
 """
 
-TIMES = ["import_s", "modules_s", "simulate_s", "loss_and_grad_s", "total_s"]
+TIMES = ["import_s", "modules_s", "build_s", "simulate_s", "loss_and_grad_s", "total_s"]
+CPU_TIMES = [name.replace("_s", "_cpu_s") for name in TIMES]
 
 
 def _extract(ref: str, into: Path) -> Path:
@@ -120,17 +127,20 @@ def main(argv=None) -> int:
                     result = _child(code_dir, cache)
                     runs.append({"code": label, "cache": state, "repeat": rep,
                                  **{k: v for k, v in result.items() if k != "package"}})
-                    print(f"{label:>24} {state}: " + "  ".join(f"{k} {result[k]:.2f}" for k in TIMES), flush=True)
+                    print(f"{label:>24} {state}: " + "  ".join(f"{k} {result[k]:.2f}" for k in TIMES)
+                          + "  (cpu: " + "  ".join(f"{result[k]:.2f}" for k in CPU_TIMES) + ")", flush=True)
 
     rows = []
     for label in versions:
         for state in ("cold", "warm"):
             sel = [r for r in runs if r["code"] == label and r["cache"] == state]
             rows.append({"code": label, "cache": state, "n": len(sel),
-                         **{k: statistics.median(r[k] for r in sel) for k in TIMES},
+                         **{k: statistics.median(r[k] for r in sel) for k in TIMES + CPU_TIMES},
                          "brian2_imported": any(r["brian2_imported"] for r in sel)})
-    print("\nmedian seconds per fresh process")
+    print("\nmedian wall-clock seconds per fresh process")
     print_table(rows, ["code", "cache", "n"] + TIMES + ["brian2_imported"], floatfmt=".2f")
+    print("\nmedian CPU seconds of the process (all threads; less sensitive to a loaded machine)")
+    print_table(rows, ["code", "cache", "n"] + CPU_TIMES, floatfmt=".2f")
     path = write_json_atomic(args.json, {"benchmark": "first_call", "summary": rows, "runs": runs,
                                          "load_average": os.getloadavg(),
                                          "versions": package_versions("numba", "numpy", "brian2")})

@@ -43,6 +43,7 @@ def _grow(a, n):
     return b
 
 
+# callers pass `inclusive` as np.bool_(...): a literal True / False would compile it twice
 @njit(cache=True)
 def _take_samples(samples, sp, sample_times, sample_neurons, t_limit, inclusive,
                   v, cur, t_last, ref_end, reset, tau_m, tau_s):
@@ -104,7 +105,7 @@ def _event_loop(kind, tau_m, tau_s, theta, reset, refractory, closed_form,
         if code != _DONE or t_now > t_end:
             break
         if sp < n_samples and sample_times[sp] < t_now:
-            sp = _take_samples(samples, sp, sample_times, sample_neurons, t_now, False,
+            sp = _take_samples(samples, sp, sample_times, sample_neurons, t_now, np.bool_(False),
                                v, cur, t_last, ref_end, reset, tau_m, tau_s)
         if t_p <= t_a:
             j = top
@@ -220,6 +221,6 @@ def simulate_trial(kind, tau_m, tau_s, theta, reset, refractory, closed_form,
             break
     n_spk, status = counters[_NSPK], counters[_STATUS]
     if status == STATUS_OK:
-        _take_samples(samples, counters[_SP], sample_times, sample_neurons, t_end, True,
+        _take_samples(samples, counters[_SP], sample_times, sample_neurons, t_end, np.bool_(True),
                       v, cur, t_last, ref_end, reset, tau_m, tau_s)
     return r_t[:n_spk].copy(), r_n[:n_spk].copy(), r_g[:n_spk].copy(), samples, status
