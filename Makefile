@@ -1,13 +1,13 @@
-# neurodelay: `make figures` (set up, run the analyses, draw the figures), `make test` (set up, run the tests).
+# neurodelay: `make figures` (set up, run the analyses, draw the figures), `make test` (set up, run the tests),
+# `make docs` (the documentation site with its gallery, into build/docs/html; warnings are errors).
 VENV    := .venv
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 export NEURODELAY_CACHE ?= $(CURDIR)/build/cache
-export NUMBA_CACHE_DIR ?= $(NEURODELAY_CACHE)/numba
 export MPLBACKEND := Agg
 export PYTHONHASHSEED := 0
 
-.PHONY: setup test test-fast figures bench clean
+.PHONY: setup test test-fast figures bench docs clean
 
 setup: $(STAMP)
 
@@ -16,7 +16,7 @@ $(STAMP): setup.cfg pyproject.toml
 	  echo "using $$PYBIN"; \
 	  [ -x $(PY) ] || $$PYBIN -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,sweeps]'
+	$(PY) -m pip install --quiet -e '.[test,sweeps,docs]'
 	@touch $(STAMP)
 
 test: $(STAMP)
@@ -28,9 +28,15 @@ test-fast: $(STAMP)
 figures: $(STAMP)
 	$(PY) paper_figures/make_all.py
 
+docs: $(STAMP)
+	rm -rf docs/generated docs/auto_examples docs/sg_execution_times.rst build/docs
+	$(PY) -m sphinx -b html -W --keep-going -q docs build/docs/html -d build/docs/doctrees
+	@echo "open build/docs/html/index.html"
+
 bench: $(STAMP)
 	$(PY) bench/forward.py --quick --json build/bench/forward.json
 	$(PY) bench/gradient.py --quick --json build/bench/gradient.json
+	$(PY) bench/first_call.py --json build/bench/first_call.json
 
 clean:
-	rm -rf build
+	rm -rf build docs/generated docs/auto_examples docs/sg_execution_times.rst

@@ -143,7 +143,7 @@ def loss_and_grad(net: Network, inputs, duration, loss, labels=None, params=(), 
     record: an existing :class:`~neurodelay.events.EventRecord` of `net` (e.g.
     from another engine) to differentiate instead of simulating;
     record_tolerance: how far V may miss theta at a recorded spike when the
-    record is replayed (relative to max(1, |theta|); see
+    record is replayed (relative to ``max(1, |theta|)``; see
     :func:`~neurodelay.events.adjoint`); engine: a name of
     :mod:`neurodelay.engines` or an engine object, which simulates (unless
     `record` is given) and runs the adjoint. Gradients are means over the

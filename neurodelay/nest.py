@@ -6,7 +6,7 @@ a weight of w pA is a jump of w mV in I), tau_syn_ex = tau_syn_in = tau_s
 (NEST routes negative weights to the inhibitory synapse; with equal time
 constants that changes nothing), V_th = theta, V_reset = reset. NEST needs
 delays and refractory periods on its resolution grid (refractory >= one
-step). NEST's threshold search stops when |V - theta| < 1e-14 mV
+step). NEST's threshold search stops when ``|V - theta| < 1e-14`` mV
 (``NEST_ROOT_TOLERANCE_MV``), so its spike times are exact to about
 1e-14 tau_m / (I - theta) seconds.
 """

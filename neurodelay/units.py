@@ -9,6 +9,8 @@ volts (then they are converted to volts).
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 __all__ = ["as_seconds", "as_voltage", "as_array"]
@@ -16,12 +18,13 @@ __all__ = ["as_seconds", "as_voltage", "as_array"]
 
 def _strip_units(value, name: str, dimension: str):
     """Return (plain ndarray, had_units). dimension is 'time' or 'voltage'."""
-    try:
-        from brian2.units.fundamentalunits import Quantity, get_dimensions, DIMENSIONLESS
+    # A Brian2 quantity can only exist once brian2 is imported: never import it here (it takes
+    # about a second), so plain numbers never pay for it.
+    fundamental = sys.modules.get("brian2.units.fundamentalunits")
+    if fundamental is not None and isinstance(value, fundamental.Quantity):
         from brian2 import second, volt
-    except ImportError:  # brian2 is a dependency, but keep the core importable without it
-        return np.asarray(value, dtype=float), False
-    if isinstance(value, Quantity):
+        from brian2.units.fundamentalunits import DIMENSIONLESS, get_dimensions
+
         dims = get_dimensions(value)
         if dimension == "time":
             if dims != get_dimensions(second):

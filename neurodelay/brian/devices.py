@@ -18,9 +18,9 @@ restored), so several builds in one process are independent and each can be
 re-run later. Preferences are changed only inside context managers that
 restore them.
 
-The cache root is ``$NEURODELAY_CACHE``, else ``build/cache`` in the
-repository when neurodelay runs from a source checkout, else the user cache
-folder (``$XDG_CACHE_HOME/neurodelay`` or ``~/.cache/neurodelay``).
+The cache root is :func:`neurodelay.cache_root`: ``$NEURODELAY_CACHE``,
+else the per-user cache folder (``$XDG_CACHE_HOME/neurodelay`` or
+``~/.cache/neurodelay``), shared with numba's cache.
 """
 
 from __future__ import annotations
@@ -36,6 +36,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from .._cache import cache_root
+
 __all__ = ["DEVICES", "cache_root", "build_directory", "runtime_preferences", "runtime_context",
            "standalone_device", "gpu_compute_capability", "gpu_visible", "nvcc_path", "curand_paths",
            "directory_lock"]
@@ -44,26 +46,6 @@ DEVICES = ("runtime", "cpp_standalone", "cuda_standalone")
 
 #: compute capability compiled for when no GPU is visible (H100 / H200)
 DEFAULT_COMPUTE_CAPABILITY = 9.0
-
-
-def _checkout_root() -> Path | None:
-    """The repository root when neurodelay is imported from a source checkout, else None."""
-    root = Path(__file__).resolve().parents[2]
-    if (root / "setup.cfg").is_file() and (root / "neurodelay").is_dir() and (root / ".git").exists():
-        return root
-    return None
-
-
-def cache_root() -> Path:
-    """Folder for compiled code: $NEURODELAY_CACHE, build/cache of a checkout, or the user cache."""
-    env = os.environ.get("NEURODELAY_CACHE")
-    if env:
-        return Path(env).expanduser().resolve()
-    root = _checkout_root()
-    if root is not None:
-        return root / "build" / "cache"
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "neurodelay"
 
 
 def build_directory(device: str, mode: str, key: str) -> Path:

@@ -67,7 +67,7 @@ def replay_trial(kind, tau_m, tau_s, theta, reset, refractory, closed_form, out_
     spikes n_in + k. Returns (ev_syn, ev_src, ev_v, ev_i, worst_v) where ev_*
     is the event log in forward order (ev_syn: synapse of an arrival, or
     EV_SPIKE / EV_REF_END) with the state (V, I) of the event's neuron just
-    before it, and worst_v = max |V - theta| at the recorded spikes (a check
+    before it, and worst_v = ``max |V - theta|`` at the recorded spikes (a check
     that the record fits the network).
     """
     n_in = in_time.shape[0]
@@ -104,8 +104,10 @@ def replay_trial(kind, tau_m, tau_s, theta, reset, refractory, closed_form, out_
     hs = np.empty(cap, np.int64)
     hsize = 0
     all_t = np.empty(n_in + n_sp)
-    all_t[:n_in] = in_time
-    all_t[n_in:] = sp_time
+    for k in range(n_in):  # loops, not slice assignments: no shape-error code to compile
+        all_t[k] = in_time[k]
+    for k in range(n_sp):
+        all_t[n_in + k] = sp_time[k]
     worst_v = 0.0
     p = 0
     k_in = 0
@@ -258,8 +260,10 @@ def reverse_trial(kind, tau_m, tau_s, theta, reset, refractory, closed_form, out
     n_in = in_time.shape[0]
     n_sp = sp_time.shape[0]
     all_t = np.empty(n_in + n_sp)
-    all_t[:n_in] = in_time
-    all_t[n_in:] = sp_time
+    for k in range(n_in):  # loops, not slice assignments: no shape-error code to compile
+        all_t[k] = in_time[k]
+    for k in range(n_sp):
+        all_t[n_in + k] = sp_time[k]
     g_time = np.zeros(n_in + n_sp)      # dL/dt_k through the arrivals of spike k
     t_at = np.full(n, t_end)
     p_v = np.zeros(n)

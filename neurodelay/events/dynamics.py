@@ -9,6 +9,11 @@ so V has at most one extremum, which makes threshold detection exact: a cheap
 upper bound on V rules most states out, the maximum is found in closed form,
 the crossing on the rising branch by safeguarded Newton iteration to machine
 precision (or in closed form when tau_m = 2 tau_s). Times in seconds.
+
+The helpers are plain numba functions, compiled once and inlined by LLVM into
+their callers; numba-level inlining (``inline="always"``) re-typed them in
+every caller and made the first (cold-cache) compile of the engine about
+twice as slow, for no speed at run time.
 """
 
 from __future__ import annotations
@@ -24,19 +29,19 @@ __all__ = ["psp_kernel", "free_voltage", "state_at", "next_crossing", "peak_time
            "is_closed_form"]
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def psp_kernel(tau_m, tau_s, s):
     """exp(-s/tau_m) - exp(-s/tau_s), without cancellation for small s."""
     return -math.exp(-s / tau_m) * math.expm1(-s * (1.0 / tau_s - 1.0 / tau_m))
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def free_voltage(v0, i0, tau_m, tau_s, s):
     """V after s seconds of free evolution from (v0, i0)."""
     return v0 * math.exp(-s / tau_m) + i0 * (tau_s / (tau_m - tau_s)) * psp_kernel(tau_m, tau_s, s)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def state_at(v, i, t_last, ref_end, reset, tau_m, tau_s, t):
     """(V, I) at time t >= t_last from the state (v, i) at t_last; V is clamped
     to `reset` until `ref_end` (end of the refractory period)."""
@@ -52,7 +57,7 @@ def state_at(v, i, t_last, ref_end, reset, tau_m, tau_s, t):
     return free_voltage(v, i, tau_m, tau_s, s), i * math.exp(-s / tau_s)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def peak_time(v0, i0, tau_m, tau_s):
     """Time s > 0 of the maximum of V from (v0, i0), or -1 if V has no maximum ahead."""
     if i0 <= 0.0 or i0 <= v0:
@@ -63,7 +68,7 @@ def peak_time(v0, i0, tau_m, tau_s):
     return math.log1p((tau_m - tau_s) * (i0 - v0) / den) * tau_m * tau_s / (tau_m - tau_s)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def voltage_bound(v0, i0, tau_m, tau_s):
     """An upper bound on V(s) for all s >= 0 from (v0, i0) with no further input; no transcendentals.
 

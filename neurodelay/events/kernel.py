@@ -37,10 +37,12 @@ STATUS_TOO_MANY_SPIKES = 1
 @njit(cache=True)
 def _grow(a, n):
     b = np.empty(max(2 * a.shape[0], n), a.dtype)
-    b[: a.shape[0]] = a
+    for i in range(a.shape[0]):  # a loop, not a slice assignment: no shape-error code to compile
+        b[i] = a[i]
     return b
 
 
+# callers pass `inclusive` as np.bool_(...): a literal True / False would compile it twice
 @njit(cache=True)
 def _take_samples(samples, sp, sample_times, sample_neurons, t_limit, inclusive,
                   v, cur, t_last, ref_end, reset, tau_m, tau_s):
@@ -102,7 +104,7 @@ def _event_loop(kind, tau_m, tau_s, theta, reset, refractory, closed_form,
         if code != _DONE or t_now > t_end:
             break
         if sp < n_samples and sample_times[sp] < t_now:
-            sp = _take_samples(samples, sp, sample_times, sample_neurons, t_now, False,
+            sp = _take_samples(samples, sp, sample_times, sample_neurons, t_now, np.bool_(False),
                                v, cur, t_last, ref_end, reset, tau_m, tau_s)
         if t_p <= t_a:
             j = top
@@ -220,6 +222,6 @@ def simulate_trial(kind, tau_m, tau_s, theta, reset, refractory, closed_form,
             break
     n_spk, status = counters[_NSPK], counters[_STATUS]
     if status == STATUS_OK:
-        _take_samples(samples, counters[_SP], sample_times, sample_neurons, t_end, True,
+        _take_samples(samples, counters[_SP], sample_times, sample_neurons, t_end, np.bool_(True),
                       v, cur, t_last, ref_end, reset, tau_m, tau_s)
     return r_t[:n_spk].copy(), r_n[:n_spk].copy(), r_g[:n_spk].copy(), samples, status

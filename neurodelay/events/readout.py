@@ -64,8 +64,9 @@ def _gather(sp_trial, sp_neuron, sp_time, sub_ptr, sub_syn, target_of_syn, out_d
         a, b = ptr[g], ptr[g + 1]
         if b - a > 1:
             order = np.argsort(time[a:b])
-            time[a:b] = time[a:b][order]
-            weight[a:b] = weight[a:b][order]
+            t_sorted, w_sorted = time[a:b][order], weight[a:b][order]
+            for q in range(b - a):  # a loop, not a slice assignment: no shape-error code to compile
+                time[a + q], weight[a + q] = t_sorted[q], w_sorted[q]
     return ptr, time, weight
 
 
