@@ -124,6 +124,9 @@ def _run_on_client(client, func, points, done, fixed, retries, engine_threads, p
     `retries` times and then recorded as failed."""
     from distributed import as_completed
 
+    from ._worker import SweepWorkerSetup
+
+    client.register_plugin(SweepWorkerSetup())
     _picklable(func)
     call = partial(execute_point, func, fixed=fixed, retries=retries, engine_threads=engine_threads,
                    point_dims=tuple(point_dims))
