@@ -359,6 +359,17 @@ def test_cli_bad_configs_give_one_line_and_exit_2(tmp_path, capsys, text, messag
     assert "Traceback" not in err
 
 
+def test_cli_prints_the_slurm_job_script_without_submitting(tmp_path, capsys):
+    pytest.importorskip("dask_jobqueue")
+    config = _config(tmp_path, 'function = "test_sweep:noisy_point"\n[grid]\nrate = [1.0]\n'
+                               '[slurm]\ncores = 2\nmemory = "2GB"\naccount = "lab"\n')
+    assert main(["sweep", str(config), "--slurm", "--queue", "short", "--walltime", "00:10:00",
+                 "--print-job-script"]) == 0
+    script = capsys.readouterr().out
+    for line in ("#SBATCH -p short", "#SBATCH -A lab", "#SBATCH -t 00:10:00", "#SBATCH --cpus-per-task=2"):
+        assert line in script, line
+
+
 def test_cli_sweep_help_and_collect_errors(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["sweep", "--help"])

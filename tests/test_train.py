@@ -457,3 +457,22 @@ def test_analysis_result_draws_the_figure_without_simulating(tmp_path, monkeypat
     png = tmp_path / "fig" / "training.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 50_000
     assert (tmp_path / "fig" / "training.pdf").read_bytes()[:5] == b"%PDF-"
+
+
+def test_train_results_runs_its_plan_as_a_sweep_and_collect_trains_nothing(tmp_path, monkeypatch):
+    analysis = _script("analyses/train_results.py")
+    runs = tmp_path / "runs"
+    args = ["--quick", "--only", "sequence", "--runs", str(runs)]
+    assert analysis.main(args + ["--out", str(tmp_path / "a.nc")]) == 0
+    first = read_netcdf(tmp_path / "a.nc")
+    assert first["name"].values.tolist() == ["sequence-synaptic-s0"] and first["epochs"].item() == 30
+    assert len(list((runs / "sweep").glob("run=*.nc"))) == 1       # the sweep folder: one file per run
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished run must not be trained or reloaded again")
+
+    monkeypatch.setattr(analysis, "run_one", no_training)
+    assert analysis.main(args + ["--collect", "--out", str(tmp_path / "b.nc")]) == 0
+    assert analysis.main(args + ["--out", str(tmp_path / "c.nc")]) == 0          # resumes: nothing to run
+    for name in ("b.nc", "c.nc"):
+        xr.testing.assert_identical(read_netcdf(tmp_path / name).drop_attrs(), first.drop_attrs())
