@@ -299,11 +299,20 @@ def run_sweep(func, grid: dict, seeds: int = 1, folder=None, root_seed: int = 0,
         Show a progress bar (tqdm) over the points.
     fixed : dict, optional
         Keyword arguments passed unchanged to every call (recorded in the provenance; JSON-serialisable).
+        They are not part of a point's identity: a folder's finished points are kept when they change,
+        so use a new folder for new fixed arguments (or a new function).
 
     Returns
     -------
     xarray.Dataset
         ``collect(folder)``: see :func:`collect`.
+
+    Notes
+    -----
+    Results travel back to this process, which writes every point's file as soon as it arrives
+    (the workers need no access to `folder`). A worker lost in the middle of a sweep loses at
+    most the points it was computing, or had computed but not yet sent back; the scheduler runs
+    them again elsewhere, and no point already on disk runs again.
 
     Examples
     --------
