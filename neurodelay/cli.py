@@ -156,15 +156,15 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("config", metavar="CONFIG", help="sweep configuration (.toml or .json), or `collect`")
     sw.add_argument("folder", nargs="?", metavar="DIR", type=Path, help="with `collect`: the sweep folder")
     where = sw.add_mutually_exclusive_group()
-    where.add_argument("--workers", type=_positive_int, help="local Dask cluster of N worker processes "
+    where.add_argument("--workers", type=_positive_int, metavar="N", help="local Dask cluster of N worker processes "
                                                              "(default: one per usable core)")
     where.add_argument("--scheduler", metavar="ADDRESS", help="address of a running Dask scheduler")
     where.add_argument("--slurm", action="store_true", help="SLURM jobs through dask-jobqueue "
                                                             "(settings from the config's [slurm] table)")
     where.add_argument("--serial", action="store_true", help="run the points in this process (debugging)")
     sl = sw.add_argument_group("SLURM (with --slurm; override the config's [slurm] table)")
-    sl.add_argument("--jobs", type=_positive_int, help="SLURM jobs to start")
-    sl.add_argument("--cores", type=_positive_int, help="cores per job")
+    sl.add_argument("--jobs", type=_positive_int, metavar="N", help="SLURM jobs to start")
+    sl.add_argument("--cores", type=_positive_int, metavar="N", help="cores per job")
     sl.add_argument("--memory", help="memory per job, e.g. 16GB")
     sl.add_argument("--walltime", help="time limit per job, HH:MM:SS")
     sl.add_argument("--queue", help="SLURM partition")
