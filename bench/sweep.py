@@ -11,7 +11,10 @@
   of 2 workers (one engine thread each; cluster start-up excluded). Speed-up =
   wall(1 worker) / wall(2 workers); the ideal is min(2, usable cores). The
   numba cache is warmed first, so neither includes compilation. The two
-  sweeps must give identical test accuracies (checked).
+  sweeps must give identical test accuracies (checked). Also reported:
+  overlap = sum of the points' wall times / the sweep's wall time (about the
+  number of points that ran at once; on a machine shared with other work the
+  speed-up falls below it, as each point gets less of a core).
 
 The machine's load average is recorded: on a shared machine the numbers move.
 
@@ -105,7 +108,7 @@ def main(argv=None) -> dict:
 
         # warm the numba cache for the training kernels in this process (the workers load it from disk)
         train_point(0, 1, tmp / "warm_train")
-        walls, accuracies = {}, {}
+        walls, accuracies, overlap = {}, {}, {}
         for workers in (1, 2):
             cluster = LocalExecutor(workers=workers).cluster()
             client = Client(cluster)
@@ -116,14 +119,16 @@ def main(argv=None) -> dict:
                 ds, walls[workers] = _timed_sweep(train_point, {"x": [0]}, n_runs, tmp / f"train{workers}", ex,
                                                   fixed={"folder": str(tmp / f"runs{workers}")})
                 accuracies[workers] = ds["test_accuracy"].values.ravel()
+                overlap[workers] = float(ds["wall_time"].sum()) / walls[workers]
             finally:
                 client.close()
                 cluster.close()
             rows.append({"case": "training run", "executor": f"LocalCluster({workers})", "points": n_runs,
-                         "wall_s": walls[workers], "ms_per_point": 1e3 * walls[workers] / n_runs})
+                         "wall_s": walls[workers], "ms_per_point": 1e3 * walls[workers] / n_runs,
+                         "overlap": overlap[workers]})
     identical = bool(np.array_equal(accuracies[1], accuracies[2]))
     speedup = walls[1] / walls[2]
-    print_table(rows, ["case", "executor", "points", "wall_s", "ms_per_point"])
+    print_table(rows, ["case", "executor", "points", "wall_s", "ms_per_point", "overlap"])
     print(f"collect of {n_points} points: {t_collect():.2f} s; LocalCluster(2) start-up {t_start():.1f} s")
     print(f"speed-up 1 -> 2 workers on {n_runs} training runs: {speedup:.2f}x "
           f"(usable cores {len(os.sched_getaffinity(0))}); accuracies identical: {identical}")
@@ -135,6 +140,7 @@ def main(argv=None) -> dict:
         "train_runs": n_runs, "train_config": TRAIN,
         "train_wall_s_1_worker": walls[1], "train_wall_s_2_workers": walls[2], "speedup_1_to_2_workers": speedup,
         "train_accuracies_identical": identical,
+        "train_overlap_1_worker": overlap[1], "train_overlap_2_workers": overlap[2],
         "rows": rows, "quick": args.quick,
         "load_average_before": load_before, "load_average_after": os.getloadavg(),
         "usable_cores": len(os.sched_getaffinity(0)),
