@@ -150,9 +150,10 @@ def _run_on_client(client, func, points, done, fixed, retries, engine_threads, p
                 del future
                 continue
             result = dict(status="failed", error=f"{type(exc).__name__}: {exc}", traceback="", wall_time=float("nan"),
-                          host="", pid=None, attempts=lost + 1)
+                          host="", pid=None, attempts=1)
         future.release()
         del future
+        result["attempts"] += lost   # calls lost with their worker count as attempts
         done(point, result)
 
 
