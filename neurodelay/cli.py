@@ -52,7 +52,8 @@ A sweep runs a function at every point of a grid of parameters x seeds. Each
 point's result (a small xarray Dataset) is written atomically to its own NetCDF
 file in the sweep folder, so a finished point is never lost or computed again:
 running the same command again resumes the sweep. Failed points are retried
-(--retries), then recorded with their error; the sweep goes on. At the end (and
+(--retries), then recorded with their error; the sweep goes on (and exits with
+status 1 at the end, after writing the result). At the end (and
 with `neurodelay sweep collect DIR`) the points are merged into DIR/merged.nc:
 one dimension per grid key plus `seed`, with per-point status, error, wall
 time and host.
@@ -227,7 +228,7 @@ def _sweep(args) -> int:
                    progress=not args.no_progress, fixed=cfg["fixed"])
     out = write_netcdf(ds, folder / "merged.nc")
     print(f"{folder}: {_sweep_summary(ds)} -> {out}")
-    return 0
+    return 1 if (ds["status"] != "ok").any() else 0
 
 
 def _train(args) -> int:

@@ -359,6 +359,16 @@ def test_cli_bad_configs_give_one_line_and_exit_2(tmp_path, capsys, text, messag
     assert "Traceback" not in err
 
 
+def test_cli_records_a_failing_point_writes_the_result_and_exits_1(tmp_path, capsys):
+    config = _config(tmp_path, f'function = "test_sweep:flaky_point"\nretries = 0\n[grid]\nx = [2, 4]\n'
+                               f'[fixed]\nmarkers = "{tmp_path}"\n')
+    assert main(["sweep", str(config), "--serial", "--out", str(tmp_path / "o"), "--no-progress"]) == 1
+    assert "1 ok, 1 failed" in capsys.readouterr().out
+    merged = read_netcdf(tmp_path / "o" / "merged.nc")
+    assert merged["status"].values[:, 0].tolist() == ["ok", "failed"]
+    assert merged["error"].sel(x=4, seed=0).item() == "ValueError: x = 4 is not allowed"
+
+
 def test_cli_prints_the_slurm_job_script_without_submitting(tmp_path, capsys):
     pytest.importorskip("dask_jobqueue")
     config = _config(tmp_path, 'function = "test_sweep:noisy_point"\n[grid]\nrate = [1.0]\n'
