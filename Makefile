@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(PY) bench/forward.py --quick --json build/bench/forward.json
 	$(PY) bench/gradient.py --quick --json build/bench/gradient.json
 	$(PY) bench/first_call.py --json build/bench/first_call.json
+	$(PY) bench/sweep.py --quick --json build/bench/sweep.json
 
 clean:
 	rm -rf build docs/generated docs/auto_examples docs/sg_execution_times.rst
