@@ -100,6 +100,12 @@ def merge_inputs(net: Network, inputs, flat: FlatNetwork) -> SpikeTrains:
     missing = {s.name for s in sources} - set(inputs)
     if missing:
         raise ValueError(f"no inputs given for spike source(s) {sorted(missing)}")
+    if not inputs:
+        raise ValueError("inputs is empty because the network has no spike source, so nothing sets the number "
+                         "of trials; add a SpikeSource (it may stay silent: SpikeTrains.empty(n_trials, n))")
+    for name, st in inputs.items():
+        if not isinstance(st, SpikeTrains):
+            raise TypeError(f"inputs[{name!r}] must be a SpikeTrains, got {type(st).__name__}")
     n_trials = {st.n_trials for st in inputs.values()}
     if len(n_trials) != 1:
         raise ValueError(f"inputs disagree on the number of trials: {sorted(n_trials)}")
