@@ -142,9 +142,15 @@ def simulate(net: Network, inputs, duration, *, record=(), sample_times=None,
         raise ValueError("record: spike sources have no voltage; name LIF or readout populations")
     if sample_times is None:
         sample_times = np.zeros(0)
-    sample_times = as_seconds(sample_times, "sample_times", np.shape(sample_times), minimum=0.0)
+    if np.ndim(sample_times) > 1:
+        raise ValueError(f"sample_times must be a scalar or a 1-d array of times, got shape {np.shape(sample_times)}")
+    sample_times = np.atleast_1d(as_seconds(sample_times, "sample_times", np.shape(sample_times), minimum=0.0))
     if np.any(np.diff(sample_times) < 0):
         raise ValueError("sample_times must be sorted")
+    if np.any(sample_times > duration):
+        late = sample_times[sample_times > duration]
+        raise ValueError(f"sample_times must lie in [0, duration = {duration:g} s]; got {late.size} later "
+                         f"time(s), the first {late[0]:g} s (simulate for longer to sample there)")
     if record and len(sample_times) == 0:
         raise ValueError("record given but no sample_times")
     closed = is_closed_form(flat.tau_m, flat.tau_s)
