@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from .delays import Delays
-from .units import as_seconds, as_voltage
+from .units import as_seconds, as_voltage, has_voltage_units
 
 __all__ = ["SpikeSource", "LIF", "Readout", "Projection", "Network"]
 
@@ -83,6 +83,9 @@ class LIF:
     theta: object = 1.0
     reset: object = 0.0
     refractory: object = 0.0
+    #: 'volt' when theta or reset were given as Brian2 voltages (then stored in volts), else
+    #: 'dimensionless'; a weight onto this population must then be in the same kind of unit
+    voltage_unit: str | None = field(default=None, compare=False, repr=False)
 
     spiking = True
 
@@ -91,6 +94,13 @@ class LIF:
         object.__setattr__(self, "n", _check_size(self.n, self.name))
         _time_constants(self)
         shape = (self.n,)
+        if has_voltage_units(self.theta) or has_voltage_units(self.reset):
+            unit = "volt"
+        elif self.voltage_unit in (None, "dimensionless", "volt"):
+            unit = self.voltage_unit or "dimensionless"
+        else:
+            raise ValueError(f"{self.name}.voltage_unit must be 'volt' or 'dimensionless', got {self.voltage_unit!r}")
+        object.__setattr__(self, "voltage_unit", unit)
         theta = as_voltage(self.theta, f"{self.name}.theta", shape, minimum=0.0, strictly=True)
         reset = as_voltage(self.reset, f"{self.name}.reset", shape)
         if np.any(reset >= theta):
@@ -186,6 +196,14 @@ def _connectivity(connectivity, n_pre: int, n_post: int, name: str, rng) -> tupl
     return pre.astype(np.int64), post.astype(np.int64)
 
 
+def _check_weight_unit(weight, post_pop, name: str) -> None:
+    """Refuse a weight in volts onto LIF neurons whose threshold is dimensionless (it would be
+    converted to volts, e.g. 0.5 mV -> 0.0005 threshold units, without a word)."""
+    if isinstance(post_pop, LIF) and post_pop.voltage_unit == "dimensionless" and has_voltage_units(weight):
+        raise ValueError(f"{name} weight is a voltage but {post_pop.name}.theta is dimensionless; give the "
+                         f"weight dimensionless (in threshold units) or theta and reset in volts")
+
+
 @dataclass(frozen=True)
 class Network:
     """Populations (in insertion order) and projections. Immutable: the
@@ -224,6 +242,7 @@ class Network:
         if any(p.pre == pre and p.post == post for p in self.projections):
             raise ValueError(f"{name}: there is already a projection from {pre!r} to {post!r}")
         pre_idx, post_idx = _connectivity(connectivity, pre_pop.n, post_pop.n, name, rng)
+        _check_weight_unit(weight, post_pop, name)
         w = as_voltage(weight, f"{name} weight", (len(pre_idx),))
         d = (delays or Delays()).resolved(pre_pop.n, post_pop.n, len(pre_idx), where=name)
         proj = Projection(pre, post, pre_idx, post_idx, w, d)
@@ -285,6 +304,8 @@ class Network:
         for proj in self.projections:
             if proj.pre == pre and proj.post == post:
                 n_pre, n_post = self[pre].n, self[post].n
+                if weight is not None:
+                    _check_weight_unit(weight, self[post], proj.name)
                 w = proj.weight if weight is None else as_voltage(weight, f"{proj.name} weight", (proj.n_syn,))
                 d = proj.delays.replace(**delay_kinds).resolved(n_pre, n_post, proj.n_syn, where=proj.name)
                 proj = replace(proj, weight=w, delays=d)
