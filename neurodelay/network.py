@@ -19,12 +19,16 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from .delays import Delays
+from .memory import check_memory
 from .units import as_seconds, as_voltage, has_voltage_units
 
 __all__ = ["SpikeSource", "LIF", "Readout", "Projection", "Network"]
 
 #: smallest allowed relative difference between tau_m and tau_s
 TAU_RELATIVE_GAP = 1e-6
+#: memory per synapse while a projection is built (index pair, its temporaries, weight, three delay
+#: kinds, and the flattened copy engines make), checked against the available memory first
+BYTES_PER_SYNAPSE = 96
 
 
 def _check_name(name: str) -> str:
@@ -163,14 +167,19 @@ class Projection:
 
 def _connectivity(connectivity, n_pre: int, n_post: int, name: str, rng) -> tuple[np.ndarray, np.ndarray]:
     """(pre_idx, post_idx) from 'all', a probability, a (pre, post) index pair or a boolean mask."""
+    candidates = float(n_pre) * float(n_post)
     if isinstance(connectivity, str):
         if connectivity != "all":
             raise ValueError(f"{name}: connectivity string must be 'all', got {connectivity!r}")
+        check_memory(candidates * BYTES_PER_SYNAPSE, f"{name}: {n_pre} x {n_post} = {candidates:.3g} synapses")
         post, pre = np.meshgrid(np.arange(n_post), np.arange(n_pre))
         return pre.ravel(), post.ravel()
     if isinstance(connectivity, float):
         if not 0.0 <= connectivity <= 1.0:
             raise ValueError(f"{name}: connection probability must be in [0, 1], got {connectivity}")
+        # the (n_pre, n_post) draw (float64 + mask), then the synapses it keeps
+        check_memory(candidates * (9 + connectivity * BYTES_PER_SYNAPSE),
+                     f"{name}: drawing {n_pre} x {n_post} connections with p = {connectivity:g}")
         mask = np.random.default_rng(rng).random((n_pre, n_post)) < connectivity
         return _connectivity(mask, n_pre, n_post, name, rng)
     if isinstance(connectivity, np.ndarray) and connectivity.dtype == bool:
