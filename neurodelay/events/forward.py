@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..memory import check_memory
 from ..network import Network, SpikeSource
 from ..spikes import SpikeTrains
 from ..units import as_seconds
@@ -153,6 +154,10 @@ def simulate(net: Network, inputs, duration, *, record=(), sample_times=None,
                          f"time(s), the first {late[0]:g} s (simulate for longer to sample there)")
     if record and len(sample_times) == 0:
         raise ValueError("record given but no sample_times")
+    # per-trial sample arrays, then their stacked copy
+    check_memory(16.0 * merged.n_trials * len(sample_times) * len(sample_neurons),
+                 f"recording V of {len(sample_neurons)} neurons at {len(sample_times)} times in "
+                 f"{merged.n_trials} trials")
     closed = is_closed_form(flat.tau_m, flat.tau_s)
     bounds = merged.trial_slices()
     static = (flat.kind, flat.tau_m, flat.tau_s, flat.theta, flat.reset, flat.refractory, closed,
