@@ -320,14 +320,20 @@ def atomic_outputs(paths) -> Iterator[tuple[Path, ...]]:
             except OSError as exc:
                 raise _named(exc, path) from None
         for path, tmp in zip(paths, tmps):
-            os.replace(tmp, path)
+            try:
+                os.replace(tmp, path)
+            except OSError as exc:
+                raise _named(exc, path) from None
     except BaseException:
         for tmp in tmps:
             with suppress(FileNotFoundError):
                 tmp.unlink()
         raise
     for directory in dict.fromkeys(path.parent for path in paths):
-        _fsync_path(directory, directory=True)
+        try:
+            _fsync_path(directory, directory=True)
+        except OSError as exc:  # the files are in place, their renames may not be on disk yet
+            raise _named(exc, paths[-1]) from None
 
 
 def stale_temporaries(path) -> list[Path]:
