@@ -71,8 +71,8 @@ def check_resume_config(checkpoint_config: dict, config: dict, where) -> None:
 @contextmanager
 def _sigint_deferred():
     """Hold Ctrl-C (SIGINT) back until the block ends, so that files written together stay consistent."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is None:
+        yield  # signals go to the main thread only; None: a handler not set from Python, left alone
         return
     received = []
     previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
