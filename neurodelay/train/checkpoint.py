@@ -30,7 +30,8 @@ from ..network import Network
 from .network_state import network_from_dataset, network_to_dataset
 from .optim import key_name
 
-__all__ = ["Checkpoint", "save_checkpoint", "checkpoint_to_dataset", "load_checkpoint", "history_to_prefixed", "history_from_prefixed"]
+__all__ = ["Checkpoint", "save_checkpoint", "checkpoint_to_dataset", "load_checkpoint", "history_to_prefixed",
+           "history_from_prefixed"]
 
 FORMAT = "neurodelay-checkpoint-1"
 HISTORY_PREFIX = "history_"

@@ -7,7 +7,8 @@ Layout (times in seconds, float64)::
     proj{k}_synaptic (proj{k}_synapse), proj{k}_axonal (proj{k}_pre), proj{k}_dendritic (proj{k}_post)
 
 Population k's name, class and size (and for LIF populations the unit of
-theta, ``voltage_unit``), and projection k's pre/post names are variable attributes; delay kinds that are absent have no variable.
+theta, ``voltage_unit``), and projection k's pre/post names are variable
+attributes; delay kinds that are absent have no variable.
 """
 
 from __future__ import annotations
