@@ -5,13 +5,16 @@
     neurodelay sweep CONFIG [--workers N | --scheduler ADDRESS | --slurm | --serial] [--out DIR]
     neurodelay sweep collect DIR                           merge a sweep folder into DIR/merged.nc
 
-Run ``neurodelay train --help`` or ``neurodelay sweep --help`` for the options.
+Run ``neurodelay train --help`` or ``neurodelay sweep --help`` for the options. Expected errors
+(bad arguments, configuration or files, a full disk) are reported in one line with exit status 2
+(set NEURODELAY_TRACEBACK=1 for the traceback); Ctrl-C exits with status 130.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -103,10 +106,17 @@ def _positive_float(text: str) -> float:
     return value
 
 
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line (exit status 2)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``neurodelay`` command."""
-    parser = argparse.ArgumentParser(prog="neurodelay", description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _Parser(prog="neurodelay", description=__doc__.splitlines()[0],
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
@@ -260,18 +270,34 @@ def _train(args) -> int:
     return 130 if result.stop_reason == "interrupted" else 0
 
 
+def _check_writable(path: Path) -> None:
+    """Raise an OSError naming `path` if no file can be written there (checked before long work)."""
+    import tempfile
+
+    if path.is_dir():
+        raise IsADirectoryError(f"--out {path} is a folder; give a file name (e.g. {path / 'evaluation.nc'})")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.stem}.", suffix=".probe"):
+            pass
+    except OSError as exc:
+        raise type(exc)(exc.errno, f"cannot write --out {path}: {exc.strerror or exc}") from None
+
+
 def _evaluate(args) -> int:
     from .io import write_netcdf
     from .train.runs import evaluate_checkpoint
 
-    ds = evaluate_checkpoint(args.checkpoint, args.split, args.quantise, engine=args.engine)
     if args.out:
-        write_netcdf(ds, args.out)
+        _check_writable(args.out)
+    ds = evaluate_checkpoint(args.checkpoint, args.split, args.quantise, engine=args.engine)
     q = f", delays quantised to {args.quantise:g} s" if args.quantise else ""
     print(json.dumps({"checkpoint": str(args.checkpoint), "epoch": int(ds.attrs["epoch"]), "split": args.split,
                       "accuracy": ds.attrs["accuracy"], "loss": ds.attrs["loss"], "n_trials": ds.attrs["n_trials"]}))
     print(f"{ds.attrs['task']} {args.split}: accuracy {ds.attrs['accuracy']:.4f} on {ds.attrs['n_trials']} "
           f"trials (epoch {ds.attrs['epoch']}{q})", file=sys.stderr)
+    if args.out:  # after printing: a failing write does not lose the evaluation
+        write_netcdf(ds, args.out)
     return 0
 
 
@@ -281,10 +307,24 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         return {"train": _train, "evaluate": _evaluate, "sweep": _sweep}[args.command](args)
-    except (ValueError, FileNotFoundError, KeyError) as exc:
-        text = " ".join(str(exc).split())
-        print(f"neurodelay {args.command}: error: {text}", file=sys.stderr)
+    except EXPECTED_ERRORS as exc:
+        if os.environ.get("NEURODELAY_TRACEBACK"):  # for debugging: the full traceback
+            raise
+        print(f"neurodelay {args.command}: error: {error_line(exc)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"neurodelay {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+#: what a wrong argument, configuration or file raises: reported in one line, exit status 2
+EXPECTED_ERRORS = (ValueError, TypeError, KeyError, OSError)
+
+
+def error_line(exc: BaseException) -> str:
+    """An expected error as one line (a KeyError's message without its quotes)."""
+    text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+    return " ".join(text.split()) or type(exc).__name__
 
 
 if __name__ == "__main__":

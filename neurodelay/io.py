@@ -28,8 +28,12 @@ gives back bit-identical arrays.
 from __future__ import annotations
 
 import datetime as _dt
+import errno
+import glob
+import io
 import json
 import os
+import sys
 import tempfile
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -42,7 +46,8 @@ from . import __version__
 from .spikes import SpikeTrains
 
 __all__ = ["record_to_dataset", "spike_trains_to_dataset", "dataset_to_spike_trains",
-           "write_netcdf", "read_netcdf", "atomic_output", "parameters_to_json", "to_json", "provenance",
+           "write_netcdf", "write_netcdfs", "netcdf_bytes", "read_netcdf", "atomic_output", "atomic_outputs",
+           "stale_temporaries", "remove_stale_temporaries", "parameters_to_json", "to_json", "provenance",
            "NetCDFReadError", "SPIKE_GROUPS"]
 
 #: the two spike groups of a dataset: (dimension, variable prefix)
@@ -56,10 +61,9 @@ class NetCDFReadError(OSError):
 # ---- provenance --------------------------------------------------------------------------------
 
 def _json_default(value):
-    try:
+    Quantity = ()
+    if "brian2" in sys.modules:  # a Quantity exists only if the user imported brian2; never import it here
         from brian2.units.fundamentalunits import Quantity
-    except ImportError:  # pragma: no cover - brian2 is a dependency
-        Quantity = ()
     if isinstance(value, Quantity):
         return str(value)  # keeps the unit, e.g. "5. ms"
     if isinstance(value, np.ndarray):
@@ -268,26 +272,89 @@ def atomic_output(path) -> Iterator[Path]:
     `path` (creating parent directories first); if the block raises, the
     temporary is removed and an existing `path` is left untouched.
     """
-    path = Path(path)
-    if path.is_dir():
-        raise IsADirectoryError(f"cannot write {path}: it is a directory")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+    with atomic_outputs([path]) as (tmp,):
         yield tmp
-        if not tmp.exists():
-            raise FileNotFoundError(f"nothing was written to the temporary file for {path}")
-        mode = path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~_umask()
-        os.chmod(tmp, mode)
-        _fsync_path(tmp)
-        os.replace(tmp, path)
+
+
+def _named(exc: OSError, path: Path) -> OSError:
+    """The same kind of OSError, its message naming `path` (and the OS's reason)."""
+    if str(path) in str(exc):
+        return exc
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    return type(exc)(exc.errno, f"cannot write {path}: {reason}") if exc.errno else \
+        type(exc)(f"cannot write {path}: {reason}")
+
+
+@contextmanager
+def atomic_outputs(paths) -> Iterator[tuple[Path, ...]]:
+    """Write several files as one: yields temporary paths (one per target, same directory and suffix).
+
+    When the block finishes, every temporary is flushed to disk, then they are
+    renamed over their targets in the given order, one right after the other
+    (put the file that marks a state as complete last). If the block or a
+    flush raises, every temporary is removed and every target is left
+    untouched. OSErrors name the file they concern.
+    """
+    paths = [Path(p) for p in paths]
+    tmps: list[Path] = []
+    try:
+        for path in paths:
+            if path.is_dir():
+                raise IsADirectoryError(errno.EISDIR, f"cannot write {path}: it is a directory")
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.",
+                                                suffix=f".tmp{path.suffix}")
+            except OSError as exc:
+                raise _named(exc, path) from None
+            os.close(fd)
+            tmps.append(Path(tmp_name))
+        yield tuple(tmps)
+        for path, tmp in zip(paths, tmps):
+            if not tmp.exists():
+                raise FileNotFoundError(f"nothing was written to the temporary file for {path}")
+            try:
+                mode = path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~_umask()
+                os.chmod(tmp, mode)
+                _fsync_path(tmp)
+            except OSError as exc:
+                raise _named(exc, path) from None
+        for path, tmp in zip(paths, tmps):
+            try:
+                os.replace(tmp, path)
+            except OSError as exc:
+                raise _named(exc, path) from None
     except BaseException:
-        with suppress(FileNotFoundError):
-            tmp.unlink()
+        for tmp in tmps:
+            with suppress(FileNotFoundError):
+                tmp.unlink()
         raise
-    _fsync_path(path.parent, directory=True)
+    for directory in dict.fromkeys(path.parent for path in paths):
+        try:
+            _fsync_path(directory, directory=True)
+        except OSError as exc:  # the files are in place, their renames may not be on disk yet
+            raise _named(exc, paths[-1]) from None
+
+
+def stale_temporaries(path) -> list[Path]:
+    """Temporaries that :func:`atomic_output` left for `path` when its process was killed (SIGKILL,
+    power loss): ``.<stem>.*.tmp<suffix>`` in the same folder. Remove them only when no other
+    process is writing `path`."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    return sorted(path.parent.glob(f".{glob.escape(path.stem)}.*.tmp{glob.escape(path.suffix)}"))
+
+
+def remove_stale_temporaries(paths) -> list[Path]:
+    """Remove :func:`stale_temporaries` of every path; returns the removed files."""
+    removed = []
+    for path in paths:
+        for tmp in stale_temporaries(path):
+            with suppress(FileNotFoundError):
+                tmp.unlink()
+                removed.append(tmp)
+    return removed
 
 
 def _encoding(ds: xr.Dataset) -> dict:
@@ -308,10 +375,38 @@ def write_netcdf(ds: xr.Dataset, path, *, compress: bool = True) -> Path:
     """
     if not isinstance(ds, xr.Dataset):
         raise TypeError(f"write_netcdf expects an xarray Dataset, got {type(ds).__name__}")
-    path = Path(path)
-    with atomic_output(path) as tmp:
-        ds.to_netcdf(tmp, engine="h5netcdf", encoding=_encoding(ds) if compress else None)
-    return path
+    write_netcdfs([(ds, path)], compress=compress)
+    return Path(path)
+
+
+def netcdf_bytes(ds: xr.Dataset, *, compress: bool = True) -> memoryview:
+    """`ds` as the bytes of a NetCDF4/HDF5 file, built in memory."""
+    if not isinstance(ds, xr.Dataset):
+        raise TypeError(f"write_netcdf expects an xarray Dataset, got {type(ds).__name__}")
+    buffer = io.BytesIO()
+    ds.to_netcdf(buffer, engine="h5netcdf", encoding=_encoding(ds) if compress else None)
+    return buffer.getbuffer()
+
+
+def write_netcdfs(items, *, compress: bool = True) -> list[Path]:
+    """Write several ``(dataset, path)`` pairs as one (:func:`atomic_outputs`): either every file is
+    replaced or none; the renames happen in the given order. Returns the paths.
+
+    HDF5 builds each file in memory and plain writes put it on disk: an HDF5
+    file handle on a disk that filled up (ENOSPC) cannot be closed cleanly and
+    crashed the process when it was collected, long after the error was handled.
+    """
+    items = list(items)
+    blobs = [netcdf_bytes(ds, compress=compress) for ds, _ in items]
+    paths = [Path(path) for _, path in items]
+    with atomic_outputs(paths) as tmps:
+        for path, tmp, blob in zip(paths, tmps, blobs):
+            try:
+                with open(tmp, "wb") as fh:
+                    fh.write(blob)
+            except OSError as exc:
+                raise _named(exc, path) from None
+    return paths
 
 
 def read_netcdf(path) -> xr.Dataset:

@@ -119,7 +119,9 @@ def first_spikes(record, population: str) -> tuple[np.ndarray, np.ndarray]:
     idx = idx[first]
     index = np.full((record.n_trials, n), -1, np.int64)
     index[record.trial[idx], record.neuron[idx] - off] = idx
-    time = np.where(index >= 0, record.time[np.maximum(index, 0)], np.inf)
+    time = np.full(index.shape, np.inf)
+    fired = index >= 0
+    time[fired] = record.time[index[fired]]  # (a batch without any spike has nothing to index)
     return time, index
 
 

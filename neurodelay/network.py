@@ -19,12 +19,16 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from .delays import Delays
-from .units import as_seconds, as_voltage
+from .memory import check_memory
+from .units import as_seconds, as_voltage, has_voltage_units
 
 __all__ = ["SpikeSource", "LIF", "Readout", "Projection", "Network"]
 
 #: smallest allowed relative difference between tau_m and tau_s
 TAU_RELATIVE_GAP = 1e-6
+#: memory per synapse while a projection is built (index pair, its temporaries, weight, three delay
+#: kinds, and the flattened copy engines make), checked against the available memory first
+BYTES_PER_SYNAPSE = 96
 
 
 def _check_name(name: str) -> str:
@@ -83,6 +87,9 @@ class LIF:
     theta: object = 1.0
     reset: object = 0.0
     refractory: object = 0.0
+    #: 'volt' when theta or reset were given as Brian2 voltages (then stored in volts), else
+    #: 'dimensionless'; a weight onto this population must then be in the same kind of unit
+    voltage_unit: str | None = field(default=None, compare=False, repr=False)
 
     spiking = True
 
@@ -91,6 +98,13 @@ class LIF:
         object.__setattr__(self, "n", _check_size(self.n, self.name))
         _time_constants(self)
         shape = (self.n,)
+        if has_voltage_units(self.theta) or has_voltage_units(self.reset):
+            unit = "volt"
+        elif self.voltage_unit in (None, "dimensionless", "volt"):
+            unit = self.voltage_unit or "dimensionless"
+        else:
+            raise ValueError(f"{self.name}.voltage_unit must be 'volt' or 'dimensionless', got {self.voltage_unit!r}")
+        object.__setattr__(self, "voltage_unit", unit)
         theta = as_voltage(self.theta, f"{self.name}.theta", shape, minimum=0.0, strictly=True)
         reset = as_voltage(self.reset, f"{self.name}.reset", shape)
         if np.any(reset >= theta):
@@ -153,14 +167,19 @@ class Projection:
 
 def _connectivity(connectivity, n_pre: int, n_post: int, name: str, rng) -> tuple[np.ndarray, np.ndarray]:
     """(pre_idx, post_idx) from 'all', a probability, a (pre, post) index pair or a boolean mask."""
+    candidates = float(n_pre) * float(n_post)
     if isinstance(connectivity, str):
         if connectivity != "all":
             raise ValueError(f"{name}: connectivity string must be 'all', got {connectivity!r}")
+        check_memory(candidates * BYTES_PER_SYNAPSE, f"{name}: {n_pre} x {n_post} = {candidates:.3g} synapses")
         post, pre = np.meshgrid(np.arange(n_post), np.arange(n_pre))
         return pre.ravel(), post.ravel()
     if isinstance(connectivity, float):
         if not 0.0 <= connectivity <= 1.0:
             raise ValueError(f"{name}: connection probability must be in [0, 1], got {connectivity}")
+        # the (n_pre, n_post) draw (float64 + mask), then the synapses it keeps
+        check_memory(candidates * (9 + connectivity * BYTES_PER_SYNAPSE),
+                     f"{name}: drawing {n_pre} x {n_post} connections with p = {connectivity:g}")
         mask = np.random.default_rng(rng).random((n_pre, n_post)) < connectivity
         return _connectivity(mask, n_pre, n_post, name, rng)
     if isinstance(connectivity, np.ndarray) and connectivity.dtype == bool:
@@ -184,6 +203,14 @@ def _connectivity(connectivity, n_pre: int, n_post: int, name: str, rng) -> tupl
     if pre.shape != post.shape:
         raise ValueError(f"{name}: pre_idx and post_idx have different lengths ({pre.size} vs {post.size})")
     return pre.astype(np.int64), post.astype(np.int64)
+
+
+def _check_weight_unit(weight, post_pop, name: str) -> None:
+    """Refuse a weight in volts onto LIF neurons whose threshold is dimensionless (it would be
+    converted to volts, e.g. 0.5 mV -> 0.0005 threshold units, without a word)."""
+    if isinstance(post_pop, LIF) and post_pop.voltage_unit == "dimensionless" and has_voltage_units(weight):
+        raise ValueError(f"{name} weight is a voltage but {post_pop.name}.theta is dimensionless; give the "
+                         f"weight dimensionless (in threshold units) or theta and reset in volts")
 
 
 @dataclass(frozen=True)
@@ -224,6 +251,7 @@ class Network:
         if any(p.pre == pre and p.post == post for p in self.projections):
             raise ValueError(f"{name}: there is already a projection from {pre!r} to {post!r}")
         pre_idx, post_idx = _connectivity(connectivity, pre_pop.n, post_pop.n, name, rng)
+        _check_weight_unit(weight, post_pop, name)
         w = as_voltage(weight, f"{name} weight", (len(pre_idx),))
         d = (delays or Delays()).resolved(pre_pop.n, post_pop.n, len(pre_idx), where=name)
         proj = Projection(pre, post, pre_idx, post_idx, w, d)
@@ -285,6 +313,8 @@ class Network:
         for proj in self.projections:
             if proj.pre == pre and proj.post == post:
                 n_pre, n_post = self[pre].n, self[post].n
+                if weight is not None:
+                    _check_weight_unit(weight, self[post], proj.name)
                 w = proj.weight if weight is None else as_voltage(weight, f"{proj.name} weight", (proj.n_syn,))
                 d = proj.delays.replace(**delay_kinds).resolved(n_pre, n_post, proj.n_syn, where=proj.name)
                 proj = replace(proj, weight=w, delays=d)

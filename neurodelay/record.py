@@ -49,9 +49,15 @@ class EventRecord:
     def n_trials(self) -> int:
         return self.inputs.n_trials
 
+    def _span(self, population: str) -> tuple[int, int]:
+        """(first global index, size) of a population; KeyError naming the populations if unknown."""
+        if population not in self.flat.offsets:
+            raise KeyError(f"unknown population {population!r}; the record has {list(self.flat.offsets)}")
+        return self.flat.offsets[population], self.flat.sizes[population]
+
     def spikes(self, population: str) -> SpikeTrains:
         """Spikes of one population (local neuron indices), inputs included."""
-        off, n = self.flat.offsets[population], self.flat.sizes[population]
+        off, n = self._span(population)
         src = self.inputs if isinstance(self.network[population], SpikeSource) else None
         trial, neuron, time = ((src.trial, src.neuron, src.time) if src is not None
                                else (self.trial, self.neuron, self.time))
@@ -68,7 +74,7 @@ class EventRecord:
 
     def voltages(self, population: str) -> np.ndarray:
         """Sampled V of one population, shape (n_trials, n_samples, n)."""
-        off, n = self.flat.offsets[population], self.flat.sizes[population]
+        off, n = self._span(population)
         cols = np.flatnonzero((self.sample_neurons >= off) & (self.sample_neurons < off + n))
         if len(cols) != n:
             raise KeyError(f"voltage of {population!r} was not recorded; pass record=[{population!r}]")
@@ -100,6 +106,12 @@ def merge_inputs(net: Network, inputs, flat: FlatNetwork) -> SpikeTrains:
     missing = {s.name for s in sources} - set(inputs)
     if missing:
         raise ValueError(f"no inputs given for spike source(s) {sorted(missing)}")
+    if not inputs:
+        raise ValueError("inputs is empty because the network has no spike source, so nothing sets the number "
+                         "of trials; add a SpikeSource (it may stay silent: SpikeTrains.empty(n_trials, n))")
+    for name, st in inputs.items():
+        if not isinstance(st, SpikeTrains):
+            raise TypeError(f"inputs[{name!r}] must be a SpikeTrains, got {type(st).__name__}")
     n_trials = {st.n_trials for st in inputs.values()}
     if len(n_trials) != 1:
         raise ValueError(f"inputs disagree on the number of trials: {sorted(n_trials)}")

@@ -27,6 +27,10 @@ class SpikeTrains:
     n_neurons: int
 
     def __post_init__(self):
+        for label in ("n_trials", "n_neurons"):
+            value = getattr(self, label)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+                raise ValueError(f"{label} must be an integer >= 0, got {value!r}")
         trial = np.asarray(self.trial)
         neuron = np.asarray(self.neuron)
         time = as_seconds(self.time, "spike times", np.shape(self.time), minimum=0.0)

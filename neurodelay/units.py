@@ -13,29 +13,59 @@ import sys
 
 import numpy as np
 
-__all__ = ["as_seconds", "as_voltage", "as_array"]
+__all__ = ["as_seconds", "as_voltage", "as_array", "has_voltage_units"]
+
+
+def _is_quantity(value) -> bool:
+    """True for a Brian2 Quantity. Never imports brian2 (importing it replaces ``sys.excepthook``):
+    a Quantity can only exist once the user has imported brian2."""
+    if "brian2" not in sys.modules:
+        return False
+    from brian2.units.fundamentalunits import Quantity
+    return isinstance(value, Quantity)
+
+
+def _plain(value, name: str) -> np.ndarray:
+    """`value` as a float ndarray; ValueError naming `name` for what is not numeric (None, text, objects)."""
+    if value is None:
+        raise ValueError(f"{name} is None; give a number or an array of numbers")
+    try:
+        arr = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be numeric, got {type(value).__name__} {_short(value)}") from None
+    return arr
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def has_voltage_units(value) -> bool:
+    """True when `value` is a Brian2 quantity with the dimension of a voltage (volts)."""
+    if not _is_quantity(value):
+        return False
+    from brian2 import volt
+    from brian2.units.fundamentalunits import get_dimensions
+    return get_dimensions(value) == get_dimensions(volt)
 
 
 def _strip_units(value, name: str, dimension: str):
     """Return (plain ndarray, had_units). dimension is 'time' or 'voltage'."""
-    # A Brian2 quantity can only exist once brian2 is imported: never import it here (it takes
-    # about a second), so plain numbers never pay for it.
-    fundamental = sys.modules.get("brian2.units.fundamentalunits")
-    if fundamental is not None and isinstance(value, fundamental.Quantity):
-        from brian2 import second, volt
-        from brian2.units.fundamentalunits import DIMENSIONLESS, get_dimensions
-
-        dims = get_dimensions(value)
-        if dimension == "time":
-            if dims != get_dimensions(second):
-                raise ValueError(f"{name} must be a time (seconds), got a quantity with dimensions {dims}")
-            return np.asarray(value / second, dtype=float), True
-        if dims == DIMENSIONLESS:
-            return np.asarray(value, dtype=float), True
-        if dims != get_dimensions(volt):
-            raise ValueError(f"{name} must be a voltage or dimensionless, got a quantity with dimensions {dims}")
-        return np.asarray(value / volt, dtype=float), True
-    return np.asarray(value, dtype=float), False
+    if not _is_quantity(value):
+        return _plain(value, name), False
+    from brian2.units.fundamentalunits import get_dimensions, DIMENSIONLESS
+    from brian2 import second, volt
+    dims = get_dimensions(value)
+    if dimension == "time":
+        if dims != get_dimensions(second):
+            raise ValueError(f"{name} must be a time (seconds), got a quantity with dimensions {dims}")
+        return np.asarray(value / second, dtype=float), True
+    if dims == DIMENSIONLESS:
+        return np.asarray(value, dtype=float), True
+    if dims != get_dimensions(volt):
+        raise ValueError(f"{name} must be a voltage or dimensionless, got a quantity with dimensions {dims}")
+    return np.asarray(value / volt, dtype=float), True
 
 
 def as_array(value, name: str, shape: tuple[int, ...], *, dimension: str,

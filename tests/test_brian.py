@@ -387,6 +387,42 @@ def test_from_brian_reads_connectivity_weights_and_delays():
     assert net2["bare"].tau_m[0] == pytest.approx(5e-3)
 
 
+def _import_group(eqs: str, on_pre: str, name: str):
+    inp = brian2.SpikeGeneratorGroup(2, [0, 1], [1, 2] * brian2.ms, name=f"{name}_in")
+    group = brian2.NeuronGroup(3, eqs + "\ntau_m : second (constant)\ntau_s : second (constant)"
+                               "\ntheta : 1 (constant)", threshold="v > theta", reset="v = 0", name=name)
+    group.tau_m, group.tau_s, group.theta = 10 * brian2.ms, 5 * brian2.ms, 1.0
+    syn = brian2.Synapses(inp, group, "w : 1", on_pre=on_pre, name=f"{name}_syn")
+    syn.connect()
+    syn.w = 0.5
+    return from_brian(syn)
+
+
+@pytest.mark.parametrize("eqs, on_pre, message", [
+    # the issue's conductance-based neuron: imported as the current-based LIF before
+    ("dv/dt = (gE*(0 - v) + (-0.07 - v))/tau_m : 1\ndgE/dt = -gE/tau_s : 1", "gE_post += w",
+     r"contains v\*gE \(a conductance-based synapse\)"),
+    ("dv/dt = (I - v + 0.5)/tau_m : 1\ndI/dt = -I/tau_s : 1", "I_post += w", "constant term 0.5/tau_m"),
+    ("dv/dt = (2*I - v)/tau_m : 1\ndI/dt = -I/tau_s : 1", "I_post += w", "leak's coefficient"),
+    ("dv/dt = (I - v)/tau_m : 1\ndI/dt = -I/tau_s : 1\ndu/dt = -u/tau_s : 1", "I_post += w",
+     "3 differential equation"),
+    ("dv/dt = (I - v)/tau_m : 1\ndI/dt = -I/tau_s : 1", "v_post += w", "on_pre is 'v_post"),
+    ("dv/dt = (I - v)/tau_m : 1\ndI/dt = (v - I)/tau_s : 1", "I_post += w", "depend on each other"),
+])
+def test_from_brian_refuses_equations_the_model_cannot_represent(eqs, on_pre, message):
+    with pytest.raises(ValueError, match=message):
+        _import_group(eqs, on_pre, "cells")
+
+
+def test_from_brian_accepts_the_model_up_to_names():
+    net = _import_group("dx/dt = (cur - x)/tau_m : 1\ndcur/dt = -cur/tau_s : 1\nv = x : 1", "cur_post += w",
+                        "renamed")
+    assert isinstance(net["renamed"], LIF) and net["renamed"].tau_m[0] == pytest.approx(10e-3)
+    net = _import_group("dv/dt = (Isyn - v)/tau_m : 1\ndI/dt = -I/tau_s : 1\nIsyn = I : 1", "I_post += w",
+                        "viasub")
+    assert net.projection("viasub_in", "viasub").weight.tolist() == [0.5] * 6
+
+
 # ---- argument checking -----------------------------------------------------------------------------
 
 def test_bad_arguments_are_named(case):

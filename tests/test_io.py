@@ -121,7 +121,11 @@ def test_crash_during_write_keeps_previous_file(tmp_path, monkeypatch):
     before = _good_file(path)
 
     def crash_midway(self, target, *args, **kwargs):
-        Path(target).write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 100)  # a partial HDF5 file
+        partial = b"\x89HDF\r\n\x1a\n" + b"\0" * 100  # a partial HDF5 file
+        if hasattr(target, "write"):  # serialised in memory first
+            target.write(partial)
+        else:
+            Path(target).write_bytes(partial)
         raise RuntimeError("simulated crash while writing")
 
     monkeypatch.setattr(xr.Dataset, "to_netcdf", crash_midway)

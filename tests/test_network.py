@@ -113,3 +113,21 @@ def test_spike_trains_validation():
     st = SpikeTrains.from_lists([[[3e-3, 1e-3], []], [[], [2 * b2.ms]]])
     assert (st.n_trials, st.n_neurons, len(st)) == (2, 2, 3)
     np.testing.assert_array_equal(st.counts(), [[2, 0], [0, 1]])
+
+
+def test_weight_units_must_match_the_threshold():
+    """A weight in volts onto a dimensionless threshold was silently converted (0.5 mV -> 0.0005)."""
+    with pytest.raises(ValueError, match=r"weight is a voltage but hid\.theta is dimensionless"):
+        _net().connect("inp", "hid", weight=0.5 * b2.mV)
+    with pytest.raises(ValueError, match="weight is a voltage"):
+        _net().connect("inp", "hid", weight=0.5).with_projection("inp", "hid", weight=[1, 2, 3, 4, 5, 6] * b2.mV)
+    volts = Network().add(SpikeSource("inp", 1), LIF("hid", 1, theta=15 * b2.mV, reset=-5 * b2.mV))
+    assert volts["hid"].voltage_unit == "volt" and _net()["hid"].voltage_unit == "dimensionless"
+    net = volts.connect("inp", "hid", weight=0.5 * b2.mV)
+    np.testing.assert_allclose(net.projection("inp", "hid").weight, [5e-4])
+    # the unit survives functional updates and the checkpoint layout
+    from neurodelay.train.network_state import network_from_dataset, network_to_dataset
+    assert net.with_population("hid", tau_m=30e-3)["hid"].voltage_unit == "volt"
+    assert network_from_dataset(network_to_dataset(net))["hid"].voltage_unit == "volt"
+    readout = Network().add(SpikeSource("inp", 1), Readout("out", 1)).connect("inp", "out", 0.5 * b2.mV)
+    np.testing.assert_allclose(readout.projection("inp", "out").weight, [5e-4])  # no threshold to match

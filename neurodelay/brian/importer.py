@@ -16,6 +16,14 @@ The LIF parameters come from the group's variables when it has them (``tau_m``,
 quantities or SI floats); Brian2 thresholds written as literal strings cannot
 be read back, so name them there. Each Synapses' delay becomes the synaptic
 delay of its projection (seconds).
+
+The group's equations are compared with the model (up to the names of
+variables and constants, and units): ``dv/dt = (I - v)/tau_m``,
+``dI/dt = -I/tau_s``, synapses ``I_post += w``. What the description cannot
+represent (a conductance-based synapse, a resting potential or bias other
+than 0, a third state variable, a scaled current, a synapse acting on v) is
+refused with a ValueError naming the difference. A group without
+differential equations is taken as a placeholder whose parameters are given.
 """
 
 from __future__ import annotations
@@ -37,6 +45,82 @@ def _values(group, name: str):
     if name not in group.variables:
         return None
     return group.state(name, use_units=True)[:]
+
+
+_MODEL = "dv/dt = (I - v)/tau_m, dI/dt = -I/tau_s"
+
+
+def _model_variables(group, kind: str) -> tuple[str, str] | None:
+    """(voltage, current) names after checking the group's equations against the model.
+
+    The model, up to the names of variables and constants and up to units, is
+    ``dv/dt = (I - v)/tau_m``, ``dI/dt = -I/tau_s``: two linear equations, the
+    current decaying on its own and entering dv/dt with the leak's coefficient,
+    no constant term (resting potential 0, no bias current). Subexpressions are
+    substituted first. Returns None for a group without differential equations
+    (its parameters must then be given); raises ValueError naming the difference.
+    """
+    import sympy
+    from brian2.parsing.sympytools import str_to_sympy
+
+    eqs = group.equations
+    diff = sorted(eqs.diff_eq_names)
+    if not diff:
+        return None
+    where = f"group {group.name!r}"
+    if len(diff) != 2:
+        raise ValueError(f"{where} has {len(diff)} differential equation(s) ({', '.join(diff)}); neurodelay's "
+                         f"{kind} needs exactly two: {_MODEL}")
+    subexpr = {name: str_to_sympy(eqs[name].expr.code) for name in eqs.subexpr_names}
+
+    def rhs(name):
+        expr = str_to_sympy(eqs[name].expr.code)
+        for _ in range(len(subexpr) + 1):  # substitute nested subexpressions (symbols matched by name)
+            expr = expr.subs({sym: subexpr[sym.name] for sym in expr.free_symbols if sym.name in subexpr})
+        return sympy.expand(expr)
+
+    fa, fb = rhs(diff[0]), rhs(diff[1])
+    symbols = {sym.name: sym for f in (fa, fb) for sym in f.free_symbols}
+    a, b = (symbols.get(n, sympy.Symbol(n)) for n in diff)
+    # the current's equation involves only the current; the voltage's involves both
+    if not fa.has(b) and fb.has(a):
+        (cur, f_cur), (volt, f_volt) = (a, fa), (b, fb)
+    elif not fb.has(a) and fa.has(b):
+        (cur, f_cur), (volt, f_volt) = (b, fb), (a, fa)
+    elif fa.has(b) and fb.has(a):
+        raise ValueError(f"{where}: d{diff[0]}/dt and d{diff[1]}/dt depend on each other; neurodelay's "
+                         f"{kind} has a current that decays on its own: {_MODEL}")
+    else:
+        raise ValueError(f"{where}: neither of d{diff[0]}/dt, d{diff[1]}/dt depends on the other, so no "
+                         f"current drives the voltage; neurodelay's {kind} is {_MODEL}")
+    zero = {volt: 0, cur: 0}
+    for var, f in ((cur, f_cur), (volt, f_volt)):
+        for x in (volt, cur):
+            for y in (volt, cur):
+                if sympy.simplify(sympy.diff(f, x, y)) != 0:
+                    term = f"{x}*{y}" if x != y else f"{x}**2"
+                    extra = " (a conductance-based synapse)" if {x, y} == {volt, cur} else ""
+                    raise ValueError(f"{where}: d{var}/dt = {f} contains {term}{extra}; neurodelay's {kind} is "
+                                     f"linear and current-based: {_MODEL}")
+        constant = sympy.simplify(f.subs(zero))
+        if constant != 0:
+            raise ValueError(f"{where}: d{var}/dt = {f} has the constant term {constant} (a resting potential "
+                             f"or bias current other than 0), which neurodelay's {kind} cannot represent: {_MODEL}")
+    if sympy.simplify(sympy.diff(f_volt, cur) + sympy.diff(f_volt, volt)) != 0:
+        raise ValueError(f"{where}: in d{volt}/dt = {f_volt} the current {cur} does not enter with the leak's "
+                         f"coefficient (as in {_MODEL}); scale the weights instead")
+    return str(volt), str(cur)
+
+
+def _check_on_pre(syn, current: str) -> None:
+    """The Synapses must add the weight to the target's current (not to the voltage, not a conductance)."""
+    code = getattr(getattr(syn, "pre", None), "code", "") or ""
+    targets = {line.split("+=")[0].strip() for line in code.splitlines() if "+=" in line}
+    others = [line.strip() for line in code.splitlines() if line.strip() and "+=" not in line]
+    wanted = {current, f"{current}_post"}
+    if not targets & wanted or targets - wanted or others:
+        raise ValueError(f"{syn.name}: on_pre is {code.strip()!r}; neurodelay's synapses make the target's "
+                         f"current jump by the weight ({current}_post += w) and do nothing else")
 
 
 def _population(group, kind: str, given: dict):
@@ -92,6 +176,7 @@ def from_brian(synapses, weight: str = "w", *, parameters: dict | None = None, s
     if bad:
         raise ValueError(f"groups {sorted(bad)} receive synapses and cannot be spike sources")
     net = Network()
+    currents = {}  # target group name -> its current variable
     for name, group in groups.items():
         if name in sources:
             kind = "source"
@@ -100,6 +185,10 @@ def from_brian(synapses, weight: str = "w", *, parameters: dict | None = None, s
         else:
             kind = "lif" if "spike" in getattr(group, "events", {}) else "readout"
         net = net.add(_population(group, kind, parameters.get(name, {})))
+        if kind != "source":
+            names = _model_variables(group, kind)
+            if names is not None:
+                currents[name] = names[1]
     unknown = set(parameters) - set(groups)
     if unknown:
         raise ValueError(f"parameters given for {sorted(unknown)}, which are not groups of these synapses "
@@ -107,6 +196,8 @@ def from_brian(synapses, weight: str = "w", *, parameters: dict | None = None, s
     for syn in objs:
         if weight not in syn.variables:
             raise ValueError(f"{syn.name} has no variable {weight!r}; name the weight variable with weight=")
+        if syn.target.name in currents:
+            _check_on_pre(syn, currents[syn.target.name])
         pre = np.asarray(syn.i[:], dtype=np.int64)
         post = np.asarray(syn.j[:], dtype=np.int64)
         w = syn.state(weight, use_units=True)[:]

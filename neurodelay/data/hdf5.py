@@ -79,6 +79,10 @@ def load_spikes_hdf5(path, *, n_units: int, n_classes: int | None = None, max_sa
                 raise ValueError(f"{path}: wrong layout, missing dataset(s) {', '.join('/' + m for m in missing)} "
                                  f"(expected /spikes/times, /spikes/units, /labels)")
             ds_t, ds_u, ds_l = f["spikes/times"], f["spikes/units"], f["labels"]
+            for label, ds in (("/spikes/times", ds_t), ("/spikes/units", ds_u), ("/labels", ds_l)):
+                if ds.ndim != 1:
+                    raise ValueError(f"{path}: wrong layout, {label} must be a 1-d dataset with one entry per "
+                                     f"sample, got a {'scalar' if ds.ndim == 0 else f'{ds.ndim}-d'} dataset")
             lengths = (len(ds_t), len(ds_u), len(ds_l))
             if len(set(lengths)) != 1:
                 raise ValueError(f"{path}: wrong layout, /spikes/times, /spikes/units and /labels have "
@@ -104,7 +108,15 @@ def load_spikes_hdf5(path, *, n_units: int, n_classes: int | None = None, max_sa
     trial, neuron, time = [], [], []
     non_finite = []
     for k, (t, u) in enumerate(zip(times_list, units_list)):
-        t = np.asarray(t, dtype=float).reshape(-1)
+        t_raw = np.asarray(t)
+        if not (np.issubdtype(t_raw.dtype, np.number) or t_raw.dtype == object):
+            raise ValueError(f"{path}: /spikes/times of sample {k} are not numbers (dtype {t_raw.dtype}); "
+                             f"spike times must be floats in seconds")
+        try:
+            t = np.asarray(t, dtype=float).reshape(-1)
+        except (TypeError, ValueError):
+            raise ValueError(f"{path}: /spikes/times of sample {k} are not numbers; spike times must be floats "
+                             f"in seconds") from None
         u = np.asarray(u).reshape(-1)
         if t.shape != u.shape:
             raise ValueError(f"{path}: wrong layout, sample {k} has {t.size} spike times but {u.size} units")

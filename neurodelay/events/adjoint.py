@@ -147,6 +147,9 @@ def adjoint(record, sources: AdjointSources, *, time_constants: bool = False,
     spike differs from theta by more than ``record_tolerance * max(1, |theta|)``
     (the record was not produced by this network).
     """
+    if (isinstance(record_tolerance, bool) or not isinstance(record_tolerance, (int, float, np.number))
+            or not np.isfinite(record_tolerance) or record_tolerance < 0):
+        raise ValueError(f"record_tolerance must be a finite number >= 0, got {record_tolerance!r}")
     flat = record.flat
     n, n_trials, duration = flat.n_neurons, record.n_trials, float(record.duration)
     n_syn = len(flat.out_post)

@@ -17,7 +17,13 @@ def default_threads() -> int:
     """Worker threads for batched trials: $NEURODELAY_THREADS or the number of usable cores."""
     env = os.environ.get("NEURODELAY_THREADS")
     if env:
-        return max(1, int(env))
+        try:
+            value = int(env)
+        except ValueError:
+            raise ValueError(f"NEURODELAY_THREADS must be a positive integer, got {env!r}") from None
+        if value < 1:
+            raise ValueError(f"NEURODELAY_THREADS must be a positive integer, got {env!r}")
+        return value
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - non-Linux

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..flat import flatten
+from ..memory import check_memory
 from ..network import Network, SpikeSource
 from ..record import EventRecord, merge_inputs
 from ..units import as_seconds
@@ -66,11 +67,21 @@ def simulate_events(net: Network, inputs, duration, *, record=(), sample_times=N
         raise ValueError("record: spike sources have no voltage; name LIF or readout populations")
     if sample_times is None:
         sample_times = np.zeros(0)
-    sample_times = as_seconds(sample_times, "sample_times", np.shape(sample_times), minimum=0.0)
+    if np.ndim(sample_times) > 1:
+        raise ValueError(f"sample_times must be a scalar or a 1-d array of times, got shape {np.shape(sample_times)}")
+    sample_times = np.atleast_1d(as_seconds(sample_times, "sample_times", np.shape(sample_times), minimum=0.0))
     if np.any(np.diff(sample_times) < 0):
         raise ValueError("sample_times must be sorted")
+    if np.any(sample_times > duration):
+        late = sample_times[sample_times > duration]
+        raise ValueError(f"sample_times must lie in [0, duration = {duration:g} s]; got {late.size} later "
+                         f"time(s), the first {late[0]:g} s (simulate for longer to sample there)")
     if record and len(sample_times) == 0:
         raise ValueError("record given but no sample_times")
+    # per-trial sample arrays, then their stacked copy
+    check_memory(16.0 * merged.n_trials * len(sample_times) * len(sample_neurons),
+                 f"recording V of {len(sample_neurons)} neurons at {len(sample_times)} times in "
+                 f"{merged.n_trials} trials")
     bounds = merged.trial_slices()
     static = flat.kernel
 

@@ -30,7 +30,8 @@ from ..network import Network
 from .network_state import network_from_dataset, network_to_dataset
 from .optim import key_name
 
-__all__ = ["Checkpoint", "save_checkpoint", "load_checkpoint", "history_to_prefixed", "history_from_prefixed"]
+__all__ = ["Checkpoint", "save_checkpoint", "checkpoint_to_dataset", "load_checkpoint", "history_to_prefixed",
+           "history_from_prefixed"]
 
 FORMAT = "neurodelay-checkpoint-1"
 HISTORY_PREFIX = "history_"
@@ -78,6 +79,11 @@ def history_from_prefixed(ds: xr.Dataset) -> xr.Dataset:
 
 def save_checkpoint(path, ckpt: Checkpoint) -> Path:
     """Write `ckpt` to `path` atomically (NetCDF); returns the path."""
+    return write_netcdf(checkpoint_to_dataset(ckpt), path)
+
+
+def checkpoint_to_dataset(ckpt: Checkpoint) -> xr.Dataset:
+    """`ckpt` as the Dataset :func:`save_checkpoint` writes."""
     ds = network_to_dataset(ckpt.network)
     keys = sorted(ckpt.raw, key=key_name)
     for i, key in enumerate(keys):
@@ -105,7 +111,7 @@ def save_checkpoint(path, ckpt: Checkpoint) -> Path:
         "config": to_json(ckpt.config),
         "extra": to_json(ckpt.extra),
     })
-    return write_netcdf(ds, path)
+    return ds
 
 
 def load_checkpoint(path) -> Checkpoint:
@@ -114,6 +120,16 @@ def load_checkpoint(path) -> Checkpoint:
     if ds.attrs.get("format") != FORMAT:
         raise ValueError(f"{path} is not a neurodelay training checkpoint (format attribute "
                          f"{ds.attrs.get('format')!r}, expected {FORMAT!r})")
+    try:
+        return _checkpoint_from_dataset(ds)
+    except KeyError as exc:
+        what = str(exc.args[0]).split(".")[0][:120] if exc.args else "an entry"
+        raise ValueError(f"{path}: damaged checkpoint, it lacks {what}") from None
+    except (ValueError, TypeError, AttributeError, IndexError) as exc:
+        raise ValueError(f"{path}: damaged checkpoint ({type(exc).__name__}: {exc})") from None
+
+
+def _checkpoint_from_dataset(ds: xr.Dataset) -> Checkpoint:
     keys = [tuple(k) for k in json.loads(ds.attrs["trained_keys"])]
     raw, constraints = {}, {}
     state = json.loads(ds.attrs["optimiser_scalars"])

@@ -11,6 +11,7 @@ that are trained: ``weight``, the delay kinds ``axonal``, ``dendritic``,
 from __future__ import annotations
 
 import json
+import numbers
 import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -50,6 +51,18 @@ class RunConfig:
     model_options: dict = field(default_factory=dict)  # passed to the task's network builder
 
     def __post_init__(self):
+        if not isinstance(self.task, str):
+            raise ValueError(f"task must be a task name, got {self.task!r}")
+        for name in ("lr_by", "schedule", "delay_init", "task_options", "model_options"):
+            if not isinstance(getattr(self, name), dict):
+                raise ValueError(f"{name} must be a table (dict) of settings, got {getattr(self, name)!r}")
+        for key, value in self.lr_by.items():
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
+                raise ValueError(f"lr_by[{key!r}] must be a number > 0, got {value!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral):
+            raise ValueError(f"seed must be an integer, got {self.seed!r}")
+        if self.learn is not None and not isinstance(self.learn, (str, list, tuple)):
+            raise ValueError(f"learn must be a list of parameter kinds, got {self.learn!r}")
         if isinstance(self.learn, str):
             self.learn = tuple(s.strip() for s in self.learn.split(",") if s.strip())
         if self.learn is not None:
@@ -63,12 +76,14 @@ class RunConfig:
             raise ValueError(f"delay_mode must be 'clip' or 'sigmoid', got {self.delay_mode!r}")
         for name in ("hidden", "epochs", "batch_size", "n_train", "n_validation", "n_test", "patience"):
             value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or int(value) != value or value < 1):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)
+                                      or int(value) != value or value < 1):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         for name in ("lr", "lr_delay", "lr_tau", "d_max", "quantise", "clip_norm"):
             value = getattr(self, name)
-            if value is not None and not float(value) > 0:
-                raise ValueError(f"{name} must be > 0, got {value!r}")
+            if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)
+                                      or not float(value) > 0 or value == float("inf")):
+                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
 
     def to_dict(self) -> dict:
         d = asdict(self)

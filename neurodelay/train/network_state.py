@@ -6,8 +6,9 @@ Layout (times in seconds, float64)::
     proj{k}_pre_idx, proj{k}_post_idx, proj{k}_weight        (proj{k}_synapse)
     proj{k}_synaptic (proj{k}_synapse), proj{k}_axonal (proj{k}_pre), proj{k}_dendritic (proj{k}_post)
 
-Population k's name, class and size, and projection k's pre/post names are
-variable attributes; delay kinds that are absent have no variable.
+Population k's name, class and size (and for LIF populations the unit of
+theta, ``voltage_unit``), and projection k's pre/post names are variable
+attributes; delay kinds that are absent have no variable.
 """
 
 from __future__ import annotations
@@ -32,7 +33,10 @@ def network_to_dataset(net: Network) -> xr.Dataset:
     for k, pop in enumerate(net.populations):
         cls = type(pop).__name__
         dim = f"pop{k}_neuron"
-        variables[f"pop{k}"] = ((), np.int64(pop.n), {"name": pop.name, "class": cls})
+        head = {"name": pop.name, "class": cls}
+        if isinstance(pop, LIF):
+            head["voltage_unit"] = pop.voltage_unit
+        variables[f"pop{k}"] = ((), np.int64(pop.n), head)
         for param in _POP_PARAMS[cls]:
             attrs = {"units": "s"} if param in _SECONDS else {}
             variables[f"pop{k}_{param}"] = (dim, np.asarray(getattr(pop, param), float), attrs)
@@ -63,6 +67,8 @@ def network_from_dataset(ds: xr.Dataset) -> Network:
         if cls not in _CLASSES:
             raise ValueError(f"population {k}: unknown class {cls!r}")
         params = {p: ds[f"pop{k}_{p}"].values for p in _POP_PARAMS[cls]}
+        if cls == "LIF" and "voltage_unit" in head.attrs:  # theta given in volts or dimensionless
+            params["voltage_unit"] = str(head.attrs["voltage_unit"])
         pops.append(_CLASSES[cls](str(head.attrs["name"]), int(head.values), **params))
     net = Network().add(*pops)
     for k in range(n_projs):

@@ -58,6 +58,7 @@ with ``tau_weight`` s), ``tau_m``, ``tau_s``, ``readout_tau_m`` (s),
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Callable
 
@@ -73,7 +74,7 @@ from .classifier import SpikingClassifier
 from .config import RunConfig
 from .constraints import constraint_for
 from .init import init_delays, init_weights, psp_peak
-from .optim import Adam, Schedule
+from .optim import Adam, Schedule, key_name
 
 __all__ = ["Recipe", "RECIPES", "get_recipe", "build_model", "make_optimiser", "make_constraints",
            "resolve_config", "digits_matched_hidden"]
@@ -101,6 +102,16 @@ class Recipe:
     splits: Callable            # (config) -> (train, validation, test)
     build: Callable             # (config, rng) -> Built
     description: str = ""
+    model_options: tuple = ()   # the model_options keys the builder reads
+    generator: Callable | None = None    # the data generator that receives task_options
+    fixed_arguments: tuple = ()          # generator arguments the recipe sets itself
+
+    def task_options(self) -> tuple:
+        """The task_options keys: the data generator's keyword-only arguments that the recipe leaves free."""
+        if self.generator is None:
+            return ()
+        params = inspect.signature(self.generator).parameters.values()
+        return tuple(p.name for p in params if p.kind is p.KEYWORD_ONLY and p.name not in self.fixed_arguments)
 
 
 # ------------------------------------------------------------------------------------------ Yin-Yang
@@ -244,21 +255,28 @@ RECIPES = {
         hidden=30, learn=["weight"], epochs=300, batch_size=150, lr=0.005, lr_delay=0.005 * YY_TAU_S,
         lr_tau=0.005, schedule=dict(kind="cosine", floor=0.02), d_max=2 * YY_TAU_S,
         delay_init=dict(scheme="uniform", low=0.0, high=0.2 * YY_TAU_S), patience=None),
-        _yy_splits, _yy_build, "Yin-Yang (DelGrad's simulation settings)"),
+        _yy_splits, _yy_build, "Yin-Yang (DelGrad's simulation settings)",
+        ("tau_m_ratio", "theta", "refractory", "hidden_init", "output_init", "margin", "missing_penalty",
+         "input_noise"), yinyang),
     "sequence": Recipe("sequence", dict(
         hidden=1, learn=["synaptic"], epochs=60, batch_size=20, lr=0.01, lr_delay=2e-4, lr_tau=0.01,
         schedule=dict(kind="constant"), d_max=15e-3, delay_init=dict(scheme="worst")),
-        _seq_splits, _seq_build, "two-neuron sequence detection (only delays can solve it)"),
+        _seq_splits, _seq_build, "two-neuron sequence detection (only delays can solve it)",
+        ("tau_m", "tau_s", "weight"), sequence, ("seed",)),
     "mts_xor": Recipe("mts_xor", dict(
         hidden=32, learn=["weight"], epochs=40, batch_size=50, lr=0.005, lr_delay=3e-3, lr_tau=0.05,
         schedule=dict(kind="cosine", floor=0.1), d_max=0.2,
         delay_init=dict(scheme="uniform", low=0.0, high=0.01)),
-        _xor_splits, _xor_build, "multi-time-scale XOR"),
+        _xor_splits, _xor_build, "multi-time-scale XOR",
+        ("tau_m", "tau_s", "refractory", "input_mean", "input_gain", "output_gain", "readout", "tau_weight"),
+        mts_xor, ("seed",)),
     "digits": Recipe("digits", dict(
         hidden=32, learn=["weight"], epochs=30, batch_size=32, lr=0.02, lr_delay=1e-3, lr_tau=0.05,
         schedule=dict(kind="cosine", floor=0.1), d_max=0.064,
         delay_init=dict(scheme="uniform", low=0.0, high=0.064)),
-        _digits_splits, _digits_build, "permuted sequential 8x8 digits, recurrent hidden layer"),
+        _digits_splits, _digits_build, "permuted sequential 8x8 digits, recurrent hidden layer",
+        ("tau_m", "tau_s", "refractory", "readout_tau_m", "input_mean", "input_gain", "recurrent_gain",
+         "output_gain", "count_strength", "count_target", "delay_projections", "readout", "tau_weight"), digits),
 }
 
 
@@ -287,6 +305,10 @@ def resolve_config(cfg: RunConfig) -> RunConfig:
     cfg = cfg.with_defaults(recipe.defaults)
     if cfg.epochs is None or cfg.batch_size is None:
         raise ValueError("epochs and batch_size must be set")
+    for field_name, known in (("model_options", recipe.model_options), ("task_options", recipe.task_options())):
+        unknown = sorted(set(getattr(cfg, field_name)) - set(known))
+        if unknown:
+            raise ValueError(f"{field_name}: unknown key(s) {unknown} for task {cfg.task!r}; known: {sorted(known)}")
     return cfg
 
 
@@ -320,6 +342,11 @@ def build_model(cfg: RunConfig) -> SpikingClassifier:
                 keys.append(key)
         else:  # time constants
             keys += [(p, kind) for p in built.populations]
+    allowed = set(cfg.learn) | {key_name(k) for k in keys}
+    unknown = sorted(set(cfg.lr_by) - allowed)
+    if unknown:
+        raise ValueError(f"lr_by: {unknown} name no trained parameter; use a trained kind {list(cfg.learn)} "
+                         f"or a trained key {sorted(key_name(k) for k in keys)}")
     return SpikingClassifier(net, keys, built.loss, built.output, built.decision, **options)
 
 

@@ -22,14 +22,14 @@ import numpy as np
 import xarray as xr
 
 from ..engines import get_engine
-from ..io import atomic_output, write_netcdf
+from ..io import atomic_output, remove_stale_temporaries, to_json, write_netcdf
 from .checkpoint import load_checkpoint
 from .classifier import SpikingClassifier
 from .config import RunConfig
 from .constraints import quantise_delays
 from .model import Evaluation
 from .recipes import build_model, get_recipe, make_constraints, make_optimiser, resolve_config
-from .trainer import LAST, TrainResult, fit
+from .trainer import HISTORY, LAST, TrainResult, check_resume_config, fit
 
 __all__ = ["train_run", "evaluate_model", "evaluate_checkpoint", "evaluation_to_dataset", "model_from_checkpoint",
            "SPLITS"]
@@ -99,7 +99,11 @@ def train_run(cfg: RunConfig, out_dir=None, *, resume: bool = False, progress: b
     cfg = resolve_config(cfg)
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
+        if out.exists() and not out.is_dir():
+            raise NotADirectoryError(f"output folder {out} is a file")
+        if resume and (out / LAST).exists():  # refuse changed settings before recording them
+            check_resume_config(load_checkpoint(out / LAST).config, cfg.to_dict(), out / LAST)
+        remove_stale_temporaries([out / "config.json", out / "evaluation.nc"])
         with atomic_output(out / "config.json") as tmp:
             tmp.write_text(json.dumps(cfg.to_dict(), indent=2, sort_keys=True) + "\n")
     train, validation, test = get_recipe(cfg.task).splits(cfg)
@@ -107,18 +111,19 @@ def train_run(cfg: RunConfig, out_dir=None, *, resume: bool = False, progress: b
     get_engine(engine, model.network)  # unknown names fail before any work
     model.n_threads = n_threads
     model.engine = engine
+    fit_config = cfg.to_dict()
     result = fit(model, train, epochs=cfg.epochs, batch_size=cfg.batch_size, optimiser=make_optimiser(cfg),
                  constraints=make_constraints(cfg, model.keys), validation=validation, seed=cfg.seed,
                  out_dir=out, resume=bool(resume) and out is not None and (out / LAST).exists(),
-                 patience=cfg.patience, callbacks=callbacks, progress=progress, config=cfg.to_dict())
+                 patience=cfg.patience, callbacks=callbacks, progress=progress, config=fit_config)
     start = time.perf_counter()
     ev = evaluate_model(result.model, test, cfg.quantise)
     evaluation = evaluation_to_dataset(ev, test, split="test", config=cfg.to_dict(), quantise=cfg.quantise,
                                        wall_time=time.perf_counter() - start)
     evaluation.attrs.update(epoch=result.epoch, stop_reason=result.stop_reason,
                             train_time=float(result.history["elapsed"].values[-1]) if result.epoch else 0.0)
-    if out is not None:
-        write_netcdf(result.history.assign_attrs(config=json.dumps(cfg.to_dict(), sort_keys=True)),
-                     out / "history.nc")
+    if out is not None:  # fit writes history.nc with each checkpoint
+        if not (out / HISTORY).exists():
+            write_netcdf(result.history.assign_attrs(config=to_json(fit_config)), out / HISTORY)
         write_netcdf(evaluation, out / "evaluation.nc")
     return result, evaluation

@@ -5,11 +5,14 @@
 :class:`~neurodelay.train.constraints.Constraint` s. It is deterministic
 given the seed (one numpy Generator draws the batch order and any training
 noise; its state is checkpointed), writes a checkpoint after every epoch
-(``last.nc`` in the output folder, atomically) and the best one by
-validation accuracy (``best.nc``), and never loses finished epochs: a
-KeyboardInterrupt (Ctrl-C) stops the run after leaving the last checkpoint
-intact and returns the history so far. Resuming from a checkpoint continues
-bit for bit as if the run had not stopped.
+(``last.nc`` in the output folder), the best one by validation accuracy
+(``best.nc``) and the history (``history.nc``), all three as one atomic
+group (Ctrl-C is held back while they are written, last.nc is renamed
+last), and never loses finished epochs: a KeyboardInterrupt (Ctrl-C) stops
+the run after leaving the last checkpoint intact and returns the history so
+far. Resuming from a checkpoint continues bit for bit as if the run had not
+stopped (with the checkpoint's settings: changing others is refused, see
+:data:`RESUMABLE_CHANGES`); temporaries of a killed process are removed.
 
 The history is an xarray Dataset along ``epoch`` (1-based): ``train_loss``,
 ``train_accuracy`` (running means over the epoch's batches),
@@ -20,8 +23,12 @@ The history is an xarray Dataset along ``epoch`` (1-based): ``train_loss``,
 
 from __future__ import annotations
 
+import json
 import math
+import signal
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -29,15 +36,55 @@ from typing import Callable
 import numpy as np
 import xarray as xr
 
-from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from ..io import remove_stale_temporaries, to_json, write_netcdfs
+from .checkpoint import Checkpoint, checkpoint_to_dataset, load_checkpoint
 from .constraints import UNBOUNDED, Constraint
 from .model import Evaluation, Model
 from .optim import Adam, key_name
 
-__all__ = ["fit", "TrainResult", "empty_history", "LAST", "BEST"]
+__all__ = ["fit", "TrainResult", "empty_history", "check_resume_config", "LAST", "BEST", "HISTORY",
+           "RESUMABLE_CHANGES"]
 
 LAST = "last.nc"
 BEST = "best.nc"
+HISTORY = "history.nc"
+
+#: settings a resumed run may change (the others must equal the checkpoint's, or resuming would
+#: silently ignore them while recording them as used)
+RESUMABLE_CHANGES = ("epochs", "patience", "quantise", "n_test")
+
+
+def check_resume_config(checkpoint_config: dict, config: dict, where) -> None:
+    """Raise ValueError naming the settings in which `config` differs from the checkpoint's
+    (except :data:`RESUMABLE_CHANGES`): resuming continues with the checkpoint's settings."""
+    old = json.loads(to_json(checkpoint_config))
+    new = json.loads(to_json(config))
+    differ = [k for k in sorted(set(old) | set(new))
+              if k not in RESUMABLE_CHANGES and k in new and old.get(k) != new.get(k)]
+    if differ:
+        shown = ", ".join(f"{k}={old.get(k)!r} (now {new.get(k)!r})" for k in differ[:4])
+        raise ValueError(f"cannot resume {where} with changed settings: it was trained with {shown}; "
+                         f"resume with the same settings (only {', '.join(RESUMABLE_CHANGES)} may change) "
+                         f"or start a new run in another folder")
+
+
+@contextmanager
+def _sigint_deferred():
+    """Hold Ctrl-C (SIGINT) back until the block ends, so that files written together stay consistent."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is None:
+        yield  # signals go to the main thread only; None: a handler not set from Python, left alone
+        return
+    received = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received:
+        if callable(previous):
+            previous(signal.SIGINT, None)
+        elif previous == signal.SIG_DFL:
+            raise KeyboardInterrupt
 
 
 @dataclass
@@ -106,7 +153,7 @@ def fit(model: Model, train, *, epochs: int, batch_size: int, optimiser: Adam | 
     optimiser: an :class:`Adam` (default lr 1e-3); constraints: ``{key: Constraint}``
     (default unbounded); validation: a TaskData evaluated after each epoch;
     seed: seeds the generator of batch order and training noise;
-    out_dir: folder for ``last.nc`` / ``best.nc`` checkpoints (None: none written);
+    out_dir: folder for ``last.nc`` / ``best.nc`` checkpoints and ``history.nc`` (None: none written);
     resume: True to continue from ``out_dir/last.nc`` if it exists, or a checkpoint path;
     patience: stop when validation accuracy has not improved for this many epochs;
     callbacks: functions ``cb(event, info)`` called with event 'batch' (info: epoch,
@@ -130,8 +177,12 @@ def fit(model: Model, train, *, epochs: int, batch_size: int, optimiser: Adam | 
         resume_path = out_dir / LAST
     elif resume not in (False, True, None):
         resume_path = Path(resume)
+    if out_dir is not None:  # left by a process killed while writing (SIGKILL, power loss)
+        remove_stale_temporaries([out_dir / LAST, out_dir / BEST, out_dir / HISTORY])
+    config = dict(config or {}, seed=seed, batch_size=int(batch_size), epochs=int(epochs))
     if resume_path is not None:
         ckpt = load_checkpoint(resume_path)
+        check_resume_config(ckpt.config, config, resume_path)
         if set(ckpt.raw) != set(keys):
             raise ValueError(f"checkpoint {resume_path} trains {sorted(ckpt.raw)}, the model trains {list(keys)}")
         raw = {k: ckpt.raw[k] for k in keys}
@@ -150,7 +201,6 @@ def fit(model: Model, train, *, epochs: int, batch_size: int, optimiser: Adam | 
         start_epoch, history = 0, empty_history(keys)
         best = dict(epoch=0, accuracy=-np.inf)
     elapsed0 = float(history["elapsed"].values[-1]) if history.sizes["epoch"] else 0.0
-    config = dict(config or {}, seed=seed, batch_size=int(batch_size), epochs=int(epochs))
 
     def checkpoint(epoch: int, hist: xr.Dataset, extra: dict) -> Checkpoint:
         return Checkpoint(network=model.network, raw=raw, constraints={k: c.to_dict() for k, c in constraints.items()},
@@ -195,12 +245,17 @@ def fit(model: Model, train, *, epochs: int, batch_size: int, optimiser: Adam | 
             if improved:
                 best = dict(epoch=epoch, accuracy=val.accuracy)
             extra = dict(best_epoch=best["epoch"], best_validation_accuracy=best["accuracy"])
-            if out_dir is not None:
-                state = checkpoint(epoch, history, extra)
-                last_path = save_checkpoint(out_dir / LAST, state)
-                if improved:
-                    save_checkpoint(out_dir / BEST, state)
-            finished = (model, history, epoch)
+            with _sigint_deferred():  # Ctrl-C waits until the epoch's files agree
+                if out_dir is not None:
+                    state = checkpoint_to_dataset(checkpoint(epoch, history, extra))
+                    # last.nc, renamed last, marks the epoch as done; a kill between the renames
+                    # leaves best.nc / history.nc one epoch ahead, and resuming redoes that epoch
+                    # bit for bit and writes them again
+                    files = [(state, out_dir / BEST)] if improved else []
+                    files += [(history.assign_attrs(config=to_json(config)), out_dir / HISTORY),
+                              (state, out_dir / LAST)]
+                    last_path = write_netcdfs(files)[-1]
+                finished = (model, history, epoch)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{row['train_loss']:.4g}", acc=f"{row['train_accuracy']:.3f}",
