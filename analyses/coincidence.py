@@ -13,7 +13,8 @@ A thin driver of :mod:`neurodelay.analysis.coincidence`:
    tau_s = 3 ms, excitatory PSP 0.5 mV, threshold 10 mV above rest,
    refractory 5 ms) against the number of excitatory inputs that fire
    together at 40 Hz events, exact timing vs Brian2 grid timing (same inputs);
-4. jeffress: estimated vs true ITD, exact, Brian2 precise and Brian2 grid.
+4. jeffress: estimated vs true ITD, exact, Brian2 precise and Brian2 grid
+   (--quick: exact and grid only).
 
 Result: analyses/results/coincidence.nc (read by paper_figures/fig_coincidence.py).
 Reduced scale by default; --full for the published scale (Rossant: 10 s
@@ -43,12 +44,14 @@ CURVE = dict(tau_m=10e-3, tau_s=2.5e-3, peak=0.6, jitter=[0.0, 0.5e-3, 1e-3, 2e-
 JEFFRESS_DT = 0.1e-3
 SCALES = {
     "quick": {"delta_t": np.linspace(0, 12e-3, 13), "curve_trials": 100,
-              "n_sync": [0, 10, 20], "gain_duration": 1.0, "gain_trials": 2, "n_itd": 17},
+              "n_sync": [0, 10, 20], "gain_duration": 0.5, "gain_trials": 2, "n_itd": 17,
+              "jeffress_timings": ("exact", "grid")},
     "reduced": {"delta_t": np.linspace(0, 12e-3, 25), "curve_trials": 1000,
-                "n_sync": [0, 5, 10, 15, 20, 25, 30, 40], "gain_duration": 4.0, "gain_trials": 5, "n_itd": 41},
+                "n_sync": [0, 5, 10, 15, 20, 25, 30, 40], "gain_duration": 4.0, "gain_trials": 5, "n_itd": 41,
+                "jeffress_timings": ("exact", "precise", "grid")},
     "full": {"delta_t": np.linspace(0, 12e-3, 49), "curve_trials": 4000,
              "n_sync": [0, 5, 10, 15, 20, 25, 30, 35, 40], "gain_duration": 10.0, "gain_trials": 10,
-             "n_itd": 81},
+             "n_itd": 81, "jeffress_timings": ("exact", "precise", "grid")},
 }
 
 
@@ -91,7 +94,7 @@ def run(seed: int, scale: str, device: str) -> xr.Dataset:
 
     start = time.perf_counter()
     itd = np.linspace(-0.4e-3, 0.4e-3, cfg["n_itd"])
-    jeff = C.jeffress(itd, timings=("exact", "precise", "grid"), dt=JEFFRESS_DT, device=device)
+    jeff = C.jeffress(itd, timings=cfg["jeffress_timings"], dt=JEFFRESS_DT, device=device)
     print(f"jeffress: {jeff.attrs['n_detectors']} detectors, {cfg['n_itd']} ITDs "
           f"({time.perf_counter() - start:.1f} s)", flush=True)
 

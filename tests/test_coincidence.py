@@ -23,7 +23,7 @@ def psp(t, tau_m, tau_s, w):
 
 def window_by_brute_force(tau_m, tau_s, w, theta):
     """Largest Delta with max_t [PSP(t) + PSP(t - Delta)] >= theta: dense time grid, then bisection on Delta."""
-    t = np.linspace(0.0, 12 * max(tau_m, tau_s), 400_001)
+    t = np.linspace(0.0, 12 * max(tau_m, tau_s), 200_001)
 
     def fires(delta):
         return (psp(t, tau_m, tau_s, w) + psp(t - delta, tau_m, tau_s, w)).max() >= theta
@@ -140,6 +140,18 @@ def test_gain_rises_with_a_few_synchronous_inputs():
     assert ds.attrs["w_exc"] * 4000 + ds.attrs["w_inh"] * 1000 == pytest.approx(0.0, abs=1e-12)
 
 
+def test_merged_afferents_give_the_same_exact_result():
+    """Relabelling spikes among sources of identical, undelayed synapses leaves the neuron's input unchanged."""
+    kw = dict(n_exc=800, n_inh=200, duration=2.0, n_trials=2, seed=9)
+    one = C.coincidence_gain([0, 6], afferents_per_source=1, **kw)
+    merged = C.coincidence_gain([0, 6], afferents_per_source=16, **kw)
+    np.testing.assert_array_equal(one["count"].values, merged["count"].values)
+    assert one["count"].values.sum() > 0
+    source, n_exc_sources = C._merge_afferents(800, 200, 6, 16)
+    assert n_exc_sources == 6 + 50 and source.max() + 1 == 6 + 50 + 13
+    np.testing.assert_array_equal(source[:6], np.arange(6))
+
+
 def test_jeffress_exact_map_is_linear():
     itd = np.linspace(-0.4e-3, 0.4e-3, 33)
     ds = C.jeffress(itd)
@@ -150,16 +162,6 @@ def test_jeffress_exact_map_is_linear():
     assert ds.attrs["n_detectors"] == 21 and ds.attrs["delay_step"] == pytest.approx(0.05e-3)
     pref = ds["preferred_itd"].values
     np.testing.assert_allclose(np.diff(pref), 2 * 0.05e-3)
-
-
-@pytest.mark.slow
-def test_jeffress_grid_map_is_a_staircase():
-    itd = np.linspace(-0.4e-3, 0.4e-3, 25)
-    ds = C.jeffress(itd, timings=("exact", "grid"), dt=0.1e-3)
-    grid = ds["estimated_itd"].sel(timing="grid").values
-    assert len(np.unique(np.round(grid, 12))) < 0.6 * len(itd), "grid timing gives a staircase"
-    exact = ds["estimated_itd"].sel(timing="exact").values
-    assert np.max(np.abs(grid - itd)) > 5 * np.max(np.abs(exact - itd))
 
 
 def test_bad_inputs_are_named():
@@ -191,6 +193,45 @@ def test_bad_inputs_are_named():
         C.jeffress([0.0], n_detectors=1)
     with pytest.raises(ValueError, match="itd"):
         C.jeffress([-3e-3])
+
+
+# ---- script and figure -------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def result(quick_analysis):
+    """analyses/coincidence.py --quick: (module, dataset, results folder); includes small Brian2 grid runs."""
+    return quick_analysis("coincidence")
+
+
+def test_script_jeffress_exact_is_linear_grid_is_a_staircase(result):
+    _, ds, _ = result
+    itd = ds["itd"].values
+    est = ds["jeffress_estimated_itd"]
+    slope, _ = np.polyfit(itd, est.sel(jeffress_timing="exact").values, 1)
+    assert abs(slope - 1) < 0.05
+    grid = est.sel(jeffress_timing="grid").values
+    assert len(np.unique(np.round(grid, 12))) < 0.6 * len(itd), "grid timing gives a staircase"
+    assert np.max(np.abs(grid - itd)) > 5 * np.max(np.abs(est.sel(jeffress_timing="exact").values - itd))
+
+
+def test_script_result_is_consistent(result):
+    _, ds, _ = result
+    # the stored window curve: each point is the library's window
+    a, tm = float(ds["peak"][1]), float(ds["tau_m"][7])
+    ts = ds.attrs["window_tau_s"]
+    assert float(ds["window"].sel(peak=a, tau_m=tm)) == float(
+        C.coincidence_window(tm, ts, C.weight_for_psp_peak(a, tm, ts)))
+    assert np.all(np.diff(ds["window"].values, axis=1) > 0), "at a fixed PSP peak the window grows with tau_m"
+    # grid timing moves spikes by less than a step: counts of exact and grid runs stay close
+    exact, grid = (ds["gain_count"].sel(timing=t).values for t in ("exact", "grid"))
+    assert np.abs(exact - grid).sum() <= 0.1 * exact.sum() + 2
+    assert ds["curve_p_fire"].sel(jitter=0.0).values[0] == 1.0
+
+
+def test_figure_is_drawn_from_the_result_alone(result, draw_offline, monkeypatch):
+    import neurodelay.brian
+    monkeypatch.setattr(neurodelay.brian, "BrianSimulator", None)  # figures never simulate
+    draw_offline("fig_coincidence.py", result[2], "coincidence", min_png_bytes=50_000)
 
 
 def test_brian_quantities_are_accepted():

@@ -402,10 +402,25 @@ def _rossant_inputs(n_sync: int, n_exc: int, n_inh: int, rate_exc: float, rate_i
                        n_trials, n_exc + n_inh).sorted()
 
 
+def _merge_afferents(n_exc: int, n_inh: int, n_sync: int, per_source: int) -> tuple[np.ndarray, int]:
+    """Source neuron of each afferent (excitatory first) and the number of excitatory sources.
+
+    Afferents 0..n_sync-1 keep a source each; the other excitatory ones share
+    ceil((n_exc - n_sync) / per_source) sources, the inhibitory ones
+    ceil(n_inh / per_source), round robin.
+    """
+    n_bg = -(-(n_exc - n_sync) // per_source)
+    n_in = -(-n_inh // per_source)
+    exc = np.r_[np.arange(n_sync), n_sync + np.arange(n_exc - n_sync) % max(n_bg, 1)]
+    inh = n_sync + n_bg + np.arange(n_inh) % n_in
+    return np.r_[exc, inh].astype(np.int64), n_sync + n_bg
+
+
 def coincidence_gain(n_sync, *, n_exc: int = 4000, n_inh: int = 1000, rate_exc=1.0, rate_inh=1.0,
                      sync_rate=40.0, tau_m=5e-3, tau_s=3e-3, psp_peak_exc=0.5e-3, theta=10e-3,
                      refractory=5e-3, duration=2.0, n_trials: int = 5, seed, timings=("exact",),
-                     dt=1e-4, device: str = "runtime", engine: str = "auto") -> xr.Dataset:
+                     dt=1e-4, device: str = "runtime", afferents_per_source: int = 8,
+                     engine: str = "auto") -> xr.Dataset:
     """Output rate of a neuron under balanced Poisson background against the number of synchronous inputs.
 
     After Rossant et al. (2011): ``n_exc`` excitatory and ``n_inh``
@@ -448,6 +463,15 @@ def coincidence_gain(n_sync, *, n_exc: int = 4000, n_inh: int = 1000, rate_exc=1
         Brian2 step, s.
     device : {"runtime", "cpp_standalone", "cuda_standalone"}
         Brian2 device.
+    afferents_per_source : int
+        The background afferents are merged into source neurons of this many
+        afferents each (the synchronous ones keep a source each). All
+        excitatory (inhibitory) synapses are identical and undelayed, so the
+        neuron's input is unchanged: exact for the event engine, and it keeps
+        Brian2 fast (it steps every source neuron); on the Brian2 grid a source
+        emits at most one spike per step, so two spikes of one merged source in
+        the same step are one step apart (rare: rate x dt). 1: one source per
+        afferent.
     engine : {"auto", "events"}
         Engine of the exact runs.
 
@@ -494,19 +518,22 @@ def coincidence_gain(n_sync, *, n_exc: int = 4000, n_inh: int = 1000, rate_exc=1
     duration = check_seconds(duration, "duration")
     dt = check_seconds(dt, "dt")
     n_trials = check_int(n_trials, "n_trials")
+    per_source = check_int(afferents_per_source, "afferents_per_source")
     root = np.random.SeedSequence(rng_from(seed).integers(2**63))
 
     w_exc = peak / _peak_factor(tm, ts)
     w_inh = -n_exc * rate_exc * w_exc / (n_inh * rate_inh)   # mean input sum(rate * w) * tau_s = 0
-    net = (Network().add(SpikeSource("inp", n_exc + n_inh),
+    source, n_exc_sources = _merge_afferents(n_exc, n_inh, int(n_sync_arr.max()), per_source)
+    n_sources = int(source.max()) + 1
+    net = (Network().add(SpikeSource("inp", n_sources),
                          LIF("out", 1, tau_m=tm, tau_s=ts, theta=theta, reset=0.0, refractory=refractory))
-           .connect("inp", "out", np.r_[np.full(n_exc, w_exc), np.full(n_inh, w_inh)]))
+           .connect("inp", "out", np.where(np.arange(n_sources) < n_exc_sources, w_exc, w_inh)))
     parts = [_rossant_inputs(int(p), n_exc, n_inh, rate_exc, rate_inh, sync_rate, duration, n_trials, s)
              for p, s in zip(n_sync_arr, root.spawn(len(n_sync_arr)))]
     offsets = np.arange(len(parts)) * n_trials
     inputs = SpikeTrains(np.concatenate([p.trial + o for p, o in zip(parts, offsets)]),
-                         np.concatenate([p.neuron for p in parts]), np.concatenate([p.time for p in parts]),
-                         len(parts) * n_trials, n_exc + n_inh).sorted()
+                         source[np.concatenate([p.neuron for p in parts])],
+                         np.concatenate([p.time for p in parts]), len(parts) * n_trials, n_sources).sorted()
     counts = np.zeros((len(timings), len(n_sync_arr), n_trials), np.int64)
     for k, timing in enumerate(timings):
         record = _simulate(net, inputs, duration, timing, engine=engine, dt=dt, device=device)
@@ -532,7 +559,7 @@ def coincidence_gain(n_sync, *, n_exc: int = 4000, n_inh: int = 1000, rate_exc=1
     params = {"n_sync": n_sync_arr.tolist(), "n_exc": n_exc, "n_inh": n_inh, "rate_exc": rate_exc,
               "rate_inh": rate_inh, "sync_rate": sync_rate, "tau_m": tm, "tau_s": ts, "psp_peak_exc": peak,
               "theta": theta, "refractory": refractory, "duration": duration, "n_trials": n_trials,
-              "timings": list(timings), "dt": dt, "device": device}
+              "timings": list(timings), "dt": dt, "device": device, "afferents_per_source": per_source}
     return with_provenance(ds, "coincidence_gain", params, seed, _engine_label(timings, engine))
 
 
