@@ -108,7 +108,7 @@ def run(seed: int, scale: str, device: str) -> xr.Dataset:
     out.attrs.update(provenance(seed, {"scale": scale, "device": device, "window": WINDOW, "curve": CURVE,
                                        **{k: v for k, v in cfg.items()}}, "neurodelay.events vs neurodelay.brian"))
     out.attrs.update(analysis="coincidence", scale=scale, window_tau_s=WINDOW["tau_s"],
-                     curve_tau_m=CURVE["tau_m"], curve_tau_s=CURVE["tau_s"], curve_weight=weight,
+                     curve_tau_m=CURVE["tau_m"], curve_tau_s=CURVE["tau_s"], curve_weight=weight, curve_peak=CURVE["peak"],
                      curve_n_trials=curve.attrs["n_trials"], gain_w_exc=gain.attrs["w_exc"],
                      gain_w_inh=gain.attrs["w_inh"], gain_dt=JEFFRESS_DT,
                      gain_duration=cfg["gain_duration"], gain_parameters=gain.attrs["parameters"],

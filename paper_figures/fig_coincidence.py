@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -52,6 +53,10 @@ def draw_window(ax, ds) -> None:
     ax.plot([], [], color="0.4", lw=1, ls="--", label="instant rise: τm ln(a/(θ−a))")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    for axis, ticks in ((ax.xaxis, [3, 5, 10, 20, 50]), (ax.yaxis, [1, 2, 5, 10, 20, 50, 100])):
+        axis.set_major_locator(matplotlib.ticker.FixedLocator(ticks))
+        axis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("membrane time constant τm (ms)")
     ax.set_ylabel("coincidence window Δc (ms)")
     ax.grid(alpha=0.3, which="both")
@@ -84,9 +89,11 @@ def draw_curve(ax, ds) -> None:
     ax.set_ylabel("P(output spike)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7.5, loc="lower left", framealpha=0.95)
-    ax.set_title(f"B  firing probability vs interval and jitter (τm = {ds.attrs['curve_tau_m'] * MS:g} ms, "
-                 f"τs = {ds.attrs['curve_tau_s'] * MS:g} ms, {ds.attrs['curve_n_trials']} trials)",
-                 loc="left", fontweight="bold", fontsize=9)
+    ax.set_title("B  firing probability vs interval and jitter", loc="left", fontweight="bold", fontsize=10)
+    ax.text(0.98, 0.80, f"τm = {ds.attrs['curve_tau_m'] * MS:g} ms, τs = {ds.attrs['curve_tau_s'] * MS:g} ms\n"
+            f"PSP peak {ds.attrs['curve_peak']:g} θ, {ds.attrs['curve_n_trials']} trials per point",
+            transform=ax.transAxes, ha="right", va="top", fontsize=8,
+            bbox=dict(boxstyle="round", fc="white", ec="0.7"))
 
 
 def draw_gain(ax, ds) -> None:
