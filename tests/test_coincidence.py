@@ -49,6 +49,17 @@ def test_window_matches_the_psp_formula(tau_m, tau_s, w, theta):
     assert got == pytest.approx(want, rel=1e-4, abs=1e-8)
 
 
+@pytest.mark.parametrize("tau_m, tau_s", [(10e-3, 2.5e-3), (2e-3, 8e-3)])
+def test_pair_maximum_never_grows_with_the_interval(tau_m, tau_s):
+    """The window is an interval: max_t [PSP(t) + PSP(t - Delta)] is non-increasing in Delta (dense formula)."""
+    t = np.linspace(0.0, 12 * max(tau_m, tau_s), 100_001)
+    deltas = np.linspace(0.0, 4 * max(tau_m, tau_s), 41)
+    m = np.array([(psp(t, tau_m, tau_s, 1.0) + psp(t - d, tau_m, tau_s, 1.0)).max() for d in deltas])
+    assert np.all(np.diff(m) <= 1e-12)
+    exact = np.array([C._pair_maximum(d, tau_m, tau_s, 1.0) for d in deltas])
+    np.testing.assert_allclose(exact, m, rtol=1e-7)
+
+
 def test_window_tends_to_koenig_instant_rise_formula():
     """tau_s -> 0: the PSP becomes a exp(-t/tau_m) with a = K w, window tau_m ln(a / (theta - a)).
 

@@ -21,8 +21,11 @@ of the free evolution from the state just after the second spike,
 ``I(Delta) = w (1 + e^{-Delta/tau_s})``, which the neuron's closed forms give
 exactly (one extremum between events). The window ``Delta_c`` is the largest
 ``Delta`` with ``M(Delta) >= theta``, found by bracketing and Brent's method
-on ``M``. ``M`` decreases with ``Delta`` (the PSP is log-concave), so the
-neuron fires iff ``|Delta| <= Delta_c``. For an instant-rise exponential
+on ``M``. ``M`` never increases with ``Delta``: at the maximum ``t*``,
+``PSP'(t*) = -PSP'(t* - Delta)``, and as the PSP rises only before its single
+peak, the earlier argument ``t* - Delta`` is on the rising side, so
+``dM/dDelta = -PSP'(t* - Delta) <= 0`` (envelope theorem). Hence the neuron
+fires iff ``|Delta| <= Delta_c``. For an instant-rise exponential
 kernel of height ``a`` (``tau_s -> 0``) this is König et al.'s
 ``Delta_c = tau_m ln(a / (theta - a))``.
 
@@ -262,8 +265,8 @@ def coincidence_window(tau_m, tau_s, weight, theta=1.0) -> xr.DataArray:
               for n in args}
     da = xr.DataArray(out, dims=dims, coords=coords, name="window",
                       attrs={"units": "s", "long_name": "coincidence window (largest firing interval)"})
-    return with_provenance(da, "coincidence_window",
-                           {n: args[n].tolist() for n in args}, None)
+    return with_provenance(da, "coincidence_window", {n: args[n].tolist() for n in args}, None,
+                           engine="closed form + root finding (no simulation)")
 
 
 # ---- coincidence curve (jitter) ----------------------------------------------------------------------
