@@ -41,7 +41,7 @@ SEED = 2011
 
 WINDOW = dict(tau_m=np.geomspace(3e-3, 50e-3, 40), tau_s=2e-3, peaks=[0.55, 0.6, 0.75, 0.9], theta=1.0)
 CURVE = dict(tau_m=10e-3, tau_s=2.5e-3, peak=0.6, jitter=[0.0, 0.5e-3, 1e-3, 2e-3, 4e-3])
-JEFFRESS_DT = 0.1e-3
+BRIAN_DT = 0.1e-3  # s, Brian2 step of the grid (and precise) runs
 SCALES = {
     "quick": {"delta_t": np.linspace(0, 12e-3, 13), "curve_trials": 100,
               "n_sync": [0, 10, 20], "gain_duration": 0.5, "gain_trials": 2, "n_itd": 17,
@@ -86,7 +86,7 @@ def run(seed: int, scale: str, device: str) -> xr.Dataset:
 
     start = time.perf_counter()
     gain = C.coincidence_gain(cfg["n_sync"], duration=cfg["gain_duration"], n_trials=cfg["gain_trials"],
-                              seed=seed + 1, timings=("exact", "grid"), dt=JEFFRESS_DT, device=device)
+                              seed=seed + 1, timings=("exact", "grid"), dt=BRIAN_DT, device=device)
     for timing in gain["timing"].values:
         r = gain["rate"].sel(timing=timing).values
         print(f"gain ({timing}): rate " + ", ".join(f"{p}: {x:.2f} Hz" for p, x in zip(cfg["n_sync"], r)))
@@ -94,7 +94,7 @@ def run(seed: int, scale: str, device: str) -> xr.Dataset:
 
     start = time.perf_counter()
     itd = np.linspace(-0.4e-3, 0.4e-3, cfg["n_itd"])
-    jeff = C.jeffress(itd, timings=cfg["jeffress_timings"], dt=JEFFRESS_DT, device=device)
+    jeff = C.jeffress(itd, timings=cfg["jeffress_timings"], dt=BRIAN_DT, device=device)
     print(f"jeffress: {jeff.attrs['n_detectors']} detectors, {cfg['n_itd']} ITDs "
           f"({time.perf_counter() - start:.1f} s)", flush=True)
 
@@ -106,14 +106,15 @@ def run(seed: int, scale: str, device: str) -> xr.Dataset:
         part.attrs = {}
     out = xr.merge([ds, curve_vars, gain_vars, jeff_vars], combine_attrs="drop")
     out.attrs.update(provenance(seed, {"scale": scale, "device": device, "window": WINDOW, "curve": CURVE,
-                                       **{k: v for k, v in cfg.items()}}, "neurodelay.events vs neurodelay.brian"))
+                                       **cfg}, "neurodelay.events vs neurodelay.brian"))
     out.attrs.update(analysis="coincidence", scale=scale, window_tau_s=WINDOW["tau_s"],
-                     curve_tau_m=CURVE["tau_m"], curve_tau_s=CURVE["tau_s"], curve_weight=weight, curve_peak=CURVE["peak"],
+                     curve_tau_m=CURVE["tau_m"], curve_tau_s=CURVE["tau_s"], curve_weight=weight,
+                     curve_peak=CURVE["peak"],
                      curve_n_trials=curve.attrs["n_trials"], gain_w_exc=gain.attrs["w_exc"],
-                     gain_w_inh=gain.attrs["w_inh"], gain_dt=JEFFRESS_DT,
+                     gain_w_inh=gain.attrs["w_inh"], gain_dt=BRIAN_DT,
                      gain_duration=cfg["gain_duration"], gain_parameters=gain.attrs["parameters"],
                      jeffress_n_detectors=jeff.attrs["n_detectors"], jeffress_delay_step=jeff.attrs["delay_step"],
-                     jeffress_dt=JEFFRESS_DT, jeffress_parameters=jeff.attrs["parameters"],
+                     jeffress_dt=BRIAN_DT, jeffress_parameters=jeff.attrs["parameters"],
                      curve_parameters=curve.attrs["parameters"])
     return out
 

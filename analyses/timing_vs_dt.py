@@ -68,6 +68,7 @@ JEFFRESS_DT = 0.1e-3   # s
 JEFFRESS_DURATION = 10e-3
 DETECTOR = dict(tau_m=1e-3, tau_s=0.25e-3, theta=1.0)
 EAR_WEIGHT = 4.5       # one input alone peaks at 0.71 theta: a detector needs both ears
+JEFFRESS_HISTORY = 8   # K of the axons and detectors in precise mode
 
 
 def two_layer_network(seed: int) -> Network:
@@ -139,7 +140,7 @@ def jeffress(n_itd: int, device: str) -> xr.Dataset:
     return coincidence.jeffress(np.linspace(-ITD_RANGE, ITD_RANGE, n_itd), n_detectors=N_DETECTORS,
                                 delay_step=DELTA, axon_base=AXON_BASE, weight=EAR_WEIGHT, ear_spike=EAR_SPIKE,
                                 duration=JEFFRESS_DURATION, timings=("exact",) + MODES, dt=JEFFRESS_DT,
-                                device=device, history=HISTORY["det"], **DETECTOR)
+                                device=device, history=JEFFRESS_HISTORY, **DETECTOR)
 
 
 def run(seed: int, quick: bool, device: str) -> xr.Dataset:
