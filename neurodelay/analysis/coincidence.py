@@ -86,8 +86,8 @@ from ..units import as_seconds, as_voltage
 from .common import (check_grid, check_int, check_rate, check_seconds, poisson_trains, rng_from,
                      with_provenance)
 
-__all__ = ["psp_peak", "weight_for_psp_peak", "coincidence_window", "coincidence_curve", "coincidence_gain",
-           "jeffress", "jeffress_network", "jeffress_inputs", "estimate_itd", "TIMINGS"]
+__all__ = ["psp_peak", "weight_for_psp_peak", "coincidence_window", "coincidence_curve", "analytic_fire_probability",
+           "coincidence_gain", "jeffress", "jeffress_network", "jeffress_inputs", "estimate_itd", "TIMINGS"]
 
 #: how a simulation is timed: "exact" (the engine chosen by ``engine=``), or Brian2 "precise" / "grid" at ``dt``
 TIMINGS = ("exact", "precise", "grid")
@@ -115,7 +115,11 @@ def _check_engine(engine) -> str:
 
 def _simulate(net: Network, inputs, duration: float, timing: str, *, engine: str = "auto", dt: float = 1e-4,
               device: str = "runtime", history: dict | None = None):
-    """Simulate through the engine for `timing`: 'exact' -> the exact event engine, else Brian2 in that mode."""
+    """Simulate through the engine for `timing`: 'exact' -> the exact event engine, else Brian2 in that mode.
+
+    The only place where this module picks an engine: once the project-wide
+    registry exists, 'exact' runs ``get_engine(engine, net)``.
+    """
     if timing == "exact":
         from ..events import simulate
         return simulate(net, inputs, duration)
@@ -493,7 +497,7 @@ def coincidence_gain(n_sync, *, n_exc: int = 4000, n_inh: int = 1000, rate_exc=1
     Examples
     --------
     >>> from neurodelay.analysis.coincidence import coincidence_gain
-    >>> ds = coincidence_gain([0, 15], n_exc=400, n_inh=100, duration=0.2, n_trials=1, seed=1)
+    >>> ds = coincidence_gain([0, 15], duration=0.2, n_trials=1, seed=1)
     >>> ds["rate"].dims
     ('timing', 'n_sync')
     """
