@@ -9,7 +9,8 @@ layer: median, 90th percentile and maximum of |t_Brian2 - t_exact| over the
 spikes of neurons whose spike counts agree, the fraction within 1 us, and the
 number of (trial, neuron) pairs whose counts differ.
 
-Part 2 (Jeffress model). Coincidence detectors k = 0..N-1 receive one spike
+Part 2 (Jeffress model, :func:`neurodelay.analysis.coincidence.jeffress`).
+Coincidence detectors k = 0..N-1 receive one spike
 from each ear through graded axonal delays: the left ear's axon reaches
 detector k after a + k delta, the right ear's after a + (N-1-k) delta, so
 detector k prefers the interaural time difference ITD_k = (2k - N + 1) delta
@@ -38,6 +39,8 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from neurodelay.analysis import coincidence
+from neurodelay.analysis.common import poisson_trains
 from neurodelay.brian import BrianSimulator
 from neurodelay.delays import Delays
 from neurodelay.events import simulate
@@ -65,6 +68,7 @@ JEFFRESS_DT = 0.1e-3   # s
 JEFFRESS_DURATION = 10e-3
 DETECTOR = dict(tau_m=1e-3, tau_s=0.25e-3, theta=1.0)
 EAR_WEIGHT = 4.5       # one input alone peaks at 0.71 theta: a detector needs both ears
+JEFFRESS_HISTORY = 8   # K of the axons and detectors in precise mode
 
 
 def two_layer_network(seed: int) -> Network:
@@ -88,10 +92,7 @@ def two_layer_network(seed: int) -> Network:
 
 def poisson_inputs(seed: int, n: int, trials: int, duration: float, rate: float = 25.0) -> SpikeTrains:
     """Independent Poisson trains (rate Hz, off-grid times in s)."""
-    rng = np.random.default_rng([seed, 7])
-    trains = [[np.sort(rng.uniform(0, duration, rng.poisson(rate * duration))) for _ in range(n)]
-              for _ in range(trials)]
-    return SpikeTrains.from_lists(trains, n_neurons=n)
+    return poisson_trains(n, rate, duration, n_trials=trials, seed=np.random.SeedSequence([seed, 7]))
 
 
 def spike_time_errors(exact, other, population: str) -> tuple[np.ndarray, int]:
@@ -132,69 +133,14 @@ def timing_errors(net, inputs, duration, dts, device: str) -> dict:
     return out
 
 
-# ---- Jeffress model ---------------------------------------------------------------------------------
+# ---- Jeffress model (neurodelay.analysis.coincidence.jeffress) --------------------------------------
 
-def preferred_itd() -> np.ndarray:
-    """ITD (s) each detector prefers (right ear later by this much)."""
-    return (2 * np.arange(N_DETECTORS) - (N_DETECTORS - 1)) * DELTA
-
-
-def jeffress_network() -> Network:
-    """Ear axon branches (source 'axons': N left, then N right) -> detectors 'det' (LIF), one-to-one."""
-    k = np.arange(N_DETECTORS)
-    axonal = np.concatenate([AXON_BASE + k * DELTA, AXON_BASE + (N_DETECTORS - 1 - k) * DELTA])
-    return (Network().add(SpikeSource("axons", 2 * N_DETECTORS), LIF("det", N_DETECTORS, **DETECTOR))
-            .connect("axons", "det", EAR_WEIGHT, connectivity=(np.arange(2 * N_DETECTORS), np.tile(k, 2)),
-                     delays=Delays(axonal=axonal)))
-
-
-def jeffress_inputs(itds: np.ndarray) -> SpikeTrains:
-    """One trial per ITD: the left branches fire at EAR_SPIKE, the right ones ITD later (s)."""
-    n = 2 * N_DETECTORS
-    times = np.concatenate([np.concatenate([np.full(N_DETECTORS, EAR_SPIKE), np.full(N_DETECTORS, EAR_SPIKE + d)])
-                            for d in itds])
-    return SpikeTrains(np.repeat(np.arange(len(itds)), n), np.tile(np.arange(n), len(itds)), times,
-                       len(itds), n)
-
-
-def estimate_itd(first_spikes: np.ndarray) -> np.ndarray:
-    """ITD estimate (s) per trial from the detectors that fire first.
-
-    One earliest detector: its preferred ITD, refined by a parabola through its
-    and its neighbours' first spike times. Several tied (possible on a time
-    grid): the mean preferred ITD of the tied ones. NaN if no detector fires.
-    """
-    pref = preferred_itd()
-    out = np.full(len(first_spikes), np.nan)
-    for n, row in enumerate(first_spikes):
-        if not np.isfinite(row).any():
-            continue
-        earliest = np.flatnonzero(row == row.min())
-        if len(earliest) > 1:
-            out[n] = pref[earliest].mean()
-            continue
-        j = int(earliest[0])
-        shift = 0.0
-        if 0 < j < N_DETECTORS - 1 and np.isfinite(row[j - 1]) and np.isfinite(row[j + 1]):
-            a, b, c = row[j - 1], row[j], row[j + 1]
-            curvature = a - 2 * b + c
-            shift = 0.5 * (a - c) / curvature if curvature > 0 else 0.0
-        out[n] = pref[j] + shift * 2 * DELTA
-    return out
-
-
-def jeffress(n_itd: int, device: str) -> dict:
-    itds = np.linspace(-ITD_RANGE, ITD_RANGE, n_itd)
-    net, inputs = jeffress_network(), jeffress_inputs(itds)
-    first = {"exact": simulate(net, inputs, JEFFRESS_DURATION).first_spike_times("det")}
-    for mode in MODES:
-        rec = BrianSimulator(net, JEFFRESS_DURATION, mode=mode, dt=JEFFRESS_DT, device=device,
-                             history={"axons": 8, "det": 8} if mode == "precise" else None).run(inputs)
-        first[mode] = rec.first_spike_times("det")
-    timings = ("exact",) + MODES
-    return {"itd": itds, "timing": timings,
-            "first_spike": np.stack([first[t] for t in timings]),
-            "estimated_itd": np.stack([estimate_itd(first[t]) for t in timings])}
+def jeffress(n_itd: int, device: str) -> xr.Dataset:
+    """The Jeffress map (timing, itd) for exact, precise and grid timing at JEFFRESS_DT."""
+    return coincidence.jeffress(np.linspace(-ITD_RANGE, ITD_RANGE, n_itd), n_detectors=N_DETECTORS,
+                                delay_step=DELTA, axon_base=AXON_BASE, weight=EAR_WEIGHT, ear_spike=EAR_SPIKE,
+                                duration=JEFFRESS_DURATION, timings=("exact",) + MODES, dt=JEFFRESS_DT,
+                                device=device, history=JEFFRESS_HISTORY, **DETECTOR)
 
 
 def run(seed: int, quick: bool, device: str) -> xr.Dataset:
@@ -210,16 +156,16 @@ def run(seed: int, quick: bool, device: str) -> xr.Dataset:
         {name: (dims, errors[name], {"units": "s"} if name.endswith("error") else {})
          for name in ("median_error", "p90_error", "max_error")},
         coords={"mode": list(MODES), "dt": ("dt", np.array(cfg["dts"]), {"units": "s"}),
-                "layer": list(LAYERS), "timing": list(jeff["timing"]),
-                "itd": ("itd", jeff["itd"], {"units": "s", "description": "true ITD (right ear later)"}),
+                "layer": list(LAYERS), "timing": jeff["timing"].values,
+                "itd": ("itd", jeff["itd"].values, {"units": "s", "description": "true ITD (right ear later)"}),
                 "detector": np.arange(N_DETECTORS)})
     ds["within_1us"] = (dims, errors["within_1us"], {"description": "fraction of matched spikes within 1 us"})
     ds["mismatched"] = (dims, errors["mismatched"],
                         {"description": "(trial, neuron) pairs whose spike counts differ from the exact ones"})
     ds["exact_spikes"] = ("layer", errors["exact_spikes"])
-    ds["estimated_itd"] = (("timing", "itd"), jeff["estimated_itd"], {"units": "s"})
-    ds["first_spike"] = (("timing", "itd", "detector"), jeff["first_spike"], {"units": "s"})
-    ds["preferred_itd"] = ("detector", preferred_itd(), {"units": "s"})
+    ds["estimated_itd"] = (("timing", "itd"), jeff["estimated_itd"].values, {"units": "s"})
+    ds["first_spike"] = (("timing", "itd", "detector"), jeff["first_spike"].values, {"units": "s"})
+    ds["preferred_itd"] = ("detector", jeff["preferred_itd"].values, {"units": "s"})
     parameters = {"seed": seed, "quick": quick, "device": device, **cfg, "history": HISTORY,
                   "n_detectors": N_DETECTORS, "delta": DELTA, "axon_base": AXON_BASE, "ear_weight": EAR_WEIGHT,
                   "jeffress_dt": JEFFRESS_DT, "detector": DETECTOR}

@@ -462,12 +462,10 @@ def test_timing_analysis_and_figure(tmp_path, monkeypatch):
     precise = err.sel(mode="precise", layer="hidden").values
     assert np.all(np.diff(grid) > 0)
     assert np.all(precise < 1e-3 * grid)
-    itd = ds["itd"].values
+    # the Jeffress part is neurodelay.analysis.coincidence.jeffress (tested in tests/test_coincidence.py);
+    # here only that the script stores it: precise timing gives the exact map
     est = ds["estimated_itd"]
-    exact_fit = np.polyfit(itd, est.sel(timing="precise").values, 1)
-    assert abs(exact_fit[0] - 1) < 0.05
-    grid_est = est.sel(timing="grid").values
-    assert len(np.unique(np.round(grid_est, 12))) < 0.6 * len(itd), "grid timing gives a staircase"
+    np.testing.assert_allclose(est.sel(timing="precise").values, est.sel(timing="exact").values, atol=2e-6)
 
     import neurodelay.brian
     monkeypatch.setattr(neurodelay.brian, "BrianSimulator", None)  # figures never simulate

@@ -227,3 +227,12 @@ def test_make_all_runs_the_real_scripts(tmp_path, capfd, load_script):
     assert status == 0, capfd.readouterr().out
     assert (tmp_path / "results" / "delay_kinds_demo.nc").exists()
     assert (tmp_path / "out" / "delay_kinds.png").stat().st_size > 20_000
+
+
+def test_make_all_finds_the_coincidence_analysis_and_figure(tmp_path, load_script):
+    """make_all discovers analyses/coincidence.py (its RESULT) and fig_coincidence.py; both run in test_coincidence."""
+    driver = load_script("paper_figures/make_all.py")
+    steps = driver.plan(tmp_path / "results", tmp_path / "out", only="coincidence")
+    assert [(s.kind, s.script.name) for s in steps] == [("analysis", "coincidence.py"),
+                                                         ("figure", "fig_coincidence.py")]
+    assert steps[0].expect == tmp_path / "results" / "coincidence.nc" and steps[0].status == "pending"

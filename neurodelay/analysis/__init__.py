@@ -10,10 +10,14 @@ Modules
 -------
 common
     Shared helpers: argument checks, provenance, spike-pattern generators.
+coincidence
+    Coincidence detection: the window of two input spikes (exact), firing
+    probability against interval and jitter, the Rossant et al. 2011 gain
+    from a few synchronous inputs, the Jeffress delay-line map.
 
 The question modules (expressivity, coincidence, ...) are imported on demand::
 
     from neurodelay.analysis import expressivity
 """
 
-__all__ = ["common"]
+__all__ = ["common", "coincidence"]
