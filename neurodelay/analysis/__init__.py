@@ -10,10 +10,13 @@ Modules
 -------
 common
     Shared helpers: argument checks, provenance, spike-pattern generators.
+expressivity
+    What delays add to one neuron: Cover's count, shattering of binary
+    patterns (weights / delays / both), tempotron capacity and alpha_c.
 
 The question modules (expressivity, coincidence, ...) are imported on demand::
 
     from neurodelay.analysis import expressivity
 """
 
-__all__ = ["common"]
+__all__ = ["common", "expressivity"]
