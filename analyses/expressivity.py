@@ -14,8 +14,8 @@ Two measurements (see :mod:`neurodelay.analysis.expressivity`):
 Scales: ``--quick`` (tests, < 1 min), default (reduced: N = 50, a few
 minutes to tens of minutes on 2 cores), ``--full`` (the published scale,
 N = 500, T = 500 ms: hours to days on 2 cores). Every capacity point is written to
-its own NetCDF file in ``<out>.parts/`` and skipped when it exists, so an
-interrupted run resumes where it stopped.
+its own NetCDF file in ``<out>.parts/`` by :func:`neurodelay.sweep.run_sweep`
+and skipped when it exists, so an interrupted run resumes where it stopped.
 
 Result: analyses/results/expressivity.nc (read by paper_figures/fig_expressivity.py).
 Usage: python analyses/expressivity.py [--out PATH] [--quick | --full] [--n-afferents N] [--seeds K]
@@ -25,7 +25,6 @@ Usage: python analyses/expressivity.py [--out PATH] [--quick | --full] [--n-affe
 from __future__ import annotations
 
 import argparse
-import itertools
 import sys
 import time
 from pathlib import Path
@@ -35,7 +34,7 @@ import xarray as xr
 
 from neurodelay.analysis import expressivity as ex
 from neurodelay.analysis.common import with_provenance
-from neurodelay.io import read_netcdf, write_netcdf
+from neurodelay.io import write_netcdf
 
 RESULT = "expressivity.nc"
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / RESULT
@@ -81,25 +80,14 @@ def shattering_table(n_max: dict, budget: float, seed: int = 0) -> xr.Dataset:
         coords={"shatter_mode": names, "n_inputs": np.arange(1, n_top + 1)})
 
 
-def capacity_runs(scale: dict, parts: Path, progress: bool = True, only_modes=ex.LEARN_MODES) -> xr.Dataset:
-    """Every (load, learn mode, seed) point, each cached in `parts` (resumable)."""
-    parts.mkdir(parents=True, exist_ok=True)
-    points = list(itertools.product(scale["loads"], only_modes, range(scale["seeds"])))
-    kwargs = dict(duration=scale["duration"], epochs=scale["epochs"])
-    datasets = []
-    bar = points
-    if progress:
-        from tqdm.auto import tqdm
-        bar = tqdm(points, desc="capacity", file=sys.stdout)
-    for load, mode, seed in bar:
-        path = parts / f"N{scale['n_afferents']}_load{load:g}_{mode}_seed{seed}.nc"
-        if path.exists():
-            datasets.append(read_netcdf(path))
-            continue
-        ds = ex.capacity_point(scale["n_afferents"], load, mode, seed, **kwargs)
-        write_netcdf(ds, path)
-        datasets.append(ds)
-    return xr.combine_by_coords(datasets, combine_attrs="drop_conflicts")
+def capacity_runs(scale: dict, folder: Path, executor: str = "local", progress: bool = True) -> xr.Dataset:
+    """Every (load, learn mode, seed) point through :func:`neurodelay.sweep.run_sweep` (resumable in `folder`)."""
+    from neurodelay.sweep import run_sweep
+    return run_sweep(ex.capacity_point, grid={"load": [float(a) for a in scale["loads"]],
+                                              "learn": list(ex.LEARN_MODES)},
+                     seeds=scale["seeds"], folder=folder, root_seed=0, executor=executor, retries=1,
+                     progress=progress, fixed=dict(n_afferents=scale["n_afferents"], duration=scale["duration"],
+                                                   epochs=scale["epochs"]))
 
 
 def main(argv=None) -> int:
@@ -114,7 +102,9 @@ def main(argv=None) -> int:
     parser.add_argument("--epochs", type=int, help="largest number of training steps per run")
     parser.add_argument("--n-max", type=int, help="largest n of the shattering table (all modes)")
     parser.add_argument("--budget", type=float, help="time budget of each shattering search, s")
-    parser.add_argument("--parts", type=Path, help="folder of the per-point files (default <out>.parts)")
+    parser.add_argument("--parts", type=Path, help="sweep folder of the per-point files (default <out>.parts)")
+    parser.add_argument("--executor", default=None,
+                        help="sweep executor: local (Dask, default), serial (default with --quick) or an address")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     name = "quick" if args.quick else "full" if args.full else "reduced"
@@ -129,7 +119,11 @@ def main(argv=None) -> int:
     start = time.time()
     table = shattering_table(scale["n_max"], scale["budget"])
     parts = args.parts or args.out.with_name(args.out.name + ".parts")
-    cap = capacity_runs(scale, parts, progress=not args.no_progress)
+    executor = args.executor or ("serial" if args.quick else "local")
+    cap = capacity_runs(scale, parts, executor, progress=not args.no_progress)
+    if not np.all(cap["status"].values == "ok"):
+        bad = {str(v) for v in np.unique(cap["status"].values)} - {"ok"}
+        print(f"warning: some capacity points are not finished ({sorted(bad)}); re-run to resume", flush=True)
     crit = ex.critical_load(cap)
     n = scale["n_afferents"]
     alpha_fine = np.linspace(0.05, max(scale["loads"]) * 1.1, 200)

@@ -144,7 +144,7 @@ def test_trained_neuron_resimulated_classifies_as_reported(learn):
     """N = 50 afferents, alpha = 1: the trained weights and delays in a fresh LIF neuron
     spike on exactly the patterns the run counts as 'fire'."""
     n, load, duration = 50, 1.0, 0.2
-    ds = ex.capacity_point(n, load, learn, 3, duration=duration, epochs=60).squeeze()
+    ds = ex.capacity_point(n, load, learn, 3, duration=duration, epochs=60)
     pat, lab = ex.tempotron_task(n, int(ds["n_patterns"]), duration, seed=3)
     net = ex.single_neuron(ds["weight"].values, ds["delay"].values, tau_m=ds.attrs["tau_m"],
                            tau_s=ds.attrs["tau_s"], theta=1.0)

@@ -810,12 +810,13 @@ def capacity_point(n_afferents, load, learn: str, seed, *, duration=0.5, tau_m=1
     Returns
     -------
     xarray.Dataset
-        Scalar coordinates ``load``, ``learn``, ``seed`` (each a length-1
-        dimension, ready for merging) and variables ``fraction_correct``,
-        ``solved`` (1 if all P patterns are classified correctly),
-        ``epochs_run``, ``final_loss``, ``wall_time`` (s), ``n_patterns``,
-        ``weight`` (``afferent``; jump of I, theta) and ``delay``
-        (``afferent``, s) of the trained neuron.
+        One point, ready for :func:`neurodelay.sweep.run_sweep` (which adds
+        the ``load``, ``learn`` and ``seed`` dimensions; :func:`capacity` does
+        the same): scalar variables ``fraction_correct``, ``solved`` (1 if all
+        P patterns are classified correctly), ``epochs_run``, ``final_loss``
+        (theta), ``train_time`` (s), ``n_patterns``, and ``weight``
+        (``afferent``; jump of I, theta) and ``delay`` (``afferent``, s) of
+        the trained neuron. Attributes: the settings and provenance.
 
     References
     ----------
@@ -879,13 +880,11 @@ def capacity_point(n_afferents, load, learn: str, seed, *, duration=0.5, tau_m=1
          "solved": ((), int(correct.all()), {"units": "1", "long_name": "all patterns classified correctly"}),
          "epochs_run": ((), int(epoch), {"units": "1", "long_name": "Adam steps taken"}),
          "final_loss": ((), float(value), {"units": "1", "long_name": "mean hinge loss (theta)"}),
-         "wall_time": ((), wall, {"units": "s", "long_name": "wall-clock time of the run"}),
+         "train_time": ((), wall, {"units": "s", "long_name": "wall-clock time of the run"}),
          "n_patterns": ((), n_patterns, {"units": "1", "long_name": "P"}),
          "weight": (("afferent",), w_final, {"units": "1", "long_name": "trained jump of I per spike (theta)"}),
          "delay": (("afferent",), d_final, {"units": "s", "long_name": "trained transmission delay"})},
         coords={"afferent": np.arange(n_afferents)})
-    ds = ds.expand_dims(load=[float(load)], learn=[learn], seed=[seed])
-    ds["load"].attrs.update(units="1", long_name="alpha = P / N")
     params = dict(n_afferents=n_afferents, load=float(load), learn=learn, duration=duration, tau_m=tau_m,
                   tau_s=tau_s, max_delay=max_delay, margin=margin, epochs=epochs, lr_weight=lr_weight,
                   lr_delay=lr_delay, init_std=init_std)
@@ -944,8 +943,10 @@ def capacity(n_afferents, loads, learn=LEARN_MODES, seeds=3, *, progress: bool =
     if progress:
         from tqdm.auto import tqdm
         points = tqdm(points, desc="capacity")
-    parts = [capacity_point(n_afferents, a, m, s, **kwargs) for a, m, s in points]
+    parts = [capacity_point(n_afferents, a, m, s, **kwargs).expand_dims(load=[a], learn=[m], seed=[s])
+             for a, m, s in points]
     out = xr.combine_by_coords(parts, combine_attrs="drop_conflicts")
+    out["load"].attrs.update(units="1", long_name="alpha = P / N")
     params = dict(n_afferents=n_afferents, loads=loads.tolist(), learn=list(modes), seeds=seed_list,
                   **{k: v for k, v in kwargs.items() if k != "engine"})
     return with_provenance(out, "expressivity.capacity", params, seed_list, _engine(kwargs.get("engine", "auto")))
