@@ -37,6 +37,8 @@ from neurodelay.analysis.common import with_provenance
 from neurodelay.io import write_netcdf
 
 RESULT = "expressivity.nc"
+# wall seconds on 2 (shared) cores; full: 63 runs of up to 2000 epochs at ~1-5 s per epoch (P = 500-2500, N = 500)
+EXPECTED_SECONDS = {"quick": 60, "default": 1200, "full": 600000}
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / RESULT
 
 SCALES = {
