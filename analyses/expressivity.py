@@ -38,15 +38,17 @@ from neurodelay.io import write_netcdf
 
 RESULT = "expressivity.nc"
 # wall seconds on 2 (shared) cores; full: 63 runs of up to 2000 epochs at ~1-5 s per epoch (P = 500-2500, N = 500)
-EXPECTED_SECONDS = {"quick": 60, "default": 1200, "full": 600000}
+EXPECTED_SECONDS = {"quick": 60, "default": 1800, "full": 600000}
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / RESULT
 
 SCALES = {
-    "quick": dict(n_afferents=20, loads=[0.5, 1.5], seeds=2, epochs=60, duration=0.2,
-                  n_max={"weights": 3, "delays": 3, "both": 2}, budget=20.0),
-    "reduced": dict(n_afferents=50, loads=[0.5, 1.0, 1.5, 2.0, 2.5, 3.0], seeds=3, epochs=400, duration=0.5,
+    "quick": dict(n_afferents=20, loads=[0.5, 1.5], seeds=2, epochs=60, duration=0.2, batch_size=10,
+                  n_max={"weights": 3, "delays": 3, "both": 2}, budget=60.0),
+    "reduced": dict(n_afferents=50, loads=[0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5], seeds=3, epochs=200, duration=0.5,
+                    batch_size=10,
                     n_max={"weights": 5, "delays": 4, "both": 3}, budget=120.0),
-    "full": dict(n_afferents=500, loads=[1.0, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0], seeds=3, epochs=2000, duration=0.5,
+    "full": dict(n_afferents=500, loads=[1.0, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0], seeds=3, epochs=1000, duration=0.5,
+                 batch_size=50,
                  n_max={"weights": 6, "delays": 5, "both": 4}, budget=1800.0),
 }
 
@@ -89,7 +91,7 @@ def capacity_runs(scale: dict, folder: Path, executor: str = "local", progress: 
                                               "learn": list(ex.LEARN_MODES)},
                      seeds=scale["seeds"], folder=folder, root_seed=0, executor=executor, retries=1,
                      progress=progress, fixed=dict(n_afferents=scale["n_afferents"], duration=scale["duration"],
-                                                   epochs=scale["epochs"]))
+                                                   epochs=scale["epochs"], batch_size=scale["batch_size"]))
 
 
 def main(argv=None) -> int:
@@ -101,7 +103,8 @@ def main(argv=None) -> int:
     parser.add_argument("--n-afferents", type=int, help="N of the capacity runs")
     parser.add_argument("--seeds", type=int, help="number of seeds")
     parser.add_argument("--loads", type=str, help="comma-separated loads alpha = P / N")
-    parser.add_argument("--epochs", type=int, help="largest number of training steps per run")
+    parser.add_argument("--epochs", type=int, help="largest number of passes over the patterns per run")
+    parser.add_argument("--batch-size", type=int, help="patterns per Adam step (0: the full batch)")
     parser.add_argument("--n-max", type=int, help="largest n of the shattering table (all modes)")
     parser.add_argument("--budget", type=float, help="time budget of each shattering search, s")
     parser.add_argument("--parts", type=Path, help="sweep folder of the per-point files (default <out>.parts)")
@@ -111,9 +114,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     name = "quick" if args.quick else "full" if args.full else "reduced"
     scale = dict(SCALES[name])
-    for key in ("n_afferents", "seeds", "epochs", "budget"):
+    for key in ("n_afferents", "seeds", "epochs", "budget", "batch_size"):
         if getattr(args, key) is not None:
             scale[key] = getattr(args, key)
+    scale["batch_size"] = scale["batch_size"] or None
     if args.loads:
         scale["loads"] = [float(a) for a in args.loads.split(",")]
     if args.n_max is not None:
@@ -140,6 +144,7 @@ def main(argv=None) -> int:
                    crit, cover_ds], combine_attrs="override")
     ds.attrs.clear()
     ds.attrs.update(scale=name, n_afferents=n, duration=scale["duration"], epochs=scale["epochs"],
+                    batch_size=scale["batch_size"] or 0,
                     tau_m=15e-3, tau_s=3.75e-3, max_delay=scale["duration"] / 10,
                     wall_time_s=time.time() - start)
     with_provenance(ds, "expressivity", {k: v for k, v in scale.items()}, list(range(scale["seeds"])))

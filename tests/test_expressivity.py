@@ -139,12 +139,12 @@ def test_hinge_loss_gradients_match_finite_differences():
         np.testing.assert_allclose(res.grads[key], fd, rtol=1e-4, atol=1e-6 * np.abs(fd).max())
 
 
-@pytest.mark.parametrize("learn", ex.LEARN_MODES)
-def test_trained_neuron_resimulated_classifies_as_reported(learn):
+@pytest.mark.parametrize("learn, batch_size", [("weights", None), ("weights", 10), ("delays", 10), ("both", 10)])
+def test_trained_neuron_resimulated_classifies_as_reported(learn, batch_size):
     """N = 50 afferents, alpha = 1: the trained weights and delays in a fresh LIF neuron
     spike on exactly the patterns the run counts as 'fire'."""
     n, load, duration = 50, 1.0, 0.2
-    ds = ex.capacity_point(n, load, learn, 3, duration=duration, epochs=60)
+    ds = ex.capacity_point(n, load, learn, 3, duration=duration, epochs=60, batch_size=batch_size)
     pat, lab = ex.tempotron_task(n, int(ds["n_patterns"]), duration, seed=3)
     net = ex.single_neuron(ds["weight"].values, ds["delay"].values, tau_m=ds.attrs["tau_m"],
                            tau_s=ds.attrs["tau_s"], theta=1.0)
@@ -207,6 +207,7 @@ def test_critical_load_on_a_known_curve():
     (lambda: ex.capacity_point(10, 1.0, "weights", 0, duration=0), "duration"),
     (lambda: ex.capacity_point(10, 1.0, "delays", 0, max_delay=0.0), "max_delay"),
     (lambda: ex.capacity_point(10, 1.0, "weights", 0, margin=-0.1), "margin"),
+    (lambda: ex.capacity_point(10, 1.0, "weights", 0, batch_size=0), "batch_size"),
     (lambda: ex.capacity(10, [], seeds=1), "loads"),
     (lambda: ex.capacity(10, [1.0, -2.0], seeds=1), "loads"),
     (lambda: ex.capacity(10, [1.0], seeds=[]), "seeds"),

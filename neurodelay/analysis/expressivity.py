@@ -665,6 +665,7 @@ def shattering(n_inputs, mode: str = "weights", bias: bool = True, *, tau_m=15e-
     if mode == "delays" and len(grid) ** n_in > 5_000_000:
         raise ValueError(f"delay_grid: {len(grid)}^{n_in} delay settings are too many to enumerate; "
                          f"use a coarser grid or fewer inputs")
+    _pattern_maxima(np.ones((1, 1), np.uint8), np.ones(1), np.zeros(1), tau_m, tau_s)   # compile outside the budget
     start = _time.monotonic()
     problem = _Problem(n_inputs, mode, bool(bias), tau_m, tau_s, grid, fixed, w_max, margin,
                        check_seconds(solver_time_limit, "solver_time_limit"))
@@ -771,7 +772,7 @@ def _kernel_energy(tau_m: float, tau_s: float) -> float:
 
 def capacity_point(n_afferents, load, learn: str, seed, *, duration=0.5, tau_m=15e-3, tau_s=None,
                    max_delay=None, margin: float = 0.05, epochs: int = 500, lr_weight: float = None,
-                   lr_delay=None, init_std: float = 0.5, engine: str = "auto") -> xr.Dataset:
+                   lr_delay=None, init_std: float = 0.5, batch_size=None, engine: str = "auto") -> xr.Dataset:
     """Train one neuron on one tempotron task (one load, one learn mode, one seed).
 
     Parameters
@@ -796,7 +797,7 @@ def capacity_point(n_afferents, load, learn: str, seed, *, duration=0.5, tau_m=1
     margin : float
         Margin of the hinge loss (theta), >= 0.
     epochs : int
-        Largest number of full-batch Adam steps; training stops when every
+        Largest number of passes over the patterns; training stops when every
         pattern is classified correctly.
     lr_weight : float, optional
         Adam learning rate of the weights (theta per step; default the initial weight std / 10).
@@ -804,6 +805,9 @@ def capacity_point(n_afferents, load, learn: str, seed, *, duration=0.5, tau_m=1
         Adam learning rate of the delays, s per step (default tau_s / 4).
     init_std : float
         Standard deviation of the initial free V, theta.
+    batch_size : int, optional
+        Patterns per Adam step (shuffled each epoch; a batch whose patterns
+        are all right with margin makes no step); None: the full batch.
     engine : str
         "auto" or "events".
 
@@ -835,6 +839,8 @@ def capacity_point(n_afferents, load, learn: str, seed, *, duration=0.5, tau_m=1
     margin = check_positive(margin, "margin", strictly=False)
     epochs = check_int(epochs, "epochs", minimum=0)
     init_std = check_positive(init_std, "init_std")
+    if batch_size is not None:
+        batch_size = check_int(batch_size, "batch_size")
     lr_delay = tau_s / 4 if lr_delay is None else check_seconds(lr_delay, "lr_delay")
     engine = _engine(engine)
     if learn != "weights" and max_delay == 0:
@@ -861,24 +867,43 @@ def capacity_point(n_afferents, load, learn: str, seed, *, duration=0.5, tau_m=1
     correct = np.zeros(n_patterns, bool)
     value = np.nan
     epoch = 0
-    for epoch in range(epochs + 1):
-        res = loss_and_grad(net, patterns, window, loss, labels, keys)
-        v_max = _readout_max(res.record)
-        correct = (v_max >= 1.0) == fire
-        value = res.loss
-        if correct.all() or epoch == epochs:
-            break
-        params = opt.step(params, res.grads, epoch)
+    batches = None if batch_size is None else max(1, math.ceil(n_patterns / batch_size))
+    steps = 0
+
+    def update(net, params, grads):
+        params = opt.step(params, grads, epoch)
         if kd in params:
             params[kd] = np.clip(params[kd], 0.0, max_delay)
         for k, v in params.items():
             net = set_param(net, k, v)
+        return net, params
+
+    for epoch in range(epochs + 1):
+        if batches is not None and epoch < epochs:      # mini-batches; a full pass only once every batch was right
+            all_right = True
+            for idx in np.array_split(rng.permutation(n_patterns), batches):
+                res = loss_and_grad(net, patterns.select_trials(idx), window, loss, labels[idx], keys)
+                if res.loss > 0 or np.any((_readout_max(res.record) >= 1.0) != fire[idx]):
+                    all_right &= bool(np.all((_readout_max(res.record) >= 1.0) == fire[idx]))
+                    net, params = update(net, params, res.grads)
+                    steps += 1
+            if not all_right:
+                continue
+        res = loss_and_grad(net, patterns, window, loss, labels, keys if batches is None else ())
+        correct = (_readout_max(res.record) >= 1.0) == fire
+        value = res.loss
+        if correct.all() or epoch == epochs:
+            break
+        if batches is None:
+            net, params = update(net, params, res.grads)
+            steps += 1
     wall = _time.monotonic() - start
     w_final, d_final = get_param(net, kw), get_param(net, kd)
     ds = xr.Dataset(
         {"fraction_correct": ((), float(correct.mean()), {"units": "1", "long_name": "patterns classified correctly"}),
          "solved": ((), int(correct.all()), {"units": "1", "long_name": "all patterns classified correctly"}),
-         "epochs_run": ((), int(epoch), {"units": "1", "long_name": "Adam steps taken"}),
+         "epochs_run": ((), int(epoch), {"units": "1", "long_name": "epochs (passes over the patterns)"}),
+         "steps": ((), int(steps), {"units": "1", "long_name": "Adam steps taken"}),
          "final_loss": ((), float(value), {"units": "1", "long_name": "mean hinge loss (theta)"}),
          "train_time": ((), wall, {"units": "s", "long_name": "wall-clock time of the run"}),
          "n_patterns": ((), n_patterns, {"units": "1", "long_name": "P"}),
@@ -887,7 +912,7 @@ def capacity_point(n_afferents, load, learn: str, seed, *, duration=0.5, tau_m=1
         coords={"afferent": np.arange(n_afferents)})
     params = dict(n_afferents=n_afferents, load=float(load), learn=learn, duration=duration, tau_m=tau_m,
                   tau_s=tau_s, max_delay=max_delay, margin=margin, epochs=epochs, lr_weight=lr_weight,
-                  lr_delay=lr_delay, init_std=init_std)
+                  lr_delay=lr_delay, init_std=init_std, batch_size=batch_size)
     ds.attrs.update(n_afferents=n_afferents, duration=duration, tau_m=tau_m, tau_s=tau_s, max_delay=max_delay,
                     margin=margin, epochs=epochs, theta=1.0, window=window)
     return with_provenance(ds, "expressivity.capacity", params, seed, engine)
