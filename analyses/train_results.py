@@ -48,6 +48,7 @@ import xarray as xr
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULT = "train_results.nc"
+EXPECTED_SECONDS = {"quick": 240, "default": 820, "full": 9000}   # wall time on 2 quiet cores (--full: --jobs 1)
 DEFAULT_OUT = ROOT / "analyses" / "results" / RESULT
 
 YY_KINDS = (("weight",), ("weight", "axonal"), ("weight", "dendritic"), ("weight", "synaptic"))

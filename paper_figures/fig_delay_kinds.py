@@ -73,7 +73,9 @@ def draw_raster(ax, ds, trial: int = 0) -> None:
         colours = [POP_COLOURS[p % len(POP_COLOURS)] for p in codes]
         ax.scatter(ds[f"{prefix}time"].values[mine] * ms, y, marker="|", s=160, linewidths=2.2,
                    c=colours, zorder=4)
-    ax.scatter([], [], marker="|", s=80, linewidths=2, color="0.2", label="spike")
+    for code, name in enumerate(ds["population"].values):
+        ax.scatter([], [], marker="|", s=80, linewidths=2, color=POP_COLOURS[code % len(POP_COLOURS)],
+                   label=f"spike of {name}")
     for kind in PATH_ORDER:
         ax.plot([], [], color=KIND_COLOURS[kind], lw=2, label=f"{kind} part of the delay")
     ax.set_yticks([t[0] for t in ticks], [t[1] for t in ticks], fontsize=7)

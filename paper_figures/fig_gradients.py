@@ -43,6 +43,8 @@ NETWORK_MARKERS = {"feedforward": "o", "recurrent": "^"}
 CASE_STYLES = {"feedforward": "-", "recurrent": "--"}
 PART_COLOURS = {"forward": "#1f78b4", "backward": "#e31a1c", "total": "0.15"}
 ERROR_FLOOR = 1e-14   # exact agreement is drawn in the lowest bin
+#: readable units of dL/dp: the loss, the weights and the threshold are dimensionless (V and I in units of theta)
+UNIT_LABELS = {"1/weight": "dimensionless", "1/theta": "dimensionless", "1/s": r"s$^{-1}$"}
 
 
 def _symlog_ticks(linthresh: float, lim: float, per_side: int = 3) -> list:
@@ -83,10 +85,11 @@ def draw_kind(ax, ds, kind: str, label: str = "") -> None:
     ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
     ax.yaxis.set_minor_locator(matplotlib.ticker.NullLocator())
     units = str(ds["gradient_units"].values[ds["kind"].values == kind][0])
+    units = UNIT_LABELS.get(units, units)
     rel = ds["relative_error"].values[sel]
     n_skipped = int(ds["skipped"].values[ds["kind"].values == kind].sum())
     median = np.nanmedian(rel) if np.isfinite(rel).any() else np.nan
-    ax.set_title(f"{label}{KIND_LABELS.get(kind, kind)} ({units})", fontsize=9, loc="left",
+    ax.set_title(f"{label}{KIND_LABELS.get(kind, kind)}: dL/dp ({units})", fontsize=9, loc="left",
                  color=colour if kind != "weight" else "k", fontweight="bold" if label else None)
     ax.text(0.04, 0.96, f"{sel.sum()} coords, {n_skipped} skipped\nmedian rel. err {median:.0e}",
             transform=ax.transAxes, va="top", fontsize=7, bbox=dict(fc="white", ec="none", alpha=0.8))
@@ -108,9 +111,10 @@ def draw_histogram(ax, ds) -> None:
     ax.tick_params(labelsize=7)
     n_zero = int((~ds["skipped"].values & ~np.isfinite(rel)).sum())
     ax.set_title("B  relative errors", fontsize=10, loc="left", fontweight="bold")
-    ax.legend(fontsize=6, loc="upper left", frameon=False)
-    ax.text(0.98, 0.96, f"median {np.nanmedian(rel):.0e}\n{n_zero} pairs both exactly 0",
-            transform=ax.transAxes, ha="right", va="top", fontsize=7)
+    ax.set_ylim(0, ax.get_ylim()[1] * 1.9)   # room above the bars for the legend
+    ax.legend(fontsize=6, loc="upper right", frameon=False, ncol=2)
+    ax.text(0.98, 0.62, f"median {np.nanmedian(rel):.0e}\n{n_zero} pairs\nboth exactly 0",
+            transform=ax.transAxes, ha="right", va="top", fontsize=7, bbox=dict(fc="white", ec="none", alpha=0.8))
 
 
 def draw_cost(ax, ds) -> None:

@@ -3,14 +3,17 @@
 A: Yin-Yang learning curves (validation accuracy, mean ± std over seeds) of the
    30-hidden network for weights only and with learned axonal, dendritic or
    synaptic delays, trained with a cosine learning-rate decay (dashed: Göltz et
-   al.'s StepLR schedule instead).
+   al.'s StepLR schedule instead); full accuracy range with the chance level,
+   and an inset on the last 100 epochs.
 B: Yin-Yang test accuracy vs number of trained parameters per delay kind
    (hidden sizes as points; mean ± std over seeds), with DelGrad's published
    single runs (simulation, 30 hidden; 5 hidden + synaptic) for comparison.
 C: test accuracy on the other tasks (sequence detection, multi-time-scale
-   XOR, permuted sequential digits), one dot per seed.
+   XOR, permuted sequential digits): every seed as a dot, mean ± std as a bar
+   with a cap, the task's chance level as a dotted line (a bimodal result shows
+   as separated dots, not hidden in a bar).
 D: decision regions of the trained 30-hidden Yin-Yang networks (seed 0) on a
-   grid over the unit square; misclassified test points in black.
+   grid over the unit square; misclassified test points as black crosses.
 
 Writes paper_figures/output/training.png and .pdf. Never simulates.
 Usage: python paper_figures/fig_training.py [--results DIR] [--out DIR]
@@ -42,6 +45,10 @@ KIND_COLOURS = {"weight": "0.35", "weight+axonal": "#1b9e77", "weight+dendritic"
 KIND_LABELS = {"weight": "weights only", "weight+axonal": "+ axonal delays", "weight+dendritic": "+ dendritic delays",
                "weight+synaptic": "+ synaptic delays"}
 CLASS_COLOURS = ("#9ecae1", "#fdd0a2", "#c7e9c0")   # yin, yang, dot
+CLASS_NAMES = ("yin", "yang", "dot")
+#: chance level (%) of each task: one over the number of classes
+CHANCE = {"yinyang": 100 / 3, "sequence": 50.0, "mts_xor": 50.0, "digits": 10.0}
+TAU_COLOUR = "#e7298a"
 DASHED = {"weight": ("steplr",), "weight+synaptic": ("steplr",)}   # sensitivity runs drawn in panel A
 TAGS = {"steplr": "StepLR(0.95, 20)", "lrd1e-4": "delay lr 1e-4 s"}
 # DelGrad (Göltz et al.), simulation results, single runs at the final epoch: (variant, hidden, accuracy %)
@@ -78,7 +85,7 @@ def draw_curves(ax, ds) -> None:
         with warnings.catch_warnings():   # epochs that no seed reached are NaN
             warnings.simplefilter("ignore", RuntimeWarning)
             mean, std = np.nanmean(acc, axis=0), np.nanstd(acc, axis=0)
-        lowest = min(lowest, np.nanmin(mean[len(mean) // 10:]) if np.isfinite(mean).any() else lowest)
+        lowest = min(lowest, np.nanmin(mean) if np.isfinite(mean).any() else lowest)
         ok = np.isfinite(mean)
         extra = variant[len(base):].strip()
         if extra:
@@ -88,12 +95,24 @@ def draw_curves(ax, ds) -> None:
         if not extra:
             ax.fill_between(epochs[ok], (mean - std)[ok], (mean + std)[ok], color=KIND_COLOURS[base], alpha=0.2,
                             lw=0)
+    ax.axhline(CHANCE["yinyang"], color="k", ls=":", lw=1, label="chance (3 classes)")
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation accuracy (%)")
-    ax.set_ylim(max(33.0, min(85.0, np.floor(lowest / 5) * 5)), 100)
+    ax.set_ylim(min(30.0, np.floor(lowest / 5) * 5), 100)
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=7)
+    ax.legend(loc="lower right", fontsize=6.5)
     ax.set_title("A  Yin-Yang, 30 hidden: learning curves", loc="left", fontweight="bold", fontsize=9)
+    inset = ax.inset_axes([0.42, 0.5, 0.55, 0.26])
+    for line in ax.get_lines():
+        x, y = line.get_data()
+        if len(x) > 2:
+            keep = np.asarray(x) > epochs[-1] - 100
+            inset.plot(np.asarray(x)[keep], np.asarray(y)[keep], color=line.get_color(), ls=line.get_linestyle(),
+                       lw=0.9)
+    inset.set_ylim(94, 100)
+    inset.tick_params(labelsize=6)
+    inset.set_title(f"last 100 epochs (%)", fontsize=6, pad=2)
+    inset.grid(alpha=0.3)
 
 
 def draw_params(ax, ds) -> None:
@@ -122,6 +141,7 @@ def draw_params(ax, ds) -> None:
     ax.set_xticks([50, 100, 200, 500])
     ax.set_xlabel("trained parameters (weights + delays)")
     ax.set_ylabel("test accuracy (%)")
+    ax.text(0.02, 0.02, "chance: 33.3 % (3 classes)", transform=ax.transAxes, fontsize=7, color="0.3")
     ax.grid(alpha=0.3, which="both")
     ax.legend(loc="lower right", fontsize=7)
     ax.set_title("B  Yin-Yang: accuracy vs parameters", loc="left", fontweight="bold", fontsize=9)
@@ -136,21 +156,33 @@ def draw_other_tasks(ax, ds) -> None:
         for variant in variants:
             sub = idx[ds["variant"].values[idx] == variant]
             acc = ds["test_accuracy"].values[sub] * 100
-            colour = KIND_COLOURS.get(variant.split(" ")[0], "#e7298a" if "tau" in variant else "#d95f02")
-            ax.bar(x, acc.mean(), color=colour, alpha=0.35, width=0.7)
-            ax.plot(np.full(len(acc), x), acc, "o", color=colour, ms=3.5)
+            colour = KIND_COLOURS.get(variant.split(" ")[0], TAU_COLOUR if "tau" in variant else "#d95f02")
+            mean, std = acc.mean(), acc.std()   # the bar is clipped to the possible range [0, 100] %
+            ax.errorbar(x + 0.18, mean, yerr=[[min(std, mean)], [min(std, 100 - mean)]], fmt="_", color=colour, ms=10, mew=1.5, capsize=3,
+                        lw=1.2)
+            ax.plot(np.full(len(acc), x - 0.12), acc, "o", color=colour, ms=3.5, mfc="none")
             hidden = int(ds["hidden"].values[sub][0])
             nice = (variant.replace("weight+", "+").replace("weight", "weights").replace("+tau_m+tau_s", "+ taus")
                     .replace(" (matched params)", ""))
             extra = f", h={hidden}" if task in ("mts_xor", "digits") else ""
             labels.append((x, f"{task}\n{nice}{extra}"))
             x += 1
+        first = labels[-len(variants)][0] if variants else x
+        ax.hlines(CHANCE[task], first - 0.45, x - 0.55, color="k", ls=":", lw=1)
         x += 0.6
     ax.set_xticks([p for p, _ in labels], [t for _, t in labels], fontsize=6, rotation=60, ha="right")
     ax.set_ylabel("test accuracy (%)")
-    ax.set_ylim(0, 100)
+    ax.set_ylim(0, 104)
     ax.grid(alpha=0.3, axis="y")
-    ax.set_title("C  other tasks (dots: seeds)", loc="left", fontweight="bold", fontsize=9)
+    from matplotlib.lines import Line2D
+    handles = [Line2D([], [], color=KIND_COLOURS["weight"], marker="s", ls="none", label="weights only"),
+               Line2D([], [], color=KIND_COLOURS["weight+synaptic"], marker="s", ls="none", label="+ synaptic delays"),
+               Line2D([], [], color=TAU_COLOUR, marker="s", ls="none", label="+ time constants"),
+               Line2D([], [], color="0.3", marker="o", mfc="none", ls="none", label="one seed"),
+               Line2D([], [], color="0.3", marker="_", ms=10, ls="none", label="mean ± std"),
+               Line2D([], [], color="k", ls=":", label="chance")]
+    ax.legend(handles=handles, fontsize=6, loc="lower left", ncol=2, framealpha=0.9)
+    ax.set_title("C  other tasks (seeds, mean ± std)", loc="left", fontweight="bold", fontsize=9)
 
 
 def draw_regions(axes, ds) -> None:
@@ -188,6 +220,13 @@ def draw_regions(axes, ds) -> None:
         ax.set_yticks([0, 1])
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+    handles = [Patch(color=c, label=f"predicted {n}") for c, n in zip(CLASS_COLOURS, CLASS_NAMES)]
+    handles += [Patch(facecolor="white", edgecolor="0.6", label="no output spike"),
+                Line2D([], [], color="0.55", marker=".", ls="none", label="test point, correct"),
+                Line2D([], [], color="k", marker="x", ls="none", label="test point, misclassified")]
+    axes[-1].legend(handles=handles, fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
     axes[0].set_ylabel("y")
     for ax in axes:
         ax.set_xlabel("x", labelpad=-6)

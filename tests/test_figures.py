@@ -114,14 +114,16 @@ def test_late_arrivals_do_not_move_the_output_spike(demo, kind):
 FAKE_ANALYSIS = '''
 import argparse, pathlib
 RESULT = "good.nc"
+EXPECTED_SECONDS = {"quick": 1, "default": 60, "full": 7200}
 def main(argv):
     p = argparse.ArgumentParser()
     p.add_argument("--out")
     p.add_argument("--quick", action="store_true")
+    p.add_argument("--full", action="store_true")
     a = p.parse_args(argv)
     out = pathlib.Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("quick" if a.quick else "full")
+    out.write_text("quick" if a.quick else "published" if a.full else "full")
     runs = out.with_suffix(".runs")
     runs.write_text((runs.read_text() if runs.exists() else "") + "x")
 '''
@@ -179,6 +181,43 @@ def test_make_all_runs_missing_analyses_and_reports_failures(tmp_path, capfd, lo
     driver.main(args + ["--force"])
     assert (results / "good.runs").read_text() == "xx"
     assert (results / "good.nc").read_text() == "full"
+
+
+def test_make_all_rerun_and_full(tmp_path, capfd, load_script):
+    """--rerun recomputes every result at the reduced scale into its own folders and draws from them;
+    --full passes --full to scripts with a reduced default, prints the expected time first, and
+    recomputes even existing results."""
+    analyses = write_scripts(tmp_path / "analyses", {"good.py": FAKE_ANALYSIS})
+    figures = write_scripts(tmp_path / "figures", {"fig_a.py": FAKE_FIGURE})
+    driver = load_script("paper_figures/make_all.py")
+    base = ["--analyses", str(analyses), "--figures", str(figures)]
+    results, out = tmp_path / "results", tmp_path / "out"
+    (results).mkdir()
+    (results / "good.nc").write_text("committed")
+    assert driver.main(base + ["--rerun", "--results", str(results), "--out", str(out)]) == 0
+    assert (results / "good.nc").read_text() == "quick", "--rerun recomputes existing results, quickly"
+    assert (out / "a.txt").read_text() == "quick"
+    log = capfd.readouterr().out
+    assert "1 analyses to run, expected about 0 min" in log
+    assert driver.main(base + ["--full", "--results", str(results), "--out", str(out)]) == 0
+    assert (results / "good.nc").read_text() == "published"
+    assert "expected about 120 min" in capfd.readouterr().out
+    with pytest.raises(SystemExit):
+        driver.main(base + ["--rerun", "--quick"])
+
+
+def test_every_figure_is_drawn_from_a_reduced_scale_result_in_the_suite(load_script):
+    """What --rerun does for real, the suite does script by script: every figure script is drawn
+    from a result its analysis wrote at a reduced scale (quick_analysis fixture or the analysis's own
+    reduced run in its test file).
+    Each fig_*.py reads the RESULT of one analysis, and some test draws it."""
+    driver = load_script("paper_figures/make_all.py")
+    produced = {driver.declared_result(p) for p in driver.analysis_scripts()}
+    tests = "".join(p.read_text() for p in Path(__file__).parent.glob("test_*.py"))
+    for figure in driver.figure_scripts():
+        module = load_script(f"paper_figures/{figure.name}")
+        assert module.RESULT in produced, f"{figure.name} reads {module.RESULT}, which no analysis writes"
+        assert figure.name in tests, f"no test draws {figure.name} from a reduced-scale result"
 
 
 def test_make_all_runs_the_real_scripts(tmp_path, capfd, load_script):

@@ -12,4 +12,5 @@ def test_readme_python_blocks_run():
     exec(compile("\n".join(blocks), "README.md", "exec"), namespace)
     assert namespace["rec"].first_spike_times("hid").shape == (8, 10)
     assert namespace["rec_b"].n_trials == 8 and set(namespace["grads_b"]) == set(namespace["grads"])
-    assert namespace["result"].history.sizes["epoch"] == 3
+    assert namespace["result"].history.sizes["epoch"] == 5
+    assert namespace["test"].attrs["accuracy"] >= 0.9   # the example shows a trained network, not 0 %
