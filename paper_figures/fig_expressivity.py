@@ -35,6 +35,8 @@ NAME = "expressivity"
 COLOURS = {"weights": "#1b9e77", "weights_nobias": "#66a61e", "delays": "#d95f02", "both": "#7570b3"}
 LABELS = {"weights": "weights (bias input)", "weights_nobias": "weights (no bias)",
           "delays": "delays only (weights fixed)", "both": "weights + delays"}
+CAPACITY_LABELS = {"weights": "weights learned", "delays": "delays learned (weights fixed)",
+                   "both": "weights + delays learned"}
 MARKERS = {"weights": "o", "weights_nobias": "v", "delays": "s", "both": "D"}
 
 
@@ -78,7 +80,7 @@ def draw_capacity(ax, ds) -> None:
         err = np.sqrt(p * (1 - p) / n_seeds)
         shift = 0.012 * (load.max() or 1) * (list(ds["learn"].values).index(mode) - 1)   # keep curves apart
         ax.errorbar(load + shift, p, yerr=err, color=colour, marker=MARKERS.get(mode, "o"), ms=4, lw=1.4, capsize=2,
-                    label=LABELS.get(mode, mode))
+                    label=CAPACITY_LABELS.get(mode, mode))
         ac = float(ds["alpha_c"].sel(learn=mode))
         spread = float(ds["alpha_c_std"].sel(learn=mode))
         mean = float(ds["alpha_c_mean"].sel(learn=mode))
