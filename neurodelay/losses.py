@@ -34,7 +34,7 @@ from .network import LIF, Readout
 from .record import AdjointSources
 from .units import as_seconds
 
-__all__ = ["Loss", "FirstSpikeMSE", "FirstSpikeCrossEntropy", "MaxVoltageCrossEntropy",
+__all__ = ["Loss", "FirstSpikeMSE", "FirstSpikeCrossEntropy", "MaxVoltageCrossEntropy", "MaxVoltageHinge",
            "WeightedIntegralCrossEntropy", "SpikeCountRegulariser", "first_spikes"]
 
 
@@ -251,6 +251,73 @@ class MaxVoltageCrossEntropy(Loss):
 
     def __repr__(self):
         return f"MaxVoltageCrossEntropy({self.population!r})"
+
+
+class MaxVoltageHinge(Loss):
+    """Tempotron loss: a hinge on the maximum over [0, duration] of each readout's V, with margin.
+
+    Each neuron of the (non-spiking) readout population is a binary classifier:
+    it "fires" when ``max_t V >= theta``, which is exactly when an LIF neuron
+    with the same inputs and threshold would spike (before its first spike the
+    two have the same trajectory). Per trial and neuron with target y (1: fire,
+    0: stay silent)::
+
+        L = max(0, theta + margin - V_max)   if y = 1
+        L = max(0, V_max - theta + margin)   if y = 0
+
+    summed over the neurons (Gütig & Sompolinsky 2006, whose learning rule is the
+    gradient of this loss with margin 0). The adjoint source is a jump of
+    dL/dV_max (-1, +1 or 0) at the time of each maximum, so the gradients with
+    respect to weights and delays are exact.
+
+    Parameters
+    ----------
+    population : str
+        The readout population.
+    theta : float
+        Decision threshold (same units as V), > 0.
+    margin : float
+        Margin (same units as V), >= 0.
+
+    Labels are one 0/1 target per trial for a one-neuron population, or an
+    (n_trials, n) 0/1 array.
+    """
+
+    def __init__(self, population: str, theta: float = 1.0, margin: float = 0.0):
+        self.population = population
+        self.theta = float(theta)
+        self.margin = float(margin)
+        if not (np.isfinite(self.theta) and self.theta > 0):
+            raise ValueError(f"theta must be > 0, got {theta}")
+        if not (np.isfinite(self.margin) and self.margin >= 0):
+            raise ValueError(f"margin must be >= 0, got {margin}")
+
+    def targets(self, labels, n_trials: int, n: int) -> np.ndarray:
+        """Labels as a boolean (n_trials, n) array of targets (True: fire)."""
+        if labels is None:
+            raise ValueError("MaxVoltageHinge needs labels (0/1 per trial, or per trial and neuron)")
+        y = np.asarray(labels)
+        if y.ndim == 1 and n == 1:
+            y = y[:, None]
+        if y.shape != (n_trials, n) or not np.all((y == 0) | (y == 1)):
+            raise ValueError(f"labels must be 0/1 of shape ({n_trials},) or ({n_trials}, {n}), got shape {y.shape}")
+        return y.astype(bool)
+
+    def value_and_sources(self, record, labels=None):
+        pop = _population(record, self.population, Readout, "MaxVoltageHinge")
+        fire = self.targets(labels, record.n_trials, pop.n)
+        v_max, t_max = max_voltage(record, self.population)
+        sign = np.where(fire, -1.0, 1.0)                      # L = relu(sign (V_max - theta) + margin)
+        violation = sign * (v_max - self.theta) + self.margin
+        active = violation > 0
+        values = np.sum(np.where(active, violation, 0.0), axis=1)
+        trial, neuron = np.nonzero(active)
+        off = record.flat.offsets[self.population]
+        return values, AdjointSources(jump_trial=trial, jump_neuron=off + neuron, jump_time=t_max[trial, neuron],
+                                      jump_value=sign[trial, neuron])
+
+    def __repr__(self):
+        return f"MaxVoltageHinge({self.population!r}, theta={self.theta}, margin={self.margin})"
 
 
 class WeightedIntegralCrossEntropy(Loss):

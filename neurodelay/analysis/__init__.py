@@ -14,10 +14,13 @@ coincidence
     Coincidence detection: the window of two input spikes (exact), firing
     probability against interval and jitter, the Rossant et al. 2011 gain
     from a few synchronous inputs, the Jeffress delay-line map.
+expressivity
+    What delays add to one neuron: Cover's count, shattering of binary
+    patterns (weights / delays / both), tempotron capacity and alpha_c.
 
 The question modules (expressivity, coincidence, ...) are imported on demand::
 
     from neurodelay.analysis import expressivity
 """
 
-__all__ = ["common", "coincidence"]
+__all__ = ["common", "coincidence", "expressivity"]
