@@ -107,23 +107,49 @@ def _positive_float(text: str) -> float:
 
 
 class _Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose usage errors are one line (exit status 2)."""
+    """An ArgumentParser whose usage errors are one line (exit status 2), and whose epilog may be
+    computed only when the help is shown (``epilog_factory``: the task defaults need the recipes)."""
+
+    epilog_factory = None
 
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
+    def format_help(self):
+        if self.epilog_factory is not None:
+            self.epilog = self.epilog_factory()
+        return super().format_help()
+
+
+def _task_defaults() -> str:
+    """The train epilog with a table of each task's default settings (from the recipes)."""
+    from .train import RECIPES, RunConfig, resolve_config
+
+    rows = ["Default settings per task (flags or a --config file override them):",
+            f"  {'task':<9} {'hidden':>6} {'epochs':>6} {'batch':>5} {'lr':>7} {'lr-delay':>9} {'lr-tau':>7} "
+            f"{'d-max':>7}  learn"]
+    for task in RECIPES:
+        c = resolve_config(RunConfig(task=task))
+        rows.append(f"  {task:<9} {c.hidden:>6} {c.epochs:>6} {c.batch_size:>5} {c.lr:>7g} {c.lr_delay:>8g}s "
+                    f"{c.lr_tau:>7g} {c.d_max * 1e3:>5g}ms  {','.join(c.learn)}")
+    return "\n".join(rows) + "\n\n" + _TRAIN_EPILOG
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``neurodelay`` command."""
-    parser = _Parser(prog="neurodelay", description=__doc__.splitlines()[0],
+    from . import __version__
+
+    parser = _Parser(prog="neurodelay", description=__doc__.splitlines()[0].replace("``", ""),
                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser.add_argument("--version", action="version", version=f"neurodelay {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
     tr = sub.add_parser("train", help="train a network on a task", epilog=_TRAIN_EPILOG,
                         description="Train a spiking network with exact (EventProp) gradients of weights, "
                                     "delays and time constants.",
                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    tr.epilog_factory = _task_defaults
     tr.add_argument("task", help="task name: yinyang, sequence, mts_xor or digits")
     tr.add_argument("--config", type=Path, help="JSON or TOML file with configuration keys (flags override it)")
     tr.add_argument("--out", type=Path, help="output folder (default: runs/TASK-seedN)")
@@ -267,7 +293,16 @@ def _train(args) -> int:
             f"{h['validation_accuracy'].values[-1]:.4f}, " if result.epoch else "")
     print(f"{cfg.task}: {result.stop_reason} after {result.epoch} epochs; {last}"
           f"test accuracy {evaluation.attrs['accuracy']:.4f}; results in {out}")
-    return 130 if result.stop_reason == "interrupted" else 0
+    if result.stop_reason == "interrupted":
+        words = list(getattr(args, "argv", None) or sys.argv[1:])
+        if args.out is None:
+            words += ["--out", str(out)]
+        if "--resume" not in words:
+            words.append("--resume")
+        print(f"interrupted: epoch {result.epoch} is saved in {out / 'last.nc'}; to continue bit for bit, run\n"
+              f"  neurodelay {' '.join(words)}", file=sys.stderr)
+        return 130
+    return 0
 
 
 def _check_writable(path: Path) -> None:
@@ -291,9 +326,16 @@ def _evaluate(args) -> int:
     if args.out:
         _check_writable(args.out)
     ds = evaluate_checkpoint(args.checkpoint, args.split, args.quantise, engine=args.engine)
-    q = f", delays quantised to {args.quantise:g} s" if args.quantise else ""
-    print(json.dumps({"checkpoint": str(args.checkpoint), "epoch": int(ds.attrs["epoch"]), "split": args.split,
-                      "accuracy": ds.attrs["accuracy"], "loss": ds.attrs["loss"], "n_trials": ds.attrs["n_trials"]}))
+    summary = {"checkpoint": str(args.checkpoint), "epoch": int(ds.attrs["epoch"]), "split": args.split,
+               "accuracy": ds.attrs["accuracy"], "loss": ds.attrs["loss"], "n_trials": ds.attrs["n_trials"]}
+    q = ""
+    if args.quantise:   # the same network without rounding, to state what the quantisation costs
+        exact = evaluate_checkpoint(args.checkpoint, args.split, None, engine=args.engine)
+        summary.update(quantise=args.quantise, accuracy_unquantised=exact.attrs["accuracy"])
+        ds.attrs["accuracy_unquantised"] = exact.attrs["accuracy"]
+        q = (f", delays quantised to {args.quantise:g} s; without quantisation "
+             f"{exact.attrs['accuracy']:.4f}")
+    print(json.dumps(summary))
     print(f"{ds.attrs['task']} {args.split}: accuracy {ds.attrs['accuracy']:.4f} on {ds.attrs['n_trials']} "
           f"trials (epoch {ds.attrs['epoch']}{q})", file=sys.stderr)
     if args.out:  # after printing: a failing write does not lose the evaluation
@@ -305,6 +347,7 @@ def main(argv=None) -> int:
     """Entry point of the ``neurodelay`` console script; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         return {"train": _train, "evaluate": _evaluate, "sweep": _sweep}[args.command](args)
     except EXPECTED_ERRORS as exc:

@@ -62,6 +62,57 @@ def test_train_writes_every_file_and_evaluate_reproduces_the_test_accuracy(tmp_p
     assert printed["accuracy"] == written.attrs["accuracy"] and printed["n_trials"] == 40
     np.testing.assert_array_equal(evaluate_checkpoint(out / "last.nc")["prediction"].values,
                                   written["prediction"].values)
+    # --quantise states the accuracy with and without rounding the delays
+    assert main(["evaluate", str(out / "last.nc"), "--quantise", "5e-3"]) == 0
+    captured = capsys.readouterr()
+    printed = json.loads(captured.out.strip().splitlines()[-1])
+    assert printed["accuracy_unquantised"] == written.attrs["accuracy"]
+    assert printed["accuracy"] == evaluate_checkpoint(out / "last.nc", quantise=5e-3).attrs["accuracy"]
+    assert "without quantisation" in captured.err
+
+
+def test_version_task_defaults_and_plain_help(capsys):
+    from neurodelay import __version__
+    from neurodelay.train import RunConfig, resolve_config
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0 and capsys.readouterr().out.strip() == f"neurodelay {__version__}"
+    for command in ([], ["train"], ["evaluate"], ["sweep"]):
+        with pytest.raises(SystemExit):
+            main(command + ["--help"])
+        text = capsys.readouterr().out
+        assert "``" not in text and ":func:" not in text and ":mod:" not in text, f"RST markup in {command} help"
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    lines = capsys.readouterr().out.splitlines()
+    for task in ("yinyang", "sequence", "mts_xor", "digits"):   # the table row shows the recipe's defaults
+        cfg = resolve_config(RunConfig(task=task))
+        row = next(line.split() for line in lines if line.split()[:1] == [task] and len(line.split()) >= 8)
+        assert row[1:5] == [str(cfg.hidden), str(cfg.epochs), str(cfg.batch_size), f"{cfg.lr:g}"], row
+
+
+def test_ctrl_c_prints_how_to_resume(tmp_path, capsys, monkeypatch):
+    import neurodelay.train.trainer as trainer
+
+    real_fit = trainer.fit
+
+    def fit_interrupted_after_one_epoch(*args, **kwargs):
+        def stop(event, info):
+            if event == "epoch":
+                raise KeyboardInterrupt
+        return real_fit(*args, **dict(kwargs, callbacks=tuple(kwargs.get("callbacks", ())) + (stop,)))
+
+    import neurodelay.train.runs as runs
+    monkeypatch.setattr(runs, "fit", fit_interrupted_after_one_epoch)
+    out = tmp_path / "run"
+    argv = ["train", "sequence", "--epochs", "3", "--no-progress", "--out", str(out)]
+    assert main(argv) == 130
+    err = capsys.readouterr().err
+    hint = err.strip().splitlines()[-1].strip()
+    assert hint == "neurodelay " + " ".join(argv + ["--resume"])
+    monkeypatch.setattr(runs, "fit", real_fit)
+    assert main(hint.split()[1:]) == 0, "the printed command resumes the run"
 
 
 def test_config_file_with_flag_overrides(tmp_path):
