@@ -1,0 +1,447 @@
+"""Compiled per-neuron kernels of the layered engine (numba, release the GIL).
+
+Given the spikes of the earlier layers, every neuron of a layer is independent,
+so each one is handled alone, neuron by neuron:
+
+1. **arrivals** (:func:`gather_sorted`): from the post-major synapse table
+   (``in_ptr`` over postsynaptic neurons, presynaptic neuron ``in_pre``, total
+   delay ``in_d``, weight ``in_w`` per synapse ``q``) and the spikes of each
+   presynaptic neuron (time-sorted), the arrival times ``t_spike + d`` (the
+   same floating-point sum as the event engine) are generated and sorted by a
+   counting sort on time buckets followed by an insertion sort, which is
+   stable: ties are broken by (time, synapse, spike), deterministically;
+2. **forward scan** (:func:`scan_forward`): the arrivals in order, with the
+   event engine's exact dynamics (:func:`~neurodelay.events.dynamics.state_at`,
+   :func:`~neurodelay.events.dynamics.next_crossing`); the same operations on
+   the same numbers as the event engine, so spikes are bit-identical;
+3. **reverse pass** (:func:`replay_neuron`, :func:`reverse_neuron`): the
+   neuron's arrivals and recorded spikes are replayed locally into a small
+   event log (state just before each event), then walked backwards with the
+   costate solutions of :mod:`neurodelay.events.adjoint_kernel` (see
+   :mod:`neurodelay.events.adjoint` for the derivation). Gradients of the
+   neuron's incoming synapses and its own parameters are written by this
+   neuron alone; the time sensitivity of the presynaptic spikes is added to
+   one row (its chunk) of ``g_time``, so chunks of neurons can run in parallel.
+
+Times in seconds. Arrays are arguments and never reassigned in hot loops (see
+the performance note of :mod:`neurodelay.events.kernel`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from ..events.adjoint_kernel import _homogeneous, _particular
+from ..events.dynamics import free_voltage, next_crossing, state_at
+
+EV_SPIKE = -1      # ev_q code of a spike of the neuron (ev_s = the spike's index in the trial's record)
+EV_REF_END = -2    # ev_q code of the end of a refractory period (ev_s = the spike that started it)
+
+
+# ------------------------------------------------------------ arrivals ----
+@njit(cache=True, nogil=True)
+def incoming_count(j, in_ptr, in_pre, s_start, s_end):
+    """Upper bound on the arrivals at neuron j: incoming synapses times presynaptic spikes."""
+    m = 0
+    for q in range(in_ptr[j], in_ptr[j + 1]):
+        p = in_pre[q]
+        m += s_end[p] - s_start[p]
+    return m
+
+
+@njit(cache=True, nogil=True)
+def gather_sorted(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, s_id, t_end, want_src,
+                  tmp_t, tmp_q, tmp_s, tmp_b, counts, arr_t, arr_q, arr_s):
+    """Arrivals t_spike + d <= t_end at neuron j, sorted by (time, synapse q, spike); returns their number.
+
+    s_start/s_end: each neuron's spikes in s_time (sorted by time), ids s_id (copied
+    to arr_s when want_src). tmp_*, counts: workspace of the size of
+    :func:`incoming_count` (counts: + 1).
+    """
+    m = 0
+    for q in range(in_ptr[j], in_ptr[j + 1]):
+        p = in_pre[q]
+        d = in_d[q]
+        for k in range(s_start[p], s_end[p]):
+            t = s_time[k] + d
+            if t > t_end:
+                break                   # p's spikes are sorted: the later ones arrive later
+            tmp_t[m] = t
+            tmp_q[m] = q
+            if want_src:
+                tmp_s[m] = s_id[k]
+            m += 1
+    if m == 0:
+        return 0
+    # counting sort on m time buckets over [0, t_end] (the bucket is monotone in t, and
+    # the scatter keeps the generation order, q ascending, within a bucket) ...
+    nb = m
+    scale = nb / t_end
+    for b in range(nb + 1):
+        counts[b] = 0
+    for a in range(m):
+        b = int(tmp_t[a] * scale)
+        if b >= nb:
+            b = nb - 1
+        tmp_b[a] = b
+        counts[b + 1] += 1
+    for b in range(nb):
+        counts[b + 1] += counts[b]
+    for a in range(m):
+        pos = counts[tmp_b[a]]
+        counts[tmp_b[a]] = pos + 1
+        arr_t[pos] = tmp_t[a]
+        arr_q[pos] = tmp_q[a]
+        if want_src:
+            arr_s[pos] = tmp_s[a]
+    # ... then a stable insertion sort, which moves items only within their bucket
+    for a in range(1, m):
+        t = arr_t[a]
+        if arr_t[a - 1] <= t:
+            continue
+        q = arr_q[a]
+        s = arr_s[a] if want_src else 0
+        b = a
+        while b > 0 and arr_t[b - 1] > t:
+            arr_t[b] = arr_t[b - 1]
+            arr_q[b] = arr_q[b - 1]
+            if want_src:
+                arr_s[b] = arr_s[b - 1]
+            b -= 1
+        arr_t[b] = t
+        arr_q[b] = q
+        if want_src:
+            arr_s[b] = s
+    return m
+
+
+# -------------------------------------------------------------- forward ----
+@njit(cache=True, nogil=True)
+def scan_forward(m, arr_t, arr_q, in_w, tm, ts, theta, reset, refractory, closed, spiking, t_end,
+                 sample_times, col, samples, out_t, out_g):
+    """Exact forward scan of one neuron over its sorted arrivals on [0, t_end].
+
+    Writes its spikes (time, I - theta) to out_t/out_g and returns their number, or
+    -1 if out_t is too small (call again with larger arrays). V at sample_times
+    goes to samples[:, col] when col >= 0. Same operations, in the same order, as
+    the event engine applies to this neuron: a spike due at the time of an arrival
+    comes first; a sample at time t sees every event at times <= t.
+    """
+    v = 0.0
+    cur = 0.0
+    t_last = 0.0
+    ref_end = -np.inf
+    pred = np.inf
+    n_out = 0
+    cap = out_t.shape[0]
+    sp = 0
+    n_samples = sample_times.shape[0] if col >= 0 else 0
+    a = 0
+    while True:
+        t_a = arr_t[a] if a < m else np.inf
+        is_spike = pred <= t_a
+        t_now = pred if is_spike else t_a
+        if t_now > t_end:
+            break
+        while sp < n_samples and sample_times[sp] < t_now:
+            samples[sp, col] = state_at(v, cur, t_last, ref_end, reset, tm, ts, sample_times[sp])[0]
+            sp += 1
+        if is_spike:
+            if n_out == cap:
+                return -1
+            _, cur = state_at(v, cur, t_last, ref_end, reset, tm, ts, t_now)
+            t_last = t_now
+            out_t[n_out] = t_now
+            out_g[n_out] = cur - theta
+            n_out += 1
+            v = reset
+            ref_end = t_now + refractory
+        else:
+            v, cur = state_at(v, cur, t_last, ref_end, reset, tm, ts, t_now)
+            t_last = t_now
+            cur += in_w[arr_q[a]]
+            a += 1
+            if not spiking:
+                continue
+        if ref_end > t_last:
+            t0, v0 = ref_end, reset
+            i0 = state_at(v, cur, t_last, ref_end, reset, tm, ts, t0)[1]
+        else:
+            t0, v0, i0 = t_last, v, cur
+        pred = t0 + next_crossing(v0, i0, tm, ts, theta, closed)
+    while sp < n_samples and sample_times[sp] <= t_end:
+        samples[sp, col] = state_at(v, cur, t_last, ref_end, reset, tm, ts, sample_times[sp])[0]
+        sp += 1
+    return n_out
+
+
+@njit(cache=True, nogil=True)
+def forward_range(j0, j1, kind, tau_m, tau_s, theta, reset, refractory, closed, in_ptr, in_pre, in_d, in_w,
+                  s_start, s_end, s_time, t_end, sample_times, col_of, samples, max_spikes):
+    """Forward scans of neurons j0..j1-1 (one layer) given the spikes of the earlier layers.
+
+    Returns (count per neuron, spike times, I - theta), the spikes grouped by neuron
+    in order and sorted by time within a neuron; stops early (counts of the rest 0)
+    once more than max_spikes spikes were emitted.
+    """
+    mmax = 0
+    for j in range(j0, j1):
+        mmax = max(mmax, incoming_count(j, in_ptr, in_pre, s_start, s_end))
+    tmp_t = np.empty(mmax)
+    tmp_q = np.empty(mmax, np.int64)
+    tmp_b = np.empty(mmax, np.int64)
+    counts = np.empty(mmax + 1, np.int64)
+    arr_t = np.empty(mmax)
+    arr_q = np.empty(mmax, np.int64)
+    dummy = np.empty(0, np.int64)
+    n_per = np.zeros(j1 - j0, np.int64)
+    res_t = np.empty(64)
+    res_g = np.empty(64)
+    out_t = np.empty(16)
+    out_g = np.empty(16)
+    total = 0
+    for j in range(j0, j1):
+        m = gather_sorted(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, dummy, t_end, False,
+                          tmp_t, tmp_q, dummy, tmp_b, counts, arr_t, arr_q, dummy)
+        while True:
+            ns = scan_forward(m, arr_t, arr_q, in_w, tau_m[j], tau_s[j], theta[j], reset[j], refractory[j],
+                              closed[j], kind[j] == 1, t_end, sample_times, col_of[j], samples, out_t, out_g)
+            if ns >= 0:
+                break
+            out_t = np.empty(2 * out_t.shape[0])
+            out_g = np.empty(2 * out_g.shape[0])
+        if total + ns > res_t.shape[0]:
+            new_t = np.empty(max(2 * res_t.shape[0], total + ns))
+            new_g = np.empty(new_t.shape[0])
+            new_t[:total] = res_t[:total]
+            new_g[:total] = res_g[:total]
+            res_t, res_g = new_t, new_g
+        res_t[total: total + ns] = out_t[:ns]
+        res_g[total: total + ns] = out_g[:ns]
+        total += ns
+        n_per[j - j0] = ns
+        if total > max_spikes:
+            break
+    return n_per, res_t[:total].copy(), res_g[:total].copy()
+
+
+# -------------------------------------------------------------- reverse ----
+@njit(cache=True, nogil=True)
+def replay_neuron(m, arr_t, arr_q, arr_s, in_w, sp_time, sp_k, tm, ts, theta, reset, refractory, t_end,
+                  ev_t, ev_q, ev_s, ev_v, ev_i):
+    """Forward replay of one neuron: its sorted arrivals and its recorded spikes (times sp_time,
+    record indices sp_k), in time order (a spike before an arrival at the same time), into an
+    event log (time, ev_q: synapse or EV_SPIKE / EV_REF_END, ev_s: source spike id or record
+    index, state (V, I) just before the event). Returns (number of events, max |V - theta| at
+    the recorded spikes). The log needs m + 2 len(sp_time) entries."""
+    n_sp = sp_time.shape[0]
+    v = 0.0
+    cur = 0.0
+    t_last = 0.0
+    ref_end = -np.inf
+    ref_spike = -1
+    worst = 0.0
+    e = 0
+    a = 0
+    p = 0
+    while True:
+        t_a = arr_t[a] if a < m else np.inf
+        t_p = sp_time[p] if p < n_sp else np.inf
+        t_now = min(t_a, t_p)
+        if t_now > t_end:
+            break
+        if ref_spike >= 0 and t_now > ref_end:
+            _, i_r = state_at(v, cur, t_last, ref_end, reset, tm, ts, ref_end)
+            ev_t[e], ev_q[e], ev_s[e], ev_v[e], ev_i[e] = ref_end, EV_REF_END, ref_spike, reset, i_r
+            e += 1
+            v, cur, t_last = reset, i_r, ref_end
+            ref_spike = -1
+        vb, ib = state_at(v, cur, t_last, ref_end, reset, tm, ts, t_now)
+        if t_p <= t_a:
+            ev_t[e], ev_q[e], ev_s[e], ev_v[e], ev_i[e] = t_p, EV_SPIKE, sp_k[p], vb, ib
+            e += 1
+            worst = max(worst, abs(vb - theta))
+            v, cur, t_last = reset, ib, t_p
+            ref_end = t_p + refractory
+            ref_spike = sp_k[p] if refractory > 0.0 else -1
+            p += 1
+        else:
+            q = arr_q[a]
+            ev_t[e], ev_q[e], ev_s[e], ev_v[e], ev_i[e] = t_a, q, arr_s[a], vb, ib
+            e += 1
+            v, cur, t_last = vb, ib + in_w[q], t_a
+            a += 1
+    if ref_spike >= 0 and ref_end <= t_end:
+        _, i_r = state_at(v, cur, t_last, ref_end, reset, tm, ts, ref_end)
+        ev_t[e], ev_q[e], ev_s[e], ev_v[e], ev_i[e] = ref_end, EV_REF_END, ref_spike, reset, i_r
+        e += 1
+    return e, worst
+
+
+@njit(cache=True, nogil=True)
+def reverse_neuron(n_ev, ev_t, ev_q, ev_s, ev_v, ev_i, in_w, tm, ts, reset, refractory, t_end, clamped,
+                   sp_i_minus_theta, sp_source, n_in, g_time, row,
+                   ps_lo, ps_hi, ps_time, ps_value, cs_lo, cs_hi, cs_coef, cs_rate, want_tau,
+                   g_w, g_d, spike_grad):
+    """Reverse pass of one neuron over its event log (:func:`replay_neuron`).
+
+    clamped: the neuron's last refractory period lasts beyond t_end. Point sources
+    (ps_time sorted ascending, dL/dV jumps) in ps_lo..ps_hi-1, continuous sources
+    coef exp(-rate t) in cs_lo..cs_hi-1. Adds dL/dw and dL/dd of the incoming synapses
+    into g_w, g_d (index q), the arrivals' dL/dt to g_time[row, source id]; the total
+    dL/dt of each of the neuron's spikes (its own source, the later layers' arrivals
+    summed over the rows of g_time, and the reset) goes to spike_grad. Returns
+    (dL/dtau_m, dL/dtau_s, dL/dtheta) of the neuron. The same steps as
+    :func:`neurodelay.events.adjoint_kernel.reverse_trial` restricted to one neuron.
+    """
+    n_rows = g_time.shape[0]
+    p_v = 0.0
+    p_i = 0.0
+    t_at = t_end
+    pv_ref = 0.0
+    i_ref = 0.0
+    g_tm = 0.0
+    g_ts = 0.0
+    g_th = 0.0
+    k = ps_hi - 1
+    for e in range(n_ev - 1, -1, -1):
+        c = ev_q[e]
+        t = ev_t[e]
+        if c >= 0:
+            v_after, i_after = ev_v[e], ev_i[e] + in_w[c]
+        elif c == EV_REF_END:
+            v_after, i_after = reset, ev_i[e]
+            clamped = False
+        else:
+            v_after, i_after = reset, ev_i[e]
+        # ---- advance the costate from t_at down to t
+        t_hi = t_at
+        pv, pi = p_v, p_i
+        while True:
+            t_lo = t
+            has_source = k >= ps_lo and ps_time[k] > t
+            if has_source:
+                if clamped:
+                    k -= 1
+                    continue
+                t_lo = ps_time[k]
+            s = t_lo - t
+            if s > 0.0:
+                v0 = free_voltage(v_after, i_after, tm, ts, s)
+                i0 = i_after * math.exp(-s / ts)
+            else:
+                v0, i0 = v_after, i_after
+            length = t_hi - t_lo
+            sum_a = sum_b = end_a = end_b = 0.0
+            for r in range(cs_lo, cs_hi):
+                alpha, beta, alpha_end, beta_end, d_tm, d_ts = _particular(
+                    cs_coef[r], cs_rate[r], t_lo, length, v0, i0, tm, ts, want_tau)
+                sum_a += alpha
+                sum_b += beta
+                end_a += alpha_end
+                end_b += beta_end
+                g_tm += d_tm
+                g_ts += d_ts
+            pv, pi, d_tm, d_ts = _homogeneous(length, v0, i0, pv - end_a, pi - end_b, clamped, tm, ts, want_tau)
+            pv += sum_a
+            pi += sum_b
+            g_tm += d_tm
+            g_ts += d_ts
+            if not has_source:
+                break
+            pv += ps_value[k]
+            t_hi = t_lo
+            k -= 1
+        t_at = t
+        # ---- apply the event
+        if c >= 0:
+            w = in_w[c]
+            g_w[c] += pi
+            dl_dt = w * (pi / ts - pv / tm)
+            r = k
+            while r >= ps_lo and ps_time[r] == t:      # a maximum of V at this kink moves with it
+                if not clamped:
+                    dl_dt += ps_value[r] * (ev_i[e] - ev_v[e]) / tm
+                r -= 1
+            g_d[c] += dl_dt
+            g_time[row, ev_s[e]] += dl_dt
+        elif c == EV_REF_END:
+            pv_ref = pv
+            i_ref = ev_i[e]
+            pv = 0.0
+            clamped = True
+        else:
+            src = ev_s[e]
+            if refractory > 0.0:
+                after = -pv_ref * (i_ref - reset) / tm
+                pv_ref = 0.0
+            else:
+                after = -pv * (ev_i[e] - reset) / tm
+            downstream = 0.0
+            for r in range(n_rows):
+                downstream += g_time[r, n_in + src]
+            total = sp_source[src] + downstream + after
+            spike_grad[src] = total
+            pv = -tm * total / sp_i_minus_theta[src]
+            g_th -= pv
+            clamped = False
+        p_v, p_i = pv, pi
+    return g_tm, g_ts, g_th
+
+
+@njit(cache=True, nogil=True)
+def adjoint_range(j0, j1, row, in_ptr, in_pre, in_d, in_w, tau_m, tau_s, theta, reset, refractory,
+                  s_start, s_end, s_time, s_id, t_end, n_in, sp_time, sp_i_minus_theta, sp_source,
+                  ps_ptr, ps_time, ps_value, cs_ptr, cs_coef, cs_rate, want_tau,
+                  g_w, g_d, g_tm, g_ts, g_th, g_time, spike_grad):
+    """Reverse pass of neurons j0..j1-1 (one chunk of one layer) in one trial; returns max |V - theta|
+    at their recorded spikes. s_*: every spike of the trial (inputs, then the record's spikes,
+    id n_in + record index) grouped by neuron and sorted by time. Neurons with neither spikes
+    nor loss sources have a zero costate and are skipped."""
+    mmax = 0
+    nsmax = 0
+    for j in range(j0, j1):
+        mmax = max(mmax, incoming_count(j, in_ptr, in_pre, s_start, s_end))
+        nsmax = max(nsmax, s_end[j] - s_start[j])
+    tmp_t = np.empty(mmax)
+    tmp_q = np.empty(mmax, np.int64)
+    tmp_s = np.empty(mmax, np.int64)
+    tmp_b = np.empty(mmax, np.int64)
+    counts = np.empty(mmax + 1, np.int64)
+    arr_t = np.empty(mmax)
+    arr_q = np.empty(mmax, np.int64)
+    arr_s = np.empty(mmax, np.int64)
+    n_log = mmax + 2 * nsmax
+    ev_t = np.empty(n_log)
+    ev_q = np.empty(n_log, np.int64)
+    ev_s = np.empty(n_log, np.int64)
+    ev_v = np.empty(n_log)
+    ev_i = np.empty(n_log)
+    sp_t = np.empty(nsmax)
+    sp_k = np.empty(nsmax, np.int64)
+    worst = 0.0
+    for j in range(j0, j1):
+        n_sp = s_end[j] - s_start[j]
+        if n_sp == 0 and ps_ptr[j] == ps_ptr[j + 1] and cs_ptr[j] == cs_ptr[j + 1]:
+            continue
+        for r in range(n_sp):
+            sp_t[r] = s_time[s_start[j] + r]
+            sp_k[r] = s_id[s_start[j] + r] - n_in
+        m = gather_sorted(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, s_id, t_end, True,
+                          tmp_t, tmp_q, tmp_s, tmp_b, counts, arr_t, arr_q, arr_s)
+        n_ev, w = replay_neuron(m, arr_t, arr_q, arr_s, in_w, sp_t[:n_sp], sp_k[:n_sp], tau_m[j], tau_s[j],
+                                theta[j], reset[j], refractory[j], t_end, ev_t, ev_q, ev_s, ev_v, ev_i)
+        worst = max(worst, w)
+        clamped = n_sp > 0 and refractory[j] > 0.0 and sp_t[n_sp - 1] + refractory[j] > t_end
+        d_tm, d_ts, d_th = reverse_neuron(
+            n_ev, ev_t, ev_q, ev_s, ev_v, ev_i, in_w, tau_m[j], tau_s[j], reset[j], refractory[j], t_end,
+            clamped, sp_i_minus_theta, sp_source, n_in, g_time, row,
+            ps_ptr[j], ps_ptr[j + 1], ps_time, ps_value, cs_ptr[j], cs_ptr[j + 1], cs_coef, cs_rate, want_tau,
+            g_w, g_d, spike_grad)
+        g_tm[j] += d_tm
+        g_ts[j] += d_ts
+        g_th[j] += d_th
+    return worst
