@@ -103,6 +103,21 @@ def test_forward_equals_event_engine(seed):
     np.testing.assert_array_equal(rec.sample_neurons, ref.sample_neurons)
 
 
+def test_forward_without_factoring_is_bit_identical(monkeypatch):
+    """h1 (refractory) and ttfs (none) are scanned with factored exponentials by default; without,
+    every layer performs the event engine's operations and the spikes are bit-identical."""
+    net, inputs, _ = layered_network(0)
+    flat = layered.engine.flatten(net)
+    for pop in ("h1", "ttfs"):
+        assert layered.engine._factored_taus(flat, flat.offsets[pop], net[pop].n, DURATION, False) is not None
+    ref = events_simulate(net, inputs, DURATION)
+    monkeypatch.setattr(layered.engine, "FACTORED", False)
+    rec = layered.simulate(net, inputs, DURATION)
+    a, b = _by_neuron(ref), _by_neuron(rec)
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)
+
+
 LOSSES = {
     "first_spike_mse": lambda: losses.FirstSpikeMSE("ttfs", margin=2e-3),
     "first_spike_ce": lambda: losses.FirstSpikeCrossEntropy("ttfs", xi=3e-3),

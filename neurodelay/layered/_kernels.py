@@ -35,7 +35,7 @@ import numpy as np
 from numba import njit
 
 from ..events.adjoint_kernel import _homogeneous, _particular
-from ..events.dynamics import free_voltage, next_crossing, state_at
+from ..events.dynamics import free_voltage, next_crossing, state_at, voltage_bound
 
 EV_SPIKE = -1      # ev_q code of a spike of the neuron (ev_s = the spike's index in the trial's record)
 EV_REF_END = -2    # ev_q code of the end of a refractory period (ev_s = the spike that started it)
@@ -119,6 +119,20 @@ def gather_sorted(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, s_id, t_end, 
 
 
 # -------------------------------------------------------------- forward ----
+@njit(cache=True, inline="always")
+def below_until(v0, i0, tm, ts, theta, span):
+    """True if V stays below theta for `span` seconds of free evolution from (v0, i0) (a sufficient test).
+
+    I stays between 0 and i0 and V never falls below min(v0, i0, 0), so
+    tau_m dV/dt = I - V <= max(i0, 0) - min(v0, i0, 0): V(s) <= v0 + s * rate, and,
+    with no input ahead, :func:`~neurodelay.events.dynamics.voltage_bound` < theta.
+    """
+    if v0 >= theta:
+        return False
+    rate = (max(i0, 0.0) - min(v0, i0, 0.0)) / tm
+    return v0 + span * rate < theta or voltage_bound(v0, i0, tm, ts) < theta
+
+
 @njit(cache=True, nogil=True)
 def scan_forward(m, arr_t, arr_q, in_w, tm, ts, theta, reset, refractory, closed, spiking, t_end,
                  sample_times, col, samples, out_t, out_g):
@@ -171,6 +185,10 @@ def scan_forward(m, arr_t, arr_q, in_w, tm, ts, theta, reset, refractory, closed
             i0 = state_at(v, cur, t_last, ref_end, reset, tm, ts, t0)[1]
         else:
             t0, v0, i0 = t_last, v, cur
+            t_next = min(arr_t[a] if a < m else np.inf, t_end)
+            if below_until(v0, i0, tm, ts, theta, t_next - t0):
+                pred = np.inf            # the engine's prediction would lie after the next event
+                continue
         pred = t0 + next_crossing(v0, i0, tm, ts, theta, closed)
     while sp < n_samples and sample_times[sp] <= t_end:
         samples[sp, col] = state_at(v, cur, t_last, ref_end, reset, tm, ts, sample_times[sp])[0]
@@ -179,9 +197,85 @@ def scan_forward(m, arr_t, arr_q, in_w, tm, ts, theta, reset, refractory, closed
 
 
 @njit(cache=True, nogil=True)
+def scan_factored(m, arr_t, arr_q, arr_k, in_w, dm, ds, em, es, tm, ts, theta, reset, refractory, closed, t_end,
+                  out_t, out_g):
+    """:func:`scan_forward` of a LIF neuron with factored exponentials: no exp per arrival.
+
+    With F(t) = exp(t/tau), I(t) = C_s / F_s(t) and V(t) = B_m / F_m(t) - K I(t)
+    (K = tau_s / (tau_m - tau_s)), an arrival of weight w at t = t_k + d adds
+    w F_s(t) to C_s and K w F_m(t) to B_m (V is continuous), where
+    F(t) = exp(t_k/tau) exp(d/tau) is a product of a factor of the presynaptic
+    spike (em, es, by position arr_k) and one of the synapse (dm, ds, by q):
+    state and prediction after an arrival cost a few multiplications and two
+    divisions, and :func:`~neurodelay.events.dynamics.next_crossing` rejects most
+    states with its cheap bound. A reset sets B_m = (reset + K I) F_m. The caller
+    ensures that F stays finite on [0, t_end + refractory]. Spike times equal the
+    event engine's to rounding (about 1e-15 s).
+    """
+    kk = ts / (tm - ts)
+    c_s = 0.0
+    b_m = 0.0
+    ref_end = -np.inf
+    pending = False              # in a refractory period whose end has not been passed yet
+    pred = np.inf
+    n_out = 0
+    cap = out_t.shape[0]
+    a = 0
+    while True:
+        t_a = arr_t[a] if a < m else np.inf
+        is_spike = pred <= t_a
+        t_now = pred if is_spike else t_a
+        if t_now > t_end:
+            break
+        if pending and t_now >= ref_end:
+            b_m = (reset + kk * c_s * math.exp(-ref_end / ts)) * math.exp(ref_end / tm)
+            pending = False
+        if is_spike:
+            if n_out == cap:
+                return -1
+            i_s = c_s * math.exp(-t_now / ts)
+            out_t[n_out] = t_now
+            out_g[n_out] = i_s - theta
+            n_out += 1
+            ref_end = t_now + refractory
+            if refractory > 0.0:
+                pending = True
+            else:
+                b_m = (reset + kk * i_s) * math.exp(t_now / tm)
+                pred = t_now + next_crossing(reset, i_s, tm, ts, theta, closed)
+                continue
+        else:
+            q = arr_q[a]
+            k = arr_k[a]
+            w = in_w[q]
+            f_s = es[k] * ds[q]
+            c_s += w * f_s
+            a += 1
+            if not pending:
+                f_m = em[k] * dm[q]
+                b_m += kk * w * f_m
+                i0 = c_s / f_s
+                v0 = b_m / f_m - kk * i0
+                t_next = min(arr_t[a] if a < m else np.inf, t_end)
+                if below_until(v0, i0, tm, ts, theta, t_next - t_now):
+                    pred = np.inf        # no crossing before the next event, which predicts again
+                else:
+                    pred = t_now + next_crossing(v0, i0, tm, ts, theta, closed)
+                continue
+        # in a refractory period: V restarts from reset at its end
+        pred = ref_end + next_crossing(reset, c_s * math.exp(-ref_end / ts), tm, ts, theta, closed)
+    return n_out
+
+
+@njit(cache=True, nogil=True)
 def forward_range(j0, j1, kind, tau_m, tau_s, theta, reset, refractory, closed, in_ptr, in_pre, in_d, in_w,
-                  s_start, s_end, s_time, t_end, sample_times, col_of, samples, max_spikes):
+                  s_start, s_end, s_time, t_end, sample_times, col_of, samples, max_spikes,
+                  factored, in_dm, in_ds, s_em, s_es):
     """Forward scans of neurons j0..j1-1 (one layer) given the spikes of the earlier layers.
+
+    factored: use :func:`scan_factored` (a LIF layer with one tau_m and one tau_s whose
+    factors stay finite, no sampled voltage) with the synapse factors in_dm, in_ds
+    (exp(d/tau) per synapse q) and spike factors s_em, s_es (exp(t/tau) per entry of s_time).
 
     Returns (count per neuron, spike times, I - theta), the spikes grouped by neuron
     in order and sorted by time within a neuron; stops early (counts of the rest 0)
@@ -197,6 +291,9 @@ def forward_range(j0, j1, kind, tau_m, tau_s, theta, reset, refractory, closed, 
     arr_t = np.empty(mmax)
     arr_q = np.empty(mmax, np.int64)
     dummy = np.empty(0, np.int64)
+    tmp_k = np.empty(mmax if factored else 0, np.int64)
+    arr_k = np.empty(mmax if factored else 0, np.int64)
+    pos_id = np.arange(s_time.shape[0] if factored else 0)
     n_per = np.zeros(j1 - j0, np.int64)
     res_t = np.empty(64)
     res_g = np.empty(64)
@@ -204,11 +301,15 @@ def forward_range(j0, j1, kind, tau_m, tau_s, theta, reset, refractory, closed, 
     out_g = np.empty(16)
     total = 0
     for j in range(j0, j1):
-        m = gather_sorted(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, dummy, t_end, False,
-                          tmp_t, tmp_q, dummy, tmp_b, counts, arr_t, arr_q, dummy)
+        m = gather_sorted(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, pos_id, t_end, factored,
+                          tmp_t, tmp_q, tmp_k, tmp_b, counts, arr_t, arr_q, arr_k)
         while True:
-            ns = scan_forward(m, arr_t, arr_q, in_w, tau_m[j], tau_s[j], theta[j], reset[j], refractory[j],
-                              closed[j], kind[j] == 1, t_end, sample_times, col_of[j], samples, out_t, out_g)
+            if factored:
+                ns = scan_factored(m, arr_t, arr_q, arr_k, in_w, in_dm, in_ds, s_em, s_es, tau_m[j], tau_s[j],
+                                   theta[j], reset[j], refractory[j], closed[j], t_end, out_t, out_g)
+            else:
+                ns = scan_forward(m, arr_t, arr_q, in_w, tau_m[j], tau_s[j], theta[j], reset[j], refractory[j],
+                                  closed[j], kind[j] == 1, t_end, sample_times, col_of[j], samples, out_t, out_g)
             if ns >= 0:
                 break
             out_t = np.empty(2 * out_t.shape[0])
