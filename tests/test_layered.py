@@ -129,29 +129,34 @@ LOSSES = {
 }
 
 
-def _keys(net):
+def _keys(net, with_tau=True):
     keys = [(p.name, "weight") for p in net.projections]
     keys += [("inp->h1", "synaptic"), ("inp->h1", "axonal"), ("inp->h1", "dendritic"), ("aux->h1", "synaptic"),
              ("h1->h2", "synaptic"), ("h1->h2", "axonal"), ("inp->h2", "dendritic"), ("h2->out", "synaptic"),
              ("h2->ttfs", "synaptic")]
-    keys += [(pop, kind) for pop in ("h1", "h2", "out", "ttfs") for kind in ("tau_m", "tau_s")]
+    if with_tau:
+        keys += [(pop, kind) for pop in ("h1", "h2", "out", "ttfs") for kind in ("tau_m", "tau_s")]
     keys += [(pop, "theta") for pop in ("h1", "h2", "ttfs")]
     return keys
 
 
+@pytest.mark.parametrize("with_tau", [True, False], ids=["with_tau", "without_tau"])
 @pytest.mark.parametrize("loss_name", sorted(LOSSES))
-def test_gradients_equal_event_engine(loss_name, monkeypatch):
+def test_gradients_equal_event_engine(loss_name, with_tau, monkeypatch):
     """Every parameter kind through loss_and_grad, the reverse pass swapped for the layered one,
-    on the event engine's record and on the layered engine's own record."""
+    on the event engine's record and on the layered engine's own record. Without time constants
+    the uniform LIF layers (h1, ttfs) take the factored reverse pass, else the exact one."""
     net, inputs, labels = layered_network(1)
     loss = LOSSES[loss_name]()
-    ref = gradients.loss_and_grad(net, inputs, DURATION, loss, labels, _keys(net))
-    assert any(np.any(g != 0) for g in ref.grads.values())
+    keys = _keys(net, with_tau)
+    ref = gradients.loss_and_grad(net, inputs, DURATION, loss, labels, keys)
+    assert all(np.any(ref.grads[(p, "weight")] != 0) for p in ("inp->h1", "h1->h2", "h2->ttfs" if "first" in loss_name
+                                                                else "h2->out"))
     monkeypatch.setattr(gradients, "adjoint", layered.adjoint)
     for record in (ref.record, layered.simulate(net, inputs, DURATION)):
-        got = gradients.loss_and_grad(net, None, None, loss, labels, _keys(net), record=record)
+        got = gradients.loss_and_grad(net, None, None, loss, labels, keys, record=record)
         assert got.loss == pytest.approx(ref.loss, rel=1e-12)
-        for key in _keys(net):
+        for key in keys:
             assert_close_grad(got.grads[key], ref.grads[key], str(key))
 
 

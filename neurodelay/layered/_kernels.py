@@ -494,14 +494,130 @@ def reverse_neuron(n_ev, ev_t, ev_q, ev_s, ev_v, ev_i, in_w, tm, ts, reset, refr
 
 
 @njit(cache=True, nogil=True)
+def reverse_factored(m, arr_t, arr_q, arr_s, in_w, dm, ds, em, es, sp_time, sp_k, tm, ts, theta, reset,
+                     refractory, t_end, sp_i_minus_theta, sp_source, n_in, g_time, row, g_w, g_d, spike_grad,
+                     ev_t, ev_c, ev_s, ev_i, ev_pos):
+    """Reverse pass of a LIF neuron whose loss reaches it only through its spike times, without an
+    exponential per arrival; returns (dL/dtheta, max |V - theta| at its recorded spikes).
+
+    Between the neuron's spikes (and ends of refractoriness) the costate of
+    :func:`reverse_neuron` is ``p_V = a F_m(t)``, ``p_I = b F_s(t) + K a F_m(t)`` with
+    F(t) = exp(t/tau), K = tau_s / (tau_m - tau_s) and a, b constant (``a = 0``
+    inside a refractory clamp). At an arrival F is the product of the spike factor
+    (em, es by source id arr_s) and the synapse factor (dm, ds by q), so dL/dw = p_I
+    and dL/dt_a = w (p_I/tau_s - p_V/tau_m) cost a few multiplications. Only the
+    spikes need the forward state (I before each spike, I at each end of
+    refractoriness, V at the spikes for the record check), which a forward pass of
+    running sums provides (as :func:`scan_factored`). The log ev_* (2 entries per
+    spike) holds those events and how many arrivals precede each.
+    """
+    kk = ts / (tm - ts)
+    n_sp = sp_time.shape[0]
+    # ---- forward: the state at the spikes and ends of refractoriness (order of replay_neuron)
+    c_s = 0.0
+    b_m = 0.0
+    ref_end = -np.inf
+    ref_spike = -1
+    worst = 0.0
+    ne = 0
+    a = 0
+    p = 0
+    while True:
+        t_a = arr_t[a] if a < m else np.inf
+        t_p = sp_time[p] if p < n_sp else np.inf
+        t_now = min(t_a, t_p)
+        if t_now > t_end:
+            break
+        if ref_spike >= 0 and t_now > ref_end:
+            i_r = c_s * math.exp(-ref_end / ts)
+            ev_t[ne], ev_c[ne], ev_s[ne], ev_i[ne], ev_pos[ne] = ref_end, EV_REF_END, ref_spike, i_r, a
+            ne += 1
+            b_m = (reset + kk * i_r) * math.exp(ref_end / tm)
+            ref_spike = -1
+        if t_p <= t_a:
+            i_b = c_s * math.exp(-t_p / ts)
+            v_b = reset if ref_end >= t_p else b_m * math.exp(-t_p / tm) - kk * i_b
+            worst = max(worst, abs(v_b - theta))
+            ev_t[ne], ev_c[ne], ev_s[ne], ev_i[ne], ev_pos[ne] = t_p, EV_SPIKE, sp_k[p], i_b, a
+            ne += 1
+            ref_end = t_p + refractory
+            if refractory > 0.0:
+                ref_spike = sp_k[p]
+            else:
+                b_m = (reset + kk * i_b) * math.exp(t_p / tm)
+            p += 1
+        else:
+            q = arr_q[a]
+            k = arr_s[a]
+            w = in_w[q]
+            c_s += w * (es[k] * ds[q])
+            if ref_spike < 0:
+                b_m += kk * w * (em[k] * dm[q])
+            a += 1
+    if ref_spike >= 0 and ref_end <= t_end:
+        ev_t[ne], ev_c[ne], ev_s[ne], ev_i[ne], ev_pos[ne] = (ref_end, EV_REF_END, ref_spike,
+                                                              c_s * math.exp(-ref_end / ts), a)
+        ne += 1
+    # ---- reverse: arrivals a-1 .. 0, each spike event before the arrivals that precede it
+    n_rows = g_time.shape[0]
+    coef_m = 0.0                 # a
+    coef_s = 0.0                 # b
+    pv_ref = 0.0
+    i_ref = 0.0
+    g_th = 0.0
+    e = ne - 1
+    for a in range(a - 1, -2, -1):
+        while e >= 0 and ev_pos[e] > a:
+            t = ev_t[e]
+            f_m = math.exp(t / tm)
+            f_s = math.exp(t / ts)
+            pv = coef_m * f_m
+            pi = coef_s * f_s + kk * pv
+            if ev_c[e] == EV_REF_END:
+                pv_ref = pv
+                i_ref = ev_i[e]
+                pv = 0.0
+            else:
+                src = ev_s[e]
+                if refractory > 0.0:
+                    after = -pv_ref * (i_ref - reset) / tm
+                    pv_ref = 0.0
+                else:
+                    after = -pv * (ev_i[e] - reset) / tm
+                downstream = 0.0
+                for r in range(n_rows):
+                    downstream += g_time[r, n_in + src]
+                total = sp_source[src] + downstream + after
+                spike_grad[src] = total
+                pv = -tm * total / sp_i_minus_theta[src]
+                g_th -= pv
+            coef_m = pv / f_m
+            coef_s = (pi - kk * pv) / f_s
+            e -= 1
+        if a < 0:
+            break
+        q = arr_q[a]
+        k = arr_s[a]
+        pv = coef_m * (em[k] * dm[q])
+        pi = coef_s * (es[k] * ds[q]) + kk * pv
+        g_w[q] += pi
+        dl_dt = in_w[q] * (pi / ts - pv / tm)
+        g_d[q] += dl_dt
+        g_time[row, k] += dl_dt
+    return g_th, worst
+
+
+@njit(cache=True, nogil=True)
 def adjoint_range(j0, j1, row, in_ptr, in_pre, in_d, in_w, tau_m, tau_s, theta, reset, refractory,
                   s_start, s_end, s_time, s_id, t_end, n_in, sp_time, sp_i_minus_theta, sp_source,
                   ps_ptr, ps_time, ps_value, cs_ptr, cs_coef, cs_rate, want_tau,
-                  g_w, g_d, g_tm, g_ts, g_th, g_time, spike_grad):
+                  g_w, g_d, g_tm, g_ts, g_th, g_time, spike_grad, factored, in_dm, in_ds, s_em, s_es):
     """Reverse pass of neurons j0..j1-1 (one chunk of one layer) in one trial; returns max |V - theta|
     at their recorded spikes. s_*: every spike of the trial (inputs, then the record's spikes,
     id n_in + record index) grouped by neuron and sorted by time. Neurons with neither spikes
-    nor loss sources have a zero costate and are skipped."""
+    nor loss sources have a zero costate and are skipped. factored: the layer's LIF neurons without
+    voltage sources use :func:`reverse_factored` (s_em, s_es: exp(t/tau) of every spike, by id;
+    in_dm, in_ds: exp(d/tau) per synapse)."""
     mmax = 0
     nsmax = 0
     for j in range(j0, j1):
@@ -521,6 +637,7 @@ def adjoint_range(j0, j1, row, in_ptr, in_pre, in_d, in_w, tau_m, tau_s, theta, 
     ev_s = np.empty(n_log, np.int64)
     ev_v = np.empty(n_log)
     ev_i = np.empty(n_log)
+    ev_pos = np.empty(2 * nsmax if factored else 0, np.int64)
     sp_t = np.empty(nsmax)
     sp_k = np.empty(nsmax, np.int64)
     worst = 0.0
@@ -533,6 +650,14 @@ def adjoint_range(j0, j1, row, in_ptr, in_pre, in_d, in_w, tau_m, tau_s, theta, 
             sp_k[r] = s_id[s_start[j] + r] - n_in
         m = gather_sorted(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, s_id, t_end, True,
                           tmp_t, tmp_q, tmp_s, tmp_b, counts, arr_t, arr_q, arr_s)
+        if factored and ps_ptr[j] == ps_ptr[j + 1] and cs_ptr[j] == cs_ptr[j + 1]:
+            d_th, w = reverse_factored(m, arr_t, arr_q, arr_s, in_w, in_dm, in_ds, s_em, s_es, sp_t[:n_sp],
+                                       sp_k[:n_sp], tau_m[j], tau_s[j], theta[j], reset[j], refractory[j], t_end,
+                                       sp_i_minus_theta, sp_source, n_in, g_time, row, g_w, g_d, spike_grad,
+                                       ev_t, ev_q, ev_s, ev_i, ev_pos)
+            worst = max(worst, w)
+            g_th[j] += d_th
+            continue
         n_ev, w = replay_neuron(m, arr_t, arr_q, arr_s, in_w, sp_t[:n_sp], sp_k[:n_sp], tau_m[j], tau_s[j],
                                 theta[j], reset[j], refractory[j], t_end, ev_t, ev_q, ev_s, ev_v, ev_i)
         worst = max(worst, w)

@@ -295,10 +295,17 @@ def adjoint(record: EventRecord, sources: AdjointSources, *, time_constants: boo
         g_time = np.zeros((N_CHUNKS, len(all_t)))
         spike_grad = np.zeros(len(sp_time))
         worst = 0.0
-        for off, size, _, _ in layers:
-            def work(chunk):
+        for off, size, _, is_lif in layers:
+            taus = None if time_constants or not is_lif else _factored_taus(flat, off, size, duration, False)
+            if taus is not None:
+                capped = np.minimum(all_t, duration)
+                factors = (True, plan.in_dm, plan.in_ds, np.exp(capped / taus[0]), np.exp(capped / taus[1]))
+            else:
+                factors = (False, _EMPTY, _EMPTY, _EMPTY, _EMPTY)
+
+            def work(chunk, factors=factors):
                 c0, c1, row = chunk
-                return K.adjoint_range(c0, c1, row, *static, *trial_args, *acc, g_time, spike_grad)
+                return K.adjoint_range(c0, c1, row, *static, *trial_args, *acc, g_time, spike_grad, *factors)
             worst = max([worst] + _map(pool, work, _chunks(off, size)))
         return spike_grad, g_time[:, :n_in].sum(axis=0), worst
 
