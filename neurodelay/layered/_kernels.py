@@ -54,13 +54,20 @@ def incoming_count(j, in_ptr, in_pre, s_start, s_end):
 
 @njit(cache=True, nogil=True)
 def gather_sorted(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, s_id, t_end, want_src,
-                  tmp_t, tmp_q, tmp_s, tmp_b, counts, arr_t, arr_q, arr_s):
+                  counts, arr_t, arr_q, arr_s):
     """Arrivals t_spike + d <= t_end at neuron j, sorted by (time, synapse q, spike); returns their number.
 
     s_start/s_end: each neuron's spikes in s_time (sorted by time), ids s_id (copied
-    to arr_s when want_src). tmp_*, counts: workspace of the size of
-    :func:`incoming_count` (counts: + 1).
+    to arr_s when want_src). counts (workspace) and arr_*: at least :func:`incoming_count`
+    entries (counts: + 1).
     """
+    # counting sort on time buckets over [0, t_end], as many as the arrivals at most: count per
+    # bucket, then generate again and scatter (the bucket is monotone in t, and the scatter keeps
+    # the generation order, q ascending, within a bucket) ...
+    nb = max(incoming_count(j, in_ptr, in_pre, s_start, s_end), 1)
+    scale = nb / t_end
+    for b in range(nb + 1):
+        counts[b] = 0
     m = 0
     for q in range(in_ptr[j], in_ptr[j + 1]):
         p = in_pre[q]
@@ -69,34 +76,27 @@ def gather_sorted(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, s_id, t_end, 
             t = s_time[k] + d
             if t > t_end:
                 break                   # p's spikes are sorted: the later ones arrive later
-            tmp_t[m] = t
-            tmp_q[m] = q
-            if want_src:
-                tmp_s[m] = s_id[k]
+            b = min(max(int(t * scale), 0), nb - 1)
+            counts[b + 1] += 1
             m += 1
     if m == 0:
         return 0
-    # counting sort on m time buckets over [0, t_end] (the bucket is monotone in t, and
-    # the scatter keeps the generation order, q ascending, within a bucket) ...
-    nb = m
-    scale = nb / t_end
-    for b in range(nb + 1):
-        counts[b] = 0
-    for a in range(m):
-        b = int(tmp_t[a] * scale)
-        if b >= nb:
-            b = nb - 1
-        tmp_b[a] = b
-        counts[b + 1] += 1
     for b in range(nb):
         counts[b + 1] += counts[b]
-    for a in range(m):
-        pos = counts[tmp_b[a]]
-        counts[tmp_b[a]] = pos + 1
-        arr_t[pos] = tmp_t[a]
-        arr_q[pos] = tmp_q[a]
-        if want_src:
-            arr_s[pos] = tmp_s[a]
+    for q in range(in_ptr[j], in_ptr[j + 1]):
+        p = in_pre[q]
+        d = in_d[q]
+        for k in range(s_start[p], s_end[p]):
+            t = s_time[k] + d
+            if t > t_end:
+                break
+            b = min(max(int(t * scale), 0), nb - 1)
+            pos = counts[b]
+            counts[b] = pos + 1
+            arr_t[pos] = t
+            arr_q[pos] = q
+            if want_src:
+                arr_s[pos] = s_id[k]
     # ... then a stable insertion sort, which moves items only within their bucket
     for a in range(1, m):
         t = arr_t[a]
@@ -284,14 +284,10 @@ def forward_range(j0, j1, kind, tau_m, tau_s, theta, reset, refractory, closed, 
     mmax = 0
     for j in range(j0, j1):
         mmax = max(mmax, incoming_count(j, in_ptr, in_pre, s_start, s_end))
-    tmp_t = np.empty(mmax)
-    tmp_q = np.empty(mmax, np.int64)
-    tmp_b = np.empty(mmax, np.int64)
     counts = np.empty(mmax + 1, np.int64)
     arr_t = np.empty(mmax)
     arr_q = np.empty(mmax, np.int64)
     dummy = np.empty(0, np.int64)
-    tmp_k = np.empty(mmax if factored else 0, np.int64)
     arr_k = np.empty(mmax if factored else 0, np.int64)
     pos_id = np.arange(s_time.shape[0] if factored else 0)
     n_per = np.zeros(j1 - j0, np.int64)
@@ -302,7 +298,7 @@ def forward_range(j0, j1, kind, tau_m, tau_s, theta, reset, refractory, closed, 
     total = 0
     for j in range(j0, j1):
         m = gather_sorted(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, pos_id, t_end, factored,
-                          tmp_t, tmp_q, tmp_k, tmp_b, counts, arr_t, arr_q, arr_k)
+                          counts, arr_t, arr_q, arr_k)
         while True:
             if factored:
                 ns = scan_factored(m, arr_t, arr_q, arr_k, in_w, in_dm, in_ds, s_em, s_es, tau_m[j], tau_s[j],
@@ -623,10 +619,6 @@ def adjoint_range(j0, j1, row, in_ptr, in_pre, in_d, in_w, tau_m, tau_s, theta, 
     for j in range(j0, j1):
         mmax = max(mmax, incoming_count(j, in_ptr, in_pre, s_start, s_end))
         nsmax = max(nsmax, s_end[j] - s_start[j])
-    tmp_t = np.empty(mmax)
-    tmp_q = np.empty(mmax, np.int64)
-    tmp_s = np.empty(mmax, np.int64)
-    tmp_b = np.empty(mmax, np.int64)
     counts = np.empty(mmax + 1, np.int64)
     arr_t = np.empty(mmax)
     arr_q = np.empty(mmax, np.int64)
@@ -649,7 +641,7 @@ def adjoint_range(j0, j1, row, in_ptr, in_pre, in_d, in_w, tau_m, tau_s, theta, 
             sp_t[r] = s_time[s_start[j] + r]
             sp_k[r] = s_id[s_start[j] + r] - n_in
         m = gather_sorted(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, s_id, t_end, True,
-                          tmp_t, tmp_q, tmp_s, tmp_b, counts, arr_t, arr_q, arr_s)
+                          counts, arr_t, arr_q, arr_s)
         if factored and ps_ptr[j] == ps_ptr[j + 1] and cs_ptr[j] == cs_ptr[j + 1]:
             d_th, w = reverse_factored(m, arr_t, arr_q, arr_s, in_w, in_dm, in_ds, s_em, s_es, sp_t[:n_sp],
                                        sp_k[:n_sp], tau_m[j], tau_s[j], theta[j], reset[j], refractory[j], t_end,
