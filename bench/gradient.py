@@ -221,7 +221,8 @@ def main(argv=None) -> dict:
             rows.append({"case": case, "max_delay_ms": max_delay_ms, "batch": n_batch,
                          **{k: v for k, v in r.items() if not k.startswith("_")}})
         if len(out) == 2:
-            checks[f"{case}, {max_delay_ms} ms"] = agreement(out["events"], out["layered"])
+            label = f"{case}, {max_delay_ms} ms" + (f", {store[1]}" if store and store[0] == "by_input_spikes" else "")
+            checks[label] = agreement(out["events"], out["layered"])
         if store is not None:
             for engine, r in out.items():
                 by_engine[engine].setdefault(store[0], {})[store[1]] = {

@@ -18,6 +18,7 @@ whatever the number of threads, so the results do not depend on it.
 
 from __future__ import annotations
 
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -101,6 +102,20 @@ def _plan(net: Network, flat: FlatNetwork) -> _Plan:
                  order.astype(np.int64), is_closed_form(flat.tau_m, flat.tau_s), in_dm, in_ds)
 
 
+_PLANS: dict = {}   # id(flat) -> (weak reference to flat, its _Plan): simulate's plan serves the adjoint too
+
+
+def _plan_for(net: Network, flat: FlatNetwork) -> _Plan:
+    """:func:`_plan`, kept while `flat` (e.g. a record's) lives."""
+    key = id(flat)
+    hit = _PLANS.get(key)
+    if hit is not None and hit[0]() is flat:
+        return hit[1]
+    plan = _plan(net, flat)
+    _PLANS[key] = (weakref.ref(flat, lambda _, key=key: _PLANS.pop(key, None)), plan)
+    return plan
+
+
 def _factored_taus(flat: FlatNetwork, off: int, size: int, duration: float, sampled: bool):
     """(tau_m, tau_s) if the forward scans of this layer can use factored exponentials, else None."""
     sl = slice(off, off + size)
@@ -168,7 +183,7 @@ def simulate(net: Network, inputs, duration, *, record=(), sample_times=None, n_
     if record and len(sample_times) == 0:
         raise ValueError("record given but no sample_times")
     sample_times = np.ascontiguousarray(sample_times, dtype=float)
-    plan = _plan(net, flat)
+    plan = _plan_for(net, flat)
     n = flat.n_neurons
     col_of = np.full(n, -1, np.int64)
     col_of[sample_neurons] = np.arange(len(sample_neurons))
@@ -264,7 +279,7 @@ def adjoint(record: EventRecord, sources: AdjointSources, *, time_constants: boo
     inputs = record.inputs
     if np.any(np.diff(inputs.trial) < 0) or np.any((np.diff(inputs.trial) == 0) & (np.diff(inputs.time) < 0)):
         raise ValueError("record inputs must be sorted by (trial, time); use SpikeTrains.sorted()")
-    plan = _plan(net, flat)
+    plan = _plan_for(net, flat)
     rec_bounds = np.searchsorted(record.trial, np.arange(n_trials + 1), side="left")
     in_bounds = inputs.trial_slices()
     jb, j_neuron, (j_time, j_value) = _csr(np.asarray(sources.jump_trial, np.int64),
