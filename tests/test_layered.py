@@ -103,19 +103,21 @@ def test_forward_equals_event_engine(seed):
     np.testing.assert_array_equal(rec.sample_neurons, ref.sample_neurons)
 
 
-def test_forward_without_factoring_is_bit_identical(monkeypatch):
-    """h1 (refractory) and ttfs (none) are scanned with factored exponentials by default; without,
-    every layer performs the event engine's operations and the spikes are bit-identical."""
-    net, inputs, _ = layered_network(0)
+@pytest.mark.parametrize("seed", [0, 1])
+def test_forward_factored_and_bit_identical(seed, monkeypatch):
+    """By default every layer performs the event engine's operations: spikes are bit-identical.
+    With factored exponentials (h1 with, ttfs without refractory period), they agree to rounding."""
+    net, inputs, _ = layered_network(seed)
     flat = layered.engine.flatten(net)
     for pop in ("h1", "ttfs"):
         assert layered.engine._factored_taus(flat, flat.offsets[pop], net[pop].n, DURATION, False) is not None
     ref = events_simulate(net, inputs, DURATION)
-    monkeypatch.setattr(layered.engine, "FACTORED", False)
     rec = layered.simulate(net, inputs, DURATION)
-    a, b = _by_neuron(ref), _by_neuron(rec)
-    for x, y in zip(a, b):
+    for x, y in zip(_by_neuron(ref), _by_neuron(rec)):
         np.testing.assert_array_equal(x, y)
+    monkeypatch.setattr(layered.engine, "FACTORED_FORWARD", True)
+    factored = layered.simulate(net, inputs, DURATION)
+    assert_same_spikes(ref, factored)
 
 
 LOSSES = {
@@ -153,6 +155,7 @@ def test_gradients_equal_event_engine(loss_name, with_tau, monkeypatch):
     assert all(np.any(ref.grads[(p, "weight")] != 0) for p in ("inp->h1", "h1->h2", "h2->ttfs" if "first" in loss_name
                                                                 else "h2->out"))
     monkeypatch.setattr(gradients, "adjoint", layered.adjoint)
+    monkeypatch.setattr(layered.engine, "FACTORED_FORWARD", True)    # records that differ by rounding
     for record in (ref.record, layered.simulate(net, inputs, DURATION)):
         got = gradients.loss_and_grad(net, None, None, loss, labels, keys, record=record)
         assert got.loss == pytest.approx(ref.loss, rel=1e-12)
