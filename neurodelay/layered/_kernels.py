@@ -13,12 +13,18 @@ so each one is handled alone, neuron by neuron:
 2. **forward scan** (:func:`scan_forward`): the arrivals in order, with the
    event engine's exact dynamics (:func:`~neurodelay.events.dynamics.state_at`,
    :func:`~neurodelay.events.dynamics.next_crossing`); the same operations on
-   the same numbers as the event engine, so spikes are bit-identical;
+   the same numbers as the event engine, so spikes are bit-identical. The
+   exact crossing check is skipped where a bound (:func:`below_until`) shows
+   that V stays below theta until the next arrival, which cannot change the
+   result. :func:`scan_factored` (optional) replaces the exponentials per
+   arrival by running sums of ``w exp(t/tau)``;
 3. **reverse pass** (:func:`replay_neuron`, :func:`reverse_neuron`): the
    neuron's arrivals and recorded spikes are replayed locally into a small
    event log (state just before each event), then walked backwards with the
    costate solutions of :mod:`neurodelay.events.adjoint_kernel` (see
-   :mod:`neurodelay.events.adjoint` for the derivation). Gradients of the
+   :mod:`neurodelay.events.adjoint` for the derivation). A LIF neuron that the
+   loss reaches only through its spike times takes :func:`reverse_factored`
+   instead: no exponential per arrival. Gradients of the
    neuron's incoming synapses and its own parameters are written by this
    neuron alone; the time sensitivity of the presynaptic spikes is added to
    one row (its chunk) of ``g_time``, so chunks of neurons can run in parallel.
