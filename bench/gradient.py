@@ -1,29 +1,41 @@
-"""Gradient benchmark: forward + EventProp reverse pass of the exact event engine at SHD scale.
+"""Gradient benchmark: forward + EventProp reverse pass of the exact engines at SHD scale.
 
 Network of the size of the SHD experiments: 700 input channels with about
 8000 input spikes per 1 s trial (uniform random times and channels), 256
 hidden LIF neurons (tau_m 20 ms, tau_s 5 ms, 1 ms refractory) with synaptic
 delays uniform on [0, max_delay] on every projection, 20 leaky-integrator
 readouts, exponentially weighted voltage-integral cross-entropy; gradients of
-all weights and synaptic delays. Feedforward, and with a recurrent
-all-to-all hidden layer. Each trial is simulated on [0, 1 s + max_delay] so
-that every arrival counts whatever the maximum delay.
+all weights and synaptic delays. Feedforward, with a second hidden layer
+(700 -> 256 -> 256 -> 20), and with a recurrent all-to-all hidden layer. Each
+trial is simulated on [0, 1 s + max_delay] so that every arrival counts
+whatever the maximum delay.
+
+Engines (``--engine``): ``events`` (the general exact engine), ``layered``
+(per-neuron scans, feedforward networks only) or ``both`` (default: every
+measurement on both engines in the same run, so their ratio is meaningful on a
+shared machine). A network the layered engine does not support (recurrent) is
+measured on the event engine only.
 
 Measured per trial (batch run on the default worker threads, divided by the
 batch size): wall time, fastest of --repeats runs, and the process's CPU time
 (user + system, all threads), which the load of other processes on a shared
 machine inflates much less than the wall time:
 
-* forward (``simulate``) and backward (loss + adjoint through
-  ``loss_and_grad(record=...)``) separately; forward + backward is their sum.
-  Feedforward and recurrent.
-* peak resident set size of the process (getrusage), and its growth during the
-  feedforward batch; the adjoint's event log takes 24 bytes per event (arrival,
-  spike or end of refractoriness) for each trial in flight;
-* ms per trial against the maximum delay (25, 150, 500 ms) and against the
-  number of input spikes per trial.
+* forward (``simulate``) and backward (the loss's sources and the engine's
+  ``adjoint``) separately; forward + backward is their sum;
+* peak resident set size of the process (getrusage), and its growth during
+  each engine's feedforward batch (the layered engine runs first);
+* ms per trial against the maximum delay (25, 150, 500, 1000 ms) and against
+  the number of input spikes per trial.
 
-usage: python bench/gradient.py [--quick] [--json PATH] [--batch B] [--threads T] [--repeats R]
+The JSON's top-level figures without an engine in their name (``ms_per_trial_ff``,
+``ms_per_trial_by_max_delay``, ...) are those of the engine that ``auto`` would
+choose: the layered engine where it supports the network (and was run), else
+the event engine; ``*_by_engine`` holds both, and ``speedup_layered_over_events``
+the ratios (wall and CPU) measured in this run.
+
+usage: python bench/gradient.py [--quick] [--engine {events,layered,both}] [--json PATH] [--batch B]
+       [--threads T] [--repeats R]
 """
 
 from __future__ import annotations
@@ -43,10 +55,9 @@ from _common import (default_json_path, package_versions, print_table, stopwatch
                      write_json_atomic)
 
 import neurodelay  # noqa: E402
+from neurodelay import events, layered  # noqa: E402
 from neurodelay.delays import Delays  # noqa: E402
-from neurodelay.events import simulate  # noqa: E402
 from neurodelay.events.forward import default_threads  # noqa: E402
-from neurodelay.gradients import loss_and_grad  # noqa: E402
 from neurodelay.losses import WeightedIntegralCrossEntropy  # noqa: E402
 from neurodelay.network import LIF, Network, Readout, SpikeSource  # noqa: E402
 from neurodelay.spikes import SpikeTrains  # noqa: E402
@@ -54,14 +65,19 @@ from neurodelay.spikes import SpikeTrains  # noqa: E402
 N_IN, N_HID, N_OUT = 700, 256, 20
 INPUT_WINDOW = 1.0   # s: input spikes fall in [0, 1 s)
 LOG_BYTES_PER_EVENT = 24
+ENGINES = {"events": events, "layered": layered}
 
 
 def build_network(max_delay: float, recurrent: bool, seed: int = 1, n_in: int = N_IN, n_hid: int = N_HID,
-                  n_out: int = N_OUT) -> Network:
-    """The SHD-sized network (smaller with n_in / n_hid / n_out); synaptic delays uniform on [0, max_delay] s."""
+                  n_out: int = N_OUT, hidden_layers: int = 1) -> Network:
+    """The SHD-sized network (smaller with n_in / n_hid / n_out); synaptic delays uniform on [0, max_delay] s.
+
+    hidden_layers: 1 (inp -> hid -> out) or 2 (inp -> hid -> hid2 -> out, hid2 like hid);
+    recurrent: all-to-all hid -> hid synapses."""
     rng = np.random.default_rng(seed)
+    hidden = ["hid"] + [f"hid{k + 1}" for k in range(1, hidden_layers)]
     net = Network().add(SpikeSource("inp", n_in),
-                        LIF("hid", n_hid, tau_m=20e-3, tau_s=5e-3, refractory=1e-3),
+                        *(LIF(h, n_hid, tau_m=20e-3, tau_s=5e-3, refractory=1e-3) for h in hidden),
                         Readout("out", n_out, tau_m=20e-3, tau_s=5e-3))
 
     def delays(n):
@@ -70,7 +86,9 @@ def build_network(max_delay: float, recurrent: bool, seed: int = 1, n_in: int = 
     net = net.connect("inp", "hid", rng.normal(0.03, 0.08, n_in * n_hid), delays=delays(n_in * n_hid))
     if recurrent:
         net = net.connect("hid", "hid", rng.normal(-0.01, 0.05, n_hid * n_hid), delays=delays(n_hid * n_hid))
-    return net.connect("hid", "out", rng.normal(0.0, 0.3, n_hid * n_out), delays=delays(n_hid * n_out))
+    for pre, post in zip(hidden[:-1], hidden[1:]):
+        net = net.connect(pre, post, rng.normal(0.02, 0.1, n_hid * n_hid), delays=delays(n_hid * n_hid))
+    return net.connect(hidden[-1], "out", rng.normal(0.0, 0.3, n_hid * n_out), delays=delays(n_hid * n_out))
 
 
 def random_inputs(n_trials: int, spikes_per_trial: int, seed: int, n_in: int = N_IN,
@@ -106,9 +124,12 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def measure(net: Network, inputs: SpikeTrains, labels, duration: float, threads: int, repeats: int) -> dict:
-    """Per-trial cost of the forward pass (simulate) and the backward pass (loss + adjoint for all
-    weights and synaptic delays): wall ms (fastest of `repeats`) and process CPU ms (least of `repeats`)."""
+def measure(net: Network, inputs: SpikeTrains, labels, duration: float, threads: int, repeats: int,
+            engine: str = "events") -> dict:
+    """Per-trial cost of the forward pass (simulate) and the backward pass (the loss's sources and the
+    engine's adjoint: gradients of every weight and delay) on `engine`: wall ms (fastest of `repeats`)
+    and process CPU ms (least of `repeats`)."""
+    eng = ENGINES[engine]
     loss = WeightedIntegralCrossEntropy("out", tau_weight=0.5)
     n = inputs.n_trials
     wall = {"forward": np.inf, "backward": np.inf}
@@ -116,102 +137,177 @@ def measure(net: Network, inputs: SpikeTrains, labels, duration: float, threads:
     for _ in range(repeats):
         c0 = cpu_seconds()
         with stopwatch() as fwd:
-            record = simulate(net, inputs, duration, n_threads=threads)
+            record = eng.simulate(net, inputs, duration, n_threads=threads)
         c1 = cpu_seconds()
         with stopwatch() as bwd:
-            result = loss_and_grad(net, None, None, loss, labels, param_keys(net), record=record, n_threads=threads)
+            values, sources = loss.value_and_sources(record, labels)
+            result = eng.adjoint(record, sources, n_threads=threads)
         c2 = cpu_seconds()
         wall = {"forward": min(wall["forward"], fwd()), "backward": min(wall["backward"], bwd())}
         cpu = {"forward": min(cpu["forward"], c1 - c0), "backward": min(cpu["backward"], c2 - c1)}
-    assert np.isfinite(result.loss)
+    assert np.all(np.isfinite(values)) and np.all(np.isfinite(result.weight))
     per_trial = (lambda x: 1e3 * x / n)
-    return {"ms_per_trial": per_trial(wall["forward"] + wall["backward"]),
+    return {"engine": engine, "ms_per_trial": per_trial(wall["forward"] + wall["backward"]),
             "forward_ms_per_trial": per_trial(wall["forward"]), "backward_ms_per_trial": per_trial(wall["backward"]),
             "cpu_ms_per_trial": per_trial(cpu["forward"] + cpu["backward"]),
             "forward_cpu_ms_per_trial": per_trial(cpu["forward"]),
             "backward_cpu_ms_per_trial": per_trial(cpu["backward"]),
             "hidden_spikes_per_trial": len(record.time) / n, "input_spikes_per_trial": len(record.inputs.time) / n,
-            "events_in_trial_0": events_in_trial(record)}
+            "events_in_trial_0": events_in_trial(record),
+            "_record": record, "_grad": result}
 
 
 def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0   # Linux: KiB
 
 
+def agreement(a: dict, b: dict) -> dict:
+    """How far engine b's spikes and gradients are from engine a's in the same measurement."""
+    ra, rb = a["_record"], b["_record"]
+    key = (lambda r: np.lexsort((r.time, r.neuron, r.trial)))
+    oa, ob = key(ra), key(rb)
+    same = len(ra.time) == len(rb.time) and np.array_equal(ra.neuron[oa], rb.neuron[ob])
+    ga, gb = a["_grad"], b["_grad"]
+    rel = (lambda x, y: float(np.max(np.abs(x - y)) / max(np.max(np.abs(x)), 1e-300)))
+    return {"identical_spike_counts": bool(same),
+            "max_spike_time_difference_s": float(np.max(np.abs(ra.time[oa] - rb.time[ob]), initial=0.0))
+            if same else None,
+            "max_relative_difference_weight_gradient": rel(ga.weight, gb.weight),
+            "max_relative_difference_delay_gradient": rel(ga.delay, gb.delay)}
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="batch 4, smaller sweeps (about a minute)")
+    parser.add_argument("--engine", choices=["events", "layered", "both"], default="both",
+                        help="engine(s) to measure (default both, in the same run)")
     parser.add_argument("--json", type=Path, default=default_json_path("gradient"), help="output JSON path")
     parser.add_argument("--batch", type=int, help="trials per batch for the main measurements (default 64, quick 4)")
     parser.add_argument("--sweep-batch", type=int, help="trials per batch in the sweeps (default 8, quick 2)")
     parser.add_argument("--threads", type=int, default=default_threads(), help="worker threads (default: all cores)")
     parser.add_argument("--repeats", type=int, help="timed runs per measurement, the fastest counts (default 2, quick 1)")
+    parser.add_argument("--skip-recurrent", action="store_true", help="leave out the recurrent network")
     args = parser.parse_args(argv)
     batch = args.batch or (4 if args.quick else 64)
     sweep_batch = args.sweep_batch or (2 if args.quick else 8)
     repeats = args.repeats or (1 if args.quick else 2)
-    delays = (0.025, 0.15, 0.5)
+    engines = ["layered", "events"] if args.engine == "both" else [args.engine]
+    delays = (0.025, 0.15, 0.5, 1.0)
     spike_counts = (2000, 8000) if args.quick else (2000, 4000, 8000, 16000)
     load_before = os.getloadavg()
 
     # warm-up: compile (or load from the cache) every kernel on a small problem, outside the timings
-    small = build_network(0.15, True)
     warm_inputs, warm_labels = random_inputs(2, 500, seed=99)
-    loss_and_grad(small, warm_inputs, 0.3, WeightedIntegralCrossEntropy("out", tau_weight=0.5), warm_labels,
-                  param_keys(small) + [("hid", "tau_m")], n_threads=1)
-    rss_before = peak_rss_mib()
+    for engine in engines:
+        for recurrent in (False, True):
+            small = build_network(0.15, recurrent)
+            if engine == "layered" and layered.supports(small) is not None:
+                continue
+            measure(small, warm_inputs, warm_labels, 0.3, 1, 1, engine)
 
-    rows = []
+    rows, checks = [], {}
+    by_engine: dict = {e: {} for e in engines}
+
+    def run(case, net, inputs, labels, duration, n_batch, max_delay_ms, store=None):
+        """Measure `net` on every selected engine that supports it; returns {engine: result}."""
+        out = {}
+        for engine in engines:
+            if engine == "layered" and layered.supports(net) is not None:
+                continue
+            rss0 = peak_rss_mib()
+            r = measure(net, inputs, labels, duration, args.threads, repeats, engine)
+            r["peak_rss_growth_mib"] = peak_rss_mib() - rss0
+            out[engine] = r
+            rows.append({"case": case, "max_delay_ms": max_delay_ms, "batch": n_batch,
+                         **{k: v for k, v in r.items() if not k.startswith("_")}})
+        if len(out) == 2:
+            label = f"{case}, {max_delay_ms} ms" + (f", {store[1]}" if store and store[0] == "by_input_spikes" else "")
+            checks[label] = agreement(out["events"], out["layered"])
+        if store is not None:
+            for engine, r in out.items():
+                by_engine[engine].setdefault(store[0], {})[store[1]] = {
+                    "ms_per_trial": r["ms_per_trial"], "cpu_ms_per_trial": r["cpu_ms_per_trial"]}
+        return out
+
     inputs, labels = random_inputs(batch, 8000, seed=2)
     duration = INPUT_WINDOW + 0.15
-    ff = measure(build_network(0.15, False), inputs, labels, duration, args.threads, repeats)
-    rss_ff = peak_rss_mib()
-    rows.append({"case": "feedforward", "max_delay_ms": 150, "batch": batch, **ff})
-    rec = measure(build_network(0.15, True), inputs, labels, duration, args.threads, repeats)
-    rows.append({"case": "recurrent", "max_delay_ms": 150, "batch": batch, **rec})
+    ff = run("feedforward", build_network(0.15, False), inputs, labels, duration, batch, 150, ("main", "ff"))
+    two = run("2 hidden layers", build_network(0.15, False, hidden_layers=2), inputs, labels, duration, batch, 150,
+              ("main", "ff2"))
+    rec = {} if args.skip_recurrent else run("recurrent", build_network(0.15, True), inputs, labels, duration,
+                                             batch, 150, ("main", "rec"))
 
     sweep_inputs, sweep_labels = random_inputs(sweep_batch, 8000, seed=3)
-    by_delay, cpu_by_delay = {}, {}
     for d in delays:
-        r = measure(build_network(d, False), sweep_inputs, sweep_labels, INPUT_WINDOW + d, args.threads, repeats)
-        by_delay[str(int(round(d * 1e3)))] = r["ms_per_trial"]
-        cpu_by_delay[str(int(round(d * 1e3)))] = r["cpu_ms_per_trial"]
-        rows.append({"case": "ff, max delay", "max_delay_ms": int(round(d * 1e3)), "batch": sweep_batch, **r})
-    by_spikes, cpu_by_spikes = {}, {}
+        ms = str(int(round(d * 1e3)))
+        run("ff, max delay", build_network(d, False), sweep_inputs, sweep_labels, INPUT_WINDOW + d, sweep_batch,
+            int(ms), ("by_max_delay", ms))
     for count in spike_counts:
         sp_inputs, sp_labels = random_inputs(sweep_batch, count, seed=4)
-        r = measure(build_network(0.15, False), sp_inputs, sp_labels, duration, args.threads, repeats)
-        by_spikes[str(count)] = r["ms_per_trial"]
-        cpu_by_spikes[str(count)] = r["cpu_ms_per_trial"]
-        rows.append({"case": "ff, input spikes", "max_delay_ms": 150, "batch": sweep_batch, **r})
+        run("ff, input spikes", build_network(0.15, False), sp_inputs, sp_labels, duration, sweep_batch, 150,
+            ("by_input_spikes", str(count)))
 
-    columns = ["case", "max_delay_ms", "batch", "input_spikes_per_trial", "hidden_spikes_per_trial",
+    columns = ["case", "engine", "max_delay_ms", "batch", "input_spikes_per_trial", "hidden_spikes_per_trial",
                "events_in_trial_0", "ms_per_trial", "forward_ms_per_trial", "backward_ms_per_trial",
-               "cpu_ms_per_trial", "forward_cpu_ms_per_trial", "backward_cpu_ms_per_trial"]
+               "cpu_ms_per_trial", "forward_cpu_ms_per_trial", "backward_cpu_ms_per_trial", "peak_rss_growth_mib"]
     print_table(rows, columns)
+
+    def auto(case_results):
+        """The result of the engine `auto` would choose among those measured."""
+        return case_results.get("layered") or case_results.get("events")
+
+    def auto_sweep(name, field):
+        main_engine = "layered" if "layered" in by_engine else "events"
+        return {k: v[field] for k, v in by_engine[main_engine].get(name, {}).items()}
+
+    speedup = {}
+    if len(engines) == 2:
+        for name, case in (("ff", ff), ("ff2", two)):
+            speedup[name] = {"wall": case["events"]["ms_per_trial"] / case["layered"]["ms_per_trial"],
+                             "cpu": case["events"]["cpu_ms_per_trial"] / case["layered"]["cpu_ms_per_trial"],
+                             "forward_cpu": (case["events"]["forward_cpu_ms_per_trial"]
+                                             / case["layered"]["forward_cpu_ms_per_trial"]),
+                             "backward_cpu": (case["events"]["backward_cpu_ms_per_trial"]
+                                              / case["layered"]["backward_cpu_ms_per_trial"])}
+        speedup["by_max_delay_cpu"] = {
+            k: by_engine["events"]["by_max_delay"][k]["cpu_ms_per_trial"]
+            / by_engine["layered"]["by_max_delay"][k]["cpu_ms_per_trial"] for k in by_engine["layered"]["by_max_delay"]}
     result = {
-        "ms_per_trial_ff": ff["ms_per_trial"],
-        "ms_per_trial_rec": rec["ms_per_trial"],
+        "ms_per_trial_ff": auto(ff)["ms_per_trial"],
+        "ms_per_trial_ff2": auto(two)["ms_per_trial"],
+        "ms_per_trial_rec": auto(rec)["ms_per_trial"] if rec else None,
+        "cpu_ms_per_trial_ff": auto(ff)["cpu_ms_per_trial"],
+        "cpu_ms_per_trial_ff2": auto(two)["cpu_ms_per_trial"],
+        "cpu_ms_per_trial_rec": auto(rec)["cpu_ms_per_trial"] if rec else None,
+        "ms_per_trial_ff_by_engine": {e: r["ms_per_trial"] for e, r in ff.items()},
+        "cpu_ms_per_trial_ff_by_engine": {e: r["cpu_ms_per_trial"] for e, r in ff.items()},
+        "ms_per_trial_ff2_by_engine": {e: r["ms_per_trial"] for e, r in two.items()},
+        "speedup_layered_over_events": speedup or None,
         "peak_rss_mib": peak_rss_mib(),
-        "peak_rss_growth_ff_mib": rss_ff - rss_before,
-        "cpu_ms_per_trial_ff": ff["cpu_ms_per_trial"],
-        "cpu_ms_per_trial_rec": rec["cpu_ms_per_trial"],
-        "ms_per_trial_by_max_delay": by_delay,
-        "ms_per_trial_by_input_spikes": by_spikes,
-        "cpu_ms_per_trial_by_max_delay": cpu_by_delay,
-        "cpu_ms_per_trial_by_input_spikes": cpu_by_spikes,
+        "peak_rss_growth_ff_mib": {e: r["peak_rss_growth_mib"] for e, r in ff.items()},
+        "ms_per_trial_by_max_delay": auto_sweep("by_max_delay", "ms_per_trial"),
+        "cpu_ms_per_trial_by_max_delay": auto_sweep("by_max_delay", "cpu_ms_per_trial"),
+        "ms_per_trial_by_input_spikes": auto_sweep("by_input_spikes", "ms_per_trial"),
+        "cpu_ms_per_trial_by_input_spikes": auto_sweep("by_input_spikes", "cpu_ms_per_trial"),
+        "by_engine": by_engine,
+        "agreement_layered_vs_events": checks,
         "rows": rows,
         "settings": {"batch": batch, "sweep_batch": sweep_batch, "threads": args.threads, "repeats": repeats,
-                     "quick": args.quick, "duration_s": "1 s + max_delay",
+                     "quick": args.quick, "engines": engines, "duration_s": "1 s + max_delay",
                      "params": "weights and synaptic delays of every projection",
                      "loss": "WeightedIntegralCrossEntropy(tau_weight=0.5 s)",
                      "event_log_bytes_per_event": LOG_BYTES_PER_EVENT},
         "load_average": {"before": load_before, "after": os.getloadavg()},
         "versions": {"neurodelay": neurodelay.__version__, **package_versions("numpy", "numba")},
     }
-    print(f"peak RSS {result['peak_rss_mib']:.0f} MiB (grew by {result['peak_rss_growth_ff_mib']:.0f} MiB "
-          f"during the feedforward batch); load average before/after {load_before[0]:.1f}/"
-          f"{result['load_average']['after'][0]:.1f}")
+    growth = ", ".join(f"{e} {g:.0f}" for e, g in result["peak_rss_growth_ff_mib"].items())
+    print(f"peak RSS {result['peak_rss_mib']:.0f} MiB (growth during the feedforward batch, MiB: {growth}); "
+          f"load average before/after {load_before[0]:.1f}/{result['load_average']['after'][0]:.1f}")
+    if speedup:
+        print("speedup layered over events (feedforward): wall {wall:.2f}x, CPU {cpu:.2f}x "
+              "(forward {forward_cpu:.2f}x, backward {backward_cpu:.2f}x)".format(**speedup["ff"]))
+    for case, c in checks.items():
+        print(f"agreement {case}: {c}")
     path = write_json_atomic(args.json, result)
     print(f"wrote {path}")
     return result

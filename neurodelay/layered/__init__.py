@@ -1,0 +1,11 @@
+"""The layered exact engine: per-neuron scans for networks whose projections form layers.
+
+Same contract as :mod:`neurodelay.events` (``simulate`` returns an
+:class:`~neurodelay.events.EventRecord`, ``adjoint`` differentiates a record of
+any engine) and the same results; :func:`supports` says whether a network can
+be run (None) or why not.
+"""
+
+from .engine import adjoint, simulate, supports
+
+__all__ = ["adjoint", "simulate", "supports"]

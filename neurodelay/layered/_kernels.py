@@ -1,0 +1,671 @@
+"""Compiled per-neuron kernels of the layered engine (numba, release the GIL).
+
+Given the spikes of the earlier layers, every neuron of a layer is independent,
+so each one is handled alone, neuron by neuron:
+
+1. **arrivals** (:func:`gather_sorted`): from the post-major synapse table
+   (``in_ptr`` over postsynaptic neurons, presynaptic neuron ``in_pre``, total
+   delay ``in_d``, weight ``in_w`` per synapse ``q``) and the spikes of each
+   presynaptic neuron (time-sorted), the arrival times ``t_spike + d`` (the
+   same floating-point sum as the event engine) are generated and sorted by a
+   counting sort on time buckets followed by an insertion sort, which is
+   stable: ties are broken by (time, synapse, spike), deterministically;
+2. **forward scan** (:func:`scan_forward`): the arrivals in order, with the
+   event engine's exact dynamics (:func:`~neurodelay.events.dynamics.state_at`,
+   :func:`~neurodelay.events.dynamics.next_crossing`); the same operations on
+   the same numbers as the event engine, so spikes are bit-identical. The
+   exact crossing check is skipped where a bound (:func:`below_until`) shows
+   that V stays below theta until the next arrival, which cannot change the
+   result. :func:`scan_factored` (optional) replaces the exponentials per
+   arrival by running sums of ``w exp(t/tau)``;
+3. **reverse pass** (:func:`replay_neuron`, :func:`reverse_neuron`): the
+   neuron's arrivals and recorded spikes are replayed locally into a small
+   event log (state just before each event), then walked backwards with the
+   costate solutions of :mod:`neurodelay.events.adjoint_kernel` (see
+   :mod:`neurodelay.events.adjoint` for the derivation). A LIF neuron that the
+   loss reaches only through its spike times takes :func:`reverse_factored`
+   instead: no exponential per arrival. Gradients of the
+   neuron's incoming synapses and its own parameters are written by this
+   neuron alone; the time sensitivity of the presynaptic spikes is added to
+   one row (its chunk) of ``g_time``, so chunks of neurons can run in parallel.
+
+Times in seconds. Arrays are arguments and never reassigned in hot loops (see
+the performance note of :mod:`neurodelay.events.kernel`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from ..events.adjoint_kernel import _homogeneous, _particular
+from ..events.dynamics import free_voltage, next_crossing, state_at, voltage_bound
+
+EV_SPIKE = -1      # ev_q code of a spike of the neuron (ev_s = the spike's index in the trial's record)
+EV_REF_END = -2    # ev_q code of the end of a refractory period (ev_s = the spike that started it)
+
+
+# ------------------------------------------------------------ arrivals ----
+@njit(cache=True, nogil=True)
+def incoming_count(j, in_ptr, in_pre, s_start, s_end):
+    """Upper bound on the arrivals at neuron j: incoming synapses times presynaptic spikes."""
+    m = 0
+    for q in range(in_ptr[j], in_ptr[j + 1]):
+        p = in_pre[q]
+        m += s_end[p] - s_start[p]
+    return m
+
+
+@njit(cache=True, nogil=True)
+def gather_sorted(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, s_id, t_end, want_src,
+                  counts, arr_t, arr_q, arr_s):
+    """Arrivals t_spike + d <= t_end at neuron j, sorted by (time, synapse q, spike); returns their number.
+
+    s_start/s_end: each neuron's spikes in s_time (sorted by time), ids s_id (copied
+    to arr_s when want_src). counts (workspace) and arr_*: at least :func:`incoming_count`
+    entries (counts: + 1).
+    """
+    # counting sort on time buckets over [0, t_end], as many as the arrivals at most: count per
+    # bucket, then generate again and scatter (the bucket is monotone in t, and the scatter keeps
+    # the generation order, q ascending, within a bucket) ...
+    nb = max(incoming_count(j, in_ptr, in_pre, s_start, s_end), 1)
+    scale = nb / t_end
+    for b in range(nb + 1):
+        counts[b] = 0
+    m = 0
+    for q in range(in_ptr[j], in_ptr[j + 1]):
+        p = in_pre[q]
+        d = in_d[q]
+        for k in range(s_start[p], s_end[p]):
+            t = s_time[k] + d
+            if t > t_end:
+                break                   # p's spikes are sorted: the later ones arrive later
+            b = min(max(int(t * scale), 0), nb - 1)
+            counts[b + 1] += 1
+            m += 1
+    if m == 0:
+        return 0
+    for b in range(nb):
+        counts[b + 1] += counts[b]
+    for q in range(in_ptr[j], in_ptr[j + 1]):
+        p = in_pre[q]
+        d = in_d[q]
+        for k in range(s_start[p], s_end[p]):
+            t = s_time[k] + d
+            if t > t_end:
+                break
+            b = min(max(int(t * scale), 0), nb - 1)
+            pos = counts[b]
+            counts[b] = pos + 1
+            arr_t[pos] = t
+            arr_q[pos] = q
+            if want_src:
+                arr_s[pos] = s_id[k]
+    # ... then a stable insertion sort, which moves items only within their bucket
+    for a in range(1, m):
+        t = arr_t[a]
+        if arr_t[a - 1] <= t:
+            continue
+        q = arr_q[a]
+        s = arr_s[a] if want_src else 0
+        b = a
+        while b > 0 and arr_t[b - 1] > t:
+            arr_t[b] = arr_t[b - 1]
+            arr_q[b] = arr_q[b - 1]
+            if want_src:
+                arr_s[b] = arr_s[b - 1]
+            b -= 1
+        arr_t[b] = t
+        arr_q[b] = q
+        if want_src:
+            arr_s[b] = s
+    return m
+
+
+# -------------------------------------------------------------- forward ----
+@njit(cache=True, inline="always")
+def below_until(v0, i0, tm, ts, theta, span):
+    """True if V stays below theta for `span` seconds of free evolution from (v0, i0) (a sufficient test).
+
+    I stays between 0 and i0 and V never falls below min(v0, i0, 0), so
+    tau_m dV/dt = I - V <= max(i0, 0) - min(v0, i0, 0): V(s) <= v0 + s * rate, and,
+    with no input ahead, :func:`~neurodelay.events.dynamics.voltage_bound` < theta.
+    """
+    if v0 >= theta:
+        return False
+    rate = (max(i0, 0.0) - min(v0, i0, 0.0)) / tm
+    return v0 + span * rate < theta or voltage_bound(v0, i0, tm, ts) < theta
+
+
+@njit(cache=True, nogil=True)
+def scan_forward(m, arr_t, arr_q, in_w, tm, ts, theta, reset, refractory, closed, spiking, t_end,
+                 sample_times, col, samples, out_t, out_g):
+    """Exact forward scan of one neuron over its sorted arrivals on [0, t_end].
+
+    Writes its spikes (time, I - theta) to out_t/out_g and returns their number, or
+    -1 if out_t is too small (call again with larger arrays). V at sample_times
+    goes to samples[:, col] when col >= 0. Same operations, in the same order, as
+    the event engine applies to this neuron: a spike due at the time of an arrival
+    comes first; a sample at time t sees every event at times <= t.
+    """
+    v = 0.0
+    cur = 0.0
+    t_last = 0.0
+    ref_end = -np.inf
+    pred = np.inf
+    n_out = 0
+    cap = out_t.shape[0]
+    sp = 0
+    n_samples = sample_times.shape[0] if col >= 0 else 0
+    a = 0
+    while True:
+        t_a = arr_t[a] if a < m else np.inf
+        is_spike = pred <= t_a
+        t_now = pred if is_spike else t_a
+        if t_now > t_end:
+            break
+        while sp < n_samples and sample_times[sp] < t_now:
+            samples[sp, col] = state_at(v, cur, t_last, ref_end, reset, tm, ts, sample_times[sp])[0]
+            sp += 1
+        if is_spike:
+            if n_out == cap:
+                return -1
+            _, cur = state_at(v, cur, t_last, ref_end, reset, tm, ts, t_now)
+            t_last = t_now
+            out_t[n_out] = t_now
+            out_g[n_out] = cur - theta
+            n_out += 1
+            v = reset
+            ref_end = t_now + refractory
+        else:
+            v, cur = state_at(v, cur, t_last, ref_end, reset, tm, ts, t_now)
+            t_last = t_now
+            cur += in_w[arr_q[a]]
+            a += 1
+            if not spiking:
+                continue
+        if ref_end > t_last:
+            t0, v0 = ref_end, reset
+            i0 = state_at(v, cur, t_last, ref_end, reset, tm, ts, t0)[1]
+        else:
+            t0, v0, i0 = t_last, v, cur
+            t_next = min(arr_t[a] if a < m else np.inf, t_end)
+            if below_until(v0, i0, tm, ts, theta, t_next - t0):
+                pred = np.inf            # the engine's prediction would lie after the next event
+                continue
+        pred = t0 + next_crossing(v0, i0, tm, ts, theta, closed)
+    while sp < n_samples and sample_times[sp] <= t_end:
+        samples[sp, col] = state_at(v, cur, t_last, ref_end, reset, tm, ts, sample_times[sp])[0]
+        sp += 1
+    return n_out
+
+
+@njit(cache=True, nogil=True)
+def scan_factored(m, arr_t, arr_q, arr_k, in_w, dm, ds, em, es, tm, ts, theta, reset, refractory, closed, t_end,
+                  out_t, out_g):
+    """:func:`scan_forward` of a LIF neuron with factored exponentials: no exp per arrival.
+
+    With F(t) = exp(t/tau), I(t) = C_s / F_s(t) and V(t) = B_m / F_m(t) - K I(t)
+    (K = tau_s / (tau_m - tau_s)), an arrival of weight w at t = t_k + d adds
+    w F_s(t) to C_s and K w F_m(t) to B_m (V is continuous), where
+    F(t) = exp(t_k/tau) exp(d/tau) is a product of a factor of the presynaptic
+    spike (em, es, by position arr_k) and one of the synapse (dm, ds, by q):
+    state and prediction after an arrival cost a few multiplications and two
+    divisions, and :func:`~neurodelay.events.dynamics.next_crossing` rejects most
+    states with its cheap bound. A reset sets B_m = (reset + K I) F_m. The caller
+    ensures that F stays finite on [0, t_end + refractory]. Spike times equal the
+    event engine's to rounding (about 1e-15 s).
+    """
+    kk = ts / (tm - ts)
+    c_s = 0.0
+    b_m = 0.0
+    ref_end = -np.inf
+    pending = False              # in a refractory period whose end has not been passed yet
+    pred = np.inf
+    n_out = 0
+    cap = out_t.shape[0]
+    a = 0
+    while True:
+        t_a = arr_t[a] if a < m else np.inf
+        is_spike = pred <= t_a
+        t_now = pred if is_spike else t_a
+        if t_now > t_end:
+            break
+        if pending and t_now >= ref_end:
+            b_m = (reset + kk * c_s * math.exp(-ref_end / ts)) * math.exp(ref_end / tm)
+            pending = False
+        if is_spike:
+            if n_out == cap:
+                return -1
+            i_s = c_s * math.exp(-t_now / ts)
+            out_t[n_out] = t_now
+            out_g[n_out] = i_s - theta
+            n_out += 1
+            ref_end = t_now + refractory
+            if refractory > 0.0:
+                pending = True
+            else:
+                b_m = (reset + kk * i_s) * math.exp(t_now / tm)
+                pred = t_now + next_crossing(reset, i_s, tm, ts, theta, closed)
+                continue
+        else:
+            q = arr_q[a]
+            k = arr_k[a]
+            w = in_w[q]
+            f_s = es[k] * ds[q]
+            c_s += w * f_s
+            a += 1
+            if not pending:
+                f_m = em[k] * dm[q]
+                b_m += kk * w * f_m
+                i0 = c_s / f_s
+                v0 = b_m / f_m - kk * i0
+                t_next = min(arr_t[a] if a < m else np.inf, t_end)
+                if below_until(v0, i0, tm, ts, theta, t_next - t_now):
+                    pred = np.inf        # no crossing before the next event, which predicts again
+                else:
+                    pred = t_now + next_crossing(v0, i0, tm, ts, theta, closed)
+                continue
+        # in a refractory period: V restarts from reset at its end
+        pred = ref_end + next_crossing(reset, c_s * math.exp(-ref_end / ts), tm, ts, theta, closed)
+    return n_out
+
+
+@njit(cache=True, nogil=True)
+def forward_range(j0, j1, kind, tau_m, tau_s, theta, reset, refractory, closed, in_ptr, in_pre, in_d, in_w,
+                  s_start, s_end, s_time, t_end, sample_times, col_of, samples, max_spikes,
+                  factored, in_dm, in_ds, s_em, s_es):
+    """Forward scans of neurons j0..j1-1 (one layer) given the spikes of the earlier layers.
+
+    factored: use :func:`scan_factored` (a LIF layer with one tau_m and one tau_s whose
+    factors stay finite, no sampled voltage) with the synapse factors in_dm, in_ds
+    (exp(d/tau) per synapse q) and spike factors s_em, s_es (exp(t/tau) per entry of s_time).
+
+    Returns (count per neuron, spike times, I - theta), the spikes grouped by neuron
+    in order and sorted by time within a neuron; stops early (counts of the rest 0)
+    once more than max_spikes spikes were emitted.
+    """
+    mmax = 0
+    for j in range(j0, j1):
+        mmax = max(mmax, incoming_count(j, in_ptr, in_pre, s_start, s_end))
+    counts = np.empty(mmax + 1, np.int64)
+    arr_t = np.empty(mmax)
+    arr_q = np.empty(mmax, np.int64)
+    dummy = np.empty(0, np.int64)
+    arr_k = np.empty(mmax if factored else 0, np.int64)
+    pos_id = np.arange(s_time.shape[0] if factored else 0)
+    n_per = np.zeros(j1 - j0, np.int64)
+    res_t = np.empty(64)
+    res_g = np.empty(64)
+    out_t = np.empty(16)
+    out_g = np.empty(16)
+    total = 0
+    for j in range(j0, j1):
+        m = gather_sorted(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, pos_id, t_end, factored,
+                          counts, arr_t, arr_q, arr_k)
+        while True:
+            if factored:
+                ns = scan_factored(m, arr_t, arr_q, arr_k, in_w, in_dm, in_ds, s_em, s_es, tau_m[j], tau_s[j],
+                                   theta[j], reset[j], refractory[j], closed[j], t_end, out_t, out_g)
+            else:
+                ns = scan_forward(m, arr_t, arr_q, in_w, tau_m[j], tau_s[j], theta[j], reset[j], refractory[j],
+                                  closed[j], kind[j] == 1, t_end, sample_times, col_of[j], samples, out_t, out_g)
+            if ns >= 0:
+                break
+            out_t = np.empty(2 * out_t.shape[0])
+            out_g = np.empty(2 * out_g.shape[0])
+        if total + ns > res_t.shape[0]:
+            new_t = np.empty(max(2 * res_t.shape[0], total + ns))
+            new_g = np.empty(new_t.shape[0])
+            new_t[:total] = res_t[:total]
+            new_g[:total] = res_g[:total]
+            res_t, res_g = new_t, new_g
+        res_t[total: total + ns] = out_t[:ns]
+        res_g[total: total + ns] = out_g[:ns]
+        total += ns
+        n_per[j - j0] = ns
+        if total > max_spikes:
+            break
+    return n_per, res_t[:total].copy(), res_g[:total].copy()
+
+
+# -------------------------------------------------------------- reverse ----
+@njit(cache=True, nogil=True)
+def replay_neuron(m, arr_t, arr_q, arr_s, in_w, sp_time, sp_k, tm, ts, theta, reset, refractory, t_end,
+                  ev_t, ev_q, ev_s, ev_v, ev_i):
+    """Forward replay of one neuron: its sorted arrivals and its recorded spikes (times sp_time,
+    record indices sp_k), in time order (a spike before an arrival at the same time), into an
+    event log (time, ev_q: synapse or EV_SPIKE / EV_REF_END, ev_s: source spike id or record
+    index, state (V, I) just before the event). Returns (number of events, max |V - theta| at
+    the recorded spikes). The log needs m + 2 len(sp_time) entries."""
+    n_sp = sp_time.shape[0]
+    v = 0.0
+    cur = 0.0
+    t_last = 0.0
+    ref_end = -np.inf
+    ref_spike = -1
+    worst = 0.0
+    e = 0
+    a = 0
+    p = 0
+    while True:
+        t_a = arr_t[a] if a < m else np.inf
+        t_p = sp_time[p] if p < n_sp else np.inf
+        t_now = min(t_a, t_p)
+        if t_now > t_end:
+            break
+        if ref_spike >= 0 and t_now > ref_end:
+            _, i_r = state_at(v, cur, t_last, ref_end, reset, tm, ts, ref_end)
+            ev_t[e], ev_q[e], ev_s[e], ev_v[e], ev_i[e] = ref_end, EV_REF_END, ref_spike, reset, i_r
+            e += 1
+            v, cur, t_last = reset, i_r, ref_end
+            ref_spike = -1
+        vb, ib = state_at(v, cur, t_last, ref_end, reset, tm, ts, t_now)
+        if t_p <= t_a:
+            ev_t[e], ev_q[e], ev_s[e], ev_v[e], ev_i[e] = t_p, EV_SPIKE, sp_k[p], vb, ib
+            e += 1
+            worst = max(worst, abs(vb - theta))
+            v, cur, t_last = reset, ib, t_p
+            ref_end = t_p + refractory
+            ref_spike = sp_k[p] if refractory > 0.0 else -1
+            p += 1
+        else:
+            q = arr_q[a]
+            ev_t[e], ev_q[e], ev_s[e], ev_v[e], ev_i[e] = t_a, q, arr_s[a], vb, ib
+            e += 1
+            v, cur, t_last = vb, ib + in_w[q], t_a
+            a += 1
+    if ref_spike >= 0 and ref_end <= t_end:
+        _, i_r = state_at(v, cur, t_last, ref_end, reset, tm, ts, ref_end)
+        ev_t[e], ev_q[e], ev_s[e], ev_v[e], ev_i[e] = ref_end, EV_REF_END, ref_spike, reset, i_r
+        e += 1
+    return e, worst
+
+
+@njit(cache=True, nogil=True)
+def reverse_neuron(n_ev, ev_t, ev_q, ev_s, ev_v, ev_i, in_w, tm, ts, reset, refractory, t_end, clamped,
+                   sp_i_minus_theta, sp_source, n_in, g_time, row,
+                   ps_lo, ps_hi, ps_time, ps_value, cs_lo, cs_hi, cs_coef, cs_rate, want_tau,
+                   g_w, g_d, spike_grad):
+    """Reverse pass of one neuron over its event log (:func:`replay_neuron`).
+
+    clamped: the neuron's last refractory period lasts beyond t_end. Point sources
+    (ps_time sorted ascending, dL/dV jumps) in ps_lo..ps_hi-1, continuous sources
+    coef exp(-rate t) in cs_lo..cs_hi-1. Adds dL/dw and dL/dd of the incoming synapses
+    into g_w, g_d (index q), the arrivals' dL/dt to g_time[row, source id]; the total
+    dL/dt of each of the neuron's spikes (its own source, the later layers' arrivals
+    summed over the rows of g_time, and the reset) goes to spike_grad. Returns
+    (dL/dtau_m, dL/dtau_s, dL/dtheta) of the neuron. The same steps as
+    :func:`neurodelay.events.adjoint_kernel.reverse_trial` restricted to one neuron.
+    """
+    n_rows = g_time.shape[0]
+    p_v = 0.0
+    p_i = 0.0
+    t_at = t_end
+    pv_ref = 0.0
+    i_ref = 0.0
+    g_tm = 0.0
+    g_ts = 0.0
+    g_th = 0.0
+    k = ps_hi - 1
+    for e in range(n_ev - 1, -1, -1):
+        c = ev_q[e]
+        t = ev_t[e]
+        if c >= 0:
+            v_after, i_after = ev_v[e], ev_i[e] + in_w[c]
+        elif c == EV_REF_END:
+            v_after, i_after = reset, ev_i[e]
+            clamped = False
+        else:
+            v_after, i_after = reset, ev_i[e]
+        # ---- advance the costate from t_at down to t
+        t_hi = t_at
+        pv, pi = p_v, p_i
+        while True:
+            t_lo = t
+            has_source = k >= ps_lo and ps_time[k] > t
+            if has_source:
+                if clamped:
+                    k -= 1
+                    continue
+                t_lo = ps_time[k]
+            s = t_lo - t
+            if s > 0.0:
+                v0 = free_voltage(v_after, i_after, tm, ts, s)
+                i0 = i_after * math.exp(-s / ts)
+            else:
+                v0, i0 = v_after, i_after
+            length = t_hi - t_lo
+            sum_a = sum_b = end_a = end_b = 0.0
+            for r in range(cs_lo, cs_hi):
+                alpha, beta, alpha_end, beta_end, d_tm, d_ts = _particular(
+                    cs_coef[r], cs_rate[r], t_lo, length, v0, i0, tm, ts, want_tau)
+                sum_a += alpha
+                sum_b += beta
+                end_a += alpha_end
+                end_b += beta_end
+                g_tm += d_tm
+                g_ts += d_ts
+            pv, pi, d_tm, d_ts = _homogeneous(length, v0, i0, pv - end_a, pi - end_b, clamped, tm, ts, want_tau)
+            pv += sum_a
+            pi += sum_b
+            g_tm += d_tm
+            g_ts += d_ts
+            if not has_source:
+                break
+            pv += ps_value[k]
+            t_hi = t_lo
+            k -= 1
+        t_at = t
+        # ---- apply the event
+        if c >= 0:
+            w = in_w[c]
+            g_w[c] += pi
+            dl_dt = w * (pi / ts - pv / tm)
+            r = k
+            while r >= ps_lo and ps_time[r] == t:      # a maximum of V at this kink moves with it
+                if not clamped:
+                    dl_dt += ps_value[r] * (ev_i[e] - ev_v[e]) / tm
+                r -= 1
+            g_d[c] += dl_dt
+            g_time[row, ev_s[e]] += dl_dt
+        elif c == EV_REF_END:
+            pv_ref = pv
+            i_ref = ev_i[e]
+            pv = 0.0
+            clamped = True
+        else:
+            src = ev_s[e]
+            if refractory > 0.0:
+                after = -pv_ref * (i_ref - reset) / tm
+                pv_ref = 0.0
+            else:
+                after = -pv * (ev_i[e] - reset) / tm
+            downstream = 0.0
+            for r in range(n_rows):
+                downstream += g_time[r, n_in + src]
+            total = sp_source[src] + downstream + after
+            spike_grad[src] = total
+            pv = -tm * total / sp_i_minus_theta[src]
+            g_th -= pv
+            clamped = False
+        p_v, p_i = pv, pi
+    return g_tm, g_ts, g_th
+
+
+@njit(cache=True, nogil=True)
+def reverse_factored(m, arr_t, arr_q, arr_s, in_w, dm, ds, em, es, sp_time, sp_k, tm, ts, theta, reset,
+                     refractory, t_end, sp_i_minus_theta, sp_source, n_in, g_time, row, g_w, g_d, spike_grad,
+                     ev_t, ev_c, ev_s, ev_i, ev_pos):
+    """Reverse pass of a LIF neuron whose loss reaches it only through its spike times, without an
+    exponential per arrival; returns (dL/dtheta, max |V - theta| at its recorded spikes).
+
+    Between the neuron's spikes (and ends of refractoriness) the costate of
+    :func:`reverse_neuron` is ``p_V = a F_m(t)``, ``p_I = b F_s(t) + K a F_m(t)`` with
+    F(t) = exp(t/tau), K = tau_s / (tau_m - tau_s) and a, b constant (``a = 0``
+    inside a refractory clamp). At an arrival F is the product of the spike factor
+    (em, es by source id arr_s) and the synapse factor (dm, ds by q), so dL/dw = p_I
+    and dL/dt_a = w (p_I/tau_s - p_V/tau_m) cost a few multiplications. Only the
+    spikes need the forward state (I before each spike, I at each end of
+    refractoriness, V at the spikes for the record check), which a forward pass of
+    running sums provides (as :func:`scan_factored`). The log ev_* (2 entries per
+    spike) holds those events and how many arrivals precede each.
+    """
+    kk = ts / (tm - ts)
+    n_sp = sp_time.shape[0]
+    # ---- forward: the state at the spikes and ends of refractoriness (order of replay_neuron)
+    c_s = 0.0
+    b_m = 0.0
+    ref_end = -np.inf
+    ref_spike = -1
+    worst = 0.0
+    ne = 0
+    a = 0
+    p = 0
+    while True:
+        t_a = arr_t[a] if a < m else np.inf
+        t_p = sp_time[p] if p < n_sp else np.inf
+        t_now = min(t_a, t_p)
+        if t_now > t_end:
+            break
+        if ref_spike >= 0 and t_now > ref_end:
+            i_r = c_s * math.exp(-ref_end / ts)
+            ev_t[ne], ev_c[ne], ev_s[ne], ev_i[ne], ev_pos[ne] = ref_end, EV_REF_END, ref_spike, i_r, a
+            ne += 1
+            b_m = (reset + kk * i_r) * math.exp(ref_end / tm)
+            ref_spike = -1
+        if t_p <= t_a:
+            i_b = c_s * math.exp(-t_p / ts)
+            v_b = reset if ref_end >= t_p else b_m * math.exp(-t_p / tm) - kk * i_b
+            worst = max(worst, abs(v_b - theta))
+            ev_t[ne], ev_c[ne], ev_s[ne], ev_i[ne], ev_pos[ne] = t_p, EV_SPIKE, sp_k[p], i_b, a
+            ne += 1
+            ref_end = t_p + refractory
+            if refractory > 0.0:
+                ref_spike = sp_k[p]
+            else:
+                b_m = (reset + kk * i_b) * math.exp(t_p / tm)
+            p += 1
+        else:
+            q = arr_q[a]
+            k = arr_s[a]
+            w = in_w[q]
+            c_s += w * (es[k] * ds[q])
+            if ref_spike < 0:
+                b_m += kk * w * (em[k] * dm[q])
+            a += 1
+    if ref_spike >= 0 and ref_end <= t_end:
+        ev_t[ne], ev_c[ne], ev_s[ne], ev_i[ne], ev_pos[ne] = (ref_end, EV_REF_END, ref_spike,
+                                                              c_s * math.exp(-ref_end / ts), a)
+        ne += 1
+    # ---- reverse: arrivals a-1 .. 0, each spike event before the arrivals that precede it
+    n_rows = g_time.shape[0]
+    coef_m = 0.0                 # a
+    coef_s = 0.0                 # b
+    pv_ref = 0.0
+    i_ref = 0.0
+    g_th = 0.0
+    e = ne - 1
+    for a in range(a - 1, -2, -1):
+        while e >= 0 and ev_pos[e] > a:
+            t = ev_t[e]
+            f_m = math.exp(t / tm)
+            f_s = math.exp(t / ts)
+            pv = coef_m * f_m
+            pi = coef_s * f_s + kk * pv
+            if ev_c[e] == EV_REF_END:
+                pv_ref = pv
+                i_ref = ev_i[e]
+                pv = 0.0
+            else:
+                src = ev_s[e]
+                if refractory > 0.0:
+                    after = -pv_ref * (i_ref - reset) / tm
+                    pv_ref = 0.0
+                else:
+                    after = -pv * (ev_i[e] - reset) / tm
+                downstream = 0.0
+                for r in range(n_rows):
+                    downstream += g_time[r, n_in + src]
+                total = sp_source[src] + downstream + after
+                spike_grad[src] = total
+                pv = -tm * total / sp_i_minus_theta[src]
+                g_th -= pv
+            coef_m = pv / f_m
+            coef_s = (pi - kk * pv) / f_s
+            e -= 1
+        if a < 0:
+            break
+        q = arr_q[a]
+        k = arr_s[a]
+        pv = coef_m * (em[k] * dm[q])
+        pi = coef_s * (es[k] * ds[q]) + kk * pv
+        g_w[q] += pi
+        dl_dt = in_w[q] * (pi / ts - pv / tm)
+        g_d[q] += dl_dt
+        g_time[row, k] += dl_dt
+    return g_th, worst
+
+
+@njit(cache=True, nogil=True)
+def adjoint_range(j0, j1, row, in_ptr, in_pre, in_d, in_w, tau_m, tau_s, theta, reset, refractory,
+                  s_start, s_end, s_time, s_id, t_end, n_in, sp_time, sp_i_minus_theta, sp_source,
+                  ps_ptr, ps_time, ps_value, cs_ptr, cs_coef, cs_rate, want_tau,
+                  g_w, g_d, g_tm, g_ts, g_th, g_time, spike_grad, factored, in_dm, in_ds, s_em, s_es):
+    """Reverse pass of neurons j0..j1-1 (one chunk of one layer) in one trial; returns max |V - theta|
+    at their recorded spikes. s_*: every spike of the trial (inputs, then the record's spikes,
+    id n_in + record index) grouped by neuron and sorted by time. Neurons with neither spikes
+    nor loss sources have a zero costate and are skipped. factored: the layer's LIF neurons without
+    voltage sources use :func:`reverse_factored` (s_em, s_es: exp(t/tau) of every spike, by id;
+    in_dm, in_ds: exp(d/tau) per synapse)."""
+    mmax = 0
+    nsmax = 0
+    for j in range(j0, j1):
+        mmax = max(mmax, incoming_count(j, in_ptr, in_pre, s_start, s_end))
+        nsmax = max(nsmax, s_end[j] - s_start[j])
+    counts = np.empty(mmax + 1, np.int64)
+    arr_t = np.empty(mmax)
+    arr_q = np.empty(mmax, np.int64)
+    arr_s = np.empty(mmax, np.int64)
+    n_log = mmax + 2 * nsmax
+    ev_t = np.empty(n_log)
+    ev_q = np.empty(n_log, np.int64)
+    ev_s = np.empty(n_log, np.int64)
+    ev_v = np.empty(n_log)
+    ev_i = np.empty(n_log)
+    ev_pos = np.empty(2 * nsmax if factored else 0, np.int64)
+    sp_t = np.empty(nsmax)
+    sp_k = np.empty(nsmax, np.int64)
+    worst = 0.0
+    for j in range(j0, j1):
+        n_sp = s_end[j] - s_start[j]
+        if n_sp == 0 and ps_ptr[j] == ps_ptr[j + 1] and cs_ptr[j] == cs_ptr[j + 1]:
+            continue
+        for r in range(n_sp):
+            sp_t[r] = s_time[s_start[j] + r]
+            sp_k[r] = s_id[s_start[j] + r] - n_in
+        m = gather_sorted(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, s_id, t_end, True,
+                          counts, arr_t, arr_q, arr_s)
+        if factored and ps_ptr[j] == ps_ptr[j + 1] and cs_ptr[j] == cs_ptr[j + 1]:
+            d_th, w = reverse_factored(m, arr_t, arr_q, arr_s, in_w, in_dm, in_ds, s_em, s_es, sp_t[:n_sp],
+                                       sp_k[:n_sp], tau_m[j], tau_s[j], theta[j], reset[j], refractory[j], t_end,
+                                       sp_i_minus_theta, sp_source, n_in, g_time, row, g_w, g_d, spike_grad,
+                                       ev_t, ev_q, ev_s, ev_i, ev_pos)
+            worst = max(worst, w)
+            g_th[j] += d_th
+            continue
+        n_ev, w = replay_neuron(m, arr_t, arr_q, arr_s, in_w, sp_t[:n_sp], sp_k[:n_sp], tau_m[j], tau_s[j],
+                                theta[j], reset[j], refractory[j], t_end, ev_t, ev_q, ev_s, ev_v, ev_i)
+        worst = max(worst, w)
+        clamped = n_sp > 0 and refractory[j] > 0.0 and sp_t[n_sp - 1] + refractory[j] > t_end
+        d_tm, d_ts, d_th = reverse_neuron(
+            n_ev, ev_t, ev_q, ev_s, ev_v, ev_i, in_w, tau_m[j], tau_s[j], reset[j], refractory[j], t_end,
+            clamped, sp_i_minus_theta, sp_source, n_in, g_time, row,
+            ps_ptr[j], ps_ptr[j + 1], ps_time, ps_value, cs_ptr[j], cs_ptr[j + 1], cs_coef, cs_rate, want_tau,
+            g_w, g_d, spike_grad)
+        g_tm[j] += d_tm
+        g_ts[j] += d_ts
+        g_th[j] += d_th
+    return worst

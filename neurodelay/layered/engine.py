@@ -1,0 +1,366 @@
+"""The layered exact engine: forward simulation and EventProp reverse pass, one neuron at a time.
+
+For networks whose projections form layers (no cycle between populations),
+a neuron's input is known once the earlier layers have run, so each layer is
+simulated neuron by neuron (see :mod:`neurodelay.layered._kernels`): the
+neuron's arrivals are generated from a post-major synapse table and sorted by
+a bucket sort, then scanned with the event engine's exact dynamics. The
+reverse pass goes through the layers backwards and replays each neuron locally
+instead of merging every spike in flight again. Results equal those of
+:mod:`neurodelay.events` (the same floating-point operations per neuron: spike
+times bit for bit; gradients to rounding, as sums are taken in another order).
+
+Parallelism: over trials when the batch has at least as many trials as
+threads, otherwise over fixed chunks of neurons within each layer. The chunks
+and the blocks of trials whose gradients are summed together are the same
+whatever the number of threads, so the results do not depend on it.
+"""
+
+from __future__ import annotations
+
+import weakref
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..events import AdjointResult, AdjointSources, EventRecord, FlatNetwork, flatten
+from ..events import adjoint as _events_adjoint
+from ..events.adjoint import RecordMismatchError, _check_sources, _csr, _neuron_ptr, _trial_blocks
+from ..events.batch import default_threads, map_trials
+from ..events.dynamics import is_closed_form
+from ..events.forward import merge_inputs
+from ..network import LIF, Network, SpikeSource
+from ..units import as_seconds
+from . import _kernels as K
+
+__all__ = ["supports", "simulate", "adjoint"]
+
+#: chunks of neurons per layer: the unit of parallel work within a trial (fixed, so that sums
+#: of the presynaptic spikes' time sensitivities do not depend on the number of threads)
+N_CHUNKS = 8
+
+#: LIF layers with one tau_m and one tau_s may use factored exponentials (no exp per arrival) where
+#: exp(t/tau) stays below exp(_MAX_EXPONENT) up to the end of the trial.
+#: Forward scans: off by default, so that spikes are bit-identical to the event engine's; on, they
+#: are about 30 % cheaper and spike times differ by rounding (~1e-14 s), which ill-conditioned
+#: gradients (near-grazing crossings) can amplify to ~1e-9 relative (measured at SHD size).
+FACTORED_FORWARD = False
+#: Reverse pass of LIF neurons reached only through their spike times: on by default (gradients
+#: equal the exact reverse pass's to ~1e-14 relative on the same record, 2-3x cheaper).
+FACTORED_REVERSE = True
+_MAX_EXPONENT = 600.0
+
+_KIND_LIF = 1
+_EMPTY = np.zeros(0)
+
+
+def supports(net) -> str | None:
+    """None if the layered engine handles `net` (its projections form layers), else a one-line reason."""
+    if not isinstance(net, Network):
+        return f"expected a Network, got {type(net).__name__}"
+    if not net.is_feedforward():
+        loops = [p.name for p in net.projections if p.pre == p.post]
+        what = f"recurrent projection(s) {loops}" if loops else "a cycle of projections between populations"
+        return f"the network has {what}; the layered engine handles feedforward layers only"
+    return None
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """The populations in an order where every projection goes forward, and the post-major synapse table."""
+
+    layers: tuple          # (first global index, n, name, is LIF) of every non-source population
+    in_ptr: np.ndarray     # (N+1,) over postsynaptic neurons
+    in_pre: np.ndarray     # (S,) presynaptic global index
+    in_d: np.ndarray       # (S,) total delay, s
+    in_w: np.ndarray       # (S,) weight
+    in_c: np.ndarray       # (S,) the synapse's index in flat (pre-major) order
+    closed: np.ndarray     # (N,) closed-form crossing
+    in_dm: np.ndarray      # (S,) exp(d / tau_m of the postsynaptic neuron) (inf where it overflows)
+    in_ds: np.ndarray      # (S,) exp(d / tau_s of the postsynaptic neuron)
+
+
+def _plan(net: Network, flat: FlatNetwork) -> _Plan:
+    done = {p.name for p in net.sources}
+    todo = [p for p in net.populations if not isinstance(p, SpikeSource)]
+    layers = []
+    while todo:
+        ready = [p for p in todo if all(q.pre in done for q in net.projections if q.post == p.name)]
+        if not ready:
+            raise ValueError(f"net: {supports(net)}")
+        for p in ready:
+            layers.append((flat.offsets[p.name], p.n, p.name, isinstance(p, LIF)))
+            done.add(p.name)
+        todo = [p for p in todo if p.name not in done]
+    n = flat.n_neurons
+    pre_of = np.repeat(np.arange(n, dtype=np.int64), np.diff(flat.out_ptr))
+    order = np.argsort(flat.out_post, kind="stable")        # by post, flat order within a post
+    in_ptr = np.zeros(n + 1, np.int64)
+    np.cumsum(np.bincount(flat.out_post, minlength=n), out=in_ptr[1:])
+    in_d = np.ascontiguousarray(flat.out_d[order])
+    post = flat.out_post[order]
+    with np.errstate(over="ignore"):
+        in_dm, in_ds = np.exp(in_d / flat.tau_m[post]), np.exp(in_d / flat.tau_s[post])
+    return _Plan(tuple(layers), in_ptr, pre_of[order], in_d, np.ascontiguousarray(flat.out_w[order]),
+                 order.astype(np.int64), is_closed_form(flat.tau_m, flat.tau_s), in_dm, in_ds)
+
+
+_PLANS: dict = {}   # id(flat) -> (weak reference to flat, its _Plan): simulate's plan serves the adjoint too
+
+
+def _plan_for(net: Network, flat: FlatNetwork) -> _Plan:
+    """:func:`_plan`, kept while `flat` (e.g. a record's) lives."""
+    key = id(flat)
+    hit = _PLANS.get(key)
+    if hit is not None and hit[0]() is flat:
+        return hit[1]
+    plan = _plan(net, flat)
+    _PLANS[key] = (weakref.ref(flat, lambda _, key=key: _PLANS.pop(key, None)), plan)
+    return plan
+
+
+def _factored_taus(flat: FlatNetwork, off: int, size: int, duration: float, sampled: bool):
+    """(tau_m, tau_s) if this LIF layer can use factored exponentials, else None."""
+    sl = slice(off, off + size)
+    tm, ts = flat.tau_m[sl], flat.tau_s[sl]
+    if sampled or size == 0 or np.ptp(tm) != 0 or np.ptp(ts) != 0:
+        return None
+    horizon = duration + float(np.max(flat.refractory[sl]))
+    if horizon / min(tm[0], ts[0]) > _MAX_EXPONENT:
+        return None
+    return float(tm[0]), float(ts[0])
+
+
+def _chunks(off: int, n: int) -> list[tuple[int, int, int]]:
+    """(first, stop, chunk number) of the fixed chunks of a layer, empty ones left out."""
+    bounds = [off + (n * c) // N_CHUNKS for c in range(N_CHUNKS + 1)]
+    return [(bounds[c], bounds[c + 1], c) for c in range(N_CHUNKS) if bounds[c + 1] > bounds[c]]
+
+
+def _by_neuron(neuron: np.ndarray, time: np.ndarray, n: int):
+    """Spikes grouped by neuron (stable: each neuron's spikes keep their time order):
+    (order, start, end) with start/end per neuron into the reordered spikes."""
+    order = np.argsort(neuron, kind="stable")
+    counts = np.bincount(neuron, minlength=n)
+    end = np.cumsum(counts)
+    return order, end - counts, end
+
+
+def _parallel(threads: int, n_trials: int):
+    """Pool for chunks within a trial (None: parallel over trials or serial)."""
+    return ThreadPoolExecutor(threads) if 1 < threads and n_trials < threads else None
+
+
+def _map(pool, fn, tasks):
+    return list(pool.map(fn, tasks)) if pool is not None and len(tasks) > 1 else [fn(t) for t in tasks]
+
+
+# ---------------------------------------------------------------- forward ----
+def simulate(net: Network, inputs, duration, *, record=(), sample_times=None, n_threads: int | None = None,
+             max_spikes_per_trial: int = 10_000_000, progress: bool = False) -> EventRecord:
+    """Simulate every trial of `inputs` exactly on [0, duration] with the layered engine.
+
+    Same arguments and result as :func:`neurodelay.events.simulate` (inputs: a
+    SpikeTrains or a dict source name -> SpikeTrains, times in s; duration: s or
+    a Brian2 time; record: LIF/readout populations whose V is sampled at
+    `sample_times`, s). Raises ValueError if :func:`supports` gives a reason.
+    Spikes of one trial are sorted by (time, neuron).
+    """
+    reason = supports(net)
+    if reason is not None:
+        raise ValueError(f"net: the layered engine cannot simulate this network: {reason}")
+    duration = float(as_seconds(duration, "duration", minimum=0.0, strictly=True))
+    flat = flatten(net)
+    merged = merge_inputs(net, inputs, flat)
+    record = [record] if isinstance(record, str) else list(record)
+    sample_neurons = np.concatenate([np.arange(flat.sizes[p]) + flat.offsets[p]
+                                     for p in record if not isinstance(net[p], SpikeSource)]
+                                    or [np.zeros(0, np.int64)]).astype(np.int64)
+    if len(record) and len(sample_neurons) != sum(net[p].n for p in record):
+        raise ValueError("record: spike sources have no voltage; name LIF or readout populations")
+    if sample_times is None:
+        sample_times = np.zeros(0)
+    sample_times = as_seconds(sample_times, "sample_times", np.shape(sample_times), minimum=0.0)
+    if np.any(np.diff(sample_times) < 0):
+        raise ValueError("sample_times must be sorted")
+    if record and len(sample_times) == 0:
+        raise ValueError("record given but no sample_times")
+    sample_times = np.ascontiguousarray(sample_times, dtype=float)
+    plan = _plan_for(net, flat)
+    n = flat.n_neurons
+    col_of = np.full(n, -1, np.int64)
+    col_of[sample_neurons] = np.arange(len(sample_neurons))
+    # readouts never spike: scan them only when their voltage is sampled
+    layers = [ly for ly in plan.layers if ly[3] or np.any(col_of[ly[0]: ly[0] + ly[1]] >= 0)]
+    static = (flat.kind, flat.tau_m, flat.tau_s, flat.theta, flat.reset, flat.refractory, plan.closed,
+              plan.in_ptr, plan.in_pre, plan.in_d, plan.in_w)
+    bounds = merged.trial_slices()
+
+    def run_trial(k, pool):
+        sl = slice(bounds[k], bounds[k + 1])
+        order, s_start, s_end = _by_neuron(merged.neuron[sl], merged.time[sl], n)
+        parts_t = [merged.time[sl][order]]
+        s_time = parts_t[0]
+        pos = len(s_time)
+        samples = np.zeros((len(sample_times), len(sample_neurons)))
+        out_n, out_t, out_g = [], [], []
+        total = 0
+        for off, size, _, is_lif in layers:
+            taus = (_factored_taus(flat, off, size, duration, np.any(col_of[off: off + size] >= 0))
+                    if is_lif and FACTORED_FORWARD else None)
+            if taus is not None:
+                capped = np.minimum(s_time, duration)      # spikes after the end have no arrivals
+                factors = (True, plan.in_dm, plan.in_ds, np.exp(capped / taus[0]), np.exp(capped / taus[1]))
+            else:
+                factors = (False, _EMPTY, _EMPTY, _EMPTY, _EMPTY)
+
+            def work(chunk, s_time=s_time, factors=factors):
+                c0, c1, _ = chunk
+                return K.forward_range(c0, c1, *static, s_start, s_end, s_time, duration, sample_times, col_of,
+                                       samples, max_spikes_per_trial - total, *factors)
+            res = _map(pool, work, _chunks(off, size))
+            counts = np.concatenate([r[0] for r in res])
+            times = np.concatenate([r[1] for r in res])
+            total += len(times)
+            if total > max_spikes_per_trial:
+                raise RuntimeError(f"trial {k}: the network emitted more than max_spikes_per_trial="
+                                   f"{max_spikes_per_trial} spikes (runaway activity?); raise the limit "
+                                   f"if this is intended")
+            end = pos + np.cumsum(counts)
+            s_start[off: off + size], s_end[off: off + size] = end - counts, end
+            pos += len(times)
+            parts_t.append(times)
+            s_time = np.concatenate(parts_t) if len(times) else s_time
+            if is_lif:
+                out_n.append(np.repeat(np.arange(off, off + size, dtype=np.int64), counts))
+                out_t.append(times)
+                out_g.append(np.concatenate([r[2] for r in res]))
+        neuron = np.concatenate(out_n) if out_n else np.zeros(0, np.int64)
+        time = np.concatenate(out_t) if out_t else np.zeros(0)
+        g = np.concatenate(out_g) if out_g else np.zeros(0)
+        order = np.lexsort((neuron, time))
+        return time[order], neuron[order], g[order], samples
+
+    threads = n_threads or default_threads()
+    n_trials = merged.n_trials
+    pool = _parallel(threads, n_trials)
+    if pool is None:
+        results = map_trials(lambda k: run_trial(k, None), n_trials, threads, progress)
+    else:
+        with pool:
+            results = [run_trial(k, pool if k else None) for k in range(n_trials)]  # trial 0 compiles
+    counts = [len(r[0]) for r in results]
+    cat = (lambda i, dt: np.concatenate([r[i] for r in results]).astype(dt) if results else np.zeros(0, dt))
+    voltage = (np.stack([r[3] for r in results]) if results
+               else np.zeros((0, len(sample_times), len(sample_neurons))))
+    return EventRecord(net, flat, merged, np.repeat(np.arange(n_trials), counts).astype(np.int64),
+                       cat(1, np.int64), cat(0, float), cat(2, float), duration,
+                       sample_times, sample_neurons, voltage)
+
+
+# ---------------------------------------------------------------- adjoint ----
+def adjoint(record: EventRecord, sources: AdjointSources, *, time_constants: bool = False,
+            n_threads: int | None = None, record_tolerance: float = 1e-6) -> AdjointResult:
+    """Reverse pass of EventProp with delays over every trial of `record`, layer by layer.
+
+    Same arguments and result as :func:`neurodelay.events.adjoint` and the same
+    numbers to rounding, for a record of any engine. Networks that
+    :func:`supports` refuses are handed to :func:`neurodelay.events.adjoint`.
+    Raises :class:`~neurodelay.events.adjoint.RecordMismatchError` when the
+    record's spikes are not threshold crossings of its network.
+    """
+    net, flat = record.network, record.flat
+    if supports(net) is not None:
+        return _events_adjoint(record, sources, time_constants=time_constants, n_threads=n_threads,
+                               record_tolerance=record_tolerance)
+    n, n_trials, duration = flat.n_neurons, record.n_trials, float(record.duration)
+    n_syn = len(flat.out_post)
+    if np.any(flat.kind[record.neuron] != _KIND_LIF):
+        raise ValueError("the record contains spikes of neurons that are not LIF neurons")
+    spike_time_src, theta_src = _check_sources(record, sources)
+    if np.any(np.diff(record.trial) < 0) or np.any((np.diff(record.trial) == 0) & (np.diff(record.time) < 0)):
+        raise ValueError("record spikes must be sorted by (trial, time)")
+    inputs = record.inputs
+    if np.any(np.diff(inputs.trial) < 0) or np.any((np.diff(inputs.trial) == 0) & (np.diff(inputs.time) < 0)):
+        raise ValueError("record inputs must be sorted by (trial, time); use SpikeTrains.sorted()")
+    plan = _plan_for(net, flat)
+    rec_bounds = np.searchsorted(record.trial, np.arange(n_trials + 1), side="left")
+    in_bounds = inputs.trial_slices()
+    jb, j_neuron, (j_time, j_value) = _csr(np.asarray(sources.jump_trial, np.int64),
+                                            np.asarray(sources.jump_neuron, np.int64), n_trials, n,
+                                            np.asarray(sources.jump_time, float),
+                                            np.asarray(sources.jump_value, float))
+    rb, r_neuron, (r_rate, r_coef) = _csr(np.asarray(sources.rate_trial, np.int64),
+                                           np.asarray(sources.rate_neuron, np.int64), n_trials, n,
+                                           np.asarray(sources.rate_rate, float),
+                                           np.asarray(sources.rate_coef, float))
+    static = (plan.in_ptr, plan.in_pre, plan.in_d, plan.in_w, flat.tau_m, flat.tau_s, flat.theta, flat.reset,
+              flat.refractory)
+    layers = plan.layers[::-1]
+
+    def run_trial(k, acc, pool):
+        rs, ins = slice(rec_bounds[k], rec_bounds[k + 1]), slice(in_bounds[k], in_bounds[k + 1])
+        n_in = ins.stop - ins.start
+        sp_time = record.time[rs]
+        all_n = np.concatenate([inputs.neuron[ins], record.neuron[rs]])
+        all_t = np.concatenate([inputs.time[ins], sp_time])
+        order, s_start, s_end = _by_neuron(all_n, all_t, n)
+        s_time, s_id = all_t[order], order.astype(np.int64)
+        js, rsl = slice(jb[k], jb[k + 1]), slice(rb[k], rb[k + 1])
+        trial_args = (s_start, s_end, s_time, s_id, duration, n_in, sp_time,
+                      np.ascontiguousarray(record.i_minus_theta[rs]), np.ascontiguousarray(spike_time_src[rs]),
+                      _neuron_ptr(j_neuron[js], n), j_time[js], j_value[js],
+                      _neuron_ptr(r_neuron[rsl], n), r_coef[rsl], r_rate[rsl], time_constants)
+        g_time = np.zeros((N_CHUNKS, len(all_t)))
+        spike_grad = np.zeros(len(sp_time))
+        worst = 0.0
+        for off, size, _, is_lif in layers:
+            taus = (_factored_taus(flat, off, size, duration, False)
+                    if is_lif and FACTORED_REVERSE and not time_constants else None)
+            if taus is not None:
+                capped = np.minimum(all_t, duration)
+                factors = (True, plan.in_dm, plan.in_ds, np.exp(capped / taus[0]), np.exp(capped / taus[1]))
+            else:
+                factors = (False, _EMPTY, _EMPTY, _EMPTY, _EMPTY)
+
+            def work(chunk, factors=factors):
+                c0, c1, row = chunk
+                return K.adjoint_range(c0, c1, row, *static, *trial_args, *acc, g_time, spike_grad, *factors)
+            worst = max([worst] + _map(pool, work, _chunks(off, size)))
+        return spike_grad, g_time[:, :n_in].sum(axis=0), worst
+
+    # gradients summed per fixed block of trials in trial order, the blocks in block order
+    blocks = _trial_blocks(n_trials)
+    threads = n_threads or default_threads()
+
+    def new_acc():
+        return (np.zeros(n_syn), np.zeros(n_syn), np.zeros(n), np.zeros(n), np.zeros(n))
+
+    pool = _parallel(threads, len(blocks) - 1)
+    if pool is None:
+        def run_block(b):
+            acc = new_acc()
+            return acc, [run_trial(k, acc, None) for k in range(blocks[b], blocks[b + 1])]
+        done = map_trials(run_block, len(blocks) - 1, threads)
+    else:
+        with pool:
+            done = []
+            for b in range(len(blocks) - 1):
+                acc = new_acc()
+                done.append((acc, [run_trial(k, acc, pool if k else None) for k in range(blocks[b], blocks[b + 1])]))
+    results = [r for _, per_trial in done for r in per_trial]
+    worst = max((r[2] for r in results), default=0.0)
+    scale = max(1.0, float(np.max(np.abs(flat.theta[np.isfinite(flat.theta)]), initial=0.0)))
+    if worst > record_tolerance * scale:
+        raise RecordMismatchError(
+            f"replaying the record, V differs from theta by up to {worst:.3g} at a recorded spike "
+            f"(tolerance {record_tolerance * scale:.3g}): the record does not come from this network "
+            f"and these inputs")
+    g_w, g_d, g_tm, g_ts, g_th = (sum((acc[i] for acc, _ in done[1:]), done[0][0][i]) if done
+                                  else np.zeros(n_syn if i < 2 else n) for i in range(5))
+    w_flat, d_flat = np.empty(n_syn), np.empty(n_syn)
+    w_flat[plan.in_c], d_flat[plan.in_c] = g_w, g_d
+    cat = (lambda i: np.concatenate([r[i] for r in results]) if results else np.zeros(0))
+    return AdjointResult(w_flat, d_flat, g_tm if time_constants else None, g_ts if time_constants else None,
+                         g_th + theta_src, cat(0), cat(1), n_trials, float(worst))

@@ -1,0 +1,247 @@
+"""The layered engine against the general event engine (the reference).
+
+Random multi-layer networks (two spike sources, two LIF layers with a skip
+projection, all three delay kinds, refractory and non-refractory neurons, a
+nonzero reset, a closed-form layer with tau_m = 2 tau_s, readouts and a TTFS
+layer) are simulated by both engines: spike counts must be identical and spike
+times, ``I - theta`` and sampled voltages equal within 1e-12. Gradients of
+several losses (weights, synaptic / axonal / dendritic delays, tau_m, tau_s,
+theta, spike and input times) from the layered reverse pass must equal the
+event engine's within 1e-9 relative, for records of either engine, and must
+not depend on the number of threads.
+"""
+
+import numpy as np
+import pytest
+
+from neurodelay import gradients, layered, losses
+from neurodelay.delays import Delays
+from neurodelay.events import adjoint as events_adjoint
+from neurodelay.events import simulate as events_simulate
+from neurodelay.events.adjoint import RecordMismatchError
+from neurodelay.gradcheck import random_network
+from neurodelay.network import LIF, Network, Readout, SpikeSource
+from neurodelay.spikes import SpikeTrains
+
+DURATION = 0.06
+TIME_TOL = 1e-12      # s
+GRAD_RTOL = 1e-9
+
+
+def layered_network(seed: int, n_trials: int = 3):
+    """inp (12) + aux (5) -> h1 (24 LIF, 1 ms refractory, all delay kinds, closed form) -> h2 (16 LIF,
+    reset -0.3, no refractory; also fed by inp: a skip projection) -> out (4 readouts), ttfs (4 LIF)."""
+    rng = np.random.default_rng(seed)
+    n_in, n_aux, n1, n2, n_o = 12, 5, 24, 16, 4
+    net = Network().add(
+        SpikeSource("inp", n_in), SpikeSource("aux", n_aux),
+        LIF("h1", n1, tau_m=10e-3, tau_s=5e-3, refractory=1e-3, theta=rng.uniform(0.8, 1.2, n1)),
+        LIF("h2", n2, tau_m=rng.uniform(8e-3, 14e-3, n2), tau_s=rng.uniform(2e-3, 4e-3, n2), reset=-0.3),
+        Readout("out", n_o, tau_m=15e-3, tau_s=rng.uniform(3e-3, 4e-3, n_o)),
+        LIF("ttfs", n_o, tau_m=8e-3, tau_s=2.5e-3, theta=rng.uniform(0.8, 1.2, n_o)))
+    mask = rng.random((n_in, n1)) < 0.7
+    net = net.connect("inp", "h1", rng.uniform(-0.2, 1.0, mask.sum()), connectivity=mask,
+                      delays=Delays(axonal=rng.uniform(0, 2e-3, n_in), dendritic=rng.uniform(0, 2e-3, n1),
+                                    synaptic=rng.uniform(0, 5e-3, mask.sum())))
+    net = net.connect("aux", "h1", rng.uniform(0.0, 0.8, n_aux * n1),
+                      delays=Delays(synaptic=rng.uniform(0, 3e-3, n_aux * n1)))
+    net = net.connect("h1", "h2", rng.uniform(-0.3, 0.8, n1 * n2),
+                      delays=Delays(axonal=rng.uniform(0, 1e-3, n1), synaptic=rng.uniform(0, 4e-3, n1 * n2)))
+    net = net.connect("inp", "h2", rng.uniform(-0.2, 0.5, n_in * n2),
+                      delays=Delays(dendritic=rng.uniform(0, 3e-3, n2)))
+    net = net.connect("h2", "out", rng.uniform(-0.5, 1.0, n2 * n_o),
+                      delays=Delays(synaptic=rng.uniform(0, 5e-3, n2 * n_o)))
+    net = net.connect("h2", "ttfs", rng.uniform(-0.2, 1.2, n2 * n_o),
+                      delays=Delays(synaptic=rng.uniform(0, 5e-3, n2 * n_o)))
+    inputs = {
+        "inp": SpikeTrains.from_lists([[np.sort(rng.uniform(0, 0.035, rng.integers(1, 5))) for _ in range(n_in)]
+                                       for _ in range(n_trials)]),
+        "aux": SpikeTrains.from_lists([[np.sort(rng.uniform(0, 0.035, 2)) for _ in range(n_aux)]
+                                       for _ in range(n_trials)]),
+    }
+    return net, inputs, rng.integers(0, n_o, n_trials)
+
+
+def _by_neuron(rec):
+    order = np.lexsort((rec.time, rec.neuron, rec.trial))
+    return rec.trial[order], rec.neuron[order], rec.time[order], rec.i_minus_theta[order]
+
+
+def assert_same_spikes(ref, rec):
+    """Identical spike counts per (trial, neuron); times and I - theta within TIME_TOL."""
+    a, b = _by_neuron(ref), _by_neuron(rec)
+    assert len(a[0]) == len(b[0])
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+    np.testing.assert_allclose(b[2], a[2], rtol=0, atol=TIME_TOL)
+    np.testing.assert_allclose(b[3], a[3], rtol=0, atol=1e-9)
+    assert np.all(np.diff(rec.trial) >= 0)
+    assert np.all(np.diff(rec.time)[np.diff(rec.trial) == 0] >= 0)
+
+
+def assert_close_grad(got, ref, what=""):
+    got, ref = np.asarray(got, float), np.asarray(ref, float)
+    scale = max(float(np.max(np.abs(ref), initial=0.0)), 1e-300)
+    np.testing.assert_allclose(got, ref, rtol=GRAD_RTOL, atol=GRAD_RTOL * 1e-3 * scale, err_msg=what)
+
+
+SAMPLES = np.linspace(0.0, DURATION, 25)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_forward_equals_event_engine(seed):
+    net, inputs, _ = layered_network(seed)
+    assert layered.supports(net) is None
+    ref = events_simulate(net, inputs, DURATION, record=["h2", "out"], sample_times=SAMPLES)
+    rec = layered.simulate(net, inputs, DURATION, record=["h2", "out"], sample_times=SAMPLES)
+    for pop in ("h1", "h2", "ttfs"):      # the comparison is not vacuous: every layer spikes
+        assert len(ref.spikes(pop).time) > 0
+    assert len(ref.spikes("h1").time) > 2 * net["h1"].n          # several spikes per neuron
+    assert_same_spikes(ref, rec)
+    np.testing.assert_allclose(rec.voltage, ref.voltage, rtol=0, atol=1e-12)
+    assert rec.voltage.shape == (3, len(SAMPLES), net["h2"].n + net["out"].n)
+    np.testing.assert_array_equal(rec.sample_neurons, ref.sample_neurons)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_forward_factored_and_bit_identical(seed, monkeypatch):
+    """By default every layer performs the event engine's operations: spikes are bit-identical.
+    With factored exponentials (h1 with, ttfs without refractory period), they agree to rounding."""
+    net, inputs, _ = layered_network(seed)
+    flat = layered.engine.flatten(net)
+    for pop in ("h1", "ttfs"):
+        assert layered.engine._factored_taus(flat, flat.offsets[pop], net[pop].n, DURATION, False) is not None
+    ref = events_simulate(net, inputs, DURATION)
+    rec = layered.simulate(net, inputs, DURATION)
+    for x, y in zip(_by_neuron(ref), _by_neuron(rec)):
+        np.testing.assert_array_equal(x, y)
+    monkeypatch.setattr(layered.engine, "FACTORED_FORWARD", True)
+    factored = layered.simulate(net, inputs, DURATION)
+    assert_same_spikes(ref, factored)
+
+
+LOSSES = {
+    "first_spike_mse": lambda: losses.FirstSpikeMSE("ttfs", margin=2e-3),
+    "first_spike_ce": lambda: losses.FirstSpikeCrossEntropy("ttfs", xi=3e-3),
+    "max_voltage_ce": lambda: losses.MaxVoltageCrossEntropy("out"),
+    "exp_integral_ce": lambda: losses.WeightedIntegralCrossEntropy("out", tau_weight=20e-3),
+    "combined": lambda: (losses.FirstSpikeCrossEntropy("ttfs", xi=3e-3)
+                         + 0.5 * losses.WeightedIntegralCrossEntropy("out")
+                         + 0.01 * losses.SpikeCountRegulariser("h1", target=2.0, strength=1.0)),
+}
+
+
+def _keys(net, with_tau=True):
+    keys = [(p.name, "weight") for p in net.projections]
+    keys += [("inp->h1", "synaptic"), ("inp->h1", "axonal"), ("inp->h1", "dendritic"), ("aux->h1", "synaptic"),
+             ("h1->h2", "synaptic"), ("h1->h2", "axonal"), ("inp->h2", "dendritic"), ("h2->out", "synaptic"),
+             ("h2->ttfs", "synaptic")]
+    if with_tau:
+        keys += [(pop, kind) for pop in ("h1", "h2", "out", "ttfs") for kind in ("tau_m", "tau_s")]
+    keys += [(pop, "theta") for pop in ("h1", "h2", "ttfs")]
+    return keys
+
+
+@pytest.mark.parametrize("with_tau", [True, False], ids=["with_tau", "without_tau"])
+@pytest.mark.parametrize("loss_name", sorted(LOSSES))
+def test_gradients_equal_event_engine(loss_name, with_tau, monkeypatch):
+    """Every parameter kind through loss_and_grad, the reverse pass swapped for the layered one,
+    on the event engine's record and on the layered engine's own record. Without time constants
+    the uniform LIF layers (h1, ttfs) take the factored reverse pass, else the exact one."""
+    net, inputs, labels = layered_network(1)
+    loss = LOSSES[loss_name]()
+    keys = _keys(net, with_tau)
+    ref = gradients.loss_and_grad(net, inputs, DURATION, loss, labels, keys)
+    assert all(np.any(ref.grads[(p, "weight")] != 0) for p in ("inp->h1", "h1->h2", "h2->ttfs" if "first" in loss_name
+                                                                else "h2->out"))
+    monkeypatch.setattr(gradients, "adjoint", layered.adjoint)
+    monkeypatch.setattr(layered.engine, "FACTORED_FORWARD", True)    # records that differ by rounding
+    for record in (ref.record, layered.simulate(net, inputs, DURATION)):
+        got = gradients.loss_and_grad(net, None, None, loss, labels, keys, record=record)
+        assert got.loss == pytest.approx(ref.loss, rel=1e-12)
+        for key in keys:
+            assert_close_grad(got.grads[key], ref.grads[key], str(key))
+
+
+def test_adjoint_result_fields_and_threads():
+    """Per-synapse, per-spike and per-input gradients equal the event engine's; the result is
+    bit-identical on 1 and 2 threads, and with one trial (parallel over neuron chunks)."""
+    net, inputs, labels = layered_network(2, n_trials=4)
+    record = events_simulate(net, inputs, DURATION, record=["out"], sample_times=SAMPLES)
+    loss = losses.FirstSpikeMSE("ttfs", margin=2e-3) + losses.MaxVoltageCrossEntropy("out")
+    _, sources = loss.value_and_sources(record, labels)
+    ref = events_adjoint(record, sources, time_constants=True)
+    got = [layered.adjoint(record, sources, time_constants=True, n_threads=t) for t in (1, 2)]
+    for field in ("weight", "delay", "tau_m", "tau_s", "theta", "spike_time", "input_time"):
+        assert_close_grad(getattr(got[0], field), getattr(ref, field), field)
+        np.testing.assert_array_equal(getattr(got[0], field), getattr(got[1], field))
+    assert got[0].worst_threshold_error < 1e-12
+    # one trial on two threads: chunks of neurons in parallel, same numbers as serial
+    one = SpikeTrains(inputs["inp"].trial[inputs["inp"].trial == 0], inputs["inp"].neuron[inputs["inp"].trial == 0],
+                      inputs["inp"].time[inputs["inp"].trial == 0], 1, net["inp"].n)
+    aux = inputs["aux"]
+    single = {"inp": one, "aux": SpikeTrains(aux.trial[aux.trial == 0], aux.neuron[aux.trial == 0],
+                                             aux.time[aux.trial == 0], 1, net["aux"].n)}
+    recs = [layered.simulate(net, single, DURATION, n_threads=t) for t in (1, 2)]
+    assert_same_spikes(events_simulate(net, single, DURATION), recs[1])
+    np.testing.assert_array_equal(recs[0].time, recs[1].time)
+    _, src1 = loss.value_and_sources(recs[0], labels[:1])
+    a, b = (layered.adjoint(recs[0], src1, n_threads=t) for t in (1, 2))
+    np.testing.assert_array_equal(a.weight, b.weight)
+    np.testing.assert_array_equal(a.input_time, b.input_time)
+
+
+def test_small_gradcheck_network_and_closed_form():
+    """The finite-difference-checked network of neurodelay.gradcheck (feedforward variant)."""
+    net, inputs, labels = random_network(3, False, n_trials=2)
+    ref_rec = events_simulate(net, inputs, 0.05)
+    rec = layered.simulate(net, inputs, 0.05)
+    assert_same_spikes(ref_rec, rec)
+    _, sources = losses.FirstSpikeCrossEntropy("ttfs", xi=3e-3).value_and_sources(ref_rec, labels)
+    ref = events_adjoint(ref_rec, sources, time_constants=True)
+    got = layered.adjoint(ref_rec, sources, time_constants=True)
+    for field in ("weight", "delay", "tau_m", "tau_s", "theta", "input_time"):
+        assert_close_grad(getattr(got, field), getattr(ref, field), field)
+
+
+def test_simultaneous_arrivals():
+    """Zero delays and inputs at identical times: many arrivals tie; the engines still agree."""
+    net = (Network().add(SpikeSource("inp", 6), LIF("hid", 5, tau_m=10e-3, tau_s=3e-3),
+                         LIF("top", 2, tau_m=10e-3, tau_s=3e-3))
+           .connect("inp", "hid", np.linspace(0.2, 0.9, 30)).connect("hid", "top", 0.7))
+    inputs = SpikeTrains.from_lists([[np.array([1e-3, 4e-3, 4e-3 + 1e-9])] * 6, [np.array([2e-3])] * 6])
+    ref = events_simulate(net, inputs, 0.03)
+    rec = layered.simulate(net, inputs, 0.03)
+    assert len(ref.spikes("top").time) > 0
+    assert_same_spikes(ref, rec)
+
+
+def test_recurrent_network_is_refused_and_adjoint_falls_back():
+    net, inputs, labels = random_network(1, True, n_trials=1)
+    reason = layered.supports(net)
+    assert isinstance(reason, str) and "hid->hid" in reason
+    with pytest.raises(ValueError, match="layered engine cannot simulate"):
+        layered.simulate(net, inputs, 0.05)
+    record = events_simulate(net, inputs, 0.05)
+    _, sources = losses.FirstSpikeCrossEntropy("ttfs", xi=3e-3).value_and_sources(record, labels)
+    np.testing.assert_array_equal(layered.adjoint(record, sources).weight, events_adjoint(record, sources).weight)
+    assert layered.supports("not a network").startswith("expected a Network")
+
+
+def test_edge_cases_and_errors():
+    net, inputs, labels = layered_network(0, n_trials=2)
+    # a trial without input spikes, and a record that does not fit the network
+    empty = {name: SpikeTrains(np.zeros(0, int), np.zeros(0, int), np.zeros(0), 2, net[name].n)
+             for name in ("inp", "aux")}
+    rec = layered.simulate(net, empty, DURATION, record="out", sample_times=[0.01])
+    assert len(rec.time) == 0 and np.all(rec.voltage == 0)
+    record = layered.simulate(net, inputs, DURATION)
+    _, sources = losses.FirstSpikeMSE("ttfs", margin=2e-3).value_and_sources(record, labels)
+    moved = type(record)(record.network, record.flat, record.inputs, record.trial, record.neuron,
+                         record.time + 1e-4, record.i_minus_theta, record.duration)
+    with pytest.raises(RecordMismatchError):
+        layered.adjoint(moved, sources)
+    with pytest.raises(RuntimeError, match="max_spikes_per_trial"):
+        layered.simulate(net, inputs, DURATION, max_spikes_per_trial=3)
+    with pytest.raises(ValueError, match="sample_times"):
+        layered.simulate(net, inputs, DURATION, record="out")
