@@ -14,11 +14,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .flat import FlatNetwork
+from typing import NamedTuple
+
+from .flat import FlatNetwork, flatten
+from .memory import check_memory
 from .network import Network, SpikeSource
 from .spikes import SpikeTrains
+from .units import as_seconds
 
-__all__ = ["EventRecord", "merge_inputs", "AdjointSources", "AdjointResult", "RecordMismatchError"]
+__all__ = ["EventRecord", "merge_inputs", "prepare_run", "PreparedRun", "AdjointSources", "AdjointResult",
+           "RecordMismatchError"]
 
 
 @dataclass(frozen=True)
@@ -210,3 +215,53 @@ class AdjointResult:
     input_time: np.ndarray
     n_trials: int
     worst_threshold_error: float
+
+
+class PreparedRun(NamedTuple):
+    """What an engine needs before it simulates, checked the same way for every engine."""
+
+    duration: float               # s
+    flat: FlatNetwork
+    inputs: SpikeTrains           # merged over all sources (global indices), sorted by (trial, time, neuron)
+    sample_times: np.ndarray      # (n_samples,) s, sorted, within [0, duration]
+    sample_neurons: np.ndarray    # (n_recorded,) global indices of the neurons whose V is sampled
+
+
+def prepare_run(net: Network, inputs, duration, record=(), sample_times=None) -> PreparedRun:
+    """Validate a simulation request and flatten it (every engine's common first step).
+
+    duration: s or a Brian2 time (> 0); inputs: as :func:`merge_inputs`;
+    record: names of LIF / readout populations whose V is sampled at
+    `sample_times` (s, sorted, in [0, duration]). Raises ValueError naming the
+    bad argument, and refuses voltage recordings that would not fit in memory.
+    """
+    duration = float(as_seconds(duration, "duration", minimum=0.0, strictly=True))
+    flat = flatten(net)
+    merged = merge_inputs(net, inputs, flat)
+    record = [record] if isinstance(record, str) else list(record)
+    for name in record:
+        if name not in flat.offsets:
+            raise ValueError(f"record: unknown population {name!r}; the network has {list(flat.offsets)}")
+    sample_neurons = np.concatenate([np.arange(flat.sizes[p]) + flat.offsets[p]
+                                     for p in record if not isinstance(net[p], SpikeSource)]
+                                    or [np.zeros(0, np.int64)]).astype(np.int64)
+    if len(record) and len(sample_neurons) != sum(net[p].n for p in record):
+        raise ValueError("record: spike sources have no voltage; name LIF or readout populations")
+    if sample_times is None:
+        sample_times = np.zeros(0)
+    if np.ndim(sample_times) > 1:
+        raise ValueError(f"sample_times must be a scalar or a 1-d array of times, got shape {np.shape(sample_times)}")
+    sample_times = np.atleast_1d(as_seconds(sample_times, "sample_times", np.shape(sample_times), minimum=0.0))
+    if np.any(np.diff(sample_times) < 0):
+        raise ValueError("sample_times must be sorted")
+    if np.any(sample_times > duration):
+        late = sample_times[sample_times > duration]
+        raise ValueError(f"sample_times must lie in [0, duration = {duration:g} s]; got {late.size} later "
+                         f"time(s), the first {late[0]:g} s (simulate for longer to sample there)")
+    if record and len(sample_times) == 0:
+        raise ValueError("record given but no sample_times")
+    # per-trial sample arrays, then their stacked copy
+    check_memory(16.0 * merged.n_trials * len(sample_times) * len(sample_neurons),
+                 f"recording V of {len(sample_neurons)} neurons at {len(sample_times)} times in "
+                 f"{merged.n_trials} trials")
+    return PreparedRun(duration, flat, merged, np.ascontiguousarray(sample_times, dtype=float), sample_neurons)

@@ -16,8 +16,9 @@ import pytest
 
 from neurodelay import gradients, layered, losses
 from neurodelay.delays import Delays
+from neurodelay.flat import flatten
 from neurodelay.events import adjoint as events_adjoint
-from neurodelay.events import simulate as events_simulate
+from neurodelay.events import simulate_events as events_simulate
 from neurodelay.events.adjoint import RecordMismatchError
 from neurodelay.gradcheck import random_network
 from neurodelay.network import LIF, Network, Readout, SpikeSource
@@ -108,7 +109,7 @@ def test_forward_factored_and_bit_identical(seed, monkeypatch):
     """By default every layer performs the event engine's operations: spikes are bit-identical.
     With factored exponentials (h1 with, ttfs without refractory period), they agree to rounding."""
     net, inputs, _ = layered_network(seed)
-    flat = layered.engine.flatten(net)
+    flat = flatten(net)
     for pop in ("h1", "ttfs"):
         assert layered.engine._factored_taus(flat, flat.offsets[pop], net[pop].n, DURATION, False) is not None
     ref = events_simulate(net, inputs, DURATION)
@@ -151,13 +152,12 @@ def test_gradients_equal_event_engine(loss_name, with_tau, monkeypatch):
     net, inputs, labels = layered_network(1)
     loss = LOSSES[loss_name]()
     keys = _keys(net, with_tau)
-    ref = gradients.loss_and_grad(net, inputs, DURATION, loss, labels, keys)
+    ref = gradients.loss_and_grad(net, inputs, DURATION, loss, labels, keys, engine="events")
     assert all(np.any(ref.grads[(p, "weight")] != 0) for p in ("inp->h1", "h1->h2", "h2->ttfs" if "first" in loss_name
                                                                 else "h2->out"))
-    monkeypatch.setattr(gradients, "adjoint", layered.adjoint)
     monkeypatch.setattr(layered.engine, "FACTORED_FORWARD", True)    # records that differ by rounding
     for record in (ref.record, layered.simulate(net, inputs, DURATION)):
-        got = gradients.loss_and_grad(net, None, None, loss, labels, keys, record=record)
+        got = gradients.loss_and_grad(net, None, None, loss, labels, keys, record=record, engine="layered")
         assert got.loss == pytest.approx(ref.loss, rel=1e-12)
         for key in keys:
             assert_close_grad(got.grads[key], ref.grads[key], str(key))

@@ -71,10 +71,12 @@ from .adjoint_kernel import replay_trial, reverse_trial
 from .batch import map_trials
 
 # AdjointSources, AdjointResult, RecordMismatchError live in neurodelay.record (shared by every engine)
-__all__ = ["AdjointSources", "AdjointResult", "adjoint", "RecordMismatchError"]
+# csr, neuron_ptr, trial_blocks and check_sources are shared with the layered engine's reverse pass
+__all__ = ["AdjointSources", "AdjointResult", "adjoint", "RecordMismatchError", "check_sources", "csr",
+           "neuron_ptr", "trial_blocks"]
 
 
-def _csr(trial, neuron, n_trials, n, *values):
+def csr(trial, neuron, n_trials, n, *values):
     """Sort entries by (trial, neuron, first value) and give per-trial slices and per-neuron pointers."""
     order = np.lexsort(((values[0],) if values else ()) + (neuron, trial))
     trial, neuron = trial[order], neuron[order]
@@ -83,13 +85,13 @@ def _csr(trial, neuron, n_trials, n, *values):
     return bounds, neuron, values
 
 
-def _neuron_ptr(neuron, n):
+def neuron_ptr(neuron, n):
     ptr = np.zeros(n + 1, np.int64)
     np.cumsum(np.bincount(neuron, minlength=n), out=ptr[1:])
     return ptr
 
 
-def _trial_blocks(n_trials: int, n_blocks: int = 16) -> np.ndarray:
+def trial_blocks(n_trials: int, n_blocks: int = 16) -> np.ndarray:
     """Block boundaries: trial 0 alone (it runs first, compiling or loading the kernels), then
     the other trials in up to n_blocks contiguous blocks."""
     if n_trials <= 1:
@@ -98,7 +100,7 @@ def _trial_blocks(n_trials: int, n_blocks: int = 16) -> np.ndarray:
     return np.concatenate([[0], rest])
 
 
-def _check_sources(record, sources: AdjointSources):
+def check_sources(record, sources: AdjointSources):
     flat = record.flat
     n, n_trials = flat.n_neurons, record.n_trials
     spike_time = (np.zeros(len(record.time)) if sources.spike_time is None
@@ -157,7 +159,7 @@ def adjoint(record, sources: AdjointSources, *, time_constants: bool = False,
         raise ValueError("more than 2**31 synapses or spikes per batch is not supported")
     if np.any(flat.kind[record.neuron] != KIND_LIF):
         raise ValueError("the record contains spikes of neurons that are not LIF neurons")
-    spike_time_src, theta_src = _check_sources(record, sources)
+    spike_time_src, theta_src = check_sources(record, sources)
     same_trial = np.diff(record.trial) == 0
     if np.any(np.diff(record.trial) < 0) or np.any(same_trial & (np.diff(record.time) < 0)):
         raise ValueError("record spikes must be sorted by (trial, time)")
@@ -166,11 +168,11 @@ def adjoint(record, sources: AdjointSources, *, time_constants: bool = False,
         raise ValueError("record inputs must be sorted by (trial, time); use SpikeTrains.sorted()")
     rec_bounds = np.searchsorted(record.trial, np.arange(n_trials + 1), side="left")
     in_bounds = inputs.trial_slices()
-    jb, j_neuron, (j_time, j_value) = _csr(np.asarray(sources.jump_trial, np.int64),
+    jb, j_neuron, (j_time, j_value) = csr(np.asarray(sources.jump_trial, np.int64),
                                             np.asarray(sources.jump_neuron, np.int64), n_trials, n,
                                             np.asarray(sources.jump_time, float),
                                             np.asarray(sources.jump_value, float))
-    rb, r_neuron, (r_rate, r_coef) = _csr(np.asarray(sources.rate_trial, np.int64),
+    rb, r_neuron, (r_rate, r_coef) = csr(np.asarray(sources.rate_trial, np.int64),
                                            np.asarray(sources.rate_neuron, np.int64), n_trials, n,
                                            np.asarray(sources.rate_rate, float),
                                            np.asarray(sources.rate_coef, float))
@@ -185,14 +187,14 @@ def adjoint(record, sources: AdjointSources, *, time_constants: bool = False,
         js, rsl = slice(jb[k], jb[k + 1]), slice(rb[k], rb[k + 1])
         spike_grad, input_grad = reverse_trial(
             *static, inputs.time[ins], sp_neuron, sp_time, record.i_minus_theta[rs], spike_time_src[rs],
-            _neuron_ptr(j_neuron[js], n), j_time[js], j_value[js],
-            _neuron_ptr(r_neuron[rsl], n), r_coef[rsl], r_rate[rsl],
+            neuron_ptr(j_neuron[js], n), j_time[js], j_value[js],
+            neuron_ptr(r_neuron[rsl], n), r_coef[rsl], r_rate[rsl],
             ev_syn, ev_src, ev_v, ev_i, duration, time_constants, *acc)
         return spike_grad, input_grad, worst_v
 
     # a fixed partition of the trials into blocks, each summed in trial order, and the blocks
     # summed in block order: the result does not depend on the threads or their scheduling
-    blocks = _trial_blocks(n_trials)
+    blocks = trial_blocks(n_trials)
 
     def run_block(b):
         acc = (np.zeros(n_syn), np.zeros(n_syn), np.zeros(n), np.zeros(n), np.zeros(n))

@@ -183,7 +183,7 @@ def replay_trial(kind, tau_m, tau_s, theta, reset, refractory, closed_form, out_
 
 # --------------------------------------------------------------- reverse ----
 @njit(cache=True)
-def _homogeneous(length, v0, i0, P, Q, clamped, tm, ts, want_tau):
+def homogeneous(length, v0, i0, P, Q, clamped, tm, ts, want_tau):
     """Source-free costate at the start of an event-free interval of `length` s, from (P, Q) at its end.
 
     (v0, i0): forward state just after the start. Returns (p_V, p_I, dL/dtau_m, dL/dtau_s):
@@ -213,11 +213,11 @@ def _homogeneous(length, v0, i0, P, Q, clamped, tm, ts, want_tau):
 
 
 @njit(cache=True)
-def _particular(coef, rate, t0, length, v0, i0, tm, ts, want_tau):
+def particular(coef, rate, t0, length, v0, i0, tm, ts, want_tau):
     """Particular solution for a continuous source dL/dV = coef exp(-rate t) on an interval
     [t0, t0 + length]: its values at the start (alpha -> p_V, beta -> p_I), the same at the
     end (to subtract from the boundary values of the homogeneous part), and its share of the
-    time-constant integrals (see :func:`_homogeneous`)."""
+    time-constant integrals (see :func:`homogeneous`)."""
     alpha = coef * math.exp(-rate * t0) / (1.0 / tm + rate)
     beta = alpha / (tm * (1.0 / ts + rate))
     decay = math.exp(-rate * length)
@@ -314,7 +314,7 @@ def reverse_trial(kind, tau_m, tau_s, theta, reset, refractory, closed_form, out
             length = t_hi - t_lo
             sum_a = sum_b = end_a = end_b = 0.0
             for q in range(cs_ptr[j], cs_ptr[j + 1]):
-                alpha, beta, alpha_end, beta_end, d_tm, d_ts = _particular(
+                alpha, beta, alpha_end, beta_end, d_tm, d_ts = particular(
                     cs_coef[q], cs_rate[q], t_lo, length, v0, i0, tm, ts, want_tau)
                 sum_a += alpha
                 sum_b += beta
@@ -322,7 +322,7 @@ def reverse_trial(kind, tau_m, tau_s, theta, reset, refractory, closed_form, out
                 end_b += beta_end
                 g_tau_m[j] += d_tm
                 g_tau_s[j] += d_ts
-            pv, pi, d_tm, d_ts = _homogeneous(length, v0, i0, pv - end_a, pi - end_b, clamped[j],
+            pv, pi, d_tm, d_ts = homogeneous(length, v0, i0, pv - end_a, pi - end_b, clamped[j],
                                               tm, ts, want_tau)
             pv += sum_a
             pi += sum_b

@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..flat import flatten
-from ..memory import check_memory
-from ..network import Network, SpikeSource
-from ..record import EventRecord, merge_inputs
-from ..units import as_seconds
+from ..network import Network
+from ..record import EventRecord, merge_inputs, prepare_run
 from .batch import default_threads, map_trials
 from .kernel import STATUS_TOO_MANY_SPIKES, simulate_trial
 
@@ -56,32 +53,8 @@ def simulate_events(net: Network, inputs, duration, *, record=(), sample_times=N
 
     Arguments as for :func:`simulate`; no engine choice.
     """
-    duration = float(as_seconds(duration, "duration", minimum=0.0, strictly=True))
-    flat = flatten(net)
-    merged = merge_inputs(net, inputs, flat)
-    record = [record] if isinstance(record, str) else list(record)
-    sample_neurons = np.concatenate([np.arange(flat.sizes[p]) + flat.offsets[p]
-                                     for p in record if not isinstance(net[p], SpikeSource)]
-                                    or [np.zeros(0, np.int64)]).astype(np.int64)
-    if len(record) and len(sample_neurons) != sum(net[p].n for p in record):
-        raise ValueError("record: spike sources have no voltage; name LIF or readout populations")
-    if sample_times is None:
-        sample_times = np.zeros(0)
-    if np.ndim(sample_times) > 1:
-        raise ValueError(f"sample_times must be a scalar or a 1-d array of times, got shape {np.shape(sample_times)}")
-    sample_times = np.atleast_1d(as_seconds(sample_times, "sample_times", np.shape(sample_times), minimum=0.0))
-    if np.any(np.diff(sample_times) < 0):
-        raise ValueError("sample_times must be sorted")
-    if np.any(sample_times > duration):
-        late = sample_times[sample_times > duration]
-        raise ValueError(f"sample_times must lie in [0, duration = {duration:g} s]; got {late.size} later "
-                         f"time(s), the first {late[0]:g} s (simulate for longer to sample there)")
-    if record and len(sample_times) == 0:
-        raise ValueError("record given but no sample_times")
-    # per-trial sample arrays, then their stacked copy
-    check_memory(16.0 * merged.n_trials * len(sample_times) * len(sample_neurons),
-                 f"recording V of {len(sample_neurons)} neurons at {len(sample_times)} times in "
-                 f"{merged.n_trials} trials")
+    duration, flat, merged, sample_times, sample_neurons = prepare_run(net, inputs, duration, record,
+                                                                       sample_times)
     bounds = merged.trial_slices()
     static = flat.kernel
 

@@ -6,6 +6,6 @@ any engine) and the same results; :func:`supports` says whether a network can
 be run (None) or why not.
 """
 
-from .engine import adjoint, simulate, supports
+from .engine import LayeredEngine, adjoint, simulate, supports
 
-__all__ = ["adjoint", "simulate", "supports"]
+__all__ = ["LayeredEngine", "adjoint", "simulate", "supports"]

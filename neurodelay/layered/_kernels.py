@@ -40,7 +40,7 @@ import math
 import numpy as np
 from numba import njit
 
-from ..events.adjoint_kernel import _homogeneous, _particular
+from ..events.adjoint_kernel import homogeneous, particular
 from ..events.dynamics import free_voltage, next_crossing, state_at, voltage_bound
 
 EV_SPIKE = -1      # ev_q code of a spike of the neuron (ev_s = the spike's index in the trial's record)
@@ -440,7 +440,7 @@ def reverse_neuron(n_ev, ev_t, ev_q, ev_s, ev_v, ev_i, in_w, tm, ts, reset, refr
             length = t_hi - t_lo
             sum_a = sum_b = end_a = end_b = 0.0
             for r in range(cs_lo, cs_hi):
-                alpha, beta, alpha_end, beta_end, d_tm, d_ts = _particular(
+                alpha, beta, alpha_end, beta_end, d_tm, d_ts = particular(
                     cs_coef[r], cs_rate[r], t_lo, length, v0, i0, tm, ts, want_tau)
                 sum_a += alpha
                 sum_b += beta
@@ -448,7 +448,7 @@ def reverse_neuron(n_ev, ev_t, ev_q, ev_s, ev_v, ev_i, in_w, tm, ts, reset, refr
                 end_b += beta_end
                 g_tm += d_tm
                 g_ts += d_ts
-            pv, pi, d_tm, d_ts = _homogeneous(length, v0, i0, pv - end_a, pi - end_b, clamped, tm, ts, want_tau)
+            pv, pi, d_tm, d_ts = homogeneous(length, v0, i0, pv - end_a, pi - end_b, clamped, tm, ts, want_tau)
             pv += sum_a
             pi += sum_b
             g_tm += d_tm

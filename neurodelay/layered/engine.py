@@ -24,14 +24,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..events import AdjointResult, AdjointSources, EventRecord, FlatNetwork, flatten
 from ..events import adjoint as _events_adjoint
-from ..events.adjoint import RecordMismatchError, _check_sources, _csr, _neuron_ptr, _trial_blocks
+from ..events.adjoint import check_sources, csr, neuron_ptr, trial_blocks
 from ..events.batch import default_threads, map_trials
-from ..events.dynamics import is_closed_form
-from ..events.forward import merge_inputs
+from ..flat import FlatNetwork, is_closed_form
+from ..record import AdjointResult, AdjointSources, EventRecord, RecordMismatchError, prepare_run
 from ..network import LIF, Network, SpikeSource
-from ..units import as_seconds
 from . import _kernels as K
 
 __all__ = ["supports", "simulate", "adjoint"]
@@ -170,23 +168,8 @@ def simulate(net: Network, inputs, duration, *, record=(), sample_times=None, n_
     reason = supports(net)
     if reason is not None:
         raise ValueError(f"net: the layered engine cannot simulate this network: {reason}")
-    duration = float(as_seconds(duration, "duration", minimum=0.0, strictly=True))
-    flat = flatten(net)
-    merged = merge_inputs(net, inputs, flat)
-    record = [record] if isinstance(record, str) else list(record)
-    sample_neurons = np.concatenate([np.arange(flat.sizes[p]) + flat.offsets[p]
-                                     for p in record if not isinstance(net[p], SpikeSource)]
-                                    or [np.zeros(0, np.int64)]).astype(np.int64)
-    if len(record) and len(sample_neurons) != sum(net[p].n for p in record):
-        raise ValueError("record: spike sources have no voltage; name LIF or readout populations")
-    if sample_times is None:
-        sample_times = np.zeros(0)
-    sample_times = as_seconds(sample_times, "sample_times", np.shape(sample_times), minimum=0.0)
-    if np.any(np.diff(sample_times) < 0):
-        raise ValueError("sample_times must be sorted")
-    if record and len(sample_times) == 0:
-        raise ValueError("record given but no sample_times")
-    sample_times = np.ascontiguousarray(sample_times, dtype=float)
+    duration, flat, merged, sample_times, sample_neurons = prepare_run(net, inputs, duration, record,
+                                                                       sample_times)
     plan = _plan_for(net, flat)
     n = flat.n_neurons
     col_of = np.full(n, -1, np.int64)
@@ -256,7 +239,7 @@ def simulate(net: Network, inputs, duration, *, record=(), sample_times=None, n_
                else np.zeros((0, len(sample_times), len(sample_neurons))))
     return EventRecord(net, flat, merged, np.repeat(np.arange(n_trials), counts).astype(np.int64),
                        cat(1, np.int64), cat(0, float), cat(2, float), duration,
-                       sample_times, sample_neurons, voltage)
+                       sample_times, sample_neurons, voltage, engine="layered")
 
 
 # ---------------------------------------------------------------- adjoint ----
@@ -278,7 +261,7 @@ def adjoint(record: EventRecord, sources: AdjointSources, *, time_constants: boo
     n_syn = len(flat.out_post)
     if np.any(flat.kind[record.neuron] != _KIND_LIF):
         raise ValueError("the record contains spikes of neurons that are not LIF neurons")
-    spike_time_src, theta_src = _check_sources(record, sources)
+    spike_time_src, theta_src = check_sources(record, sources)
     if np.any(np.diff(record.trial) < 0) or np.any((np.diff(record.trial) == 0) & (np.diff(record.time) < 0)):
         raise ValueError("record spikes must be sorted by (trial, time)")
     inputs = record.inputs
@@ -287,11 +270,11 @@ def adjoint(record: EventRecord, sources: AdjointSources, *, time_constants: boo
     plan = _plan_for(net, flat)
     rec_bounds = np.searchsorted(record.trial, np.arange(n_trials + 1), side="left")
     in_bounds = inputs.trial_slices()
-    jb, j_neuron, (j_time, j_value) = _csr(np.asarray(sources.jump_trial, np.int64),
+    jb, j_neuron, (j_time, j_value) = csr(np.asarray(sources.jump_trial, np.int64),
                                             np.asarray(sources.jump_neuron, np.int64), n_trials, n,
                                             np.asarray(sources.jump_time, float),
                                             np.asarray(sources.jump_value, float))
-    rb, r_neuron, (r_rate, r_coef) = _csr(np.asarray(sources.rate_trial, np.int64),
+    rb, r_neuron, (r_rate, r_coef) = csr(np.asarray(sources.rate_trial, np.int64),
                                            np.asarray(sources.rate_neuron, np.int64), n_trials, n,
                                            np.asarray(sources.rate_rate, float),
                                            np.asarray(sources.rate_coef, float))
@@ -310,8 +293,8 @@ def adjoint(record: EventRecord, sources: AdjointSources, *, time_constants: boo
         js, rsl = slice(jb[k], jb[k + 1]), slice(rb[k], rb[k + 1])
         trial_args = (s_start, s_end, s_time, s_id, duration, n_in, sp_time,
                       np.ascontiguousarray(record.i_minus_theta[rs]), np.ascontiguousarray(spike_time_src[rs]),
-                      _neuron_ptr(j_neuron[js], n), j_time[js], j_value[js],
-                      _neuron_ptr(r_neuron[rsl], n), r_coef[rsl], r_rate[rsl], time_constants)
+                      neuron_ptr(j_neuron[js], n), j_time[js], j_value[js],
+                      neuron_ptr(r_neuron[rsl], n), r_coef[rsl], r_rate[rsl], time_constants)
         g_time = np.zeros((N_CHUNKS, len(all_t)))
         spike_grad = np.zeros(len(sp_time))
         worst = 0.0
@@ -331,7 +314,7 @@ def adjoint(record: EventRecord, sources: AdjointSources, *, time_constants: boo
         return spike_grad, g_time[:, :n_in].sum(axis=0), worst
 
     # gradients summed per fixed block of trials in trial order, the blocks in block order
-    blocks = _trial_blocks(n_trials)
+    blocks = trial_blocks(n_trials)
     threads = n_threads or default_threads()
 
     def new_acc():
@@ -364,3 +347,33 @@ def adjoint(record: EventRecord, sources: AdjointSources, *, time_constants: boo
     cat = (lambda i: np.concatenate([r[i] for r in results]) if results else np.zeros(0))
     return AdjointResult(w_flat, d_flat, g_tm if time_constants else None, g_ts if time_constants else None,
                          g_th + theta_src, cat(0), cat(1), n_trials, float(worst))
+
+
+class LayeredEngine:
+    """The layered engine as an :class:`~neurodelay.engines.Engine` (registered as ``"layered"``).
+
+    Runs feedforward networks (any delay kinds, refractoriness, readouts) with
+    the event engine's results at a fraction of its cost; :meth:`supports` gives
+    the reason for networks it does not run (recurrent projections), which
+    ``engine="auto"`` then runs on the event engine.
+    """
+
+    name = "layered"
+
+    def __init__(self, max_spikes_per_trial: int = 10_000_000, progress: bool = False):
+        self.max_spikes_per_trial = int(max_spikes_per_trial)
+        self.progress = bool(progress)
+
+    def __repr__(self) -> str:
+        return f"LayeredEngine(max_spikes_per_trial={self.max_spikes_per_trial}, progress={self.progress})"
+
+    def supports(self, net) -> str | None:
+        return supports(net)
+
+    def simulate(self, net, inputs, duration, *, record=(), sample_times=None, n_threads=None):
+        return simulate(net, inputs, duration, record=record, sample_times=sample_times, n_threads=n_threads,
+                        max_spikes_per_trial=self.max_spikes_per_trial, progress=self.progress)
+
+    def adjoint(self, record, sources, *, time_constants=False, n_threads=None, record_tolerance=1e-6):
+        return adjoint(record, sources, time_constants=time_constants, n_threads=n_threads,
+                       record_tolerance=record_tolerance)
