@@ -1,0 +1,162 @@
+"""Polychronous groups in the Izhikevich (2006) network: group counts against model time, with controls.
+
+The network (800 excitatory / 200 inhibitory Izhikevich neurons, delays
+1..20 ms, STDP) is simulated in Brian2 (cpp_standalone) in checkpointed
+chunks, once with the published random delays and once with all excitatory
+delays equal (the mean, 10 ms). The weights are kept at snapshot times and
+the polychronous groups are searched in each snapshot:
+
+* ``real``: the trained network;
+* ``shuffled``: its excitatory-to-excitatory weights permuted (delays kept);
+* ``equal_delays``: the network trained with equal delays.
+
+At the last snapshot the search covers every excitatory neuron; at earlier
+snapshots (and when ``--mothers`` is given) a fixed random subset of
+mothers, and the count is scaled to all 800 (the number of groups is a sum
+over mothers, so this is an unbiased estimate; ``mothers_searched`` says how
+many). Also written: one example group of the real network (spikes, layers,
+links with delays) and the size, layer count and time span of every group at
+the end.
+
+Scales: default (reduced) 1,800 s of model time; ``--full`` the published
+18,000 s; ``--quick`` a 100 + 25 neuron network for 4 s (tests). The
+simulations resume from their checkpoints in build/polychrony/<scale>/.
+
+Result: analyses/results/polychrony.nc (read by paper_figures/fig_polychrony.py).
+Usage: python analyses/polychrony.py [--out PATH] [--quick | --full] [--seed N] [--mothers N] [--threads N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from neurodelay.analysis import polychrony as P
+from neurodelay.analysis.common import with_provenance
+from neurodelay.io import write_netcdf
+
+RESULT = "polychrony.nc"
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_OUT = ROOT / "analyses" / "results" / RESULT
+
+SCALES = {
+    "quick": dict(network=dict(n_exc=100, n_inh=25, n_syn=20), duration=4.0, chunk=1.0, snapshot_every=1,
+                  min_layers=3),
+    "reduced": dict(network={}, duration=1800.0, chunk=100.0, snapshot_every=3, min_layers=7),
+    "full": dict(network={}, duration=18000.0, chunk=100.0, snapshot_every=5, min_layers=7),
+}
+CONDITIONS = ("real", "shuffled", "equal_delays")
+
+
+def train(scale: str, delays: str, seed: int) -> xr.Dataset:
+    """The network trained with random ('random') or equal ('equal') delays, resumed from its checkpoint."""
+    cfg = SCALES[scale]
+    conn = P.izhikevich_connectivity(seed=seed, **cfg["network"])
+    if delays == "equal":
+        conn = P.equal_delays(conn)
+    folder = ROOT / "build" / "polychrony" / scale / ("real" if delays == "random" else "equal")
+    return P.simulate_izhikevich(cfg["duration"], seed=seed, connectivity=conn, chunk=cfg["chunk"],
+                                 checkpoint=folder, snapshot_every=cfg["snapshot_every"], progress=True)
+
+
+def at_snapshot(trained: xr.Dataset, k: int) -> xr.Dataset:
+    """The connectivity with the weights of snapshot k."""
+    conn = trained[["pre", "post", "weight", "delay"]].copy()
+    conn["weight"] = ("synapse", trained["weight_history"].values[k].astype(float))
+    return conn
+
+
+def count(conn: xr.Dataset, mothers, min_layers: int, threads: int) -> tuple[float, xr.Dataset, float]:
+    """(groups scaled to all excitatory mothers, the groups found, search wall time in s)."""
+    n_exc = int(conn.attrs["n_exc"])
+    start = time.perf_counter()
+    groups = P.find_polychronous_groups(conn, mothers=mothers, min_layers=min_layers, n_threads=threads)
+    return groups.attrs["n_groups"] * n_exc / len(mothers), groups, time.perf_counter() - start
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    scale = parser.add_mutually_exclusive_group()
+    scale.add_argument("--quick", action="store_true", help="a small network for 4 s (tests)")
+    scale.add_argument("--full", action="store_true", help="the published scale: 18,000 s of model time")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--mothers", type=int, default=100,
+                        help="mothers searched at the earlier snapshots (all at the last one)")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    name = "quick" if args.quick else "full" if args.full else "reduced"
+    cfg = SCALES[name]
+    start = time.perf_counter()
+    trained = {"random": train(name, "random", args.seed), "equal": train(name, "equal", args.seed)}
+    sim_seconds = {k: float(v.attrs["wall_seconds"]) for k, v in trained.items()}
+    real = trained["random"]
+    n_exc = int(real.attrs["n_exc"])
+    times = real["snapshot_time"].values
+    subset = np.sort(np.random.default_rng([args.seed, 99]).choice(n_exc, min(args.mothers, n_exc), replace=False))
+    counts = np.zeros((len(CONDITIONS), len(times)))
+    searched = np.zeros((len(CONDITIONS), len(times)), np.int64)
+    search_seconds = np.zeros((len(CONDITIONS), len(times)))
+    final = {}
+    for k in range(len(times)):
+        last = k == len(times) - 1
+        mothers = np.arange(n_exc) if last else subset
+        conns = {"real": at_snapshot(real, k),
+                 "shuffled": P.shuffle_weights(at_snapshot(real, k), seed=args.seed + 1000 * k),
+                 "equal_delays": at_snapshot(trained["equal"], k)}
+        for c, cond in enumerate(CONDITIONS):
+            counts[c, k], groups, search_seconds[c, k] = count(conns[cond], mothers, cfg["min_layers"],
+                                                               args.threads)
+            searched[c, k] = len(mothers)
+            print(f"t = {times[k]:7.0f} s  {cond:>12}: {counts[c, k]:8.0f} groups "
+                  f"({groups.attrs['n_groups']} in {len(mothers)} mothers, {groups.attrs['n_triplets']} "
+                  f"triplets, {search_seconds[c, k]:.0f} s)", flush=True)
+            if last:
+                final[cond] = groups
+    ds = xr.Dataset(
+        {"group_count": (("condition", "time"), counts,
+                         {"long_name": "polychronous groups (scaled to all excitatory mothers)"}),
+         "mothers_searched": (("condition", "time"), searched),
+         "search_seconds": (("condition", "time"), search_seconds, {"units": "s"}),
+         "spikes_exc": ("chunk", real["spikes_exc"].values),
+         "spikes_inh": ("chunk", real["spikes_inh"].values),
+         "chunk_end": ("chunk", real["chunk_end"].values, {"units": "s"})},
+        coords={"condition": list(CONDITIONS), "time": ("time", times, {"units": "s"})})
+    # every group at the end: size, layers, time span
+    for cond in CONDITIONS:
+        g = final[cond]
+        for var in ("n_spikes", "n_layers", "time_span"):
+            ds[f"{cond}_{var}"] = (f"{cond}_group", g[var].values, g[var].attrs)
+    # one example group of the real network: the one with most layers (then most spikes)
+    g = final["real"]
+    if g.attrs["n_groups"]:
+        best = int(np.lexsort((g["n_spikes"].values, g["n_layers"].values))[-1])
+        neuron, t, layer = P.group_spikes(g, best)
+        lk = g["link_group"].values == best
+        ds["example_neuron"] = ("example_spike", neuron)
+        ds["example_time"] = ("example_spike", t, {"units": "s"})
+        ds["example_layer"] = ("example_spike", layer)
+        for var in ("pre", "post", "delay", "layer"):
+            ds[f"example_link_{var}"] = ("example_link", g[f"link_{var}"].values[lk], g[f"link_{var}"].attrs)
+        ds.attrs["example_mother"] = int(g["mother"].values[best])
+    ds.attrs.update(scale=name, n_exc=n_exc, n_inh=int(real.attrs["n_inh"]), model_time=float(times[-1]),
+                    simulation_wall_seconds_random=sim_seconds["random"],
+                    simulation_wall_seconds_equal=sim_seconds["equal"], min_layers=cfg["min_layers"],
+                    equal_delay=float(P.equal_delays(P.izhikevich_connectivity(seed=args.seed, **cfg["network"]))
+                                      ["delay"].values[0]),
+                    total_wall_seconds=time.perf_counter() - start)
+    with_provenance(ds, "polychrony", dict(scale=name, mothers=args.mothers, **{k: v for k, v in cfg.items()
+                                                                                 if k != "network"}),
+                    args.seed, engine="brian2-cpp_standalone+izhikevich-1ms")
+    write_netcdf(ds, args.out)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
