@@ -10,11 +10,11 @@ the polychronous groups are searched in each snapshot:
 * ``shuffled``: its excitatory-to-excitatory weights permuted (delays kept);
 * ``equal_delays``: the network trained with equal delays.
 
-At the last snapshot the search covers every excitatory neuron; at earlier
-snapshots (and when ``--mothers`` is given) a fixed random subset of
-mothers, and the count is scaled to all 800 (the number of groups is a sum
-over mothers, so this is an unbiased estimate; ``mothers_searched`` says how
-many). Also written: one example group of the real network (spikes, layers,
+The search covers a fixed random subset of ``--mothers`` excitatory
+neurons (all with ``--mothers 800``) and the count is scaled to all of them
+(the number of groups is a sum over mothers, so this is an unbiased
+estimate; the attribute ``mothers_searched`` says how many). Also written:
+one example group of the real network (spikes, layers,
 links with delays) and the size, layer count and time span of every group at
 the end.
 
@@ -53,15 +53,16 @@ SCALES = {
 CONDITIONS = ("real", "shuffled", "equal_delays")
 
 
-def train(scale: str, delays: str, seed: int) -> xr.Dataset:
+def train(scale: str, delays: str, seed: int, duration: float | None = None) -> xr.Dataset:
     """The network trained with random ('random') or equal ('equal') delays, resumed from its checkpoint."""
     cfg = SCALES[scale]
     conn = P.izhikevich_connectivity(seed=seed, **cfg["network"])
     if delays == "equal":
         conn = P.equal_delays(conn)
     folder = ROOT / "build" / "polychrony" / scale / ("real" if delays == "random" else "equal")
-    return P.simulate_izhikevich(cfg["duration"], seed=seed, connectivity=conn, chunk=cfg["chunk"],
-                                 checkpoint=folder, snapshot_every=cfg["snapshot_every"], progress=True)
+    return P.simulate_izhikevich(cfg["duration"] if duration is None else duration, seed=seed, connectivity=conn,
+                                 chunk=cfg["chunk"], checkpoint=folder, snapshot_every=cfg["snapshot_every"],
+                                 progress=True)
 
 
 def at_snapshot(trained: xr.Dataset, k: int) -> xr.Dataset:
@@ -87,48 +88,62 @@ def main(argv=None) -> int:
     scale.add_argument("--full", action="store_true", help="the published scale: 18,000 s of model time")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--mothers", type=int, default=100,
-                        help="mothers searched at the earlier snapshots (all at the last one)")
+                        help="excitatory mothers searched (a fixed random subset; counts scaled to all)")
+    parser.add_argument("--snapshots", type=int, default=None,
+                        help="search this many snapshot times (evenly chosen, the last included); default all")
+    parser.add_argument("--equal-duration", type=float, default=None,
+                        help="model time (s) of the equal-delay training, if shorter than the main one")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     name = "quick" if args.quick else "full" if args.full else "reduced"
     cfg = SCALES[name]
     start = time.perf_counter()
-    trained = {"random": train(name, "random", args.seed), "equal": train(name, "equal", args.seed)}
+    trained = {"random": train(name, "random", args.seed),
+               "equal": train(name, "equal", args.seed, args.equal_duration)}
     sim_seconds = {k: float(v.attrs["wall_seconds"]) for k, v in trained.items()}
     real = trained["random"]
     n_exc = int(real.attrs["n_exc"])
-    times = real["snapshot_time"].values
-    subset = np.sort(np.random.default_rng([args.seed, 99]).choice(n_exc, min(args.mothers, n_exc), replace=False))
-    counts = np.zeros((len(CONDITIONS), len(times)))
-    searched = np.zeros((len(CONDITIONS), len(times)), np.int64)
+    all_times = real["snapshot_time"].values
+    pick = np.arange(len(all_times))
+    if args.snapshots is not None and args.snapshots < len(all_times):
+        pick = np.unique(np.rint(np.linspace(0, len(all_times) - 1, args.snapshots)).astype(int))
+    times = all_times[pick]
+    equal_times = list(trained["equal"]["snapshot_time"].values)
+    n_mothers = min(args.mothers, n_exc)
+    mothers = np.sort(np.random.default_rng([args.seed, 99]).choice(n_exc, n_mothers, replace=False))
+    counts = np.full((len(CONDITIONS), len(times)), np.nan)
+    found = np.zeros((len(CONDITIONS), len(times)), np.int64)
+    triplets = np.zeros((len(CONDITIONS), len(times)), np.int64)
     search_seconds = np.zeros((len(CONDITIONS), len(times)))
     final = {}
-    for k in range(len(times)):
-        last = k == len(times) - 1
-        mothers = np.arange(n_exc) if last else subset
-        conns = {"real": at_snapshot(real, k),
-                 "shuffled": P.shuffle_weights(at_snapshot(real, k), seed=args.seed + 1000 * k),
-                 "equal_delays": at_snapshot(trained["equal"], k)}
+    for k, (j, t) in enumerate(zip(pick, times)):
+        conns = {"real": at_snapshot(real, j),
+                 "shuffled": P.shuffle_weights(at_snapshot(real, j), seed=args.seed + 1000 * int(j))}
+        if t in equal_times:
+            conns["equal_delays"] = at_snapshot(trained["equal"], equal_times.index(t))
         for c, cond in enumerate(CONDITIONS):
+            if cond not in conns:
+                continue
             counts[c, k], groups, search_seconds[c, k] = count(conns[cond], mothers, cfg["min_layers"],
                                                                args.threads)
-            searched[c, k] = len(mothers)
-            print(f"t = {times[k]:7.0f} s  {cond:>12}: {counts[c, k]:8.0f} groups "
-                  f"({groups.attrs['n_groups']} in {len(mothers)} mothers, {groups.attrs['n_triplets']} "
-                  f"triplets, {search_seconds[c, k]:.0f} s)", flush=True)
-            if last:
-                final[cond] = groups
+            found[c, k], triplets[c, k] = groups.attrs["n_groups"], groups.attrs["n_triplets"]
+            print(f"t = {t:7.0f} s  {cond:>12}: {counts[c, k]:8.0f} groups "
+                  f"({found[c, k]} in {n_mothers} mothers, {triplets[c, k]} triplets, "
+                  f"{search_seconds[c, k]:.0f} s)", flush=True)
+            final[cond] = groups
     ds = xr.Dataset(
         {"group_count": (("condition", "time"), counts,
                          {"long_name": "polychronous groups (scaled to all excitatory mothers)"}),
-         "mothers_searched": (("condition", "time"), searched),
+         "groups_found": (("condition", "time"), found, {"long_name": "groups in the searched mothers"}),
+         "triplets": (("condition", "time"), triplets, {"long_name": "anchor triplets tried"}),
          "search_seconds": (("condition", "time"), search_seconds, {"units": "s"}),
          "spikes_exc": ("chunk", real["spikes_exc"].values),
          "spikes_inh": ("chunk", real["spikes_inh"].values),
          "chunk_end": ("chunk", real["chunk_end"].values, {"units": "s"})},
         coords={"condition": list(CONDITIONS), "time": ("time", times, {"units": "s"})})
-    # every group at the end: size, layers, time span
-    for cond in CONDITIONS:
+    ds.attrs["mothers_searched"] = n_mothers
+    # every group at the last time searched: size, layers, time span
+    for cond in (c for c in CONDITIONS if c in final):
         g = final[cond]
         for var in ("n_spikes", "n_layers", "time_span"):
             ds[f"{cond}_{var}"] = (f"{cond}_group", g[var].values, g[var].attrs)
@@ -147,11 +162,12 @@ def main(argv=None) -> int:
     ds.attrs.update(scale=name, n_exc=n_exc, n_inh=int(real.attrs["n_inh"]), model_time=float(times[-1]),
                     simulation_wall_seconds_random=sim_seconds["random"],
                     simulation_wall_seconds_equal=sim_seconds["equal"], min_layers=cfg["min_layers"],
+                    equal_model_time=float(trained["equal"].attrs["model_time"]),
                     equal_delay=float(P.equal_delays(P.izhikevich_connectivity(seed=args.seed, **cfg["network"]))
                                       ["delay"].values[0]),
                     total_wall_seconds=time.perf_counter() - start)
-    with_provenance(ds, "polychrony", dict(scale=name, mothers=args.mothers, **{k: v for k, v in cfg.items()
-                                                                                 if k != "network"}),
+    with_provenance(ds, "polychrony", dict(scale=name, mothers=args.mothers, snapshots=args.snapshots,
+                                           **{k: v for k, v in cfg.items() if k != "network"}),
                     args.seed, engine="brian2-cpp_standalone+izhikevich-1ms")
     write_netcdf(ds, args.out)
     print(f"wrote {args.out}")

@@ -39,19 +39,19 @@ def draw_counts(ax, ds) -> None:
     t = ds["time"].values
     hours = t.max() >= 3600
     x = t / 3600 if hours else t
+    m, n_exc = int(ds.attrs["mothers_searched"]), int(ds.attrs["n_exc"])
     for cond in ds["condition"].values:
         y = ds["group_count"].sel(condition=cond).values
-        partial = ds["mothers_searched"].sel(condition=cond).values < ds.attrs["n_exc"]
-        ax.plot(x, y, "-", color=COLOURS[str(cond)], lw=1.6, label=LABELS[str(cond)])
-        ax.plot(x[partial], y[partial], "o", color=COLOURS[str(cond)], ms=4, mfc="white")
-        ax.plot(x[~partial], y[~partial], "o", color=COLOURS[str(cond)], ms=5)
+        err = np.sqrt(ds["groups_found"].sel(condition=cond).values) * n_exc / m
+        ok = np.isfinite(y)
+        ax.errorbar(x[ok], y[ok], yerr=err[ok], fmt="o-", color=COLOURS[str(cond)], lw=1.6, ms=4, capsize=2,
+                    label=LABELS[str(cond)])
     ax.set_xlabel("model time (h)" if hours else "model time (s)")
     ax.set_ylabel("polychronous groups")
     ax.set_yscale("symlog", linthresh=10)
     ax.set_ylim(bottom=0)
-    searched = int(ds["mothers_searched"].values.min())
-    ax.set_title(f"A  groups vs model time (open: {searched} of {ds.attrs['n_exc']} mothers, scaled)",
-                 loc="left", fontsize=9)
+    ax.set_title(f"A  groups vs model time ({m} of {n_exc} mothers searched, scaled to {n_exc}; "
+                 f"bars: Poisson error)", loc="left", fontsize=9)
     ax.legend(fontsize=7, loc="upper left", frameon=False)
 
 
@@ -94,7 +94,8 @@ def draw_group(ax, ds) -> None:
 
 def draw_histogram(ax, ds, var: str, xlabel: str, title: str) -> None:
     """Panels C, D: distribution of a per-group quantity at the end, per condition."""
-    values = {c: ds[f"{c}_{var}"].values for c in ds["condition"].values if ds[f"{c}_{var}"].size}
+    values = {c: ds[f"{c}_{var}"].values for c in ds["condition"].values
+              if f"{c}_{var}" in ds and ds[f"{c}_{var}"].size}
     if not values:
         ax.text(0.5, 0.5, "no groups", ha="center", va="center", transform=ax.transAxes)
     else:
