@@ -45,10 +45,11 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "analyses" / "results" / RESULT
 
 SCALES = {
+    # quick: too short for weights to reach 0.95 w_max, so strong means > 0.62 w_max and 3 layers suffice
     "quick": dict(network=dict(n_exc=100, n_inh=25, n_syn=20), duration=4.0, chunk=1.0, snapshot_every=1,
-                  min_layers=3),
-    "reduced": dict(network={}, duration=1800.0, chunk=100.0, snapshot_every=3, min_layers=7),
-    "full": dict(network={}, duration=18000.0, chunk=100.0, snapshot_every=5, min_layers=7),
+                  min_layers=3, strong_fraction=0.62),
+    "reduced": dict(network={}, duration=1800.0, chunk=100.0, snapshot_every=3, min_layers=7, strong_fraction=0.95),
+    "full": dict(network={}, duration=18000.0, chunk=100.0, snapshot_every=5, min_layers=7, strong_fraction=0.95),
 }
 CONDITIONS = ("real", "shuffled", "equal_delays")
 
@@ -72,11 +73,12 @@ def at_snapshot(trained: xr.Dataset, k: int) -> xr.Dataset:
     return conn
 
 
-def count(conn: xr.Dataset, mothers, min_layers: int, threads: int) -> tuple[float, xr.Dataset, float]:
+def count(conn: xr.Dataset, mothers, cfg: dict, threads: int) -> tuple[float, xr.Dataset, float]:
     """(groups scaled to all excitatory mothers, the groups found, search wall time in s)."""
     n_exc = int(conn.attrs["n_exc"])
     start = time.perf_counter()
-    groups = P.find_polychronous_groups(conn, mothers=mothers, min_layers=min_layers, n_threads=threads)
+    groups = P.find_polychronous_groups(conn, mothers=mothers, min_layers=cfg["min_layers"],
+                                        strong_fraction=cfg["strong_fraction"], n_threads=threads)
     return groups.attrs["n_groups"] * n_exc / len(mothers), groups, time.perf_counter() - start
 
 
@@ -107,8 +109,9 @@ def main(argv=None) -> int:
     pick = np.arange(len(all_times))
     if args.snapshots is not None and args.snapshots < len(all_times):
         pick = np.unique(np.rint(np.linspace(0, len(all_times) - 1, args.snapshots)).astype(int))
-    times = all_times[pick]
     equal_times = list(trained["equal"]["snapshot_time"].values)
+    pick = np.union1d(pick, np.flatnonzero(np.isin(all_times, equal_times)))   # where all three can be compared
+    times = all_times[pick]
     n_mothers = min(args.mothers, n_exc)
     mothers = np.sort(np.random.default_rng([args.seed, 99]).choice(n_exc, n_mothers, replace=False))
     counts = np.full((len(CONDITIONS), len(times)), np.nan)
@@ -124,8 +127,7 @@ def main(argv=None) -> int:
         for c, cond in enumerate(CONDITIONS):
             if cond not in conns:
                 continue
-            counts[c, k], groups, search_seconds[c, k] = count(conns[cond], mothers, cfg["min_layers"],
-                                                               args.threads)
+            counts[c, k], groups, search_seconds[c, k] = count(conns[cond], mothers, cfg, args.threads)
             found[c, k], triplets[c, k] = groups.attrs["n_groups"], groups.attrs["n_triplets"]
             print(f"t = {t:7.0f} s  {cond:>12}: {counts[c, k]:8.0f} groups "
                   f"({found[c, k]} in {n_mothers} mothers, {triplets[c, k]} triplets, "
@@ -162,6 +164,7 @@ def main(argv=None) -> int:
     ds.attrs.update(scale=name, n_exc=n_exc, n_inh=int(real.attrs["n_inh"]), model_time=float(times[-1]),
                     simulation_wall_seconds_random=sim_seconds["random"],
                     simulation_wall_seconds_equal=sim_seconds["equal"], min_layers=cfg["min_layers"],
+                    strong_fraction=cfg["strong_fraction"],
                     equal_model_time=float(trained["equal"].attrs["model_time"]),
                     equal_delay=float(P.equal_delays(P.izhikevich_connectivity(seed=args.seed, **cfg["network"]))
                                       ["delay"].values[0]),

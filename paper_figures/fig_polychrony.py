@@ -49,7 +49,8 @@ def draw_counts(ax, ds) -> None:
     ax.set_xlabel("model time (h)" if hours else "model time (s)")
     ax.set_ylabel("polychronous groups")
     ax.set_yscale("symlog", linthresh=10)
-    ax.set_ylim(bottom=0)
+    top = np.nanmax(np.r_[ds["group_count"].values.ravel(), 0.0])
+    ax.set_ylim(0, max(10.0, 2.0 * top))
     ax.set_title(f"A  groups vs model time ({m} of {n_exc} mothers searched, scaled to {n_exc}; "
                  f"bars: Poisson error)", loc="left", fontsize=9)
     ax.legend(fontsize=7, loc="upper left", frameon=False)

@@ -188,3 +188,12 @@ def test_make_all_runs_the_real_scripts(tmp_path, capfd, load_script):
     assert status == 0, capfd.readouterr().out
     assert (tmp_path / "results" / "delay_kinds_demo.nc").exists()
     assert (tmp_path / "out" / "delay_kinds.png").stat().st_size > 20_000
+
+
+@pytest.mark.slow
+def test_polychrony_figure_is_drawn_from_the_result_alone(quick_analysis, draw_offline):
+    """The polychrony analysis in --quick mode (a 100 + 25 neuron network for 4 s) and its figure."""
+    module, ds, results = quick_analysis("polychrony")
+    assert set(ds["condition"].values) == {"real", "shuffled", "equal_delays"}
+    assert np.all(ds["group_count"].values >= 0) and ds.attrs["model_time"] == 4.0
+    draw_offline("fig_polychrony.py", results, "polychrony", min_png_bytes=20_000)

@@ -221,6 +221,7 @@ def test_lif_chain_is_found_and_agrees_with_brian2_precise():
 
 # ---- the Izhikevich network in Brian2 ----------------------------------------------------------
 
+@pytest.mark.slow
 def test_izhikevich_network_runs_and_resumes_identically(tmp_path):
     """A reduced network (100 + 25 neurons, 20 synapses each) for 3 chunks of 1 s: running it in one
     call, or 2 chunks then (after a 'crash') a third from the checkpoint, gives identical weights and
@@ -296,6 +297,7 @@ def author_loop(conn: xr.Dataset, thalamic: list[np.ndarray], chunk_ms: int):
     return np.array(counts), w[exc]
 
 
+@pytest.mark.slow
 def test_brian2_model_follows_the_authors_loop(tmp_path):
     """Two 1 s chunks of a reduced network in Brian2 against the author's loop in numpy (same connectivity and
     thalamic input): the same numbers of spikes in both chunks (the network is chaotic: one different spike

@@ -10,10 +10,13 @@ Modules
 -------
 common
     Shared helpers: argument checks, provenance, spike-pattern generators.
+polychrony
+    Polychronous groups (Izhikevich 2006): the network with STDP in Brian2, the
+    activity-triggered group search, shuffled and equal-delay controls.
 
 The question modules (expressivity, coincidence, ...) are imported on demand::
 
     from neurodelay.analysis import expressivity
 """
 
-__all__ = ["common"]
+__all__ = ["common", "polychrony"]
