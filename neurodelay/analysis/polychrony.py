@@ -619,7 +619,8 @@ def _groups_dataset(groups, anchors, spikes, links, n_triplets: int, n_mothers: 
     link_group = np.repeat(np.arange(len(groups)), n_links)
     spike_time = spikes["time"] if spikes.dtype.names else np.zeros(0)
     ds = xr.Dataset(
-        {"mother": ("group", groups[:, 0].astype(np.int64), {"long_name": "neuron whose strong inputs are the anchors"}),
+        {"mother": ("group", groups[:, 0].astype(np.int64),
+                    {"long_name": "neuron whose strong inputs are the anchors"}),
          "anchor": (("group", "anchor_index"), anchors.reshape(len(groups), n_anchors).astype(np.int64)),
          "n_spikes": ("group", n_sp.astype(np.int64)),
          "n_layers": ("group", groups[:, 2].astype(np.int64), {"long_name": "length of the longest path"}),
