@@ -91,6 +91,8 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--mothers", type=int, default=100,
                         help="excitatory mothers searched (a fixed random subset; counts scaled to all)")
+    parser.add_argument("--equal-mothers", type=int, default=None,
+                        help="mothers searched in the equal-delay network (default --mothers; its groups are long)")
     parser.add_argument("--snapshots", type=int, default=None,
                         help="search this many snapshot times (evenly chosen, the last included); default all")
     parser.add_argument("--equal-duration", type=float, default=None,
@@ -112,8 +114,11 @@ def main(argv=None) -> int:
     equal_times = list(trained["equal"]["snapshot_time"].values)
     pick = np.union1d(pick, np.flatnonzero(np.isin(all_times, equal_times)))   # where all three can be compared
     times = all_times[pick]
-    n_mothers = min(args.mothers, n_exc)
-    mothers = np.sort(np.random.default_rng([args.seed, 99]).choice(n_exc, n_mothers, replace=False))
+    order = np.random.default_rng([args.seed, 99]).permutation(n_exc)
+    n_mothers = {c: min(args.mothers, n_exc) for c in CONDITIONS}
+    if args.equal_mothers is not None:
+        n_mothers["equal_delays"] = min(args.equal_mothers, n_exc)
+    mothers = {c: np.sort(order[:m]) for c, m in n_mothers.items()}   # nested subsets of one random order
     counts = np.full((len(CONDITIONS), len(times)), np.nan)
     found = np.zeros((len(CONDITIONS), len(times)), np.int64)
     triplets = np.zeros((len(CONDITIONS), len(times)), np.int64)
@@ -127,10 +132,10 @@ def main(argv=None) -> int:
         for c, cond in enumerate(CONDITIONS):
             if cond not in conns:
                 continue
-            counts[c, k], groups, search_seconds[c, k] = count(conns[cond], mothers, cfg, args.threads)
+            counts[c, k], groups, search_seconds[c, k] = count(conns[cond], mothers[cond], cfg, args.threads)
             found[c, k], triplets[c, k] = groups.attrs["n_groups"], groups.attrs["n_triplets"]
             print(f"t = {t:7.0f} s  {cond:>12}: {counts[c, k]:8.0f} groups "
-                  f"({found[c, k]} in {n_mothers} mothers, {triplets[c, k]} triplets, "
+                  f"({found[c, k]} in {n_mothers[cond]} mothers, {triplets[c, k]} triplets, "
                   f"{search_seconds[c, k]:.0f} s)", flush=True)
             final[cond] = groups
     ds = xr.Dataset(
@@ -143,7 +148,7 @@ def main(argv=None) -> int:
          "spikes_inh": ("chunk", real["spikes_inh"].values),
          "chunk_end": ("chunk", real["chunk_end"].values, {"units": "s"})},
         coords={"condition": list(CONDITIONS), "time": ("time", times, {"units": "s"})})
-    ds.attrs["mothers_searched"] = n_mothers
+    ds["mothers_searched"] = ("condition", [n_mothers[c] for c in CONDITIONS])
     # every group at the last time searched: size, layers, time span
     for cond in (c for c in CONDITIONS if c in final):
         g = final[cond]

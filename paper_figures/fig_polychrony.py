@@ -39,19 +39,20 @@ def draw_counts(ax, ds) -> None:
     t = ds["time"].values
     hours = t.max() >= 3600
     x = t / 3600 if hours else t
-    m, n_exc = int(ds.attrs["mothers_searched"]), int(ds.attrs["n_exc"])
+    n_exc = int(ds.attrs["n_exc"])
     for cond in ds["condition"].values:
+        m = int(ds["mothers_searched"].sel(condition=cond))
         y = ds["group_count"].sel(condition=cond).values
         err = np.sqrt(ds["groups_found"].sel(condition=cond).values) * n_exc / m
         ok = np.isfinite(y)
         ax.errorbar(x[ok], y[ok], yerr=err[ok], fmt="o-", color=COLOURS[str(cond)], lw=1.6, ms=4, capsize=2,
-                    label=LABELS[str(cond)])
+                    label=f"{LABELS[str(cond)]} ({m} mothers)")
     ax.set_xlabel("model time (h)" if hours else "model time (s)")
     ax.set_ylabel("polychronous groups")
     ax.set_yscale("symlog", linthresh=10)
     top = np.nanmax(np.r_[ds["group_count"].values.ravel(), 0.0])
     ax.set_ylim(0, max(10.0, 2.0 * top))
-    ax.set_title(f"A  groups vs model time ({m} of {n_exc} mothers searched, scaled to {n_exc}; "
+    ax.set_title(f"A  groups vs model time (a random subset of mothers searched, scaled to all {n_exc}; "
                  f"bars: Poisson error)", loc="left", fontsize=9)
     ax.legend(fontsize=7, loc="upper left", frameon=False)
 
