@@ -93,6 +93,8 @@ def main(argv=None) -> int:
                         help="excitatory mothers searched (a fixed random subset; counts scaled to all)")
     parser.add_argument("--equal-mothers", type=int, default=None,
                         help="mothers searched in the equal-delay network (default --mothers; its groups are long)")
+    parser.add_argument("--equal-last-only", action="store_true",
+                        help="search the equal-delay network at its last snapshot only (its searches are slow)")
     parser.add_argument("--snapshots", type=int, default=None,
                         help="search this many snapshot times (evenly chosen, the last included); default all")
     parser.add_argument("--equal-duration", type=float, default=None,
@@ -112,6 +114,8 @@ def main(argv=None) -> int:
     if args.snapshots is not None and args.snapshots < len(all_times):
         pick = np.unique(np.rint(np.linspace(0, len(all_times) - 1, args.snapshots)).astype(int))
     equal_times = list(trained["equal"]["snapshot_time"].values)
+    if args.equal_last_only:
+        equal_times = [np.nan] * (len(equal_times) - 1) + equal_times[-1:]
     pick = np.union1d(pick, np.flatnonzero(np.isin(all_times, equal_times)))   # where all three can be compared
     times = all_times[pick]
     order = np.random.default_rng([args.seed, 99]).permutation(n_exc)

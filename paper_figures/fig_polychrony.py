@@ -52,8 +52,8 @@ def draw_counts(ax, ds) -> None:
     ax.set_yscale("symlog", linthresh=10)
     top = np.nanmax(np.r_[ds["group_count"].values.ravel(), 0.0])
     ax.set_ylim(0, max(10.0, 2.0 * top))
-    ax.set_title(f"A  groups vs model time (a random subset of mothers searched, scaled to all {n_exc}; "
-                 f"bars: Poisson error)", loc="left", fontsize=9)
+    ax.set_title(f"A  groups vs model time (subset of mothers, scaled to {n_exc}; ±√found)", loc="left",
+                 fontsize=9)
     ax.legend(fontsize=7, loc="upper left", frameon=False)
 
 
