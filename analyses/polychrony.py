@@ -120,8 +120,8 @@ def main(argv=None) -> int:
     times = all_times[pick]
     order = np.random.default_rng([args.seed, 99]).permutation(n_exc)
     n_mothers = {c: min(args.mothers, n_exc) for c in CONDITIONS}
-    if args.equal_mothers is not None:
-        n_mothers["equal_delays"] = min(args.equal_mothers, n_exc)
+    if args.equal_mothers is not None:     # 0: train it but do not search it
+        n_mothers["equal_delays"] = min(max(args.equal_mothers, 0), n_exc)
     mothers = {c: np.sort(order[:m]) for c, m in n_mothers.items()}   # nested subsets of one random order
     counts = np.full((len(CONDITIONS), len(times)), np.nan)
     found = np.zeros((len(CONDITIONS), len(times)), np.int64)
@@ -131,7 +131,7 @@ def main(argv=None) -> int:
     for k, (j, t) in enumerate(zip(pick, times)):
         conns = {"real": at_snapshot(real, j),
                  "shuffled": P.shuffle_weights(at_snapshot(real, j), seed=args.seed + 1000 * int(j))}
-        if t in equal_times:
+        if t in equal_times and n_mothers["equal_delays"] > 0:
             conns["equal_delays"] = at_snapshot(trained["equal"], equal_times.index(t))
         for c, cond in enumerate(CONDITIONS):
             if cond not in conns:

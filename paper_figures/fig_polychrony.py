@@ -42,6 +42,8 @@ def draw_counts(ax, ds) -> None:
     n_exc = int(ds.attrs["n_exc"])
     for cond in ds["condition"].values:
         m = int(ds["mothers_searched"].sel(condition=cond))
+        if m == 0:
+            continue
         y = ds["group_count"].sel(condition=cond).values
         err = np.sqrt(ds["groups_found"].sel(condition=cond).values) * n_exc / m
         ok = np.isfinite(y)
