@@ -43,6 +43,8 @@ def draw_counts(ax, ds) -> None:
     for cond in ds["condition"].values:
         m = int(ds["mothers_searched"].sel(condition=cond))
         if m == 0:
+            ax.text(0.98, 0.04, f"{LABELS[str(cond)]}: trained for {ds.attrs.get('equal_model_time', 0):.0f} s, "
+                    f"not searched", transform=ax.transAxes, ha="right", fontsize=7, color=COLOURS[str(cond)])
             continue
         y = ds["group_count"].sel(condition=cond).values
         err = np.sqrt(ds["groups_found"].sel(condition=cond).values) * n_exc / m
@@ -93,7 +95,7 @@ def draw_group(ax, ds) -> None:
     ax.set_yticks(range(len(rows)), [str(n) for n in rows], fontsize=5)
     ax.legend(fontsize=7, loc="lower right", frameon=False)
     ax.set_title(f"B  one group (mother {ds.attrs.get('example_mother', '?')}, {len(neuron)} spikes, "
-                 f"{layer.max()} layers; arrows: links, labels: delay in ms)", loc="left", fontsize=9)
+                 f"{layer.max()} layers; arrows: spike to arrival, delay in ms)", loc="left", fontsize=9)
 
 
 def draw_histogram(ax, ds, var: str, xlabel: str, title: str) -> None:
