@@ -236,3 +236,12 @@ def test_make_all_finds_the_coincidence_analysis_and_figure(tmp_path, load_scrip
     assert [(s.kind, s.script.name) for s in steps] == [("analysis", "coincidence.py"),
                                                          ("figure", "fig_coincidence.py")]
     assert steps[0].expect == tmp_path / "results" / "coincidence.nc" and steps[0].status == "pending"
+
+
+@pytest.mark.slow
+def test_polychrony_figure_is_drawn_from_the_result_alone(quick_analysis, draw_offline):
+    """The polychrony analysis in --quick mode (a 100 + 25 neuron network for 4 s) and its figure."""
+    module, ds, results = quick_analysis("polychrony")
+    assert set(ds["condition"].values) == {"real", "shuffled", "equal_delays"}
+    assert np.all(ds["group_count"].values >= 0) and ds.attrs["model_time"] == 4.0
+    draw_offline("fig_polychrony.py", results, "polychrony", min_png_bytes=20_000)

@@ -17,10 +17,13 @@ coincidence
 expressivity
     What delays add to one neuron: Cover's count, shattering of binary
     patterns (weights / delays / both), tempotron capacity and alpha_c.
+polychrony
+    Polychronous groups (Izhikevich 2006): the network with STDP in Brian2, the
+    activity-triggered group search, shuffled and equal-delay controls.
 
 The question modules (expressivity, coincidence, ...) are imported on demand::
 
     from neurodelay.analysis import expressivity
 """
 
-__all__ = ["common", "coincidence", "expressivity"]
+__all__ = ["common", "coincidence", "expressivity", "polychrony"]

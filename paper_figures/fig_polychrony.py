@@ -1,0 +1,137 @@
+"""Figure: polychronous groups in the Izhikevich (2006) network (reads analyses/results/polychrony.nc).
+
+A: number of groups against model time for the trained network, the same with
+   shuffled excitatory weights, and the network trained with equal delays.
+B: one group of the trained network as a spike-time diagram: neurons against
+   spike time, anchors marked, links drawn from each presynaptic spike to the
+   spike it reached, labelled with their delays.
+C, D: distributions of group size (spikes) and length (layers) at the end.
+
+Writes paper_figures/output/polychrony.png and .pdf. Never simulates.
+Usage: python paper_figures/fig_polychrony.py [--results DIR] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:
+    sys.path.append(str(HERE))  # for `_figure` when the script is loaded by path (make_all, tests)
+from _figure import figure_main  # noqa: E402
+
+RESULT = "polychrony.nc"
+NAME = "polychrony"
+COLOURS = {"real": "#1b9e77", "shuffled": "#d95f02", "equal_delays": "#7570b3"}
+LABELS = {"real": "trained (random delays 1–20 ms)", "shuffled": "trained, excitatory weights shuffled",
+          "equal_delays": "trained with equal delays"}
+
+
+def draw_counts(ax, ds) -> None:
+    """Panel A: groups against model time (s -> h on the axis when long)."""
+    t = ds["time"].values
+    hours = t.max() >= 3600
+    x = t / 3600 if hours else t
+    n_exc = int(ds.attrs["n_exc"])
+    for cond in ds["condition"].values:
+        m = int(ds["mothers_searched"].sel(condition=cond))
+        if m == 0:
+            ax.text(0.98, 0.04, f"{LABELS[str(cond)]}: trained for {ds.attrs.get('equal_model_time', 0):.0f} s, "
+                    f"not searched", transform=ax.transAxes, ha="right", fontsize=7, color=COLOURS[str(cond)])
+            continue
+        y = ds["group_count"].sel(condition=cond).values
+        err = np.sqrt(ds["groups_found"].sel(condition=cond).values) * n_exc / m
+        ok = np.isfinite(y)
+        ax.errorbar(x[ok], y[ok], yerr=err[ok], fmt="o-", color=COLOURS[str(cond)], lw=1.6, ms=4, capsize=2,
+                    label=f"{LABELS[str(cond)]} ({m} mothers)")
+    ax.set_xlabel("model time (h)" if hours else "model time (s)")
+    ax.set_ylabel("polychronous groups")
+    ax.set_yscale("symlog", linthresh=10)
+    top = np.nanmax(np.r_[ds["group_count"].values.ravel(), 0.0])
+    ax.set_ylim(0, max(10.0, 2.0 * top))
+    ax.set_title(f"A  groups vs model time (subset of mothers, scaled to {n_exc}; ±√found)", loc="left",
+                 fontsize=9)
+    ax.legend(fontsize=7, loc="upper left", frameon=False)
+
+
+def draw_group(ax, ds) -> None:
+    """Panel B: the example group as a spike-time diagram with its links and delays."""
+    if "example_neuron" not in ds:
+        ax.text(0.5, 0.5, "no group found", ha="center", va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+        return
+    neuron, t, layer = ds["example_neuron"].values, ds["example_time"].values * 1e3, ds["example_layer"].values
+    rows = {n: k for k, n in enumerate(np.unique(neuron))}
+    y = np.array([rows[n] for n in neuron])
+    pre, post = ds["example_link_pre"].values, ds["example_link_post"].values
+    delay = ds["example_link_delay"].values * 1e3
+    n_links_drawn = 0
+    for p, q, d in zip(pre, post, delay):
+        # the spike of p that, with delay d, arrived last before a spike of q
+        tq = t[neuron == q]
+        tp = t[neuron == p]
+        pairs = [(a, b) for a in tp for b in tq if 0 <= b - (a + d) < 20]
+        if not pairs:
+            continue
+        a, b = min(pairs, key=lambda ab: ab[1] - ab[0] - d)
+        ax.annotate("", xy=(a + d, rows[q]), xytext=(a, rows[p]),
+                    arrowprops=dict(arrowstyle="-|>", color="0.6", lw=0.6, shrinkA=2, shrinkB=0))
+        if n_links_drawn < 40:
+            ax.text(a + 0.5 * d, 0.5 * (rows[p] + rows[q]), f"{d:.0f}", fontsize=5, color="0.35", ha="center")
+        n_links_drawn += 1
+    sc = ax.scatter(t, y, c=layer, cmap="viridis", s=18, zorder=3, edgecolors="k", linewidths=0.3)
+    ax.scatter(t[:3], y[:3], marker="s", s=40, facecolors="none", edgecolors="crimson", zorder=4,
+               label="anchors")
+    plt.colorbar(sc, ax=ax, label="layer", pad=0.01)
+    ax.set_xlabel("spike time (ms)")
+    ax.set_ylabel("neuron (sorted by index)")
+    ax.set_yticks(range(len(rows)), [str(n) for n in rows], fontsize=5)
+    ax.legend(fontsize=7, loc="lower right", frameon=False)
+    ax.set_title(f"B  one group (mother {ds.attrs.get('example_mother', '?')}, {len(neuron)} spikes, "
+                 f"{layer.max()} layers; arrows: spike to arrival, delay in ms)", loc="left", fontsize=9)
+
+
+def draw_histogram(ax, ds, var: str, xlabel: str, title: str) -> None:
+    """Panels C, D: distribution of a per-group quantity at the end, per condition."""
+    values = {c: ds[f"{c}_{var}"].values for c in ds["condition"].values
+              if f"{c}_{var}" in ds and ds[f"{c}_{var}"].size}
+    if not values:
+        ax.text(0.5, 0.5, "no groups", ha="center", va="center", transform=ax.transAxes)
+    else:
+        hi = max(v.max() for v in values.values())
+        lo = min(v.min() for v in values.values())
+        bins = np.arange(lo - 0.5, hi + 1.5, max(1, int(np.ceil((hi - lo + 1) / 40))))
+        for c, v in values.items():
+            ax.hist(v, bins=bins, histtype="step", lw=1.4, color=COLOURS[str(c)], label=f"{c} (n = {len(v)})")
+        ax.legend(fontsize=7, frameon=False)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("groups")
+    ax.set_title(title, loc="left", fontsize=9)
+
+
+def draw(ds) -> plt.Figure:
+    fig = plt.figure(figsize=(11, 8.5))
+    grid = fig.add_gridspec(2, 3, height_ratios=[1, 1.1], hspace=0.35, wspace=0.3)
+    draw_counts(fig.add_subplot(grid[0, :2]), ds)
+    draw_histogram(fig.add_subplot(grid[0, 2]), ds, "n_spikes", "spikes per group", "C  group size")
+    draw_group(fig.add_subplot(grid[1, :2]), ds)
+    draw_histogram(fig.add_subplot(grid[1, 2]), ds, "n_layers", "layers (longest path)", "D  group length")
+    t_end = ds.attrs["model_time"]
+    fig.suptitle(f"Polychronous groups, Izhikevich (2006) network: {ds.attrs['n_exc']} + {ds.attrs['n_inh']} "
+                 f"neurons, {t_end:.0f} s of model time ({ds.attrs['scale']} scale)", fontsize=11)
+    return fig
+
+
+def main(argv=None) -> int:
+    return figure_main(argv, __doc__, RESULT, NAME, draw)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

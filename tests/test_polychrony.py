@@ -1,0 +1,315 @@
+"""Polychronous groups: the search on planted chains (Izhikevich model and LIF Network), the controls, and
+the Izhikevich network in Brian2 (checkpointed chunks resume identically)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from neurodelay.analysis import polychrony as P
+from neurodelay.delays import Delays
+from neurodelay.network import LIF, Network
+
+MS = 1e-3
+
+
+# ---- a planted chain in an Izhikevich connectivity ----------------------------------------------
+
+N_EXC, N_INH = 60, 10
+ANCHORS = (50, 51, 52)
+TO_MOTHER = (4, 7, 10)          # ms, anchor -> mother (layer 2, neuron 0)
+TO_SECOND = (7, 10, 13)         # ms, anchor -> the other layer-2 neuron (>= TO_MOTHER: transmitted)
+N_LAYERS = 8                    # anchors + 7 layers of two neurons
+
+
+def izhikevich_latency(n_inputs: int, weight: float = 10.0) -> int:
+    """Steps from a coincident arrival of `n_inputs` spikes at a resting Izhikevich RS neuron to its spike,
+    with the group search's 1 ms step (input added, v in two half steps, u, then v >= 30 tested)."""
+    v, u = -70.0, -14.0
+    for step in range(100):
+        current = n_inputs * weight if step == 0 else 0.0
+        v += 0.5 * ((0.04 * v + 5) * v + 140 - u + current)
+        v += 0.5 * ((0.04 * v + 5) * v + 140 - u + current)
+        u += 0.02 * (0.2 * v - u)
+        if v >= 30:
+            return step
+    raise AssertionError("no spike")
+
+
+def planted_chain(seed: int = 3):
+    """A connectivity Dataset with weak random synapses and one planted chain of strong ones.
+
+    Returns (dataset, expected) where expected maps neuron -> (spike step, layer), from the
+    latencies of a single neuron (izhikevich_latency) and the planted delays.
+    """
+    rng = np.random.default_rng(seed)
+    l3, l2 = izhikevich_latency(3), izhikevich_latency(2)
+    pre, post, delay = [], [], []
+    fire = {a: max(TO_MOTHER) - d for a, d in zip(ANCHORS, TO_MOTHER)}
+    expected = {a: (fire[a], 1) for a in ANCHORS}
+    layer_neurons = [[0, 1]]
+    for a, dm, ds in zip(ANCHORS, TO_MOTHER, TO_SECOND):
+        pre += [a, a]
+        post += [0, 1]
+        delay += [dm, ds]
+    expected[0] = (fire[ANCHORS[0]] + TO_MOTHER[0] + l3, 2)
+    expected[1] = (fire[ANCHORS[0]] + TO_SECOND[0] + l3, 2)
+    nxt = 2
+    for layer in range(3, N_LAYERS + 1):
+        prev = layer_neurons[-1]
+        new = [nxt, nxt + 1]
+        nxt += 2
+        for j, target in enumerate(new):
+            arrival = max(expected[p][0] for p in prev) + 3 + 4 * j
+            for p in prev:
+                pre.append(p)
+                post.append(target)
+                delay.append(arrival - expected[p][0])
+            expected[target] = (arrival + l2, layer)
+        layer_neurons.append(new)
+    strong = len(pre)
+    assert all(1 <= d <= 20 for d in delay)
+    # the author's stopping rule: the run lasts until 2 D + latency + 1 = 61 steps and at least one step past
+    # the last arrival of a spike fired before the end; later spikes are not part of the group
+    t_last = 61
+    for neuron, (step, _) in sorted(expected.items(), key=lambda kv: kv[1][0]):
+        if neuron in ANCHORS:
+            continue
+        if step >= t_last:
+            del expected[neuron]
+            continue
+        out = [step + d for p, d in zip(pre, delay) if p == neuron]
+        t_last = max([t_last] + [x + 1 for x in out])
+    # weak background: every neuron gets 15 random outgoing synapses (excitatory 0..5 mV, inhibitory -5)
+    existing = set(zip(pre, post))
+    for i in range(N_EXC + N_INH):
+        targets = rng.choice(N_EXC if i >= N_EXC else N_EXC + N_INH, 15, replace=False)
+        for j in targets:
+            if j == i or (i, j) in existing:
+                continue
+            existing.add((i, j))
+            pre.append(i)
+            post.append(j)
+            delay.append(int(rng.integers(1, 21)) if i < N_EXC else 1)
+    pre, post = np.array(pre), np.array(post)
+    weight = np.r_[np.full(strong, 10.0), np.where(pre[strong:] < N_EXC, rng.uniform(0, 5, len(pre) - strong),
+                                                   -5.0)]
+    ds = xr.Dataset({"pre": ("synapse", pre), "post": ("synapse", post), "weight": ("synapse", weight),
+                     "delay": ("synapse", np.array(delay) * MS)},
+                    attrs={"n_exc": N_EXC, "n_inh": N_INH, "w_max": 10.0})
+    return ds, expected
+
+
+def test_planted_chain_is_found_with_its_members_layers_and_timing():
+    """The chain fires exactly as computed from a single neuron's latency and the planted delays: one
+    group (mother 0, the three anchors), every chain neuron once at its expected step and layer, links
+    along the planted synapses with their delays; no other mother yields a group."""
+    conn, expected = planted_chain()
+    groups = P.find_polychronous_groups(conn)
+    assert groups.attrs["n_groups"] == 1, groups.attrs
+    assert int(groups["mother"][0]) == 0
+    assert sorted(groups["anchor"].values[0]) == sorted(ANCHORS)
+    neuron, time, layer = P.group_spikes(groups, 0)
+    got = {int(n): (int(round(t / MS)), int(l)) for n, t, l in zip(neuron, time, layer)}
+    assert len(neuron) == len(got) == len(expected), "every chain neuron fires once, nothing else"
+    assert got == expected
+    assert 13 not in got and 12 in expected and 13 not in expected, "the last spike comes after the end of the run"
+    assert int(groups["n_layers"][0]) == N_LAYERS and not bool(groups["truncated"][0])
+    m = groups["link_group"].values == 0
+    planted = {(int(p), int(q)): d for p, q, d, w in zip(conn["pre"].values, conn["post"].values,
+                                                        conn["delay"].values, conn["weight"].values) if w >= 10}
+    for p, q, d in zip(groups["link_pre"].values[m], groups["link_post"].values[m],
+                       groups["link_delay"].values[m]):
+        assert (int(p), int(q)) in planted and abs(planted[int(p), int(q)] - d) < 1e-12
+        # a link arrives before its postsynaptic spike, within the window
+        assert 0 <= got[int(q)][0] * MS - (got[int(p)][0] * MS + d) < groups.attrs["window"]
+
+
+def test_planted_chain_disappears_after_shuffling_and_with_equal_delays():
+    conn, _ = planted_chain()
+    shuffled = P.shuffle_weights(conn, seed=5)
+    ee = (conn["pre"].values < N_EXC) & (conn["post"].values < N_EXC)
+    np.testing.assert_array_equal(np.sort(shuffled["weight"].values[ee]), np.sort(conn["weight"].values[ee]))
+    np.testing.assert_array_equal(shuffled["delay"].values, conn["delay"].values)
+    assert P.find_polychronous_groups(shuffled).attrs["n_groups"] == 0
+    same = P.equal_delays(conn)
+    assert np.ptp(same["delay"].values[conn["pre"].values < N_EXC]) == 0
+    assert P.find_polychronous_groups(same).attrs["n_groups"] == 0
+
+
+def test_search_refuses_bad_arguments():
+    conn, _ = planted_chain()
+    with pytest.raises(ValueError, match="strong_fraction"):
+        P.find_polychronous_groups(conn, strong_fraction=-1)
+    with pytest.raises(TypeError, match="network"):
+        P.find_polychronous_groups({"pre": 1})
+    bad = conn.copy()
+    bad["delay"] = bad["delay"] + 0.3 * MS
+    with pytest.raises(ValueError, match="whole numbers"):
+        P.find_polychronous_groups(bad)
+
+
+# ---- a planted chain in a LIF Network ----------------------------------------------------------
+
+W_STRONG = 9.0   # one input peaks at 0.70 theta (tau_m 10 ms, tau_s 1 ms), two fire; reset -1: once each
+
+
+def lif_chain(seed: int = 4) -> Network:
+    """LIF neurons 0..16 with a planted chain (anchors 14, 15, 16 -> 0; pairs of layers beyond), weak random
+    synapses elsewhere, delays of all three kinds (the planted totals are what matter)."""
+    rng = np.random.default_rng(seed)
+    n = 24
+    anchors, to_mother, to_second = (14, 15, 16), (2e-3, 3.5e-3, 5e-3), (3e-3, 4.5e-3, 6e-3)
+    pre, post, total = [], [], []
+    for a, dm, ds in zip(anchors, to_mother, to_second):
+        pre += [a, a]
+        post += [0, 1]
+        total += [dm, ds]
+    prev, nxt = [0, 1], 2
+    for layer in range(3, 9):
+        new = [nxt, nxt + 1]
+        nxt += 2
+        for j, target in enumerate(new):
+            for k, p in enumerate(prev):
+                pre.append(p)
+                post.append(target)
+                total.append(2e-3 + 1e-3 * j + 0.7e-3 * k)   # delays differ: the spikes are not synchronous
+        prev = new
+    strong = len(pre)
+    for _ in range(60):
+        i, j = rng.integers(0, n, 2)
+        if i != j and (i, j) not in set(zip(pre, post)):
+            pre.append(int(i))
+            post.append(int(j))
+            total.append(float(rng.uniform(1e-3, 8e-3)))
+    pre, post, total = np.array(pre), np.array(post), np.array(total)
+    weight = np.r_[np.full(strong, W_STRONG), rng.uniform(0.0, 2.0, len(pre) - strong)]
+    axonal = rng.uniform(0, 0.5e-3, n)
+    dendritic = rng.uniform(0, 0.5e-3, n)
+    synaptic = total - axonal[pre] - dendritic[post] + 1e-3
+    net = Network().add(LIF("exc", n, tau_m=10e-3, tau_s=1e-3, reset=-1.0))
+    return net.connect("exc", "exc", weight, (pre, post), Delays(axonal, dendritic, synaptic))
+
+
+def test_lif_chain_is_found_and_agrees_with_brian2_precise():
+    """The search on a LIF Network (exact event engine) finds the planted chain; re-simulating the group's
+    anchors with Brian2 in precise mode (dt = 10 us) gives the same spikes within 20 us."""
+    from neurodelay.brian import simulate as brian_simulate
+
+    net = lif_chain()
+    groups = P.find_polychronous_groups(net, n_threads=1)
+    assert groups.attrs["n_groups"] == 1, groups.attrs
+    assert int(groups["mother"][0]) == 0 and sorted(groups["anchor"].values[0]) == [14, 15, 16]
+    neuron, time, layer = P.group_spikes(groups, 0)
+    # neuron 13 would fire after the last arrival of the spikes before it: the run ends there (author's rule)
+    assert sorted(neuron[3:]) == list(range(13))
+    np.testing.assert_array_equal(layer[3:][np.argsort(neuron[3:])], np.repeat(np.arange(2, 9), 2)[:13])
+    trig, inputs, duration = P.group_stimulus(net, groups, 0)
+    duration = np.ceil(duration / 1e-5) * 1e-5
+    record = brian_simulate(trig, inputs, duration, mode="precise", dt=1e-5, device="runtime")
+    spikes = record.spikes("exc")
+    # the group ends at its last spike (later spikes, such as neuron 13's, are outside the search's run)
+    early = spikes.time <= time.max() + 2e-5
+    got_neuron, got_time = spikes.neuron[early], spikes.time[early]
+    assert sorted(got_neuron) == sorted(neuron[3:]), "Brian2 fires the same neurons, once each"
+    order = np.argsort(got_neuron)
+    mine = time[3:][np.argsort(neuron[3:])]
+    assert np.max(np.abs(got_time[order] - mine)) < 2e-5
+    assert P.find_polychronous_groups(P.shuffle_weights(net, seed=1)).attrs["n_groups"] == 0
+
+
+# ---- the Izhikevich network in Brian2 ----------------------------------------------------------
+
+@pytest.mark.slow
+def test_izhikevich_network_runs_and_resumes_identically(tmp_path):
+    """A reduced network (100 + 25 neurons, 20 synapses each) for 3 chunks of 1 s: running it in one
+    call, or 2 chunks then (after a 'crash') a third from the checkpoint, gives identical weights and
+    spike counts; STDP moved the weights, inhibitory ones stayed; everything stays within [0, 10]."""
+    sizes = dict(n_exc=100, n_inh=25, n_syn=20, max_delay=20e-3)
+    whole = P.simulate_izhikevich(3.0, seed=2, chunk=1.0, checkpoint=tmp_path / "a", progress=False, **sizes)
+    P.simulate_izhikevich(2.0, seed=2, chunk=1.0, checkpoint=tmp_path / "b", progress=False, **sizes)
+    resumed = P.simulate_izhikevich(3.0, seed=2, chunk=1.0, checkpoint=tmp_path / "b", progress=False, **sizes)
+    np.testing.assert_array_equal(whole["weight"].values, resumed["weight"].values)
+    np.testing.assert_array_equal(whole["spikes_exc"].values, resumed["spikes_exc"].values)
+    exc = whole["pre"].values < 100
+    w = whole["weight"].values
+    assert np.all((w[exc] >= 0) & (w[exc] <= 10)) and np.all(w[~exc] == -5)
+    assert np.abs(w[exc] - 6).max() > 0.5, "STDP changed the excitatory weights"
+    assert np.all(whole["spikes_exc"].values > 0) and np.all(whole["spikes_inh"].values > 0)
+    with pytest.raises(ValueError, match="another network"):
+        P.simulate_izhikevich(3.0, seed=3, chunk=1.0, checkpoint=tmp_path / "b", progress=False, **sizes)
+
+
+def author_loop(conn: xr.Dataset, thalamic: list[np.ndarray], chunk_ms: int):
+    """The model as the author's C++ main loop states it, in numpy, chunk after chunk (spikes in flight at a
+    chunk boundary dropped, like the Brian2 runner): per chunk (excitatory, inhibitory) spike counts, and the
+    excitatory weights at the end. LTP is read from a per-neuron trace history through the delay."""
+    n_exc, n = int(conn.attrs["n_exc"]), int(conn.attrs["n_exc"] + conn.attrs["n_inh"])
+    pre, post, w = conn["pre"].values, conn["post"].values, conn["weight"].values.astype(float).copy()
+    dd = np.rint(conn["delay"].values / MS).astype(int) - 1
+    exc = pre < n_exc
+    sd = np.zeros(len(pre))
+    a = np.where(np.arange(n) < n_exc, 0.02, 0.1)
+    dpar = np.where(np.arange(n) < n_exc, 8.0, 2.0)
+    v = np.full(n, -65.0)
+    u = 0.2 * v
+    ltd = np.zeros(n)
+    total = chunk_ms * len(thalamic)
+    D = dd.max() + 1
+    ltp = np.zeros((total + D + 2, n))          # ltp[x + D] = trace of each neuron at step x
+    incoming = [np.flatnonzero((post == i) & exc) for i in range(n)]
+    by_delay = {(j, k): np.flatnonzero((pre == j) & (dd == k)) for j in range(n) for k in range(D)}
+    firings, counts = [], []
+    for c, thal in enumerate(thalamic):
+        firings = []                            # in-flight spikes are not carried over
+        n_e = n_i = 0
+        for step in range(chunk_ms):
+            t = c * chunk_ms + step
+            current = np.zeros(n)
+            current[int(thal[step])] = 20.0
+            for i in np.flatnonzero(v >= 30):
+                v[i] = -65.0
+                u[i] += dpar[i]
+                ltp[t + D, i] = 0.1
+                ltd[i] = 0.12
+                s = incoming[i]
+                sd[s] += ltp[t + D - dd[s] - 1, pre[s]]
+                firings.append((t, i))
+                n_e += i < n_exc
+                n_i += i >= n_exc
+            for tf, j in firings:
+                if 0 <= t - tf < D:
+                    s = by_delay[j, t - tf]
+                    np.add.at(current, post[s], w[s])
+                    if j < n_exc:
+                        sd[s] -= ltd[post[s]]
+            firings = [(tf, j) for tf, j in firings if t - tf < D]
+            v += 0.5 * ((0.04 * v + 5) * v + 140 - u + current)
+            v += 0.5 * ((0.04 * v + 5) * v + 140 - u + current)
+            u += a * (0.2 * v - u)
+            ltp[t + D + 1] = 0.95 * ltp[t + D]
+            ltd *= 0.95
+            if (t + 1) % 1000 == 0:
+                sd[exc] *= 0.9
+                w[exc] = np.clip(w[exc] + 0.01 + sd[exc], 0, 10)
+        counts.append((n_e, n_i))
+    return np.array(counts), w[exc]
+
+
+@pytest.mark.slow
+def test_brian2_model_follows_the_authors_loop(tmp_path):
+    """Two 1 s chunks of a reduced network in Brian2 against the author's loop in numpy (same connectivity and
+    thalamic input): the same numbers of spikes in both chunks (the network is chaotic: one different spike
+    would change them), and the same weights after 2 s except where the LTP of a spike in flight at the chunk
+    boundary is read differently (the loop reads the presynaptic trace, Brian2 the last arrival)."""
+    sizes = dict(n_exc=100, n_inh=25, n_syn=20, max_delay=20e-3)
+    conn = P.izhikevich_connectivity(seed=2, **sizes)
+    brian = P.simulate_izhikevich(2.0, seed=2, chunk=1.0, progress=False, **sizes)
+    thal = [P._thalamic_input(2, k, 125, 1000) for k in range(2)]
+    counts, w = author_loop(conn, thal, 1000)
+    np.testing.assert_array_equal(np.c_[brian["spikes_exc"].values, brian["spikes_inh"].values], counts)
+    mine = brian["weight"].values[conn["pre"].values < 100]
+    close = np.abs(mine - w) < 1e-9
+    assert close.mean() > 0.97, close.mean()
+    assert np.abs(mine - w).max() < 0.5
