@@ -226,6 +226,17 @@ class PreparedRun(NamedTuple):
     sample_times: np.ndarray      # (n_samples,) s, sorted, within [0, duration]
     sample_neurons: np.ndarray    # (n_recorded,) global indices of the neurons whose V is sampled
 
+    def record(self, net: Network, results: list, engine: str) -> "EventRecord":
+        """The EventRecord of a run from per-trial results ``(time, neuron, i_minus_theta, voltage, ...)``."""
+        counts = [len(r[0]) for r in results]
+        cat = (lambda i, dt: np.concatenate([r[i] for r in results]).astype(dt) if results else np.zeros(0, dt))
+        voltage = (np.stack([r[3] for r in results]) if results
+                   else np.zeros((0, len(self.sample_times), len(self.sample_neurons))))
+        return EventRecord(net, self.flat, self.inputs,
+                           np.repeat(np.arange(self.inputs.n_trials), counts).astype(np.int64),
+                           cat(1, np.int64), cat(0, float), cat(2, float), self.duration,
+                           self.sample_times, self.sample_neurons, voltage, engine=engine)
+
 
 def prepare_run(net: Network, inputs, duration, record=(), sample_times=None) -> PreparedRun:
     """Validate a simulation request and flatten it (every engine's common first step).

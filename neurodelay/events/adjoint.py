@@ -63,9 +63,11 @@ forward engine in ``tests/test_gradients.py`` and ``tests/conformance/test_confo
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
-from ..flat import KIND_LIF, KIND_READOUT
+from ..flat import KIND_LIF, KIND_READOUT, FlatNetwork
 from ..record import AdjointResult, AdjointSources, RecordMismatchError
 from .adjoint_kernel import replay_trial, reverse_trial
 from .batch import map_trials
@@ -73,7 +75,7 @@ from .batch import map_trials
 # AdjointSources, AdjointResult, RecordMismatchError live in neurodelay.record (shared by every engine)
 # csr, neuron_ptr, trial_blocks and check_sources are shared with the layered engine's reverse pass
 __all__ = ["AdjointSources", "AdjointResult", "adjoint", "RecordMismatchError", "check_sources", "csr",
-           "neuron_ptr", "trial_blocks"]
+           "neuron_ptr", "trial_blocks", "prepare_reverse", "ReversePlan", "check_replay", "sum_blocks"]
 
 
 def csr(trial, neuron, n_trials, n, *values):
@@ -137,31 +139,38 @@ def check_sources(record, sources: AdjointSources):
     return spike_time, theta
 
 
-def adjoint(record, sources: AdjointSources, *, time_constants: bool = False,
-            n_threads: int | None = None, record_tolerance: float = 1e-6) -> AdjointResult:
-    """Reverse pass of EventProp with delays over every trial of `record`.
 
-    record: an :class:`~neurodelay.events.EventRecord` (spikes sorted by (trial,
-    time), ``i_minus_theta`` at each spike); sources: the loss's
-    :class:`AdjointSources`; time_constants: also integrate dL/dtau_m and
-    dL/dtau_s (costs a little more). Trials run in parallel on `n_threads`.
-    Raises :class:`RecordMismatchError` if, replaying the record, V at a recorded
-    spike differs from theta by more than ``record_tolerance * max(1, |theta|)``
-    (the record was not produced by this network).
+class ReversePlan(NamedTuple):
+    """A checked record and the loss's sources, arranged per trial for a reverse pass (any engine)."""
+
+    flat: FlatNetwork
+    spike_time_src: np.ndarray   # dL/dt_k per recorded spike (zeros where the loss has none)
+    theta_src: np.ndarray        # explicit dL/dtheta per neuron
+    rec_bounds: np.ndarray       # (n_trials + 1,) slices of the record's spikes
+    in_bounds: np.ndarray        # (n_trials + 1,) slices of the record's inputs
+    jumps: tuple                 # (trial ptr, neuron, time, value) of point voltage sources, sorted (csr)
+    rates: tuple                 # (trial ptr, neuron, rate, coef) of continuous voltage sources (csr)
+
+
+def prepare_reverse(record, sources: AdjointSources, record_tolerance: float = 1e-6) -> ReversePlan:
+    """Check a record and the loss's sources for a reverse pass and arrange them per trial.
+
+    Raises ValueError naming what is wrong (bad ``record_tolerance``, records
+    too large, spikes of non-LIF neurons, unsorted spikes or inputs, sources of
+    the wrong shape).
     """
     if (isinstance(record_tolerance, bool) or not isinstance(record_tolerance, (int, float, np.number))
             or not np.isfinite(record_tolerance) or record_tolerance < 0):
         raise ValueError(f"record_tolerance must be a finite number >= 0, got {record_tolerance!r}")
     flat = record.flat
-    n, n_trials, duration = flat.n_neurons, record.n_trials, float(record.duration)
+    n, n_trials = flat.n_neurons, record.n_trials
     n_syn = len(flat.out_post)
     if n_syn >= 2 ** 31 or len(record.time) >= 2 ** 31:
         raise ValueError("more than 2**31 synapses or spikes per batch is not supported")
     if np.any(flat.kind[record.neuron] != KIND_LIF):
         raise ValueError("the record contains spikes of neurons that are not LIF neurons")
     spike_time_src, theta_src = check_sources(record, sources)
-    same_trial = np.diff(record.trial) == 0
-    if np.any(np.diff(record.trial) < 0) or np.any(same_trial & (np.diff(record.time) < 0)):
+    if np.any(np.diff(record.trial) < 0) or np.any((np.diff(record.trial) == 0) & (np.diff(record.time) < 0)):
         raise ValueError("record spikes must be sorted by (trial, time)")
     inputs = record.inputs
     if np.any(np.diff(inputs.trial) < 0) or np.any((np.diff(inputs.trial) == 0) & (np.diff(inputs.time) < 0)):
@@ -176,6 +185,49 @@ def adjoint(record, sources: AdjointSources, *, time_constants: bool = False,
                                            np.asarray(sources.rate_neuron, np.int64), n_trials, n,
                                            np.asarray(sources.rate_rate, float),
                                            np.asarray(sources.rate_coef, float))
+    return ReversePlan(flat, spike_time_src, theta_src, rec_bounds, in_bounds, (jb, j_neuron, j_time, j_value),
+                       (rb, r_neuron, r_rate, r_coef))
+
+
+
+def check_replay(worst: float, flat: FlatNetwork, record_tolerance: float) -> float:
+    """Raise RecordMismatchError if replaying a record missed theta at a spike by more than the tolerance.
+
+    worst: the largest ``|V - theta|`` found at a recorded spike; the tolerance
+    is relative to ``max(1, |theta|)``. Returns `worst`.
+    """
+    scale = max(1.0, float(np.max(np.abs(flat.theta[np.isfinite(flat.theta)]), initial=0.0)))
+    if worst > record_tolerance * scale:
+        raise RecordMismatchError(
+            f"replaying the record, V differs from theta by up to {worst:.3g} at a recorded spike "
+            f"(tolerance {record_tolerance * scale:.3g}): the record does not come from this network "
+            f"and these inputs")
+    return worst
+
+
+def sum_blocks(done, n_syn: int, n: int) -> tuple:
+    """The five accumulators (weight, delay, tau_m, tau_s, theta) summed over blocks in block order."""
+    return tuple(sum((acc[i] for acc, _ in done[1:]), done[0][0][i]) if done
+                 else np.zeros(n_syn if i < 2 else n) for i in range(5))
+
+def adjoint(record, sources: AdjointSources, *, time_constants: bool = False,
+            n_threads: int | None = None, record_tolerance: float = 1e-6) -> AdjointResult:
+    """Reverse pass of EventProp with delays over every trial of `record`.
+
+    record: an :class:`~neurodelay.events.EventRecord` (spikes sorted by (trial,
+    time), ``i_minus_theta`` at each spike); sources: the loss's
+    :class:`AdjointSources`; time_constants: also integrate dL/dtau_m and
+    dL/dtau_s (costs a little more). Trials run in parallel on `n_threads`.
+    Raises :class:`RecordMismatchError` if, replaying the record, V at a recorded
+    spike differs from theta by more than ``record_tolerance * max(1, |theta|)``
+    (the record was not produced by this network).
+    """
+    rp = prepare_reverse(record, sources, record_tolerance)
+    flat, inputs, spike_time_src, theta_src = rp.flat, record.inputs, rp.spike_time_src, rp.theta_src
+    n, n_trials, duration, n_syn = flat.n_neurons, record.n_trials, float(record.duration), len(flat.out_post)
+    rec_bounds, in_bounds = rp.rec_bounds, rp.in_bounds
+    jb, j_neuron, j_time, j_value = rp.jumps
+    rb, r_neuron, r_rate, r_coef = rp.rates
     static = flat.kernel
 
     def run_trial(k, acc):
@@ -202,15 +254,8 @@ def adjoint(record, sources: AdjointSources, *, time_constants: bool = False,
 
     done = map_trials(run_block, len(blocks) - 1, n_threads)
     results = [r for _, per_trial in done for r in per_trial]
-    worst = max((r[2] for r in results), default=0.0)
-    scale = max(1.0, float(np.max(np.abs(flat.theta[np.isfinite(flat.theta)]), initial=0.0)))
-    if worst > record_tolerance * scale:
-        raise RecordMismatchError(
-            f"replaying the record, V differs from theta by up to {worst:.3g} at a recorded spike "
-            f"(tolerance {record_tolerance * scale:.3g}): the record does not come from this network "
-            f"and these inputs")
-    g_w, g_d, g_tm, g_ts, g_th = (sum((acc[i] for acc, _ in done[1:]), done[0][0][i]) if done
-                                  else np.zeros(n_syn if i < 2 else n) for i in range(5))
+    worst = check_replay(max((r[2] for r in results), default=0.0), flat, record_tolerance)
+    g_w, g_d, g_tm, g_ts, g_th = sum_blocks(done, n_syn, n)
     cat = (lambda i, size: np.concatenate([r[i] for r in results]) if results else np.zeros(size))
     return AdjointResult(g_w, g_d, g_tm if time_constants else None, g_ts if time_constants else None,
                          g_th + theta_src, cat(0, 0), cat(1, 0), n_trials, float(worst))

@@ -1,12 +1,11 @@
 """Exact event-driven simulation of a :class:`~neurodelay.network.Network`, batched over trials.
 
-:func:`simulate` runs on any registered engine (:mod:`neurodelay.engines`; the exact one by default),
+:func:`simulate` runs on any registered engine (:mod:`neurodelay.engines`; ``engine="auto"`` picks
+the layered engine for feedforward networks and the event engine otherwise, both exact),
 :func:`simulate_events` is the exact event engine itself.
 """
 
 from __future__ import annotations
-
-import numpy as np
 
 from ..network import Network
 from ..record import EventRecord, merge_inputs, prepare_run
@@ -53,8 +52,8 @@ def simulate_events(net: Network, inputs, duration, *, record=(), sample_times=N
 
     Arguments as for :func:`simulate`; no engine choice.
     """
-    duration, flat, merged, sample_times, sample_neurons = prepare_run(net, inputs, duration, record,
-                                                                       sample_times)
+    prepared = prepare_run(net, inputs, duration, record, sample_times)
+    duration, flat, merged, sample_times, sample_neurons = prepared
     bounds = merged.trial_slices()
     static = flat.kernel
 
@@ -70,10 +69,4 @@ def simulate_events(net: Network, inputs, duration, *, record=(), sample_times=N
 
     n_trials = merged.n_trials
     results = map_trials(run, n_trials, n_threads, progress)
-    counts = [len(r[0]) for r in results]
-    cat = (lambda i, dt: np.concatenate([r[i] for r in results]).astype(dt) if results else np.zeros(0, dt))
-    voltage = (np.stack([r[3] for r in results]) if results
-               else np.zeros((0, len(sample_times), len(sample_neurons))))
-    return EventRecord(net, flat, merged, np.repeat(np.arange(n_trials), counts).astype(np.int64),
-                       cat(1, np.int64), cat(0, float), cat(2, float), duration,
-                       sample_times, sample_neurons, voltage, engine="events")
+    return prepared.record(net, results, engine="events")

@@ -25,10 +25,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..events import adjoint as _events_adjoint
-from ..events.adjoint import check_sources, csr, neuron_ptr, trial_blocks
+from ..events.adjoint import check_replay, neuron_ptr, prepare_reverse, sum_blocks, trial_blocks
 from ..events.batch import default_threads, map_trials
 from ..flat import FlatNetwork, is_closed_form
-from ..record import AdjointResult, AdjointSources, EventRecord, RecordMismatchError, prepare_run
+from ..record import AdjointResult, AdjointSources, EventRecord, prepare_run
 from ..network import LIF, Network, SpikeSource
 from . import _kernels as K
 
@@ -168,8 +168,8 @@ def simulate(net: Network, inputs, duration, *, record=(), sample_times=None, n_
     reason = supports(net)
     if reason is not None:
         raise ValueError(f"net: the layered engine cannot simulate this network: {reason}")
-    duration, flat, merged, sample_times, sample_neurons = prepare_run(net, inputs, duration, record,
-                                                                       sample_times)
+    prepared = prepare_run(net, inputs, duration, record, sample_times)
+    duration, flat, merged, sample_times, sample_neurons = prepared
     plan = _plan_for(net, flat)
     n = flat.n_neurons
     col_of = np.full(n, -1, np.int64)
@@ -233,13 +233,7 @@ def simulate(net: Network, inputs, duration, *, record=(), sample_times=None, n_
     else:
         with pool:
             results = [run_trial(k, pool if k else None) for k in range(n_trials)]  # trial 0 compiles
-    counts = [len(r[0]) for r in results]
-    cat = (lambda i, dt: np.concatenate([r[i] for r in results]).astype(dt) if results else np.zeros(0, dt))
-    voltage = (np.stack([r[3] for r in results]) if results
-               else np.zeros((0, len(sample_times), len(sample_neurons))))
-    return EventRecord(net, flat, merged, np.repeat(np.arange(n_trials), counts).astype(np.int64),
-                       cat(1, np.int64), cat(0, float), cat(2, float), duration,
-                       sample_times, sample_neurons, voltage, engine="layered")
+    return prepared.record(net, results, engine="layered")
 
 
 # ---------------------------------------------------------------- adjoint ----
@@ -257,27 +251,13 @@ def adjoint(record: EventRecord, sources: AdjointSources, *, time_constants: boo
     if supports(net) is not None:
         return _events_adjoint(record, sources, time_constants=time_constants, n_threads=n_threads,
                                record_tolerance=record_tolerance)
-    n, n_trials, duration = flat.n_neurons, record.n_trials, float(record.duration)
-    n_syn = len(flat.out_post)
-    if np.any(flat.kind[record.neuron] != _KIND_LIF):
-        raise ValueError("the record contains spikes of neurons that are not LIF neurons")
-    spike_time_src, theta_src = check_sources(record, sources)
-    if np.any(np.diff(record.trial) < 0) or np.any((np.diff(record.trial) == 0) & (np.diff(record.time) < 0)):
-        raise ValueError("record spikes must be sorted by (trial, time)")
-    inputs = record.inputs
-    if np.any(np.diff(inputs.trial) < 0) or np.any((np.diff(inputs.trial) == 0) & (np.diff(inputs.time) < 0)):
-        raise ValueError("record inputs must be sorted by (trial, time); use SpikeTrains.sorted()")
+    rp = prepare_reverse(record, sources, record_tolerance)
+    inputs, spike_time_src, theta_src = record.inputs, rp.spike_time_src, rp.theta_src
+    n, n_trials, duration, n_syn = flat.n_neurons, record.n_trials, float(record.duration), len(flat.out_post)
     plan = _plan_for(net, flat)
-    rec_bounds = np.searchsorted(record.trial, np.arange(n_trials + 1), side="left")
-    in_bounds = inputs.trial_slices()
-    jb, j_neuron, (j_time, j_value) = csr(np.asarray(sources.jump_trial, np.int64),
-                                            np.asarray(sources.jump_neuron, np.int64), n_trials, n,
-                                            np.asarray(sources.jump_time, float),
-                                            np.asarray(sources.jump_value, float))
-    rb, r_neuron, (r_rate, r_coef) = csr(np.asarray(sources.rate_trial, np.int64),
-                                           np.asarray(sources.rate_neuron, np.int64), n_trials, n,
-                                           np.asarray(sources.rate_rate, float),
-                                           np.asarray(sources.rate_coef, float))
+    rec_bounds, in_bounds = rp.rec_bounds, rp.in_bounds
+    jb, j_neuron, j_time, j_value = rp.jumps
+    rb, r_neuron, r_rate, r_coef = rp.rates
     static = (plan.in_ptr, plan.in_pre, plan.in_d, plan.in_w, flat.tau_m, flat.tau_s, flat.theta, flat.reset,
               flat.refractory)
     layers = plan.layers[::-1]
@@ -333,15 +313,8 @@ def adjoint(record: EventRecord, sources: AdjointSources, *, time_constants: boo
                 acc = new_acc()
                 done.append((acc, [run_trial(k, acc, pool if k else None) for k in range(blocks[b], blocks[b + 1])]))
     results = [r for _, per_trial in done for r in per_trial]
-    worst = max((r[2] for r in results), default=0.0)
-    scale = max(1.0, float(np.max(np.abs(flat.theta[np.isfinite(flat.theta)]), initial=0.0)))
-    if worst > record_tolerance * scale:
-        raise RecordMismatchError(
-            f"replaying the record, V differs from theta by up to {worst:.3g} at a recorded spike "
-            f"(tolerance {record_tolerance * scale:.3g}): the record does not come from this network "
-            f"and these inputs")
-    g_w, g_d, g_tm, g_ts, g_th = (sum((acc[i] for acc, _ in done[1:]), done[0][0][i]) if done
-                                  else np.zeros(n_syn if i < 2 else n) for i in range(5))
+    worst = check_replay(max((r[2] for r in results), default=0.0), flat, record_tolerance)
+    g_w, g_d, g_tm, g_ts, g_th = sum_blocks(done, n_syn, n)
     w_flat, d_flat = np.empty(n_syn), np.empty(n_syn)
     w_flat[plan.in_c], d_flat[plan.in_c] = g_w, g_d
     cat = (lambda i: np.concatenate([r[i] for r in results]) if results else np.zeros(0))
