@@ -91,7 +91,7 @@ __all__ = ["psp_peak", "weight_for_psp_peak", "coincidence_window", "coincidence
 
 #: how a simulation is timed: "exact" (the engine chosen by ``engine=``), or Brian2 "precise" / "grid" at ``dt``
 TIMINGS = ("exact", "precise", "grid")
-ENGINES = ("auto", "events")
+EXACT_ENGINES = ("events", "layered")
 
 
 # ---- the one place where an engine is chosen --------------------------------------------------------
@@ -107,29 +107,30 @@ def _check_timings(timings) -> tuple[str, ...]:
 
 
 def _check_engine(engine) -> str:
-    if engine not in ENGINES:
-        raise ValueError(f"engine must be one of {ENGINES} (Brian2 runs: timings='precise'/'grid'), "
+    """The registered name of an exact engine (Brian2 runs go through ``timings``, not ``engine``)."""
+    from ..engines import get_engine
+    name = get_engine(engine).name
+    if name not in EXACT_ENGINES:
+        raise ValueError(f"engine must be an exact engine {EXACT_ENGINES} (Brian2 runs: timings='precise'/'grid'), "
                          f"got {engine!r}")
     return engine
 
 
 def _simulate(net: Network, inputs, duration: float, timing: str, *, engine: str = "auto", dt: float = 1e-4,
               device: str = "runtime", history: dict | None = None):
-    """Simulate through the engine for `timing`: 'exact' -> the exact event engine, else Brian2 in that mode.
-
-    The only place where this module picks an engine: once the project-wide
-    registry exists, 'exact' runs ``get_engine(engine, net)``.
+    """Simulate through the engine for `timing`: 'exact' -> an exact engine of :mod:`neurodelay.engines`
+    (``engine``, default "auto"), else Brian2 in that mode. The only place where this module picks an engine.
     """
     if timing == "exact":
         from ..events import simulate
-        return simulate(net, inputs, duration)
+        return simulate(net, inputs, duration, engine=engine)
     from ..brian import BrianSimulator
     return BrianSimulator(net, duration, mode=timing, dt=dt, device=device,
                           history=history if timing == "precise" else None).run(inputs)
 
 
 def _engine_label(timings, engine: str) -> str:
-    names = {"exact": f"neurodelay.events ({engine})", "precise": "neurodelay.brian precise",
+    names = {"exact": f"neurodelay exact engine ({engine})", "precise": "neurodelay.brian precise",
              "grid": "neurodelay.brian grid"}
     return " vs ".join(names[t] for t in timings)
 
@@ -322,7 +323,7 @@ def coincidence_curve(delta_t, jitter, *, tau_m=10e-3, tau_s=2.5e-3, weight=None
         Trials per (delta_t, jitter) point.
     seed : int
         Seed of the jitter.
-    engine : {"auto", "events"}
+    engine : str or engine object
         Simulation engine for the exact runs.
 
     Returns
@@ -479,7 +480,7 @@ def coincidence_gain(n_sync, *, n_exc: int = 4000, n_inh: int = 1000, rate_exc=1
         emits at most one spike per step, so two spikes of one merged source in
         the same step are one step apart (rare: rate x dt). 1: one source per
         afferent.
-    engine : {"auto", "events"}
+    engine : str or engine object
         Engine of the exact runs.
 
     Returns
@@ -671,7 +672,7 @@ def jeffress(itd, *, n_detectors: int = 21, delay_step=0.05e-3, axon_base=0.5e-3
         Brian2 device.
     history : int
         Spike history K per population for Brian2 precise mode.
-    engine : {"auto", "events"}
+    engine : str or engine object
         Engine of the exact runs.
 
     Returns

@@ -94,17 +94,15 @@ SHATTER_MODES = ("weights", "delays", "both")
 _SOURCE, _NEURON = "inputs", "neuron"
 
 
-def _engine(engine: str) -> str:
-    """The single place where the engine is chosen (the exact event engine for now)."""
-    if engine not in ("auto", "events"):
-        raise ValueError(f"engine must be 'auto' or 'events' (the exact event engine), got {engine!r}")
-    return "events"
+def _engine(engine, net=None) -> str:
+    """The single place where the engine is chosen: its registered name (:mod:`neurodelay.engines`)."""
+    from ..engines import get_engine
+    return get_engine(engine, net).name
 
 
-def _simulate(net, inputs, duration, engine: str = "auto"):
-    _engine(engine)
+def _simulate(net, inputs, duration, engine="auto"):
     from ..events import simulate
-    return simulate(net, inputs, duration)
+    return simulate(net, inputs, duration, engine=engine)
 
 
 def _time_constants(tau_m, tau_s) -> tuple[float, float]:
@@ -604,7 +602,8 @@ def shattering(n_inputs, mode: str = "weights", bias: bool = True, *, tau_m=15e-
     seed : int
         Seed of the randomised search.
     engine : str
-        "auto" or "events" (the exact event engine is the reference).
+        An exact engine of :mod:`neurodelay.engines` ("auto": the layered engine for this
+        single neuron, "events", "layered").
 
     Returns
     -------
@@ -882,14 +881,14 @@ def capacity_point(n_afferents, load, learn: str, seed, *, duration=0.5, tau_m=1
         if batches is not None and epoch < epochs:      # mini-batches; a full pass only once every batch was right
             all_right = True
             for idx in np.array_split(rng.permutation(n_patterns), batches):
-                res = loss_and_grad(net, patterns.select_trials(idx), window, loss, labels[idx], keys)
+                res = loss_and_grad(net, patterns.select_trials(idx), window, loss, labels[idx], keys, engine=engine)
                 if res.loss > 0 or np.any((_readout_max(res.record) >= 1.0) != fire[idx]):
                     all_right &= bool(np.all((_readout_max(res.record) >= 1.0) == fire[idx]))
                     net, params = update(net, params, res.grads)
                     steps += 1
             if not all_right:
                 continue
-        res = loss_and_grad(net, patterns, window, loss, labels, keys if batches is None else ())
+        res = loss_and_grad(net, patterns, window, loss, labels, keys if batches is None else (), engine=engine)
         correct = (_readout_max(res.record) >= 1.0) == fire
         value = res.loss
         if correct.all() or epoch == epochs:
