@@ -71,7 +71,7 @@ from ..losses import (FirstSpikeMSE, MaxVoltageCrossEntropy, SpikeCountRegularis
 from ..network import LIF, Network, Readout, SpikeSource
 from .classifier import SpikingClassifier
 from .config import RunConfig
-from .constraints import constraint_for
+from .constraints import constraint_for, grid_step
 from .init import init_delays, init_weights, psp_peak
 from .optim import Adam, Schedule
 
@@ -337,6 +337,12 @@ def make_optimiser(cfg: RunConfig) -> Adam:
 
 
 def make_constraints(cfg: RunConfig, keys) -> dict:
-    """Default constraints of the trained keys (delays in [0, d_max] by ``cfg.delay_mode``)."""
+    """Default constraints of the trained keys (delays in [0, d_max] by ``cfg.delay_mode``, on the grid of
+    ``cfg.delay_step`` s or ``cfg.delay_bits`` bits if given: quantisation-aware training)."""
     cfg = resolve_config(cfg)
-    return {k: constraint_for(k, cfg.d_max, cfg.delay_mode) for k in keys}
+    step = cfg.delay_step
+    if cfg.delay_bits is not None:
+        step = grid_step(cfg.d_max, cfg.delay_bits)
+    if step is not None and cfg.d_max is not None and step > cfg.d_max:
+        raise ValueError(f"delay_step {step} s is larger than d_max {cfg.d_max} s")
+    return {k: constraint_for(k, cfg.d_max, cfg.delay_mode, delay_step=step) for k in keys}
