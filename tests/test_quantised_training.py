@@ -132,3 +132,23 @@ def test_spiking_run_on_a_bit_grid_keeps_every_delay_on_it_and_resumes_with_it(t
     # weights are never put on a grid
     w = result.model.values()[("input->hidden", "weight")]
     assert not _on_grid(w, step)
+
+
+# ------------------------------------------------------------------------------ analysis and figure (reduced scale)
+@pytest.fixture(scope="module")
+def quantisation_result(quick_analysis):
+    return quick_analysis("delay_quantisation")
+
+
+def test_bits_analysis_result_is_consistent(quantisation_result):
+    module, ds, _ = quantisation_result
+    assert list(ds["bits"].values) == list(module.SCALES["quick"]["bits"])
+    for name in ("continuous_accuracy", "rounded_accuracy", "qat_accuracy", "step_1ms_rounded_accuracy",
+                 "step_1ms_qat_accuracy"):
+        v = ds[name].values
+        assert np.all(np.isfinite(v)) and np.all((v >= 0) & (v <= 1)), name
+    np.testing.assert_allclose(ds["step"].values, ds["d_max"].values[:, None] / (2.0 ** ds["bits"].values - 1))
+
+
+def test_bits_figure_is_drawn_from_the_result_alone(quantisation_result, draw_offline):
+    draw_offline("fig_delay_quantisation.py", quantisation_result[2], "delay_quantisation", min_png_bytes=20_000)
