@@ -40,9 +40,14 @@ A configuration file (.json or .toml) holds the same keys as the flags, with
 underscores (e.g. batch_size = 150, learn = ["weight", "synaptic"],
 model_options = {hidden_init = [1.5, 0.8]}); flags override it.
 
+Delays as hardware stores them: --delay-step S (s) or --delay-bits B
+(2**B levels over [0, d_max]) trains them on that grid (quantisation-aware,
+straight-through gradients); --quantise only rounds them after training.
+
 Examples:
   neurodelay train yinyang --learn weight,synaptic --seed 1 --out runs/yy_syn
   neurodelay train sequence --epochs 30 --out runs/seq
+  neurodelay train yinyang --learn weight,synaptic --delay-step 1e-3 --out runs/yy_syn_1ms
   neurodelay evaluate runs/yy_syn/last.nc --split test --quantise 1e-4
 """
 
