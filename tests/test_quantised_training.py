@@ -152,3 +152,14 @@ def test_bits_analysis_result_is_consistent(quantisation_result):
 
 def test_bits_figure_is_drawn_from_the_result_alone(quantisation_result, draw_offline):
     draw_offline("fig_delay_quantisation.py", quantisation_result[2], "delay_quantisation", min_png_bytes=20_000)
+
+
+def test_per_kind_schedules_from_the_configuration_reach_the_optimiser():
+    """schedule_by anneals the delays' learning rate to zero (delays frozen for the rest of the run)."""
+    cfg = tiny(epochs=30, schedule_by={"synaptic": {"kind": "cosine", "epochs": 20, "floor": 0.0}})
+    opt = make_optimiser(cfg)
+    d, w = ("input->hidden", "synaptic"), ("input->hidden", "weight")
+    assert opt.learning_rate(d, 0) == pytest.approx(cfg.lr_delay)
+    assert opt.learning_rate(d, 10) == pytest.approx(cfg.lr_delay * 0.5)
+    assert opt.learning_rate(d, 20) == 0.0 and opt.learning_rate(d, 29) == 0.0
+    assert opt.learning_rate(w, 25) > 0      # the weights keep the recipe's cosine schedule over 30 epochs

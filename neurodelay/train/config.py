@@ -40,6 +40,7 @@ class RunConfig:
     lr_tau: float | None = None            # relative change per step (log space)
     lr_by: dict = field(default_factory=dict)        # {key name or kind: lr}, overrides the three above
     schedule: dict = field(default_factory=dict)     # Schedule fields (kind, gamma, step_size, ...)
+    schedule_by: dict = field(default_factory=dict)  # {key name or kind: Schedule fields}, overrides schedule
     clip_norm: float | None = None
     d_max: float | None = None             # largest delay, s
     delay_mode: str = "clip"               # 'clip' or 'sigmoid'

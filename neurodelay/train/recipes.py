@@ -325,7 +325,8 @@ def build_model(cfg: RunConfig) -> SpikingClassifier:
 
 def make_optimiser(cfg: RunConfig) -> Adam:
     """Adam with the configuration's learning rates (weights: lr, delays: lr_delay, time constants: lr_tau,
-    then ``lr_by``); a cosine schedule without ``epochs`` spans the run's epochs."""
+    then ``lr_by``; schedules: ``schedule``, per key name or kind ``schedule_by``); a cosine schedule
+    without ``epochs`` spans the run's epochs."""
     cfg = resolve_config(cfg)
     schedule = dict(cfg.schedule)
     if schedule.get("kind") == "cosine":
@@ -333,7 +334,14 @@ def make_optimiser(cfg: RunConfig) -> Adam:
     lr_by = {kind: cfg.lr_delay for kind in DELAY_KINDS}
     lr_by.update(tau_m=cfg.lr_tau, tau_s=cfg.lr_tau)
     lr_by.update(cfg.lr_by)
-    return Adam(lr=cfg.lr, lr_by=lr_by, schedule=Schedule.from_dict(schedule), clip_norm=cfg.clip_norm)
+    schedule_by = {}
+    for name, sched in cfg.schedule_by.items():
+        sched = dict(sched)
+        if sched.get("kind") == "cosine":
+            sched.setdefault("epochs", cfg.epochs)
+        schedule_by[name] = Schedule.from_dict(sched)
+    return Adam(lr=cfg.lr, lr_by=lr_by, schedule=Schedule.from_dict(schedule), schedule_by=schedule_by,
+                clip_norm=cfg.clip_norm)
 
 
 def make_constraints(cfg: RunConfig, keys) -> dict:
