@@ -13,10 +13,18 @@ chip with fewer delay slots per bit. The 1 ms grid over 10 ms (11 levels,
 log2 11 = 3.46 bits) of the issue is trained and reported separately
 (``step_1ms_*``).
 
+Quantisation-aware training alone leaves delays near a rounding boundary
+flipping between grid points until the last step (Adam's steps do not
+shrink with the gradient), and the accuracy jitters by several points from
+epoch to epoch; so by default every run (continuous ones too) anneals the
+delays' learning rate to zero over the first ``--anneal`` = 2/3 of the
+epochs (cosine), and the remaining epochs fine-tune the weights on fixed
+delays.
+
 Scales: ``--quick`` (seconds, for the tests: 8 hidden neurons, 100 trials,
 2 epochs), ``--full`` (the recipe's 300 epochs, all three kinds, bits 1-8,
 d_max 5 and 10 ms, seeds 0-2: hours), default (reduced: 30 hidden neurons, 1500 training trials,
-12 epochs, synaptic delays, seed 0), or any of ``--kinds``, ``--bits``,
+30 epochs, synaptic delays, seed 0), or any of ``--kinds``, ``--bits``,
 ``--d-max``, ``--seeds``, ``--epochs``, ``--n-train``, ``--hidden``.
 Every run keeps its checkpoints in ``--runs`` (default
 build/delay_quantisation/<scale>), so an interrupted analysis resumes; runs
@@ -54,7 +62,7 @@ SCALES = {
     "quick": dict(kinds=("synaptic",), bits=(1, 3), d_max=(10e-3,), seeds=(0,), step_1ms=True,
                   train=dict(hidden=8, n_train=100, n_validation=50, n_test=100, epochs=2, batch_size=50)),
     "default": dict(kinds=("synaptic",), bits=(1, 2, 3, 4, 6), d_max=(10e-3,), seeds=(0,), step_1ms=True,
-                    train=dict(hidden=30, n_train=1500, n_validation=300, n_test=1000, epochs=12)),
+                    train=dict(hidden=30, n_train=1500, n_validation=300, n_test=1000, epochs=30)),
     "full": dict(kinds=("synaptic", "axonal", "dendritic"), bits=(1, 2, 3, 4, 5, 6, 8), d_max=(5e-3, 10e-3),
                  seeds=(0, 1, 2), step_1ms=True, train=dict(hidden=30)),
 }
@@ -91,12 +99,17 @@ def one_run(name: str, cfg: dict, runs: str, round_steps: tuple) -> dict:
 
 def plan(s: dict) -> list[tuple[str, dict, tuple]]:
     from neurodelay.train.constraints import grid_step
+    from neurodelay.train.recipes import get_recipe
 
     runs = []
     for kind in s["kinds"]:
         for seed in s["seeds"]:
             for d_max in s["d_max"]:
                 base = dict(task="yinyang", learn=["weight", kind], seed=seed, d_max=d_max, **s["train"])
+                if s.get("anneal"):
+                    epochs = s["train"].get("epochs", get_recipe("yinyang").defaults["epochs"])
+                    base["schedule_by"] = {kind: dict(kind="cosine", floor=0.0,
+                                                      epochs=max(1, round(s["anneal"] * epochs)))}
                 steps = tuple(grid_step(d_max, b) for b in s["bits"])
                 if s["step_1ms"] and d_max == 10e-3:
                     steps += (STEP_1MS,)
@@ -104,7 +117,7 @@ def plan(s: dict) -> list[tuple[str, dict, tuple]]:
                 for b in s["bits"]:
                     runs.append((run_name(kind, d_max, seed, bits=b), dict(base, delay_bits=b), ()))
             if s["step_1ms"] and 10e-3 in s["d_max"]:
-                base = dict(task="yinyang", learn=["weight", kind], seed=seed, d_max=10e-3, **s["train"])
+                base = [c for n, c, _ in runs if n == run_name(kind, 10e-3, seed)][0]
                 runs.append((run_name(kind, 10e-3, seed, step=STEP_1MS), dict(base, delay_step=STEP_1MS), ()))
     return runs
 
@@ -152,7 +165,7 @@ def analyse(s: dict, runs_dir: Path, jobs: int) -> xr.Dataset:
                 "seed": seeds, "run": [d["name"] for d in done],
                 "step": (("d_max", "bits"), np.array([[grid_step(dm, b) for b in bits] for dm in d_maxes]),
                          {"units": "s", "description": "grid step d_max / (2**bits - 1)"})})
-    ds.attrs.update(train_config=json.dumps(s["train"]), task="yinyang",
+    ds.attrs.update(train_config=json.dumps(s["train"]), task="yinyang", anneal_fraction=float(s.get("anneal", 0)),
                     machine=f"{platform.machine()} {platform.python_version()}")
     return ds
 
@@ -171,6 +184,9 @@ def main(argv=None) -> int:
     parser.add_argument("--bits", help="bit widths, comma-separated")
     parser.add_argument("--d-max", help="delay ranges (s), comma-separated")
     parser.add_argument("--seeds", help="training seeds, comma-separated")
+    parser.add_argument("--anneal", type=float, default=2 / 3,
+                        help="the delays' learning rate decays to 0 (cosine) over this fraction of the epochs, "
+                             "then the weights are fine-tuned on fixed delays (every run; 0: off; default 2/3)")
     for name in ("epochs", "n_train", "hidden"):
         parser.add_argument("--" + name.replace("_", "-"), type=int)
     args = parser.parse_args(argv)
@@ -187,6 +203,9 @@ def main(argv=None) -> int:
     for name in ("epochs", "n_train", "hidden"):
         if getattr(args, name) is not None:
             s["train"][name] = getattr(args, name)
+    if not 0 <= args.anneal <= 1:
+        raise ValueError(f"--anneal must lie in [0, 1], got {args.anneal}")
+    s["anneal"] = args.anneal
     if args.jobs < 1:
         raise ValueError(f"--jobs must be >= 1, got {args.jobs}")
     runs = args.runs or ROOT / "build" / "delay_quantisation" / scale
