@@ -43,9 +43,14 @@ A configuration file (.json or .toml) holds the same keys as the flags, with
 underscores (e.g. batch_size = 150, learn = ["weight", "synaptic"],
 model_options = {hidden_init = [1.5, 0.8]}); flags override it.
 
+Delays as hardware stores them: --delay-step S (s) or --delay-bits B
+(2**B levels over [0, d_max]) trains them on that grid (quantisation-aware,
+straight-through gradients); --quantise only rounds them after training.
+
 Examples:
   neurodelay train yinyang --learn weight,synaptic --seed 1 --out runs/yy_syn
   neurodelay train sequence --epochs 30 --out runs/seq
+  neurodelay train yinyang --learn weight,synaptic --delay-step 1e-3 --out runs/yy_syn_1ms
   neurodelay evaluate runs/yy_syn/last.nc --split test --quantise 1e-4
 """
 
@@ -172,6 +177,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="stop after this many epochs without a better validation accuracy")
     tr.add_argument("--quantise", type=_positive_float,
                     help="evaluate with the delays rounded to multiples of this step (s)")
+    tr.add_argument("--delay-step", type=_positive_float,
+                    help="quantisation-aware training: the network only sees delays on this grid (s)")
+    tr.add_argument("--delay-bits", type=_positive_int,
+                    help="quantisation-aware training: delays stored in this many bits over [0, d_max]")
     tr.add_argument("--threads", type=_positive_int, help="worker threads (default: all usable cores)")
     tr.add_argument("--engine", default="auto",
                     help="simulation engine: auto (default), events, brian, ... (see neurodelay.engines)")
@@ -283,7 +292,7 @@ def _train(args) -> int:
                      lr=args.lr, lr_delay=args.lr_delay, lr_tau=args.lr_tau, d_max=args.d_max,
                      delay_mode=args.delay_mode, seed=args.seed, n_train=args.n_train,
                      n_validation=args.n_validation, n_test=args.n_test, patience=args.patience,
-                     quantise=args.quantise)
+                     quantise=args.quantise, delay_step=args.delay_step, delay_bits=args.delay_bits)
     cfg = RunConfig.from_dict(base).merged(overrides)
     out = args.out or Path("runs") / f"{cfg.task}-seed{cfg.seed}"
     result, evaluation = train_run(cfg, out, resume=args.resume, progress=not args.no_progress,

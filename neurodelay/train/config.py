@@ -3,7 +3,10 @@
 A :class:`RunConfig` is a flat, JSON-able record. Times are in seconds,
 learning rates in parameter units per step (weights: threshold units,
 delays: seconds; time constants are trained in log space, so ``lr_tau`` is a
-relative change per step). ``learn`` names the parameter kinds
+relative change per step). ``delay_step`` (s) or ``delay_bits`` (a grid
+of 2**bits values over [0, d_max]) make training quantisation-aware: the
+network only ever sees delays on that grid (straight-through gradients, see
+:mod:`neurodelay.train.constraints`). ``learn`` names the parameter kinds
 that are trained: ``weight``, the delay kinds ``axonal``, ``dendritic``,
 ``synaptic`` and the time constants ``tau_m``, ``tau_s``.
 """
@@ -38,6 +41,7 @@ class RunConfig:
     lr_tau: float | None = None            # relative change per step (log space)
     lr_by: dict = field(default_factory=dict)        # {key name or kind: lr}, overrides the three above
     schedule: dict = field(default_factory=dict)     # Schedule fields (kind, gamma, step_size, ...)
+    schedule_by: dict = field(default_factory=dict)  # {key name or kind: Schedule fields}, overrides schedule
     clip_norm: float | None = None
     d_max: float | None = None             # largest delay, s
     delay_mode: str = "clip"               # 'clip' or 'sigmoid'
@@ -47,6 +51,8 @@ class RunConfig:
     n_test: int | None = None
     patience: int | None = None            # early stopping (epochs without validation improvement)
     quantise: float | None = None          # evaluate with delays rounded to this grid, s
+    delay_step: float | None = None        # train the delays on this grid, s (quantisation-aware)
+    delay_bits: int | None = None          # or: train them in this many bits over [0, d_max]
     task_options: dict = field(default_factory=dict)   # passed to the task generator
     model_options: dict = field(default_factory=dict)  # passed to the task's network builder
 
@@ -74,16 +80,19 @@ class RunConfig:
                 raise ValueError("learn is empty: name at least one parameter kind to train")
         if self.delay_mode not in ("clip", "sigmoid"):
             raise ValueError(f"delay_mode must be 'clip' or 'sigmoid', got {self.delay_mode!r}")
-        for name in ("hidden", "epochs", "batch_size", "n_train", "n_validation", "n_test", "patience"):
+        for name in ("hidden", "epochs", "batch_size", "n_train", "n_validation", "n_test", "patience",
+                     "delay_bits"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)
                                       or int(value) != value or value < 1):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        for name in ("lr", "lr_delay", "lr_tau", "d_max", "quantise", "clip_norm"):
+        for name in ("lr", "lr_delay", "lr_tau", "d_max", "quantise", "clip_norm", "delay_step"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)
                                       or not float(value) > 0 or value == float("inf")):
                 raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+        if self.delay_step is not None and self.delay_bits is not None:
+            raise ValueError("give delay_step or delay_bits, not both (bits set the step to d_max / (2**bits - 1))")
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -12,7 +12,21 @@ The optimiser works on *raw* values; the network receives *values*:
 * ``none``: value = raw, unbounded.
 
 Delays must stay >= 0; quantisation of trained delays to a hardware grid
-(for evaluation) uses :func:`neurodelay.delays.quantise`.
+after training (for evaluation) uses :func:`neurodelay.delays.quantise`.
+
+**Quantisation-aware training** (hardware delays: a few bits over a limited
+range). A constraint with a grid ``step`` > 0 (seconds for delays) hands the
+network only grid values: value = low + step * clip(round((v - low) / step),
+0, n_max), v being the value of the parametrisation above and n_max =
+floor((high - low) / step) (so every value lies on the grid *and* inside
+[low, high]; with ``bits`` b, use :func:`grid_step`: step = (high - low) /
+(2**b - 1), 2**b levels from low to high). The optimiser keeps updating the
+continuous raw value, and the gradient passes the rounding unchanged
+(straight-through estimator, Bengio et al. 2013): dL/draw is the exact
+gradient at the quantised network, chained through the continuous
+parametrisation only. Small steps accumulate in raw until they move a delay
+to the next grid point, which is why plain rounding after training loses
+accuracy and this does not have to.
 """
 
 from __future__ import annotations
@@ -24,7 +38,7 @@ import numpy as np
 from ..delays import DELAY_KINDS, quantise
 from .optim import param_kind
 
-__all__ = ["Constraint", "constraint_for", "quantise_delays", "UNBOUNDED"]
+__all__ = ["Constraint", "constraint_for", "quantise_delays", "grid_step", "UNBOUNDED"]
 
 
 def _sigmoid(x):
@@ -33,11 +47,17 @@ def _sigmoid(x):
 
 @dataclass(frozen=True)
 class Constraint:
-    """How one parameter is bounded: mode 'none', 'clip' or 'sigmoid' on [low, high]."""
+    """How one parameter is bounded: mode 'none', 'clip', 'sigmoid' or 'log' on [low, high].
+
+    step: grid step of quantisation-aware training (parameter units, seconds
+    for delays; 0: continuous values). A grid needs finite bounds and a mode
+    other than 'log' (see the module docstring).
+    """
 
     mode: str = "none"
     low: float = -np.inf
     high: float = np.inf
+    step: float = 0.0
 
     MODES = ("none", "clip", "sigmoid", "log")
 
@@ -51,17 +71,45 @@ class Constraint:
             raise ValueError(f"the sigmoid parametrisation needs finite bounds, got [{low}, {high}]")
         if self.mode == "log" and not low > 0:
             raise ValueError(f"the log parametrisation needs low > 0, got [{low}, {high}]")
+        step = float(self.step)
+        if not (np.isfinite(step) and step >= 0):
+            raise ValueError(f"constraint step must be a finite number >= 0, got {self.step}")
+        if step > 0:
+            if not (np.isfinite(low) and np.isfinite(high)):
+                raise ValueError(f"a quantisation grid (step {step}) needs finite bounds, got [{low}, {high}]")
+            if self.mode in ("none", "log"):
+                raise ValueError(f"a quantisation grid needs mode 'clip' or 'sigmoid', got {self.mode!r}")
+            if step > high - low:
+                raise ValueError(f"constraint step {step} is larger than the range [{low}, {high}]")
         object.__setattr__(self, "low", low)
         object.__setattr__(self, "high", high)
+        object.__setattr__(self, "step", step)
+
+    @property
+    def levels(self) -> int:
+        """Number of grid values in [low, high] (0 without a grid)."""
+        if not self.step:
+            return 0
+        return int(np.floor((self.high - self.low) / self.step * (1 + 1e-12))) + 1
+
+    def on_grid(self, value: np.ndarray) -> np.ndarray:
+        """`value` rounded to the nearest grid point inside [low, high] (unchanged without a grid)."""
+        value = np.asarray(value, dtype=float)
+        if not self.step:
+            return value
+        k = np.clip(np.round((value - self.low) / self.step), 0, self.levels - 1)
+        return self.low + k * self.step
 
     def value(self, raw: np.ndarray) -> np.ndarray:
         """The parameter value the network sees, from the optimiser's raw value."""
         raw = np.asarray(raw, dtype=float)
         if self.mode == "sigmoid":
-            return self.low + (self.high - self.low) * _sigmoid(raw)
-        if self.mode == "log":
+            value = self.low + (self.high - self.low) * _sigmoid(raw)
+        elif self.mode == "log":
             return np.exp(raw)
-        return raw.copy()
+        else:
+            value = raw.copy()
+        return self.on_grid(value) if self.step else value
 
     def raw(self, value: np.ndarray, name: str = "parameter") -> np.ndarray:
         """The raw value for a parameter value (inverse of :meth:`value`; values outside the bounds are refused)."""
@@ -81,7 +129,7 @@ class Constraint:
         return np.log(frac) - np.log1p(-frac)
 
     def raw_gradient(self, raw: np.ndarray, grad_value: np.ndarray) -> np.ndarray:
-        """dL/draw from dL/dvalue (chain rule through the parametrisation)."""
+        """dL/draw from dL/dvalue (chain rule through the parametrisation; a grid passes it unchanged)."""
         grad_value = np.asarray(grad_value, dtype=float)
         if self.mode == "log":
             return grad_value * np.exp(raw)
@@ -99,21 +147,34 @@ class Constraint:
         return np.asarray(raw, dtype=float)
 
     def to_dict(self) -> dict:
-        return dict(mode=self.mode, low=self.low, high=self.high)
+        d = dict(mode=self.mode, low=self.low, high=self.high)
+        if self.step:
+            d["step"] = self.step
+        return d
 
 
 UNBOUNDED = Constraint()
 
 
+def grid_step(d_max: float, bits: int) -> float:
+    """Grid step (s) of delays stored in `bits` bits over [0, d_max] s: d_max / (2**bits - 1)."""
+    if isinstance(bits, bool) or int(bits) != bits or bits < 1:
+        raise ValueError(f"bits must be a positive integer, got {bits!r}")
+    if not float(d_max) > 0:
+        raise ValueError(f"d_max must be > 0 s, got {d_max}")
+    return float(d_max) / (2 ** int(bits) - 1)
+
+
 def constraint_for(key, d_max: float | None, delay_mode: str = "clip",
-                   tau_bounds: tuple[float, float] = (1e-3, 1.0)) -> Constraint:
-    """Default constraint of a parameter key: delays in [0, d_max] s (clip or sigmoid),
-    time constants log-parametrised in ``tau_bounds`` s, thresholds > 0, anything else unbounded."""
+                   tau_bounds: tuple[float, float] = (1e-3, 1.0), delay_step: float | None = None) -> Constraint:
+    """Default constraint of a parameter key: delays in [0, d_max] s (clip or sigmoid; on a grid of
+    `delay_step` s if given: quantisation-aware training), time constants log-parametrised in
+    ``tau_bounds`` s, thresholds > 0, anything else unbounded."""
     kind = param_kind(key)
     if kind in DELAY_KINDS:
         if d_max is None or not d_max > 0:
             raise ValueError(f"{key}: learning delays needs a maximum delay d_max > 0 s, got {d_max}")
-        return Constraint(delay_mode, 0.0, float(d_max))
+        return Constraint(delay_mode, 0.0, float(d_max), float(delay_step or 0.0))
     if kind in ("tau_m", "tau_s"):
         return Constraint("log", *tau_bounds)
     if kind == "theta":

@@ -72,7 +72,7 @@ from ..losses import (FirstSpikeMSE, MaxVoltageCrossEntropy, SpikeCountRegularis
 from ..network import LIF, Network, Readout, SpikeSource
 from .classifier import SpikingClassifier
 from .config import RunConfig
-from .constraints import constraint_for
+from .constraints import constraint_for, grid_step
 from .init import init_delays, init_weights, psp_peak
 from .optim import Adam, Schedule, key_name
 
@@ -352,7 +352,8 @@ def build_model(cfg: RunConfig) -> SpikingClassifier:
 
 def make_optimiser(cfg: RunConfig) -> Adam:
     """Adam with the configuration's learning rates (weights: lr, delays: lr_delay, time constants: lr_tau,
-    then ``lr_by``); a cosine schedule without ``epochs`` spans the run's epochs."""
+    then ``lr_by``; schedules: ``schedule``, per key name or kind ``schedule_by``); a cosine schedule
+    without ``epochs`` spans the run's epochs."""
     cfg = resolve_config(cfg)
     schedule = dict(cfg.schedule)
     if schedule.get("kind") == "cosine":
@@ -360,10 +361,23 @@ def make_optimiser(cfg: RunConfig) -> Adam:
     lr_by = {kind: cfg.lr_delay for kind in DELAY_KINDS}
     lr_by.update(tau_m=cfg.lr_tau, tau_s=cfg.lr_tau)
     lr_by.update(cfg.lr_by)
-    return Adam(lr=cfg.lr, lr_by=lr_by, schedule=Schedule.from_dict(schedule), clip_norm=cfg.clip_norm)
+    schedule_by = {}
+    for name, sched in cfg.schedule_by.items():
+        sched = dict(sched)
+        if sched.get("kind") == "cosine":
+            sched.setdefault("epochs", cfg.epochs)
+        schedule_by[name] = Schedule.from_dict(sched)
+    return Adam(lr=cfg.lr, lr_by=lr_by, schedule=Schedule.from_dict(schedule), schedule_by=schedule_by,
+                clip_norm=cfg.clip_norm)
 
 
 def make_constraints(cfg: RunConfig, keys) -> dict:
-    """Default constraints of the trained keys (delays in [0, d_max] by ``cfg.delay_mode``)."""
+    """Default constraints of the trained keys (delays in [0, d_max] by ``cfg.delay_mode``, on the grid of
+    ``cfg.delay_step`` s or ``cfg.delay_bits`` bits if given: quantisation-aware training)."""
     cfg = resolve_config(cfg)
-    return {k: constraint_for(k, cfg.d_max, cfg.delay_mode) for k in keys}
+    step = cfg.delay_step
+    if cfg.delay_bits is not None:
+        step = grid_step(cfg.d_max, cfg.delay_bits)
+    if step is not None and cfg.d_max is not None and step > cfg.d_max:
+        raise ValueError(f"delay_step {step} s is larger than d_max {cfg.d_max} s")
+    return {k: constraint_for(k, cfg.d_max, cfg.delay_mode, delay_step=step) for k in keys}
