@@ -91,7 +91,7 @@ without submitting), or this process (--serial, for debugging).
 
 Examples:
   neurodelay sweep rates.toml --workers 2
-  neurodelay sweep rates.toml --scheduler tcp://10.0.0.5:8786 --out /shared/sweeps/rates
+  neurodelay sweep rates.toml --scheduler tcp://scheduler.example.org:8786 --out /shared/sweeps/rates
   neurodelay sweep rates.toml --slurm --jobs 10 --queue compute --walltime 04:00:00
   neurodelay sweep collect build/sweeps/rates
 """

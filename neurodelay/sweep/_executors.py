@@ -80,7 +80,7 @@ class DaskExecutor:
     Parameters
     ----------
     address : str, optional
-        Scheduler address, e.g. ``"tcp://10.0.0.5:8786"`` (start one with ``dask scheduler`` and
+        Scheduler address, e.g. ``"tcp://scheduler.example.org:8786"`` (start one with ``dask scheduler`` and
         workers with ``dask worker ADDRESS --nthreads 1``).
     client : distributed.Client, optional
         An existing client instead of an address (left open afterwards).
