@@ -31,6 +31,7 @@ figures: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/forward.py --quick --json build/bench/forward.json
 	$(PY) bench/gradient.py --quick --json build/bench/gradient.json
+	$(PY) bench/sweep.py --quick --json build/bench/sweep.json
 
 clean:
 	rm -rf build

@@ -18,12 +18,18 @@ Runs (each one a `neurodelay train` configuration, see neurodelay.train.recipes)
 Scales: ``--quick`` (a few minutes, tiny), default (reduced: fewer epochs and
 one seed, about ten minutes on two cores), ``--full`` (the published
 settings: 300 Yin-Yang epochs, three seeds; hours on two cores, use ``--jobs``
-on a bigger machine). Each run keeps its checkpoints in ``--runs``
-(default build/train_runs/<scale>), so an interrupted analysis resumes where it
-stopped and finished runs are not repeated.
+or ``--scheduler`` on a bigger machine or a cluster).
+
+The runs are one :func:`neurodelay.sweep.run_sweep` over the grid ``run`` (the
+run names of the plan, one seed: each run's training seed is part of its
+configuration, as published). Each run keeps its checkpoints in ``--runs``
+(default build/train_runs/<scale>) and its numbers in the sweep folder
+``<runs>/sweep``, so an interrupted analysis resumes where it stopped (an
+unfinished run from its last epoch) and finished runs are not repeated.
 
 Result: analyses/results/train_results.nc (read by paper_figures/fig_training.py).
-Usage: python analyses/train_results.py [--quick | --full] [--out PATH] [--runs DIR] [--jobs N] [--only TASK,...]
+Usage: python analyses/train_results.py [--quick | --full] [--out PATH] [--runs DIR]
+                                        [--jobs N | --scheduler ADDRESS] [--only TASK,...] [--collect]
 """
 
 from __future__ import annotations
@@ -34,7 +40,6 @@ import os
 import platform
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -149,20 +154,6 @@ def yinyang_grid_inputs(meta: dict, n: int = GRID):
     x = np.linspace(0.0, 1.0, n)
     xx, yy = np.meshgrid(x, x)
     return encode_points(np.column_stack([xx.ravel(), yy.ravel()]), meta), x, x.copy()
-
-
-def finished(spec: RunSpec, runs_dir: Path) -> bool:
-    """Whether the run's last checkpoint has all its epochs."""
-    from neurodelay.train.checkpoint import load_checkpoint
-    from neurodelay.train.config import RunConfig
-    from neurodelay.train.recipes import resolve_config
-    from neurodelay.train.trainer import LAST
-
-    path = runs_dir / spec.name / LAST
-    if not path.exists():
-        return False
-    ckpt = load_checkpoint(path)
-    return ckpt.epoch >= resolve_config(RunConfig.from_dict(spec.config)).epochs
 
 
 def run_one(spec: RunSpec, runs_dir: Path, n_threads: int | None, progress: bool) -> dict:
@@ -286,13 +277,68 @@ def summary(ds: xr.Dataset) -> list[str]:
     return lines
 
 
-def _work(args):
-    spec, runs_dir, n_threads, progress = args
-    return run_one(spec, runs_dir, n_threads, progress)
+# ---- the sweep: one point per run -----------------------------------------------------------------
+
+#: per-run values of run_one's dict that are arrays, with their dimensions in a point's Dataset
+_ARRAYS = {"quantised_test_accuracy": ("quantise_step",), "yy_test_prediction": ("yy_trial",),
+           "yy_test_points": ("yy_trial", "xy"), "yy_test_label": ("yy_trial",),
+           "decision": ("grid_y", "grid_x"), "grid": ("grid_x",)}
+_HISTORY = ("train_loss", "train_accuracy", "validation_loss", "validation_accuracy")
+
+
+def point_dataset(result: dict) -> xr.Dataset:
+    """run_one's dict as a sweep point (scalars, arrays, histories along `epoch`); see :func:`point_result`."""
+    n_epochs = len(result["history"]["train_loss"])
+    data = {f"history_{k}": ("epoch", np.asarray(result["history"][k], float)) for k in _HISTORY}
+    data["history_length"] = ((), np.int64(n_epochs))
+    for key, value in result.items():
+        if key == "history":
+            continue
+        # "seed" names the sweep's dimension: the run's training seed travels as train_seed
+        data["train_seed" if key == "seed" else key] = (_ARRAYS.get(key, ()), np.asarray(value))
+    return xr.Dataset(data, coords={"epoch": np.arange(1, n_epochs + 1)})
+
+
+def point_result(ds: xr.Dataset) -> dict:
+    """The dict of run_one back from a sweep point (inverse of :func:`point_dataset`)."""
+    n_epochs = int(ds["history_length"].values)
+    out = {"history": {k: ds[f"history_{k}"].values[:n_epochs] for k in _HISTORY}}
+    for key, var in ds.data_vars.items():
+        if key.startswith("history_") or key.startswith("sweep_"):
+            continue
+        value = var.values
+        key = "seed" if key == "train_seed" else key
+        if key in _ARRAYS:
+            out[key] = value
+        elif value.dtype.kind in "US":
+            out[key] = str(value)
+        elif value.dtype.kind in "iu":
+            out[key] = int(value)
+        else:
+            out[key] = float(value)
+    return out
+
+
+def run_point(run: str, seed: int, scale: str, only, runs_dir: str, progress: bool) -> xr.Dataset:
+    """The sweep function: train (or resume / reload) the run named `run` of the plan; its Dataset.
+
+    `seed` (the sweep's) is not used: each run's training seed is part of its configuration.
+    The engines' threads come from $NEURODELAY_THREADS (one per worker on a Dask cluster).
+    """
+    spec = {sp.name: sp for sp in plan(scale, only)}[run]
+    result = run_one(spec, Path(runs_dir), None, progress)
+    print(f"{spec.name}: test accuracy {result['test_accuracy']:.4f} after {result['epochs']} epochs "
+          f"({result['train_time']:.0f} s)", flush=True)
+    return point_dataset(result)
 
 
 def main(argv=None) -> int:
     """Run (or resume) the training runs of a scale and write the NetCDF result."""
+    from neurodelay.io import write_netcdf
+    from neurodelay.io import read_netcdf
+    from neurodelay.sweep import (DaskExecutor, LocalExecutor, SerialExecutor, collect as collect_sweep, point_path,
+                                  run_sweep, sweep_points)
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
                         help=f"result file (default analyses/results/{RESULT})")
@@ -300,37 +346,51 @@ def main(argv=None) -> int:
     scale.add_argument("--quick", action="store_true", help="tiny runs (a few minutes)")
     scale.add_argument("--full", action="store_true", help="the published settings (hours on two cores)")
     parser.add_argument("--runs", type=Path, help="folder of the run checkpoints (default build/train_runs/SCALE)")
-    parser.add_argument("--jobs", type=int, default=1, help="runs trained at the same time (processes)")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--jobs", type=int, default=1,
+                       help="runs trained at the same time (local Dask cluster of N processes, one engine thread "
+                            "each; default 1: in this process, all cores)")
+    where.add_argument("--scheduler", metavar="ADDRESS", help="run on this Dask scheduler (tcp://host:8786)")
     parser.add_argument("--only", help="comma-separated tasks to run (yinyang, sequence, mts_xor, digits)")
     parser.add_argument("--progress", action="store_true", help="progress bars")
     parser.add_argument("--collect", action="store_true",
                         help="train nothing: write the result from the runs that are already finished")
     args = parser.parse_args(argv)
+    if args.jobs < 1:
+        parser.error(f"--jobs must be at least 1, got {args.jobs}")
     name = "quick" if args.quick else "full" if args.full else "default"
-    runs_dir = args.runs or ROOT / "build" / "train_runs" / name
-    only = set(args.only.split(",")) if args.only else None
+    runs_dir = (args.runs or ROOT / "build" / "train_runs" / name).resolve()
+    only = sorted(set(args.only.split(","))) if args.only else None
     specs = plan(name, only)
-    if args.collect:
-        specs = [sp for sp in specs if finished(sp, runs_dir)]
-        if not specs:
-            parser.error(f"no finished runs in {runs_dir}")
+    folder = runs_dir / "sweep"
     start = time.perf_counter()
-    if args.jobs > 1:
-        with ProcessPoolExecutor(args.jobs) as pool:
-            results = list(pool.map(_work, [(sp, runs_dir, 1, False) for sp in specs]))
+    if args.collect:
+        if not (folder / "sweep.json").exists():
+            parser.error(f"no finished runs in {runs_dir}")
+        points = collect_sweep(folder)
     else:
-        results = []
-        for sp in specs:
-            r = run_one(sp, runs_dir, None, args.progress)
-            print(f"{sp.name}: test accuracy {r['test_accuracy']:.4f} after {r['epochs']} epochs "
-                  f"({r['train_time']:.0f} s)", flush=True)
-            results.append(r)
+        executor = (DaskExecutor(args.scheduler, engine_threads=1) if args.scheduler
+                    else LocalExecutor(workers=args.jobs) if args.jobs > 1 else SerialExecutor())
+        points = run_sweep(run_point, {"run": [sp.name for sp in specs]}, seeds=1, folder=folder,
+                           executor=executor, retries=1, progress=args.progress,
+                           fixed=dict(scale=name, only=only, runs_dir=str(runs_dir),
+                                      progress=args.progress and args.jobs == 1 and not args.scheduler))
+    names = [sp.name for sp in specs]
+    status = {str(r): str(s) for r, s in zip(points["run"].values, points["status"].values[:, 0])}
+    for run, state in status.items():
+        if state != "ok" and not args.collect:
+            print(f"{run}: {state}: {points['error'].sel(run=run, seed=0).item()}", file=sys.stderr)
+    done = [n for n in names if status.get(n) == "ok"]
+    if not done:
+        parser.error(f"no finished runs in {runs_dir}")
+    # each run from its own point file (the merged sweep pads every run to the union of the variables)
+    files = {p.params["run"]: point_path(folder, p) for p in sweep_points({"run": list(status)}, 1)}
+    results = [point_result(read_netcdf(files[n])) for n in done]
     ds = collect(results, name, time.perf_counter() - start)
-    from neurodelay.io import write_netcdf
     write_netcdf(ds, args.out)
     print("\n".join(summary(ds)))
     print(f"train_results ({name}): {len(results)} runs -> {args.out} ({time.perf_counter() - start:.0f} s)")
-    return 0
+    return 0 if len(done) == len(names) or args.collect else 1
 
 
 if __name__ == "__main__":

@@ -2,8 +2,10 @@
 
     neurodelay train TASK [--config FILE] [options]     train; write checkpoints, history, evaluation
     neurodelay evaluate CHECKPOINT [--split test]         accuracy of a checkpoint on a split
+    neurodelay sweep CONFIG [--workers N | --scheduler ADDRESS | --slurm | --serial] [--out DIR]
+    neurodelay sweep collect DIR                           merge a sweep folder into DIR/merged.nc
 
-Run ``neurodelay train --help`` for the options.
+Run ``neurodelay train --help`` or ``neurodelay sweep --help`` for the options.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import argparse
 import json
 import sys
 from pathlib import Path
+
+import numpy as np
 
 __all__ = ["main", "build_parser"]
 
@@ -40,6 +44,47 @@ Examples:
   neurodelay train yinyang --learn weight,synaptic --seed 1 --out runs/yy_syn
   neurodelay train sequence --epochs 30 --out runs/seq
   neurodelay evaluate runs/yy_syn/last.nc --split test --quantise 1e-4
+"""
+
+
+_SWEEP_EPILOG = """\
+A sweep runs a function at every point of a grid of parameters x seeds. Each
+point's result (a small xarray Dataset) is written atomically to its own NetCDF
+file in the sweep folder, so a finished point is never lost or computed again:
+running the same command again resumes the sweep. Failed points are retried
+(--retries), then recorded with their error; the sweep goes on. At the end (and
+with `neurodelay sweep collect DIR`) the points are merged into DIR/merged.nc:
+one dimension per grid key plus `seed`, with per-point status, error, wall
+time and host.
+
+The configuration file (.toml or .json):
+
+  function = "mypackage.experiments:rate_point"  # called as f(**fixed, **point, seed=INT)
+  seeds = 5             # seeds per grid point; seed k = SeedSequence(root_seed).spawn(n)[k]
+  root_seed = 0
+  retries = 1
+  out = "build/sweeps/rates"     # the sweep folder (--out overrides)
+  [grid]                         # one dimension per key, in this order
+  rate = [5.0, 10.0, 20.0]
+  mode = ["weights", "delays"]
+  [fixed]                        # the same for every call (optional)
+  duration = 0.5
+  [slurm]                        # for --slurm: cores, memory, walltime, queue, account, jobs, ...
+  cores = 8
+  memory = "16GB"
+  walltime = "02:00:00"
+  queue = "compute"
+
+Executors: a local Dask cluster (default; --workers N worker processes, one
+engine thread each), a running Dask scheduler (--scheduler tcp://HOST:8786),
+SLURM through dask-jobqueue (--slurm; --print-job-script shows the batch script
+without submitting), or this process (--serial, for debugging).
+
+Examples:
+  neurodelay sweep rates.toml --workers 2
+  neurodelay sweep rates.toml --scheduler tcp://10.0.0.5:8786 --out /shared/sweeps/rates
+  neurodelay sweep rates.toml --slurm --jobs 10 --queue compute --walltime 04:00:00
+  neurodelay sweep collect build/sweeps/rates
 """
 
 
@@ -105,7 +150,88 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--out", type=Path, help="also write the evaluation (per-trial predictions) to this NetCDF file")
     ev.add_argument("--engine", default="auto",
                     help="simulation engine: auto (default), events, brian, ... (see neurodelay.engines)")
+
+    sw = sub.add_parser("sweep", help="run a function over a grid of parameters x seeds (Dask)",
+                        epilog=_SWEEP_EPILOG, usage="neurodelay sweep CONFIG [options]\n"
+                                                    "       neurodelay sweep collect DIR [--out FILE]",
+                        description="Run a sweep from a configuration file, or merge a sweep folder "
+                                    "(`neurodelay sweep collect DIR`).",
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    sw.add_argument("config", metavar="CONFIG", help="sweep configuration (.toml or .json), or `collect`")
+    sw.add_argument("folder", nargs="?", metavar="DIR", type=Path, help="with `collect`: the sweep folder")
+    where = sw.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=_positive_int, metavar="N", help="local Dask cluster of N worker processes "
+                                                             "(default: one per usable core)")
+    where.add_argument("--scheduler", metavar="ADDRESS", help="address of a running Dask scheduler")
+    where.add_argument("--slurm", action="store_true", help="SLURM jobs through dask-jobqueue "
+                                                            "(settings from the config's [slurm] table)")
+    where.add_argument("--serial", action="store_true", help="run the points in this process (debugging)")
+    sl = sw.add_argument_group("SLURM (with --slurm; override the config's [slurm] table)")
+    sl.add_argument("--jobs", type=_positive_int, metavar="N", help="SLURM jobs to start")
+    sl.add_argument("--cores", type=_positive_int, metavar="N", help="cores per job")
+    sl.add_argument("--memory", help="memory per job, e.g. 16GB")
+    sl.add_argument("--walltime", help="time limit per job, HH:MM:SS")
+    sl.add_argument("--queue", help="SLURM partition")
+    sl.add_argument("--account", help="SLURM account")
+    sl.add_argument("--print-job-script", action="store_true", help="print the job script and submit nothing")
+    sw.add_argument("--out", type=Path, help="sweep folder (default: the config's `out`, else "
+                                             "build/sweeps/CONFIG-NAME); with collect: the merged file "
+                                             "(default DIR/merged.nc)")
+    sw.add_argument("--retries", type=int, help="further attempts for a failing point (default: config, else 1)")
+    sw.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
+
+
+def _sweep_summary(ds) -> str:
+    counts = json.loads(ds.attrs["sweep_counts"])
+    wall = ds["wall_time"].values
+    return (f"{counts['ok']} ok, {counts['failed']} failed, {counts['missing']} missing, {counts['corrupt']} corrupt"
+            f" of {ds['status'].size} points"
+            + (f"; {float(np.nansum(wall)):.1f} s of point wall time" if np.isfinite(wall).any() else ""))
+
+
+def _sweep(args) -> int:
+    from .io import write_netcdf
+    from .sweep import DaskExecutor, LocalExecutor, SerialExecutor, SlurmExecutor, collect, run_sweep
+    from .sweep._config import load_sweep_config
+
+    if args.config == "collect":
+        if args.folder is None:
+            raise ValueError("collect needs the sweep folder: neurodelay sweep collect DIR")
+        ds = collect(args.folder)
+        out = write_netcdf(ds, args.out or args.folder / "merged.nc")
+        print(f"{args.folder}: {_sweep_summary(ds)} -> {out}")
+        return 0
+    if args.folder is not None:
+        raise ValueError(f"unexpected argument {args.folder} (only `collect` takes a folder)")
+    cfg = load_sweep_config(args.config)
+    slurm = dict(cfg["slurm"])
+    slurm.update({k: v for k, v in dict(jobs=args.jobs, cores=args.cores, memory=args.memory,
+                                         walltime=args.walltime, queue=args.queue,
+                                         account=args.account).items() if v is not None})
+    if args.print_job_script and not args.slurm:
+        raise ValueError("--print-job-script needs --slurm")
+    if args.slurm:
+        try:
+            executor = SlurmExecutor(**slurm)
+        except TypeError as exc:
+            raise ValueError(f"{args.config}: bad [slurm] settings ({exc})") from None
+        if args.print_job_script:
+            print(executor.job_script())
+            return 0
+    elif args.scheduler:
+        executor = DaskExecutor(args.scheduler)
+    elif args.serial:
+        executor = SerialExecutor()
+    else:
+        executor = LocalExecutor(workers=args.workers)
+    folder = args.out or (Path(cfg["out"]) if cfg["out"] else Path("build") / "sweeps" / cfg["name"])
+    ds = run_sweep(cfg["function"], cfg["grid"], seeds=cfg["seeds"], folder=folder, root_seed=cfg["root_seed"],
+                   executor=executor, retries=cfg["retries"] if args.retries is None else args.retries,
+                   progress=not args.no_progress, fixed=cfg["fixed"])
+    out = write_netcdf(ds, folder / "merged.nc")
+    print(f"{folder}: {_sweep_summary(ds)} -> {out}")
+    return 0
 
 
 def _train(args) -> int:
@@ -153,9 +279,10 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return _train(args) if args.command == "train" else _evaluate(args)
+        return {"train": _train, "evaluate": _evaluate, "sweep": _sweep}[args.command](args)
     except (ValueError, FileNotFoundError, KeyError) as exc:
-        print(f"neurodelay {args.command}: error: {exc}", file=sys.stderr)
+        text = " ".join(str(exc).split())
+        print(f"neurodelay {args.command}: error: {text}", file=sys.stderr)
         return 2
 
 

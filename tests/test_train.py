@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import xarray as xr
 
 from neurodelay.data import yinyang
 from neurodelay.delays import Delays
@@ -428,6 +429,15 @@ def test_analysis_result_draws_the_figure_without_simulating(tmp_path, monkeypat
                              tmp_path / "runs", None, False)]
     ds = analysis.collect(runs, "test", 1.0)
     assert ds.sizes["run"] == 3 and ds.sizes["epoch"] == 3
+    # each run travels through the sweep as a point file: the result assembled from the files is identical
+    files = [write_netcdf(analysis.point_dataset(r), tmp_path / "points" / f"{r['name']}.nc") for r in runs]
+    again = analysis.collect([analysis.point_result(read_netcdf(f)) for f in files], "test", 1.0)
+    xr.testing.assert_identical(again.drop_attrs(), ds.drop_attrs())
+    for a, b in zip(runs, [analysis.point_result(read_netcdf(f)) for f in files]):
+        assert sorted(a) == sorted(b), a["name"]
+        for key in a:
+            for x, y in ([(a[key][h], b[key][h]) for h in a[key]] if key == "history" else [(a[key], b[key])]):
+                np.testing.assert_array_equal(np.asarray(x), np.asarray(y), err_msg=f"{a['name']} {key}")
     assert np.isnan(ds["history_train_loss"].values[0, 1:]).all()           # 1 epoch, padded
     assert ds["decision"].shape == (2, analysis.GRID, analysis.GRID)
     assert set(np.unique(ds["decision"].values)) <= {-1, 0, 1, 2}
@@ -447,3 +457,22 @@ def test_analysis_result_draws_the_figure_without_simulating(tmp_path, monkeypat
     png = tmp_path / "fig" / "training.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 50_000
     assert (tmp_path / "fig" / "training.pdf").read_bytes()[:5] == b"%PDF-"
+
+
+def test_train_results_runs_its_plan_as_a_sweep_and_collect_trains_nothing(tmp_path, monkeypatch):
+    analysis = _script("analyses/train_results.py")
+    runs = tmp_path / "runs"
+    args = ["--quick", "--only", "sequence", "--runs", str(runs)]
+    assert analysis.main(args + ["--out", str(tmp_path / "a.nc")]) == 0
+    first = read_netcdf(tmp_path / "a.nc")
+    assert first["name"].values.tolist() == ["sequence-synaptic-s0"] and first["epochs"].item() == 30
+    assert len(list((runs / "sweep").glob("run=*.nc"))) == 1       # the sweep folder: one file per run
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished run must not be trained or reloaded again")
+
+    monkeypatch.setattr(analysis, "run_one", no_training)
+    assert analysis.main(args + ["--collect", "--out", str(tmp_path / "b.nc")]) == 0
+    assert analysis.main(args + ["--out", str(tmp_path / "c.nc")]) == 0          # resumes: nothing to run
+    for name in ("b.nc", "c.nc"):
+        xr.testing.assert_identical(read_netcdf(tmp_path / name).drop_attrs(), first.drop_attrs())
