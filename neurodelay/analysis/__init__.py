@@ -10,10 +10,13 @@ Modules
 -------
 common
     Shared helpers: argument checks, provenance, spike-pattern generators.
+hierarchy
+    Temporal hierarchy: layer-wise tau profiles, accuracy against delta_tau
+    (Moro et al. 2024), learned tau per layer, gamma / log-normal fits.
 
 The question modules (expressivity, coincidence, ...) are imported on demand::
 
     from neurodelay.analysis import expressivity
 """
 
-__all__ = ["common"]
+__all__ = ["common", "hierarchy"]

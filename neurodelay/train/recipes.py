@@ -29,6 +29,10 @@ Recipes (times in seconds):
   (refractory 1 ms) -> 2 readouts; max-over-time readout voltage,
   cross-entropy. The homogeneous baseline has tau_m = 20 ms, tau_s = 5 ms
   everywhere; learned delays start uniform in [0, 10] ms (d_max 200 ms).
+  Trained time constants (log space) use lr_tau 0.005, the weights' rate:
+  with the former 0.05 (a 5 % change per Adam step whatever the gradient's
+  size) the readout's tau_s crossed tau_m within a few epochs on seed 2 and
+  the loss stuck at ln 2 (analyses/tau_training_diagnosis.py).
 * ``digits`` — permuted sequential 8x8 digits (:func:`~neurodelay.data.digits`
   defaults: 8 random pixels per 8 ms step, 8 steps, 4 levels: 65 inputs)
   -> recurrent ``hidden`` LIF (tau_m 20 ms, tau_s 5 ms, refractory 1 ms)
@@ -250,7 +254,7 @@ RECIPES = {
         schedule=dict(kind="constant"), d_max=15e-3, delay_init=dict(scheme="worst")),
         _seq_splits, _seq_build, "two-neuron sequence detection (only delays can solve it)"),
     "mts_xor": Recipe("mts_xor", dict(
-        hidden=32, learn=["weight"], epochs=40, batch_size=50, lr=0.005, lr_delay=3e-3, lr_tau=0.05,
+        hidden=32, learn=["weight"], epochs=40, batch_size=50, lr=0.005, lr_delay=3e-3, lr_tau=0.005,
         schedule=dict(kind="cosine", floor=0.1), d_max=0.2,
         delay_init=dict(scheme="uniform", low=0.0, high=0.01)),
         _xor_splits, _xor_build, "multi-time-scale XOR"),
