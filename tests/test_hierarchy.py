@@ -160,3 +160,25 @@ def test_tiny_hierarchy_sweep_end_to_end(tmp_path):
     again = hierarchy_sweep((-0.2, 0.2), (3,), seeds=1, folder=tmp_path / "sw", executor="serial",
                             epochs=1, n_train=24, n_test=24, batch_size=12, hidden=4)
     np.testing.assert_array_equal(again["accuracy"].values, acc)
+
+
+# ------------------------------------------------------------------------------------------ script + figure
+def test_script_quick_and_figure(quick_analysis, draw_offline):
+    _, ds, results = quick_analysis("temporal_hierarchy")
+    assert ds["sweep_accuracy"].dims == ("delta_tau", "n_layers", "seed")
+    assert set(ds["memory"].values) == {"delays", "taus", "both"}
+    # the budget is respected and the memories are matched to it
+    assert np.all(ds["budget_n_params"].values <= ds.attrs["budget"])
+    assert np.all((ds["sweep_accuracy"] >= 0) & (ds["sweep_accuracy"] <= 1))
+    draw_offline("fig_hierarchy.py", results, "hierarchy", min_png_bytes=20_000)
+
+
+def test_param_count_matches_the_network():
+    from neurodelay.analysis.hierarchy import hierarchy_network, matched_hidden, param_count
+    net, names = hierarchy_network([0.2, 0.3, 0.4], hidden=7, seed=0)
+    n = param_count(4, 7, "weight")
+    assert n == 40 * 7 + 2 * 49 + 14
+    assert sum(np.size(p.weight) for p in net.projections) == n
+    assert param_count(4, 7, "weight,tau_m") == n + 21
+    h = matched_hidden(1040, 3, "weight,tau_m,tau_s")
+    assert param_count(3, h, "weight,tau_m,tau_s") <= 1040 < param_count(3, h + 1, "weight,tau_m,tau_s")

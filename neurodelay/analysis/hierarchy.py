@@ -36,7 +36,10 @@ import xarray as xr
 from .common import check_int, check_positive, rng_from, with_provenance
 
 __all__ = ["tau_profile", "hierarchy_network", "hierarchy_point", "hierarchy_sweep", "learned_taus",
-           "fit_tau_distribution", "PROFILES"]
+           "fit_tau_distribution", "param_count", "matched_hidden", "budget_point", "PROFILES", "MEMORIES"]
+
+#: the memories compared at a fixed parameter budget: learn string of each
+MEMORIES = {"delays": "weight,synaptic", "taus": "weight,tau_m,tau_s", "both": "weight,synaptic,tau_m,tau_s"}
 
 PROFILES = ("linear", "tanh")
 MIN_TAU = 1e-3          # s: profiles are clipped here (Moro et al. clip at 0; a time constant must be > 0)
@@ -193,6 +196,44 @@ def hierarchy_sweep(delta_taus=(-0.5, -0.2, 0.0, 0.2, 0.5), n_layers=(3, 4), *, 
     ds = run_sweep(hierarchy_point, grid=grid, seeds=check_int(seeds, "seeds"), folder=folder,
                    root_seed=root_seed, executor=executor, progress=progress, fixed=dict(point_options))
     return with_provenance(ds, "hierarchy_sweep", dict(grid, seeds=seeds, **point_options), seed=root_seed)
+
+
+def param_count(n_layers: int, hidden: int, learn: str, n_inputs: int = 40, n_out: int = 2) -> int:
+    """Trained parameters of a :func:`hierarchy_network` (n_layers with the readout) learning `learn`:
+    weights and synaptic delays one per synapse, tau_m / tau_s one per hidden neuron."""
+    n_layers, hidden = check_int(n_layers, "n_layers", minimum=2), check_int(hidden, "hidden")
+    synapses = n_inputs * hidden + (n_layers - 2) * hidden * hidden + hidden * n_out
+    kinds = [k.strip() for k in str(learn).split(",") if k.strip()]
+    per = dict(weight=synapses, synaptic=synapses, axonal=synapses, dendritic=synapses,
+               tau_m=(n_layers - 1) * hidden, tau_s=(n_layers - 1) * hidden)
+    unknown = [k for k in kinds if k not in per]
+    if unknown:
+        raise ValueError(f"learn: unknown parameter kind(s) {unknown}")
+    return int(sum(per[k] for k in kinds))
+
+
+def matched_hidden(budget: int, n_layers: int, learn: str, n_inputs: int = 40) -> int:
+    """Largest hidden size per layer whose :func:`param_count` does not exceed `budget` (at least 1)."""
+    budget = check_int(budget, "budget")
+    h = 1
+    while param_count(n_layers, h + 1, learn, n_inputs) <= budget:
+        h += 1
+    return h
+
+
+def budget_point(memory: str = "taus", d_max: float = 0.2, *, seed: int, budget: int = 1040, n_layers: int = 3,
+                 delta_tau: float = 0.0, **options) -> xr.Dataset:
+    """One network of a given memory (``MEMORIES`` key) at a fixed parameter budget (hidden size matched by
+    :func:`matched_hidden`), trained by :func:`hierarchy_point`; adds ``hidden`` and ``n_params``."""
+    if memory not in MEMORIES:
+        raise ValueError(f"memory must be one of {sorted(MEMORIES)}, got {memory!r}")
+    learn = MEMORIES[memory]
+    hidden = matched_hidden(budget, n_layers, learn)
+    ds = hierarchy_point(delta_tau, n_layers, seed=seed, learn=learn, hidden=hidden, d_max=d_max, **options)
+    ds = ds.drop_vars(["tau_m", "neuron", "layer"])
+    ds["hidden"] = ((), hidden)
+    ds["n_params"] = ((), param_count(n_layers, hidden, learn))
+    return ds
 
 
 def learned_taus(values, layers=None) -> xr.Dataset:

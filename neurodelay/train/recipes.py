@@ -198,7 +198,8 @@ def _xor_build(cfg: RunConfig, rng: np.random.Generator) -> Built:
     net = net.connect("hidden", "output", init_weights("fan_in", n_hid, n_hid * 2, rng,
                                                        gain=float(o.get("output_gain", 3.0))))
     loss, decision, options = _readout(o)
-    return Built(net, loss, "output", decision, ("input->hidden", "hidden->output"), ("hidden", "output"), options)
+    tau_pops = tuple(o.get("tau_populations", ("hidden", "output")))
+    return Built(net, loss, "output", decision, ("input->hidden", "hidden->output"), tau_pops, options)
 
 
 # ------------------------------------------------------------------------------------------ digits
