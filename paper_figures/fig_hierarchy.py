@@ -10,11 +10,19 @@ delays / time constants / both at one parameter budget against the maximum delay
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
-import numpy as np
-from scipy import stats
+import matplotlib
 
-from _figure import figure_main, plt
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from scipy import stats  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:
+    sys.path.append(str(HERE))  # for `_figure` when the script is loaded by path (make_all, tests)
+from _figure import figure_main  # noqa: E402
 
 RESULT = "temporal_hierarchy.nc"
 NAME = "hierarchy"
@@ -53,7 +61,8 @@ def draw(ds) -> plt.Figure:
     k, th = (float(ds["fit_shape"].sel(distribution="gamma")), float(ds["fit_scale"].sel(distribution="gamma")))
     sg, sc = (float(ds["fit_shape"].sel(distribution="lognormal")),
               float(ds["fit_scale"].sel(distribution="lognormal")))
-    for name, pdf in (("gamma", stats.gamma(k, scale=th * 1e3).pdf), ("lognormal", stats.lognorm(sg, scale=sc * 1e3).pdf)):
+    laws = (("gamma", stats.gamma(k, scale=th * 1e3).pdf), ("lognormal", stats.lognorm(sg, scale=sc * 1e3).pdf))
+    for name, pdf in laws:
         ks = float(ds["fit_ks_statistic"].sel(distribution=name))
         aic = float(ds["fit_aic"].sel(distribution=name))
         ax[2].plot(grid, pdf(grid), label=f"{name} fit (KS {ks:.2f}, AIC {aic:.0f})")
@@ -67,7 +76,8 @@ def draw(ds) -> plt.Figure:
     dm = b["d_max"].values
     for i, m in enumerate(b["memory"].values):
         a = b.sel(memory=m)
-        label = f"{m} (hidden {int(ds['budget_hidden'].sel(memory=m))}, {int(ds['budget_n_params'].sel(memory=m))} params)"
+        label = (f"{m} (hidden {int(ds['budget_hidden'].sel(memory=m))}, "
+                 f"{int(ds['budget_n_params'].sel(memory=m))} params)")
         ax[3].bar(np.arange(dm.size) + (i - (b.sizes["memory"] - 1) / 2) * width, a.mean("seed").values * 100,
                   width, yerr=a.std("seed").values * 100, capsize=3, label=label)
     ax[3].axhline(50, color="k", ls=":", lw=1, label="chance")
