@@ -182,3 +182,18 @@ def test_param_count_matches_the_network():
     assert param_count(4, 7, "weight,tau_m") == n + 21
     h = matched_hidden(1040, 3, "weight,tau_m,tau_s")
     assert param_count(3, h, "weight,tau_m,tau_s") <= 1040 < param_count(3, h + 1, "weight,tau_m,tau_s")
+
+
+def test_mts_xor_recipe_time_constant_options():
+    from neurodelay.train import RunConfig, build_model
+    base = build_model(RunConfig(task="mts_xor", learn=["weight", "tau_s"]))
+    assert {k for k in base.keys if k[1] == "tau_s"} == {("hidden", "tau_s"), ("output", "tau_s")}
+    only = build_model(RunConfig(task="mts_xor", learn=["weight", "tau_s"],
+                                 model_options=dict(tau_populations=["hidden"])))
+    assert {k for k in only.keys if k[1] == "tau_s"} == {("hidden", "tau_s")}
+    het = build_model(RunConfig(task="mts_xor", learn=["weight", "tau_s"],
+                                model_options=dict(hidden_tau_s_range=[0.002, 0.5])))
+    t = np.asarray(het.network["hidden"].tau_s)
+    assert t.min() >= 0.002 and t.max() <= 0.5 and t.std() > 0
+    assert np.all(np.abs(t - 0.02) >= 0.1 * 0.02 - 1e-12)      # kept away from tau_m = 20 ms
+    np.testing.assert_allclose(np.asarray(het.network["output"].tau_s), 5e-3)
