@@ -34,7 +34,7 @@ Recipes (times in seconds):
   few hidden neurons whose tau_s grows to hundreds of ms (a memory spanning
   the gap); on seed 2 the two readouts' tau_s split (to ~160 ms / ~3 ms),
   most hidden tau_s fall to ~2 ms and the loss sticks at ln 2
-  (analyses/tau_training_diagnosis.py). Options for that study:
+  (bench/tau_training_diagnosis.py). Options for that study:
   ``tau_populations`` (which populations' taus are trained, default both),
   ``hidden_tau_s_range`` ((low, high) s: log-uniform per-neuron hidden tau_s
   at initialisation) and ``count_strength`` / ``count_target`` (hidden

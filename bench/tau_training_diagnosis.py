@@ -1,7 +1,7 @@
 """Why trained time constants are unstable on MTS-XOR: a training loop that logs, per epoch, the
 gradient norm of every trained kind, the time constants (median, min, max) and validation accuracy.
 
-Usage: ``python analyses/tau_training_diagnosis.py --seed 2 --learn weight,tau_s [--lr-tau 0.05]
+Usage: ``python bench/tau_training_diagnosis.py --seed 2 --learn weight,tau_s [--lr-tau 0.05]
 [--epochs 40] --out build/diag/x.nc``. Writes one NetCDF (dims epoch, kind) and prints a line per epoch.
 """
 
