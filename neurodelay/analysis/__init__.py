@@ -20,10 +20,13 @@ expressivity
 polychrony
     Polychronous groups (Izhikevich 2006): the network with STDP in Brian2, the
     activity-triggered group search, shuffled and equal-delay controls.
+hierarchy
+    Temporal hierarchy: layer-wise tau profiles, accuracy against delta_tau
+    (Moro et al. 2024), learned tau per layer, gamma / log-normal fits.
 
 The question modules (expressivity, coincidence, ...) are imported on demand::
 
     from neurodelay.analysis import expressivity
 """
 
-__all__ = ["common", "coincidence", "expressivity", "polychrony"]
+__all__ = ["common", "coincidence", "expressivity", "hierarchy", "polychrony"]

@@ -11,12 +11,12 @@ from .augment import blend, channel_shift
 from .base import TaskData, concatenate
 from .digits import digit_permutation, digits
 from .hdf5 import load_braille, load_shd, load_spikes_hdf5, load_ssc, write_shd_like
-from .mts_xor import mts_xor
+from .mts_xor import mts_xor, mts_xor_moro
 from .sequence import sequence
 from .yinyang import yinyang, yinyang_class, yinyang_points
 
 __all__ = ["TaskData", "concatenate", "yinyang", "yinyang_class", "yinyang_points", "sequence", "mts_xor",
-           "digits", "digit_permutation", "load_spikes_hdf5", "load_shd", "load_ssc", "load_braille",
+           "mts_xor_moro", "digits", "digit_permutation", "load_spikes_hdf5", "load_shd", "load_ssc", "load_braille",
            "write_shd_like", "channel_shift", "blend", "TASKS"]
 
 #: task name -> generator function returning a TaskData (for ``neurodelay train TASK``)
