@@ -68,6 +68,18 @@ def draw_errors(ax, ds) -> None:
     ax.legend(fontsize=7.5, loc="lower left", ncol=2, framealpha=0.95)
     ax.set_title("A  spike-time error vs dt (against the exact event engine)", loc="left",
                  fontweight="bold", fontsize=10)
+    if "mismatched" in ds:   # neurons whose spike count differs from the exact one are not compared
+        lines = ["excluded (trial, neuron) pairs whose spike counts differ, dt = "
+                 + " / ".join(f"{v:g}" for v in dt * 1e3) + " ms:"]
+        for mode in ds["mode"].values:
+            parts = []
+            for layer in ds["layer"].values:
+                counts = ds["mismatched"].sel(mode=mode, layer=layer).values
+                total = int(ds["exact_spikes"].sel(layer=layer)) if "exact_spikes" in ds else None
+                parts.append(f"{layer} " + ("none" if not counts.any() else " / ".join(str(int(c)) for c in counts))
+                             + (f" (of {total} exact spikes)" if total is not None else ""))
+            lines.append(f"  {mode}: " + "; ".join(parts))
+        ax.text(0.0, -0.2, "\n".join(lines), transform=ax.transAxes, va="top", fontsize=7.5, color="0.25")
 
 
 def draw_jeffress(ax, ds) -> None:
@@ -92,6 +104,12 @@ def draw_jeffress(ax, ds) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7.5, loc="upper left", framealpha=0.95)
     ax.set_title("B  Jeffress delay-line map", loc="left", fontweight="bold", fontsize=10)
+    n_det = ds.sizes.get("detector", params.get("n_detectors"))
+    step = params.get("delta")
+    if n_det is not None and step is not None:
+        ax.text(0.98, 0.03, f"{n_det} detectors, delay step {step * ms:g} ms"
+                + (f"\nBrian2 dt = {dt * ms:g} ms" if dt else ""), transform=ax.transAxes, ha="right",
+                va="bottom", fontsize=7.5, bbox=dict(fc="white", ec="0.7", alpha=0.9))
 
 
 def draw(ds) -> plt.Figure:
