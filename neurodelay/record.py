@@ -202,7 +202,7 @@ class AdjointResult:
     and dL/d(total delay) in 1/s. ``tau_m``, ``tau_s`` (1/s; None unless asked
     for), ``theta``: per global neuron. ``spike_time``: dL/dt_k of each recorded
     spike (1/s, record order); ``input_time``: dL/dt of each input spike (order
-    of ``record.inputs``). ``worst_threshold_error``: max |V - theta| found at a
+    of ``record.inputs``). ``worst_threshold_error``: ``max |V - theta|`` found at a
     recorded spike when replaying the record (about 1e-15 for exact records).
     """
 

@@ -60,13 +60,13 @@ is a staircase.
 
 References
 ----------
-.. [1] L. A. Jeffress (1948). A place theory of sound localization.
-   J Comp Physiol Psychol 41:35-39.
-.. [2] P. König, A. K. Engel, W. Singer (1996). Integrator or coincidence
-   detector? The role of the cortical neuron revisited. Trends Neurosci
-   19:130-137.
-.. [3] C. Rossant, S. Leijon, A. K. Magnusson, R. Brette (2011). Sensitivity
-   of noisy neurons to coincident inputs. J Neurosci 31:17193-17206.
+* L. A. Jeffress (1948). A place theory of sound localization.
+  J Comp Physiol Psychol 41:35-39.
+* P. König, A. K. Engel, W. Singer (1996). Integrator or coincidence
+  detector? The role of the cortical neuron revisited. Trends Neurosci
+  19:130-137.
+* C. Rossant, S. Leijon, A. K. Magnusson, R. Brette (2011). Sensitivity
+  of noisy neurons to coincident inputs. J Neurosci 31:17193-17206.
 """
 
 from __future__ import annotations

@@ -584,7 +584,7 @@ def shattering(n_inputs, mode: str = "weights", bias: bool = True, *, tau_m=15e-
         input (bias last). Default 0.6 for every input and the bias: two
         coincident PSPs fire, one alone does not.
     w_max : float
-        Bound on |weight| in mode "both" (PSP-peak units), > 0.
+        Bound on ``|weight|`` in mode "both" (PSP-peak units), > 0.
     margin : float
         Required distance of the maximum of V from the threshold in mode
         "both" (fraction of theta), in (0, 1).
