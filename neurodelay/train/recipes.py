@@ -289,7 +289,8 @@ RECIPES = {
         schedule=dict(kind="cosine", floor=0.1), d_max=0.2,
         delay_init=dict(scheme="uniform", low=0.0, high=0.01)),
         _xor_splits, _xor_build, "multi-time-scale XOR",
-        ("tau_m", "tau_s", "refractory", "input_mean", "input_gain", "output_gain", "readout", "tau_weight"),
+        ("tau_m", "tau_s", "refractory", "input_mean", "input_gain", "output_gain", "readout", "tau_weight",
+         "tau_populations", "hidden_tau_s_range", "count_strength", "count_target"),
         mts_xor, ("seed",)),
     "digits": Recipe("digits", dict(
         hidden=32, learn=["weight"], epochs=30, batch_size=32, lr=0.02, lr_delay=1e-3, lr_tau=0.05,
