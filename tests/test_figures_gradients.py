@@ -63,7 +63,10 @@ def test_stored_coordinates_point_at_the_right_parameters(check):
         key = tuple(str(ds["key"].values[row]).split("."))
         grad = loss_and_grad(net, inputs, module.DURATION, module.LOSSES[str(ds["loss"].values[row])](), labels,
                              [key], engine="events").grads[key]   # the engine that produced the result
-        assert grad.reshape(-1)[int(ds["index"].values[row])] == ds["adjoint"].values[row], key
+        # the stored result was computed by an earlier build of the kernels: rounding may differ in the
+        # last bits (compiler inlining), a wrong coordinate would differ at order one
+        assert grad.reshape(-1)[int(ds["index"].values[row])] == pytest.approx(ds["adjoint"].values[row],
+                                                                              rel=1e-12, abs=0), key
 
 
 def test_cost_sweep_is_complete(check):
