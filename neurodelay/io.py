@@ -384,8 +384,26 @@ def netcdf_bytes(ds: xr.Dataset, *, compress: bool = True) -> memoryview:
     if not isinstance(ds, xr.Dataset):
         raise TypeError(f"write_netcdf expects an xarray Dataset, got {type(ds).__name__}")
     buffer = io.BytesIO()
-    ds.to_netcdf(buffer, engine="h5netcdf", encoding=_encoding(ds) if compress else None)
+    with _local_scheduler():
+        ds.to_netcdf(buffer, engine="h5netcdf", encoding=_encoding(ds) if compress else None)
     return buffer.getbuffer()
+
+
+def _local_scheduler():
+    """A context in which xarray writes with a local lock even where a Dask client is the default.
+
+    Under a ``dask.distributed`` client xarray guards writes with a distributed
+    lock named after the target, which an in-memory buffer cannot name (the
+    scheduler refuses it); the bytes are built in this process, so a local lock
+    is right. Without dask imported this is a no-op.
+    """
+    import contextlib
+    import sys
+
+    if "dask" not in sys.modules:
+        return contextlib.nullcontext()
+    import dask
+    return dask.config.set(scheduler="synchronous")
 
 
 def write_netcdfs(items, *, compress: bool = True) -> list[Path]:
