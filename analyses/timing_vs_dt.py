@@ -46,6 +46,7 @@ from neurodelay.delays import Delays
 from neurodelay.events import simulate
 from neurodelay.io import parameters_to_json, write_netcdf
 from neurodelay.network import LIF, Network, SpikeSource
+from neurodelay.record import spike_time_errors
 from neurodelay.spikes import SpikeTrains
 
 RESULT = "timing_vs_dt.nc"
@@ -93,19 +94,6 @@ def two_layer_network(seed: int) -> Network:
 def poisson_inputs(seed: int, n: int, trials: int, duration: float, rate: float = 25.0) -> SpikeTrains:
     """Independent Poisson trains (rate Hz, off-grid times in s)."""
     return poisson_trains(n, rate, duration, n_trials=trials, seed=np.random.SeedSequence([seed, 7]))
-
-
-def spike_time_errors(exact, other, population: str) -> tuple[np.ndarray, int]:
-    """|t_other - t_exact| (s) for neurons whose spike counts agree; number of pairs that disagree."""
-    a, b = exact.spikes(population), other.spikes(population)
-    errors, mismatched = [np.zeros(0)], 0
-    for trial in range(a.n_trials):
-        for x, y in zip(a.per_neuron(trial), b.per_neuron(trial)):
-            if len(x) == len(y):
-                errors.append(np.abs(x - y))
-            else:
-                mismatched += 1
-    return np.concatenate(errors), mismatched
 
 
 def timing_errors(net, inputs, duration, dts, device: str) -> dict:

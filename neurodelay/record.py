@@ -22,8 +22,8 @@ from .network import Network, SpikeSource
 from .spikes import SpikeTrains
 from .units import as_seconds
 
-__all__ = ["EventRecord", "merge_inputs", "prepare_run", "PreparedRun", "AdjointSources", "AdjointResult",
-           "RecordMismatchError"]
+__all__ = ["EventRecord", "merge_inputs", "prepare_run", "PreparedRun", "spike_time_errors", "AdjointSources",
+           "AdjointResult", "RecordMismatchError"]
 
 
 @dataclass(frozen=True)
@@ -276,3 +276,23 @@ def prepare_run(net: Network, inputs, duration, record=(), sample_times=None) ->
                  f"recording V of {len(sample_neurons)} neurons at {len(sample_times)} times in "
                  f"{merged.n_trials} trials")
     return PreparedRun(duration, flat, merged, np.ascontiguousarray(sample_times, dtype=float), sample_neurons)
+
+
+def spike_time_errors(reference: EventRecord, other: EventRecord, population: str) -> tuple[np.ndarray, int]:
+    """How far one engine's spikes are from another's: ``|t_other - t_reference|`` (s).
+
+    Compared neuron by neuron and trial by trial, for the (trial, neuron) pairs
+    whose spike counts agree; returns those differences and the number of pairs
+    whose counts differ (not compared).
+    """
+    a, b = reference.spikes(population), other.spikes(population)
+    if a.n_trials != b.n_trials:
+        raise ValueError(f"the records have {a.n_trials} and {b.n_trials} trials")
+    errors, mismatched = [np.zeros(0)], 0
+    for trial in range(a.n_trials):
+        for x, y in zip(a.per_neuron(trial), b.per_neuron(trial)):
+            if len(x) == len(y):
+                errors.append(np.abs(x - y))
+            else:
+                mismatched += 1
+    return np.concatenate(errors), mismatched

@@ -270,3 +270,25 @@ def test_records_name_their_engine_for_provenance():
     pytest.importorskip("brian2")
     rec = events.simulate(_net(), _inputs(1), 0.03, engine="brian")
     assert rec.engine == "brian-precise-runtime" and record_to_dataset(rec).attrs["engine"] == rec.engine
+
+
+def test_spike_time_errors_compares_neurons_whose_counts_agree():
+    """A record against a copy with every spike of one neuron shifted by 1 us and one extra spike
+    elsewhere: the shifted neuron's errors are 1 us, the other neuron is counted as mismatched."""
+    import dataclasses
+
+    from neurodelay.record import spike_time_errors
+
+    net = Network().add(SpikeSource("inp", 2), LIF("hid", 2, tau_m=10e-3, tau_s=5e-3, theta=1.0))
+    net = net.connect("inp", "hid", weight=[8.0, 0.0, 0.0, 8.0])   # input i drives hidden i only
+    inputs = SpikeTrains.from_lists([[[0.001, 0.02], [0.005]]], n_neurons=2)
+    rec = events.simulate(net, inputs, 0.05, engine="events")
+    hid = net.offsets()["hid"]
+    n0 = int(np.sum(rec.neuron == hid))
+    assert n0 >= 1 and np.sum(rec.neuron == hid + 1) >= 1
+    time = np.where(rec.neuron == hid, rec.time + 1e-6, rec.time)
+    extra = dataclasses.replace(rec, trial=np.append(rec.trial, 0), neuron=np.append(rec.neuron, hid + 1),
+                                time=np.append(time, 0.04), i_minus_theta=np.append(rec.i_minus_theta, 1.0))
+    errors, mismatched = spike_time_errors(rec, extra, "hid")
+    np.testing.assert_allclose(errors, np.full(n0, 1e-6), rtol=1e-9)
+    assert mismatched == 1

@@ -24,6 +24,7 @@ from neurodelay.brian import simulate as brian_simulate
 from neurodelay.delays import Delays
 from neurodelay.events import simulate
 from neurodelay.network import LIF, Network, SpikeSource
+from neurodelay.record import spike_time_errors
 from neurodelay.spikes import SpikeTrains
 
 QUICK = os.environ.get("NEURODELAY_GALLERY_QUICK") == "1"   # reduced scale for CI
@@ -44,19 +45,6 @@ exact = simulate(net, inputs, duration)
 print(f"exact engine: {len(exact.time)} spikes in {n_trials} trials")
 
 
-def timing_errors(reference, other):
-    """|t_other - t_exact| (s) for neurons whose spike counts agree; and how many do not."""
-    a, b = reference.spikes("hid"), other.spikes("hid")
-    errors, mismatched = [], 0
-    for trial in range(a.n_trials):
-        for x, y in zip(a.per_neuron(trial), b.per_neuron(trial)):
-            if len(x) == len(y):
-                errors.append(np.abs(x - y))
-            else:
-                mismatched += 1
-    return np.concatenate(errors), mismatched
-
-
 # %%
 # Run both Brian2 modes at two time steps
 # ---------------------------------------
@@ -65,7 +53,7 @@ results = {}
 for mode in ("grid", "precise"):
     for dt in steps:
         rec = brian_simulate(net, inputs, duration, mode=mode, dt=dt)
-        errors, mismatched = timing_errors(exact, rec)
+        errors, mismatched = spike_time_errors(exact, rec, "hid")
         results[mode, float(dt / b2.ms)] = errors
         print(f"{mode:>7}, dt = {float(dt / b2.ms):5.3f} ms: median error {np.median(errors):.2e} s, "
               f"{mismatched} neuron(s) with a different spike count")

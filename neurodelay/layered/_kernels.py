@@ -48,6 +48,26 @@ EV_REF_END = -2    # ev_q code of the end of a refractory period (ev_s = the spi
 
 
 # ------------------------------------------------------------ arrivals ----
+
+@njit(cache=True)
+def _spike_costate(src, pv, pv_ref, i_ref, i_at, refractory, reset, tm, n_in, g_time, sp_source,
+                   sp_i_minus_theta, spike_grad):
+    """At spike `src` (reverse pass): its total time sensitivity S_k (stored in spike_grad) and p_V(t_k-).
+
+    S_k = dl/dt_k + what its arrivals downstream sent back (g_time) + the term through the reset
+    (after the refractory end, else right after the spike); p_V(t_k-) = -tau_m S_k / (I - theta).
+    """
+    if refractory > 0.0:
+        after = -pv_ref * (i_ref - reset) / tm
+    else:
+        after = -pv * (i_at - reset) / tm
+    downstream = 0.0
+    for r in range(g_time.shape[0]):
+        downstream += g_time[r, n_in + src]
+    total = sp_source[src] + downstream + after
+    spike_grad[src] = total
+    return -tm * total / sp_i_minus_theta[src]
+
 @njit(cache=True, nogil=True)
 def incoming_count(j, in_ptr, in_pre, s_start, s_end):
     """Upper bound on the arrivals at neuron j: incoming synapses times presynaptic spikes."""
@@ -293,7 +313,6 @@ def forward_range(j0, j1, kind, tau_m, tau_s, theta, reset, refractory, closed, 
     counts = np.empty(mmax + 1, np.int64)
     arr_t = np.empty(mmax)
     arr_q = np.empty(mmax, np.int64)
-    dummy = np.empty(0, np.int64)
     arr_k = np.empty(mmax if factored else 0, np.int64)
     pos_id = np.arange(s_time.shape[0] if factored else 0)
     n_per = np.zeros(j1 - j0, np.int64)
@@ -400,7 +419,6 @@ def reverse_neuron(n_ev, ev_t, ev_q, ev_s, ev_v, ev_i, in_w, tm, ts, reset, refr
     (dL/dtau_m, dL/dtau_s, dL/dtheta) of the neuron. The same steps as
     :func:`neurodelay.events.adjoint_kernel.reverse_trial` restricted to one neuron.
     """
-    n_rows = g_time.shape[0]
     p_v = 0.0
     p_i = 0.0
     t_at = t_end
@@ -477,18 +495,10 @@ def reverse_neuron(n_ev, ev_t, ev_q, ev_s, ev_v, ev_i, in_w, tm, ts, reset, refr
             pv = 0.0
             clamped = True
         else:
-            src = ev_s[e]
+            pv = _spike_costate(ev_s[e], pv, pv_ref, i_ref, ev_i[e], refractory, reset, tm, n_in, g_time,
+                                sp_source, sp_i_minus_theta, spike_grad)
             if refractory > 0.0:
-                after = -pv_ref * (i_ref - reset) / tm
                 pv_ref = 0.0
-            else:
-                after = -pv * (ev_i[e] - reset) / tm
-            downstream = 0.0
-            for r in range(n_rows):
-                downstream += g_time[r, n_in + src]
-            total = sp_source[src] + downstream + after
-            spike_grad[src] = total
-            pv = -tm * total / sp_i_minus_theta[src]
             g_th -= pv
             clamped = False
         p_v, p_i = pv, pi
@@ -561,7 +571,6 @@ def reverse_factored(m, arr_t, arr_q, arr_s, in_w, dm, ds, em, es, sp_time, sp_k
                                                               c_s * math.exp(-ref_end / ts), a)
         ne += 1
     # ---- reverse: arrivals a-1 .. 0, each spike event before the arrivals that precede it
-    n_rows = g_time.shape[0]
     coef_m = 0.0                 # a
     coef_s = 0.0                 # b
     pv_ref = 0.0
@@ -580,18 +589,10 @@ def reverse_factored(m, arr_t, arr_q, arr_s, in_w, dm, ds, em, es, sp_time, sp_k
                 i_ref = ev_i[e]
                 pv = 0.0
             else:
-                src = ev_s[e]
+                pv = _spike_costate(ev_s[e], pv, pv_ref, i_ref, ev_i[e], refractory, reset, tm, n_in, g_time,
+                                    sp_source, sp_i_minus_theta, spike_grad)
                 if refractory > 0.0:
-                    after = -pv_ref * (i_ref - reset) / tm
                     pv_ref = 0.0
-                else:
-                    after = -pv * (ev_i[e] - reset) / tm
-                downstream = 0.0
-                for r in range(n_rows):
-                    downstream += g_time[r, n_in + src]
-                total = sp_source[src] + downstream + after
-                spike_grad[src] = total
-                pv = -tm * total / sp_i_minus_theta[src]
                 g_th -= pv
             coef_m = pv / f_m
             coef_s = (pi - kk * pv) / f_s
