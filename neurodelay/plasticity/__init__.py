@@ -95,5 +95,7 @@ in every mode.
 """
 
 from .rule import APPLY_MODES, FEEDBACKS, PSEUDO_DERIVATIVES, RULE_KINDS, ThreeFactorRule
+from .three_factor import feedback_weights, learning_signals, three_factor_gradients
 
-__all__ = ["ThreeFactorRule", "RULE_KINDS", "PSEUDO_DERIVATIVES", "FEEDBACKS", "APPLY_MODES"]
+__all__ = ["ThreeFactorRule", "three_factor_gradients", "feedback_weights", "learning_signals", "RULE_KINDS",
+           "PSEUDO_DERIVATIVES", "FEEDBACKS", "APPLY_MODES"]
