@@ -28,7 +28,9 @@ class PlasticRun(NamedTuple):
     record: the :class:`~neurodelay.record.EventRecord` (identical to the plain engine's);
     synapses: flat indices of the tracked synapses (S_t,); A, B: (n_trials, S_t) integrals of the
     pseudo-derivative times the traces p, q; SP, SQ: (n_trials, S_t) p, q at the time of the
-    maximum of the postsynaptic V; tmax, vmax: (n_trials, N) time (s) and value of that maximum
+    maximum of the postsynaptic V (just before an arrival at that time); kink: (n_trials, S_t) dV/dt
+    just before the maximum where the maximum is a kink made by an arrival of that synapse, else 0
+    (then dVmax/dd = kink + eps^d); tmax, vmax: (n_trials, N) time (s) and value of that maximum
     per neuron (tracked neurons only, else 0).
     """
 
@@ -38,6 +40,7 @@ class PlasticRun(NamedTuple):
     B: np.ndarray
     SP: np.ndarray
     SQ: np.ndarray
+    kink: np.ndarray
     tmax: np.ndarray
     vmax: np.ndarray
 
@@ -86,10 +89,10 @@ def simulate_plastic(net, inputs, duration, tracked: np.ndarray, pseudo_derivati
                                f"if this is intended")
         kept = syn[synapses]
         return out, kept[:, 4].copy(), kept[:, 5].copy(), kept[:, 6].copy(), kept[:, 7].copy(), \
-            neu[:, 4].copy(), neu[:, 3].copy()
+            kept[:, 11].copy(), neu[:, 4].copy(), neu[:, 3].copy()
 
     results = map_trials(run, merged.n_trials, n_threads, progress)
     record = prepared.record(net, [r[0] for r in results], engine="events")
     stack = (lambda i, width: np.stack([r[i] for r in results]) if results else np.zeros((0, width)))
     return PlasticRun(record, synapses, stack(1, len(synapses)), stack(2, len(synapses)), stack(3, len(synapses)),
-                      stack(4, len(synapses)), stack(5, n), stack(6, n))
+                      stack(4, len(synapses)), stack(5, len(synapses)), stack(6, n), stack(7, n))

@@ -5,13 +5,22 @@ The event loop (:mod:`.kernel`) calls these hooks when it is given a plastic sta
 compiles the plain loop. The derivation (traces p, q; integrals A, B; lazy settling
 against per-neuron cumulative integrals G) is in :mod:`neurodelay.plasticity`.
 
-Per synapse c (rows of ``syn``, float64 (S, 10)): ``P, Q`` traces at the settle time,
+Per synapse c (rows of ``syn``, float64 (S, 12)): ``P, Q`` traces at the settle time,
 ``t_set``, ``t_arr`` (last arrival), ``A, B`` (integrals of the pseudo-derivative times
-p, q up to t_set), ``SP, SQ`` (p, q at the running maximum of the neuron's V, see
-:func:`on_arrival`), ``gm, gs`` (the neuron's G at t_set).
-Per neuron j (rows of ``neu``, float64 (N, 5)): ``t_ref`` (time origin of G), ``Gm, Gs``
+p, q up to t_set), ``SP, SQ`` (p, q at the running maximum of the neuron's V, just before
+an arrival there, see :func:`on_arrival`), ``gm, gs`` (the neuron's G at t_set), ``t_kink``
+(time of the arrival of c at which SP, SQ were taken, if the maximum was there) and ``kink``
+(at the end: the slope dV/dt just before the maximum if the maximum is a kink made by an
+arrival of c, else 0).
+Per neuron j (rows of ``neu``, float64 (N, 6)): ``t_ref`` (time origin of G), ``Gm, Gs``
 (``int_{t_ref}^t psi(V(u)) exp(-(u - t_ref)/tau) du``, or the exact-mode spike sums), ``vmax,
-tmax`` (running maximum of V and its time).
+tmax, vslope`` (running maximum of V, its time, and dV/dt just before it: 0 at a smooth
+peak, > 0 at a kink where an arrival turns V down).
+
+A maximum at a kink moves with the arrival that makes it, so for that synapse
+``dVmax/dd = dV/dt(tmax-) + eps^d(tmax-)`` (the envelope theorem, ``dVmax/dd = eps^d``,
+holds at smooth peaks only); weights are unaffected (an arrival adds nothing to V at its
+own time).
 ``neu_mode[j]``: 0 untouched, 1 running maximum only (readouts), 2 also the pseudo-derivative.
 ``par``: (mode: 1 exact / 2 gaussian, sigma in units of theta).
 """
@@ -29,10 +38,10 @@ __all__ = ["PLAST_FIELDS", "SYN_COLUMNS", "NEU_COLUMNS", "MODE_EXACT", "MODE_GAU
            "on_interval", "on_arrival", "on_spike", "finish"]
 
 PLAST_FIELDS = ("syn", "neu", "in_ptr", "in_syn", "syn_on", "neu_mode", "par")
-SYN_COLUMNS = ("P", "Q", "t_set", "t_arr", "A", "B", "SP", "SQ", "gm", "gs")
-NEU_COLUMNS = ("t_ref", "Gm", "Gs", "vmax", "tmax")
-_P, _Q, _TSET, _TARR, _A, _B, _SP, _SQ, _GM, _GS = range(10)
-_TREF, _GMN, _GSN, _VMAX, _TMAX = range(5)
+SYN_COLUMNS = ("P", "Q", "t_set", "t_arr", "A", "B", "SP", "SQ", "gm", "gs", "t_kink", "kink")
+NEU_COLUMNS = ("t_ref", "Gm", "Gs", "vmax", "tmax", "vslope")
+_P, _Q, _TSET, _TARR, _A, _B, _SP, _SQ, _GM, _GS, _TKINK, _KINK = range(12)
+_TREF, _GMN, _GSN, _VMAX, _TMAX, _VSLOPE = range(6)
 MODE_EXACT, MODE_GAUSSIAN = 1.0, 2.0
 
 #: G is re-based (all incoming synapses settled, t_ref moved on) once t - t_ref exceeds this many tau_s:
@@ -54,6 +63,7 @@ def new_state(n_syn: int, n_neurons: int):
     """Fresh (syn, neu) arrays of one trial (see the module docstring)."""
     syn = np.zeros((n_syn, len(SYN_COLUMNS)))
     syn[:, _TARR] = -np.inf
+    syn[:, _TKINK] = -np.inf
     neu = np.zeros((n_neurons, len(NEU_COLUMNS)))
     return syn, neu
 
@@ -194,10 +204,11 @@ def on_interval(plast, j, v, i, t_last, ref_end, reset, tau_m, tau_s, theta, t):
                 if 0.0 < s_pk < span:
                     vp = free_voltage(v0, i0, tau_m, tau_s, s_pk)
                     if vp > neu[j, _VMAX]:
-                        neu[j, _VMAX], neu[j, _TMAX] = vp, t0 + s_pk
+                        neu[j, _VMAX], neu[j, _TMAX], neu[j, _VSLOPE] = vp, t0 + s_pk, 0.0
         v_end = free_voltage(v0, i0, tau_m, tau_s, span)
         if v_end > neu[j, _VMAX]:
             neu[j, _VMAX], neu[j, _TMAX] = v_end, t
+            neu[j, _VSLOPE] = (i0 * math.exp(-span / tau_s) - v_end) / tau_m
         if gauss:
             out = np.zeros(2)
             _gauss_free(v0, i0, tau_m, tau_s, theta, width, span, t0, neu[j, _TREF], out)
@@ -219,6 +230,7 @@ def on_arrival(plast, c, j, t, tau_m, tau_s):
     if tmax > syn[c, _TARR]:
         syn[c, _SP] = syn[c, _P] * math.exp(-(tmax - syn[c, _TSET]) / tau_m)
         syn[c, _SQ] = syn[c, _Q] * math.exp(-(tmax - syn[c, _TSET]) / tau_s)
+        syn[c, _TKINK] = t if tmax == t else -np.inf
     _settle(syn, neu, c, j, t, tau_m, tau_s)
     syn[c, _P] += 1.0
     syn[c, _Q] += 1.0
@@ -252,4 +264,6 @@ def finish(plast, kind, tau_m, tau_s, theta, reset, out_post, v, cur, t_last, re
         if tmax > syn[c, _TARR]:
             syn[c, _SP] = syn[c, _P] * math.exp(-(tmax - syn[c, _TSET]) / tau_m[j])
             syn[c, _SQ] = syn[c, _Q] * math.exp(-(tmax - syn[c, _TSET]) / tau_s[j])
+            syn[c, _TKINK] = -np.inf
+        syn[c, _KINK] = neu[j, _VSLOPE] if syn[c, _TKINK] == tmax else 0.0
         _settle(syn, neu, c, j, t_end, tau_m[j], tau_s[j])

@@ -164,7 +164,8 @@ def three_factor_gradients(net: Network, rule: ThreeFactorRule, inputs, duration
     w = fl.out_w[syn]
     Lp, Jp = L[:, post], J[:, post]
     grad_w = (Lp * c * (run.A - run.B) + Jp * c * (run.SP - run.SQ)).mean(axis=0)
-    grad_d = (Lp * w * c * (run.A / tm - run.B / ts) + Jp * w * c * (run.SP / tm - run.SQ / ts)).mean(axis=0)
+    grad_d = (Lp * w * c * (run.A / tm - run.B / ts)
+              + Jp * (w * c * (run.SP / tm - run.SQ / ts) + run.kink)).mean(axis=0)
     # readouts never spike: their synapses learn only through point sources
     grads = {}
     for name, kinds in rule.updates:
