@@ -16,6 +16,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -258,3 +260,32 @@ def test_rule_description_round_trips_and_names_its_keys():
     assert ThreeFactorRule.from_keys(rule.keys(), sigma=0.2, feedback="random", feedback_seed=5) == rule
     with pytest.raises(ValueError, match="projection keys"):
         ThreeFactorRule.from_keys([("out", "tau_m")])
+
+
+def test_trainer_runs_the_rule_records_it_and_resumes(tmp_path, capsys):
+    from neurodelay.cli import main
+    from neurodelay.io import read_netcdf
+    from neurodelay.train import RunConfig, build_model, load_checkpoint
+
+    out = tmp_path / "run"
+    tiny = ["--hidden", "6", "--batch-size", "20", "--n-train", "40", "--n-validation", "20", "--n-test", "20",
+            "--no-progress", "--out", str(out), "--learn", "weight,synaptic"]
+    rule = ["--rule", "three-factor", "--sigma", "0.2", "--feedback", "random", "--feedback-seed", "3"]
+    assert main(["train", "yinyang", "--epochs", "1"] + tiny + rule) == 0
+    cfg = json.loads((out / "config.json").read_text())
+    assert (cfg["rule"], cfg["sigma"], cfg["feedback"], cfg["feedback_seed"]) == ("three-factor", 0.2, "random", 3)
+    model = build_model(RunConfig.from_dict(cfg))
+    assert model.rule == ThreeFactorRule.from_keys(model.keys, sigma=0.2, feedback="random", feedback_seed=3)
+    trained = load_checkpoint(out / "last.nc").network
+    assert not np.array_equal(trained.projection("input", "hidden").weight,
+                              model.network.projection("input", "hidden").weight)   # the rule moved them
+    assert main(["train", "yinyang", "--epochs", "2", "--resume"] + tiny + rule) == 0
+    history = read_netcdf(out / "history.nc")
+    assert history.sizes["epoch"] == 2 and np.isfinite(history["train_loss"].values).all()
+    assert "input->hidden.synaptic" in list(history["param"].values)
+    capsys.readouterr()
+    assert main(["train", "yinyang", "--epochs", "1", "--sigma", "0.2"] + tiny[:-4] + ["--out", str(tmp_path / "x")]) == 2
+    assert "without rule='three-factor'" in capsys.readouterr().err
+    assert main(["train", "yinyang", "--epochs", "1", "--rule", "three-factor", "--learn", "weight,tau_m",
+                 "--out", str(tmp_path / "y"), "--no-progress"]) == 2
+    assert "updates ['weight', 'synaptic', 'axonal']" in capsys.readouterr().err
