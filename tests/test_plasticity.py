@@ -289,3 +289,30 @@ def test_trainer_runs_the_rule_records_it_and_resumes(tmp_path, capsys):
     assert main(["train", "yinyang", "--epochs", "1", "--rule", "three-factor", "--learn", "weight,tau_m",
                  "--out", str(tmp_path / "y"), "--no-progress"]) == 2
     assert "updates ['weight', 'synaptic', 'axonal']" in capsys.readouterr().err
+
+
+def test_gaussian_integrals_match_brute_force_quadrature_of_the_voltage():
+    """A, B = int psi(V) p dt, int psi(V) q dt of each synapse (lazy settling, re-basing, refractory
+    clamps, several spikes) against a fine trapezoid rule over the engine's sampled V and traces
+    p, q built from the arrival times."""
+    tau_m, tau_s, sigma = 10e-3, 2.5e-3, 0.3
+    duration = 0.1                                   # > 4 re-basing spans (8 tau_s)
+    net = (Network().add(SpikeSource("inp", 3), LIF("out", 1, tau_m=tau_m, tau_s=tau_s, refractory=2e-3))
+           .connect("inp", "out", [5.0, 4.0, -1.5], delays=Delays(synaptic=[1e-3, 2.5e-3, 0.5e-3])))
+    times = [[0.0, 12e-3, 30e-3, 31e-3, 60e-3], [5e-3, 13e-3, 45e-3, 70e-3], [14e-3, 32e-3, 47e-3]]
+    inputs = SpikeTrains.from_lists([times])
+    flat = flatten(net)
+    run = simulate_plastic(net, inputs, duration, np.ones(len(flat.out_post), bool), "gaussian", sigma)
+    assert 2 <= len(run.record.time) <= 10                 # it spikes, several times
+    grid = np.linspace(0.0, duration, 400_001)
+    rec = simulate(net, inputs, duration, record="out", sample_times=grid, engine="events")
+    v = rec.voltages("out")[0, :, 0]
+    psi = np.where(v <= 1.0, 2.0 / (sigma * np.sqrt(2 * np.pi)) * np.exp(-0.5 * ((v - 1.0) / sigma) ** 2), 0.0)
+    for q, syn in enumerate(run.synapses):
+        arrivals = np.asarray(times[flat.out_syn[syn]]) + flat.out_d[syn]
+        lag = grid[:, None] - arrivals[None, :]
+        p = np.where(lag >= 0, np.exp(-np.clip(lag, 0, None) / tau_m), 0.0).sum(1)
+        qq = np.where(lag >= 0, np.exp(-np.clip(lag, 0, None) / tau_s), 0.0).sum(1)
+        a_ref, b_ref = np.trapezoid(psi * p, grid), np.trapezoid(psi * qq, grid)
+        assert run.A[0, q] == pytest.approx(a_ref, rel=2e-4), q
+        assert run.B[0, q] == pytest.approx(b_ref, rel=2e-4), q
