@@ -124,7 +124,8 @@ def test_readout_synapses_are_exact_in_every_mode():
     n_in, n_hid, n_out, n_trials = 5, 8, 3, 5
     net = (Network().add(SpikeSource("inp", n_in), LIF("hid", n_hid, tau_m=10e-3, tau_s=3e-3, refractory=2e-3),
                          Readout("out", n_out, tau_m=15e-3, tau_s=4e-3))
-           .connect("inp", "hid", rng.uniform(1.0, 3.0, n_in * n_hid), delays=Delays(synaptic=rng.uniform(0, 3e-3, n_in * n_hid)))
+           .connect("inp", "hid", rng.uniform(1.0, 3.0, n_in * n_hid),
+                    delays=Delays(synaptic=rng.uniform(0, 3e-3, n_in * n_hid)))
            .connect("hid", "out", rng.normal(0.3, 0.5, n_hid * n_out),
                     delays=Delays(axonal=rng.uniform(0, 2e-3, n_hid), synaptic=rng.uniform(0, 4e-3, n_hid * n_out))))
     inputs = _inputs(rng, n_trials, n_in)
@@ -241,14 +242,16 @@ def test_bad_descriptions_are_refused_clearly(one_layer):
         ThreeFactorRule({"inp": "weight"})
     recurrent = plain.add(LIF("rec", 2)).connect("out", "rec", 1.0).connect("rec", "out", 1.0)
     with pytest.raises(ValueError, match="feedforward"):
-        three_factor_gradients(recurrent, ThreeFactorRule({"inp->out": "weight"}), SpikeTrains.from_lists([[[0.0], []]]),
+        three_factor_gradients(recurrent, ThreeFactorRule({"inp->out": "weight"}),
+                               SpikeTrains.from_lists([[[0.0], []]]),
                                DURATION, losses.FirstSpikeMSE("out", 1e-3), [0])
     with pytest.raises(ValueError, match="online"):
         three_factor_gradients(net, ThreeFactorRule({"inp->out": "weight"}, apply="online", interval=1e-3),
                                inputs, DURATION, losses.FirstSpikeMSE("out", 1e-3), labels)
     readout = (Network().add(SpikeSource("inp", 2), Readout("out", 2)).connect("inp", "out", 1.0))
     with pytest.raises(ValueError, match="continuous voltage sources"):
-        three_factor_gradients(readout, ThreeFactorRule({"inp->out": "weight"}), SpikeTrains.from_lists([[[0.0], [1e-3]]]),
+        three_factor_gradients(readout, ThreeFactorRule({"inp->out": "weight"}),
+                               SpikeTrains.from_lists([[[0.0], [1e-3]]]),
                                DURATION, losses.WeightedIntegralCrossEntropy("out"), [0])
 
 
@@ -284,7 +287,8 @@ def test_trainer_runs_the_rule_records_it_and_resumes(tmp_path, capsys):
     assert history.sizes["epoch"] == 2 and np.isfinite(history["train_loss"].values).all()
     assert "input->hidden.synaptic" in list(history["param"].values)
     capsys.readouterr()
-    assert main(["train", "yinyang", "--epochs", "1", "--sigma", "0.2"] + tiny[:-4] + ["--out", str(tmp_path / "x")]) == 2
+    plain = tiny[:-4] + ["--out", str(tmp_path / "x")]
+    assert main(["train", "yinyang", "--epochs", "1", "--sigma", "0.2"] + plain) == 2
     assert "without rule='three-factor'" in capsys.readouterr().err
     assert main(["train", "yinyang", "--epochs", "1", "--rule", "three-factor", "--learn", "weight,tau_m",
                  "--out", str(tmp_path / "y"), "--no-progress"]) == 2
