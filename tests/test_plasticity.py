@@ -320,3 +320,13 @@ def test_gaussian_integrals_match_brute_force_quadrature_of_the_voltage():
         a_ref, b_ref = np.trapezoid(psi * p, grid), np.trapezoid(psi * qq, grid)
         assert run.A[0, q] == pytest.approx(a_ref, rel=2e-4), q
         assert run.B[0, q] == pytest.approx(b_ref, rel=2e-4), q
+
+
+def test_the_plastic_loop_simulates_exactly_like_the_plain_one(one_layer):
+    net, inputs, _ = one_layer
+    flat = flatten(net)
+    plain = simulate(net, inputs, DURATION, engine="events")
+    for mode in ("gaussian", "exact"):
+        record = simulate_plastic(net, inputs, DURATION, np.ones(len(flat.out_post), bool), mode).record
+        for name in ("trial", "neuron", "time", "i_minus_theta"):
+            assert np.array_equal(getattr(record, name), getattr(plain, name)), (mode, name)
