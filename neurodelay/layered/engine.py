@@ -61,6 +61,11 @@ def supports(net) -> str | None:
         loops = [p.name for p in net.projections if p.pre == p.post]
         what = f"recurrent projection(s) {loops}" if loops else "a cycle of projections between populations"
         return f"the network has {what}; the layered engine handles feedforward layers only"
+    moved = [p.name for p in net.populations if not isinstance(p, SpikeSource)
+             and (np.any(p.bias) or np.any(p.v_init) or np.any(p.i_init))]
+    if moved:
+        return (f"population(s) {moved} have a bias current or start away from rest; the layered engine "
+                f"runs neurons without bias from rest only")
     return None
 
 
@@ -156,7 +161,7 @@ def _map(pool, fn, tasks):
 
 # ---------------------------------------------------------------- forward ----
 def simulate(net: Network, inputs, duration, *, record=(), sample_times=None, n_threads: int | None = None,
-             max_spikes_per_trial: int = 10_000_000, progress: bool = False) -> EventRecord:
+             max_spikes_per_trial: int = 10_000_000, progress: bool = False, initial_state=None) -> EventRecord:
     """Simulate every trial of `inputs` exactly on [0, duration] with the layered engine.
 
     Same arguments and result as :func:`neurodelay.events.simulate` (inputs: a
@@ -168,8 +173,10 @@ def simulate(net: Network, inputs, duration, *, record=(), sample_times=None, n_
     reason = supports(net)
     if reason is not None:
         raise ValueError(f"net: the layered engine cannot simulate this network: {reason}")
+    if initial_state is not None:
+        raise ValueError("initial_state: the layered engine runs from rest only; use engine='events'")
     prepared = prepare_run(net, inputs, duration, record, sample_times)
-    duration, flat, merged, sample_times, sample_neurons = prepared
+    duration, flat, merged, sample_times, sample_neurons = prepared[:5]
     plan = _plan_for(net, flat)
     n = flat.n_neurons
     col_of = np.full(n, -1, np.int64)
@@ -238,19 +245,20 @@ def simulate(net: Network, inputs, duration, *, record=(), sample_times=None, n_
 
 # ---------------------------------------------------------------- adjoint ----
 def adjoint(record: EventRecord, sources: AdjointSources, *, time_constants: bool = False,
-            n_threads: int | None = None, record_tolerance: float = 1e-6) -> AdjointResult:
+            n_threads: int | None = None, record_tolerance: float = 1e-6, state: bool = False) -> AdjointResult:
     """Reverse pass of EventProp with delays over every trial of `record`, layer by layer.
 
     Same arguments and result as :func:`neurodelay.events.adjoint` and the same
     numbers to rounding, for a record of any engine. Networks that
-    :func:`supports` refuses are handed to :func:`neurodelay.events.adjoint`.
+    :func:`supports` refuses, records that do not start at rest, and requests for the state
+    gradients (`state`: dL/dbias, dL/dV(0), dL/dI(0)) are handed to :func:`neurodelay.events.adjoint`.
     Raises :class:`~neurodelay.events.adjoint.RecordMismatchError` when the
     record's spikes are not threshold crossings of its network.
     """
     net, flat = record.network, record.flat
-    if supports(net) is not None:
+    if supports(net) is not None or state or not record.starts_at_rest:
         return _events_adjoint(record, sources, time_constants=time_constants, n_threads=n_threads,
-                               record_tolerance=record_tolerance)
+                               record_tolerance=record_tolerance, state=state)
     rp = prepare_reverse(record, sources, record_tolerance)
     inputs, spike_time_src, theta_src = record.inputs, rp.spike_time_src, rp.theta_src
     n, n_trials, duration, n_syn = flat.n_neurons, record.n_trials, float(record.duration), len(flat.out_post)
@@ -343,10 +351,13 @@ class LayeredEngine:
     def supports(self, net) -> str | None:
         return supports(net)
 
-    def simulate(self, net, inputs, duration, *, record=(), sample_times=None, n_threads=None):
+    def simulate(self, net, inputs, duration, *, record=(), sample_times=None, n_threads=None,
+                 initial_state=None):
         return simulate(net, inputs, duration, record=record, sample_times=sample_times, n_threads=n_threads,
-                        max_spikes_per_trial=self.max_spikes_per_trial, progress=self.progress)
+                        max_spikes_per_trial=self.max_spikes_per_trial, progress=self.progress,
+                        initial_state=initial_state)
 
-    def adjoint(self, record, sources, *, time_constants=False, n_threads=None, record_tolerance=1e-6):
+    def adjoint(self, record, sources, *, time_constants=False, n_threads=None, record_tolerance=1e-6,
+                state=False):
         return adjoint(record, sources, time_constants=time_constants, n_threads=n_threads,
-                       record_tolerance=record_tolerance)
+                       record_tolerance=record_tolerance, state=state)
