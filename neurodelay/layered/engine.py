@@ -61,11 +61,6 @@ def supports(net) -> str | None:
         loops = [p.name for p in net.projections if p.pre == p.post]
         what = f"recurrent projection(s) {loops}" if loops else "a cycle of projections between populations"
         return f"the network has {what}; the layered engine handles feedforward layers only"
-    moved = [p.name for p in net.populations if not isinstance(p, SpikeSource)
-             and (np.any(p.bias) or np.any(p.v_init) or np.any(p.i_init))]
-    if moved:
-        return (f"population(s) {moved} have a bias current or start away from rest; the layered engine "
-                f"runs neurons without bias from rest only")
     return None
 
 
@@ -173,9 +168,7 @@ def simulate(net: Network, inputs, duration, *, record=(), sample_times=None, n_
     reason = supports(net)
     if reason is not None:
         raise ValueError(f"net: the layered engine cannot simulate this network: {reason}")
-    if initial_state is not None:
-        raise ValueError("initial_state: the layered engine runs from rest only; use engine='events'")
-    prepared = prepare_run(net, inputs, duration, record, sample_times)
+    prepared = prepare_run(net, inputs, duration, record, sample_times, initial_state)
     duration, flat, merged, sample_times, sample_neurons = prepared[:5]
     plan = _plan_for(net, flat)
     n = flat.n_neurons
@@ -183,8 +176,11 @@ def simulate(net: Network, inputs, duration, *, record=(), sample_times=None, n_
     col_of[sample_neurons] = np.arange(len(sample_neurons))
     # readouts never spike: scan them only when their voltage is sampled
     layers = [ly for ly in plan.layers if ly[3] or np.any(col_of[ly[0]: ly[0] + ly[1]] >= 0)]
-    static = (flat.kind, flat.tau_m, flat.tau_s, flat.theta, flat.reset, flat.refractory, plan.closed,
-              plan.in_ptr, plan.in_pre, plan.in_d, plan.in_w)
+    # a bias b: the scans run on u = V - b with threshold theta - b and reset - b
+    static = (flat.kind, flat.tau_m, flat.tau_s, flat.theta - flat.bias, flat.reset - flat.bias, flat.refractory,
+              plan.closed, plan.in_ptr, plan.in_pre, plan.in_d, plan.in_w)
+    moved = np.zeros(n, bool) if prepared.v_init is None and not flat.has_initial_state else np.ones(n, bool)
+    moved |= flat.bias != 0.0                                # neurons that may not take the factored scan
     bounds = merged.trial_slices()
 
     def run_trial(k, pool):
@@ -194,11 +190,13 @@ def simulate(net: Network, inputs, duration, *, record=(), sample_times=None, n_
         s_time = parts_t[0]
         pos = len(s_time)
         samples = np.zeros((len(sample_times), len(sample_neurons)))
+        v0, i0 = prepared.initial_state(k)
+        start = (v0 - flat.bias, i0, flat.bias)
         out_n, out_t, out_g = [], [], []
         total = 0
         for off, size, _, is_lif in layers:
             taus = (_factored_taus(flat, off, size, duration, np.any(col_of[off: off + size] >= 0))
-                    if is_lif and FACTORED_FORWARD else None)
+                    if is_lif and FACTORED_FORWARD and not np.any(moved[off: off + size]) else None)
             if taus is not None:
                 capped = np.minimum(s_time, duration)      # spikes after the end have no arrivals
                 factors = (True, plan.in_dm, plan.in_ds, np.exp(capped / taus[0]), np.exp(capped / taus[1]))
@@ -208,7 +206,7 @@ def simulate(net: Network, inputs, duration, *, record=(), sample_times=None, n_
             def work(chunk, s_time=s_time, factors=factors):
                 c0, c1, _ = chunk
                 return K.forward_range(c0, c1, *static, s_start, s_end, s_time, duration, sample_times, col_of,
-                                       samples, max_spikes_per_trial - total, *factors)
+                                       samples, max_spikes_per_trial - total, *factors, *start)
             res = _map(pool, work, _chunks(off, size))
             counts = np.concatenate([r[0] for r in res])
             times = np.concatenate([r[1] for r in res])
@@ -250,13 +248,14 @@ def adjoint(record: EventRecord, sources: AdjointSources, *, time_constants: boo
 
     Same arguments and result as :func:`neurodelay.events.adjoint` and the same
     numbers to rounding, for a record of any engine. Networks that
-    :func:`supports` refuses, records that do not start at rest, and requests for the state
-    gradients (`state`: dL/dbias, dL/dV(0), dL/dI(0)) are handed to :func:`neurodelay.events.adjoint`.
+    :func:`supports` refuses, networks with a bias current, records that do not start at rest,
+    and requests for the state gradients (`state`: dL/dbias, dL/dV(0), dL/dI(0)) are handed to
+    :func:`neurodelay.events.adjoint`.
     Raises :class:`~neurodelay.events.adjoint.RecordMismatchError` when the
     record's spikes are not threshold crossings of its network.
     """
     net, flat = record.network, record.flat
-    if supports(net) is not None or state or not record.starts_at_rest:
+    if supports(net) is not None or state or not record.starts_at_rest or np.any(flat.bias):
         return _events_adjoint(record, sources, time_constants=time_constants, n_threads=n_threads,
                                record_tolerance=record_tolerance, state=state)
     rp = prepare_reverse(record, sources, record_tolerance)
