@@ -145,7 +145,10 @@ def _gradient(net: Network, flat, result: AdjointResult, key) -> np.ndarray:
     off, n = flat.offsets[target], flat.sizes[target]
     if kind in ("v_init", "i_init"):
         per_trial = getattr(result, kind)[:, off: off + n]
-        return per_trial.copy() if key[-1] == "trial" else per_trial.sum(axis=0)
+        if key[-1] == "trial":
+            return per_trial.copy()
+        per_neuron = per_trial.sum(axis=0)
+        return np.array(per_neuron.sum()) if len(key) == 3 else per_neuron
     per_neuron = getattr(result, kind)[off: off + n].copy()
     return np.array(per_neuron.sum()) if len(key) == 3 else per_neuron
 

@@ -48,9 +48,9 @@ def test_description_validates_bias_and_initial_state():
     b2 = pytest.importorskip("brian2")
     with pytest.raises(ValueError, match=r"hid\.bias is a voltage but hid\.theta is dimensionless"):
         LIF("hid", 1, bias=2 * b2.mV)
-    pop = LIF("hid", 2, theta=-50 * b2.mV, reset=-65 * b2.mV, bias=20 * b2.mV, v_init=-60 * b2.mV)
-    np.testing.assert_allclose(pop.bias, 0.02)
-    np.testing.assert_allclose(pop.v_init, -0.06)
+    pop = LIF("hid", 2, theta=20 * b2.mV, reset=0 * b2.mV, bias=25 * b2.mV, v_init=-5 * b2.mV)
+    np.testing.assert_allclose(pop.bias, 0.025)
+    np.testing.assert_allclose(pop.v_init, -0.005)
 
 
 def test_initial_state_argument_is_validated():
@@ -69,8 +69,8 @@ def test_initial_state_argument_is_validated():
         run({"hid": {"i": [0.0, np.inf]}})
     with pytest.raises(ValueError, match=r"initial_state\['hid'\]\['v'\] must be below theta"):
         run({"hid": {"v": [[0.0, 0.5], [1.0, 0.0]]}})
-    with pytest.raises(ValueError, match=r"initial_state: the layered engine runs from rest only"):
-        simulate(net, inputs, 0.01, initial_state={"hid": {"v": [0.1, 0.2]}}, engine="layered")
+    with pytest.raises(ValueError, match=r"initial_state must be None or a dict"):
+        run([0.1, 0.2])
 
 
 def test_per_trial_initial_state_overrides_the_description():
@@ -79,7 +79,7 @@ def test_per_trial_initial_state_overrides_the_description():
                                                    v_init=[0.1, -0.2], i_init=[2.0, 0.0]))
     inputs = SpikeTrains.from_lists([[[]]] * 3)
     v = np.array([[0.1, -0.2], [0.9, 0.0], [0.1, -0.2]])
-    i = np.array([[2.0, 0.0], [2.0, 3.0], [2.0, 0.0]])
+    i = np.array([[2.0, 0.0], [2.0, 6.0], [2.0, 0.0]])
     described = simulate(net, inputs, 0.02, engine="events")
     overridden = simulate(net, inputs, 0.02, engine="events", initial_state={"hid": {"v": v, "i": i}})
     for trial in (0, 2):
@@ -90,10 +90,28 @@ def test_per_trial_initial_state_overrides_the_description():
     np.testing.assert_array_equal(overridden.initial_state(1)[0][1:], v[1])
 
 
-def test_auto_engine_runs_biased_feedforward_networks_on_the_event_engine():
-    net = (Network().add(SpikeSource("inp", 1), LIF("hid", 1, bias=1.2)).connect("inp", "hid", 0.5))
-    rec = simulate(net, SpikeTrains.from_lists([[[1e-3]]]), 0.1)
-    assert rec.engine == "events" and len(rec.time) > 0
+def test_layered_engine_runs_bias_and_per_trial_initial_states_like_the_event_engine():
+    """The layered scans (on u = V - bias) against the event engine, with per-trial initial states;
+    "auto" picks the layered engine for such feedforward networks; its adjoint hands them to
+    the event engine's (same gradients)."""
+    net, inputs, labels = _state_network(False)
+    rng = np.random.default_rng(8)
+    state = {"hid": {"v": rng.uniform(-0.5, 0.9, (2, 6)), "i": rng.uniform(-1, 2, (2, 6))}}
+    times = np.linspace(0, DURATION, 51)
+    kw = dict(record=["out", "hid"], sample_times=times, initial_state=state)
+    events = simulate(net, inputs, DURATION, engine="events", **kw)
+    layered = simulate(net, inputs, DURATION, **kw)
+    assert layered.engine == "layered" and len(events.time) >= 20
+    np.testing.assert_array_equal(layered.neuron, events.neuron)
+    np.testing.assert_allclose(layered.time, events.time, rtol=0, atol=1e-13)
+    np.testing.assert_allclose(layered.i_minus_theta, events.i_minus_theta, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(layered.voltage, events.voltage, rtol=0, atol=1e-12)
+    loss = LOSSES["first_spike_ce"]()
+    keys = [("inp->hid", "weight"), ("hid", "tau_m"), ("hid", "bias"), ("hid", "v_init", "trial")]
+    a = loss_and_grad(net, inputs, DURATION, loss, labels, keys, engine="layered", initial_state=state).grads
+    b = loss_and_grad(net, inputs, DURATION, loss, labels, keys, engine="events", initial_state=state).grads
+    for key in keys:
+        np.testing.assert_allclose(a[key], b[key], rtol=1e-9, atol=1e-12)
 
 
 # ---- gradients ----------------------------------------------------------------------------------
