@@ -282,6 +282,8 @@ def resolve_initial_state(net: Network, flat: FlatNetwork, initial_state, n_tria
     if not isinstance(initial_state, dict):
         raise ValueError(f"initial_state must be None or a dict population -> {{'v': ..., 'i': ...}}, "
                          f"got {type(initial_state).__name__}")
+    check_memory(16.0 * n_trials * flat.n_neurons,
+                 f"initial_state: V and I of {flat.n_neurons} neurons in {n_trials} trials")
     v_all = np.tile(flat.v_init, (n_trials, 1))
     i_all = np.tile(flat.i_init, (n_trials, 1))
     for name, values in initial_state.items():

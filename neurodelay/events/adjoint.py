@@ -68,6 +68,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..flat import KIND_LIF, KIND_READOUT, FlatNetwork
+from ..memory import check_memory
 from ..record import AdjointResult, AdjointSources, RecordMismatchError
 from .adjoint_kernel import replay_trial, reverse_trial
 from .batch import map_trials
@@ -232,6 +233,8 @@ def adjoint(record, sources: AdjointSources, *, time_constants: bool = False,
     rb, r_neuron, r_rate, r_coef = rp.rates
     static = flat.kernel
     state = bool(state)
+    if state:
+        check_memory(16.0 * n_trials * n, f"initial-state gradients of {n} neurons in {n_trials} trials")
     # carry every costate down to t = 0: for the state gradients, and for the time-constant
     # integrals before each neuron's first event when it does not start at rest
     want_start = state or (bool(time_constants) and not record.starts_at_rest)
