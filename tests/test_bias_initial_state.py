@@ -196,3 +196,22 @@ def test_bias_gradient_of_a_readout_is_its_closed_form():
     p = np.exp(score - score.max())
     p /= p.sum()
     np.testing.assert_allclose(res.grads[("ro", "bias")], (p - [1, 0]) * factor, rtol=1e-12)
+
+
+def test_network_dataset_keeps_bias_and_initial_state(tmp_path):
+    """network_to_dataset / network_from_dataset store bias, v_init, i_init; a dataset written
+    before they existed (no such variables) reads as zeros."""
+    from neurodelay.io import read_netcdf, write_netcdf
+    from neurodelay.train.network_state import network_from_dataset, network_to_dataset
+
+    net, inputs, _ = _state_network(True)
+    write_netcdf(network_to_dataset(net), tmp_path / "net.nc")
+    back = network_from_dataset(read_netcdf(tmp_path / "net.nc"))
+    for pop in ("hid", "out", "ttfs"):
+        for kind in ("bias", "v_init", "i_init"):
+            np.testing.assert_array_equal(getattr(back[pop], kind), getattr(net[pop], kind))
+    a, b = simulate(net, inputs, DURATION, engine="events"), simulate(back, inputs, DURATION, engine="events")
+    np.testing.assert_array_equal(a.time, b.time)
+    old = network_to_dataset(net).drop_vars([v for v in network_to_dataset(net).data_vars
+                                             if v.endswith(("_bias", "_v_init", "_i_init"))])
+    assert not np.any(network_from_dataset(old)["hid"].bias)
