@@ -332,8 +332,10 @@ def adjoint(record: EventRecord, sources: AdjointSources, *, time_constants: boo
 class LayeredEngine:
     """The layered engine as an :class:`~neurodelay.engines.Engine` (registered as ``"layered"``).
 
-    Runs feedforward networks (any delay kinds, refractoriness, readouts) with
-    the event engine's results at a fraction of its cost; :meth:`supports` gives
+    Runs feedforward networks (any delay kinds, refractoriness, readouts, bias
+    currents and initial states: the scans run on u = V - bias) with
+    the event engine's results at a fraction of its cost (the gradients of runs
+    with a bias or away from rest are the event engine's adjoint's); :meth:`supports` gives
     the reason for networks it does not run (recurrent projections), which
     ``engine="auto"`` then runs on the event engine.
     """
