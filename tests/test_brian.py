@@ -517,7 +517,7 @@ def test_bias_and_initial_state_in_precise_and_grid_modes(case):
     tonic = net["hid"].bias > net["hid"].theta
     assert tonic.sum() >= 3 and exact.spikes("hid").counts()[:, tonic].min() >= 5
     first = exact.first_spike_times("hid")
-    assert np.sum(first < 1e-3) >= 3          # neurons started near threshold fire at once
+    assert np.sum(first < 5e-3) >= 3          # neurons started near threshold fire early
     for pop in ("hid", "out"):
         s = summary(exact, precise, pop)
         assert s["mismatched_neurons"] <= 1 and s["within_1us"] > 0.95, (pop, s)
