@@ -94,3 +94,28 @@ def test_bias_and_initial_state_shift_a_driven_neuron_exactly(engine):
     assert len(biased.time) >= 4
     np.testing.assert_array_equal(biased.counts(), shifted.counts())
     np.testing.assert_allclose(biased.time, shifted.time, rtol=0, atol=max(engine.time_tolerance, 1e-12))
+
+
+def test_state_gradients_match_finite_differences(engine):
+    """dL/dbias, dL/dv_init, dL/di_init on this engine (its forward pass and its adjoint) against
+    central finite differences of the same engine, on gradcheck's feedforward network with biases
+    (some tonic) and initial states."""
+    from gradient_cases import DURATION, _assert_close
+
+    from neurodelay import losses
+    from neurodelay.gradcheck import finite_differences, random_network
+    from neurodelay.gradients import loss_and_grad
+
+    net, inputs, labels = random_network(3, False)
+    rng = np.random.default_rng(7)
+    for pop, n, top in (("hid", 6, 1.3), ("ttfs", 3, 0.5)):
+        net = net.with_population(pop, bias=rng.uniform(-0.3, top, n), v_init=rng.uniform(-0.5, 0.5, n),
+                                  i_init=rng.uniform(-1.0, 1.0, n))
+    engine.require(net)
+    loss = losses.FirstSpikeCrossEntropy("ttfs", xi=3e-3)
+    keys = [(pop, kind) for pop in ("hid", "ttfs") for kind in ("bias", "v_init", "i_init")]
+    grads = loss_and_grad(net, inputs, DURATION, loss, labels, keys, engine=engine.engine).grads
+    for key in keys:
+        fd = finite_differences(net, inputs, DURATION, loss, labels, key, engine=engine.engine)
+        assert np.max(np.abs(fd[~np.isnan(fd)]), initial=0.0) > 1e-3, key
+        _assert_close(grads[key], fd, key)
