@@ -22,8 +22,8 @@ from .network import LIF, Network, SpikeSource, check_initial_voltage
 from .spikes import SpikeTrains
 from .units import as_seconds, as_voltage, has_voltage_units
 
-__all__ = ["EventRecord", "merge_inputs", "prepare_run", "resolve_initial_state", "PreparedRun", "spike_time_errors", "AdjointSources",
-           "AdjointResult", "RecordMismatchError"]
+__all__ = ["EventRecord", "merge_inputs", "prepare_run", "resolve_initial_state", "PreparedRun", "spike_time_errors",
+           "AdjointSources", "AdjointResult", "RecordMismatchError"]
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from neurodelay.gradients import get_param, gradients_to_dataset, loss_and_grad,
 from neurodelay.network import LIF, Network, Readout, SpikeSource
 from neurodelay.spikes import SpikeTrains
 
-from gradient_cases import DURATION, RTOL, _assert_close
+from gradient_cases import DURATION, _assert_close
 
 LOSSES = {
     "first_spike_ce": lambda: losses.FirstSpikeCrossEntropy("ttfs", xi=3e-3),

@@ -522,7 +522,8 @@ def test_bias_and_initial_state_in_precise_and_grid_modes(case):
         s = summary(exact, precise, pop)
         assert s["mismatched_neurons"] <= 1 and s["within_1us"] > 0.95, (pop, s)
         g = summary(exact, grid, pop)
-        assert g["mismatched_neurons"] <= 3 and g["median_error_s"] < 1e-5, (pop, g)
+        # grid timing: within the bound of test_grid_timing_error_scales_with_dt
+        assert g["mismatched_neurons"] <= 3 and g["median_error_s"] < 2e-5, (pop, g)
     np.testing.assert_allclose(precise.voltages("ro"), exact.voltages("ro"), rtol=0, atol=1e-6)
     np.testing.assert_allclose(precise.voltages("ro")[:, 0], exact.voltages("ro")[:, 0], rtol=0, atol=1e-12)
     assert np.all(precise.i_minus_theta > 0)                 # tau_m dV/dt at a crossing, bias included
