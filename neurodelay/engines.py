@@ -38,7 +38,7 @@ if TYPE_CHECKING:  # pragma: no cover - types only
     from .record import AdjointResult, AdjointSources, EventRecord
 
 __all__ = ["Engine", "register_engine", "unregister_engine", "get_engine", "available_engines",
-           "BrianEngine", "AUTO"]
+           "BrianEngine", "AUTO", "require_option"]
 
 AUTO = "auto"
 
@@ -65,6 +65,20 @@ class Engine(Protocol):
         """Gradients (summed over trials) of the loss whose sources are `sources`, from `record`.
         Engines that compute dL/dbias and the initial-state gradients take ``state=True``
         (only passed when asked for)."""
+
+
+def require_option(engine, method: str, option: str, what: str) -> None:
+    """Raise ValueError naming `what` when ``engine.<method>`` does not take the keyword `option`
+    (e.g. an engine registered before initial states existed)."""
+    import inspect
+
+    try:
+        params = inspect.signature(getattr(engine, method)).parameters
+    except (TypeError, ValueError):   # pragma: no cover - builtins without a signature
+        return
+    if option not in params and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        raise ValueError(f"{what}: engine {getattr(engine, 'name', engine)!r} does not support it "
+                         f"(its {method} takes no {option}=)")
 
 
 @dataclass

@@ -33,7 +33,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .delays import DELAY_KINDS, reduce_synaptic_gradient
-from .engines import get_engine
+from .engines import get_engine, require_option
 from .network import LIF, Network, Readout
 from .record import AdjointResult, EventRecord
 
@@ -180,6 +180,7 @@ def loss_and_grad(net: Network, inputs, duration, loss, labels=None, params=(), 
     chosen = get_engine(engine, net)
     if record is None:
         if initial_state is not None:
+            require_option(chosen, "simulate", "initial_state", "initial_state")
             record = chosen.simulate(net, inputs, duration, n_threads=n_threads, initial_state=initial_state)
         else:
             record = chosen.simulate(net, inputs, duration, n_threads=n_threads)
@@ -200,6 +201,8 @@ def loss_and_grad(net: Network, inputs, duration, loss, labels=None, params=(), 
     if keys:
         want_tau = any(key[1] in ("tau_m", "tau_s") for key in keys)
         extra = {"state": True} if any(key[1] in STATE_KINDS for key in keys) else {}
+        if extra:
+            require_option(chosen, "adjoint", "state", "gradients of bias, v_init or i_init")
         result = chosen.adjoint(record, sources, time_constants=want_tau, n_threads=n_threads,
                                 record_tolerance=record_tolerance, **extra)
         grads = {key: _gradient(net, record.flat, result, key) / record.n_trials for key in keys}

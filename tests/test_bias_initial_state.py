@@ -215,3 +215,28 @@ def test_network_dataset_keeps_bias_and_initial_state(tmp_path):
     old = network_to_dataset(net).drop_vars([v for v in network_to_dataset(net).data_vars
                                              if v.endswith(("_bias", "_v_init", "_i_init"))])
     assert not np.any(network_from_dataset(old)["hid"].bias)
+
+
+def test_engines_without_the_options_are_named():
+    """An engine registered before initial states existed is refused with a clear error."""
+    from neurodelay.engines import get_engine
+
+    class OldEngine:
+        name = "old"
+
+        def supports(self, net):
+            return None
+
+        def simulate(self, net, inputs, duration, *, record=(), sample_times=None, n_threads=None):
+            return get_engine("events").simulate(net, inputs, duration, record=record, sample_times=sample_times)
+
+        def adjoint(self, record, sources, *, time_constants=False, n_threads=None, record_tolerance=1e-6):
+            return get_engine("events").adjoint(record, sources, time_constants=time_constants)
+
+    net, inputs, labels = _state_network(False)
+    with pytest.raises(ValueError, match=r"initial_state: engine 'old' does not support it"):
+        simulate(net, inputs, DURATION, engine=OldEngine(), initial_state={"hid": {"v": np.zeros(6)}})
+    with pytest.raises(ValueError, match=r"gradients of bias, v_init or i_init: engine 'old'"):
+        loss_and_grad(net, inputs, DURATION, LOSSES["first_spike_ce"](), labels, [("hid", "bias")], engine=OldEngine())
+    g = loss_and_grad(net, inputs, DURATION, LOSSES["first_spike_ce"](), labels, [("hid", "theta")], engine=OldEngine())
+    assert np.any(g.grads[("hid", "theta")])

@@ -45,6 +45,9 @@ def simulate(net: Network, inputs, duration, *, record=(), sample_times=None,
     if max_spikes_per_trial is not None:
         raise ValueError(f"max_spikes_per_trial is an option of the 'events' engine, not of {chosen.name!r}")
     if initial_state is not None:
+        from ..engines import require_option
+
+        require_option(chosen, "simulate", "initial_state", "initial_state")
         return chosen.simulate(net, inputs, duration, record=record, sample_times=sample_times,
                                n_threads=n_threads, initial_state=initial_state)
     return chosen.simulate(net, inputs, duration, record=record, sample_times=sample_times, n_threads=n_threads)
