@@ -14,7 +14,8 @@ except PackageNotFoundError:  # pragma: no cover - a source tree that was never 
 __all__ = ["__version__", "cache_root", "simulate"]
 
 
-def simulate(net, inputs, duration, *, engine="auto", record=(), sample_times=None, n_threads=None):
+def simulate(net, inputs, duration, *, engine="auto", record=(), sample_times=None, n_threads=None,
+             initial_state=None):
     """Simulate `net` on `inputs` for `duration` s on an engine (:mod:`neurodelay.engines`, default "auto").
 
     The same as :func:`neurodelay.events.simulate` (see there); imported on first call, so that
@@ -23,4 +24,4 @@ def simulate(net, inputs, duration, *, engine="auto", record=(), sample_times=No
     from .events.forward import simulate as _simulate
 
     return _simulate(net, inputs, duration, record=record, sample_times=sample_times, n_threads=n_threads,
-                     engine=engine)
+                     engine=engine, initial_state=initial_state)

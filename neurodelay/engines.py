@@ -38,7 +38,7 @@ if TYPE_CHECKING:  # pragma: no cover - types only
     from .record import AdjointResult, AdjointSources, EventRecord
 
 __all__ = ["Engine", "register_engine", "unregister_engine", "get_engine", "available_engines",
-           "BrianEngine", "AUTO"]
+           "BrianEngine", "AUTO", "require_option"]
 
 AUTO = "auto"
 
@@ -54,12 +54,31 @@ class Engine(Protocol):
 
     def simulate(self, net: "Network", inputs, duration, *, record=(), sample_times=None,
                  n_threads: int | None = None) -> "EventRecord":
-        """Every trial of `inputs` (SpikeTrains, or dict source name -> SpikeTrains; s) from rest on
-        [0, duration] s; V of the populations named in `record` sampled at `sample_times` (s)."""
+        """Every trial of `inputs` (SpikeTrains, or dict source name -> SpikeTrains; s) on
+        [0, duration] s; V of the populations named in `record` sampled at `sample_times` (s).
+        Engines that support initial states also take ``initial_state=`` (a dict population ->
+        {"v": ..., "i": ...}, see :func:`neurodelay.record.resolve_initial_state`); it is only
+        passed when given."""
 
     def adjoint(self, record: "EventRecord", sources: "AdjointSources", *, time_constants: bool = False,
                 n_threads: int | None = None, record_tolerance: float = 1e-6) -> "AdjointResult":
-        """Gradients (summed over trials) of the loss whose sources are `sources`, from `record`."""
+        """Gradients (summed over trials) of the loss whose sources are `sources`, from `record`.
+        Engines that compute dL/dbias and the initial-state gradients take ``state=True``
+        (only passed when asked for)."""
+
+
+def require_option(engine, method: str, option: str, what: str) -> None:
+    """Raise ValueError naming `what` when ``engine.<method>`` does not take the keyword `option`
+    (e.g. an engine registered before initial states existed)."""
+    import inspect
+
+    try:
+        params = inspect.signature(getattr(engine, method)).parameters
+    except (TypeError, ValueError):   # pragma: no cover - builtins without a signature
+        return
+    if option not in params and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        raise ValueError(f"{what}: engine {getattr(engine, 'name', engine)!r} does not support it "
+                         f"(its {method} takes no {option}=)")
 
 
 @dataclass
@@ -208,7 +227,8 @@ class BrianEngine:
             return "brian2cuda is not installed"
         return None
 
-    def simulate(self, net, inputs, duration, *, record=(), sample_times=None, n_threads=None):
+    def simulate(self, net, inputs, duration, *, record=(), sample_times=None, n_threads=None,
+                 initial_state=None):
         import numpy as np
 
         from .brian import BrianSimulator
@@ -227,7 +247,7 @@ class BrianEngine:
             raise ValueError("record given but no sample_times")
         sim = BrianSimulator(net, duration, mode=self.mode, dt=self.dt, device=self.device,
                              record=record if steps is not None else (), history=self.history)
-        out = sim.run(inputs)
+        out = sim.run(inputs) if initial_state is None else sim.run(inputs, initial_state=initial_state)
         if steps is None:
             return out
         import dataclasses
@@ -236,11 +256,12 @@ class BrianEngine:
             raise ValueError("sample_times must lie in (0, duration]")
         return dataclasses.replace(out, sample_times=sample_times, voltage=out.voltage[:, steps - 1, :])
 
-    def adjoint(self, record, sources, *, time_constants=False, n_threads=None, record_tolerance=1e-6):
+    def adjoint(self, record, sources, *, time_constants=False, n_threads=None, record_tolerance=1e-6,
+                state=False):
         from .events.adjoint import adjoint
 
         return adjoint(record, sources, time_constants=time_constants, n_threads=n_threads,
-                       record_tolerance=record_tolerance)
+                       record_tolerance=record_tolerance, state=state)
 
 
 register_engine(_lazy("neurodelay.events.engine:EventsEngine"), name="events", preference=0)

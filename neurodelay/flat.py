@@ -49,6 +49,7 @@ class KernelNetwork(NamedTuple):
     out_post: np.ndarray     # (S,) int64
     out_w: np.ndarray        # (S,)
     out_d: np.ndarray        # (S,) s, sorted within each row
+    bias: np.ndarray         # (N,) constant input current (unit of theta; 0 for sources)
 
 
 @dataclass(frozen=True)
@@ -69,13 +70,26 @@ class FlatNetwork:
     out_syn: np.ndarray     # (S,) synapse number within its projection
     offsets: dict           # population name -> first global index
     sizes: dict             # population name -> n
+    bias: np.ndarray = None     # (N,) constant input current (0 for sources)
+    v_init: np.ndarray = None   # (N,) V at t = 0 from the description
+    i_init: np.ndarray = None   # (N,) I at t = 0 from the description
+
+    def __post_init__(self):
+        for name in ("bias", "v_init", "i_init"):
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, np.zeros(len(self.kind)))
+
+    @property
+    def has_initial_state(self) -> bool:
+        """True when some neuron starts away from rest (V or I nonzero at t = 0)."""
+        return bool(np.any(self.v_init != 0.0) or np.any(self.i_init != 0.0))
 
     @cached_property
     def kernel(self) -> KernelNetwork:
         """The arrays the compiled kernels take first (see :class:`KernelNetwork`)."""
         return KernelNetwork(self.kind, self.tau_m, self.tau_s, self.theta, self.reset, self.refractory,
                              is_closed_form(self.tau_m, self.tau_s), self.out_ptr, self.out_post, self.out_w,
-                             self.out_d)
+                             self.out_d, self.bias)
 
     @property
     def n_neurons(self) -> int:
@@ -101,6 +115,7 @@ def flatten(net: Network) -> FlatNetwork:
     theta = np.full(n, np.inf)
     reset = np.zeros(n)
     refractory = np.zeros(n)
+    bias, v_init, i_init = np.zeros(n), np.zeros(n), np.zeros(n)
     for pop in net.populations:
         sl = slice(offsets[pop.name], offsets[pop.name] + pop.n)
         if isinstance(pop, SpikeSource):
@@ -108,6 +123,7 @@ def flatten(net: Network) -> FlatNetwork:
             continue
         kind[sl] = KIND_LIF if isinstance(pop, LIF) else KIND_READOUT
         tau_m[sl], tau_s[sl] = pop.tau_m, pop.tau_s
+        bias[sl], v_init[sl], i_init[sl] = pop.bias, pop.v_init, pop.i_init
         if isinstance(pop, LIF):
             theta[sl], reset[sl], refractory[sl] = pop.theta, pop.reset, pop.refractory
         else:
@@ -129,4 +145,4 @@ def flatten(net: Network) -> FlatNetwork:
     np.cumsum(np.bincount(pre, minlength=n), out=out_ptr[1:])
     return FlatNetwork(kind, tau_m, tau_s, theta, reset, refractory, out_ptr,
                        post[order], w[order], d[order], proj_no[order], syn_no[order],
-                       offsets, {p.name: p.n for p in net.populations})
+                       offsets, {p.name: p.n for p in net.populations}, bias, v_init, i_init)

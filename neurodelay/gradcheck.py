@@ -27,7 +27,7 @@ __all__ = ["FD_STEP", "BRANCH_TIME_TOLERANCE", "smooth_signature", "same_branch"
 
 # finite-difference steps by parameter kind: weights and thresholds are O(1); delays and time constants in s
 FD_STEP = {"weight": 1e-6, "theta": 1e-6, "synaptic": 1e-8, "axonal": 1e-8, "dendritic": 1e-8,
-           "tau_m": 1e-8, "tau_s": 1e-8}
+           "tau_m": 1e-8, "tau_s": 1e-8, "bias": 1e-6, "v_init": 1e-6, "i_init": 1e-6}
 # s: how far the time of a readout's maximum may move in one step and still be the same local maximum
 BRANCH_TIME_TOLERANCE = 1e-6
 
@@ -47,19 +47,43 @@ def same_branch(a, b, time_tolerance: float = BRANCH_TIME_TOLERANCE) -> bool:
     return np.array_equal(a[0], b[0]) and np.max(np.abs(a[1] - b[1]), initial=0.0) < time_tolerance
 
 
+def _trial_state(net: Network, inputs, key, initial_state) -> np.ndarray:
+    """The (n_trials, n) initial V or I of population key[0] that a per-trial key names."""
+    pop, which = key[0], {"v_init": "v", "i_init": "i"}[key[1]]
+    n_trials = (inputs if isinstance(inputs, SpikeTrains) else next(iter(inputs.values()))).n_trials
+    given = (initial_state or {}).get(pop, {})
+    value = given[which] if which in given else getattr(net[pop], key[1])
+    return np.array(np.broadcast_to(np.asarray(value, float), (n_trials, net[pop].n)))
+
+
+def _with_trial_state(initial_state, key, value) -> dict:
+    pop, which = key[0], {"v_init": "v", "i_init": "i"}[key[1]]
+    out = {name: dict(entry) for name, entry in (initial_state or {}).items()}
+    out.setdefault(pop, {})[which] = value
+    return out
+
+
 def finite_differences(net: Network, inputs, duration: float, loss, labels, key, step: float | None = None,
-                       coordinates=None, engine="auto") -> np.ndarray:
+                       coordinates=None, engine="auto", initial_state=None) -> np.ndarray:
     """Central differences (L(p + h) - L(p - h)) / 2h of the batch-mean `loss` with respect to the
     parameter `key` (see :mod:`neurodelay.gradients`), NaN where a step leaves the smooth branch.
 
     duration in s; step h defaults to ``FD_STEP[kind]`` (parameter units); coordinates: flat
     indices into the parameter to difference (default: all, and the result has the parameter's
     shape; otherwise a 1-D array, one value per listed coordinate); engine: the
-    engine that simulates (a name of :mod:`neurodelay.engines` or an engine object).
+    engine that simulates (a name of :mod:`neurodelay.engines` or an engine object);
+    initial_state: the per-trial state at t = 0 of every run (see
+    :func:`neurodelay.events.simulate`); a per-trial key ``(pop, "v_init", "trial")`` steps it.
     """
     engine = get_engine(engine, net)
-    base = smooth_signature(engine.simulate(net, inputs, duration))
-    value = get_param(net, key)
+
+    def run(network, state):
+        extra = {} if state is None else {"initial_state": state}
+        return engine.simulate(network, inputs, duration, **extra)
+
+    base = smooth_signature(run(net, initial_state))
+    per_trial = len(key) == 3 and key[2] == "trial"
+    value = _trial_state(net, inputs, key, initial_state) if per_trial else get_param(net, key)
     flat = value.reshape(-1)
     h = FD_STEP[key[1]] if step is None else float(step)
     if not h > 0:
@@ -73,7 +97,10 @@ def finite_differences(net: Network, inputs, duration: float, loss, labels, key,
         for sign in (1.0, -1.0):
             shifted = flat.copy()
             shifted[i] += sign * h
-            record = engine.simulate(set_param(net, key, shifted.reshape(value.shape)), inputs, duration)
+            if per_trial:
+                record = run(net, _with_trial_state(initial_state, key, shifted.reshape(value.shape)))
+            else:
+                record = run(set_param(net, key, shifted.reshape(value.shape)), initial_state)
             if not same_branch(smooth_signature(record), base):
                 break
             losses_pm.append(np.mean(loss.value(record, labels)))

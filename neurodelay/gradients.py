@@ -11,8 +11,14 @@ A key is a tuple naming one parameter array of a :class:`~neurodelay.network.Net
     ("inp->hid", "dendritic")     (n_post,)  dendritic delays b_j of that projection, s
     ("hid", "tau_m"), ("hid", "tau_s")   (n,)  time constants per neuron, s (LIF or readout)
     ("hid", "theta")              (n,)       thresholds per neuron (LIF)
+    ("hid", "bias")               (n,)       constant input current per neuron (LIF or readout)
+    ("hid", "v_init"), ("hid", "i_init")  (n,)  V and I at t = 0 from the description
     ("hid", "tau_m", "shared")    ()         one value for the whole population (also
-                                             tau_s, theta); its gradient is the sum over neurons
+                                             tau_s, theta, bias, v_init, i_init); its gradient
+                                             is the sum over neurons
+    ("hid", "v_init", "trial")    (n_trials, n)  gradient only: dL/dV(0) of each trial (also
+                                             i_init), e.g. for a per-trial ``initial_state``;
+                                             get_param / set_param refuse these keys
 
 Projections are named ``"pre->post"`` as :attr:`Projection.name`. A delay kind
 that a projection does not have (None) reads as zeros, and its gradient is
@@ -27,15 +33,17 @@ from typing import NamedTuple
 import numpy as np
 
 from .delays import DELAY_KINDS, reduce_synaptic_gradient
-from .engines import get_engine
+from .engines import get_engine, require_option
 from .network import LIF, Network, Readout
 from .record import AdjointResult, EventRecord
 
 __all__ = ["LossAndGrad", "loss_and_grad", "get_param", "set_param", "check_key", "check_value",
-           "gradients_to_dataset", "PROJECTION_KINDS", "POPULATION_KINDS"]
+           "gradients_to_dataset", "PROJECTION_KINDS", "POPULATION_KINDS", "STATE_KINDS"]
 
 PROJECTION_KINDS = ("weight",) + DELAY_KINDS
-POPULATION_KINDS = ("tau_m", "tau_s", "theta")
+POPULATION_KINDS = ("tau_m", "tau_s", "theta", "bias", "v_init", "i_init")
+#: kinds whose gradients come from the adjoint's ``state`` option
+STATE_KINDS = ("bias", "v_init", "i_init")
 
 
 class LossAndGrad(NamedTuple):
@@ -58,9 +66,13 @@ def check_key(net: Network, key) -> tuple:
             raise ValueError(f"projection keys are ({target!r}, kind) with kind in {PROJECTION_KINDS}, got {key!r}")
         return key
     pop = net[target]
+    if len(key) == 3 and key[2] == "trial" and kind in ("v_init", "i_init"):
+        if not isinstance(pop, (LIF, Readout)):
+            raise ValueError(f"{key!r}: population {target!r} ({type(pop).__name__}) has no parameter {kind!r}")
+        return key
     if kind not in POPULATION_KINDS or (len(key) == 3 and key[2] != "shared"):
         raise ValueError(f"population keys are ({target!r}, kind) or ({target!r}, kind, 'shared') with kind "
-                         f"in {POPULATION_KINDS}, got {key!r}")
+                         f"in {POPULATION_KINDS}, or ({target!r}, 'v_init' or 'i_init', 'trial'), got {key!r}")
     allowed = (LIF,) if kind == "theta" else (LIF, Readout)
     if not isinstance(pop, allowed):
         raise ValueError(f"{key!r}: population {target!r} ({type(pop).__name__}) has no parameter {kind!r}")
@@ -71,6 +83,9 @@ def get_param(net: Network, key) -> np.ndarray:
     """A copy of the parameter named by `key` (see the module docstring for keys and shapes)."""
     key = check_key(net, key)
     target, kind = key[0], key[1]
+    if key[-1] == "trial":
+        raise ValueError(f"{key!r} names a gradient only (one value per trial); set initial states per trial "
+                         f"with simulate(..., initial_state=...)")
     if "->" in target:
         proj = net.projection(*target.split("->"))
         if kind == "weight":
@@ -128,12 +143,19 @@ def _gradient(net: Network, flat, result: AdjointResult, key) -> np.ndarray:
         return reduce_synaptic_gradient(per_synapse, proj.pre_idx, proj.post_idx,
                                         net[pre].n, net[post].n)[kind]
     off, n = flat.offsets[target], flat.sizes[target]
+    if kind in ("v_init", "i_init"):
+        per_trial = getattr(result, kind)[:, off: off + n]
+        if key[-1] == "trial":
+            return per_trial.copy()
+        per_neuron = per_trial.sum(axis=0)
+        return np.array(per_neuron.sum()) if len(key) == 3 else per_neuron
     per_neuron = getattr(result, kind)[off: off + n].copy()
     return np.array(per_neuron.sum()) if len(key) == 3 else per_neuron
 
 
 def loss_and_grad(net: Network, inputs, duration, loss, labels=None, params=(), record: EventRecord | None = None,
-                  n_threads: int | None = None, record_tolerance: float = 1e-6, engine="auto") -> LossAndGrad:
+                  n_threads: int | None = None, record_tolerance: float = 1e-6, engine="auto",
+                  initial_state=None) -> LossAndGrad:
     """Forward and reverse pass on a batch: (mean loss over trials, {key: dL/dparam}, record).
 
     inputs, duration: as for :func:`~neurodelay.events.simulate` (ignored when
@@ -146,25 +168,43 @@ def loss_and_grad(net: Network, inputs, duration, loss, labels=None, params=(), 
     record is replayed (relative to ``max(1, |theta|)``; see
     :func:`~neurodelay.events.adjoint`); engine: a name of
     :mod:`neurodelay.engines` or an engine object, which simulates (unless
-    `record` is given) and runs the adjoint. Gradients are means over the
-    batch, shaped like the parameters.
+    `record` is given) and runs the adjoint; initial_state: per-trial state at t = 0
+    (see :func:`~neurodelay.events.simulate`; ignored when `record` is given). Gradients
+    are means over the batch, shaped like the parameters. The description's v_init / i_init
+    keys refuse populations whose initial state `initial_state` overrides (their gradient
+    would be zero); ask for the per-trial key ``(pop, "v_init", "trial")`` instead.
     """
     keys = [check_key(net, key) for key in params]
     if len(set(keys)) != len(keys):
         raise ValueError(f"params lists a key twice: {keys}")
     chosen = get_engine(engine, net)
     if record is None:
-        record = chosen.simulate(net, inputs, duration, n_threads=n_threads)
+        if initial_state is not None:
+            require_option(chosen, "simulate", "initial_state", "initial_state")
+            record = chosen.simulate(net, inputs, duration, n_threads=n_threads, initial_state=initial_state)
+        else:
+            record = chosen.simulate(net, inputs, duration, n_threads=n_threads)
     elif record.network is not net:
         raise ValueError("record was simulated with another Network object; pass the same network")
+    if initial_state is not None:
+        overridden = set(initial_state)
+    else:   # a given record whose states were set per trial: every population counts as set
+        overridden = set(net.names) if record.v_init is not None or record.i_init is not None else set()
+    for key in keys:
+        if key[1] in ("v_init", "i_init") and key[-1] != "trial" and key[0] in overridden:
+            raise ValueError(f"{key!r}: the initial state of {key[0]!r} is set per trial (initial_state), so "
+                             f"the description's {key[1]} is unused; ask for {(key[0], key[1], 'trial')!r}")
     if record.n_trials == 0:
         raise ValueError("the batch has no trials")
     values, sources = loss.value_and_sources(record, labels)
     grads = {}
     if keys:
         want_tau = any(key[1] in ("tau_m", "tau_s") for key in keys)
+        extra = {"state": True} if any(key[1] in STATE_KINDS for key in keys) else {}
+        if extra:
+            require_option(chosen, "adjoint", "state", "gradients of bias, v_init or i_init")
         result = chosen.adjoint(record, sources, time_constants=want_tau, n_threads=n_threads,
-                                record_tolerance=record_tolerance)
+                                record_tolerance=record_tolerance, **extra)
         grads = {key: _gradient(net, record.flat, result, key) / record.n_trials for key in keys}
     return LossAndGrad(float(np.mean(values)), grads, record)
 
@@ -194,8 +234,8 @@ def gradients_to_dataset(grads: dict, net: Network | None = None):
                 coords[f"{target}.post"] = (dim, proj.post_idx)
         else:
             dim = f"{target}.neuron"
-            units = "1/theta" if kind == "theta" else "1/s"
-        dims = () if value.ndim == 0 else (dim,)
+            units = "1/theta" if kind in ("theta",) + STATE_KINDS else "1/s"
+        dims = () if value.ndim == 0 else (dim,) if value.ndim == 1 else ("trial", dim)
         data_vars[_variable_name(key)] = xr.Variable(dims, value, attrs={
             "long_name": f"dL/d {' '.join(key)}", "units": units, "key": repr(key)})
     return xr.Dataset(data_vars, coords=coords,

@@ -6,7 +6,10 @@ a weight of w pA is a jump of w mV in I), tau_syn_ex = tau_syn_in = tau_s
 (NEST routes negative weights to the inhibitory synapse; with equal time
 constants that changes nothing), V_th = theta, V_reset = reset. NEST needs
 delays and refractory periods on its resolution grid (refractory >= one
-step). NEST's threshold search stops when ``|V - theta| < 1e-14`` mV
+step). A bias current is NEST's ``I_e`` [pA] (= bias in mV through R = 1 GOhm);
+the initial state is ``V_m`` = v_init and the synaptic current
+``I_syn_ex`` = i_init, ``I_syn_in`` = 0 (the two currents decay with the
+same tau_s, so only their sum matters). NEST's threshold search stops when ``|V - theta| < 1e-14`` mV
 (``NEST_ROOT_TOLERANCE_MV``), so its spike times are exact to about
 1e-14 tau_m / (I - theta) seconds.
 
@@ -62,13 +65,15 @@ class NestRun:
 
 
 def simulate_nest(net: Network, inputs, duration: float, *, trial: int = 0,
-                  resolution: float = DEFAULT_RESOLUTION, threads: int = 1) -> NestRun:
+                  resolution: float = DEFAULT_RESOLUTION, threads: int = 1, initial_state=None) -> NestRun:
     """Simulate one trial of `inputs` in NEST for `duration` s.
 
     inputs: as for :func:`neurodelay.events.simulate`, a SpikeTrains (one source)
     or a dict source name -> SpikeTrains (times in s); resolution: NEST's time
     step, s (default 0.01 ms; coarser grids miss brief threshold crossings, see
-    the module docstring); delays and refractory periods must lie on it.
+    the module docstring); delays and refractory periods must lie on it;
+    initial_state: per-trial state at t = 0 as for :func:`neurodelay.events.simulate`
+    (this run uses row `trial`).
     """
     import nest
 
@@ -78,6 +83,14 @@ def simulate_nest(net: Network, inputs, duration: float, *, trial: int = 0,
             raise ValueError("the network has several spike sources: pass a dict name -> SpikeTrains")
         inputs = {sources[0].name: inputs}
 
+    from .flat import flatten
+    from .record import resolve_initial_state
+
+    n_trials = next(iter(inputs.values())).n_trials if inputs else 1
+    flat = flatten(net)
+    v_all, i_all = resolve_initial_state(net, flat, initial_state, n_trials)
+    v_start = flat.v_init if v_all is None else v_all[trial]
+    i_start = flat.i_init if i_all is None else i_all[trial]
     ms = 1e3
     t0 = time.perf_counter()
     nest.ResetKernel()
@@ -105,10 +118,15 @@ def simulate_nest(net: Network, inputs, duration: float, *, trial: int = 0,
         nodes.set(tau_m=list(pop.tau_m * ms), C_m=list(pop.tau_m * ms),
                   tau_syn_ex=list(pop.tau_s * ms), tau_syn_in=list(pop.tau_s * ms),
                   V_th=list(pop.theta), V_reset=list(pop.reset), t_ref=list(pop.refractory * ms))
-        nodes.set(V_m=0.0, I_syn_ex=0.0, I_syn_in=0.0)  # after E_L: setting E_L does not move V_m
-        state = nodes.get(["V_m", "I_e", "I_syn_ex", "I_syn_in", "E_L"])
-        if not all(np.all(np.asarray(state[k]) == 0.0) for k in state):
-            raise RuntimeError(f"NEST initial state of {pop.name} is not rest: {state}")
+        sl = slice(offsets[pop.name], offsets[pop.name] + pop.n)
+        want = {"V_m": v_start[sl], "I_e": pop.bias, "I_syn_ex": i_start[sl], "I_syn_in": np.zeros(pop.n)}
+        # after E_L: setting E_L does not move V_m
+        nodes.set(**{k: list(np.asarray(v, float)) for k, v in want.items()})
+        state = nodes.get(list(want) + ["E_L"])
+        want["E_L"] = np.zeros(pop.n)
+        if not all(np.array_equal(np.asarray(state[k], float).reshape(-1), np.asarray(want[k], float))
+                   for k in want):
+            raise RuntimeError(f"NEST did not take the initial state and bias of {pop.name}: {state}")
         node_ids[pop.name] = np.array(nodes.tolist())
     for proj in net.projections:
         steps = on_grid(proj.total_delay(), resolution, f"{proj.name} delays")

@@ -7,9 +7,15 @@ source of truth that every engine (event engine, Brian2) reads.
 
 Model of an LIF neuron (and of a readout, which never spikes)::
 
-    tau_m dV/dt = -V + I,   tau_s dI/dt = -I
+    tau_m dV/dt = -V + I + bias,   tau_s dI/dt = -I
     V crosses theta from below -> spike, V -> reset, clamped for `refractory` s
     a spike of i at t arrives at j at t + d_ji and makes I_j jump by w_ji
+    V(0) = v_init, I(0) = i_init (per neuron; engines accept per-trial overrides)
+
+``bias`` is a constant input current (NEST's ``I_e``) in the population's
+voltage unit: with ``u = V - bias`` the neuron follows the bias-free dynamics
+with threshold ``theta - bias`` and reset ``reset - bias``, so a neuron with
+``bias > theta`` fires tonically without input.
 """
 
 from __future__ import annotations
@@ -77,7 +83,9 @@ class LIF:
     """Leaky integrate-and-fire neurons with exponential current synapses.
 
     tau_m, tau_s, refractory: seconds (scalar or one per neuron, or Brian2 times);
-    theta (threshold, > 0) and reset (< theta): dimensionless or volts.
+    theta (threshold, > 0) and reset (< theta): dimensionless or volts;
+    bias (constant input current, NEST's I_e), v_init (< theta) and i_init (state at t = 0):
+    scalar or one per neuron, in the unit of theta.
     """
 
     name: str
@@ -87,6 +95,11 @@ class LIF:
     theta: object = 1.0
     reset: object = 0.0
     refractory: object = 0.0
+    #: constant input current (NEST's I_e), in the unit of theta: tau_m dV/dt = -V + I + bias
+    bias: object = 0.0
+    #: V and I at t = 0 (unit of theta); v_init must be below theta
+    v_init: object = 0.0
+    i_init: object = 0.0
     #: 'volt' when theta or reset were given as Brian2 voltages (then stored in volts), else
     #: 'dimensionless'; a weight onto this population must then be in the same kind of unit
     voltage_unit: str | None = field(default=None, compare=False, repr=False)
@@ -114,16 +127,25 @@ class LIF:
         object.__setattr__(self, "reset", reset)
         object.__setattr__(self, "refractory",
                            as_seconds(self.refractory, f"{self.name}.refractory", shape, minimum=0.0))
+        _state_values(self, unit)
+        check_initial_voltage(self.v_init, theta, f"{self.name}.v_init")
 
 
 @dataclass(frozen=True)
 class Readout:
-    """Non-spiking leaky integrators (same equations as LIF, no threshold)."""
+    """Non-spiking leaky integrators (same equations as LIF, no threshold).
+
+    bias, v_init, i_init: constant input current and state at t = 0 (scalar or one per neuron,
+    in the unit of the incoming weights).
+    """
 
     name: str
     n: int
     tau_m: object = 20e-3
     tau_s: object = 5e-3
+    bias: object = 0.0
+    v_init: object = 0.0
+    i_init: object = 0.0
 
     spiking = False
 
@@ -131,6 +153,7 @@ class Readout:
         object.__setattr__(self, "name", _check_name(self.name))
         object.__setattr__(self, "n", _check_size(self.n, self.name))
         _time_constants(self)
+        _state_values(self, None)
 
 
 Population = SpikeSource | LIF | Readout
@@ -203,6 +226,26 @@ def _connectivity(connectivity, n_pre: int, n_post: int, name: str, rng) -> tupl
     if pre.shape != post.shape:
         raise ValueError(f"{name}: pre_idx and post_idx have different lengths ({pre.size} vs {post.size})")
     return pre.astype(np.int64), post.astype(np.int64)
+
+
+def _state_values(pop, unit: str | None) -> None:
+    """Validate and store ``bias``, ``v_init``, ``i_init`` of an LIF or readout population."""
+    shape = (pop.n,)
+    for attr in ("bias", "v_init", "i_init"):
+        value = getattr(pop, attr)
+        if unit == "dimensionless" and has_voltage_units(value):
+            raise ValueError(f"{pop.name}.{attr} is a voltage but {pop.name}.theta is dimensionless; give it "
+                             f"dimensionless (in threshold units) or theta and reset in volts")
+        object.__setattr__(pop, attr, as_voltage(value, f"{pop.name}.{attr}", shape))
+
+
+def check_initial_voltage(v, theta, where: str) -> None:
+    """Refuse initial potentials at or above threshold (the first spike would not be a crossing)."""
+    bad = np.asarray(v) >= theta
+    if np.any(bad):
+        idx = np.argwhere(bad)[:5].tolist()
+        raise ValueError(f"{where} must be below theta (a neuron starting at or above threshold would have "
+                         f"no crossing to fire on); offending indices {idx}")
 
 
 def _check_weight_unit(weight, post_pop, name: str) -> None:

@@ -18,12 +18,12 @@ from typing import NamedTuple
 
 from .flat import FlatNetwork, flatten
 from .memory import check_memory
-from .network import Network, SpikeSource
+from .network import LIF, Network, SpikeSource, check_initial_voltage
 from .spikes import SpikeTrains
-from .units import as_seconds
+from .units import as_seconds, as_voltage, has_voltage_units
 
-__all__ = ["EventRecord", "merge_inputs", "prepare_run", "PreparedRun", "spike_time_errors", "AdjointSources",
-           "AdjointResult", "RecordMismatchError"]
+__all__ = ["EventRecord", "merge_inputs", "prepare_run", "resolve_initial_state", "PreparedRun", "spike_time_errors",
+           "AdjointSources", "AdjointResult", "RecordMismatchError"]
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,22 @@ class EventRecord:
     sample_neurons: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     voltage: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0)))
     engine: str = ""             # what produced it (provenance), e.g. "events", "brian-precise"
+    #: (n_trials, N) V and I of every neuron at t = 0 when `initial_state` overrode the description,
+    #: else None (the description's ``flat.v_init``, ``flat.i_init`` in every trial)
+    v_init: np.ndarray | None = None
+    i_init: np.ndarray | None = None
+
+    def initial_state(self, trial: int) -> tuple[np.ndarray, np.ndarray]:
+        """(V, I) of every neuron (global index) at t = 0 in one trial."""
+        v = self.flat.v_init if self.v_init is None else self.v_init[trial]
+        i = self.flat.i_init if self.i_init is None else self.i_init[trial]
+        return v, i
+
+    @property
+    def starts_at_rest(self) -> bool:
+        """True when every neuron starts from V = I = 0 in every trial."""
+        return (not self.flat.has_initial_state and (self.v_init is None or not np.any(self.v_init))
+                and (self.i_init is None or not np.any(self.i_init)))
 
     @property
     def n_trials(self) -> int:
@@ -204,6 +220,8 @@ class AdjointResult:
     spike (1/s, record order); ``input_time``: dL/dt of each input spike (order
     of ``record.inputs``). ``worst_threshold_error``: ``max |V - theta|`` found at a
     recorded spike when replaying the record (about 1e-15 for exact records).
+    ``bias`` (per global neuron): dL/d(bias); ``v_init``, ``i_init`` (n_trials, N): dL/dV(0)
+    and dL/dI(0) of every neuron in every trial (None from engines that do not compute them).
     """
 
     weight: np.ndarray
@@ -215,6 +233,9 @@ class AdjointResult:
     input_time: np.ndarray
     n_trials: int
     worst_threshold_error: float
+    bias: np.ndarray | None = None
+    v_init: np.ndarray | None = None
+    i_init: np.ndarray | None = None
 
 
 class PreparedRun(NamedTuple):
@@ -225,6 +246,14 @@ class PreparedRun(NamedTuple):
     inputs: SpikeTrains           # merged over all sources (global indices), sorted by (trial, time, neuron)
     sample_times: np.ndarray      # (n_samples,) s, sorted, within [0, duration]
     sample_neurons: np.ndarray    # (n_recorded,) global indices of the neurons whose V is sampled
+    v_init: np.ndarray | None = None   # (n_trials, N) V at t = 0 when initial_state was given, else None
+    i_init: np.ndarray | None = None   # (n_trials, N) I at t = 0 likewise
+
+    def initial_state(self, trial: int) -> tuple[np.ndarray, np.ndarray]:
+        """(V, I) of every neuron (global index) at t = 0 in one trial."""
+        v = self.flat.v_init if self.v_init is None else self.v_init[trial]
+        i = self.flat.i_init if self.i_init is None else self.i_init[trial]
+        return np.ascontiguousarray(v), np.ascontiguousarray(i)
 
     def record(self, net: Network, results: list, engine: str) -> "EventRecord":
         """The EventRecord of a run from per-trial results ``(time, neuron, i_minus_theta, voltage, ...)``."""
@@ -235,16 +264,66 @@ class PreparedRun(NamedTuple):
         return EventRecord(net, self.flat, self.inputs,
                            np.repeat(np.arange(self.inputs.n_trials), counts).astype(np.int64),
                            cat(1, np.int64), cat(0, float), cat(2, float), self.duration,
-                           self.sample_times, self.sample_neurons, voltage, engine=engine)
+                           self.sample_times, self.sample_neurons, voltage, engine=engine,
+                           v_init=self.v_init, i_init=self.i_init)
 
 
-def prepare_run(net: Network, inputs, duration, record=(), sample_times=None) -> PreparedRun:
+def resolve_initial_state(net: Network, flat: FlatNetwork, initial_state, n_trials: int):
+    """Per-trial (V, I) at t = 0 of every neuron, each (n_trials, N), or (None, None) for the description's.
+
+    initial_state: None, or a dict population name -> {"v": array, "i": array} (either key may be
+    left out: the description's value stays) of shape (n,) (every trial) or (n_trials, n), in the
+    population's voltage unit (Brian2 voltages accepted). Raises ValueError naming the bad entry
+    (unknown or spike-source population, unknown key, wrong shape, non-finite values, V at or
+    above theta).
+    """
+    if initial_state is None:
+        return None, None
+    if not isinstance(initial_state, dict):
+        raise ValueError(f"initial_state must be None or a dict population -> {{'v': ..., 'i': ...}}, "
+                         f"got {type(initial_state).__name__}")
+    check_memory(16.0 * n_trials * flat.n_neurons,
+                 f"initial_state: V and I of {flat.n_neurons} neurons in {n_trials} trials")
+    v_all = np.tile(flat.v_init, (n_trials, 1))
+    i_all = np.tile(flat.i_init, (n_trials, 1))
+    for name, values in initial_state.items():
+        if name not in flat.offsets:
+            raise ValueError(f"initial_state: unknown population {name!r}; the network has {list(flat.offsets)}")
+        pop = net[name]
+        if isinstance(pop, SpikeSource):
+            raise ValueError(f"initial_state: {name!r} is a spike source and has no state")
+        if not isinstance(values, dict) or not set(values) <= {"v", "i"}:
+            raise ValueError(f"initial_state[{name!r}] must be a dict with keys 'v' and/or 'i', got {values!r}")
+        off, n = flat.offsets[name], pop.n
+        for key, target in (("v", v_all), ("i", i_all)):
+            if key not in values:
+                continue
+            where = f"initial_state[{name!r}][{key!r}]"
+            if getattr(pop, "voltage_unit", None) == "dimensionless" and has_voltage_units(values[key]):
+                raise ValueError(f"{where} is a voltage but {name}.theta is dimensionless")
+            arr = np.asarray(as_voltage(values[key], where, np.shape(values[key])), float)
+            if arr.shape not in ((n,), (n_trials, n)):
+                raise ValueError(f"{where} has shape {arr.shape}, expected ({n},) or (n_trials, n) = "
+                                 f"({n_trials}, {n})")
+            target[:, off:off + n] = arr
+    for name in initial_state:
+        pop = net[name]
+        if isinstance(pop, LIF):
+            off = flat.offsets[name]
+            check_initial_voltage(v_all[:, off:off + pop.n], pop.theta, f"initial_state[{name!r}]['v']")
+    return v_all, i_all
+
+
+def prepare_run(net: Network, inputs, duration, record=(), sample_times=None,
+                initial_state=None) -> PreparedRun:
     """Validate a simulation request and flatten it (every engine's common first step).
 
     duration: s or a Brian2 time (> 0); inputs: as :func:`merge_inputs`;
     record: names of LIF / readout populations whose V is sampled at
     `sample_times` (s, sorted, in [0, duration]). Raises ValueError naming the
     bad argument, and refuses voltage recordings that would not fit in memory.
+    initial_state: per-trial state at t = 0 overriding the description (see
+    :func:`resolve_initial_state`).
     """
     duration = float(as_seconds(duration, "duration", minimum=0.0, strictly=True))
     flat = flatten(net)
@@ -275,7 +354,9 @@ def prepare_run(net: Network, inputs, duration, record=(), sample_times=None) ->
     check_memory(16.0 * merged.n_trials * len(sample_times) * len(sample_neurons),
                  f"recording V of {len(sample_neurons)} neurons at {len(sample_times)} times in "
                  f"{merged.n_trials} trials")
-    return PreparedRun(duration, flat, merged, np.ascontiguousarray(sample_times, dtype=float), sample_neurons)
+    v_init, i_init = resolve_initial_state(net, flat, initial_state, merged.n_trials)
+    return PreparedRun(duration, flat, merged, np.ascontiguousarray(sample_times, dtype=float), sample_neurons,
+                       v_init, i_init)
 
 
 def spike_time_errors(reference: EventRecord, other: EventRecord, population: str) -> tuple[np.ndarray, int]:

@@ -402,7 +402,9 @@ def _import_group(eqs: str, on_pre: str, name: str):
     # the issue's conductance-based neuron: imported as the current-based LIF before
     ("dv/dt = (gE*(0 - v) + (-0.07 - v))/tau_m : 1\ndgE/dt = -gE/tau_s : 1", "gE_post += w",
      r"contains v\*gE \(a conductance-based synapse\)"),
-    ("dv/dt = (I - v + 0.5)/tau_m : 1\ndI/dt = -I/tau_s : 1", "I_post += w", "constant term 0.5/tau_m"),
+    ("dv/dt = (I - v)/tau_m + 0.5/tau_s : 1\ndI/dt = -I/tau_s : 1", "I_post += w",
+     r"constant term 0\.5/tau_s; neurodelay reads a bias current only as one variable"),
+    ("dv/dt = (I - v)/tau_m : 1\ndI/dt = (0.2 - I)/tau_s : 1", "I_post += w", "dI/dt = .* has the constant term"),
     ("dv/dt = (2*I - v)/tau_m : 1\ndI/dt = -I/tau_s : 1", "I_post += w", "leak's coefficient"),
     ("dv/dt = (I - v)/tau_m : 1\ndI/dt = -I/tau_s : 1\ndu/dt = -u/tau_s : 1", "I_post += w",
      "3 differential equation"),
@@ -412,6 +414,21 @@ def _import_group(eqs: str, on_pre: str, name: str):
 def test_from_brian_refuses_equations_the_model_cannot_represent(eqs, on_pre, message):
     with pytest.raises(ValueError, match=message):
         _import_group(eqs, on_pre, "cells")
+
+
+def test_from_brian_imports_a_constant_bias_current():
+    """dv/dt = (I + I_b - v)/tau_m with I_b a variable of the group, or a number, becomes the bias."""
+    inp = brian2.SpikeGeneratorGroup(1, [0], [1] * brian2.ms, name="b_in")
+    group = brian2.NeuronGroup(3, "dv/dt = (I + I_b - v)/tau_m : 1\ndI/dt = -I/tau_s : 1\nI_b : 1 (constant)"
+                               "\ntau_m : second (constant)\ntau_s : second (constant)\ntheta : 1 (constant)",
+                               threshold="v > theta", reset="v = 0", name="biased")
+    group.tau_m, group.tau_s, group.theta, group.I_b = 10 * brian2.ms, 5 * brian2.ms, 1.0, [0.2, 1.5, -0.3]
+    syn = brian2.Synapses(inp, group, "w : 1", on_pre="I_post += w", name="b_syn")
+    syn.connect()
+    syn.w = 0.5
+    np.testing.assert_allclose(from_brian(syn)["biased"].bias, [0.2, 1.5, -0.3])
+    net = _import_group("dv/dt = (I - v + 0.5)/tau_m : 1\ndI/dt = -I/tau_s : 1", "I_post += w", "numeric")
+    np.testing.assert_allclose(net["numeric"].bias, 0.5)
 
 
 def test_from_brian_accepts_the_model_up_to_names():
@@ -473,3 +490,55 @@ def test_timing_analysis_and_figure(tmp_path, monkeypatch):
     assert figure.main(["--results", str(tmp_path), "--out", str(tmp_path / "fig")]) in (0, None)
     png = tmp_path / "fig" / "timing.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# ---- bias current and initial state ----------------------------------------------------------------
+
+def _with_state(net: Network, seed: int) -> tuple[Network, dict]:
+    """Biases (some hidden neurons above threshold: tonic), description initial states, and a
+    per-trial initial state of the hidden layer."""
+    rng = np.random.default_rng(seed)
+    n_h, n_o, n_r = net["hid"].n, net["out"].n, net["ro"].n
+    net = net.with_population("hid", bias=rng.uniform(-0.3, 1.3, n_h), i_init=rng.uniform(-1, 1, n_h))
+    net = net.with_population("out", bias=rng.uniform(-0.3, 0.6, n_o), v_init=rng.uniform(-0.5, 0.7, n_o))
+    net = net.with_population("ro", bias=rng.uniform(-0.3, 0.3, n_r), v_init=rng.uniform(-0.5, 0.5, n_r),
+                              i_init=rng.uniform(-1, 1, n_r))
+    state = {"hid": {"v": rng.uniform(-0.5, 0.95, (N_TRIALS, n_h))}}
+    return net, state
+
+
+def test_bias_and_initial_state_in_precise_and_grid_modes(case):
+    net, state = _with_state(case["net"], seed=41)
+    times = np.arange(1, round(DURATION / 1e-5)) * 1e-5
+    exact = simulate(net, case["inputs"], DURATION, record=["ro"], sample_times=times, initial_state=state,
+                     engine="events")
+    precise = runtime_sim(net, "precise", 1e-5, record=["ro"]).run(case["inputs"], initial_state=state)
+    grid = runtime_sim(net, "grid", 1e-5).run(case["inputs"], initial_state=state)
+    tonic = net["hid"].bias > net["hid"].theta
+    assert tonic.sum() >= 3 and exact.spikes("hid").counts()[:, tonic].min() >= 5
+    first = exact.first_spike_times("hid")
+    assert np.sum(first < 5e-3) >= 3          # neurons started near threshold fire early
+    for pop in ("hid", "out"):
+        s = summary(exact, precise, pop)
+        assert s["mismatched_neurons"] <= 1 and s["within_1us"] > 0.95, (pop, s)
+        # grid mode: tonic neurons accumulate up to one step per spike, so compare first spikes
+        a, b = exact.first_spike_times(pop), grid.first_spike_times(pop)
+        both = np.isfinite(a) & np.isfinite(b)
+        assert np.mean(np.isfinite(a) == np.isfinite(b)) >= 0.95 and both.sum() >= 20
+        errors = np.abs(a[both] - b[both])
+        assert np.median(errors) < 2e-5 and np.mean(errors < 1e-4) > 0.9, (pop, np.median(errors))
+    early = slice(0, 200)       # the first 2 ms: initial state, bias and the first arrivals
+    np.testing.assert_allclose(precise.voltages("ro")[:, early], exact.voltages("ro")[:, early], rtol=0, atol=1e-9)
+    np.testing.assert_allclose(precise.voltages("ro")[:, 0], exact.voltages("ro")[:, 0], rtol=0, atol=1e-12)
+    assert np.all(precise.i_minus_theta > 0)                 # tau_m dV/dt at a crossing, bias included
+
+
+def test_rerun_with_bias_and_initial_state_equals_a_fresh_build(case, cpp_precise):
+    """Bias (a parameter) and the per-trial initial state (state variables) through run_args."""
+    sim, _ = cpp_precise
+    net, state = _with_state(case["net"], seed=43)
+    rerun = sim.run(case["inputs"], network=net, initial_state=state)
+    fresh = runtime_sim(net, "precise", 1e-4).run(case["inputs"], initial_state=state)
+    _assert_same_spikes(rerun, fresh)
+    exact = simulate(net, case["inputs"], DURATION, initial_state=state, engine="events")
+    assert summary(exact, rerun, "hid")["within_1us"] > 0.9

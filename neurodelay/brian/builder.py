@@ -23,6 +23,15 @@ spikes for a trial are a new value of a TimedArray.
 Parameters (time constants, thresholds, weights, delays) are *values*, set by
 :func:`parameter_values` and not compiled into standalone code; the structure
 (sizes, connectivity, mode, dt, ...) is what a build depends on.
+
+A bias current b (``tau_m dV/dt = -V + I + b``) is handled by shifting: the
+state variable ``v`` of a group holds ``u = V - b``, which follows the
+bias-free equations with threshold ``theta - b`` and reset ``reset - b`` (the
+group's ``theta`` and ``v_reset`` values), so the exact sub-step code of the
+precise mode stays as it is; the records add b back to sampled voltages, and
+``I - (theta - b)`` at a spike is tau_m dV/dt there. The initial state
+(v_init, i_init, or a per-trial ``initial_state``) is assigned per trial like
+the parameters.
 """
 
 from __future__ import annotations
@@ -329,18 +338,32 @@ def build_objects(net: Network, mode: str, dt: float, *, record=(), sample_dt: f
     return objects
 
 
-def parameter_values(objects: BrianObjects, net: Network) -> list[tuple[object, str, object]]:
-    """(Brian2 object, variable name, value with units) for every parameter of `net`.
+def parameter_values(objects: BrianObjects, net: Network, state=None) -> list[tuple[object, str, object]]:
+    """(Brian2 object, variable name, value with units) for every parameter of `net`, and the
+    state at t = 0.
 
     `net` must have the structure the objects were built from (same
     populations and connectivity); its values (time constants, thresholds,
-    weights, delays) may differ.
+    weights, delays) may differ. state: (V, I) at t = 0 of every neuron (global
+    index, as :meth:`neurodelay.record.PreparedRun.initial_state`); default the
+    description's v_init, i_init. With a bias b, ``v`` holds V - b and
+    ``theta``, ``v_reset`` hold theta - b, reset - b (see the module docstring).
     """
     b = _brian()
     check_same_structure(objects.description, net)
     dt, mode = objects.dt, objects.mode
+    offsets = net.offsets()
     out = []
     for pop in net.populations:
+        if isinstance(pop, (LIF, Readout)):
+            group = objects.groups[pop.name]
+            sl = slice(offsets[pop.name], offsets[pop.name] + pop.n)
+            v0, i0 = (pop.v_init, pop.i_init) if state is None else (state[0][sl], state[1][sl])
+            u0 = np.asarray(v0, float) - pop.bias
+            i0 = np.array(i0, float)
+            out += [(group, "v", u0), (group, "I", i0)]
+            if mode == "precise":
+                out += [(group, "v_exact", u0.copy()), (group, "I_exact", i0.copy())]
         group = objects.groups[pop.name]
         if isinstance(pop, (LIF, Readout)):
             out += [(group, "tau_m", pop.tau_m * b.second), (group, "tau_s", pop.tau_s * b.second)]
@@ -350,7 +373,7 @@ def parameter_values(objects: BrianObjects, net: Network) -> list[tuple[object, 
                 out += [(group, "kk", kk), (group, "em", em), (group, "es", es), (group, "pk", kk * (em - es)),
                         (group, "rate_m", 1 / pop.tau_m * b.hertz), (group, "rate_s", 1 / pop.tau_s * b.hertz)]
         if isinstance(pop, LIF):
-            out += [(group, "theta", pop.theta), (group, "v_reset", pop.reset),
+            out += [(group, "theta", pop.theta - pop.bias), (group, "v_reset", pop.reset - pop.bias),
                     (group, "tau_ref", pop.refractory * b.second)]
     if mode == "precise":
         for name, span in _history_spans(net, dt).items():

@@ -19,10 +19,13 @@ delay of its projection (seconds).
 
 The group's equations are compared with the model (up to the names of
 variables and constants, and units): ``dv/dt = (I - v)/tau_m``,
-``dI/dt = -I/tau_s``, synapses ``I_post += w``. What the description cannot
-represent (a conductance-based synapse, a resting potential or bias other
-than 0, a third state variable, a scaled current, a synapse acting on v) is
-refused with a ValueError naming the difference. A group without
+``dI/dt = -I/tau_s``, synapses ``I_post += w``. A constant bias current
+entering like the current, ``dv/dt = (I + I_b - v)/tau_m`` with ``I_b`` one
+variable (or constant) of the group, is imported as the population's
+``bias``. What the description cannot represent (a conductance-based
+synapse, a resting potential, a constant term that is not one variable, a
+third state variable, a scaled current, a synapse acting on v) is refused
+with a ValueError naming the difference. A group without
 differential equations is taken as a placeholder whose parameters are given.
 """
 
@@ -50,15 +53,17 @@ def _values(group, name: str):
 _MODEL = "dv/dt = (I - v)/tau_m, dI/dt = -I/tau_s"
 
 
-def _model_variables(group, kind: str) -> tuple[str, str] | None:
-    """(voltage, current) names after checking the group's equations against the model.
+def _model_variables(group, kind: str) -> tuple[str, str, object] | None:
+    """(voltage, current, bias) after checking the group's equations against the model.
 
     The model, up to the names of variables and constants and up to units, is
     ``dv/dt = (I - v)/tau_m``, ``dI/dt = -I/tau_s``: two linear equations, the
     current decaying on its own and entering dv/dt with the leak's coefficient,
-    no constant term (resting potential 0, no bias current). Subexpressions are
-    substituted first. Returns None for a group without differential equations
-    (its parameters must then be given); raises ValueError naming the difference.
+    no constant term in the current's equation; the voltage's may have one that is
+    a bias current: (constant term) / (leak coefficient) must be a single variable
+    of the group (returned by name) or a number. Subexpressions are substituted
+    first. Returns None for a group without differential equations (its
+    parameters must then be given); raises ValueError naming the difference.
     """
     import sympy
     from brian2.parsing.sympytools import str_to_sympy
@@ -102,14 +107,26 @@ def _model_variables(group, kind: str) -> tuple[str, str] | None:
                     extra = " (a conductance-based synapse)" if {x, y} == {volt, cur} else ""
                     raise ValueError(f"{where}: d{var}/dt = {f} contains {term}{extra}; neurodelay's {kind} is "
                                      f"linear and current-based: {_MODEL}")
-        constant = sympy.simplify(f.subs(zero))
-        if constant != 0:
-            raise ValueError(f"{where}: d{var}/dt = {f} has the constant term {constant} (a resting potential "
-                             f"or bias current other than 0), which neurodelay's {kind} cannot represent: {_MODEL}")
+    constant = sympy.simplify(f_cur.subs(zero))
+    if constant != 0:
+        raise ValueError(f"{where}: d{cur}/dt = {f_cur} has the constant term {constant}, which neurodelay's "
+                         f"{kind} cannot represent: {_MODEL}")
     if sympy.simplify(sympy.diff(f_volt, cur) + sympy.diff(f_volt, volt)) != 0:
         raise ValueError(f"{where}: in d{volt}/dt = {f_volt} the current {cur} does not enter with the leak's "
                          f"coefficient (as in {_MODEL}); scale the weights instead")
-    return str(volt), str(cur)
+    bias = 0.0
+    constant = sympy.simplify(f_volt.subs(zero))
+    if constant != 0:
+        ratio = sympy.simplify(constant / sympy.diff(f_volt, cur))
+        if ratio.is_Symbol and ratio.name in group.variables and ratio.name not in (str(volt), str(cur)):
+            bias = ratio.name
+        elif ratio.is_number:
+            bias = float(ratio)
+        else:
+            raise ValueError(f"{where}: d{volt}/dt = {f_volt} has the constant term {constant}; neurodelay reads "
+                             f"a bias current only as one variable of the group entering like the current "
+                             f"(dv/dt = (I + I_b - v)/tau_m), not {ratio} (a resting potential or an expression)")
+    return str(volt), str(cur), bias
 
 
 def _check_on_pre(syn, current: str) -> None:
@@ -123,13 +140,17 @@ def _check_on_pre(syn, current: str) -> None:
                          f"current jump by the weight ({current}_post += w) and do nothing else")
 
 
-def _population(group, kind: str, given: dict):
+def _population(group, kind: str, given: dict, bias=0.0):
     from brian2 import PoissonGroup, SpikeGeneratorGroup
 
     name = group.name
     if kind == "source" or isinstance(group, (SpikeGeneratorGroup, PoissonGroup)):
         return SpikeSource(name, len(group))
     params = {}
+    if isinstance(bias, str):
+        params["bias"] = _values(group, bias)
+    elif bias != 0.0:
+        params["bias"] = bias
     wanted = ("tau_m", "tau_s") + (("theta", "reset", "refractory") if kind == "lif" else ())
     for key in wanted:
         if key in given:
@@ -184,11 +205,10 @@ def from_brian(synapses, weight: str = "w", *, parameters: dict | None = None, s
             kind = "source"  # only sends spikes here: its own dynamics are not part of the import
         else:
             kind = "lif" if "spike" in getattr(group, "events", {}) else "readout"
-        net = net.add(_population(group, kind, parameters.get(name, {})))
-        if kind != "source":
-            names = _model_variables(group, kind)
-            if names is not None:
-                currents[name] = names[1]
+        names = _model_variables(group, kind) if kind != "source" else None
+        if names is not None:
+            currents[name] = names[1]
+        net = net.add(_population(group, kind, parameters.get(name, {}), names[2] if names else 0.0))
     unknown = set(parameters) - set(groups)
     if unknown:
         raise ValueError(f"parameters given for {sorted(unknown)}, which are not groups of these synapses "

@@ -79,7 +79,7 @@ def read_trial(objects, duration: float) -> TrialResult:
             g = _copy(mon.imt[:])
         else:
             t = _copy(mon.t[:] / second)
-            g = _copy(mon.I[:]) - pop.theta[idx]
+            g = _copy(mon.I[:]) + pop.bias[idx] - pop.theta[idx]
         keep = t <= duration
         neuron.append(idx[keep] + offsets[pop.name])
         time.append(t[keep])
@@ -90,8 +90,8 @@ def read_trial(objects, duration: float) -> TrialResult:
     sample_neurons, columns, sample_times = [], [], np.zeros(0)
     for name in objects.recorded:
         mon = objects.monitors[f"{name}.v"]
-        values = _copy(getattr(mon, objects.voltage_variable)[:])  # (n, samples)
-        columns.append(values.T)
+        values = _copy(getattr(mon, objects.voltage_variable)[:])  # (n, samples) of u = V - bias
+        columns.append(values.T + net[name].bias)
         sample_neurons.append(np.arange(net[name].n) + offsets[name])
         sample_times = _copy(mon.t[:] / second) + objects.dt  # recorded at the step end
     voltage = (np.concatenate(columns, axis=1) if columns else np.zeros((0, 0)))
@@ -100,9 +100,10 @@ def read_trial(objects, duration: float) -> TrialResult:
 
 
 def assemble_record(net: Network, inputs: SpikeTrains, trials: list[TrialResult], duration: float,
-                    engine: str = "brian") -> EventRecord:
+                    engine: str = "brian", v_init=None, i_init=None) -> EventRecord:
     """One EventRecord from per-trial results (inputs: all sources, global indices, as the engine's);
-    `engine` names the producer in the record (provenance)."""
+    `engine` names the producer in the record (provenance); v_init, i_init: the per-trial
+    state at t = 0 when it was given (n_trials, N), else None."""
     counts = [len(r.time) for r in trials]
     cat = (lambda xs, dt: np.concatenate(xs).astype(dt) if xs else np.zeros(0, dt))
     sample_times = trials[0].sample_times if trials else np.zeros(0)
@@ -112,4 +113,4 @@ def assemble_record(net: Network, inputs: SpikeTrains, trials: list[TrialResult]
     return EventRecord(net, flatten(net), inputs, np.repeat(np.arange(len(trials)), counts).astype(np.int64),
                        cat([r.neuron for r in trials], np.int64), cat([r.time for r in trials], float),
                        cat([r.i_minus_theta for r in trials], float), float(duration),
-                       sample_times, sample_neurons, voltage, engine=engine)
+                       sample_times, sample_neurons, voltage, engine=engine, v_init=v_init, i_init=i_init)

@@ -45,16 +45,17 @@ def _check_size(owner, variable: str, value, n_expected: int) -> None:
                          f"(Brian2 does not check run_args sizes; refusing to pass a wrong length)")
 
 
-def standalone_run_args(objects: BrianObjects, net: Network, tables: dict, sizes: dict) -> dict:
-    """run_args for one standalone run: every parameter of `net` and every input table.
+def standalone_run_args(objects: BrianObjects, net: Network, tables: dict, sizes: dict, state=None) -> dict:
+    """run_args for one standalone run: every parameter of `net`, the state at t = 0 and every input table.
 
     tables: source name -> (rows, n) array of spike times (s); sizes: Brian2
-    object name -> number of elements (neurons or synapses), from the build.
+    object name -> number of elements (neurons or synapses), from the build;
+    state: (V, I) at t = 0 per global neuron (default the description's).
     """
     from brian2 import second
 
     args = {}
-    for owner, variable, value in parameter_values(objects, net):
+    for owner, variable, value in parameter_values(objects, net, state):
         _check_size(owner, variable, value, sizes[owner.name])
         args[run_arg_key(owner, variable)] = value
     for name, table in objects.tables.items():
@@ -66,10 +67,11 @@ def standalone_run_args(objects: BrianObjects, net: Network, tables: dict, sizes
     return args
 
 
-def assign_values(objects: BrianObjects, net: Network, tables: dict) -> None:
-    """Runtime device: set every parameter of `net` and overwrite the input tables in place
+def assign_values(objects: BrianObjects, net: Network, tables: dict, state=None) -> None:
+    """Runtime device: set every parameter of `net` and the state at t = 0 (state: (V, I) per
+    global neuron, default the description's), and overwrite the input tables in place
     (tables: source name -> (rows, n) array of spike times, s)."""
-    for owner, variable, value in parameter_values(objects, net):
+    for owner, variable, value in parameter_values(objects, net, state):
         setattr(owner, variable, value)
     for name, table in objects.tables.items():
         values = np.asarray(tables[name], dtype=float)

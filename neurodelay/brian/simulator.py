@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from ..flat import flatten
-from ..record import EventRecord, merge_inputs  # input validation shared by every engine
+from ..record import EventRecord, merge_inputs, resolve_initial_state  # validation shared by every engine
 from ..network import Network
 from ..spikes import SpikeTrains
 from ..units import as_seconds
@@ -190,15 +190,19 @@ class BrianSimulator:
         self.build_seconds = time.perf_counter() - start
 
     # ---- run ------------------------------------------------------------------------------------
-    def run(self, inputs, network: Network | None = None, *, progress: bool = False) -> EventRecord:
+    def run(self, inputs, network: Network | None = None, *, progress: bool = False,
+            initial_state=None) -> EventRecord:
         """Simulate every trial of `inputs` (SpikeTrains, or dict source name -> SpikeTrains; s).
 
-        network: new values (weights, delays, neuron parameters) for the same
-        structure; default the built network's. Returns an EventRecord.
+        network: new values (weights, delays, neuron parameters, bias, initial state) for the
+        same structure; default the built network's. initial_state: per-trial state at t = 0
+        (see :func:`neurodelay.events.simulate`). Returns an EventRecord.
         """
         values = self.net if network is None else network
         B.check_same_structure(self.net, values)
-        merged = merge_inputs(values, inputs, flatten(values))
+        flat = flatten(values)
+        merged = merge_inputs(values, inputs, flat)
+        v_all, i_all = resolve_initial_state(values, flat, initial_state, merged.n_trials)
         if self.objects is None:
             self.build(inputs)
         sources = _split_sources(values, merged)
@@ -211,21 +215,23 @@ class BrianSimulator:
         for k in trials:
             tables = {name: spike_table(sources[name], k, rows) for name in self.objects.tables}
             start = time.perf_counter()
-            results.append(self._run_trial(values, tables))
+            state = None if v_all is None else (v_all[k], i_all[k])
+            results.append(self._run_trial(values, tables, state))
             self.run_seconds.append(time.perf_counter() - start)
-        return assemble_record(values, merged, results, self.duration, engine=f"brian-{self.mode}-{self.device_name}")
+        return assemble_record(values, merged, results, self.duration, engine=f"brian-{self.mode}-{self.device_name}",
+                               v_init=v_all, i_init=i_all)
 
-    def _run_trial(self, values: Network, tables: dict):
+    def _run_trial(self, values: Network, tables: dict, state=None):
         objects = self.objects
         if self.device_name == "runtime":
             from brian2 import second
             with runtime_context():
                 objects.network.restore("nd_initial")
-                assign_values(objects, values, tables)
+                assign_values(objects, values, tables, state)
                 objects.network.run(self.duration * second, namespace={})
                 check_counters(objects)
                 return read_trial(objects, self.duration)
-        args = standalone_run_args(objects, values, tables, self._sizes)
+        args = standalone_run_args(objects, values, tables, self._sizes, state)
         with directory_lock(self.directory):
             try:
                 self.device.run(run_args=args, with_output=False)
@@ -236,8 +242,10 @@ class BrianSimulator:
 
 
 def simulate(net: Network, inputs, duration, *, mode: str = "precise", dt=1e-4, device: str = "runtime",
-             record=(), sample_dt=None, history: dict | None = None, progress: bool = False) -> EventRecord:
-    """Build `net` in Brian2 and simulate every trial of `inputs` from rest on [0, duration].
+             record=(), sample_dt=None, history: dict | None = None, progress: bool = False,
+             initial_state=None) -> EventRecord:
+    """Build `net` in Brian2 and simulate every trial of `inputs` on [0, duration] from the
+    description's initial state (or the per-trial `initial_state`).
 
     The Brian2 counterpart of :func:`neurodelay.events.simulate` (same inputs,
     same EventRecord). mode 'precise' (exact sub-step timing) or 'grid'; dt
@@ -246,4 +254,4 @@ def simulate(net: Network, inputs, duration, *, mode: str = "precise", dt=1e-4, 
     """
     sim = BrianSimulator(net, duration, mode=mode, dt=dt, device=device, record=record, sample_dt=sample_dt,
                          history=history)
-    return sim.run(inputs, progress=progress)
+    return sim.run(inputs, progress=progress, initial_state=initial_state)

@@ -68,6 +68,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..flat import KIND_LIF, KIND_READOUT, FlatNetwork
+from ..memory import check_memory
 from ..record import AdjointResult, AdjointSources, RecordMismatchError
 from .adjoint_kernel import replay_trial, reverse_trial
 from .batch import map_trials
@@ -211,13 +212,15 @@ def sum_blocks(done, n_syn: int, n: int) -> tuple:
                  else np.zeros(n_syn if i < 2 else n) for i in range(5))
 
 def adjoint(record, sources: AdjointSources, *, time_constants: bool = False,
-            n_threads: int | None = None, record_tolerance: float = 1e-6) -> AdjointResult:
+            n_threads: int | None = None, record_tolerance: float = 1e-6, state: bool = False) -> AdjointResult:
     """Reverse pass of EventProp with delays over every trial of `record`.
 
     record: an :class:`~neurodelay.events.EventRecord` (spikes sorted by (trial,
     time), ``i_minus_theta`` at each spike); sources: the loss's
     :class:`AdjointSources`; time_constants: also integrate dL/dtau_m and
-    dL/dtau_s (costs a little more). Trials run in parallel on `n_threads`.
+    dL/dtau_s (costs a little more); state: also dL/dbias (per neuron) and the
+    initial-state gradients dL/dV(0), dL/dI(0) (per trial and neuron; costs a
+    little more). Trials run in parallel on `n_threads`.
     Raises :class:`RecordMismatchError` if, replaying the record, V at a recorded
     spike differs from theta by more than ``record_tolerance * max(1, |theta|)``
     (the record was not produced by this network).
@@ -229,27 +232,35 @@ def adjoint(record, sources: AdjointSources, *, time_constants: bool = False,
     jb, j_neuron, j_time, j_value = rp.jumps
     rb, r_neuron, r_rate, r_coef = rp.rates
     static = flat.kernel
+    state = bool(state)
+    if state:
+        check_memory(16.0 * n_trials * n, f"initial-state gradients of {n} neurons in {n_trials} trials")
+    # carry every costate down to t = 0: for the state gradients, and for the time-constant
+    # integrals before each neuron's first event when it does not start at rest
+    want_start = state or (bool(time_constants) and not record.starts_at_rest)
 
     def run_trial(k, acc):
         rs = slice(rec_bounds[k], rec_bounds[k + 1])
         ins = slice(in_bounds[k], in_bounds[k + 1])
         sp_neuron, sp_time = record.neuron[rs], record.time[rs]
+        v0, i0 = record.initial_state(k)
+        v0, i0 = np.ascontiguousarray(v0, dtype=float), np.ascontiguousarray(i0, dtype=float)
         ev_syn, ev_src, ev_v, ev_i, worst_v = replay_trial(
-            *static, inputs.neuron[ins], inputs.time[ins], sp_neuron, sp_time, duration)
+            *static, inputs.neuron[ins], inputs.time[ins], sp_neuron, sp_time, duration, v0, i0)
         js, rsl = slice(jb[k], jb[k + 1]), slice(rb[k], rb[k + 1])
-        spike_grad, input_grad = reverse_trial(
+        spike_grad, input_grad, p_v0, p_i0 = reverse_trial(
             *static, inputs.time[ins], sp_neuron, sp_time, record.i_minus_theta[rs], spike_time_src[rs],
             neuron_ptr(j_neuron[js], n), j_time[js], j_value[js],
             neuron_ptr(r_neuron[rsl], n), r_coef[rsl], r_rate[rsl],
-            ev_syn, ev_src, ev_v, ev_i, duration, time_constants, *acc)
-        return spike_grad, input_grad, worst_v
+            ev_syn, ev_src, ev_v, ev_i, duration, time_constants, state, want_start, v0, i0, *acc)
+        return spike_grad, input_grad, worst_v, p_v0, p_i0
 
     # a fixed partition of the trials into blocks, each summed in trial order, and the blocks
     # summed in block order: the result does not depend on the threads or their scheduling
     blocks = trial_blocks(n_trials)
 
     def run_block(b):
-        acc = (np.zeros(n_syn), np.zeros(n_syn), np.zeros(n), np.zeros(n), np.zeros(n))
+        acc = (np.zeros(n_syn), np.zeros(n_syn), np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n))
         return acc, [run_trial(k, acc) for k in range(blocks[b], blocks[b + 1])]
 
     done = map_trials(run_block, len(blocks) - 1, n_threads)
@@ -257,5 +268,10 @@ def adjoint(record, sources: AdjointSources, *, time_constants: bool = False,
     worst = check_replay(max((r[2] for r in results), default=0.0), flat, record_tolerance)
     g_w, g_d, g_tm, g_ts, g_th = sum_blocks(done, n_syn, n)
     cat = (lambda i, size: np.concatenate([r[i] for r in results]) if results else np.zeros(size))
+    extra = {}
+    if state:
+        g_b = sum((acc[5] for acc, _ in done[1:]), done[0][0][5]) if done else np.zeros(n)
+        stack = (lambda i: np.stack([r[i] for r in results]) if results else np.zeros((0, n)))
+        extra = dict(bias=g_b, v_init=stack(3), i_init=stack(4))
     return AdjointResult(g_w, g_d, g_tm if time_constants else None, g_ts if time_constants else None,
-                         g_th + theta_src, cat(0, 0), cat(1, 0), n_trials, float(worst))
+                         g_th + theta_src, cat(0, 0), cat(1, 0), n_trials, float(worst), **extra)

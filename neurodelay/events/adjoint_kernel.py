@@ -33,7 +33,8 @@ import math
 import numpy as np
 from numba import njit
 
-from .dynamics import free_voltage, psp_kernel, state_at
+from ..flat import KIND_SOURCE
+from .dynamics import biased_state_at, free_voltage, psp_kernel
 from .heap import heap_fix_top, heap_push
 from .readout import exp_overlap
 
@@ -56,11 +57,11 @@ def _arrivals_in_window(out_d, a, b, t_spike, t_end):
 
 
 @njit(cache=True, nogil=True)
-def replay_trial(kind, tau_m, tau_s, theta, reset, refractory, closed_form, out_ptr, out_post, out_w, out_d,
-                 in_neuron, in_time, sp_neuron, sp_time, t_end):
-    """Forward replay of one recorded trial on [0, t_end] s.
+def replay_trial(kind, tau_m, tau_s, theta, reset, refractory, closed_form, out_ptr, out_post, out_w, out_d, bias,
+                 in_neuron, in_time, sp_neuron, sp_time, t_end, v_init, i_init):
+    """Forward replay of one recorded trial on [0, t_end] s from the state (v_init, i_init) at t = 0.
 
-    The first 11 arguments are the network (:class:`~neurodelay.flat.KernelNetwork`,
+    The first 12 arguments are the network (:class:`~neurodelay.flat.KernelNetwork`,
     pass ``*flat.kernel``; kind and closed_form are not needed here).
     in_neuron/in_time: input spikes sorted by time; sp_neuron/sp_time: the
     recorded spikes sorted by time. Spike ids: inputs 0..n_in-1, recorded
@@ -86,8 +87,8 @@ def replay_trial(kind, tau_m, tau_s, theta, reset, refractory, closed_form, out_
     ev_v = np.empty(n_ev)
     ev_i = np.empty(n_ev)
     e = 0
-    v = np.zeros(n)
-    cur = np.zeros(n)
+    v = v_init.copy()
+    cur = i_init.copy()
     t_last = np.zeros(n)
     ref_end = np.full(n, -np.inf)
     ref_spike = np.full(n, -1, np.int64)   # recorded spike whose refractory end is still to be logged
@@ -135,12 +136,12 @@ def replay_trial(kind, tau_m, tau_s, theta, reset, refractory, closed_form, out_
         if ref_spike[j] >= 0 and t_now > ref_end[j]:
             # the refractory period of j ended before this event: log it with I at its end
             r = ref_end[j]
-            _, i_r = state_at(v[j], cur[j], t_last[j], ref_end[j], reset[j], tau_m[j], tau_s[j], r)
+            _, i_r = biased_state_at(v[j], cur[j], t_last[j], ref_end[j], reset[j], tau_m[j], tau_s[j], r, bias[j])
             ev_syn[e], ev_src[e], ev_v[e], ev_i[e] = EV_REF_END, ref_spike[j], reset[j], i_r
             e += 1
             v[j], cur[j], t_last[j] = reset[j], i_r, r
             ref_spike[j] = -1
-        vb, ib = state_at(v[j], cur[j], t_last[j], ref_end[j], reset[j], tau_m[j], tau_s[j], t_now)
+        vb, ib = biased_state_at(v[j], cur[j], t_last[j], ref_end[j], reset[j], tau_m[j], tau_s[j], t_now, bias[j])
         if t_p <= t_a:
             ev_syn[e], ev_src[e], ev_v[e], ev_i[e] = EV_SPIKE, p, vb, ib
             e += 1
@@ -175,7 +176,8 @@ def replay_trial(kind, tau_m, tau_s, theta, reset, refractory, closed_form, out_
                     heap_fix_top(hk, hs, hsize)
     for j in range(n):          # refractory periods that end inside the window after the last event
         if ref_spike[j] >= 0 and ref_end[j] <= t_end:
-            _, i_r = state_at(v[j], cur[j], t_last[j], ref_end[j], reset[j], tau_m[j], tau_s[j], ref_end[j])
+            _, i_r = biased_state_at(v[j], cur[j], t_last[j], ref_end[j], reset[j], tau_m[j], tau_s[j], ref_end[j],
+                                     bias[j])
             ev_syn[e], ev_src[e], ev_v[e], ev_i[e] = EV_REF_END, ref_spike[j], reset[j], i_r
             e += 1
     return ev_syn[:e], ev_src[:e], ev_v[:e], ev_i[:e], worst_v
@@ -232,29 +234,83 @@ def particular(coef, rate, t0, length, v0, i0, tm, ts, want_tau):
     return alpha, beta, alpha * decay, beta * decay, d_tm, d_ts
 
 
+@njit(cache=True)
+def _advance(j, t, u_after, i_after, t_hi, pv, pi, k, clamped_j, tm, ts, ps_ptr, ps_time, ps_value,
+             cs_ptr, cs_coef, cs_rate, want_tau, want_bias, g_tau_m, g_tau_s, g_bias):
+    """Advance the costate (pv, pi) of neuron j from t_hi down to t (< = t_hi), given the forward state
+    just after t in bias-shifted form (u = V - bias, I); point sources in (t, t_hi] are added on the
+    way (cursor k, descending), dropped while clamped. Accumulates the time-constant integrals and,
+    if want_bias, ``int p_V / tau_m dt`` (dL/dbias) over unclamped time. Returns (pv, pi, k)."""
+    while True:
+        t_lo = t
+        has_source = k >= ps_ptr[j] and ps_time[k] > t
+        if has_source:
+            if clamped_j:
+                k -= 1
+                continue
+            t_lo = ps_time[k]
+        s = t_lo - t
+        v0 = free_voltage(u_after, i_after, tm, ts, s) if s > 0.0 else u_after
+        i0 = i_after * math.exp(-s / ts) if s > 0.0 else i_after
+        length = t_hi - t_lo
+        sum_a = sum_b = end_a = end_b = int_a = 0.0
+        for q in range(cs_ptr[j], cs_ptr[j + 1]):
+            alpha, beta, alpha_end, beta_end, d_tm, d_ts = particular(
+                cs_coef[q], cs_rate[q], t_lo, length, v0, i0, tm, ts, want_tau)
+            sum_a += alpha
+            sum_b += beta
+            end_a += alpha_end
+            end_b += beta_end
+            g_tau_m[j] += d_tm
+            g_tau_s[j] += d_ts
+            if want_bias:
+                int_a += alpha * exp_overlap(length, cs_rate[q], 0.0)
+        if want_bias and not clamped_j:
+            # p_V = (P - end_a) exp(-(L - x)/tau_m) + particular part on [0, L]
+            g_bias[j] += ((pv - end_a) * exp_overlap(length, 0.0, 1.0 / tm) + int_a) / tm
+        pv, pi, d_tm, d_ts = homogeneous(length, v0, i0, pv - end_a, pi - end_b, clamped_j,
+                                          tm, ts, want_tau)
+        pv += sum_a
+        pi += sum_b
+        g_tau_m[j] += d_tm
+        g_tau_s[j] += d_ts
+        if not has_source:
+            break
+        pv += ps_value[k]
+        t_hi = t_lo
+        k -= 1
+    return pv, pi, k
+
+
 @njit(cache=True, nogil=True)
-def reverse_trial(kind, tau_m, tau_s, theta, reset, refractory, closed_form, out_ptr, out_post, out_w, out_d,
+def reverse_trial(kind, tau_m, tau_s, theta, reset, refractory, closed_form, out_ptr, out_post, out_w, out_d, bias,
                   in_time, sp_neuron, sp_time, sp_i_minus_theta, sp_source,
                   ps_ptr, ps_time, ps_value, cs_ptr, cs_coef, cs_rate,
-                  ev_syn, ev_src, ev_v, ev_i, t_end, want_tau,
-                  g_w, g_d, g_tau_m, g_tau_s, g_theta):
+                  ev_syn, ev_src, ev_v, ev_i, t_end, want_tau, want_bias, want_start, v_init, i_init,
+                  g_w, g_d, g_tau_m, g_tau_s, g_theta, g_bias):
     """Reverse pass over the event log of :func:`replay_trial`.
 
-    The first 11 arguments are the network (:class:`~neurodelay.flat.KernelNetwork`,
+    The first 12 arguments are the network (:class:`~neurodelay.flat.KernelNetwork`,
     pass ``*flat.kernel``; kind, closed_form and out_ptr are not needed here).
     Loss sources: sp_source[k] = dl/dt_k of recorded spike k; point sources
     dL/dV (jumps of p_V) per neuron in CSR (ps_ptr over neurons, ps_time sorted
     ascending within a neuron, ps_value); continuous sources dL/dV(t) =
     coef exp(-rate t) on [0, t_end] in CSR (cs_ptr, cs_coef, cs_rate).
     Adds the trial's gradients into g_w, g_d (per flat synapse: weight, total
-    delay), g_tau_m, g_tau_s, g_theta (per neuron). Returns
-    (dL/dt of each recorded spike, dL/dt of each input spike).
+    delay), g_tau_m, g_tau_s, g_theta, g_bias (per neuron; g_bias only if want_bias).
+    With want_start, every neuron's costate is carried down to t = 0 from the
+    state (v_init, i_init) there (needed for dL/dbias, the time-constant integrals
+    before a neuron's first event when it does not start at rest, and the
+    initial-state gradients). Returns (dL/dt of each recorded spike, dL/dt of each
+    input spike, p_V(0), p_I(0) per neuron = dL/dV(0), dL/dI(0); zeros unless want_start).
 
     Every event first advances the costate of its neuron j from t_at[j] (its
     previous, later event) down to the event time t, given the forward state
     just after t; point sources in (t, t_at[j]] are added on the way (a source
     at t itself acts on times before t, so it waits), and sources inside a
     refractory clamp are dropped (V is held there). Then the event is applied.
+    With a bias b, ``tau_m dV/dt = I + b - V``: the record's ``sp_i_minus_theta``
+    is ``I + b - theta``, and every other dV/dt below gains b.
     """
     n = tau_m.shape[0]
     n_in = in_time.shape[0]
@@ -295,44 +351,11 @@ def reverse_trial(kind, tau_m, tau_s, theta, reset, refractory, closed_form, out
             j = sp_neuron[src]
             t = sp_time[src]
             v_after, i_after = reset[j], ev_i[e]
-        tm, ts = tau_m[j], tau_s[j]
+        tm, ts, bj = tau_m[j], tau_s[j], bias[j]
         # ---- advance the costate of j from t_at[j] down to t
-        t_hi = t_at[j]
-        pv, pi = p_v[j], p_i[j]
-        k = ps_cursor[j]
-        while True:
-            t_lo = t
-            has_source = k >= ps_ptr[j] and ps_time[k] > t
-            if has_source:
-                if clamped[j]:
-                    k -= 1
-                    continue
-                t_lo = ps_time[k]
-            s = t_lo - t
-            v0 = free_voltage(v_after, i_after, tm, ts, s) if s > 0.0 else v_after
-            i0 = i_after * math.exp(-s / ts) if s > 0.0 else i_after
-            length = t_hi - t_lo
-            sum_a = sum_b = end_a = end_b = 0.0
-            for q in range(cs_ptr[j], cs_ptr[j + 1]):
-                alpha, beta, alpha_end, beta_end, d_tm, d_ts = particular(
-                    cs_coef[q], cs_rate[q], t_lo, length, v0, i0, tm, ts, want_tau)
-                sum_a += alpha
-                sum_b += beta
-                end_a += alpha_end
-                end_b += beta_end
-                g_tau_m[j] += d_tm
-                g_tau_s[j] += d_ts
-            pv, pi, d_tm, d_ts = homogeneous(length, v0, i0, pv - end_a, pi - end_b, clamped[j],
-                                              tm, ts, want_tau)
-            pv += sum_a
-            pi += sum_b
-            g_tau_m[j] += d_tm
-            g_tau_s[j] += d_ts
-            if not has_source:
-                break
-            pv += ps_value[k]
-            t_hi = t_lo
-            k -= 1
+        pv, pi, k = _advance(j, t, v_after - bj, i_after, t_at[j], p_v[j], p_i[j], ps_cursor[j], clamped[j],
+                             tm, ts, ps_ptr, ps_time, ps_value, cs_ptr, cs_coef, cs_rate, want_tau, want_bias,
+                             g_tau_m, g_tau_s, g_bias)
         ps_cursor[j] = k
         t_at[j] = t
         # ---- apply the event
@@ -344,7 +367,7 @@ def reverse_trial(kind, tau_m, tau_s, theta, reset, refractory, closed_form, out
             q = k
             while q >= ps_ptr[j] and ps_time[q] == t:
                 if not clamped[j]:
-                    dl_dt += ps_value[q] * (ev_i[e] - ev_v[e]) / tm
+                    dl_dt += ps_value[q] * (ev_i[e] + bj - ev_v[e]) / tm
                 q -= 1
             g_d[c] += dl_dt
             g_time[src] += dl_dt
@@ -357,15 +380,28 @@ def reverse_trial(kind, tau_m, tau_s, theta, reset, refractory, closed_form, out
             # dL/dt_k through what follows the reset: V restarts from reset at t_k (no refractory
             # period) or at t_k + t_ref (the clamp ends later when the spike is later)
             if refractory[j] > 0.0:
-                after = -pv_ref[j] * (i_ref[j] - reset[j]) / tm
+                after = -pv_ref[j] * (i_ref[j] + bj - reset[j]) / tm
                 pv_ref[j] = 0.0
             else:
-                after = -pv * (ev_i[e] - reset[j]) / tm
+                after = -pv * (ev_i[e] + bj - reset[j]) / tm
             total = sp_source[src] + g_time[n_in + src] + after
             spike_grad[src] = total
-            # t_k moves by -dV/(dV/dt) = -tau_m dV / (I - theta) when V is perturbed before the spike
+            # t_k moves by -dV/(dV/dt) = -tau_m dV / (I + b - theta) when V is perturbed before the spike
             pv = -tm * total / sp_i_minus_theta[src]
             g_theta[j] -= pv
             clamped[j] = False
         p_v[j], p_i[j] = pv, pi
-    return spike_grad, g_time[:n_in].copy()
+    p_v0 = np.zeros(n)
+    p_i0 = np.zeros(n)
+    if want_start:
+        for j in range(n):
+            if kind[j] == KIND_SOURCE:   # spike sources have no state
+                continue
+            pv, pi, k = _advance(j, 0.0, v_init[j] - bias[j], i_init[j], t_at[j], p_v[j], p_i[j], ps_cursor[j],
+                                 clamped[j], tau_m[j], tau_s[j], ps_ptr, ps_time, ps_value, cs_ptr, cs_coef,
+                                 cs_rate, want_tau, want_bias, g_tau_m, g_tau_s, g_bias)
+            while k >= ps_ptr[j]:        # point sources at t = 0 read V(0) = v_init itself
+                pv += ps_value[k]
+                k -= 1
+            p_v0[j], p_i0[j] = pv, pi
+    return spike_grad, g_time[:n_in].copy(), p_v0, p_i0

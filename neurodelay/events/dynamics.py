@@ -5,7 +5,11 @@ Between events a neuron with state (V0, I0) evolves as::
     I(s) = I0 exp(-s/tau_s)
     V(s) = V0 exp(-s/tau_m) + I0 K (exp(-s/tau_m) - exp(-s/tau_s)),  K = tau_s / (tau_m - tau_s)
 
-so V has at most one extremum, which makes threshold detection exact: a cheap
+and with a constant bias current b (``tau_m dV/dt = -V + I + b``) the shifted
+potential ``u = V - b`` follows exactly these dynamics, with threshold
+``theta - b`` and reset ``reset - b`` (:func:`biased_state_at`,
+:func:`biased_crossing`; with b = 0 they are bit-identical to the unbiased
+helpers). So V has at most one extremum, which makes threshold detection exact: a cheap
 upper bound on V rules most states out, the maximum is found in closed form,
 the crossing on the rising branch by safeguarded Newton iteration to machine
 precision (or in closed form when tau_m = 2 tau_s). Times in seconds.
@@ -26,7 +30,7 @@ from numba import njit
 from ..flat import is_closed_form  # noqa: F401  (re-exported: where the engine's users found it)
 
 __all__ = ["psp_kernel", "free_voltage", "state_at", "next_crossing", "peak_time", "voltage_bound",
-           "is_closed_form"]
+           "is_closed_form", "biased_state_at", "biased_crossing"]
 
 
 @njit(cache=True)
@@ -121,3 +125,70 @@ def next_crossing(v0, i0, tau_m, tau_s, theta, closed_form):
         s = s_new
     return hi
 
+
+
+@njit(cache=True)
+def biased_state_at(v, i, t_last, ref_end, reset, tau_m, tau_s, t, b):
+    """:func:`state_at` with a constant bias current b: u = V - b follows the bias-free dynamics."""
+    u, i_t = state_at(v - b, i, t_last, ref_end, reset - b, tau_m, tau_s, t)
+    return u + b, i_t
+
+
+@njit(cache=True)
+def _rising_root(u0, i0, tau_m, tau_s, theta, lo, hi):
+    """The crossing of theta by u on [lo, hi], where u(lo) < theta <= u(hi) and u rises monotonically
+    there (safeguarded Newton, to machine precision)."""
+    u_lo = free_voltage(u0, i0, tau_m, tau_s, lo)
+    u_hi = free_voltage(u0, i0, tau_m, tau_s, hi)
+    s = lo + (hi - lo) * (theta - u_lo) / (u_hi - u_lo) if u_hi > u_lo else 0.5 * (lo + hi)
+    for _ in range(400):
+        v = free_voltage(u0, i0, tau_m, tau_s, s)
+        f = v - theta
+        if f == 0.0:
+            return s
+        if f < 0.0:
+            lo = s
+        else:
+            hi = s
+        slope = (i0 * math.exp(-s / tau_s) - v) / tau_m
+        s_new = s - f / slope if slope > 0.0 else -1.0
+        if not (lo < s_new < hi):
+            s_new = 0.5 * (lo + hi)
+        if abs(s_new - s) <= 4.4e-16 * s_new or hi - lo <= 4.4e-16 * hi:
+            return s_new
+        s = s_new
+    return hi
+
+
+@njit(cache=True)
+def biased_crossing(v0, i0, tau_m, tau_s, theta, closed_form, b):
+    """:func:`next_crossing` with a constant bias current b (delay s >= 0 to V = theta, or inf).
+
+    With u = V - b and threshold theta - b > 0 it is the bias-free search. When
+    b > theta (tonic firing) u tends to 0 > theta - b, so a crossing always exists: it lies
+    before the maximum of u if u has one ahead (u then peaks above 0), else on the monotone rise
+    after the minimum (or from now), bracketed by doubling and found by safeguarded Newton.
+    """
+    u0 = v0 - b
+    th = theta - b
+    if th >= 0.0:
+        return next_crossing(u0, i0, tau_m, tau_s, th, closed_form)
+    if u0 >= th:
+        return 0.0
+    s_max = peak_time(u0, i0, tau_m, tau_s)
+    if s_max > 0.0:
+        return _rising_root(u0, i0, tau_m, tau_s, th, 0.0, s_max)
+    # no maximum ahead: u falls to a minimum (where dV/dt = 0 <=> I = u) or rises from now on
+    lo = 0.0
+    if i0 < 0.0 and i0 < u0:
+        # minimum: u' = 0 at the s of peak_time's formula with the signs flipped
+        den = u0 * (tau_m - tau_s) + i0 * tau_s
+        ratio = (tau_m - tau_s) * (i0 - u0) / den if den != 0.0 else -1.0
+        if ratio > -1.0:
+            lo = max(math.log1p(ratio) * tau_m * tau_s / (tau_m - tau_s), 0.0)
+    hi = lo + max(tau_m, tau_s)
+    for _ in range(2000):
+        if free_voltage(u0, i0, tau_m, tau_s, hi) >= th:
+            break
+        lo, hi = hi, hi + 2.0 * (hi - lo)
+    return _rising_root(u0, i0, tau_m, tau_s, th, lo, hi)

@@ -27,11 +27,13 @@ class EventsEngine:
     def supports(self, net) -> str | None:
         return None
 
-    def simulate(self, net, inputs, duration, *, record=(), sample_times=None, n_threads=None):
+    def simulate(self, net, inputs, duration, *, record=(), sample_times=None, n_threads=None,
+                 initial_state=None):
         return simulate_events(net, inputs, duration, record=record, sample_times=sample_times,
                                n_threads=n_threads, max_spikes_per_trial=self.max_spikes_per_trial,
-                               progress=self.progress)
+                               progress=self.progress, initial_state=initial_state)
 
-    def adjoint(self, record, sources, *, time_constants=False, n_threads=None, record_tolerance=1e-6):
+    def adjoint(self, record, sources, *, time_constants=False, n_threads=None, record_tolerance=1e-6,
+                state=False):
         return adjoint(record, sources, time_constants=time_constants, n_threads=n_threads,
-                       record_tolerance=record_tolerance)
+                       record_tolerance=record_tolerance, state=state)

@@ -18,8 +18,8 @@ __all__ = ["EventRecord", "default_threads", "merge_inputs", "simulate", "simula
 
 def simulate(net: Network, inputs, duration, *, record=(), sample_times=None,
              n_threads: int | None = None, max_spikes_per_trial: int | None = None,
-             progress: bool = False, engine="auto") -> EventRecord:
-    """Simulate every trial of `inputs` from rest on [0, duration] on an engine (default: exactly).
+             progress: bool = False, engine="auto", initial_state=None) -> EventRecord:
+    """Simulate every trial of `inputs` on [0, duration] on an engine (default: exactly).
 
     inputs: a SpikeTrains (network with one source) or a dict source name ->
     SpikeTrains (times in s); duration: s or a Brian2 time; record: names of
@@ -28,7 +28,9 @@ def simulate(net: Network, inputs, duration, *, record=(), sample_times=None,
     engine: a name of :mod:`neurodelay.engines` ("auto", "events", "brian", ...)
     or an engine object; "auto" picks the preferred engine that supports `net`.
     max_spikes_per_trial (default 10 000 000) and progress are options of the
-    exact event engine.
+    exact event engine. initial_state: None (each neuron starts from its population's
+    v_init, i_init) or a dict population -> {"v": array, "i": array} of shape (n,) or
+    (n_trials, n) overriding them per trial (see :func:`neurodelay.record.resolve_initial_state`).
     """
     from ..engines import get_engine
     from .engine import EventsEngine
@@ -39,28 +41,34 @@ def simulate(net: Network, inputs, duration, *, record=(), sample_times=None,
                                n_threads=n_threads, max_spikes_per_trial=(chosen.max_spikes_per_trial
                                                                           if max_spikes_per_trial is None
                                                                           else max_spikes_per_trial),
-                               progress=progress or chosen.progress)
+                               progress=progress or chosen.progress, initial_state=initial_state)
     if max_spikes_per_trial is not None:
         raise ValueError(f"max_spikes_per_trial is an option of the 'events' engine, not of {chosen.name!r}")
+    if initial_state is not None:
+        from ..engines import require_option
+
+        require_option(chosen, "simulate", "initial_state", "initial_state")
+        return chosen.simulate(net, inputs, duration, record=record, sample_times=sample_times,
+                               n_threads=n_threads, initial_state=initial_state)
     return chosen.simulate(net, inputs, duration, record=record, sample_times=sample_times, n_threads=n_threads)
 
 
 def simulate_events(net: Network, inputs, duration, *, record=(), sample_times=None,
                     n_threads: int | None = None, max_spikes_per_trial: int = 10_000_000,
-                    progress: bool = False) -> EventRecord:
+                    progress: bool = False, initial_state=None) -> EventRecord:
     """The exact event engine itself: every trial of `inputs` exactly (no time step) on [0, duration].
 
     Arguments as for :func:`simulate`; no engine choice.
     """
-    prepared = prepare_run(net, inputs, duration, record, sample_times)
-    duration, flat, merged, sample_times, sample_neurons = prepared
+    prepared = prepare_run(net, inputs, duration, record, sample_times, initial_state)
+    duration, flat, merged, sample_times, sample_neurons = prepared[:5]
     bounds = merged.trial_slices()
     static = flat.kernel
 
     def run(k):
         sl = slice(bounds[k], bounds[k + 1])
         out = simulate_trial(*static, merged.neuron[sl], merged.time[sl], duration,
-                             sample_times, sample_neurons, max_spikes_per_trial)
+                             sample_times, sample_neurons, max_spikes_per_trial, *prepared.initial_state(k))
         if out[4] == STATUS_TOO_MANY_SPIKES:
             raise RuntimeError(f"trial {k}: the network emitted more than max_spikes_per_trial="
                                f"{max_spikes_per_trial} spikes (runaway activity?); raise the limit "

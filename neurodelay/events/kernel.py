@@ -33,7 +33,7 @@ import numpy as np
 from numba import njit
 
 from ..flat import KIND_LIF
-from .dynamics import next_crossing, state_at
+from .dynamics import biased_crossing, biased_state_at
 from .heap import heap_fix_top, heap_push, indexed_sift_down, indexed_sift_up
 from .traces import finish, on_arrival, on_interval, on_spike
 
@@ -56,7 +56,7 @@ def _grow(a, n):
 # callers pass `inclusive` as np.bool_(...): a literal True / False would compile it twice
 @njit(cache=True)
 def _take_samples(samples, sp, sample_times, sample_neurons, t_limit, inclusive,
-                  v, cur, t_last, ref_end, reset, tau_m, tau_s):
+                  v, cur, t_last, ref_end, reset, tau_m, tau_s, bias):
     """Fill sample rows sp.. with times before t_limit (or at it, if inclusive); returns the next row."""
     while sp < sample_times.shape[0]:
         ts = sample_times[sp]
@@ -64,9 +64,26 @@ def _take_samples(samples, sp, sample_times, sample_neurons, t_limit, inclusive,
             break
         for q in range(sample_neurons.shape[0]):
             j = sample_neurons[q]
-            samples[sp, q] = state_at(v[j], cur[j], t_last[j], ref_end[j], reset[j], tau_m[j], tau_s[j], ts)[0]
+            samples[sp, q] = biased_state_at(v[j], cur[j], t_last[j], ref_end[j], reset[j], tau_m[j], tau_s[j], ts,
+                                             bias[j])[0]
         sp += 1
     return sp
+
+
+@njit(cache=True)
+def _predict(j, tau_m, tau_s, theta, reset, closed_form, bias, v, cur, t_last, ref_end, pkey, pitem, ppos):
+    """Recompute the predicted crossing of LIF neuron j from its state and restore the heap."""
+    if ref_end[j] > t_last[j]:
+        t0, v0 = ref_end[j], reset[j]
+        i0 = biased_state_at(v[j], cur[j], t_last[j], ref_end[j], reset[j], tau_m[j], tau_s[j], t0, bias[j])[1]
+    else:
+        t0, v0, i0 = t_last[j], v[j], cur[j]
+    old = pkey[j]
+    pkey[j] = t0 + biased_crossing(v0, i0, tau_m[j], tau_s[j], theta[j], closed_form[j], bias[j])
+    if pkey[j] < old:
+        indexed_sift_up(pkey, pitem, ppos, ppos[j])
+    else:
+        indexed_sift_down(pkey, pitem, ppos, ppos[j], pkey.shape[0])
 
 
 # what _event_loop returns: finished, or it stopped (state intact) because an array is full
@@ -77,7 +94,7 @@ _HSIZE, _NFREE, _KIN, _NSPK, _SP, _STATUS = 0, 1, 2, 3, 4, 5
 
 @njit(cache=True, nogil=True)
 def _event_loop(kind, tau_m, tau_s, theta, reset, refractory, closed_form,
-                out_ptr, out_post, out_w, out_d, in_neuron, in_time, t_end, sample_times, sample_neurons,
+                out_ptr, out_post, out_w, out_d, bias, in_neuron, in_time, t_end, sample_times, sample_neurons,
                 max_spikes, v, cur, t_last, ref_end, pkey, pitem, ppos,
                 sl_t, sl_c, sl_n, free, hk, hs, r_t, r_n, r_g, samples, counters, plast):
     """Process events in time order until t_end, or until a slot or record array is full.
@@ -118,7 +135,7 @@ def _event_loop(kind, tau_m, tau_s, theta, reset, refractory, closed_form,
             break
         if sp < n_samples and sample_times[sp] < t_now:
             sp = _take_samples(samples, sp, sample_times, sample_neurons, t_now, np.bool_(False),
-                               v, cur, t_last, ref_end, reset, tau_m, tau_s)
+                               v, cur, t_last, ref_end, reset, tau_m, tau_s, bias)
         if t_p <= t_a:
             j = top
             a = out_ptr[j]
@@ -131,11 +148,12 @@ def _event_loop(kind, tau_m, tau_s, theta, reset, refractory, closed_form,
             if plast is not None:
                 on_interval(plast, j, v[j], cur[j], t_last[j], ref_end[j], reset[j], tau_m[j], tau_s[j],
                             theta[j], t_p)
-            _, cur[j] = state_at(v[j], cur[j], t_last[j], ref_end[j], reset[j], tau_m[j], tau_s[j], t_p)
+            _, cur[j] = biased_state_at(v[j], cur[j], t_last[j], ref_end[j], reset[j], tau_m[j], tau_s[j], t_p,
+                                        bias[j])
             t_last[j] = t_p
-            r_t[n_spk], r_n[n_spk], r_g[n_spk] = t_p, j, cur[j] - theta[j]
+            r_t[n_spk], r_n[n_spk], r_g[n_spk] = t_p, j, cur[j] + bias[j] - theta[j]
             if plast is not None:
-                on_spike(plast, j, t_p, cur[j] - theta[j], tau_m[j], tau_s[j])
+                on_spike(plast, j, t_p, cur[j] + bias[j] - theta[j], tau_m[j], tau_s[j])
             n_spk += 1
             if n_spk > max_spikes:
                 status = STATUS_TOO_MANY_SPIKES
@@ -154,7 +172,8 @@ def _event_loop(kind, tau_m, tau_s, theta, reset, refractory, closed_form,
             if plast is not None:
                 on_interval(plast, j, v[j], cur[j], t_last[j], ref_end[j], reset[j], tau_m[j], tau_s[j],
                             theta[j], t_a)
-            v[j], cur[j] = state_at(v[j], cur[j], t_last[j], ref_end[j], reset[j], tau_m[j], tau_s[j], t_a)
+            v[j], cur[j] = biased_state_at(v[j], cur[j], t_last[j], ref_end[j], reset[j], tau_m[j], tau_s[j], t_a,
+                                           bias[j])
             t_last[j] = t_a
             cur[j] += out_w[c]
             if plast is not None:
@@ -174,17 +193,7 @@ def _event_loop(kind, tau_m, tau_s, theta, reset, refractory, closed_form,
             if kind[j] != KIND_LIF:
                 continue
         # new prediction for neuron j (spiked or received input)
-        if ref_end[j] > t_last[j]:
-            t0, v0 = ref_end[j], reset[j]
-            i0 = state_at(v[j], cur[j], t_last[j], ref_end[j], reset[j], tau_m[j], tau_s[j], t0)[1]
-        else:
-            t0, v0, i0 = t_last[j], v[j], cur[j]
-        old = pkey[j]
-        pkey[j] = t0 + next_crossing(v0, i0, tau_m[j], tau_s[j], theta[j], closed_form[j])
-        if pkey[j] < old:
-            indexed_sift_up(pkey, pitem, ppos, ppos[j])
-        else:
-            indexed_sift_down(pkey, pitem, ppos, ppos[j], n)
+        _predict(j, tau_m, tau_s, theta, reset, closed_form, bias, v, cur, t_last, ref_end, pkey, pitem, ppos)
     counters[_HSIZE], counters[_NFREE], counters[_KIN] = hsize, n_free, k_in
     counters[_NSPK], counters[_SP], counters[_STATUS] = n_spk, sp, status
     return code
@@ -192,18 +201,22 @@ def _event_loop(kind, tau_m, tau_s, theta, reset, refractory, closed_form,
 
 @njit(cache=True, nogil=True)
 def _run_trial(kind, tau_m, tau_s, theta, reset, refractory, closed_form,
-               out_ptr, out_post, out_w, out_d,
-               in_neuron, in_time, t_end, sample_times, sample_neurons, max_spikes, plast):
-    """simulate_trial, or with `plast` (not None) its plastic variant (the traces are completed at t_end)."""
+               out_ptr, out_post, out_w, out_d, bias,
+               in_neuron, in_time, t_end, sample_times, sample_neurons, max_spikes, v_init, i_init, plast):
+    """simulate_trial, or with `plast` (not None) its plastic variant (the traces are completed at t_end;
+    the traces assume no bias current: the plastic callers refuse one)."""
     n = kind.shape[0]
-    v = np.zeros(n)
-    cur = np.zeros(n)
+    v = v_init.copy()
+    cur = i_init.copy()
     t_last = np.zeros(n)
     ref_end = np.full(n, -np.inf)
-    # indexed heap of predicted crossings
+    # indexed heap of predicted crossings (neurons at rest without bias never cross: inf)
     pkey = np.full(n, np.inf)
     pitem = np.arange(n)
     ppos = np.arange(n)
+    for j in range(n):
+        if kind[j] == KIND_LIF and (v[j] != 0.0 or cur[j] != 0.0 or bias[j] != 0.0):
+            _predict(j, tau_m, tau_s, theta, reset, closed_form, bias, v, cur, t_last, ref_end, pkey, pitem, ppos)
     # fan-out slots of the spikes in flight, recycled through a free list, and their heap
     cap = 1024
     sl_t = np.empty(cap)
@@ -222,7 +235,7 @@ def _run_trial(kind, tau_m, tau_s, theta, reset, refractory, closed_form,
     counters[_STATUS] = STATUS_OK
     while True:
         code = _event_loop(kind, tau_m, tau_s, theta, reset, refractory, closed_form,
-                           out_ptr, out_post, out_w, out_d, in_neuron, in_time, t_end, sample_times,
+                           out_ptr, out_post, out_w, out_d, bias, in_neuron, in_time, t_end, sample_times,
                            sample_neurons, max_spikes, v, cur, t_last, ref_end, pkey, pitem, ppos,
                            sl_t, sl_c, sl_n, free, hk, hs, r_t, r_n, r_g, samples, counters, plast)
         if code == _NEED_SLOTS:  # all slots in flight: double them, the new ones are free
@@ -237,7 +250,7 @@ def _run_trial(kind, tau_m, tau_s, theta, reset, refractory, closed_form,
     n_spk, status = counters[_NSPK], counters[_STATUS]
     if status == STATUS_OK:
         _take_samples(samples, counters[_SP], sample_times, sample_neurons, t_end, np.bool_(True),
-                      v, cur, t_last, ref_end, reset, tau_m, tau_s)
+                      v, cur, t_last, ref_end, reset, tau_m, tau_s, bias)
         if plast is not None:
             finish(plast, kind, tau_m, tau_s, theta, reset, out_post, v, cur, t_last, ref_end, t_end)
     return r_t[:n_spk].copy(), r_n[:n_spk].copy(), r_g[:n_spk].copy(), samples, status
@@ -245,11 +258,11 @@ def _run_trial(kind, tau_m, tau_s, theta, reset, refractory, closed_form,
 
 @njit(cache=True, nogil=True)
 def simulate_trial(kind, tau_m, tau_s, theta, reset, refractory, closed_form,
-                   out_ptr, out_post, out_w, out_d,
-                   in_neuron, in_time, t_end, sample_times, sample_neurons, max_spikes):
-    """Simulate one trial from rest on [0, t_end] seconds.
+                   out_ptr, out_post, out_w, out_d, bias,
+                   in_neuron, in_time, t_end, sample_times, sample_neurons, max_spikes, v_init, i_init):
+    """Simulate one trial on [0, t_end] seconds from the state (v_init, i_init) at t = 0.
 
-    The first 11 arguments are the network (:class:`~neurodelay.flat.KernelNetwork`;
+    The first 12 arguments are the network (:class:`~neurodelay.flat.KernelNetwork`;
     pass ``*flat.kernel``).
     in_neuron, in_time: input spikes (global neuron index, seconds), sorted by time.
     Returns (spike_time, spike_neuron, spike_i_minus_theta, samples, status):
@@ -258,14 +271,18 @@ def simulate_trial(kind, tau_m, tau_s, theta, reset, refractory, closed_form,
     STATUS_TOO_MANY_SPIKES if more than max_spikes spikes were emitted.
     """
     return _run_trial(kind, tau_m, tau_s, theta, reset, refractory, closed_form, out_ptr, out_post, out_w, out_d,
-                      in_neuron, in_time, t_end, sample_times, sample_neurons, max_spikes, None)
+                      bias, in_neuron, in_time, t_end, sample_times, sample_neurons, max_spikes, v_init, i_init,
+                      None)
 
 
 @njit(cache=True, nogil=True)
 def simulate_plastic_trial(kind, tau_m, tau_s, theta, reset, refractory, closed_form,
-                           out_ptr, out_post, out_w, out_d,
-                           in_neuron, in_time, t_end, sample_times, sample_neurons, max_spikes, plast):
+                           out_ptr, out_post, out_w, out_d, bias,
+                           in_neuron, in_time, t_end, sample_times, sample_neurons, max_spikes, v_init, i_init,
+                           plast):
     """:func:`simulate_trial` that also runs the three-factor rule's traces (state `plast`, see
-    :mod:`.traces`, updated in place and completed at t_end). Same return value."""
+    :mod:`.traces`, updated in place and completed at t_end). Same return value. The traces
+    assume bias 0 (the callers refuse a bias current)."""
     return _run_trial(kind, tau_m, tau_s, theta, reset, refractory, closed_form, out_ptr, out_post, out_w, out_d,
-                      in_neuron, in_time, t_end, sample_times, sample_neurons, max_spikes, plast)
+                      bias, in_neuron, in_time, t_end, sample_times, sample_neurons, max_spikes, v_init, i_init,
+                      plast)

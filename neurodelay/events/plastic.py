@@ -55,7 +55,10 @@ def simulate_plastic(net, inputs, duration, tracked: np.ndarray, pseudo_derivati
     Other arguments as :func:`~neurodelay.events.simulate_events`.
     """
     prepared = prepare_run(net, inputs, duration)
-    duration, flat, merged, sample_times, sample_neurons = prepared
+    duration, flat, merged, sample_times, sample_neurons = prepared[:5]
+    if np.any(flat.bias != 0.0) or np.any(flat.v_init != 0.0) or np.any(flat.i_init != 0.0):
+        raise ValueError("the three-factor rule's traces assume neurons that start at rest without a bias "
+                         "current; set bias, v_init and i_init to 0 (or use the exact gradient)")
     n_syn, n = len(flat.out_post), flat.n_neurons
     tracked = np.asarray(tracked, bool)
     if tracked.shape != (n_syn,):
@@ -81,7 +84,7 @@ def simulate_plastic(net, inputs, duration, tracked: np.ndarray, pseudo_derivati
         sl = slice(bounds[k], bounds[k + 1])
         syn, neu = new_state(n_syn, n)
         out = simulate_plastic_trial(*static, merged.neuron[sl], merged.time[sl], duration,
-                                     sample_times, sample_neurons, max_spikes_per_trial,
+                                     sample_times, sample_neurons, max_spikes_per_trial, *prepared.initial_state(k),
                                      (syn, neu, in_ptr, in_syn, syn_on, neu_mode, par))
         if out[4] == STATUS_TOO_MANY_SPIKES:
             raise RuntimeError(f"trial {k}: the network emitted more than max_spikes_per_trial="

@@ -1,7 +1,8 @@
 """Exact voltage trajectories of neurons that do not spike (readouts, silent LIF neurons).
 
-A neuron that never spikes is a linear filter of its arrivals: between two
-arrivals ``V = A exp(-t/tau_m) + B exp(-t/tau_s)`` has at most one extremum
+A neuron that never spikes is a linear filter of its arrivals (plus its
+initial state and bias): between two arrivals
+``V = bias + A exp(-t/tau_m) + B exp(-t/tau_s)`` has at most one extremum
 (:func:`~neurodelay.events.dynamics.peak_time`), so its maximum over
 [0, duration] and its exponentially weighted integral follow in closed form
 from the arrivals alone. The arrivals are rebuilt from an
@@ -100,9 +101,10 @@ def incoming_arrivals(record, neurons, trials: tuple[int, int] | None = None
 
 
 @njit(cache=True, nogil=True)
-def _trajectory_stats(group_ptr, group_neuron, time, weight, tau_m, tau_s, t_end, rate):
-    """Per group (one neuron in one trial, arrivals sorted by time): max of V on [0, t_end],
-    its time, and the integral of exp(-rate t) V(t) dt over [0, t_end]."""
+def _trajectory_stats(group_ptr, group_neuron, time, weight, tau_m, tau_s, t_end, rate, bias, v_start, i_start):
+    """Per group (one neuron in one trial, arrivals sorted by time, state (v_start, i_start) at t = 0):
+    max of V on [0, t_end], its time, and the integral of exp(-rate t) V(t) dt over [0, t_end].
+    With a bias b, u = V - b follows the bias-free dynamics."""
     n_groups = group_ptr.shape[0] - 1
     v_max = np.zeros(n_groups)
     t_max = np.zeros(n_groups)
@@ -111,8 +113,9 @@ def _trajectory_stats(group_ptr, group_neuron, time, weight, tau_m, tau_s, t_end
         j = group_neuron[g]
         tm, ts = tau_m[j], tau_s[j]
         k_ratio = ts / (tm - ts)
-        v, i, t_last = 0.0, 0.0, 0.0
-        best, best_t, acc = 0.0, 0.0, 0.0
+        b = bias[j]
+        v, i, t_last = v_start[g] - b, i_start[g], 0.0     # v: u = V - b
+        best, best_t, acc = v, 0.0, 0.0
         for q in range(group_ptr[g], group_ptr[g + 1] + 1):
             t_next = time[q] if q < group_ptr[g + 1] else t_end
             span = t_next - t_last
@@ -131,7 +134,7 @@ def _trajectory_stats(group_ptr, group_neuron, time, weight, tau_m, tau_s, t_end
                 i = i * math.exp(-span / ts) + weight[q]
                 v = v_next
                 t_last = t_next
-        v_max[g], t_max[g], integral[g] = best, best_t, acc
+        v_max[g], t_max[g], integral[g] = best + b, best_t, acc + b * exp_overlap(t_end, rate, 0.0)
     return v_max, t_max, integral
 
 
@@ -153,8 +156,12 @@ def _stats(record, population: str, rate: float, mask=None):
         stop = min(first + _TRIALS_PER_CHUNK, n_trials)
         group_ptr, time, weight = incoming_arrivals(record, np.arange(off, off + n), (first, stop))
         group_neuron = np.tile(np.arange(off, off + n), stop - first).astype(np.int64)
+        starts = [record.initial_state(k) for k in range(first, stop)]
+        v_start = np.concatenate([v[off:off + n] for v, _ in starts]).astype(float)
+        i_start = np.concatenate([i[off:off + n] for _, i in starts]).astype(float)
         stats = _trajectory_stats(group_ptr, group_neuron, time, weight,
-                                  flat.tau_m, flat.tau_s, float(record.duration), float(rate))
+                                  flat.tau_m, flat.tau_s, float(record.duration), float(rate), flat.bias,
+                                  v_start, i_start)
         for x, y in zip(out, stats):
             x[first:stop] = y.reshape(stop - first, n)
     for x in out:
@@ -166,8 +173,8 @@ def max_voltage(record, population: str, mask=None) -> tuple[np.ndarray, np.ndar
     """Exact maximum of V over [0, duration] and its time (s), each of shape (n_trials, n).
 
     For readouts, and for LIF neurons in trials where they do not spike (NaN
-    where they spike, or where `mask` (n_trials, n) is False). V = 0 at t = 0
-    counts as a candidate, so the maximum is >= 0. A maximum at an arrival
+    where they spike, or where `mask` (n_trials, n) is False). V(0) (0 from rest, else
+    the initial potential) counts as a candidate, so the maximum is >= V(0). A maximum at an arrival
     time (a kink, after an inhibitory arrival) is reported at exactly that time.
     """
     v_max, t_max, _ = _stats(record, population, 0.0, mask)

@@ -41,7 +41,7 @@ import numpy as np
 from numba import njit
 
 from ..events.adjoint_kernel import homogeneous, particular
-from ..events.dynamics import free_voltage, next_crossing, state_at, voltage_bound
+from ..events.dynamics import biased_crossing, free_voltage, next_crossing, state_at, voltage_bound
 
 EV_SPIKE = -1      # ev_q code of a spike of the neuron (ev_s = the spike's index in the trial's record)
 EV_REF_END = -2    # ev_q code of the end of a refractory period (ev_s = the spike that started it)
@@ -161,8 +161,12 @@ def below_until(v0, i0, tm, ts, theta, span):
 
 @njit(cache=True, nogil=True)
 def scan_forward(m, arr_t, arr_q, in_w, tm, ts, theta, reset, refractory, closed, spiking, t_end,
-                 sample_times, col, samples, out_t, out_g):
+                 sample_times, col, samples, out_t, out_g, u_start, i_start, v_off):
     """Exact forward scan of one neuron over its sorted arrivals on [0, t_end].
+
+    With a bias b the scan runs on u = V - b (theta and reset given as theta - b and
+    reset - b, the start as u_start = V(0) - b, i_start = I(0)); v_off = b is added to the
+    sampled voltages, and I - (theta - b) recorded at a spike is tau_m dV/dt there.
 
     Writes its spikes (time, I - theta) to out_t/out_g and returns their number, or
     -1 if out_t is too small (call again with larger arrays). V at sample_times
@@ -170,11 +174,13 @@ def scan_forward(m, arr_t, arr_q, in_w, tm, ts, theta, reset, refractory, closed
     the event engine applies to this neuron: a spike due at the time of an arrival
     comes first; a sample at time t sees every event at times <= t.
     """
-    v = 0.0
-    cur = 0.0
+    v = u_start
+    cur = i_start
     t_last = 0.0
     ref_end = -np.inf
     pred = np.inf
+    if spiking and (u_start != 0.0 or i_start != 0.0 or v_off != 0.0):
+        pred = biased_crossing(v, cur, tm, ts, theta, closed, 0.0)
     n_out = 0
     cap = out_t.shape[0]
     sp = 0
@@ -187,7 +193,7 @@ def scan_forward(m, arr_t, arr_q, in_w, tm, ts, theta, reset, refractory, closed
         if t_now > t_end:
             break
         while sp < n_samples and sample_times[sp] < t_now:
-            samples[sp, col] = state_at(v, cur, t_last, ref_end, reset, tm, ts, sample_times[sp])[0]
+            samples[sp, col] = state_at(v, cur, t_last, ref_end, reset, tm, ts, sample_times[sp])[0] + v_off
             sp += 1
         if is_spike:
             if n_out == cap:
@@ -215,9 +221,9 @@ def scan_forward(m, arr_t, arr_q, in_w, tm, ts, theta, reset, refractory, closed
             if below_until(v0, i0, tm, ts, theta, t_next - t0):
                 pred = np.inf            # the engine's prediction would lie after the next event
                 continue
-        pred = t0 + next_crossing(v0, i0, tm, ts, theta, closed)
+        pred = t0 + biased_crossing(v0, i0, tm, ts, theta, closed, 0.0)
     while sp < n_samples and sample_times[sp] <= t_end:
-        samples[sp, col] = state_at(v, cur, t_last, ref_end, reset, tm, ts, sample_times[sp])[0]
+        samples[sp, col] = state_at(v, cur, t_last, ref_end, reset, tm, ts, sample_times[sp])[0] + v_off
         sp += 1
     return n_out
 
@@ -296,8 +302,12 @@ def scan_factored(m, arr_t, arr_q, arr_k, in_w, dm, ds, em, es, tm, ts, theta, r
 @njit(cache=True, nogil=True)
 def forward_range(j0, j1, kind, tau_m, tau_s, theta, reset, refractory, closed, in_ptr, in_pre, in_d, in_w,
                   s_start, s_end, s_time, t_end, sample_times, col_of, samples, max_spikes,
-                  factored, in_dm, in_ds, s_em, s_es):
+                  factored, in_dm, in_ds, s_em, s_es, u_init, i_init, v_off):
     """Forward scans of neurons j0..j1-1 (one layer) given the spikes of the earlier layers.
+
+    theta and reset are in bias-shifted form (theta - b, reset - b), u_init = V(0) - b,
+    i_init = I(0) and v_off = b per neuron (see :func:`scan_forward`; factored scans only
+    for neurons without bias that start at rest).
 
     factored: use :func:`scan_factored` (a LIF layer with one tau_m and one tau_s whose
     factors stay finite, no sampled voltage) with the synapse factors in_dm, in_ds
@@ -330,7 +340,8 @@ def forward_range(j0, j1, kind, tau_m, tau_s, theta, reset, refractory, closed, 
                                    theta[j], reset[j], refractory[j], closed[j], t_end, out_t, out_g)
             else:
                 ns = scan_forward(m, arr_t, arr_q, in_w, tau_m[j], tau_s[j], theta[j], reset[j], refractory[j],
-                                  closed[j], kind[j] == 1, t_end, sample_times, col_of[j], samples, out_t, out_g)
+                                  closed[j], kind[j] == 1, t_end, sample_times, col_of[j], samples, out_t, out_g,
+                                  u_init[j], i_init[j], v_off[j])
             if ns >= 0:
                 break
             out_t = np.empty(2 * out_t.shape[0])

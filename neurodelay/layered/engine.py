@@ -156,7 +156,7 @@ def _map(pool, fn, tasks):
 
 # ---------------------------------------------------------------- forward ----
 def simulate(net: Network, inputs, duration, *, record=(), sample_times=None, n_threads: int | None = None,
-             max_spikes_per_trial: int = 10_000_000, progress: bool = False) -> EventRecord:
+             max_spikes_per_trial: int = 10_000_000, progress: bool = False, initial_state=None) -> EventRecord:
     """Simulate every trial of `inputs` exactly on [0, duration] with the layered engine.
 
     Same arguments and result as :func:`neurodelay.events.simulate` (inputs: a
@@ -168,16 +168,19 @@ def simulate(net: Network, inputs, duration, *, record=(), sample_times=None, n_
     reason = supports(net)
     if reason is not None:
         raise ValueError(f"net: the layered engine cannot simulate this network: {reason}")
-    prepared = prepare_run(net, inputs, duration, record, sample_times)
-    duration, flat, merged, sample_times, sample_neurons = prepared
+    prepared = prepare_run(net, inputs, duration, record, sample_times, initial_state)
+    duration, flat, merged, sample_times, sample_neurons = prepared[:5]
     plan = _plan_for(net, flat)
     n = flat.n_neurons
     col_of = np.full(n, -1, np.int64)
     col_of[sample_neurons] = np.arange(len(sample_neurons))
     # readouts never spike: scan them only when their voltage is sampled
     layers = [ly for ly in plan.layers if ly[3] or np.any(col_of[ly[0]: ly[0] + ly[1]] >= 0)]
-    static = (flat.kind, flat.tau_m, flat.tau_s, flat.theta, flat.reset, flat.refractory, plan.closed,
-              plan.in_ptr, plan.in_pre, plan.in_d, plan.in_w)
+    # a bias b: the scans run on u = V - b with threshold theta - b and reset - b
+    static = (flat.kind, flat.tau_m, flat.tau_s, flat.theta - flat.bias, flat.reset - flat.bias, flat.refractory,
+              plan.closed, plan.in_ptr, plan.in_pre, plan.in_d, plan.in_w)
+    moved = np.zeros(n, bool) if prepared.v_init is None and not flat.has_initial_state else np.ones(n, bool)
+    moved |= flat.bias != 0.0                                # neurons that may not take the factored scan
     bounds = merged.trial_slices()
 
     def run_trial(k, pool):
@@ -187,11 +190,13 @@ def simulate(net: Network, inputs, duration, *, record=(), sample_times=None, n_
         s_time = parts_t[0]
         pos = len(s_time)
         samples = np.zeros((len(sample_times), len(sample_neurons)))
+        v0, i0 = prepared.initial_state(k)
+        start = (v0 - flat.bias, i0, flat.bias)
         out_n, out_t, out_g = [], [], []
         total = 0
         for off, size, _, is_lif in layers:
             taus = (_factored_taus(flat, off, size, duration, np.any(col_of[off: off + size] >= 0))
-                    if is_lif and FACTORED_FORWARD else None)
+                    if is_lif and FACTORED_FORWARD and not np.any(moved[off: off + size]) else None)
             if taus is not None:
                 capped = np.minimum(s_time, duration)      # spikes after the end have no arrivals
                 factors = (True, plan.in_dm, plan.in_ds, np.exp(capped / taus[0]), np.exp(capped / taus[1]))
@@ -201,7 +206,7 @@ def simulate(net: Network, inputs, duration, *, record=(), sample_times=None, n_
             def work(chunk, s_time=s_time, factors=factors):
                 c0, c1, _ = chunk
                 return K.forward_range(c0, c1, *static, s_start, s_end, s_time, duration, sample_times, col_of,
-                                       samples, max_spikes_per_trial - total, *factors)
+                                       samples, max_spikes_per_trial - total, *factors, *start)
             res = _map(pool, work, _chunks(off, size))
             counts = np.concatenate([r[0] for r in res])
             times = np.concatenate([r[1] for r in res])
@@ -238,19 +243,21 @@ def simulate(net: Network, inputs, duration, *, record=(), sample_times=None, n_
 
 # ---------------------------------------------------------------- adjoint ----
 def adjoint(record: EventRecord, sources: AdjointSources, *, time_constants: bool = False,
-            n_threads: int | None = None, record_tolerance: float = 1e-6) -> AdjointResult:
+            n_threads: int | None = None, record_tolerance: float = 1e-6, state: bool = False) -> AdjointResult:
     """Reverse pass of EventProp with delays over every trial of `record`, layer by layer.
 
     Same arguments and result as :func:`neurodelay.events.adjoint` and the same
     numbers to rounding, for a record of any engine. Networks that
-    :func:`supports` refuses are handed to :func:`neurodelay.events.adjoint`.
+    :func:`supports` refuses, networks with a bias current, records that do not start at rest,
+    and requests for the state gradients (`state`: dL/dbias, dL/dV(0), dL/dI(0)) are handed to
+    :func:`neurodelay.events.adjoint`.
     Raises :class:`~neurodelay.events.adjoint.RecordMismatchError` when the
     record's spikes are not threshold crossings of its network.
     """
     net, flat = record.network, record.flat
-    if supports(net) is not None:
+    if supports(net) is not None or state or not record.starts_at_rest or np.any(flat.bias):
         return _events_adjoint(record, sources, time_constants=time_constants, n_threads=n_threads,
-                               record_tolerance=record_tolerance)
+                               record_tolerance=record_tolerance, state=state)
     rp = prepare_reverse(record, sources, record_tolerance)
     inputs, spike_time_src, theta_src = record.inputs, rp.spike_time_src, rp.theta_src
     n, n_trials, duration, n_syn = flat.n_neurons, record.n_trials, float(record.duration), len(flat.out_post)
@@ -325,8 +332,10 @@ def adjoint(record: EventRecord, sources: AdjointSources, *, time_constants: boo
 class LayeredEngine:
     """The layered engine as an :class:`~neurodelay.engines.Engine` (registered as ``"layered"``).
 
-    Runs feedforward networks (any delay kinds, refractoriness, readouts) with
-    the event engine's results at a fraction of its cost; :meth:`supports` gives
+    Runs feedforward networks (any delay kinds, refractoriness, readouts, bias
+    currents and initial states: the scans run on u = V - bias) with
+    the event engine's results at a fraction of its cost (the gradients of runs
+    with a bias or away from rest are the event engine's adjoint's); :meth:`supports` gives
     the reason for networks it does not run (recurrent projections), which
     ``engine="auto"`` then runs on the event engine.
     """
@@ -343,10 +352,13 @@ class LayeredEngine:
     def supports(self, net) -> str | None:
         return supports(net)
 
-    def simulate(self, net, inputs, duration, *, record=(), sample_times=None, n_threads=None):
+    def simulate(self, net, inputs, duration, *, record=(), sample_times=None, n_threads=None,
+                 initial_state=None):
         return simulate(net, inputs, duration, record=record, sample_times=sample_times, n_threads=n_threads,
-                        max_spikes_per_trial=self.max_spikes_per_trial, progress=self.progress)
+                        max_spikes_per_trial=self.max_spikes_per_trial, progress=self.progress,
+                        initial_state=initial_state)
 
-    def adjoint(self, record, sources, *, time_constants=False, n_threads=None, record_tolerance=1e-6):
+    def adjoint(self, record, sources, *, time_constants=False, n_threads=None, record_tolerance=1e-6,
+                state=False):
         return adjoint(record, sources, time_constants=time_constants, n_threads=n_threads,
-                       record_tolerance=record_tolerance)
+                       record_tolerance=record_tolerance, state=state)

@@ -101,6 +101,10 @@ class SpikingClassifier:
         keys = tuple(sorted((check_key(network, tuple(k)) for k in keys), key=key_name))
         if not keys:
             raise ValueError("a classifier needs at least one trained parameter key")
+        per_trial = [k for k in keys if k[-1] == "trial"]
+        if per_trial:
+            raise ValueError(f"keys: {per_trial} name per-trial initial-state gradients, which a classifier "
+                             f"cannot train; train the description's ('pop', 'v_init') instead")
         if len(set(keys)) != len(keys):
             raise ValueError(f"a parameter key is listed twice: {[key_name(k) for k in keys]}")
         if input_noise < 0:

@@ -2,7 +2,10 @@
 
 Layout (times in seconds, float64)::
 
-    pop{k}_<param>   (pop{k}_neuron)   tau_m, tau_s, theta, reset, refractory of population k
+    pop{k}_<param>   (pop{k}_neuron)   tau_m, tau_s, theta, reset, refractory, bias, v_init,
+                                       i_init of population k (readouts: tau_m, tau_s, bias,
+                                       v_init, i_init; datasets written before bias existed
+                                       lack the last three, read as 0)
     proj{k}_pre_idx, proj{k}_post_idx, proj{k}_weight        (proj{k}_synapse)
     proj{k}_synaptic (proj{k}_synapse), proj{k}_axonal (proj{k}_pre), proj{k}_dendritic (proj{k}_post)
 
@@ -22,8 +25,9 @@ from ..network import LIF, Network, Readout, SpikeSource
 __all__ = ["network_to_dataset", "network_from_dataset"]
 
 _CLASSES = {"SpikeSource": SpikeSource, "LIF": LIF, "Readout": Readout}
-_POP_PARAMS = {"SpikeSource": (), "LIF": ("tau_m", "tau_s", "theta", "reset", "refractory"),
-               "Readout": ("tau_m", "tau_s")}
+_STATE = ("bias", "v_init", "i_init")
+_POP_PARAMS = {"SpikeSource": (), "LIF": ("tau_m", "tau_s", "theta", "reset", "refractory") + _STATE,
+               "Readout": ("tau_m", "tau_s") + _STATE}
 _SECONDS = {"tau_m", "tau_s", "refractory"}
 
 
@@ -66,7 +70,8 @@ def network_from_dataset(ds: xr.Dataset) -> Network:
         cls = str(head.attrs["class"])
         if cls not in _CLASSES:
             raise ValueError(f"population {k}: unknown class {cls!r}")
-        params = {p: ds[f"pop{k}_{p}"].values for p in _POP_PARAMS[cls]}
+        params = {p: ds[f"pop{k}_{p}"].values for p in _POP_PARAMS[cls]
+                  if p not in _STATE or f"pop{k}_{p}" in ds.variables}
         if cls == "LIF" and "voltage_unit" in head.attrs:  # theta given in volts or dimensionless
             params["voltage_unit"] = str(head.attrs["voltage_unit"])
         pops.append(_CLASSES[cls](str(head.attrs["name"]), int(head.values), **params))

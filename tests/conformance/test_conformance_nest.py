@@ -161,3 +161,35 @@ def test_single_neuron_matches_nest_to_its_root_tolerance(engine):
     assert np.all(diffs <= tolerance), list(zip(diffs, tolerance))
     print(f"\n{len(diffs)} spikes; max |t_engine - t_NEST| = {diffs.max():.3g} s "
           f"(tolerance {tolerance.min():.3g}..{tolerance.max():.3g} s)")
+
+
+def test_recurrent_network_with_bias_and_initial_state_matches_nest(engine):
+    """Random initial potentials and currents, random biases (some above threshold: tonic firing),
+    recurrence, over 3 s at NEST's default resolution of 0.01 ms (bias = I_e, V(0) = V_m,
+    I(0) = I_syn_ex)."""
+    from neurodelay.nest import DEFAULT_RESOLUTION
+
+    rng = np.random.default_rng(12)
+    n_in, n, duration = 100, 150, 3.0
+    net = Network().add(SpikeSource("inp", n_in),
+                        LIF("rec", n, tau_m=rng.uniform(10e-3, 30e-3, n), tau_s=5e-3, theta=1.0, reset=-0.1,
+                            refractory=2e-3, bias=rng.uniform(-0.3, 1.2, n), v_init=rng.uniform(-0.5, 0.95, n),
+                            i_init=rng.uniform(-1.0, 2.0, n)))
+    for pre, p, w_mean, w_sd in (("inp", 0.1, 0.2, 0.2), ("rec", 0.05, -0.05, 0.3)):
+        pre_idx, post_idx = np.nonzero(rng.random((net[pre].n, n)) < p)
+        delays, _ = _grid_delays(rng, net[pre].n, n, pre_idx, post_idx, 50)
+        net = net.connect(pre, "rec", weight=rng.normal(w_mean, w_sd, len(pre_idx)),
+                          connectivity=(pre_idx, post_idx), delays=delays)
+    inputs = _poisson_inputs(rng, n_in, 20.0, duration)
+    engine.require(net)
+    rec = engine.simulate(net, inputs, duration, n_threads=1)
+    run = simulate_nest(net, inputs, duration, resolution=DEFAULT_RESOLUTION)
+    mismatched, diffs = _match(net, rec.neuron, rec.time, run.neuron, run.time)
+    tonic = net["rec"].bias > 1.0
+    counts = rec.spikes("rec").counts()[0]
+    assert tonic.sum() >= 10 and counts[tonic].min() >= 30 and len(rec.time) >= 3000
+    first = rec.first_spike_times("rec")[0]
+    assert np.sum(first < 5e-3) >= 5        # neurons started near threshold fire early
+    assert not mismatched, f"(population, neuron, engine count, NEST count): {mismatched[:10]}"
+    assert np.mean(diffs <= 1e-9) >= 0.999, f"max |dt| = {diffs.max():.3g} s"
+    print(f"\n{len(diffs)} spikes, all matched; max |t_engine - t_NEST| = {diffs.max():.3g} s")
