@@ -28,7 +28,7 @@ import numpy as np
 import xarray as xr
 
 from neurodelay.delays import DELAY_KINDS, Delays
-from neurodelay.events import simulate
+from neurodelay import simulate
 from neurodelay.io import record_to_dataset, write_netcdf
 from neurodelay.network import LIF, Network, SpikeSource
 from neurodelay.spikes import SpikeTrains

@@ -34,7 +34,7 @@ import xarray as xr
 
 from neurodelay import losses
 from neurodelay.delays import DELAY_KINDS
-from neurodelay.events import simulate
+from neurodelay import simulate
 from neurodelay.events.forward import default_threads
 from neurodelay.gradcheck import FD_STEP, finite_differences, parameter_keys, random_network
 from neurodelay.gradients import get_param, loss_and_grad

@@ -43,7 +43,7 @@ from neurodelay.analysis import coincidence
 from neurodelay.analysis.common import poisson_trains
 from neurodelay.brian import BrianSimulator
 from neurodelay.delays import Delays
-from neurodelay.events import simulate
+from neurodelay import simulate
 from neurodelay.io import parameters_to_json, write_netcdf
 from neurodelay.network import LIF, Network, SpikeSource
 from neurodelay.record import spike_time_errors

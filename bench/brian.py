@@ -43,7 +43,7 @@ from forward import Config, build_network, poisson_inputs, synaptic_events  # no
 
 from neurodelay.brian import BrianSimulator  # noqa: E402
 from neurodelay.brian.devices import gpu_visible  # noqa: E402
-from neurodelay.events import simulate  # noqa: E402
+from neurodelay import simulate  # noqa: E402
 
 MODES = ("grid", "precise")
 

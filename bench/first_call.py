@@ -47,7 +47,7 @@ import neurodelay
 t1 = clock()
 import numpy as np
 from neurodelay.delays import Delays
-from neurodelay.events import simulate
+from neurodelay import simulate
 from neurodelay.gradients import loss_and_grad
 from neurodelay.losses import WeightedIntegralCrossEntropy
 from neurodelay.network import LIF, Network, Readout, SpikeSource

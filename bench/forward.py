@@ -47,7 +47,7 @@ from _common import (default_json_path, package_versions, print_table, stopwatch
                      write_json_atomic)
 
 from neurodelay.delays import Delays  # noqa: E402
-from neurodelay.events import simulate  # noqa: E402
+from neurodelay import simulate  # noqa: E402
 from neurodelay.events.forward import default_threads  # noqa: E402
 from neurodelay.events.kernel import simulate_trial  # noqa: E402
 from neurodelay.nest import simulate_nest  # noqa: E402
@@ -144,7 +144,7 @@ def fastest(runs: list[dict]) -> dict:
 
 _COLD_COMPILE = """
 import time, numpy as np
-from neurodelay.events import simulate
+from neurodelay import simulate
 from neurodelay.network import LIF, Network, SpikeSource
 from neurodelay.spikes import SpikeTrains
 net = Network().add(SpikeSource("ext", 1), LIF("lif", 1)).connect("ext", "lif", weight=2.0)

@@ -14,14 +14,12 @@ except PackageNotFoundError:  # pragma: no cover - a source tree that was never 
 __all__ = ["__version__", "cache_root", "simulate"]
 
 
-def simulate(net, inputs, duration, *, engine="auto", record=(), sample_times=None, n_threads=None,
-             initial_state=None):
+def simulate(net, inputs, duration, **options):
     """Simulate `net` on `inputs` for `duration` s on an engine (:mod:`neurodelay.engines`, default "auto").
 
-    The same as :func:`neurodelay.events.simulate` (see there); imported on first call, so that
-    ``import neurodelay`` stays light. Returns an :class:`~neurodelay.record.EventRecord`.
+    :func:`neurodelay.simulation.simulate` (see there for the options), imported on first call so
+    that ``import neurodelay`` stays light. Returns an :class:`~neurodelay.record.EventRecord`.
     """
-    from .events.forward import simulate as _simulate
+    from .simulation import simulate as _simulate
 
-    return _simulate(net, inputs, duration, record=record, sample_times=sample_times, n_threads=n_threads,
-                     engine=engine, initial_state=initial_state)
+    return _simulate(net, inputs, duration, **options)

@@ -73,7 +73,7 @@ def finite_differences(net: Network, inputs, duration: float, loss, labels, key,
     shape; otherwise a 1-D array, one value per listed coordinate); engine: the
     engine that simulates (a name of :mod:`neurodelay.engines` or an engine object);
     initial_state: the per-trial state at t = 0 of every run (see
-    :func:`neurodelay.events.simulate`); a per-trial key ``(pop, "v_init", "trial")`` steps it.
+    :func:`neurodelay.simulate`); a per-trial key ``(pop, "v_init", "trial")`` steps it.
     """
     engine = get_engine(engine, net)
 

@@ -158,7 +158,7 @@ def loss_and_grad(net: Network, inputs, duration, loss, labels=None, params=(), 
                   initial_state=None) -> LossAndGrad:
     """Forward and reverse pass on a batch: (mean loss over trials, {key: dL/dparam}, record).
 
-    inputs, duration: as for :func:`~neurodelay.events.simulate` (ignored when
+    inputs, duration: as for :func:`~neurodelay.simulate` (ignored when
     `record` is given); loss: a :class:`~neurodelay.losses.Loss`; labels: one
     class per trial (if the loss needs them); params: parameter keys (see the
     module docstring) — kinds not listed are held fixed and cost nothing;
@@ -169,7 +169,7 @@ def loss_and_grad(net: Network, inputs, duration, loss, labels=None, params=(), 
     :func:`~neurodelay.events.adjoint`); engine: a name of
     :mod:`neurodelay.engines` or an engine object, which simulates (unless
     `record` is given) and runs the adjoint; initial_state: per-trial state at t = 0
-    (see :func:`~neurodelay.events.simulate`; ignored when `record` is given). Gradients
+    (see :func:`~neurodelay.simulate`; ignored when `record` is given). Gradients
     are means over the batch, shaped like the parameters. The description's v_init / i_init
     keys refuse populations whose initial state `initial_state` overrides (their gradient
     would be zero); ask for the per-trial key ``(pop, "v_init", "trial")`` instead.

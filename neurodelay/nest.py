@@ -68,11 +68,11 @@ def simulate_nest(net: Network, inputs, duration: float, *, trial: int = 0,
                   resolution: float = DEFAULT_RESOLUTION, threads: int = 1, initial_state=None) -> NestRun:
     """Simulate one trial of `inputs` in NEST for `duration` s.
 
-    inputs: as for :func:`neurodelay.events.simulate`, a SpikeTrains (one source)
+    inputs: as for :func:`neurodelay.simulate`, a SpikeTrains (one source)
     or a dict source name -> SpikeTrains (times in s); resolution: NEST's time
     step, s (default 0.01 ms; coarser grids miss brief threshold crossings, see
     the module docstring); delays and refractory periods must lie on it;
-    initial_state: per-trial state at t = 0 as for :func:`neurodelay.events.simulate`
+    initial_state: per-trial state at t = 0 as for :func:`neurodelay.simulate`
     (this run uses row `trial`).
     """
     import nest

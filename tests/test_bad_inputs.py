@@ -23,7 +23,7 @@ import xarray as xr
 
 from neurodelay.cli import main
 from neurodelay.delays import Delays
-from neurodelay.events import simulate
+from neurodelay import simulate
 from neurodelay.gradients import loss_and_grad
 from neurodelay.io import NetCDFReadError, dataset_to_spike_trains, read_netcdf, spike_trains_to_dataset, write_netcdf
 from neurodelay.data.base import TaskData
@@ -286,7 +286,7 @@ def test_import_does_not_import_brian2_or_replace_the_excepthook():
             "import neurodelay.train.runs, neurodelay.gradients, neurodelay.losses, neurodelay.analysis\n"
             "from neurodelay.network import LIF, Network, SpikeSource\n"
             "from neurodelay.spikes import SpikeTrains\n"
-            "from neurodelay.events import simulate\n"
+            "from neurodelay import simulate\n"
             "net = Network().add(SpikeSource('i', 1), LIF('o', 1)).connect('i', 'o', 2.0)\n"
             "simulate(net, SpikeTrains.from_lists([[[1e-3]]]), 0.02, n_threads=1)\n"
             "assert 'brian2' not in sys.modules, 'brian2 was imported'\n"

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from neurodelay import losses
-from neurodelay.events import simulate
+from neurodelay import simulate
 from neurodelay.gradcheck import finite_differences, random_network
 from neurodelay.gradients import get_param, gradients_to_dataset, loss_and_grad, set_param
 from neurodelay.network import LIF, Network, Readout, SpikeSource

@@ -21,7 +21,7 @@ import pytest
 
 from neurodelay.brian import BrianSimulator, HistoryOverflowError, build_objects, from_brian
 from neurodelay.delays import Delays
-from neurodelay.events import simulate
+from neurodelay import simulate
 from neurodelay.gradients import loss_and_grad
 from neurodelay.io import dataset_to_spike_trains, read_netcdf, record_to_dataset
 from neurodelay.losses import MaxVoltageCrossEntropy

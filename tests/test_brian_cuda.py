@@ -18,7 +18,7 @@ import pytest
 
 from neurodelay.brian import BrianSimulator, gpu_visible, nvcc_path
 from neurodelay.delays import Delays
-from neurodelay.events import simulate
+from neurodelay import simulate
 from neurodelay.network import LIF, Network, SpikeSource
 from neurodelay.spikes import SpikeTrains
 

@@ -44,7 +44,8 @@ _FIRST_SIMULATE = r"""
 import json, os, sys
 {pre}
 import numpy as np
-from neurodelay.events import simulate, adjoint_kernel, readout
+from neurodelay import simulate
+from neurodelay.events import adjoint_kernel, readout
 from neurodelay.network import LIF, Network, SpikeSource
 from neurodelay.spikes import SpikeTrains
 import numba

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from neurodelay.analysis import coincidence as C
-from neurodelay.events import simulate
+from neurodelay import simulate
 
 
 def psp(t, tau_m, tau_s, w):

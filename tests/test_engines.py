@@ -92,7 +92,7 @@ def test_built_in_engines_and_unknown_names():
     with pytest.raises(ValueError, match=r"unknown engine 'nope'; available: \['auto', .*'events'.*'brian'"):
         get_engine("nope")
     with pytest.raises(ValueError, match="unknown engine 'nope'"):
-        events.simulate(_net(), _inputs(), 0.03, engine="nope")
+        neurodelay.simulate(_net(), _inputs(), 0.03, engine="nope")
     with pytest.raises(KeyError, match="no engine registered as 'nope'"):
         unregister_engine("nope")
     with pytest.raises(TypeError, match="must be an Engine or a factory"):
@@ -120,7 +120,7 @@ def test_auto_picks_the_highest_preference_that_supports_the_network(registered)
     with pytest.raises(ValueError, match="engine 'small-only' cannot run this network: more than 5 neurons"):
         get_engine("small-only", _net())
     # the same through simulate
-    events.simulate(_net(), _inputs(), 0.03)
+    neurodelay.simulate(_net(), _inputs(), 0.03)
     assert big.calls["simulate"] == 1 and small.calls["simulate"] == 0
 
 
@@ -143,12 +143,12 @@ def test_a_registered_engine_is_used_by_simulate_loss_and_grad_and_training(regi
     np.testing.assert_array_equal(got.grads[("out->ro", "weight")], reference.grads[("out->ro", "weight")])
     loss_and_grad(net, None, None, loss, labels, [("out->ro", "weight")], record=got.record, engine=eng)
     assert eng.calls == {"simulate": 1, "adjoint": 2}     # an engine object, and a given record: no simulation
-    rec = events.simulate(net, inputs, 0.03, engine="counting")
+    rec = neurodelay.simulate(net, inputs, 0.03, engine="counting")
     rec2 = neurodelay.simulate(net, inputs, 0.03, engine=eng)
     assert eng.calls["simulate"] == 3
     np.testing.assert_array_equal(rec.time, rec2.time)
     with pytest.raises(ValueError, match="max_spikes_per_trial is an option of the 'events' engine"):
-        events.simulate(net, inputs, 0.03, engine="counting", max_spikes_per_trial=5)
+        neurodelay.simulate(net, inputs, 0.03, engine="counting", max_spikes_per_trial=5)
     finite_differences(net, inputs, 0.03, loss, labels, ("out->ro", "weight"), coordinates=[0], engine="counting")
     assert eng.calls["simulate"] == 6                     # base + two steps
     clf = SpikingClassifier(net, [("out->ro", "weight")], loss, "ro", "max_voltage", duration=0.03,
@@ -253,8 +253,8 @@ def test_brian_engine_samples_voltages_at_the_requested_grid_times():
     pytest.importorskip("brian2")
     net, inputs = _net(), _inputs(2)
     times = np.array([2e-3, 7e-3, 12e-3, 30e-3])
-    exact = events.simulate(net, inputs, 0.03, record=["ro", "out"], sample_times=times, engine="events")
-    brian = events.simulate(net, inputs, 0.03, record=["ro", "out"], sample_times=times, engine="brian")
+    exact = neurodelay.simulate(net, inputs, 0.03, record=["ro", "out"], sample_times=times, engine="events")
+    brian = neurodelay.simulate(net, inputs, 0.03, record=["ro", "out"], sample_times=times, engine="brian")
     np.testing.assert_array_equal(brian.sample_times, times)
     assert np.abs(exact.voltages("ro")).max() > 0.1
     for pop in ("ro", "out"):
@@ -265,10 +265,10 @@ def test_brian_engine_samples_voltages_at_the_requested_grid_times():
 def test_records_name_their_engine_for_provenance():
     from neurodelay.io import record_to_dataset
 
-    rec = events.simulate(_net(), _inputs(1), 0.03, engine="events")
+    rec = neurodelay.simulate(_net(), _inputs(1), 0.03, engine="events")
     assert rec.engine == "events" and record_to_dataset(rec).attrs["engine"] == "events"
     pytest.importorskip("brian2")
-    rec = events.simulate(_net(), _inputs(1), 0.03, engine="brian")
+    rec = neurodelay.simulate(_net(), _inputs(1), 0.03, engine="brian")
     assert rec.engine == "brian-precise-runtime" and record_to_dataset(rec).attrs["engine"] == rec.engine
 
 
@@ -282,7 +282,7 @@ def test_spike_time_errors_compares_neurons_whose_counts_agree():
     net = Network().add(SpikeSource("inp", 2), LIF("hid", 2, tau_m=10e-3, tau_s=5e-3, theta=1.0))
     net = net.connect("inp", "hid", weight=[8.0, 0.0, 0.0, 8.0])   # input i drives hidden i only
     inputs = SpikeTrains.from_lists([[[0.001, 0.02], [0.005]]], n_neurons=2)
-    rec = events.simulate(net, inputs, 0.05, engine="events")
+    rec = neurodelay.simulate(net, inputs, 0.05, engine="events")
     hid = net.offsets()["hid"]
     n0 = int(np.sum(rec.neuron == hid))
     assert n0 >= 1 and np.sum(rec.neuron == hid + 1) >= 1

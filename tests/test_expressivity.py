@@ -19,7 +19,7 @@ import xarray as xr
 from scipy.optimize import linprog
 
 from neurodelay.analysis import expressivity as ex
-from neurodelay.events import simulate
+from neurodelay import simulate
 from neurodelay.gradients import get_param, loss_and_grad, set_param
 from neurodelay.losses import MaxVoltageHinge
 from neurodelay.spikes import SpikeTrains

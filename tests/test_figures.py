@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from neurodelay.delays import Delays
-from neurodelay.events import simulate
+from neurodelay import simulate
 from neurodelay.network import Network
 
 

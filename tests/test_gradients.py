@@ -18,7 +18,8 @@ import pytest
 
 from neurodelay import losses
 from neurodelay.delays import Delays
-from neurodelay.events import AdjointSources, adjoint, simulate
+from neurodelay import simulate
+from neurodelay.events import AdjointSources, adjoint
 from neurodelay.events.adjoint import RecordMismatchError
 from neurodelay.events.readout import max_voltage
 from neurodelay.gradients import gradients_to_dataset, get_param, loss_and_grad, set_param

@@ -16,7 +16,7 @@ from hypothesis import given, settings, strategies as st
 
 import neurodelay
 from neurodelay.delays import Delays
-from neurodelay.events import simulate
+from neurodelay import simulate
 from neurodelay.io import (NetCDFReadError, dataset_to_spike_trains, read_netcdf, record_to_dataset,
                            spike_trains_to_dataset, write_netcdf)
 from neurodelay.network import LIF, Network, Readout, SpikeSource

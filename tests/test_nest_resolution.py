@@ -19,7 +19,7 @@ os.environ.setdefault("PYNEST_QUIET", "1")  # no banner on import
 nest = pytest.importorskip("nest")
 
 from neurodelay.delays import Delays  # noqa: E402
-from neurodelay.events import simulate  # noqa: E402
+from neurodelay import simulate  # noqa: E402
 from neurodelay.nest import DEFAULT_RESOLUTION, simulate_nest  # noqa: E402
 from neurodelay.network import LIF, Network, SpikeSource  # noqa: E402
 from neurodelay.spikes import SpikeTrains  # noqa: E402

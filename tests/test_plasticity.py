@@ -23,7 +23,8 @@ import pytest
 
 from neurodelay import losses
 from neurodelay.delays import Delays
-from neurodelay.events import flatten, simulate
+from neurodelay import simulate
+from neurodelay.events import flatten
 from neurodelay.events.plastic import simulate_plastic
 from neurodelay.gradients import get_param, loss_and_grad, set_param
 from neurodelay.network import LIF, Network, Readout, SpikeSource

@@ -16,7 +16,7 @@ import xarray as xr
 
 from neurodelay.data import yinyang
 from neurodelay.delays import Delays
-from neurodelay.events import simulate
+from neurodelay import simulate
 from neurodelay.network import LIF, Network, Readout, SpikeSource
 from neurodelay.spikes import SpikeTrains
 from neurodelay.train.checkpoint import load_checkpoint

@@ -22,7 +22,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from neurodelay.delays import Delays
-from neurodelay.events import simulate
+from neurodelay import simulate
 from neurodelay.network import LIF, Network, Readout, SpikeSource
 from neurodelay.spikes import SpikeTrains
 

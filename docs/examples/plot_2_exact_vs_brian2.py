@@ -22,7 +22,7 @@ import numpy as np
 
 from neurodelay.brian import simulate as brian_simulate
 from neurodelay.delays import Delays
-from neurodelay.events import simulate
+from neurodelay import simulate
 from neurodelay.network import LIF, Network, SpikeSource
 from neurodelay.record import spike_time_errors
 from neurodelay.spikes import SpikeTrains

@@ -22,7 +22,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from neurodelay.delays import Delays
-from neurodelay.events import simulate
+from neurodelay import simulate
 from neurodelay.events.readout import weighted_voltage_integral
 from neurodelay.gradcheck import finite_differences
 from neurodelay.gradients import get_param, loss_and_grad, set_param

@@ -122,7 +122,7 @@ def _simulate(net: Network, inputs, duration: float, timing: str, *, engine: str
     (``engine``, default "auto"), else Brian2 in that mode. The only place where this module picks an engine.
     """
     if timing == "exact":
-        from ..events import simulate
+        from ..simulation import simulate
         return simulate(net, inputs, duration, engine=engine)
     from ..brian import BrianSimulator
     return BrianSimulator(net, duration, mode=timing, dt=dt, device=device,

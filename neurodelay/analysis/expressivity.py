@@ -101,7 +101,7 @@ def _engine(engine, net=None) -> str:
 
 
 def _simulate(net, inputs, duration, engine="auto"):
-    from ..events import simulate
+    from ..simulation import simulate
     return simulate(net, inputs, duration, engine=engine)
 
 

@@ -18,7 +18,7 @@ This module provides
   author's code, on that network (a connectivity Dataset, re-simulated with
   1 ms steps by a numba kernel) or on any :class:`~neurodelay.network.Network`
   of LIF neurons with delays of any kind (re-simulated exactly by the event
-  engine, :func:`neurodelay.events.simulate`);
+  engine, :func:`neurodelay.simulate`);
 * the controls :func:`shuffle_weights` (excitatory weights permuted among
   excitatory-to-excitatory synapses, delays kept) and :func:`equal_delays`;
 * :func:`group_stimulus`: the network and the anchor spikes that reproduce one
@@ -772,7 +772,7 @@ def _excitatory_neurons(net: Network) -> np.ndarray:
 
 def _lif_groups_of_mother(net, mother, c_rel, n_anchors, window, d_max, max_spikes, min_layers, max_duration,
                           n_threads):
-    from ..events import simulate
+    from ..simulation import simulate
 
     anchors, anchor_d = _anchor_entries(net, mother, c_rel)
     if len(np.unique(anchors)) < n_anchors:

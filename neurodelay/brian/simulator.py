@@ -196,7 +196,7 @@ class BrianSimulator:
 
         network: new values (weights, delays, neuron parameters, bias, initial state) for the
         same structure; default the built network's. initial_state: per-trial state at t = 0
-        (see :func:`neurodelay.events.simulate`). Returns an EventRecord.
+        (see :func:`neurodelay.simulate`). Returns an EventRecord.
         """
         values = self.net if network is None else network
         B.check_same_structure(self.net, values)
@@ -247,7 +247,7 @@ def simulate(net: Network, inputs, duration, *, mode: str = "precise", dt=1e-4, 
     """Build `net` in Brian2 and simulate every trial of `inputs` on [0, duration] from the
     description's initial state (or the per-trial `initial_state`).
 
-    The Brian2 counterpart of :func:`neurodelay.events.simulate` (same inputs,
+    The Brian2 counterpart of :func:`neurodelay.simulate` (same inputs,
     same EventRecord). mode 'precise' (exact sub-step timing) or 'grid'; dt
     and duration in s (or Brian2 times); device 'runtime', 'cpp_standalone'
     or 'cuda_standalone'. For many runs of one network use :class:`BrianSimulator`.

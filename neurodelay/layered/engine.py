@@ -159,7 +159,7 @@ def simulate(net: Network, inputs, duration, *, record=(), sample_times=None, n_
              max_spikes_per_trial: int = 10_000_000, progress: bool = False, initial_state=None) -> EventRecord:
     """Simulate every trial of `inputs` exactly on [0, duration] with the layered engine.
 
-    Same arguments and result as :func:`neurodelay.events.simulate` (inputs: a
+    Same arguments and result as :func:`neurodelay.simulate` (inputs: a
     SpikeTrains or a dict source name -> SpikeTrains, times in s; duration: s or
     a Brian2 time; record: LIF/readout populations whose V is sampled at
     `sample_times`, s). Raises ValueError if :func:`supports` gives a reason.

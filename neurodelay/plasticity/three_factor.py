@@ -119,7 +119,7 @@ def three_factor_gradients(net: Network, rule: ThreeFactorRule, inputs, duration
     rule : ThreeFactorRule
         What is updated and how (checked against `net`).
     inputs, duration
-        Input spikes and trial length (s), as for :func:`~neurodelay.events.simulate`.
+        Input spikes and trial length (s), as for :func:`~neurodelay.simulate`.
     loss : neurodelay.losses.Loss
         A spike-time loss on an LIF output, or a loss on the maximum of readout voltages.
     labels : array, optional

@@ -21,7 +21,7 @@ import numpy as np
 import xarray as xr
 
 from neurodelay.analysis.common import poisson_trains
-from neurodelay.events import simulate
+from neurodelay import simulate
 from neurodelay.network import LIF, Network, SpikeSource
 from neurodelay.sweep import run_sweep
 
