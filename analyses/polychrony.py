@@ -110,18 +110,21 @@ def count(conn: xr.Dataset, mothers, cfg: dict, threads: int, max_spikes: int, c
     return groups, time.perf_counter() - start
 
 
-def bootstrap_count(groups: xr.Dataset, mothers: np.ndarray, n_exc: int, seed: int, n_boot: int = 2000
+def bootstrap_count(groups, mothers: np.ndarray, n_exc: int, seed: int, n_boot: int = 2000
                     ) -> tuple[float, float, float]:
     """Groups scaled to all excitatory mothers and its 95 % bootstrap interval over the searched mothers.
 
     Groups cut at the cascade cap (``truncated``: runaway activity, not a sparse time-locked pattern) are not
-    counted; they are reported separately.
-
-    Groups cluster by mother (a mother with n strong inputs tries n(n-1)(n-2)/6 triplets), so the
-    interval resamples mothers, not groups.
+    counted; they are reported separately. `groups` is one search or a list of searches of the same mothers
+    (e.g. several shuffles), whose per-mother counts are averaged. Groups cluster by mother (a mother with n
+    strong inputs tries n(n-1)(n-2)/6 triplets), so the interval resamples mothers, not groups.
     """
-    whole = ~groups["truncated"].values
-    per_mother = np.array([((groups["mother"].values == m) & whole).sum() for m in mothers], float)
+    searches = groups if isinstance(groups, (list, tuple)) else [groups]
+    per_mother = np.zeros(len(mothers))
+    for g in searches:
+        whole = ~g["truncated"].values
+        per_mother += np.array([((g["mother"].values == m) & whole).sum() for m in mothers], float)
+    per_mother /= len(searches)
     if per_mother.size == 0:
         return np.nan, np.nan, np.nan
     rng = np.random.default_rng([seed, 7])
@@ -164,8 +167,12 @@ def main(argv=None) -> int:
     parser.add_argument("--max-spikes", type=int, default=1000,
                         help="group spikes simulated at most per triplet (the cascade cap); groups cut there are "
                              "counted as truncated")
+    parser.add_argument("--shuffles", type=int, default=1,
+                        help="shuffled controls per time (their counts are averaged)")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
+    if args.shuffles < 1:
+        raise ValueError(f"--shuffles must be >= 1, got {args.shuffles}")
     name = "quick" if args.quick else "full" if args.full else "reduced"
     cfg = SCALES[name]
     start = time.perf_counter()
@@ -205,7 +212,8 @@ def main(argv=None) -> int:
     final = {}
     for k, (j, t) in enumerate(zip(pick, times)):
         conns = {"real": at_snapshot(real, j),
-                 "shuffled": P.shuffle_weights(at_snapshot(real, j), seed=args.seed + 1000 * int(j))}
+                 "shuffled": [P.shuffle_weights(at_snapshot(real, j), seed=args.seed + 1000 * int(j) + 100_000 * r)
+                              for r in range(args.shuffles)]}
         if t in equal_times and n_mothers["equal_delays"] > 0:
             conns["equal_delays"] = at_snapshot(trained["equal"], equal_times.index(t))
         if n_mothers["delays_equalised"] > 0:
@@ -213,11 +221,15 @@ def main(argv=None) -> int:
         for c, cond in enumerate(CONDITIONS):
             if cond not in conns:
                 continue
-            groups, search_seconds[c, k] = count(conns[cond], mothers[cond], cfg, args.threads, args.max_spikes,
-                                                 cache)
-            counts[c, k], low[c, k], high[c, k] = bootstrap_count(groups, mothers[cond], n_exc, args.seed)
-            truncated[c, k] = int(groups["truncated"].values.sum())
-            found[c, k], triplets[c, k] = groups.attrs["n_groups"] - truncated[c, k], groups.attrs["n_triplets"]
+            searches = [count(conn, mothers[cond], cfg, args.threads, args.max_spikes, cache)
+                        for conn in (conns[cond] if isinstance(conns[cond], list) else [conns[cond]])]
+            search_seconds[c, k] = sum(sec for _, sec in searches)
+            counts[c, k], low[c, k], high[c, k] = bootstrap_count([g for g, _ in searches], mothers[cond], n_exc,
+                                                                  args.seed)
+            groups = searches[0][0]
+            truncated[c, k] = sum(int(g["truncated"].values.sum()) for g, _ in searches)
+            found[c, k] = sum(g.attrs["n_groups"] for g, _ in searches) - truncated[c, k]
+            triplets[c, k] = sum(g.attrs["n_triplets"] for g, _ in searches)
             print(f"t = {t:7.0f} s  {cond:>12}: {counts[c, k]:8.0f} groups [{low[c, k]:.0f}, {high[c, k]:.0f}] "
                   f"({found[c, k]} in {n_mothers[cond]} mothers, {truncated[c, k]} truncated, "
                   f"{triplets[c, k]} triplets, {search_seconds[c, k]:.0f} s)", flush=True)
@@ -230,7 +242,7 @@ def main(argv=None) -> int:
          "group_count_high": (("condition", "time"), high,
                               {"long_name": "97.5 % bootstrap quantile over the searched mothers"}),
          "groups_found": (("condition", "time"), found,
-                          {"long_name": "groups in the searched mothers (not truncated)"}),
+                          {"long_name": "groups in the searched mothers (not truncated; summed over shuffles)"}),
          "groups_truncated": (("condition", "time"), truncated,
                               {"long_name": "groups found that were cut at the cascade cap (max_spikes)"}),
          "triplets": (("condition", "time"), triplets, {"long_name": "anchor triplets tried"}),
@@ -280,13 +292,13 @@ def main(argv=None) -> int:
     ds.attrs.update(scale=name, n_exc=n_exc, n_inh=int(real.attrs["n_inh"]), model_time=float(times[-1]),
                     simulation_wall_seconds_random=sim_seconds["random"],
                     simulation_wall_seconds_equal=sim_seconds["equal"], min_layers=cfg["min_layers"],
-                    strong_fraction=cfg["strong_fraction"], max_spikes=args.max_spikes,
+                    strong_fraction=cfg["strong_fraction"], max_spikes=args.max_spikes, shuffles=args.shuffles,
                     equal_model_time=float(trained["equal"].attrs["model_time"]),
                     equal_delay=float(P.equal_delays(P.izhikevich_connectivity(seed=args.seed, **cfg["network"]))
                                       ["delay"].values[0]),
                     total_wall_seconds=time.perf_counter() - start)
     with_provenance(ds, "polychrony", dict(scale=name, mothers=args.mothers, snapshots=args.snapshots,
-                                           times=args.times, max_spikes=args.max_spikes,
+                                           times=args.times, max_spikes=args.max_spikes, shuffles=args.shuffles,
                                            **{k: v for k, v in cfg.items() if k != "network"}),
                     args.seed, engine="brian2-cpp_standalone+izhikevich-1ms")
     write_netcdf(ds, args.out)

@@ -330,6 +330,10 @@ def test_script_counts_whole_groups_per_mother_with_a_bootstrap_over_mothers(loa
     assert 0 <= low < est < high <= 3 * n_exc
     even = xr.Dataset({"mother": ("group", np.array([0, 1, 2, 3])), "truncated": ("group", np.zeros(4, bool))})
     assert script.bootstrap_count(even, np.array([0, 1, 2, 3]), n_exc, seed=1) == (n_exc, n_exc, n_exc)
+    # several searches of the same mothers (shuffles): per-mother counts averaged, (3+1)/2 and (0+1)/2 ...
+    both = script.bootstrap_count([groups, even], np.array([0, 1, 2, 3]), n_exc, seed=1)
+    assert both[0] == np.mean([(3 + 1) / 2, (0 + 1) / 2, (1 + 1) / 2, (0 + 1) / 2]) * n_exc
+    assert 0.5 * n_exc <= both[1] < both[0] < both[2] <= 2 * n_exc
 
 
 def test_script_reuses_a_finished_search_and_redoes_a_changed_one(load_script, tmp_path, monkeypatch):
