@@ -66,8 +66,10 @@ def draw_counts(ax, ds) -> None:
                 label += (f"; {cut.sum()} of {trip.sum()} triplets ran away past "
                           f"{ds.attrs.get('max_spikes', '?')} spikes (not counted)")
         yy = np.where(y[ok] > 0, y[ok], 0.0)
-        ax.errorbar(x[ok], yy, yerr=err[:, ok] if np.ndim(err) == 2 else err[ok], fmt="o-",
-                    color=COLOURS[str(cond)], lw=1.6, ms=4, capsize=2, label=label)
+        marker = {"equal_delays": "s", "delays_equalised": "D"}.get(str(cond), "o")
+        ax.errorbar(x[ok], yy, yerr=err[:, ok] if np.ndim(err) == 2 else err[ok], fmt=marker + "-",
+                    color=COLOURS[str(cond)], lw=1.6, ms=7 if marker == "s" else 4, capsize=2, label=label,
+                    mfc="none" if marker == "s" else None, zorder=3 if marker == "s" else 2)
     ax.set_xlabel("model time (h)" if hours else "model time (s)")
     ax.set_ylabel("polychronous groups (all mothers, estimated)")
     ax.set_yscale("symlog", linthresh=10)
@@ -82,6 +84,8 @@ def draw_counts(ax, ds) -> None:
     ax.set_title(f"A  groups vs model time (subset of mothers scaled to {n_exc}; 95 % bootstrap over mothers)"
                  f"{ratio}", loc="left", fontsize=8)
     ax.legend(fontsize=7, loc="upper left", frameon=False)
+    ax.text(0.99, 0.03, "points on the axis: 0 groups", transform=ax.transAxes, ha="right", fontsize=7,
+            color="0.4")
 
 
 def draw_weights(ax, ds) -> None:
