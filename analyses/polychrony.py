@@ -8,7 +8,17 @@ the polychronous groups are searched in each snapshot:
 
 * ``real``: the trained network;
 * ``shuffled``: its excitatory-to-excitatory weights permuted (delays kept);
-* ``equal_delays``: the network trained with equal delays.
+* ``equal_delays``: the network trained with equal delays (it fires at about 80 Hz: most
+  triplets start runaway cascades, cut at ``--max-spikes`` and counted apart);
+* ``delays_equalised``: the trained network (its weights) with every excitatory delay set to
+  the mean (10 ms): the same strong synapses without their delays.
+
+A group is counted when its re-simulation stays under ``--max-spikes`` spikes;
+longer cascades are runaway population activity, not a sparse time-locked
+pattern, and are reported as ``groups_truncated``. The intervals are 95 %
+bootstrap intervals over the searched mothers (groups cluster by mother).
+Finished searches are cached in build/polychrony/<scale>/search/, so an
+interrupted run repeats only the searches it had not finished.
 
 The search covers a fixed random subset of ``--mothers`` excitatory
 neurons (all with ``--mothers 800``) and the count is scaled to all of them
@@ -29,6 +39,8 @@ Usage: python analyses/polychrony.py [--out PATH] [--quick | --full] [--seed N] 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import sys
 import time
 from pathlib import Path
@@ -38,7 +50,7 @@ import xarray as xr
 
 from neurodelay.analysis import polychrony as P
 from neurodelay.analysis.common import with_provenance
-from neurodelay.io import write_netcdf
+from neurodelay.io import read_netcdf, write_netcdf
 
 RESULT = "polychrony.nc"
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,7 +63,8 @@ SCALES = {
     "reduced": dict(network={}, duration=1800.0, chunk=100.0, snapshot_every=3, min_layers=7, strong_fraction=0.95),
     "full": dict(network={}, duration=18000.0, chunk=100.0, snapshot_every=5, min_layers=7, strong_fraction=0.95),
 }
-CONDITIONS = ("real", "shuffled", "equal_delays")
+CONDITIONS = ("real", "shuffled", "equal_delays", "delays_equalised")
+SEARCH_VERSION = 1  #: bump when the search changes, so cached searches are redone
 
 
 def train(scale: str, delays: str, seed: int, duration: float | None = None) -> xr.Dataset:
@@ -73,13 +86,63 @@ def at_snapshot(trained: xr.Dataset, k: int) -> xr.Dataset:
     return conn
 
 
-def count(conn: xr.Dataset, mothers, cfg: dict, threads: int) -> tuple[float, xr.Dataset, float]:
-    """(groups scaled to all excitatory mothers, the groups found, search wall time in s)."""
-    n_exc = int(conn.attrs["n_exc"])
+def count(conn: xr.Dataset, mothers, cfg: dict, threads: int, max_spikes: int, cache: Path | None = None
+          ) -> tuple[xr.Dataset, float]:
+    """(the groups found in `mothers`, search wall time in s), reusing a finished search from `cache`.
+
+    The cache file is named by a hash of everything the search depends on (weights, delays, mothers, criteria),
+    so a rerun of the script repeats only the searches it has not finished.
+    """
+    h = hashlib.sha256(json.dumps([cfg["min_layers"], cfg["strong_fraction"], int(max_spikes), SEARCH_VERSION,
+                                   np.asarray(mothers).tolist()]).encode())
+    for name in ("pre", "post", "weight", "delay"):
+        h.update(np.ascontiguousarray(conn[name].values).tobytes())
+    path = None if cache is None else cache / f"groups_{h.hexdigest()[:20]}.nc"
+    if path is not None and path.exists():
+        groups = read_netcdf(path)
+        return groups, float(groups.attrs["search_seconds"])
     start = time.perf_counter()
     groups = P.find_polychronous_groups(conn, mothers=mothers, min_layers=cfg["min_layers"],
-                                        strong_fraction=cfg["strong_fraction"], n_threads=threads)
-    return groups.attrs["n_groups"] * n_exc / len(mothers), groups, time.perf_counter() - start
+                                        strong_fraction=cfg["strong_fraction"], max_spikes=max_spikes,
+                                        n_threads=threads)
+    if path is not None:
+        write_netcdf(groups, path)
+    return groups, time.perf_counter() - start
+
+
+def bootstrap_count(groups, mothers: np.ndarray, n_exc: int, seed: int, n_boot: int = 2000
+                    ) -> tuple[float, float, float]:
+    """Groups scaled to all excitatory mothers and its 95 % bootstrap interval over the searched mothers.
+
+    Groups cut at the cascade cap (``truncated``: runaway activity, not a sparse time-locked pattern) are not
+    counted; they are reported separately. `groups` is one search or a list of searches of the same mothers
+    (e.g. several shuffles), whose per-mother counts are averaged. Groups cluster by mother (a mother with n
+    strong inputs tries n(n-1)(n-2)/6 triplets), so the interval resamples mothers, not groups.
+    """
+    searches = groups if isinstance(groups, (list, tuple)) else [groups]
+    per_mother = np.zeros(len(mothers))
+    for g in searches:
+        whole = ~g["truncated"].values
+        per_mother += np.array([((g["mother"].values == m) & whole).sum() for m in mothers], float)
+    per_mother /= len(searches)
+    if per_mother.size == 0:
+        return np.nan, np.nan, np.nan
+    rng = np.random.default_rng([seed, 7])
+    boot = per_mother[rng.integers(0, per_mother.size, (n_boot, per_mother.size))].mean(axis=1) * n_exc
+    return per_mother.mean() * n_exc, float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))
+
+
+def weight_statistics(trained: xr.Dataset, w_max: float, strong_fraction: float) -> dict[str, np.ndarray]:
+    """Per snapshot, over excitatory-to-excitatory synapses: fraction strong (> strong_fraction w_max),
+    fraction near zero (< 0.05 w_max), mean weight, and the anchor triplets of all mothers."""
+    n_exc = int(trained.attrs["n_exc"])
+    pre, post = trained["pre"].values, trained["post"].values
+    ee = (pre < n_exc) & (post < n_exc)
+    w = trained["weight_history"].values[:, ee].astype(float)
+    strong = w > strong_fraction * w_max
+    n_in = np.array([np.bincount(post[ee][row], minlength=n_exc) for row in strong])
+    return dict(strong=strong.mean(axis=1), weak=(w < 0.05 * w_max).mean(axis=1), mean=w.mean(axis=1),
+                triplets=(n_in * (n_in - 1) * (n_in - 2) // 6).sum(axis=1))
 
 
 def main(argv=None) -> int:
@@ -93,14 +156,23 @@ def main(argv=None) -> int:
                         help="excitatory mothers searched (a fixed random subset; counts scaled to all)")
     parser.add_argument("--equal-mothers", type=int, default=None,
                         help="mothers searched in the equal-delay network (default --mothers; its groups are long)")
-    parser.add_argument("--equal-last-only", action="store_true",
-                        help="search the equal-delay network at its last snapshot only (its searches are slow)")
+    parser.add_argument("--equalised-mothers", type=int, default=None,
+                        help="mothers searched in the trained network with its delays set equal (default --mothers)")
     parser.add_argument("--snapshots", type=int, default=None,
                         help="search this many snapshot times (evenly chosen, the last included); default all")
+    parser.add_argument("--times", type=str, default=None,
+                        help="comma-separated snapshot times (s) to search, instead of --snapshots")
     parser.add_argument("--equal-duration", type=float, default=None,
                         help="model time (s) of the equal-delay training, if shorter than the main one")
+    parser.add_argument("--max-spikes", type=int, default=1000,
+                        help="group spikes simulated at most per triplet (the cascade cap); groups cut there are "
+                             "counted as truncated")
+    parser.add_argument("--shuffles", type=int, default=1,
+                        help="shuffled controls per time (their counts are averaged)")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
+    if args.shuffles < 1:
+        raise ValueError(f"--shuffles must be >= 1, got {args.shuffles}")
     name = "quick" if args.quick else "full" if args.full else "reduced"
     cfg = SCALES[name]
     start = time.perf_counter()
@@ -109,59 +181,99 @@ def main(argv=None) -> int:
     sim_seconds = {k: float(v.attrs["wall_seconds"]) for k, v in trained.items()}
     real = trained["random"]
     n_exc = int(real.attrs["n_exc"])
+    w_max = float(real.attrs["w_max"])
     all_times = real["snapshot_time"].values
-    pick = np.arange(len(all_times))
-    if args.snapshots is not None and args.snapshots < len(all_times):
-        pick = np.unique(np.rint(np.linspace(0, len(all_times) - 1, args.snapshots)).astype(int))
     equal_times = list(trained["equal"]["snapshot_time"].values)
-    if args.equal_last_only:
-        equal_times = [np.nan] * (len(equal_times) - 1) + equal_times[-1:]
-    pick = np.union1d(pick, np.flatnonzero(np.isin(all_times, equal_times)))   # where all three can be compared
+    if args.times is not None:
+        wanted = np.array([float(x) for x in args.times.split(",")])
+        missing = wanted[~np.isin(wanted, all_times)]
+        if missing.size:
+            raise ValueError(f"--times: no snapshot at {missing.tolist()} s (snapshots every "
+                             f"{all_times[0]:.0f} s up to {all_times[-1]:.0f} s)")
+        pick = np.flatnonzero(np.isin(all_times, wanted))
+    else:
+        pick = np.arange(len(all_times))
+        if args.snapshots is not None and args.snapshots < len(all_times):
+            pick = np.unique(np.rint(np.linspace(0, len(all_times) - 1, args.snapshots)).astype(int))
+        pick = np.union1d(pick, np.flatnonzero(np.isin(all_times, equal_times)))   # where all three compare
     times = all_times[pick]
     order = np.random.default_rng([args.seed, 99]).permutation(n_exc)
     n_mothers = {c: min(args.mothers, n_exc) for c in CONDITIONS}
     if args.equal_mothers is not None:     # 0: train it but do not search it
         n_mothers["equal_delays"] = min(max(args.equal_mothers, 0), n_exc)
+    if args.equalised_mothers is not None:
+        n_mothers["delays_equalised"] = min(max(args.equalised_mothers, 0), n_exc)
     mothers = {c: np.sort(order[:m]) for c, m in n_mothers.items()}   # nested subsets of one random order
-    counts = np.full((len(CONDITIONS), len(times)), np.nan)
-    found = np.zeros((len(CONDITIONS), len(times)), np.int64)
-    triplets = np.zeros((len(CONDITIONS), len(times)), np.int64)
-    search_seconds = np.zeros((len(CONDITIONS), len(times)))
+    shape = (len(CONDITIONS), len(times))
+    counts, low, high = np.full(shape, np.nan), np.full(shape, np.nan), np.full(shape, np.nan)
+    found, truncated = np.zeros(shape, np.int64), np.zeros(shape, np.int64)
+    triplets, search_seconds = np.zeros(shape, np.int64), np.zeros(shape)
+    cache = ROOT / "build" / "polychrony" / name / "search"
     final = {}
     for k, (j, t) in enumerate(zip(pick, times)):
         conns = {"real": at_snapshot(real, j),
-                 "shuffled": P.shuffle_weights(at_snapshot(real, j), seed=args.seed + 1000 * int(j))}
+                 "shuffled": [P.shuffle_weights(at_snapshot(real, j), seed=args.seed + 1000 * int(j) + 100_000 * r)
+                              for r in range(args.shuffles)]}
         if t in equal_times and n_mothers["equal_delays"] > 0:
             conns["equal_delays"] = at_snapshot(trained["equal"], equal_times.index(t))
+        if n_mothers["delays_equalised"] > 0:
+            conns["delays_equalised"] = P.equal_delays(conns["real"])
         for c, cond in enumerate(CONDITIONS):
             if cond not in conns:
                 continue
-            counts[c, k], groups, search_seconds[c, k] = count(conns[cond], mothers[cond], cfg, args.threads)
-            found[c, k], triplets[c, k] = groups.attrs["n_groups"], groups.attrs["n_triplets"]
-            print(f"t = {t:7.0f} s  {cond:>12}: {counts[c, k]:8.0f} groups "
-                  f"({found[c, k]} in {n_mothers[cond]} mothers, {triplets[c, k]} triplets, "
-                  f"{search_seconds[c, k]:.0f} s)", flush=True)
+            searches = [count(conn, mothers[cond], cfg, args.threads, args.max_spikes, cache)
+                        for conn in (conns[cond] if isinstance(conns[cond], list) else [conns[cond]])]
+            search_seconds[c, k] = sum(sec for _, sec in searches)
+            counts[c, k], low[c, k], high[c, k] = bootstrap_count([g for g, _ in searches], mothers[cond], n_exc,
+                                                                  args.seed)
+            groups = searches[0][0]
+            truncated[c, k] = sum(int(g["truncated"].values.sum()) for g, _ in searches)
+            found[c, k] = sum(g.attrs["n_groups"] for g, _ in searches) - truncated[c, k]
+            triplets[c, k] = sum(g.attrs["n_triplets"] for g, _ in searches)
+            print(f"t = {t:7.0f} s  {cond:>12}: {counts[c, k]:8.0f} groups [{low[c, k]:.0f}, {high[c, k]:.0f}] "
+                  f"({found[c, k]} in {n_mothers[cond]} mothers, {truncated[c, k]} truncated, "
+                  f"{triplets[c, k]} triplets, {search_seconds[c, k]:.0f} s)", flush=True)
             final[cond] = groups
     ds = xr.Dataset(
         {"group_count": (("condition", "time"), counts,
                          {"long_name": "polychronous groups (scaled to all excitatory mothers)"}),
-         "groups_found": (("condition", "time"), found, {"long_name": "groups in the searched mothers"}),
+         "group_count_low": (("condition", "time"), low,
+                             {"long_name": "2.5 % bootstrap quantile over the searched mothers"}),
+         "group_count_high": (("condition", "time"), high,
+                              {"long_name": "97.5 % bootstrap quantile over the searched mothers"}),
+         "groups_found": (("condition", "time"), found,
+                          {"long_name": "groups in the searched mothers (not truncated; summed over shuffles)"}),
+         "groups_truncated": (("condition", "time"), truncated,
+                              {"long_name": "groups found that were cut at the cascade cap (max_spikes)"}),
          "triplets": (("condition", "time"), triplets, {"long_name": "anchor triplets tried"}),
          "search_seconds": (("condition", "time"), search_seconds, {"units": "s"}),
          "spikes_exc": ("chunk", real["spikes_exc"].values),
          "spikes_inh": ("chunk", real["spikes_inh"].values),
-         "chunk_end": ("chunk", real["chunk_end"].values, {"units": "s"})},
+         "chunk_end": ("chunk", real["chunk_end"].values, {"units": "s"}),
+         "equal_spikes_exc": ("equal_chunk", trained["equal"]["spikes_exc"].values),
+         "equal_chunk_end": ("equal_chunk", trained["equal"]["chunk_end"].values, {"units": "s"})},
         coords={"condition": list(CONDITIONS), "time": ("time", times, {"units": "s"})})
     ds["mothers_searched"] = ("condition", [n_mothers[c] for c in CONDITIONS])
+    # the weights at every snapshot (not only the searched ones): is anything drifting?
+    for key, tr in (("", real), ("equal_", trained["equal"])):
+        stats = weight_statistics(tr, w_max, cfg["strong_fraction"])
+        dim = f"{key}snapshot"
+        ds[f"{key}snapshot_time"] = (dim, tr["snapshot_time"].values, {"units": "s"})
+        ds[f"{key}strong_fraction"] = (dim, stats["strong"], {"long_name": "E->E synapses above the strong "
+                                                                          "threshold (fraction)"})
+        ds[f"{key}weak_fraction"] = (dim, stats["weak"], {"long_name": "E->E synapses below 0.05 w_max (fraction)"})
+        ds[f"{key}mean_weight"] = (dim, stats["mean"], {"units": "mV", "long_name": "mean E->E weight"})
+        ds[f"{key}all_triplets"] = (dim, stats["triplets"], {"long_name": "anchor triplets of all mothers"})
     # every group at the last time searched: size, layers, time span
     for cond in (c for c in CONDITIONS if c in final):
         g = final[cond]
+        whole = ~g["truncated"].values
         for var in ("n_spikes", "n_layers", "time_span"):
-            ds[f"{cond}_{var}"] = (f"{cond}_group", g[var].values, g[var].attrs)
+            ds[f"{cond}_{var}"] = (f"{cond}_group", g[var].values[whole], g[var].attrs)
     # one example group of the real network: the one with most layers (then most spikes)
     g = final["real"]
-    if g.attrs["n_groups"]:
-        best = int(np.lexsort((g["n_spikes"].values, g["n_layers"].values))[-1])
+    if g.attrs["n_groups"] and not g["truncated"].values.all():
+        best = int(np.lexsort((g["n_spikes"].values, g["n_layers"].values, ~g["truncated"].values))[-1])
         neuron, t, layer = P.group_spikes(g, best)
         lk = g["link_group"].values == best
         ds["example_neuron"] = ("example_spike", neuron)
@@ -170,18 +282,28 @@ def main(argv=None) -> int:
         for var in ("pre", "post", "delay", "layer"):
             ds[f"example_link_{var}"] = ("example_link", g[f"link_{var}"].values[lk], g[f"link_{var}"].attrs)
         ds.attrs["example_mother"] = int(g["mother"].values[best])
+    # the real / shuffled ratio at the end and averaged over the last hour searched (counts fluctuate in time)
+    r, s_ = counts[CONDITIONS.index("real")], counts[CONDITIONS.index("shuffled")]
+    last_hour = times >= times[-1] - 3600 + 1e-9
+    ds.attrs.update(ratio_end=float(r[-1] / s_[-1]) if s_[-1] > 0 else np.inf,
+                    ratio_last_hour=float(np.nanmean(r[last_hour]) / np.nanmean(s_[last_hour]))
+                    if np.nanmean(s_[last_hour]) > 0 else np.inf,
+                    ratio_all_times=float(np.nanmean(r) / np.nanmean(s_)) if np.nanmean(s_) > 0 else np.inf)
     ds.attrs.update(scale=name, n_exc=n_exc, n_inh=int(real.attrs["n_inh"]), model_time=float(times[-1]),
                     simulation_wall_seconds_random=sim_seconds["random"],
                     simulation_wall_seconds_equal=sim_seconds["equal"], min_layers=cfg["min_layers"],
-                    strong_fraction=cfg["strong_fraction"],
+                    strong_fraction=cfg["strong_fraction"], max_spikes=args.max_spikes, shuffles=args.shuffles,
                     equal_model_time=float(trained["equal"].attrs["model_time"]),
                     equal_delay=float(P.equal_delays(P.izhikevich_connectivity(seed=args.seed, **cfg["network"]))
                                       ["delay"].values[0]),
                     total_wall_seconds=time.perf_counter() - start)
     with_provenance(ds, "polychrony", dict(scale=name, mothers=args.mothers, snapshots=args.snapshots,
+                                           times=args.times, max_spikes=args.max_spikes, shuffles=args.shuffles,
                                            **{k: v for k, v in cfg.items() if k != "network"}),
                     args.seed, engine="brian2-cpp_standalone+izhikevich-1ms")
     write_netcdf(ds, args.out)
+    print(f"real / shuffled: {ds.attrs['ratio_end']:.2f} at {times[-1]:.0f} s, "
+          f"{ds.attrs['ratio_last_hour']:.2f} over the last hour searched, {ds.attrs['ratio_all_times']:.2f} overall")
     print(f"wrote {args.out}")
     return 0
 

@@ -1,11 +1,13 @@
 """Figure: polychronous groups in the Izhikevich (2006) network (reads analyses/results/polychrony.nc).
 
 A: number of groups against model time for the trained network, the same with
-   shuffled excitatory weights, and the network trained with equal delays.
+   shuffled excitatory weights, and the network trained with equal delays, with 95 % bootstrap
+   intervals over the searched mothers.
 B: one group of the trained network as a spike-time diagram: neurons against
    spike time, anchors marked, links drawn from each presynaptic spike to the
    spike it reached, labelled with their delays.
 C, D: distributions of group size (spikes) and length (layers) at the end.
+E: E->E weights (fractions strong and near zero) and the excitatory rate against model time.
 
 Writes paper_figures/output/polychrony.png and .pdf. Never simulates.
 Usage: python paper_figures/fig_polychrony.py [--results DIR] [--out DIR]
@@ -29,13 +31,14 @@ from _figure import figure_main  # noqa: E402
 
 RESULT = "polychrony.nc"
 NAME = "polychrony"
-COLOURS = {"real": "#1b9e77", "shuffled": "#d95f02", "equal_delays": "#7570b3"}
+COLOURS = {"real": "#1b9e77", "shuffled": "#d95f02", "equal_delays": "#7570b3", "delays_equalised": "#e7298a"}
 LABELS = {"real": "trained (random delays 1–20 ms)", "shuffled": "trained, excitatory weights shuffled",
-          "equal_delays": "trained with equal delays"}
+          "equal_delays": "trained with equal delays (10 ms)",
+          "delays_equalised": "trained, then every delay set to 10 ms"}
 
 
 def draw_counts(ax, ds) -> None:
-    """Panel A: groups against model time (s -> h on the axis when long)."""
+    """Panel A: groups against model time (s -> h on the axis when long), 95 % bootstrap intervals over mothers."""
     t = ds["time"].values
     hours = t.max() >= 3600
     x = t / 3600 if hours else t
@@ -43,22 +46,84 @@ def draw_counts(ax, ds) -> None:
     for cond in ds["condition"].values:
         m = int(ds["mothers_searched"].sel(condition=cond))
         if m == 0:
-            ax.text(0.98, 0.04, f"{LABELS[str(cond)]}: trained for {ds.attrs.get('equal_model_time', 0):.0f} s, "
+            trained = (f": trained for {ds.attrs.get('equal_model_time', 0):.0f} s"
+                       if str(cond) == "equal_delays" else "")
+            ax.text(0.98, 0.04 + 0.05 * list(ds["condition"].values).index(cond), f"{LABELS[str(cond)]}{trained}, "
                     f"not searched", transform=ax.transAxes, ha="right", fontsize=7, color=COLOURS[str(cond)])
             continue
         y = ds["group_count"].sel(condition=cond).values
-        err = np.sqrt(ds["groups_found"].sel(condition=cond).values) * n_exc / m
+        if "group_count_low" in ds:
+            err = np.array([y - ds["group_count_low"].sel(condition=cond).values,
+                            ds["group_count_high"].sel(condition=cond).values - y])
+        else:
+            err = np.sqrt(ds["groups_found"].sel(condition=cond).values) * n_exc / m
         ok = np.isfinite(y)
-        ax.errorbar(x[ok], y[ok], yerr=err[ok], fmt="o-", color=COLOURS[str(cond)], lw=1.6, ms=4, capsize=2,
-                    label=f"{LABELS[str(cond)]} ({m} mothers)")
+        label = f"{LABELS[str(cond)]} ({m} mothers)"
+        if str(cond) == "equal_delays" and "groups_truncated" in ds:
+            cut = ds["groups_truncated"].sel(condition=cond).values[ok]
+            trip = ds["triplets"].sel(condition=cond).values[ok]
+            if cut.size:
+                label += (f"; {cut.sum()} of {trip.sum()} triplets ran away past "
+                          f"{ds.attrs.get('max_spikes', '?')} spikes (not counted)")
+        yy = np.where(y[ok] > 0, y[ok], 0.0)
+        marker = {"equal_delays": "s", "delays_equalised": "D"}.get(str(cond), "o")
+        ax.errorbar(x[ok], yy, yerr=err[:, ok] if np.ndim(err) == 2 else err[ok], fmt=marker + "-",
+                    color=COLOURS[str(cond)], lw=1.6, ms=7 if marker == "s" else 4, capsize=2, label=label,
+                    mfc="none" if marker == "s" else None, zorder=3 if marker == "s" else 2)
     ax.set_xlabel("model time (h)" if hours else "model time (s)")
-    ax.set_ylabel("polychronous groups")
+    ax.set_ylabel("polychronous groups (all mothers, estimated)")
     ax.set_yscale("symlog", linthresh=10)
-    top = np.nanmax(np.r_[ds["group_count"].values.ravel(), 0.0])
-    ax.set_ylim(0, max(10.0, 2.0 * top))
-    ax.set_title(f"A  groups vs model time (subset of mothers, scaled to {n_exc}; ±√found)", loc="left",
-                 fontsize=9)
+    top = np.nanmax(np.r_[ds["group_count"].values.ravel(), ds.get("group_count_high", ds["group_count"]).values.ravel(),
+                          0.0])
+    ax.set_ylim(0, max(10.0, 3.0 * top))
+    ratio = ""
+    if "ratio_last_hour" in ds.attrs:
+        fmt = (lambda r: f"{r:.1f}" if np.isfinite(r) else "n/a")
+        ratio = (f"\ntrained / shuffled: {fmt(ds.attrs['ratio_end'])} at the last time, "
+                 f"{fmt(ds.attrs['ratio_last_hour'])} averaged over the last hour searched")
+    ax.set_title(f"A  groups vs model time (subset of mothers scaled to {n_exc}; 95 % bootstrap over mothers)"
+                 f"{ratio}", loc="left", fontsize=8)
     ax.legend(fontsize=7, loc="upper left", frameon=False)
+    ax.text(0.99, 0.03, "points on the axis: 0 groups", transform=ax.transAxes, ha="right", fontsize=7,
+            color="0.4")
+
+
+def draw_weights(ax, ds) -> None:
+    """Panel E: E->E weights and excitatory rate against model time (is anything drifting?)."""
+    if "strong_fraction" not in ds:
+        ax.set_axis_off()
+        return
+    hours = ds["snapshot_time"].values.max() >= 3600
+    scale = 3600 if hours else 1
+    ax.plot(ds["snapshot_time"].values / scale, 100 * ds["strong_fraction"].values, "-", color=COLOURS["real"],
+            label=f"trained: > {ds.attrs['strong_fraction']:.2f} w_max")
+    ax.plot(ds["snapshot_time"].values / scale, 100 * ds["weak_fraction"].values, "--", color=COLOURS["real"],
+            label="trained: < 0.05 w_max")
+    if "equal_strong_fraction" in ds:
+        ax.plot(ds["equal_snapshot_time"].values / scale, 100 * ds["equal_strong_fraction"].values, "o-",
+                color=COLOURS["equal_delays"], ms=3, label="equal delays: strong")
+    ax.set_xlabel("model time (h)" if hours else "model time (s)")
+    ax.set_ylabel("E→E synapses (%)")
+    ax.set_ylim(0, 100)
+    rate = ax.twinx()
+    n_exc = int(ds.attrs["n_exc"])
+    chunk = np.diff(np.r_[0.0, ds["chunk_end"].values])
+    rate.plot(ds["chunk_end"].values / scale, ds["spikes_exc"].values / n_exc / chunk, color="0.55", lw=0.8,
+              label="trained: exc. rate")
+    if "equal_spikes_exc" in ds:
+        eq_chunk = np.diff(np.r_[0.0, ds["equal_chunk_end"].values])
+        rate.plot(ds["equal_chunk_end"].values / scale, ds["equal_spikes_exc"].values / n_exc / eq_chunk, ":",
+                  color=COLOURS["equal_delays"], lw=1.2, label="equal delays: exc. rate")
+    shown = np.concatenate([line.get_ydata() for line in rate.get_lines()])
+    if shown.min() > 0 and shown.max() / shown.min() > 10:
+        rate.set_yscale("log")
+    else:
+        rate.set_ylim(0, 1.2 * shown.max())
+    rate.set_ylabel("excitatory rate (Hz)", color="0.4")
+    lines = ax.get_legend_handles_labels()
+    more = rate.get_legend_handles_labels()
+    ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=6, loc="center right", frameon=False)
+    ax.set_title("E  weights and rate", loc="left", fontsize=9)
 
 
 def draw_group(ax, ds) -> None:
@@ -117,12 +182,14 @@ def draw_histogram(ax, ds, var: str, xlabel: str, title: str) -> None:
 
 
 def draw(ds) -> plt.Figure:
-    fig = plt.figure(figsize=(11, 8.5))
-    grid = fig.add_gridspec(2, 3, height_ratios=[1, 1.1], hspace=0.35, wspace=0.3)
+    fig = plt.figure(figsize=(13, 9))
+    grid = fig.add_gridspec(2, 3, height_ratios=[1, 1.1], hspace=0.35, wspace=0.38)
     draw_counts(fig.add_subplot(grid[0, :2]), ds)
-    draw_histogram(fig.add_subplot(grid[0, 2]), ds, "n_spikes", "spikes per group", "C  group size")
+    draw_weights(fig.add_subplot(grid[0, 2]), ds)
     draw_group(fig.add_subplot(grid[1, :2]), ds)
-    draw_histogram(fig.add_subplot(grid[1, 2]), ds, "n_layers", "layers (longest path)", "D  group length")
+    right = grid[1, 2].subgridspec(2, 1, hspace=0.55)
+    draw_histogram(fig.add_subplot(right[0]), ds, "n_spikes", "spikes per group", "C  group size")
+    draw_histogram(fig.add_subplot(right[1]), ds, "n_layers", "layers (longest path)", "D  group length")
     t_end = ds.attrs["model_time"]
     fig.suptitle(f"Polychronous groups, Izhikevich (2006) network: {ds.attrs['n_exc']} + {ds.attrs['n_inh']} "
                  f"neurons, {t_end:.0f} s of model time ({ds.attrs['scale']} scale)", fontsize=11)

@@ -242,6 +242,6 @@ def test_make_all_finds_the_coincidence_analysis_and_figure(tmp_path, load_scrip
 def test_polychrony_figure_is_drawn_from_the_result_alone(quick_analysis, draw_offline):
     """The polychrony analysis in --quick mode (a 100 + 25 neuron network for 4 s) and its figure."""
     module, ds, results = quick_analysis("polychrony")
-    assert set(ds["condition"].values) == {"real", "shuffled", "equal_delays"}
+    assert set(ds["condition"].values) == {"real", "shuffled", "equal_delays", "delays_equalised"}
     assert np.all(ds["group_count"].values >= 0) and ds.attrs["model_time"] == 4.0
     draw_offline("fig_polychrony.py", results, "polychrony", min_png_bytes=20_000)

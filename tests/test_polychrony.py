@@ -313,3 +313,72 @@ def test_brian2_model_follows_the_authors_loop(tmp_path):
     close = np.abs(mine - w) < 1e-9
     assert close.mean() > 0.97, close.mean()
     assert np.abs(mine - w).max() < 0.5
+
+
+# ---- the analysis script's helpers (analyses/polychrony.py) ------------------------------------
+
+def test_script_counts_whole_groups_per_mother_with_a_bootstrap_over_mothers(load_script):
+    """The estimate is (groups per searched mother) x n_exc, truncated groups (runaway cascades cut at the
+    cap) left out; the 95 % interval resamples mothers, so it lies between the smallest and the largest
+    per-mother count (x n_exc), and collapses to the estimate when every mother has the same count."""
+    script = load_script("analyses/polychrony.py")
+    groups = xr.Dataset({"mother": ("group", np.array([0, 0, 0, 2, 2])),
+                         "truncated": ("group", np.array([False, False, False, False, True]))})
+    n_exc = 8
+    est, low, high = script.bootstrap_count(groups, np.array([0, 1, 2, 3]), n_exc, seed=1)
+    assert est == (3 + 1) / 4 * n_exc                      # per-mother counts 3, 0, 1, 0
+    assert 0 <= low < est < high <= 3 * n_exc
+    even = xr.Dataset({"mother": ("group", np.array([0, 1, 2, 3])), "truncated": ("group", np.zeros(4, bool))})
+    assert script.bootstrap_count(even, np.array([0, 1, 2, 3]), n_exc, seed=1) == (n_exc, n_exc, n_exc)
+    # several searches of the same mothers (shuffles): per-mother counts averaged, (3+1)/2 and (0+1)/2 ...
+    both = script.bootstrap_count([groups, even], np.array([0, 1, 2, 3]), n_exc, seed=1)
+    assert both[0] == np.mean([(3 + 1) / 2, (0 + 1) / 2, (1 + 1) / 2, (0 + 1) / 2]) * n_exc
+    assert 0.5 * n_exc <= both[1] < both[0] < both[2] <= 2 * n_exc
+
+
+def test_script_reuses_a_finished_search_and_redoes_a_changed_one(load_script, tmp_path, monkeypatch):
+    """A search is cached under a hash of what it depends on: the same call again reads the file (the search
+    is not called), a changed weight searches again; the cached groups equal the fresh ones."""
+    script = load_script("analyses/polychrony.py")
+    conn, _ = planted_chain()
+    cfg = dict(min_layers=7, strong_fraction=0.95)
+    first, _ = script.count(conn, np.arange(N_EXC), cfg, 1, 1000, tmp_path)
+    assert first.attrs["n_groups"] == 1 and len(list(tmp_path.glob("groups_*.nc"))) == 1
+
+    def no_search(*args, **kwargs):
+        raise AssertionError("searched again")
+    real_search = script.P.find_polychronous_groups
+    monkeypatch.setattr(script.P, "find_polychronous_groups", no_search)
+    again, _ = script.count(conn, np.arange(N_EXC), cfg, 1, 1000, tmp_path)
+    for name in ("mother", "anchor", "spike_neuron", "spike_time", "spike_layer", "link_pre", "link_delay"):
+        np.testing.assert_array_equal(again[name].values, first[name].values)
+    changed = conn.copy()
+    w = changed["weight"].values.copy()
+    w[0] = 0.0                                             # cut the first planted synapse
+    changed["weight"] = ("synapse", w)
+    with pytest.raises(AssertionError, match="searched again"):
+        script.count(changed, np.arange(N_EXC), cfg, 1, 1000, tmp_path)
+    monkeypatch.setattr(script.P, "find_polychronous_groups", real_search)
+    assert script.count(changed, np.arange(N_EXC), cfg, 1, 1000, tmp_path)[0].attrs["n_groups"] == 0
+
+
+def test_script_weight_statistics_against_a_direct_count(load_script):
+    """Strong / weak fractions, mean weight and anchor triplets of every mother over E->E synapses, checked
+    against a plain loop over synapses."""
+    script = load_script("analyses/polychrony.py")
+    conn, _ = planted_chain()
+    rng = np.random.default_rng(4)
+    hist = np.where(conn["pre"].values < N_EXC, rng.uniform(0, 10, (3, conn.sizes["synapse"])), -5.0)
+    trained = conn.assign(weight_history=(("snapshot", "synapse"), hist))
+    stats = script.weight_statistics(trained, 10.0, 0.95)
+    pre, post = conn["pre"].values, conn["post"].values
+    for k in range(3):
+        ee = [s for s in range(len(pre)) if pre[s] < N_EXC and post[s] < N_EXC]
+        w = hist[k, ee]
+        assert stats["strong"][k] == np.mean(w > 9.5) and stats["weak"][k] == np.mean(w < 0.5)
+        assert abs(stats["mean"][k] - w.mean()) < 1e-12
+        n_in = {}
+        for s in ee:
+            if hist[k, s] > 9.5:
+                n_in[post[s]] = n_in.get(post[s], 0) + 1
+        assert stats["triplets"][k] == sum(n * (n - 1) * (n - 2) // 6 for n in n_in.values())
