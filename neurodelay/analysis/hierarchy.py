@@ -104,17 +104,22 @@ def tau_profile(tau_center, delta_tau, n_layers: int, profile: str = "linear", *
 
 def hierarchy_network(taus, *, n_inputs: int = 40, hidden: int = 10, tau_s: float = 5e-3,
                       readout_tau: float = 0.05, input_gain: float = 1.0, gain: float = 1.0,
-                      hidden_mean: float = 8.0, output_gain: float = 3.0, seed=0):
+                      hidden_mean: float = 8.0, output_gain: float = 3.0, input_mean: float = 0.6,
+                      psp_units: bool = False, seed=0):
     """A feedforward network ``input -> h1 -> ... -> hL -> output`` (``Readout``, 2 classes).
 
     taus: one tau_m (s) per hidden layer, scalars or arrays of ``hidden`` values (see :func:`tau_profile`).
     Weights: fan-in normal N(mean, gain / sqrt(n_pre)) (input mean 0.6, hidden -> hidden mean
     ``hidden_mean``: with 0.3 the second hidden layer of 10 neurons (tau_m 0.3 s) stayed silent on
-    Moro's MTS-XOR, 8 keeps every layer firing a few spikes per trial; readout mean 0). Returns
+    Moro's MTS-XOR, 8 keeps every layer firing a few spikes per trial; readout mean 0). psp_units:
+    every projection's weights are divided by the PSP peak of its target (``psp_peak(tau_m, tau_s)``
+    at the layer's mean tau_m), so a weight w gives a PSP of peak w whatever the time constants (as
+    the current-based discrete-time neurons of Moro et al., where an input adds w to V). Returns
     (network, names of the hidden populations).
     """
     from ..network import LIF, Network, Readout, SpikeSource
     from ..train import init_weights
+    from ..train.init import psp_peak
 
     rng = rng_from(seed)
     names = [f"h{i + 1}" for i in range(len(taus))]
@@ -126,10 +131,14 @@ def hierarchy_network(taus, *, n_inputs: int = 40, hidden: int = 10, tau_s: floa
     net = net.add(Readout("output", 2, tau_m=readout_tau, tau_s=tau_s))
     pre, n_pre = "input", int(n_inputs)
     for i, name in enumerate(names):
-        mean, g = (0.6, input_gain) if i == 0 else (hidden_mean, gain)
-        net = net.connect(pre, name, init_weights("fan_in", n_pre, n_pre * hidden, rng, mean=mean, gain=g))
+        mean, g = (input_mean, input_gain) if i == 0 else (hidden_mean, gain)
+        w = init_weights("fan_in", n_pre, n_pre * hidden, rng, mean=mean, gain=g)
+        if psp_units:
+            w = w / psp_peak(float(np.mean(net[name].tau_m)), tau_s)
+        net = net.connect(pre, name, w)
         pre, n_pre = name, hidden
-    net = net.connect(pre, "output", init_weights("fan_in", n_pre, n_pre * 2, rng, gain=output_gain))
+    w = init_weights("fan_in", n_pre, n_pre * 2, rng, gain=output_gain)
+    net = net.connect(pre, "output", w / psp_peak(readout_tau, tau_s) if psp_units else w)
     return net, names
 
 
@@ -143,7 +152,7 @@ def hierarchy_point(delta_tau: float = 0.0, n_layers: int = 3, *, seed: int, pro
                     tau_center: float = 0.3, spread: float = 0.1, hidden: int = 10, learn: str = "weight",
                     epochs: int = 20, batch_size: int = 32, n_train: int = 400, n_test: int = 400,
                     lr: float = 0.005, lr_tau: float = 0.005, d_max: float = 0.2,
-                    target: str = "segments") -> xr.Dataset:
+                    target: str = "segments", network_options: dict | None = None) -> xr.Dataset:
     """Train one hierarchy network on Moro et al.'s MTS-XOR; its test accuracy and learned time constants.
 
     learn: comma-separated kinds (``weight``, ``tau_m``, ``synaptic`` ...). The data seeds are fixed
@@ -151,6 +160,7 @@ def hierarchy_point(delta_tau: float = 0.0, n_layers: int = 3, *, seed: int, pro
     ``"segments"`` (every segment's label read in its window) or ``"last"`` (see the module docstring).
     Returns a Dataset with ``accuracy`` (fraction of (trial, segment) decisions, or of trials for
     ``"last"``), ``segment_accuracy`` (segment) and ``tau_m`` / ``tau_s`` (layer, neuron) (s) after training.
+    network_options: keyword arguments of :func:`hierarchy_network` (initial weights).
     """
     from ..data import mts_xor_moro
     from ..losses import MaxVoltageCrossEntropy, WindowedMaxVoltageCrossEntropy
@@ -163,7 +173,8 @@ def hierarchy_point(delta_tau: float = 0.0, n_layers: int = 3, *, seed: int, pro
     test = mts_xor_moro(n_test, seed=1)
     taus = tau_profile(tau_center, delta_tau, n_layers - 1, profile, spread=spread, n_neurons=hidden,
                        seed=np.random.SeedSequence([seed, 7]))
-    net, names = hierarchy_network(taus, n_inputs=train.n_inputs, hidden=hidden, seed=np.random.SeedSequence([seed, 1]))
+    net, names = hierarchy_network(taus, n_inputs=train.n_inputs, hidden=hidden,
+                                   seed=np.random.SeedSequence([seed, 1]), **dict(network_options or {}))
     keys = []
     for kind in kinds:
         if kind == "weight" or kind in ("axonal", "dendritic", "synaptic"):

@@ -390,7 +390,7 @@ def make_optimiser(cfg: RunConfig) -> Adam:
             sched.setdefault("epochs", cfg.epochs)
         schedule_by[name] = Schedule.from_dict(sched)
     return Adam(lr=cfg.lr, lr_by=lr_by, schedule=Schedule.from_dict(schedule), schedule_by=schedule_by,
-                clip_norm=cfg.clip_norm)
+                clip_norm=cfg.clip_norm, shared_moment=tuple(cfg.shared_moment or ()))
 
 
 def make_constraints(cfg: RunConfig, keys) -> dict:
