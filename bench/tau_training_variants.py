@@ -8,7 +8,10 @@ log space, ``lr_tau`` = relative change per Adam step):
 * ``shared``: the Adam second moment of tau_m / tau_s shared across each population
   (``RunConfig.shared_moment``), so every tau moves in proportion to its gradient;
 * ``warmup``: time constants frozen for the first ``--warmup`` epochs (weights first);
-* ``shared+warmup``: both.
+* ``shared+warmup``: both;
+* ``readout_shared``: one tau_m / tau_s shared by the two readouts (per-neuron hidden taus), so the
+  readouts' scores stay comparable (model option ``shared_tau_populations``);
+* ``readout_shared+warmup``: that and the warm-up.
 
 Usage: ``python bench/tau_training_variants.py --out build/tau_variants.nc [--seeds 0 1 2]
 [--variants adam shared] [--learn weight weight,tau_s weight,tau_m,tau_s]``. Resumable: runs already in
@@ -33,12 +36,16 @@ VARIANTS = {
     "shared": dict(shared_moment=["tau_m", "tau_s"]),
     "warmup": dict(warmup=True),
     "shared+warmup": dict(shared_moment=["tau_m", "tau_s"], warmup=True),
+    "readout_shared": dict(model_options=dict(shared_tau_populations=["output"])),
+    "readout_shared+warmup": dict(model_options=dict(shared_tau_populations=["output"]), warmup=True),
 }
 
 
 def config(variant: str, learn: str, seed: int, warmup: int, epochs: int) -> RunConfig:
     v = dict(VARIANTS[variant])
     opts = dict(task="mts_xor", learn=learn.split(","), seed=seed, epochs=epochs)
+    if "model_options" in v:
+        opts["model_options"] = v["model_options"]
     if "shared_moment" in v:
         opts["shared_moment"] = v["shared_moment"]
     if v.get("warmup"):

@@ -21,8 +21,9 @@ et al.'s convention): 3 layers = 2 hidden layers + readout. The profile spans th
 hidden layers; the readout keeps ``readout_tau`` (0.05 s).
 
 Readout (as Moro et al.: one label per segment): by default (``target="segments"``) the network is
-trained and scored on all 6 segment labels, each read as the maximum readout voltage inside its
-segment's window (:class:`~neurodelay.losses.WindowedMaxVoltageCrossEntropy`, mean cross-entropy over
+trained and scored on all 6 segment labels, each read as the maximum readout voltage inside the
+segment's coding window (the last 10 steps, where channel 2 codes its bit and where Moro et al. score
+the per-step readout) (:class:`~neurodelay.losses.WindowedMaxVoltageCrossEntropy`, mean cross-entropy over
 the segments, exact EventProp gradients); the accuracy counts every (trial, segment) decision (chance
 50 %). ``target="last"``: only the last segment's label, read as the maximum over the whole trial. Our LIF has a synaptic current (``tau_s``, fixed at 5 ms
 unless trained); Moro et al.'s ``tau_mem`` is our ``tau_m``.
@@ -42,6 +43,10 @@ __all__ = ["tau_profile", "hierarchy_network", "hierarchy_point", "hierarchy_swe
 MEMORIES = {"delays": "weight,synaptic", "taus": "weight,tau_m,tau_s", "both": "weight,synaptic,tau_m,tau_s"}
 
 PROFILES = ("linear", "tanh")
+#: initial weights of :func:`hierarchy_point`'s networks: in PSP units (a weight w gives a PSP of peak w
+#: whatever the layer's tau_m, so a tau profile changes the memory, not the drive), zero-mean fan-in
+#: normal (as Moro et al.'s default initialisation); the hidden layers fire ~5-15 spikes per neuron per trial.
+NETWORK_OPTIONS = dict(psp_units=True, input_mean=0.0, input_gain=3.0, hidden_mean=0.0, gain=3.0, output_gain=0.3)
 MIN_TAU = 1e-3          # s: profiles are clipped here (Moro et al. clip at 0; a time constant must be > 0)
 
 
@@ -151,7 +156,7 @@ def _projections(names):
 def hierarchy_point(delta_tau: float = 0.0, n_layers: int = 3, *, seed: int, profile: str = "linear",
                     tau_center: float = 0.3, spread: float = 0.1, hidden: int = 10, learn: str = "weight",
                     epochs: int = 20, batch_size: int = 32, n_train: int = 400, n_test: int = 400,
-                    lr: float = 0.005, lr_tau: float = 0.005, d_max: float = 0.2,
+                    lr: float = 0.02, lr_tau: float = 0.02, d_max: float = 0.2,
                     target: str = "segments", network_options: dict | None = None) -> xr.Dataset:
     """Train one hierarchy network on Moro et al.'s MTS-XOR; its test accuracy and learned time constants.
 
@@ -160,7 +165,9 @@ def hierarchy_point(delta_tau: float = 0.0, n_layers: int = 3, *, seed: int, pro
     ``"segments"`` (every segment's label read in its window) or ``"last"`` (see the module docstring).
     Returns a Dataset with ``accuracy`` (fraction of (trial, segment) decisions, or of trials for
     ``"last"``), ``segment_accuracy`` (segment) and ``tau_m`` / ``tau_s`` (layer, neuron) (s) after training.
-    network_options: keyword arguments of :func:`hierarchy_network` (initial weights).
+    network_options: keyword arguments of :func:`hierarchy_network` (initial weights; default
+    :data:`NETWORK_OPTIONS`). Time constants are trained in log space with Adam's second moment shared
+    per layer (``Adam(shared_moment=...)``: each tau moves in proportion to its gradient).
     """
     from ..data import mts_xor_moro
     from ..losses import MaxVoltageCrossEntropy, WindowedMaxVoltageCrossEntropy
@@ -174,7 +181,8 @@ def hierarchy_point(delta_tau: float = 0.0, n_layers: int = 3, *, seed: int, pro
     taus = tau_profile(tau_center, delta_tau, n_layers - 1, profile, spread=spread, n_neurons=hidden,
                        seed=np.random.SeedSequence([seed, 7]))
     net, names = hierarchy_network(taus, n_inputs=train.n_inputs, hidden=hidden,
-                                   seed=np.random.SeedSequence([seed, 1]), **dict(network_options or {}))
+                                   seed=np.random.SeedSequence([seed, 1]),
+                                   **dict(NETWORK_OPTIONS if network_options is None else network_options))
     keys = []
     for kind in kinds:
         if kind == "weight" or kind in ("axonal", "dendritic", "synaptic"):
@@ -184,7 +192,7 @@ def hierarchy_point(delta_tau: float = 0.0, n_layers: int = 3, *, seed: int, pro
         else:
             raise ValueError(f"learn: unknown parameter kind {kind!r}")
     if target == "segments":
-        windows = train.meta["segment_windows"]
+        windows = train.meta["active_windows"]
         model = SpikingClassifier(net, keys, WindowedMaxVoltageCrossEntropy("output", windows), "output",
                                   "window_max_voltage", windows=windows, label_key="segment_labels")
     elif target == "last":
@@ -193,7 +201,7 @@ def hierarchy_point(delta_tau: float = 0.0, n_layers: int = 3, *, seed: int, pro
         raise ValueError(f"target must be 'segments' or 'last', got {target!r}")
     constraints = {k: (constraint_for(k, d_max) if k[1] != "weight" else Constraint()) for k in keys}
     opt = Adam(lr=lr, lr_by=dict(tau_m=lr_tau, tau_s=lr_tau, synaptic=1e-3, axonal=1e-3, dendritic=1e-3),
-               schedule=Schedule("cosine", epochs=epochs, floor=0.1))
+               schedule=Schedule("cosine", epochs=epochs, floor=0.1), shared_moment=("tau_m", "tau_s"))
     result = fit(model, train, epochs=epochs, batch_size=batch_size, optimiser=opt, constraints=constraints,
                  seed=seed, progress=False)
     ev = result.model.evaluate(test)
