@@ -138,3 +138,17 @@ def test_shared_second_moment_and_warmup():
     assert again.shared_moment == ("tau_m",)
     with pytest.raises(ValueError, match="warmup"):
         Schedule(warmup=-1)
+
+
+def test_recipe_shares_readout_time_constants():
+    from neurodelay.train import RunConfig, build_model, make_optimiser
+    cfg = RunConfig(task="mts_xor", learn=["weight", "tau_s"], shared_moment=["tau_s"],
+                    model_options=dict(shared_tau_populations=["output"]))
+    model = build_model(cfg)
+    assert ("output", "tau_s", "shared") in model.keys and ("hidden", "tau_s") in model.keys
+    assert np.shape(model.values()[("output", "tau_s", "shared")]) == ()
+    assert make_optimiser(cfg).shared_moment == ("tau_s",)
+    assert RunConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ValueError, match="shared_tau_populations"):
+        build_model(RunConfig(task="mts_xor", learn=["weight", "tau_s"],
+                              model_options=dict(shared_tau_populations=["input"])))
