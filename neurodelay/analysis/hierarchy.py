@@ -27,6 +27,12 @@ the per-step readout) (:class:`~neurodelay.losses.WindowedMaxVoltageCrossEntropy
 the segments, exact EventProp gradients); the accuracy counts every (trial, segment) decision (chance
 50 %). ``target="last"``: only the last segment's label, read as the maximum over the whole trial. Our LIF has a synaptic current (``tau_s``, fixed at 5 ms
 unless trained); Moro et al.'s ``tau_mem`` is our ``tau_m``.
+
+Other differences from Moro et al.'s code (EIS-Hub/hSNN), which matter for this task: their hidden
+neurons reset by *subtraction* (``V -= theta`` at a spike, so a neuron keeps what exceeded the
+threshold), ours reset to 0 (the memory of channel 1 held in V is lost at each spike); they
+batch-normalise every layer's input current and read a cross-entropy at every time step. With our
+model the per-segment accuracy stays at chance at the scales run so far (see the README).
 """
 
 from __future__ import annotations
