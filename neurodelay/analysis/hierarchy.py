@@ -116,7 +116,7 @@ def tau_profile(tau_center, delta_tau, n_layers: int, profile: str = "linear", *
 def hierarchy_network(taus, *, n_inputs: int = 40, hidden: int = 10, tau_s: float = 5e-3,
                       readout_tau: float = 0.05, input_gain: float = 1.0, gain: float = 1.0,
                       hidden_mean: float = 8.0, output_gain: float = 3.0, input_mean: float = 0.6,
-                      psp_units: bool = False, seed=0):
+                      psp_units: bool = False, tau_s_ratio: float | None = None, seed=0):
     """A feedforward network ``input -> h1 -> ... -> hL -> output`` (``Readout``, 2 classes).
 
     taus: one tau_m (s) per hidden layer, scalars or arrays of ``hidden`` values (see :func:`tau_profile`).
@@ -125,7 +125,9 @@ def hierarchy_network(taus, *, n_inputs: int = 40, hidden: int = 10, tau_s: floa
     Moro's MTS-XOR, 8 keeps every layer firing a few spikes per trial; readout mean 0). psp_units:
     every projection's weights are divided by the PSP peak of its target (``psp_peak(tau_m, tau_s)``
     at the layer's mean tau_m), so a weight w gives a PSP of peak w whatever the time constants (as
-    the current-based discrete-time neurons of Moro et al., where an input adds w to V). Returns
+    the current-based discrete-time neurons of Moro et al., where an input adds w to V). tau_s_ratio:
+    if given, each hidden neuron's tau_s is this fraction of its tau_m (a synaptic current that keeps
+    evidence across the reset of V at a spike), else ``tau_s`` s. Returns
     (network, names of the hidden populations).
     """
     from ..network import LIF, Network, Readout, SpikeSource
@@ -137,15 +139,17 @@ def hierarchy_network(taus, *, n_inputs: int = 40, hidden: int = 10, tau_s: floa
     net = Network().add(SpikeSource("input", int(n_inputs)))
     for name, tau in zip(names, taus):
         tau = np.broadcast_to(np.asarray(tau, dtype=float), (hidden,)).copy()
-        # keep tau_s away from tau_m (the network refuses equal values)
-        net = net.add(LIF(name, hidden, tau_m=tau, tau_s=tau_s, refractory=1e-3))
+        ts = tau_s if tau_s_ratio is None else float(tau_s_ratio) * tau
+        if tau_s_ratio is not None and not 0 < float(tau_s_ratio) < 1:
+            raise ValueError(f"tau_s_ratio must lie in (0, 1), got {tau_s_ratio}")
+        net = net.add(LIF(name, hidden, tau_m=tau, tau_s=ts, refractory=1e-3))
     net = net.add(Readout("output", 2, tau_m=readout_tau, tau_s=tau_s))
     pre, n_pre = "input", int(n_inputs)
     for i, name in enumerate(names):
         mean, g = (input_mean, input_gain) if i == 0 else (hidden_mean, gain)
         w = init_weights("fan_in", n_pre, n_pre * hidden, rng, mean=mean, gain=g)
         if psp_units:
-            w = w / psp_peak(float(np.mean(net[name].tau_m)), tau_s)
+            w = w / psp_peak(float(np.mean(net[name].tau_m)), float(np.mean(net[name].tau_s)))
         net = net.connect(pre, name, w)
         pre, n_pre = name, hidden
     w = init_weights("fan_in", n_pre, n_pre * 2, rng, gain=output_gain)
