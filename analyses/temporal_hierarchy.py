@@ -2,8 +2,10 @@
 
 Four parts, written to ``analyses/results/temporal_hierarchy.nc``:
 
-* ``sweep_accuracy`` (delta_tau, n_layers, seed): test accuracy (fraction) of networks whose hidden
-  tau_m follow Moro et al.'s linear profile around 0.3 s (weights trained, taus fixed);
+* ``sweep_accuracy`` (delta_tau, n_layers, seed): test accuracy (fraction of (trial, segment)
+  decisions, chance 0.5; every segment's label read in its coding window) of networks whose hidden
+  tau_m follow Moro et al.'s linear profile around 0.3 s (weights trained, taus fixed), and
+  ``sweep_segment_accuracy`` (..., segment);
 * ``learned_tau_m`` (seed, layer, neuron): tau_m (s) after training weights + tau_m + tau_s from a
   homogeneous start (delta_tau = 0, per-neuron spread 10 %), and ``learned_slope`` (seed) from
   :func:`~neurodelay.analysis.hierarchy.learned_taus`;
@@ -11,8 +13,8 @@ Four parts, written to ``analyses/results/temporal_hierarchy.nc``:
 * ``budget_accuracy`` (memory, d_max, seed): learned delays vs learned time constants vs both at one
   parameter budget (hidden size matched per memory), against the maximum delay.
 
-Scales: ``--quick`` (seconds, tests), default (reduced: 5 delta_tau x {3, 4} layers x 3 seeds, short
-training; minutes), ``--full`` (Moro et al.'s grid: 9 delta_tau values, 10 seeds, 60 epochs; hours).
+Scales: ``--quick`` (seconds, tests), default (reduced: 3 delta_tau x {3, 4} layers x 3 seeds, 6 epochs
+of 256 trials; about 20-40 minutes on 2 busy cores), ``--full`` (Moro et al.'s grid: 9 delta_tau values, 10 seeds, 60 epochs; hours).
 
 Usage: python analyses/temporal_hierarchy.py [--quick | --full] [--out PATH] [--folder DIR]
 """
@@ -39,8 +41,8 @@ DEFAULT_OUT = Path(__file__).resolve().parent / "results" / RESULT
 SCALES = {
     "quick": dict(delta_taus=(-0.2, 0.2), n_layers=(3,), seeds=1, budget_dmax=(0.1,),
                   point=dict(epochs=1, n_train=24, n_test=24, batch_size=12, hidden=4), budget=200),
-    "default": dict(delta_taus=(-0.5, -0.2, 0.0, 0.2, 0.5), n_layers=(3, 4), seeds=3, budget_dmax=(0.05, 0.2),
-                    point=dict(epochs=8, n_train=256, n_test=256, batch_size=32), budget=1040),
+    "default": dict(delta_taus=(-0.4, 0.0, 0.4), n_layers=(3, 4), seeds=3, budget_dmax=(0.05, 0.2),
+                    point=dict(epochs=6, n_train=256, n_test=256, batch_size=32), budget=1040),
     "full": dict(delta_taus=(-0.5, -0.4, -0.2, -0.1, 0.0, 0.1, 0.2, 0.4, 0.5), n_layers=(3, 4), seeds=10,
                  budget_dmax=(0.05, 0.1, 0.2, 0.4), point=dict(epochs=60, n_train=2000, n_test=1000,
                                                                 batch_size=64), budget=1040),
@@ -69,7 +71,11 @@ def run(scale: str, folder: Path) -> xr.Dataset:
     out = xr.Dataset(
         {"sweep_accuracy": sweep["accuracy"].transpose("delta_tau", "n_layers", "seed").drop_vars("seed_value",
                                                                                                   errors="ignore"),
+         "sweep_segment_accuracy": sweep["segment_accuracy"].transpose("delta_tau", "n_layers", "seed", "segment")
+         .drop_vars("seed_value", errors="ignore"),
          "learned_tau_m": (("learned_seed", "layer", "neuron"), tau, dict(units="s")),
+         "learned_tau_s": (("learned_seed", "layer", "neuron"),
+                           learned["tau_s"].transpose("seed", "layer", "neuron").values, dict(units="s")),
          "learned_median": (("learned_seed", "layer"), per_layer["median"].values, dict(units="s")),
          "learned_q25": (("learned_seed", "layer"), per_layer["q25"].values, dict(units="s")),
          "learned_q75": (("learned_seed", "layer"), per_layer["q75"].values, dict(units="s")),
@@ -84,7 +90,7 @@ def run(scale: str, folder: Path) -> xr.Dataset:
                                                                                errors="ignore")},
         coords=dict(learned_seed=np.arange(tau.shape[0]), layer=per_layer["layer"].values,
                     neuron=np.arange(tau.shape[2])))
-    out["sweep_accuracy"].attrs.update(units="1", long_name="test accuracy (last segment)")
+    out["sweep_accuracy"].attrs.update(units="1", long_name="test accuracy (per segment)")
     out["budget_accuracy"].attrs.update(units="1")
     out["delta_tau"].attrs["units"] = "s"
     out["d_max"].attrs["units"] = "s"

@@ -29,12 +29,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from .events.readout import max_voltage, weighted_voltage_integral
+from .events.readout import max_voltage, weighted_voltage_integral, window_max_voltage
 from .network import LIF, Readout
 from .record import AdjointSources
 from .units import as_seconds
 
-__all__ = ["Loss", "FirstSpikeMSE", "FirstSpikeCrossEntropy", "MaxVoltageCrossEntropy", "MaxVoltageHinge",
+__all__ = ["Loss", "FirstSpikeMSE", "FirstSpikeCrossEntropy", "MaxVoltageCrossEntropy",
+           "WindowedMaxVoltageCrossEntropy", "MaxVoltageHinge",
            "WeightedIntegralCrossEntropy", "SpikeCountRegulariser", "first_spikes"]
 
 
@@ -251,6 +252,63 @@ class MaxVoltageCrossEntropy(Loss):
 
     def __repr__(self):
         return f"MaxVoltageCrossEntropy({self.population!r})"
+
+
+class WindowedMaxVoltageCrossEntropy(Loss):
+    """Cross-entropy on the maximum of each readout's V inside each of several time windows, one label per
+    window (Moro et al.'s per-segment MTS-XOR loss).
+
+    For window k = [start_k, stop_k] (s) the scores are ``score_jk = max_{t in window k} V_j(t)`` (exact,
+    :func:`~neurodelay.events.readout.window_max_voltage`); the loss of a trial is the *mean* over the
+    windows of the softmax cross-entropy of its scores against that window's label, so one window gives
+    the same value as :class:`MaxVoltageCrossEntropy` restricted to it. The adjoint source is a jump of
+    ``dL/dscore_jk`` at the time of each window's maximum.
+
+    Labels: (n_trials, n_windows) class indices (a 1-D array is accepted for one window).
+    """
+
+    def __init__(self, population: str, windows):
+        self.population = population
+        w = np.asarray(windows, dtype=float)
+        if w.ndim != 2 or w.shape[1] != 2 or w.shape[0] < 1 or not np.all(np.isfinite(w)) \
+                or np.any(w[:, 0] < 0) or np.any(w[:, 1] < w[:, 0]):
+            raise ValueError(f"windows must be (start, stop) pairs in s with 0 <= start <= stop, got {windows!r}")
+        self.windows = w
+
+    def labels(self, labels, n_trials: int, n_classes: int) -> np.ndarray:
+        """Labels as an int64 (n_trials, n_windows) array (checked)."""
+        if labels is None:
+            raise ValueError("WindowedMaxVoltageCrossEntropy needs labels (one class per trial and window)")
+        y = np.asarray(labels)
+        if y.ndim == 1 and len(self.windows) == 1:
+            y = y[:, None]
+        if y.shape != (n_trials, len(self.windows)) or not np.issubdtype(y.dtype, np.integer):
+            raise ValueError(f"labels must be integers of shape ({n_trials}, {len(self.windows)}) (trial, window), "
+                             f"got shape {y.shape} and dtype {y.dtype}")
+        if y.size and (y.min() < 0 or y.max() >= n_classes):
+            raise ValueError(f"labels must lie in [0, {n_classes}) (the population size)")
+        return y.astype(np.int64)
+
+    def scores(self, record) -> tuple[np.ndarray, np.ndarray]:
+        """(score, time of the maximum s), each (n_trials, n_windows, n)."""
+        _population(record, self.population, Readout, "WindowedMaxVoltageCrossEntropy")
+        v, t = window_max_voltage(record, self.population, self.windows)
+        return v.transpose(0, 2, 1), t.transpose(0, 2, 1)
+
+    def value_and_sources(self, record, labels=None):
+        pop = _population(record, self.population, Readout, "WindowedMaxVoltageCrossEntropy")
+        y = self.labels(labels, record.n_trials, pop.n)
+        v_max, t_max = self.scores(record)
+        n_trials, n_win, n = v_max.shape
+        values, d_score = _softmax_cross_entropy(v_max.reshape(-1, n), y.reshape(-1))
+        values = values.reshape(n_trials, n_win).mean(axis=1)
+        trial, _, neuron = np.indices(v_max.shape).reshape(3, -1)
+        off = record.flat.offsets[self.population]
+        return values, AdjointSources(jump_trial=trial, jump_neuron=off + neuron, jump_time=t_max.ravel(),
+                                      jump_value=d_score.ravel() / n_win)
+
+    def __repr__(self):
+        return f"WindowedMaxVoltageCrossEntropy({self.population!r}, windows={self.windows.tolist()})"
 
 
 class MaxVoltageHinge(Loss):

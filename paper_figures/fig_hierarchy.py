@@ -1,6 +1,7 @@
 """Temporal hierarchy on Moro et al.'s MTS-XOR: accuracy vs delta_tau, learned tau per layer, fits, budget.
 
-Reads ``temporal_hierarchy.nc`` (analyses/temporal_hierarchy.py). Panels: A test accuracy against
+Reads ``temporal_hierarchy.nc`` (analyses/temporal_hierarchy.py). Panels: A test accuracy (over the 6
+segment labels) against
 delta_tau (s; > 0: slow near the output) for 3 and 4 layers, mean +- std over seeds, chance 0.5;
 B learned tau_m per hidden layer from a homogeneous start (median and quartiles per seed);
 C histogram of the pooled learned tau_m with the gamma and log-normal fits; D accuracy of learned
@@ -86,7 +87,8 @@ def draw(ds) -> plt.Figure:
     ax[3].set_ylabel("test accuracy (%)")
     ax[3].set_title(f"D  memory at ~{ds.attrs.get('budget', '?')} parameters")
     ax[3].legend(fontsize=7)
-    fig.suptitle(f"Temporal hierarchy, Moro et al.'s MTS-XOR (last-segment label; scale: {ds.attrs.get('scale', '?')})",
+    fig.suptitle(f"Temporal hierarchy, Moro et al.'s MTS-XOR (accuracy over the 6 segment labels; "
+                 f"scale: {ds.attrs.get('scale', '?')})",
                  fontsize=11)
     return fig
 

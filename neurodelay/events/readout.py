@@ -21,7 +21,7 @@ from numba import njit
 from ..network import SpikeSource
 from .dynamics import free_voltage, peak_time
 
-__all__ = ["exp_overlap", "incoming_arrivals", "max_voltage", "weighted_voltage_integral"]
+__all__ = ["exp_overlap", "incoming_arrivals", "max_voltage", "window_max_voltage", "weighted_voltage_integral"]
 
 _TRIALS_PER_CHUNK = 8
 
@@ -136,6 +136,93 @@ def _trajectory_stats(group_ptr, group_neuron, time, weight, tau_m, tau_s, t_end
                 t_last = t_next
         v_max[g], t_max[g], integral[g] = best + b, best_t, acc + b * exp_overlap(t_end, rate, 0.0)
     return v_max, t_max, integral
+
+
+@njit(cache=True, nogil=True)
+def _window_maxima(group_ptr, group_neuron, time, weight, tau_m, tau_s, starts, stops):
+    """Per group (one neuron in one trial, arrivals sorted by time) and window k: max of V on
+    [starts[k], stops[k]] and its time. Candidates: V at both ends of the window, at every arrival
+    inside it (V is continuous there) and at every interior peak between two arrivals."""
+    n_groups = group_ptr.shape[0] - 1
+    n_win = starts.shape[0]
+    t_end = 0.0
+    for k in range(n_win):
+        t_end = max(t_end, stops[k])
+    v_max = np.full((n_groups, n_win), -np.inf)
+    t_max = np.zeros((n_groups, n_win))
+    for g in range(n_groups):
+        j = group_neuron[g]
+        tm, ts = tau_m[j], tau_s[j]
+        v, i, t_last = 0.0, 0.0, 0.0
+        for q in range(group_ptr[g], group_ptr[g + 1] + 1):
+            t_next = time[q] if q < group_ptr[g + 1] else t_end
+            if t_next > t_end:
+                t_next = t_end
+            span = t_next - t_last
+            s_peak = peak_time(v, i, tm, ts)
+            for k in range(n_win):
+                lo = max(t_last, starts[k])
+                hi = min(t_next, stops[k])
+                if lo > hi:
+                    continue
+                if lo == t_last:
+                    v_lo = v
+                else:
+                    v_lo = free_voltage(v, i, tm, ts, lo - t_last)
+                if v_lo > v_max[g, k]:
+                    v_max[g, k], t_max[g, k] = v_lo, lo
+                v_hi = free_voltage(v, i, tm, ts, hi - t_last)
+                if v_hi > v_max[g, k]:
+                    v_max[g, k], t_max[g, k] = v_hi, hi
+                if s_peak > 0.0 and lo < t_last + s_peak < hi:
+                    vp = free_voltage(v, i, tm, ts, s_peak)
+                    if vp > v_max[g, k]:
+                        v_max[g, k], t_max[g, k] = vp, t_last + s_peak
+            if q < group_ptr[g + 1]:
+                v = free_voltage(v, i, tm, ts, span)
+                i = i * math.exp(-span / ts) + weight[q]
+                t_last = t_next
+            if t_last >= t_end:
+                break
+    return v_max, t_max
+
+
+def _windows(windows, duration: float) -> tuple[np.ndarray, np.ndarray]:
+    w = np.asarray(windows, dtype=float)
+    if w.ndim != 2 or w.shape[1] != 2 or w.shape[0] < 1:
+        raise ValueError(f"windows must be a sequence of (start, stop) pairs in s, got shape {w.shape}")
+    if not np.all(np.isfinite(w)) or np.any(w[:, 0] < 0) or np.any(w[:, 1] < w[:, 0]) or np.any(w[:, 1] > duration):
+        raise ValueError(f"windows must satisfy 0 <= start <= stop <= duration ({duration} s), got {w.tolist()}")
+    return np.ascontiguousarray(w[:, 0]), np.ascontiguousarray(w[:, 1])
+
+
+def window_max_voltage(record, population: str, windows) -> tuple[np.ndarray, np.ndarray]:
+    """Exact maximum of a readout's V over each time window and its time (s).
+
+    windows: a sequence of (start, stop) pairs in s with 0 <= start <= stop <= duration. Returns
+    (v_max, t_max), each of shape (n_trials, n, n_windows). Candidates are V at both ends of the window,
+    at the arrivals inside it and at the peaks between arrivals, so a maximum at a window boundary is
+    reported at exactly that boundary. For populations that never spike (readouts): a spiking LIF neuron
+    raises ValueError (its voltage is not a linear filter of its inputs).
+    """
+    flat = record.flat
+    off, n = flat.offsets[population], flat.sizes[population]
+    if isinstance(record.network[population], SpikeSource):
+        raise ValueError(f"{population!r} is a spike source; it has no voltage")
+    if record.spikes(population).counts().sum():
+        raise ValueError(f"{population!r} spiked; window_max_voltage needs a population that never spikes")
+    starts, stops = _windows(windows, float(record.duration))
+    n_trials = record.n_trials
+    v_out = np.empty((n_trials, n, len(starts)))
+    t_out = np.empty((n_trials, n, len(starts)))
+    for first in range(0, n_trials, _TRIALS_PER_CHUNK):
+        stop = min(first + _TRIALS_PER_CHUNK, n_trials)
+        group_ptr, time, weight = incoming_arrivals(record, np.arange(off, off + n), (first, stop))
+        group_neuron = np.tile(np.arange(off, off + n), stop - first).astype(np.int64)
+        v, t = _window_maxima(group_ptr, group_neuron, time, weight, flat.tau_m, flat.tau_s, starts, stops)
+        v_out[first:stop] = v.reshape(stop - first, n, len(starts))
+        t_out[first:stop] = t.reshape(stop - first, n, len(starts))
+    return v_out, t_out
 
 
 def _stats(record, population: str, rate: float, mask=None):

@@ -9,7 +9,13 @@ a trial is read from the output population by one of three rules (with ``rule=``
 * ``first_spike``: the output LIF neuron that fires first (undecided, -1, if none fires);
 * ``max_voltage``: the readout whose maximum voltage over the trial is largest;
 * ``integral``: the readout with the largest exponentially weighted voltage
-  integral (time constant ``tau_weight`` s, or the plain mean if None).
+  integral (time constant ``tau_weight`` s, or the plain mean if None);
+* ``window_max_voltage``: one decision per time window (``windows``, (start, stop) pairs in s): the
+  readout whose maximum voltage inside that window is largest (Moro et al.'s per-segment MTS-XOR).
+
+Per-window labels: with ``label_key`` the labels come from ``data.trial_meta[label_key]`` (e.g.
+``"segment_labels"``, shape (n_trials, n_windows)) instead of ``data.labels``; accuracies then count
+every (trial, window) decision (chance 1 / n_classes), and predictions have shape (n_trials, n_windows).
 
 Determinism: the engines give bit-identical results for any number of
 threads, so a run is reproducible from its seed alone.
@@ -24,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..engines import get_engine
-from ..events.readout import max_voltage, weighted_voltage_integral
+from ..events.readout import max_voltage, weighted_voltage_integral, window_max_voltage
 from ..gradients import check_key, check_value, get_param, loss_and_grad, set_param
 from ..losses import Loss, first_spikes
 from ..network import TAU_RELATIVE_GAP, Network
@@ -34,7 +40,7 @@ from .optim import key_name
 
 __all__ = ["SpikingClassifier", "DECISIONS", "decide"]
 
-DECISIONS = ("first_spike", "max_voltage", "integral")
+DECISIONS = ("first_spike", "max_voltage", "integral", "window_max_voltage")
 TIME_CONSTANTS = ("tau_m", "tau_s")
 TAU_SEPARATION = 10 * TAU_RELATIVE_GAP    # relative distance kept between a trained tau_m and tau_s
 
@@ -60,8 +66,9 @@ def _time_constants_kept_apart(net: Network, values: dict) -> dict:
     return taus
 
 
-def decide(record, population: str, rule: str, tau_weight: float | None = None) -> np.ndarray:
-    """Predicted class (int64, -1 = undecided) of every trial of an event record (see the module docstring)."""
+def decide(record, population: str, rule: str, tau_weight: float | None = None, windows=None) -> np.ndarray:
+    """Predicted class (int64, -1 = undecided) of every trial of an event record (see the module docstring);
+    for ``window_max_voltage`` one per trial and window, shape (n_trials, n_windows)."""
     if rule == "first_spike":
         times, _ = first_spikes(record, population)
         pred = np.argmin(times, axis=1)
@@ -71,6 +78,10 @@ def decide(record, population: str, rule: str, tau_weight: float | None = None) 
         scores = max_voltage(record, population)[0]
     elif rule == "integral":
         scores = weighted_voltage_integral(record, population, tau_weight)
+    elif rule == "window_max_voltage":
+        if windows is None:
+            raise ValueError("decision 'window_max_voltage' needs windows ((start, stop) pairs in s)")
+        return np.argmax(window_max_voltage(record, population, windows)[0], axis=1).astype(np.int64)
     else:
         raise ValueError(f"unknown decision rule {rule!r}; choose one of {DECISIONS}")
     return np.argmax(scores, axis=1).astype(np.int64)
@@ -83,7 +94,9 @@ class SpikingClassifier:
     of :mod:`neurodelay.gradients` (e.g. ``("input->hidden", "weight")``);
     loss: a :class:`~neurodelay.losses.Loss`; output: the population read
     out; decision: one of :data:`DECISIONS`; duration: trial length (s,
-    default: each data set's own); eval_chunk: trials simulated at once in
+    default: each data set's own); windows: (start, stop) pairs in s of the ``window_max_voltage``
+    decision; label_key: a ``trial_meta`` key holding the labels (default: ``data.labels``);
+    eval_chunk: trials simulated at once in
     :meth:`evaluate`; n_threads: engine threads (default: all cores); engine: a
     name of :mod:`neurodelay.engines` or an engine object (default "auto"); rule:
     None (exact EventProp gradients) or a :class:`~neurodelay.plasticity.ThreeFactorRule`
@@ -92,7 +105,8 @@ class SpikingClassifier:
 
     def __init__(self, network: Network, keys, loss: Loss, output: str, decision: str = "first_spike", *,
                  duration: float | None = None, tau_weight: float | None = None, input_noise: float = 0.0,
-                 eval_chunk: int = 2000, n_threads: int | None = None, engine="auto", rule=None):
+                 windows=None, label_key: str | None = None, eval_chunk: int = 2000, n_threads: int | None = None,
+                 engine="auto", rule=None):
         if decision not in DECISIONS:
             raise ValueError(f"unknown decision rule {decision!r}; choose one of {DECISIONS}")
         if not isinstance(loss, Loss):
@@ -107,6 +121,14 @@ class SpikingClassifier:
                              f"cannot train; train the description's ('pop', 'v_init') instead")
         if len(set(keys)) != len(keys):
             raise ValueError(f"a parameter key is listed twice: {[key_name(k) for k in keys]}")
+        if decision == "window_max_voltage":
+            w = np.asarray(windows if windows is not None else np.zeros((0, 2)), dtype=float)
+            if w.ndim != 2 or w.shape[1] != 2 or w.shape[0] < 1 or np.any(w[:, 1] < w[:, 0]) or np.any(w < 0):
+                raise ValueError(f"windows must be (start, stop) pairs in s for decision 'window_max_voltage', "
+                                 f"got {windows!r}")
+            windows = w
+        elif windows is not None:
+            raise ValueError(f"windows is only used by the 'window_max_voltage' decision, not {decision!r}")
         if input_noise < 0:
             raise ValueError(f"input_noise must be >= 0 s, got {input_noise}")
         self._network = network
@@ -116,6 +138,8 @@ class SpikingClassifier:
         self.decision = decision
         self.duration = duration
         self.tau_weight = tau_weight
+        self.windows = windows
+        self.label_key = label_key
         self.input_noise = float(input_noise)
         self.eval_chunk = int(eval_chunk)
         self.n_threads = n_threads
@@ -160,6 +184,18 @@ class SpikingClassifier:
         clone._network = network
         return clone
 
+    def labels_of(self, data) -> np.ndarray:
+        """The labels the loss and the accuracy use: ``data.labels`` or ``data.trial_meta[label_key]``."""
+        if self.label_key is None:
+            return data.labels
+        if self.label_key not in data.trial_meta:
+            raise ValueError(f"label_key {self.label_key!r} is not in the data's trial_meta "
+                             f"({sorted(data.trial_meta)})")
+        return np.asarray(data.trial_meta[self.label_key])
+
+    def _decide(self, record) -> np.ndarray:
+        return decide(record, self.output, self.decision, self.tau_weight, self.windows)
+
     def _duration(self, data) -> float:
         return float(self.duration if self.duration is not None else data.duration)
 
@@ -172,15 +208,17 @@ class SpikingClassifier:
     def loss_and_grad(self, batch, rng: np.random.Generator) -> BatchResult:
         duration = self._duration(batch)
         inputs = self._noisy(batch.inputs, duration, rng)
+        labels = self.labels_of(batch)
         if self.rule is not None:
             from ..plasticity import three_factor_gradients
-            result = three_factor_gradients(self._network, self.rule, inputs, duration, self.loss, batch.labels,
+            result = three_factor_gradients(self._network, self.rule, inputs, duration, self.loss, labels,
                                             n_threads=self.n_threads)
         else:
-            result = loss_and_grad(self._network, inputs, duration, self.loss, batch.labels, params=self._keys,
+            result = loss_and_grad(self._network, inputs, duration, self.loss, labels, params=self._keys,
                                    n_threads=self.n_threads, engine=self.engine)
-        pred = decide(result.record, self.output, self.decision, self.tau_weight)
-        return BatchResult(result.loss, result.grads, int(np.sum(pred == batch.labels)), len(batch))
+        pred = self._decide(result.record)
+        # with per-window labels every (trial, window) decision counts as one "trial" of the accuracy
+        return BatchResult(result.loss, result.grads, int(np.sum(pred == labels)), int(np.size(labels)))
 
     def _simulate(self, inputs: SpikeTrains, duration: float):
         engine = get_engine(self.engine, self._network)
@@ -192,12 +230,16 @@ class SpikingClassifier:
         for start in range(0, len(data), self.eval_chunk):
             part = data.select(np.arange(start, min(start + self.eval_chunk, len(data))))
             record = self._simulate(part.inputs, duration)
-            losses.append(self.loss.value(record, part.labels))
-            preds.append(decide(record, self.output, self.decision, self.tau_weight))
+            losses.append(self.loss.value(record, self.labels_of(part)))
+            preds.append(self._decide(record))
         losses = np.concatenate(losses) if losses else np.zeros(0)
-        preds = np.concatenate(preds) if preds else np.zeros(0, np.int64)
-        accuracy = float(np.mean(preds == data.labels)) if len(data) else float("nan")
-        return Evaluation(float(np.mean(losses)) if len(losses) else float("nan"), accuracy, preds)
+        labels = self.labels_of(data)
+        preds = np.concatenate(preds) if preds else np.zeros(np.shape(labels), np.int64)
+        accuracy = float(np.mean(preds == labels)) if len(data) else float("nan")
+        extra = {}
+        if np.ndim(labels) == 2 and len(data):
+            extra["window_accuracy"] = np.mean(preds == labels, axis=0)
+        return Evaluation(float(np.mean(losses)) if len(losses) else float("nan"), accuracy, preds, extra)
 
     def predict(self, inputs: SpikeTrains, duration: float) -> np.ndarray:
         """Predicted class of each trial of `inputs` (no labels needed; -1 = undecided)."""
@@ -205,5 +247,5 @@ class SpikingClassifier:
         for start in range(0, inputs.n_trials, self.eval_chunk):
             part = inputs.select_trials(np.arange(start, min(start + self.eval_chunk, inputs.n_trials)))
             record = self._simulate(part, duration)
-            preds.append(decide(record, self.output, self.decision, self.tau_weight))
+            preds.append(self._decide(record))
         return np.concatenate(preds) if preds else np.zeros(0, np.int64)

@@ -49,6 +49,7 @@ class RunConfig:
     schedule: dict = field(default_factory=dict)     # Schedule fields (kind, gamma, step_size, ...)
     schedule_by: dict = field(default_factory=dict)  # {key name or kind: Schedule fields}, overrides schedule
     clip_norm: float | None = None
+    shared_moment: tuple | None = None     # kinds / key names whose Adam second moment is shared per key
     d_max: float | None = None             # largest delay, s
     delay_mode: str = "clip"               # 'clip' or 'sigmoid'
     delay_init: dict = field(default_factory=dict)   # scheme, low, high (s)
@@ -89,6 +90,10 @@ class RunConfig:
                 raise ValueError(f"cannot learn {unknown}; choose from {list(LEARNABLE)}")
             if not self.learn:
                 raise ValueError("learn is empty: name at least one parameter kind to train")
+        if self.shared_moment is not None:
+            if isinstance(self.shared_moment, str) or not all(isinstance(k, str) for k in self.shared_moment):
+                raise ValueError(f"shared_moment must be a list of kinds or key names, got {self.shared_moment!r}")
+            self.shared_moment = tuple(self.shared_moment)
         if self.delay_mode not in ("clip", "sigmoid"):
             raise ValueError(f"delay_mode must be 'clip' or 'sigmoid', got {self.delay_mode!r}")
         for name in ("hidden", "epochs", "batch_size", "n_train", "n_validation", "n_test", "patience",
@@ -124,6 +129,7 @@ class RunConfig:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["learn"] = None if self.learn is None else list(self.learn)
+        d["shared_moment"] = None if self.shared_moment is None else list(self.shared_moment)
         return d
 
     @classmethod

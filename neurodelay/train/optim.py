@@ -45,7 +45,8 @@ class Schedule:
 
     kind: ``constant``; ``step`` (times ``gamma`` every ``step_size`` epochs,
     PyTorch's StepLR); ``exponential`` (``gamma ** epoch``); ``cosine``
-    (from 1 down to ``floor`` over ``epochs`` epochs).
+    (from 1 down to ``floor`` over ``epochs`` epochs). ``warmup``: the multiplier is 0 during the first
+    ``warmup`` epochs (the parameter is frozen), then follows the schedule counted from epoch ``warmup``.
     """
 
     kind: str = "constant"
@@ -53,6 +54,7 @@ class Schedule:
     step_size: int = 20
     epochs: int = 100
     floor: float = 0.0
+    warmup: int = 0
 
     KINDS = ("constant", "step", "exponential", "cosine")
 
@@ -61,11 +63,16 @@ class Schedule:
             raise ValueError(f"unknown learning-rate schedule {self.kind!r}; choose one of {self.KINDS}")
         if not self.gamma > 0:
             raise ValueError(f"schedule gamma must be > 0, got {self.gamma}")
+        if isinstance(self.warmup, bool) or int(self.warmup) != self.warmup or self.warmup < 0:
+            raise ValueError(f"schedule warmup must be an integer number of epochs >= 0, got {self.warmup!r}")
         if int(self.step_size) < 1 or int(self.epochs) < 1:
             raise ValueError(f"schedule step_size and epochs must be >= 1, got {self.step_size}, {self.epochs}")
 
     def factor(self, epoch: int) -> float:
         """Multiplier of the base learning rate during `epoch` (0-based)."""
+        if epoch < int(self.warmup):
+            return 0.0
+        epoch = epoch - int(self.warmup)
         if self.kind == "constant":
             return 1.0
         if self.kind == "step":
@@ -77,7 +84,7 @@ class Schedule:
 
     def to_dict(self) -> dict:
         return dict(kind=self.kind, gamma=self.gamma, step_size=int(self.step_size), epochs=int(self.epochs),
-                    floor=self.floor)
+                    floor=self.floor, warmup=int(self.warmup))
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "Schedule":
@@ -91,7 +98,11 @@ class Adam:
     lr: default learning rate; lr_by: ``{key name or kind: learning rate}``
     (a key name wins over its kind); schedule / schedule_by likewise;
     clip_norm: if set, each key's gradient is rescaled to at most this
-    Euclidean norm before the update (Göltz et al. clip per layer).
+    Euclidean norm before the update (Göltz et al. clip per layer);
+    shared_moment: key names or kinds whose second moment is *shared* across the entries of a key (the
+    mean of g^2 over the array), so that every entry moves in proportion to its gradient (Adam's
+    per-entry normalisation otherwise moves every entry by about the learning rate per step, however
+    small its gradient).
     """
 
     lr: float = 1e-3
@@ -101,6 +112,7 @@ class Adam:
     schedule: Schedule = field(default_factory=Schedule)
     schedule_by: dict = field(default_factory=dict)
     clip_norm: float | None = None
+    shared_moment: tuple = ()
     state: dict = field(default_factory=dict)   # "step", "m:<key name>", "v:<key name>"
 
     def __post_init__(self):
@@ -112,6 +124,7 @@ class Adam:
             raise ValueError(f"Adam betas must lie in [0, 1), got {self.betas}")
         if self.clip_norm is not None and not self.clip_norm > 0:
             raise ValueError(f"clip_norm must be > 0 or None, got {self.clip_norm}")
+        self.shared_moment = tuple(str(k) for k in self.shared_moment)
         self.schedule_by = {k: (v if isinstance(v, Schedule) else Schedule.from_dict(v))
                             for k, v in self.schedule_by.items()}
         if not isinstance(self.schedule, Schedule):
@@ -158,7 +171,10 @@ class Adam:
             m = self.state.get(f"m:{name}")
             v = self.state.get(f"v:{name}")
             m = (1 - b1) * g if m is None else b1 * m + (1 - b1) * g
-            v = (1 - b2) * g * g if v is None else b2 * v + (1 - b2) * g * g
+            g2 = g * g
+            if name in self.shared_moment or param_kind(key) in self.shared_moment:
+                g2 = np.full_like(g2, np.mean(g2) if g2.size else 0.0)
+            v = (1 - b2) * g2 if v is None else b2 * v + (1 - b2) * g2
             self.state[f"m:{name}"], self.state[f"v:{name}"] = m, v
             m_hat = m / (1 - b1 ** t)
             v_hat = v / (1 - b2 ** t)
@@ -171,7 +187,7 @@ class Adam:
         return dict(lr=self.lr, lr_by=dict(self.lr_by), betas=list(self.betas), eps=self.eps,
                     schedule=self.schedule.to_dict(),
                     schedule_by={k: s.to_dict() for k, s in self.schedule_by.items()},
-                    clip_norm=self.clip_norm)
+                    clip_norm=self.clip_norm, shared_moment=list(self.shared_moment))
 
     @classmethod
     def from_config(cls, config: dict, state: dict | None = None) -> "Adam":

@@ -36,6 +36,8 @@ Recipes (times in seconds):
   most hidden tau_s fall to ~2 ms and the loss sticks at ln 2
   (bench/tau_training_diagnosis.py). Options for that study:
   ``tau_populations`` (which populations' taus are trained, default both),
+  ``shared_tau_populations`` (populations whose trained time constants are one shared value, e.g.
+  ``["output"]``: both readouts keep equal time constants),
   ``hidden_tau_s_range`` ((low, high) s: log-uniform per-neuron hidden tau_s
   at initialisation) and ``count_strength`` / ``count_target`` (hidden
   spike-count regulariser, default off).
@@ -290,7 +292,7 @@ RECIPES = {
         delay_init=dict(scheme="uniform", low=0.0, high=0.01)),
         _xor_splits, _xor_build, "multi-time-scale XOR",
         ("tau_m", "tau_s", "refractory", "input_mean", "input_gain", "output_gain", "readout", "tau_weight",
-         "tau_populations", "hidden_tau_s_range", "count_strength", "count_target"),
+         "tau_populations", "shared_tau_populations", "hidden_tau_s_range", "count_strength", "count_target"),
         mts_xor, ("seed",)),
     "digits": Recipe("digits", dict(
         hidden=32, learn=["weight"], epochs=30, batch_size=32, lr=0.02, lr_delay=1e-3, lr_tau=0.05,
@@ -362,8 +364,13 @@ def build_model(cfg: RunConfig) -> SpikingClassifier:
                     value = init_delays(scheme, size, rng, **init)
                 net = set_param(net, key, np.minimum(value, cfg.d_max))
                 keys.append(key)
-        else:  # time constants
-            keys += [(p, kind) for p in built.populations]
+        else:  # time constants (one shared value for the populations in model_options shared_tau_populations)
+            shared = set(dict(cfg.model_options).get("shared_tau_populations") or ())
+            unknown = sorted(shared - set(built.populations))
+            if unknown:
+                raise ValueError(f"model_options shared_tau_populations: {unknown} are not trained populations "
+                                 f"{list(built.populations)}")
+            keys += [(p, kind, "shared") if p in shared else (p, kind) for p in built.populations]
     allowed = set(cfg.learn) | {key_name(k) for k in keys}
     unknown = sorted(set(cfg.lr_by) - allowed)
     if unknown:
@@ -397,7 +404,7 @@ def make_optimiser(cfg: RunConfig) -> Adam:
             sched.setdefault("epochs", cfg.epochs)
         schedule_by[name] = Schedule.from_dict(sched)
     return Adam(lr=cfg.lr, lr_by=lr_by, schedule=Schedule.from_dict(schedule), schedule_by=schedule_by,
-                clip_norm=cfg.clip_norm)
+                clip_norm=cfg.clip_norm, shared_moment=tuple(cfg.shared_moment or ()))
 
 
 def make_constraints(cfg: RunConfig, keys) -> dict:
