@@ -122,6 +122,8 @@ tf_i0 : 1  # exact I at the start of the step
 tf_vmax : 1  # running maximum of V
 tf_tmax : second  # its time
 tf_new : 1  # 1 when the running maximum moved in this step
+tf_kink : 1  # 1 when the running maximum lies at an arrival (where V has a kink)
+tf_vdl : hertz  # dV/dt just before that arrival
 """
 
 
@@ -275,20 +277,37 @@ def _neuron_peak(mode: str) -> str:
         lines += ["tf_bv = v_exact", "tf_bs = dt + 0*tf_tmax"]  # (a vector, not a scalar)
         lines += _take("tf_pa_ok*int(tf_pa_s < dt - tf_sa)", "tf_pa_s", "tf_pa_v")
         lines += _take("tf_pb_ok*int(tf_pb_s > dt - tf_sa)*int(tf_pb_s < dt)", "tf_pb_s", "tf_pb_v")
-        lines += _take("tf_has", "dt - tf_sa", "tf_xa")
+        lines += _take("tf_has", "dt - tf_sa", "tf_xa")  # last: tf_c = 1 when the arrival point won
     lines += ["tf_new = int(tf_bv > tf_vmax)", "tf_vmax = tf_new*tf_bv + (1 - tf_new)*tf_vmax",
               "tf_tmax = tf_new*(t + tf_bs) + (1 - tf_new)*tf_tmax"]
+    if mode == "precise":
+        lines += ["tf_kink = tf_new*tf_c + (1 - tf_new)*tf_kink",
+                  "tf_vdl = tf_new*(tf_ai*exp(tf_sa/tau_s) - tf_xa)/tau_m + (1 - tf_new)*tf_vdl"]
     return "\n".join(lines)
 
 
 def _synapse_snapshot(mode: str) -> str:
-    """Per step, after the neuron found its maximum: eps at the running maximum when it moved."""
-    # grid: the step-end voltage does not yet feel the events delivered in this step (arriving at its end)
-    s = "tf_tmax_post" if mode == "precise" else "(tf_tmax_post - 1e-6*dt)"
-    return "\n".join([
-        _trace("tf_sp", "p", s), _trace("tf_sq", "q", s),
+    """Per step, after the neuron found its maximum: eps at the running maximum when it moved.
+
+    A maximum at an arrival (an inhibitory event turning a rise into a fall: V has a
+    kink there) moves with that arrival a: Vhat = V_{without a}(a), so for the
+    arriving synapse dVhat/dd is dV/dt just before a plus eps^d of its earlier
+    arrivals at a, and dVhat/dw = eps^w(a) as usual (its new PSP starts at 0); the
+    other synapses keep eps at the maximum. The arriving synapse is the one with an
+    arrival within 1e-3 dt of the maximum (its traces are then read at that arrival).
+    """
+    if mode == "precise":
+        lines = ["tf_o1 = tf_kink_post*int(abs(tf_t1 - tf_tmax_post) < 1e-3*dt)",
+                 "tf_o2 = tf_kink_post*int(abs(tf_t2 - tf_tmax_post) < 1e-3*dt)*(1 - tf_o1)",
+                 "tf_own = tf_o1 + tf_o2",
+                 "tf_s = tf_o1*tf_t1 + tf_o2*tf_t2 + (1 - tf_own)*tf_tmax_post"]
+    else:  # grid: the step-end voltage does not yet feel the events delivered in this step (arriving at its end)
+        lines = ["tf_own = 0", "tf_s = tf_tmax_post - 1e-6*dt"]
+    return "\n".join(lines + [
+        _trace("tf_sp", "p", "tf_s"), _trace("tf_sq", "q", "tf_s"),
         f"tf_sw = tf_new_post*{_kk()}*(tf_sp - tf_sq) + (1 - tf_new_post)*tf_sw",
-        f"tf_sd = tf_new_post*w*{_kk()}*(tf_sp/tau_m_post - tf_sq/tau_s_post) + (1 - tf_new_post)*tf_sd",
+        f"tf_sd = tf_new_post*(w*{_kk()}*(tf_sp/tau_m_post - tf_sq/tau_s_post - tf_own*(1/tau_m_post - "
+        f"1/tau_s_post)) + tf_own*tf_vdl_post) + (1 - tf_new_post)*tf_sd",
     ])
 
 
