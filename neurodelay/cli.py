@@ -181,6 +181,17 @@ def build_parser() -> argparse.ArgumentParser:
                     help="quantisation-aware training: the network only sees delays on this grid (s)")
     tr.add_argument("--delay-bits", type=_positive_int,
                     help="quantisation-aware training: delays stored in this many bits over [0, d_max]")
+    tr.add_argument("--rule", choices=("eventprop", "three-factor"),
+                    help="what computes the updates: exact EventProp gradients (default) or the online "
+                         "three-factor rule (weights, synaptic and axonal delays; event engine)")
+    tr.add_argument("--pseudo-derivative", choices=("gaussian", "exact"),
+                    help="three-factor: Gaussian surrogate (default) or the exact 1/(dV/dt) at each spike")
+    tr.add_argument("--sigma", type=_positive_float,
+                    help="three-factor: width of the Gaussian surrogate in units of theta (default 0.3)")
+    tr.add_argument("--feedback", choices=("symmetric", "random"),
+                    help="three-factor: feedback to hidden neurons through the output weights (default) or "
+                         "fixed random weights")
+    tr.add_argument("--feedback-seed", type=int, help="three-factor: seed of the random feedback (default: --seed)")
     tr.add_argument("--threads", type=_positive_int, help="worker threads (default: all usable cores)")
     tr.add_argument("--engine", default="auto",
                     help="simulation engine: auto (default), events, brian, ... (see neurodelay.engines)")
@@ -292,7 +303,9 @@ def _train(args) -> int:
                      lr=args.lr, lr_delay=args.lr_delay, lr_tau=args.lr_tau, d_max=args.d_max,
                      delay_mode=args.delay_mode, seed=args.seed, n_train=args.n_train,
                      n_validation=args.n_validation, n_test=args.n_test, patience=args.patience,
-                     quantise=args.quantise, delay_step=args.delay_step, delay_bits=args.delay_bits)
+                     quantise=args.quantise, delay_step=args.delay_step, delay_bits=args.delay_bits,
+                     rule=args.rule, pseudo_derivative=args.pseudo_derivative, sigma=args.sigma,
+                     feedback=args.feedback, feedback_seed=args.feedback_seed)
     cfg = RunConfig.from_dict(base).merged(overrides)
     out = args.out or Path("runs") / f"{cfg.task}-seed{cfg.seed}"
     result, evaluation = train_run(cfg, out, resume=args.resume, progress=not args.no_progress,

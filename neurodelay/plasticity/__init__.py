@@ -60,7 +60,10 @@ penalty of the first-spike losses, which reads the maximum of a silent LIF neuro
 no pseudo-derivative: ``dVhat_k/dx = eps^x_kj(that_k)`` at the time ``that_k`` of the maximum
 (exact: dV_k/dt = 0 there). Each synapse keeps a snapshot of (p, q) at its neuron's running
 maximum, taken at its own arrivals (O(1)); at the end the trace at the final ``that_k`` is
-the decayed current trace or that snapshot.
+the decayed current trace or that snapshot. Where the maximum is a kink (an inhibitory
+arrival on synapse kj turns V down at ``that_k``) it moves with that arrival, and the delay
+term of that synapse is ``dV_k/dt(that_k-) + eps^d_kj(that_k-)`` instead (the slope just
+before the kink is kept with the maximum).
 
 **Learning signal** (third factor), one per neuron and trial, from the loss's
 :class:`~neurodelay.record.AdjointSources` on the trial's record. The rule's gradient
@@ -95,5 +98,7 @@ in every mode.
 """
 
 from .rule import APPLY_MODES, FEEDBACKS, PSEUDO_DERIVATIVES, RULE_KINDS, ThreeFactorRule
+from .three_factor import feedback_weights, learning_signals, three_factor_gradients
 
-__all__ = ["ThreeFactorRule", "RULE_KINDS", "PSEUDO_DERIVATIVES", "FEEDBACKS", "APPLY_MODES"]
+__all__ = ["ThreeFactorRule", "three_factor_gradients", "feedback_weights", "learning_signals", "RULE_KINDS",
+           "PSEUDO_DERIVATIVES", "FEEDBACKS", "APPLY_MODES"]

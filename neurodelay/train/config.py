@@ -8,7 +8,11 @@ of 2**bits values over [0, d_max]) make training quantisation-aware: the
 network only ever sees delays on that grid (straight-through gradients, see
 :mod:`neurodelay.train.constraints`). ``learn`` names the parameter kinds
 that are trained: ``weight``, the delay kinds ``axonal``, ``dendritic``,
-``synaptic`` and the time constants ``tau_m``, ``tau_s``.
+``synaptic`` and the time constants ``tau_m``, ``tau_s``. ``rule`` chooses what computes the
+updates: the exact EventProp gradient (None or ``"eventprop"``, the default) or the online
+three-factor rule (``"three-factor"``, :mod:`neurodelay.plasticity`; it updates weights and
+synaptic / axonal delays) with its ``pseudo_derivative``, ``sigma``, ``feedback`` and
+``feedback_seed`` (None: the rule's defaults; the feedback seed defaults to ``seed``).
 """
 
 from __future__ import annotations
@@ -21,9 +25,11 @@ from pathlib import Path
 
 from ..delays import DELAY_KINDS
 
-__all__ = ["RunConfig", "load_config_file", "LEARNABLE"]
+__all__ = ["RunConfig", "load_config_file", "LEARNABLE", "RULES"]
 
 LEARNABLE = ("weight",) + DELAY_KINDS + ("tau_m", "tau_s")
+#: what computes the updates: exact gradients (EventProp) or the online three-factor rule
+RULES = ("eventprop", "three-factor")
 
 
 @dataclass
@@ -55,6 +61,11 @@ class RunConfig:
     delay_bits: int | None = None          # or: train them in this many bits over [0, d_max]
     task_options: dict = field(default_factory=dict)   # passed to the task generator
     model_options: dict = field(default_factory=dict)  # passed to the task's network builder
+    rule: str | None = None                # None / 'eventprop' (exact gradients) or 'three-factor'
+    pseudo_derivative: str | None = None   # three-factor: 'gaussian' (default) or 'exact'
+    sigma: float | None = None             # three-factor: surrogate width in units of theta (default 0.3)
+    feedback: str | None = None            # three-factor: 'symmetric' (default) or 'random'
+    feedback_seed: int | None = None       # three-factor: seed of random feedback (default: seed)
 
     def __post_init__(self):
         if not isinstance(self.task, str):
@@ -91,8 +102,24 @@ class RunConfig:
             if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)
                                       or not float(value) > 0 or value == float("inf")):
                 raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+        if self.rule is not None and self.rule not in RULES:
+            raise ValueError(f"rule must be one of {RULES}, got {self.rule!r}")
+        three = ("pseudo_derivative", "sigma", "feedback", "feedback_seed")
+        if self.rule != "three-factor" and any(getattr(self, name) is not None for name in three):
+            given = [name for name in three if getattr(self, name) is not None]
+            raise ValueError(f"{', '.join(given)} set without rule='three-factor' (they are options of that rule)")
+        if self.rule == "three-factor":
+            from ..plasticity import ThreeFactorRule
+            ThreeFactorRule({"a->b": "weight"}, **self.three_factor_options())  # one-line errors for bad options
         if self.delay_step is not None and self.delay_bits is not None:
             raise ValueError("give delay_step or delay_bits, not both (bits set the step to d_max / (2**bits - 1))")
+
+    def three_factor_options(self) -> dict:
+        """The options of the three-factor rule that are set (feedback_seed defaults to ``seed``)."""
+        options = {name: getattr(self, name) for name in ("pseudo_derivative", "sigma", "feedback")
+                   if getattr(self, name) is not None}
+        options["feedback_seed"] = self.seed if self.feedback_seed is None else self.feedback_seed
+        return options
 
     def to_dict(self) -> dict:
         d = asdict(self)
