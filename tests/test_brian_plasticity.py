@@ -201,3 +201,125 @@ def test_gaussian_eligibility_matches_a_quadrature_of_the_exact_voltage_and_conv
     assert max(errors[2e-5]) < 1e-3
     # second order: 5x smaller dt, >= 10x smaller error
     assert errors[2e-5][0] < errors[1e-4][0] / 10 and errors[2e-5][1] < errors[1e-4][1] / 10
+
+
+# ---- Brian2 vs the event engine's implementation ------------------------------------------------------
+
+def _spike_shift(a, b) -> float:
+    """Largest |t_a - t_b| over matching spikes (same trial, neuron and rank); asserts the same spikes."""
+    oa = np.lexsort((a.time, a.neuron, a.trial))
+    ob = np.lexsort((b.time, b.neuron, b.trial))
+    assert np.array_equal(a.neuron[oa], b.neuron[ob]) and np.array_equal(a.trial[oa], b.trial[ob])
+    return float(np.abs(a.time[oa] - b.time[ob]).max())
+
+
+def _sensitivities(net, rule, inputs, duration, loss, labels, reference) -> dict:
+    """Per key: relative change of the event engine's estimate per second of largest spike shift
+    (inputs jittered by 1 ns)."""
+    from neurodelay.plasticity.three_factor import three_factor_gradients as on_events
+
+    rng = np.random.default_rng(3)
+    jittered = SpikeTrains(inputs.trial, inputs.neuron, inputs.time + rng.uniform(-1e-9, 1e-9, len(inputs)),
+                           inputs.n_trials, inputs.n_neurons)
+    moved = on_events(net, rule, jittered, duration, loss, labels)
+    shift = _spike_shift(moved.record, reference.record)
+    return {key: rel(moved.grads[key], reference.grads[key]) / shift for key in reference.grads}
+
+
+CASES = {
+    # hidden LIF layer -> readouts (loss on maxima), symmetric feedback
+    "readout-exact": (hidden_readout, 1, 0.06, "exact", "symmetric"),
+    # hidden LIF layer -> LIF outputs (first-spike loss), random feedback
+    "ttfs-gaussian": (None, 2, 0.05, "gaussian", "random"),
+}
+
+
+def two_layer_ttfs(seed: int) -> Network:
+    rng = np.random.default_rng(seed)
+    n_in, n_h, n_o = 16, 8, 3
+    net = Network().add(SpikeSource("inp", n_in), LIF("hid", n_h, tau_m=10e-3, tau_s=3e-3, refractory=2e-3),
+                        LIF("out", n_o, tau_m=10e-3, tau_s=3e-3, refractory=0.1))
+    net = net.connect("inp", "hid", rng.normal(0.45, 0.35, n_in * n_h),
+                      delays=Delays(axonal=rng.uniform(0.5e-3, 3e-3, n_in),
+                                    synaptic=rng.uniform(0.5e-3, 4e-3, n_in * n_h)))
+    return net.connect("hid", "out", rng.normal(0.6, 0.4, n_h * n_o),
+                       delays=Delays(synaptic=rng.uniform(0.5e-3, 4e-3, n_h * n_o)))
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_brian_and_event_engine_implementations_agree_per_key(case):
+    """Same inputs, every key. Exact pseudo-derivative: within 10 S max|dt| + 1e-10 (S: the event
+    engine's measured sensitivity, max|dt|: the measured Brian2 spike-time error). Gaussian: Brian2
+    integrates psi eps with the trapezoid rule per step, so a second term O(dt^2) is added, and the
+    difference must shrink by >= 3x from dt = 20 us to 10 us (second order), being <= 2e-5 at 10 us."""
+    from neurodelay.plasticity.three_factor import three_factor_gradients as on_events
+
+    build, seed, duration, pseudo, feedback = CASES[case]
+    net = (build or two_layer_ttfs)(seed)
+    inputs = inputs_for(seed, net["inp"].n, 2, 0.025, 2)
+    labels = np.array([0, 1])
+    if isinstance(net["hid"], LIF) and "ro" in net.names:
+        loss = MaxVoltageCrossEntropy("ro")
+        rule = ThreeFactorRule({"inp->hid": ALL_KINDS, "hid->ro": ALL_KINDS}, pseudo_derivative=pseudo,
+                               feedback=feedback, feedback_seed=5)
+    else:
+        loss = FirstSpikeCrossEntropy("out", xi=2e-3, missing_penalty=0.0)
+        rule = ThreeFactorRule({"inp->hid": ALL_KINDS, "hid->out": ("weight", "synaptic")},
+                               pseudo_derivative=pseudo, feedback=feedback, feedback_seed=5)
+    reference = on_events(net, rule, inputs, duration, loss, labels)
+    sensitivity = _sensitivities(net, rule, inputs, duration, loss, labels, reference)
+    differences = {}
+    for dt in ((1e-5,) if pseudo == "exact" else (2e-5, 1e-5)):
+        brian = three_factor_gradients(net, rule, inputs, duration, loss, labels, dt=dt)
+        shift = _spike_shift(brian.record, reference.record)
+        for key, value in reference.grads.items():
+            assert np.abs(value).max() > 0, key
+            d = rel(brian.grads[key], value)
+            differences[dt, key] = d
+            print(f"\n{case} dt {dt}: {key} relative difference {d:.3g}, spike shift {shift:.3g} s, "
+                  f"sensitivity {sensitivity[key]:.3g} /s")
+            if pseudo == "exact":
+                assert d <= 10 * sensitivity[key] * shift + 1e-10, key
+            else:
+                assert 10 * sensitivity[key] * shift < 1e-9, "the timing term must be negligible here"
+    if pseudo == "gaussian":
+        for key in reference.grads:
+            assert differences[1e-5, key] <= 2e-5, key
+            assert differences[1e-5, key] <= differences[2e-5, key] / 3, key
+
+
+# ---- determinism, feedback, refusals -------------------------------------------------------------------
+
+def test_the_rule_is_deterministic_and_random_feedback_follows_its_seed():
+    net = two_layer_ttfs(2)
+    inputs = inputs_for(2, net["inp"].n, 2, 0.025, 2)
+    loss, labels = FirstSpikeCrossEntropy("out", xi=2e-3, missing_penalty=0.0), np.array([0, 1])
+
+    def run(**options):
+        rule = ThreeFactorRule({"inp->hid": ("weight",)}, pseudo_derivative="exact", **options)
+        return three_factor_gradients(net, rule, inputs, 0.05, loss, labels, dt=1e-4).grads[("inp->hid", "weight")]
+
+    first = run(feedback="random", feedback_seed=1)
+    np.testing.assert_array_equal(first, run(feedback="random", feedback_seed=1))
+    assert rel(run(feedback="random", feedback_seed=2), first) > 0.1
+    assert rel(run(feedback="symmetric"), first) > 0.1
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"rule": ThreeFactorRule({"inp->out": ("weight",)}, apply="online", interval=1e-3)}, "apply"),
+    ({"rule": ThreeFactorRule({"inp->nowhere": ("weight",)})}, "does not have"),
+    ({"rule": "not a rule"}, "rule must be"),
+    ({"mode": "exact"}, "mode must be"),
+    ({"device": "gpu"}, "device must be"),
+    ({"loss": "mse"}, "loss must be"),
+    ({"duration": 0.05 + 3e-6}, "whole number of steps"),
+])
+def test_bad_arguments_are_named(change, message):
+    net = one_layer(0, n_in=3, n_out=2)
+    args = dict(rule=ThreeFactorRule({"inp->out": ("weight",)}), inputs=inputs_for(0, 3, 1, 0.01, 1),
+                duration=0.05, loss=FirstSpikeCrossEntropy("out", xi=2e-3), labels=np.array([0]), mode="precise",
+                device="runtime", dt=1e-4)
+    args.update(change)
+    with pytest.raises(ValueError, match=message):
+        three_factor_gradients(net, args.pop("rule"), args.pop("inputs"), args.pop("duration"), args.pop("loss"),
+                               args.pop("labels"), **args)

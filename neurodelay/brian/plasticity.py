@@ -62,6 +62,7 @@ from ..gradients import check_key
 from ..losses import Loss
 from ..network import LIF, Network, Readout, SpikeSource
 from ..plasticity import ThreeFactorRule
+from ..plasticity.three_factor import feedback_weights, learning_signals
 from ..record import EventRecord, merge_inputs
 from ..units import as_seconds
 from . import builder as B
@@ -71,8 +72,7 @@ from .rerun import assign_values, remove_run_arg_files, standalone_run_args
 from .simulator import _split_sources
 from .tables import rows_needed, spike_table
 
-__all__ = ["ThreeFactorResult", "three_factor_gradients", "rule_extension", "learning_signals",
-           "feedback_weights", "TraceWindowError"]
+__all__ = ["ThreeFactorResult", "three_factor_gradients", "rule_extension", "TraceWindowError"]
 
 FAR_PAST = -1e6  # s, time of empty arrival slots
 
@@ -390,61 +390,6 @@ def _add_code(objects: B.BrianObjects, net: Network, rule: ThreeFactorRule, loss
     objects.network.add(*runners)
 
 
-# ---- learning signals -----------------------------------------------------------------------------
-
-def feedback_weights(net: Network, rule: ThreeFactorRule, proj) -> np.ndarray:
-    """Per synapse of `proj` (description order), the weight B carrying the error back to its pre neuron.
-
-    symmetric: the current forward weights; random: standard normal draws from
-    ``feedback_seed`` (one stream per projection, by its position in the
-    network) times the root mean square of the projection's current weights.
-    """
-    if rule.feedback == "symmetric":
-        return proj.weight.copy()
-    k = [p.name for p in net.projections].index(proj.name)
-    rng = np.random.default_rng([rule.feedback_seed, k])
-    return rng.standard_normal(proj.n_syn) * math.sqrt(float(np.mean(proj.weight ** 2)))
-
-
-def learning_signals(net: Network, rule: ThreeFactorRule, record: EventRecord, sources) -> tuple:
-    """Per trial and global neuron: (L, G), the rule's learning signal and the summed point-source values.
-
-    L_j = -sum of dL/dt over j's spikes (output LIF neurons); G_j = sum of the jump
-    values dL/dV (losses on maxima); a neuron without either gets
-    ``L_j = sum_k B_kj (L_k + G_k)`` over its synapses j -> k into neurons that have an
-    error, layer by layer from the loss (see :mod:`neurodelay.plasticity`).
-    """
-    n_trials, n = record.n_trials, record.flat.n_neurons
-    own_l, own_g = np.zeros((n_trials, n)), np.zeros((n_trials, n))
-    if sources.spike_time is not None and len(record.time):
-        np.add.at(own_l, (record.trial, record.neuron), -np.asarray(sources.spike_time, dtype=float))
-    if len(sources.jump_value):
-        np.add.at(own_g, (sources.jump_trial, sources.jump_neuron), sources.jump_value)
-    offsets = net.offsets()
-    has_error = {p.name for p in net.populations
-                 if np.any(own_l[:, offsets[p.name]: offsets[p.name] + p.n] != 0)
-                 or np.any(own_g[:, offsets[p.name]: offsets[p.name] + p.n] != 0)}
-    signal = own_l.copy()
-    err = own_l + own_g
-    settled = set(has_error)
-    frontier = set(has_error)
-    while frontier:
-        reached = set()
-        for proj in net.projections:
-            if proj.post in frontier and proj.pre not in settled and isinstance(net[proj.pre], LIF):
-                b = feedback_weights(net, rule, proj)
-                pre = offsets[proj.pre] + proj.pre_idx
-                post = offsets[proj.post] + proj.post_idx
-                np.add.at(signal, (slice(None), pre), b[None, :] * err[:, post])
-                reached.add(proj.pre)
-        for name in reached:
-            off = offsets[name]
-            err[:, off: off + net[name].n] = signal[:, off: off + net[name].n]
-        settled |= reached
-        frontier = reached
-    return signal, own_g
-
-
 # ---- running ------------------------------------------------------------------------------------------
 
 def _check_loss(loss) -> None:
@@ -495,6 +440,9 @@ def three_factor_gradients(net: Network, rule: ThreeFactorRule, inputs, duration
     if not isinstance(rule, ThreeFactorRule):
         raise ValueError(f"rule must be a ThreeFactorRule, got {type(rule).__name__}")
     rule.check(net)
+    if not net.is_feedforward():
+        raise ValueError("the three-factor rule supports feedforward networks only (no learning signal is "
+                         "defined for recurrent projections)")
     if rule.apply != "end":
         raise ValueError(f"rule.apply={rule.apply!r}: the Brian2 implementation applies updates at the end of "
                          f"the trial only (apply='end')")
@@ -517,11 +465,20 @@ def three_factor_gradients(net: Network, rule: ThreeFactorRule, inputs, duration
         hist = B.default_history(net, dt, sources_in)
         hist.update(history or {})
     extension = rule_extension(net, rule, mode, loss)
-    results, elig = _run(net, rule, loss, mode, dt, device, hist, rows, extension, sources_in, merged, duration)
+    results, elig, tmax = _run(net, rule, loss, mode, dt, device, hist, rows, extension, sources_in, merged,
+                               duration)
     record = assemble_record(net, merged, results, duration, engine=f"brian-{mode}-{device}-three-factor")
     values, sources = loss.value_and_sources(record, labels)
-    signal, point = learning_signals(net, rule, record, sources)
+    checked = np.zeros(record.flat.n_neurons, bool)
     offsets = net.offsets()
+    for name in tmax:
+        checked[offsets[name]: offsets[name] + net[name].n] = True
+    all_tmax = np.zeros((record.n_trials, record.flat.n_neurons))
+    for name, values_t in tmax.items():
+        all_tmax[:, offsets[name]: offsets[name] + net[name].n] = values_t
+    # the event engine's learning signals (same code, so both implementations share them)
+    signal, point = learning_signals(net, record, sources, feedback_weights(net, rule, record.flat), all_tmax,
+                                     checked)
     grads = {}
     for name, kinds in rule.updates:
         proj = net.projection(*name.split("->"))
@@ -560,7 +517,7 @@ def _read_eligibility(objects, net: Network, rule: ThreeFactorRule) -> dict:
 
 def _run(net, rule, loss, mode, dt, device, hist, rows, extension, sources_in, merged, duration):
     b = B._brian()
-    results, per_trial = [], []
+    results, per_trial, maxima = [], [], []
     if device == "runtime":
         with runtime_context():
             objects = B.build_objects(net, mode, dt, history=hist, input_rows=rows, extension=extension)
@@ -574,6 +531,7 @@ def _run(net, rule, loss, mode, dt, device, hist, rows, extension, sources_in, m
                 check_counters(objects)
                 results.append(read_trial(objects, duration))
                 per_trial.append(_read_eligibility(objects, net, rule))
+                maxima.append(_read_maxima(objects))
     else:
         folder = cache_root() / "brian" / device
         folder.mkdir(parents=True, exist_ok=True)
@@ -596,10 +554,20 @@ def _run(net, rule, loss, mode, dt, device, hist, rows, extension, sources_in, m
                     check_counters(objects)
                     results.append(read_trial(objects, duration))
                     per_trial.append(_read_eligibility(objects, net, rule))
+                    maxima.append(_read_maxima(objects))
                 finally:
                     remove_run_arg_files(dev)
         finally:
             shutil.rmtree(directory, ignore_errors=True)
     elig = {name: {var: np.stack([t[name][var] for t in per_trial]) for var in ("ew", "ed", "sw", "sd")}
             for name in rule.projections}
-    return results, elig
+    tmax = {name: np.stack([m[name] for m in maxima]) for name in (maxima[0] if maxima else {})}
+    return results, elig, tmax
+
+
+def _read_maxima(objects) -> dict:
+    """Population name -> time (s) of each neuron's running maximum of V (populations that track it)."""
+    from brian2 import second
+
+    return {name: np.array(np.asarray(group.tf_tmax[:] / second), dtype=float, copy=True)
+            for name, group in objects.groups.items() if "tf_tmax" in group.variables}
