@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from neurodelay.brian.plasticity import three_factor_gradients
+from neurodelay.brian import three_factor_gradients
 from neurodelay.delays import Delays
 from neurodelay.events import simulate
 from neurodelay.events.readout import max_voltage
@@ -31,6 +31,11 @@ from neurodelay.plasticity import ThreeFactorRule
 from neurodelay.spikes import SpikeTrains
 
 DT = 1e-5
+
+
+def history(net: Network) -> dict:
+    """Fixed spike-history lengths, so that every build here shares the compiled (Cython) code."""
+    return {p.name: 6 for p in net.populations if p.spiking}
 
 
 def one_layer(seed: int, n_in: int = 20, n_out: int = 4, refractory: float = 0.1) -> Network:
@@ -78,7 +83,7 @@ def ttfs():
     loss = FirstSpikeCrossEntropy("out", xi=2e-3, missing_penalty=0.0)
     labels = np.array([0, 1, 2])
     rule = ThreeFactorRule({"inp->out": ALL_KINDS}, pseudo_derivative="exact")
-    result = three_factor_gradients(net, rule, inputs, 0.05, loss, labels, dt=DT)
+    result = three_factor_gradients(net, rule, inputs, 0.05, loss, labels, dt=DT, history=history(net))
     return {"net": net, "inputs": inputs, "loss": loss, "labels": labels, "rule": rule, "result": result}
 
 
@@ -126,7 +131,7 @@ def test_readout_synapses_are_exact_also_at_a_maximum_on_an_inhibitory_arrival()
     inputs = inputs_for(1, net["inp"].n, 3, 0.03, 3)
     loss, labels = MaxVoltageCrossEntropy("ro"), np.array([0, 1, 2])
     rule = ThreeFactorRule({"hid->ro": ALL_KINDS}, pseudo_derivative="gaussian")
-    result = three_factor_gradients(net, rule, inputs, 0.06, loss, labels, dt=DT)
+    result = three_factor_gradients(net, rule, inputs, 0.06, loss, labels, dt=DT, history=history(net))
     keys = [("hid->ro", k) for k in ALL_KINDS]
     adjoint = loss_and_grad(net, None, 0.06, loss, labels, params=keys, record=result.record)
     for key in keys:
@@ -195,7 +200,8 @@ def test_gaussian_eligibility_matches_a_quadrature_of_the_exact_voltage_and_conv
     loss = FirstSpikeCrossEntropy("out", xi=2e-3, missing_penalty=0.0)
     errors = {}
     for dt in (1e-4, 2e-5):
-        e = three_factor_gradients(net, rule, inputs, duration, loss, np.zeros(2, int), dt=dt).eligibility["inp->out"]
+        e = three_factor_gradients(net, rule, inputs, duration, loss, np.zeros(2, int), dt=dt,
+                                   history=history(net)).eligibility["inp->out"]
         errors[dt] = (rel(e["ew"], ref_w), rel(e["ed"], ref_d))
         print(f"\ndt {dt}: relative error E^w {errors[dt][0]:.3g}, E^d {errors[dt][1]:.3g}")
     assert max(errors[2e-5]) < 1e-3
@@ -270,7 +276,7 @@ def test_brian_and_event_engine_implementations_agree_per_key(case):
     sensitivity = _sensitivities(net, rule, inputs, duration, loss, labels, reference)
     differences = {}
     for dt in ((1e-5,) if pseudo == "exact" else (2e-5, 1e-5)):
-        brian = three_factor_gradients(net, rule, inputs, duration, loss, labels, dt=dt)
+        brian = three_factor_gradients(net, rule, inputs, duration, loss, labels, dt=dt, history=history(net))
         shift = _spike_shift(brian.record, reference.record)
         for key, value in reference.grads.items():
             assert np.abs(value).max() > 0, key
@@ -297,7 +303,8 @@ def test_the_rule_is_deterministic_and_random_feedback_follows_its_seed():
 
     def run(**options):
         rule = ThreeFactorRule({"inp->hid": ("weight",)}, pseudo_derivative="exact", **options)
-        return three_factor_gradients(net, rule, inputs, 0.05, loss, labels, dt=1e-4).grads[("inp->hid", "weight")]
+        return three_factor_gradients(net, rule, inputs, 0.05, loss, labels, dt=1e-4,
+                                      history=history(net)).grads[("inp->hid", "weight")]
 
     first = run(feedback="random", feedback_seed=1)
     np.testing.assert_array_equal(first, run(feedback="random", feedback_seed=1))
@@ -323,3 +330,53 @@ def test_bad_arguments_are_named(change, message):
     with pytest.raises(ValueError, match=message):
         three_factor_gradients(net, args.pop("rule"), args.pop("inputs"), args.pop("duration"), args.pop("loss"),
                                args.pop("labels"), **args)
+
+
+# ---- devices ----------------------------------------------------------------------------------------------
+
+def _standalone_case():
+    net = hidden_readout(1)
+    inputs = inputs_for(1, net["inp"].n, 2, 0.03, 3)
+    rule = ThreeFactorRule({"inp->hid": ALL_KINDS, "hid->ro": ALL_KINDS}, pseudo_derivative="gaussian")
+    return net, rule, inputs, MaxVoltageCrossEntropy("ro"), np.array([0, 2])
+
+
+@pytest.mark.slow
+def test_cpp_standalone_gives_the_runtime_estimates():
+    """The same Brian2 code compiled as C++ (-ffast-math) and as Cython: estimates equal up to rounding."""
+    import brian2
+
+    net, rule, inputs, loss, labels = _standalone_case()
+    before = brian2.get_device()
+    cpp = three_factor_gradients(net, rule, inputs, 0.05, loss, labels, dt=1e-4, device="cpp_standalone",
+                                 history=history(net))
+    assert brian2.get_device() is before, "a standalone build must leave the active device as it was"
+    runtime = three_factor_gradients(net, rule, inputs, 0.05, loss, labels, dt=1e-4, history=history(net))
+    assert _spike_shift(cpp.record, runtime.record) < 1e-13
+    for key, value in runtime.grads.items():
+        assert np.abs(value).max() > 0
+        assert rel(cpp.grads[key], value) < 1e-9, key
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(__import__("neurodelay.brian", fromlist=["nvcc_path"]).nvcc_path() is None,
+                    reason="nvcc (CUDA toolkit) not found")
+@pytest.mark.parametrize("pseudo", ["exact", "gaussian"])
+def test_cuda_project_of_the_rule_compiles_without_gpu(pseudo, tmp_path):
+    """brian2cuda generates and compiles the rule's code (on_post, synaptic run_regularly, the extended
+    groups) unchanged; running it needs a GPU (tests/test_brian_cuda.py shows the device set-up)."""
+    import os
+
+    import brian2
+
+    from neurodelay.brian.plasticity import _standalone_build, rule_extension
+
+    net, rule, inputs, loss, labels = _standalone_case()
+    rule = ThreeFactorRule(dict(rule.updates), pseudo_derivative=pseudo)
+    before = brian2.get_device()
+    _standalone_build(net, rule, loss, "precise", 1e-4, "cuda_standalone", history(net), 5,
+                      rule_extension(net, rule, "precise", loss), 0.05, tmp_path / "project")
+    assert brian2.get_device() is before
+    binary = tmp_path / "project" / "main"
+    assert binary.is_file() and os.access(binary, os.X_OK)
+    assert "-use_fast_math" not in (tmp_path / "project" / "makefile").read_text()

@@ -283,6 +283,8 @@ def _neuron_peak(mode: str) -> str:
     if mode == "precise":
         lines += ["tf_kink = tf_new*tf_c + (1 - tf_new)*tf_kink",
                   "tf_vdl = tf_new*(tf_ai*exp(tf_sa/tau_s) - tf_xa)/tau_m + (1 - tf_new)*tf_vdl"]
+    else:  # a grid maximum may sit on an arrival at the step end (its slope before: a backward difference)
+        lines += ["tf_kink = 1", "tf_vdl = tf_new*(v - tf_v0)/dt + (1 - tf_new)*tf_vdl"]
     return "\n".join(lines)
 
 
@@ -301,12 +303,15 @@ def _synapse_snapshot(mode: str) -> str:
                  "tf_o2 = tf_kink_post*int(abs(tf_t2 - tf_tmax_post) < 1e-3*dt)*(1 - tf_o1)",
                  "tf_own = tf_o1 + tf_o2",
                  "tf_s = tf_o1*tf_t1 + tf_o2*tf_t2 + (1 - tf_own)*tf_tmax_post"]
+        jump = "tf_own"
     else:  # grid: the step-end voltage does not yet feel the events delivered in this step (arriving at its end)
-        lines = ["tf_own = 0", "tf_s = tf_tmax_post - 1e-6*dt"]
+        lines = ["tf_own = tf_kink_post*clip(int(abs(tf_t1 - tf_tmax_post) < 1e-3*dt) + int(abs(tf_t2 - "
+                 "tf_tmax_post) < 1e-3*dt), 0, 1)", "tf_s = tf_tmax_post - 1e-6*dt"]
+        jump = "0"  # read before the arrival already
     return "\n".join(lines + [
         _trace("tf_sp", "p", "tf_s"), _trace("tf_sq", "q", "tf_s"),
         f"tf_sw = tf_new_post*{_kk()}*(tf_sp - tf_sq) + (1 - tf_new_post)*tf_sw",
-        f"tf_sd = tf_new_post*(w*{_kk()}*(tf_sp/tau_m_post - tf_sq/tau_s_post - tf_own*(1/tau_m_post - "
+        f"tf_sd = tf_new_post*(w*{_kk()}*(tf_sp/tau_m_post - tf_sq/tau_s_post - {jump}*(1/tau_m_post - "
         f"1/tau_s_post)) + tf_own*tf_vdl_post) + (1 - tf_new_post)*tf_sd",
     ])
 
@@ -379,9 +384,8 @@ def _add_code(objects: B.BrianObjects, net: Network, rule: ThreeFactorRule, loss
             if "tf_vmax" in group.variables:
                 runners.append(group.run_regularly(_neuron_peak(mode), when="end", order=-1,
                                                    name=f"{group.name}_tf_peak"))
-                if mode == "precise":
-                    runners.append(group.run_regularly("tf_v0 = v_exact\ntf_i0 = I_exact", when="end", order=1,
-                                                       name=f"{group.name}_tf_peak_shift"))
+                shift = "tf_v0 = v_exact\ntf_i0 = I_exact" if mode == "precise" else "tf_v0 = v"
+                runners.append(group.run_regularly(shift, when="end", order=1, name=f"{group.name}_tf_peak_shift"))
         if gauss:
             runners.append(syn.run_regularly(_synapse_gauss(), when="end", order=0, name=f"{syn.name}_tf_gauss"))
         if peak:
@@ -469,16 +473,21 @@ def three_factor_gradients(net: Network, rule: ThreeFactorRule, inputs, duration
                                duration)
     record = assemble_record(net, merged, results, duration, engine=f"brian-{mode}-{device}-three-factor")
     values, sources = loss.value_and_sources(record, labels)
-    checked = np.zeros(record.flat.n_neurons, bool)
     offsets = net.offsets()
-    for name in tmax:
-        checked[offsets[name]: offsets[name] + net[name].n] = True
-    all_tmax = np.zeros((record.n_trials, record.flat.n_neurons))
-    for name, values_t in tmax.items():
-        all_tmax[:, offsets[name]: offsets[name] + net[name].n] = values_t
-    # the event engine's learning signals (same code, so both implementations share them)
-    signal, point = learning_signals(net, record, sources, feedback_weights(net, rule, record.flat), all_tmax,
-                                     checked)
+    if len(sources.jump_trial):
+        # point sources must read V at its maximum, which Brian2 tracked (to within a step: the record's
+        # maximum is recomputed from its spikes, the tracked one from the step-end states)
+        tracked = np.full((record.n_trials, record.flat.n_neurons), np.nan)
+        for name, times in tmax.items():
+            tracked[:, offsets[name]: offsets[name] + net[name].n] = times
+        at = tracked[sources.jump_trial, sources.jump_neuron]
+        off = ~(np.abs(at - sources.jump_time) <= 2 * dt) & (sources.jump_value != 0)
+        if np.any(off):
+            raise ValueError("the loss reads V at times other than its maximum over the trial (or of a neuron "
+                             "the rule does not track); the three-factor rule supports point sources at the "
+                             "maximum of V of the postsynaptic neurons of learned projections only")
+    # the event engine's learning signals (the same code, so both implementations share them)
+    signal, point = learning_signals(net, record, sources, feedback_weights(net, rule, record.flat))
     grads = {}
     for name, kinds in rule.updates:
         proj = net.projection(*name.split("->"))
@@ -537,13 +546,8 @@ def _run(net, rule, loss, mode, dt, device, hist, rows, extension, sources_in, m
         folder.mkdir(parents=True, exist_ok=True)
         directory = tempfile.mkdtemp(prefix=f"three-factor-{mode}-", dir=folder)
         try:
-            with standalone_device(device, mode == "precise") as dev:
-                objects = B.build_objects(net, mode, dt, history=hist, input_rows=rows, set_values=False,
-                                          clock=dev.defaultclock, extension=extension)
-                _add_code(objects, net, rule, loss, mode)
-                dev.apply_run_args()
-                objects.network.run(duration * b.second, namespace={})
-                dev.build(directory=directory, compile=True, run=False, with_output=False)
+            dev, objects = _standalone_build(net, rule, loss, mode, dt, device, hist, rows, extension, duration,
+                                             directory)
             sizes = {objects.groups[p.name].name: p.n for p in net.populations}
             sizes.update({objects.synapses[p.name].name: p.n_syn for p in net.projections})
             for k in range(merged.n_trials):
@@ -563,6 +567,22 @@ def _run(net, rule, loss, mode, dt, device, hist, rows, extension, sources_in, m
             for name in rule.projections}
     tmax = {name: np.stack([m[name] for m in maxima]) for name in (maxima[0] if maxima else {})}
     return results, elig, tmax
+
+
+def _standalone_build(net, rule, loss, mode, dt, device, hist, rows, extension, duration, directory,
+                      compile: bool = True):
+    """Generate (and compile) the standalone project of the rule on `net` in `directory`; returns the
+    device (for ``device.run(run_args=...)``) and the Brian2 objects. Parameters and inputs are
+    run_args, so the project does not depend on their values."""
+    b = B._brian()
+    with standalone_device(device, mode == "precise") as dev:
+        objects = B.build_objects(net, mode, dt, history=hist, input_rows=rows, set_values=False,
+                                  clock=dev.defaultclock, extension=extension)
+        _add_code(objects, net, rule, loss, mode)
+        dev.apply_run_args()  # after connect(), before run(): new delays reach the queue
+        objects.network.run(duration * b.second, namespace={})
+        dev.build(directory=str(directory), compile=compile, run=False, with_output=False)
+    return dev, objects
 
 
 def _read_maxima(objects) -> dict:
