@@ -152,7 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     tr = sub.add_parser("train", help="train a network on a task", epilog=_TRAIN_EPILOG,
                         description="Train a spiking network with exact (EventProp) gradients of weights, "
-                                    "delays and time constants.",
+                                    "delays and time constants (or with the online three-factor rule: "
+                                    "--rule three-factor).",
                         formatter_class=argparse.RawDescriptionHelpFormatter)
     tr.epilog_factory = _task_defaults
     tr.add_argument("task", help="task name: yinyang, sequence, mts_xor or digits")

@@ -124,7 +124,8 @@ def test_readout_synapses_are_exact_in_every_mode():
     n_in, n_hid, n_out, n_trials = 5, 8, 3, 5
     net = (Network().add(SpikeSource("inp", n_in), LIF("hid", n_hid, tau_m=10e-3, tau_s=3e-3, refractory=2e-3),
                          Readout("out", n_out, tau_m=15e-3, tau_s=4e-3))
-           .connect("inp", "hid", rng.uniform(1.0, 3.0, n_in * n_hid), delays=Delays(synaptic=rng.uniform(0, 3e-3, n_in * n_hid)))
+           .connect("inp", "hid", rng.uniform(1.0, 3.0, n_in * n_hid),
+                    delays=Delays(synaptic=rng.uniform(0, 3e-3, n_in * n_hid)))
            .connect("hid", "out", rng.normal(0.3, 0.5, n_hid * n_out),
                     delays=Delays(axonal=rng.uniform(0, 2e-3, n_hid), synaptic=rng.uniform(0, 4e-3, n_hid * n_out))))
     inputs = _inputs(rng, n_trials, n_in)
@@ -241,14 +242,16 @@ def test_bad_descriptions_are_refused_clearly(one_layer):
         ThreeFactorRule({"inp": "weight"})
     recurrent = plain.add(LIF("rec", 2)).connect("out", "rec", 1.0).connect("rec", "out", 1.0)
     with pytest.raises(ValueError, match="feedforward"):
-        three_factor_gradients(recurrent, ThreeFactorRule({"inp->out": "weight"}), SpikeTrains.from_lists([[[0.0], []]]),
+        three_factor_gradients(recurrent, ThreeFactorRule({"inp->out": "weight"}),
+                               SpikeTrains.from_lists([[[0.0], []]]),
                                DURATION, losses.FirstSpikeMSE("out", 1e-3), [0])
     with pytest.raises(ValueError, match="online"):
         three_factor_gradients(net, ThreeFactorRule({"inp->out": "weight"}, apply="online", interval=1e-3),
                                inputs, DURATION, losses.FirstSpikeMSE("out", 1e-3), labels)
     readout = (Network().add(SpikeSource("inp", 2), Readout("out", 2)).connect("inp", "out", 1.0))
     with pytest.raises(ValueError, match="continuous voltage sources"):
-        three_factor_gradients(readout, ThreeFactorRule({"inp->out": "weight"}), SpikeTrains.from_lists([[[0.0], [1e-3]]]),
+        three_factor_gradients(readout, ThreeFactorRule({"inp->out": "weight"}),
+                               SpikeTrains.from_lists([[[0.0], [1e-3]]]),
                                DURATION, losses.WeightedIntegralCrossEntropy("out"), [0])
 
 
@@ -284,8 +287,46 @@ def test_trainer_runs_the_rule_records_it_and_resumes(tmp_path, capsys):
     assert history.sizes["epoch"] == 2 and np.isfinite(history["train_loss"].values).all()
     assert "input->hidden.synaptic" in list(history["param"].values)
     capsys.readouterr()
-    assert main(["train", "yinyang", "--epochs", "1", "--sigma", "0.2"] + tiny[:-4] + ["--out", str(tmp_path / "x")]) == 2
+    plain = tiny[:-4] + ["--out", str(tmp_path / "x")]
+    assert main(["train", "yinyang", "--epochs", "1", "--sigma", "0.2"] + plain) == 2
     assert "without rule='three-factor'" in capsys.readouterr().err
     assert main(["train", "yinyang", "--epochs", "1", "--rule", "three-factor", "--learn", "weight,tau_m",
                  "--out", str(tmp_path / "y"), "--no-progress"]) == 2
     assert "updates ['weight', 'synaptic', 'axonal']" in capsys.readouterr().err
+
+
+def test_gaussian_integrals_match_brute_force_quadrature_of_the_voltage():
+    """A, B = int psi(V) p dt, int psi(V) q dt of each synapse (lazy settling, re-basing, refractory
+    clamps, several spikes) against a fine trapezoid rule over the engine's sampled V and traces
+    p, q built from the arrival times."""
+    tau_m, tau_s, sigma = 10e-3, 2.5e-3, 0.3
+    duration = 0.1                                   # > 4 re-basing spans (8 tau_s)
+    net = (Network().add(SpikeSource("inp", 3), LIF("out", 1, tau_m=tau_m, tau_s=tau_s, refractory=2e-3))
+           .connect("inp", "out", [5.0, 4.0, -1.5], delays=Delays(synaptic=[1e-3, 2.5e-3, 0.5e-3])))
+    times = [[0.0, 12e-3, 30e-3, 31e-3, 60e-3], [5e-3, 13e-3, 45e-3, 70e-3], [14e-3, 32e-3, 47e-3]]
+    inputs = SpikeTrains.from_lists([times])
+    flat = flatten(net)
+    run = simulate_plastic(net, inputs, duration, np.ones(len(flat.out_post), bool), "gaussian", sigma)
+    assert 2 <= len(run.record.time) <= 10                 # it spikes, several times
+    grid = np.linspace(0.0, duration, 400_001)
+    rec = simulate(net, inputs, duration, record="out", sample_times=grid, engine="events")
+    v = rec.voltages("out")[0, :, 0]
+    psi = np.where(v <= 1.0, 2.0 / (sigma * np.sqrt(2 * np.pi)) * np.exp(-0.5 * ((v - 1.0) / sigma) ** 2), 0.0)
+    for q, syn in enumerate(run.synapses):
+        arrivals = np.asarray(times[flat.out_syn[syn]]) + flat.out_d[syn]
+        lag = grid[:, None] - arrivals[None, :]
+        p = np.where(lag >= 0, np.exp(-np.clip(lag, 0, None) / tau_m), 0.0).sum(1)
+        qq = np.where(lag >= 0, np.exp(-np.clip(lag, 0, None) / tau_s), 0.0).sum(1)
+        a_ref, b_ref = np.trapezoid(psi * p, grid), np.trapezoid(psi * qq, grid)
+        assert run.A[0, q] == pytest.approx(a_ref, rel=2e-4), q
+        assert run.B[0, q] == pytest.approx(b_ref, rel=2e-4), q
+
+
+def test_the_plastic_loop_simulates_exactly_like_the_plain_one(one_layer):
+    net, inputs, _ = one_layer
+    flat = flatten(net)
+    plain = simulate(net, inputs, DURATION, engine="events")
+    for mode in ("gaussian", "exact"):
+        record = simulate_plastic(net, inputs, DURATION, np.ones(len(flat.out_post), bool), mode).record
+        for name in ("trial", "neuron", "time", "i_minus_theta"):
+            assert np.array_equal(getattr(record, name), getattr(plain, name)), (mode, name)

@@ -37,6 +37,10 @@ from .dynamics import next_crossing, state_at
 from .heap import heap_fix_top, heap_push, indexed_sift_down, indexed_sift_up
 from .traces import finish, on_arrival, on_interval, on_spike
 
+#: numba's on-disk cache of this file is keyed on this file alone, but the loop inlines the hooks of
+#: .traces: bump this number with every change there, or cached kernels keep the old hooks
+TRACES_REVISION = 2
+
 STATUS_OK = 0
 STATUS_TOO_MANY_SPIKES = 1
 

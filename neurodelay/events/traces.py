@@ -23,6 +23,9 @@ holds at smooth peaks only); weights are unaffected (an arrival adds nothing to 
 own time).
 ``neu_mode[j]``: 0 untouched, 1 running maximum only (readouts), 2 also the pseudo-derivative.
 ``par``: (mode: 1 exact / 2 gaussian, sigma in units of theta).
+
+Bump :data:`neurodelay.events.kernel.TRACES_REVISION` with every change to this file: the loop
+that inlines these hooks is cached by numba under kernel.py's own time stamp.
 """
 
 from __future__ import annotations
@@ -123,10 +126,11 @@ def _level_time(v0, i0, tau_m, tau_s, level, lo, hi, rising):
 
 
 @njit(cache=True)
-def _gauss_piece(v0, i0, tau_m, tau_s, theta, width, x0, x1, t_from, t_ref, out):
-    """Add int_{x0}^{x1} psi(V(s)) exp(-(t_from + s - t_ref)/tau) ds for tau_m (out[0]) and tau_s (out[1])."""
+def _gauss_piece(v0, i0, tau_m, tau_s, theta, width, x0, x1, t_from, t_ref):
+    """int_{x0}^{x1} psi(V(s)) exp(-(t_from + s - t_ref)/tau) ds for tau = tau_m and tau_s."""
+    gm, gs = 0.0, 0.0
     if x1 <= x0:
-        return
+        return gm, gs
     va = free_voltage(v0, i0, tau_m, tau_s, x0)
     vb = free_voltage(v0, i0, tau_m, tau_s, x1)
     n = int(max(abs(vb - va) / (PIECE_SIGMAS * width), (x1 - x0) / (PIECE_TAUS * min(tau_m, tau_s)))) + 1
@@ -139,15 +143,17 @@ def _gauss_piece(v0, i0, tau_m, tau_s, theta, width, x0, x1, t_from, t_ref, out)
             f = 0.5 * h * _GL_W[q] * _psi(free_voltage(v0, i0, tau_m, tau_s, s), theta, width)
             if f != 0.0:
                 u = t_from + s - t_ref
-                out[0] += f * math.exp(-u / tau_m)
-                out[1] += f * math.exp(-u / tau_s)
+                gm += f * math.exp(-u / tau_m)
+                gs += f * math.exp(-u / tau_s)
+    return gm, gs
 
 
 @njit(cache=True)
-def _gauss_free(v0, i0, tau_m, tau_s, theta, width, span, t_from, t_ref, out):
+def _gauss_free(v0, i0, tau_m, tau_s, theta, width, span, t_from, t_ref):
     """The Gaussian integrals over a free-evolution interval [t_from, t_from + span] from (v0, i0),
     on its monotone pieces (V has at most one extremum), where V >= theta - BAND width."""
     level = theta - BAND * width
+    gm, gs = 0.0, 0.0
     cut = span
     a = v0 + i0 * tau_s / (tau_m - tau_s)           # V = a e^{-s/tau_m} + b e^{-s/tau_s}
     b = -i0 * tau_s / (tau_m - tau_s)
@@ -169,7 +175,10 @@ def _gauss_free(v0, i0, tau_m, tau_s, theta, width, span, t_from, t_ref, out):
             x0 = _level_time(v0, i0, tau_m, tau_s, level, x0, x1, True)
         elif vb < level:      # falling through it
             x1 = _level_time(v0, i0, tau_m, tau_s, level, x0, x1, False)
-        _gauss_piece(v0, i0, tau_m, tau_s, theta, width, x0, x1, t_from, t_ref, out)
+        pm, ps = _gauss_piece(v0, i0, tau_m, tau_s, theta, width, x0, x1, t_from, t_ref)
+        gm += pm
+        gs += ps
+    return gm, gs
 
 
 @njit(cache=True)
@@ -210,10 +219,9 @@ def on_interval(plast, j, v, i, t_last, ref_end, reset, tau_m, tau_s, theta, t):
             neu[j, _VMAX], neu[j, _TMAX] = v_end, t
             neu[j, _VSLOPE] = (i0 * math.exp(-span / tau_s) - v_end) / tau_m
         if gauss:
-            out = np.zeros(2)
-            _gauss_free(v0, i0, tau_m, tau_s, theta, width, span, t0, neu[j, _TREF], out)
-            neu[j, _GMN] += out[0]
-            neu[j, _GSN] += out[1]
+            gm, gs = _gauss_free(v0, i0, tau_m, tau_s, theta, width, span, t0, neu[j, _TREF])
+            neu[j, _GMN] += gm
+            neu[j, _GSN] += gs
     if mode_j == 2 and t - neu[j, _TREF] > REBASE_SPAN * min(tau_m, tau_s):
         _rebase(syn, neu, in_ptr, in_syn, j, t, tau_m, tau_s)
 
