@@ -140,9 +140,10 @@ def test_readout_synapses_are_exact_also_at_a_maximum_on_an_inhibitory_arrival()
     proj = net.projection("hid", "ro")
     _, t_max = max_voltage(result.record, "ro")
     spikes = result.record.spikes("hid")
+    arrivals = [[spikes.per_neuron(k)[proj.pre_idx[s]] + proj.total_delay()[s] for s in range(proj.n_syn)]
+                for k in range(3)]
     kinks = [(k, s) for k in range(3) for s in range(proj.n_syn) if proj.weight[s] < 0
-             and np.any(np.abs(spikes.per_neuron(k)[proj.pre_idx[s]] + proj.total_delay()[s] - t_max[k, proj.post_idx[s]])
-                     < 1e-12)]
+             and np.any(np.abs(arrivals[k][s] - t_max[k, proj.post_idx[s]]) < 1e-12)]
     assert kinks
 
 

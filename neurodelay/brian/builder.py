@@ -36,7 +36,8 @@ from ..units import as_seconds
 from . import precise as P
 from .tables import PAD_TIME, RuntimeTable, spike_table
 
-__all__ = ["MODES", "BrianObjects", "BuildExtension", "build_objects", "parameter_values", "default_history", "queue_delays",
+__all__ = ["MODES", "BrianObjects", "BuildExtension", "build_objects", "parameter_values", "default_history",
+           "queue_delays",
            "synapse_order", "check_same_structure", "HISTORY_CAP"]
 
 MODES = ("grid", "precise")

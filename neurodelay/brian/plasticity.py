@@ -36,12 +36,19 @@ State per learned synapse (O(synapses), no event lists)
   first-spike losses on silent LIF neurons). The maximum inside each step is
   found exactly from the exact state at both ends of the step (closed-form peaks
   of the two-exponential trajectory before and after the step's arrival, and the
-  arrival point itself).
+  arrival point itself). A maximum at an inhibitory arrival (a kink of V) moves
+  with that arrival: the arriving synapse's delay term is dV/dt just before it.
 
 At the end of each trial the record (spikes, exactly as
 :class:`.BrianSimulator` reads it) gives the loss's adjoint sources, hence the
-learning signals (:func:`learning_signals`), and per synapse
-``grad = L_j E_ji + g_j snapshot_ji``.
+learning signals (:func:`neurodelay.plasticity.three_factor.learning_signals`, the
+event engine's own code), and per synapse ``grad = L_j E_ji + g_j snapshot_ji``.
+
+Measured (tests/test_brian_plasticity.py, precise mode, dt = 0.01 ms): the exact
+pseudo-derivative equals EventProp on a one-layer first-spike network and the
+event engine's estimate on two-layer networks to ~1e-12 relative (what the
+~1e-15 s spike-time differences explain); the Gaussian one agrees with the event
+engine to ~1e-7 (weights) and ~5e-6 (delays), the trapezoid error, falling as dt^2.
 
 Grid mode (plain Brian2 timing) runs the same code with arrivals at the end of
 the step in which they are delivered and spikes at the middle of their step: a
@@ -60,7 +67,7 @@ import numpy as np
 from ..flat import flatten
 from ..gradients import check_key
 from ..losses import Loss
-from ..network import LIF, Network, Readout, SpikeSource
+from ..network import LIF, Network, Readout
 from ..plasticity import ThreeFactorRule
 from ..plasticity.three_factor import feedback_weights, learning_signals
 from ..record import EventRecord, merge_inputs
@@ -209,7 +216,8 @@ def _interval(tag: str, n0: str, n1: str, f0: str, f1: str) -> list[str]:
 def _synapse_gauss() -> str:
     """Per step (after the resets): integral of psi*eps over (t, t + dt], split at this step's spike."""
     return "\n".join(
-        _interval("a", "t", "tf_tsp_post", "tf_psi0_post", "(tf_spk_post*tf_norm_post + (1 - tf_spk_post)*tf_psi1_post)")
+        _interval("a", "t", "tf_tsp_post", "tf_psi0_post",
+                  "(tf_spk_post*tf_norm_post + (1 - tf_spk_post)*tf_psi1_post)")
         + _interval("b", "tf_tsp_post", "(t + dt)", "tf_psir_post", "tf_psi1_post"))
 
 
