@@ -249,7 +249,7 @@ def test_bad_descriptions_are_refused_clearly(one_layer):
     with pytest.raises(ValueError, match="online"):
         three_factor_gradients(net, ThreeFactorRule({"inp->out": "weight"}, apply="online", interval=1e-3),
                                inputs, DURATION, losses.FirstSpikeMSE("out", 1e-3), labels)
-    with pytest.raises(ValueError, match="bias current"):     # the traces assume rest and no bias
+    with pytest.raises(ValueError, match="bias current"):     # the traces assume rest and no bias (rule.check)
         three_factor_gradients(net.with_population("out", bias=0.2), ThreeFactorRule({"inp->out": "weight"}),
                                inputs, DURATION, losses.FirstSpikeMSE("out", 1e-3), labels)
     readout = (Network().add(SpikeSource("inp", 2), Readout("out", 2)).connect("inp", "out", 1.0))

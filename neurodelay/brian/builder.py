@@ -45,7 +45,8 @@ from ..units import as_seconds
 from . import precise as P
 from .tables import PAD_TIME, RuntimeTable, spike_table
 
-__all__ = ["MODES", "BrianObjects", "build_objects", "parameter_values", "default_history", "queue_delays",
+__all__ = ["MODES", "BrianObjects", "BuildExtension", "build_objects", "parameter_values", "default_history",
+           "queue_delays",
            "synapse_order", "check_same_structure", "HISTORY_CAP"]
 
 MODES = ("grid", "precise")
@@ -69,6 +70,42 @@ dI/dt = -I/tau_s : 1
 tau_m : second (constant)
 tau_s : second (constant)
 """
+
+
+@dataclass(frozen=True)
+class BuildExtension:
+    """Extra Brian2 code built into the network's own groups and synapses (e.g. a learning rule's traces).
+
+    neuron_equations: population name -> equations appended to its group's
+    model; synapse_equations: projection name (``"pre->post"``) -> equations
+    appended to its Synapses model; on_pre: projection name -> statements run
+    after the projection's own on_pre code (in precise mode that code defines
+    ``u``, the time from the event's exact arrival to the end of the current
+    step, negative for an event delivered before it arrives; in grid mode the
+    event arrives at the end of the step); on_post: projection name -> an
+    on_post pathway (the post population must spike). Names and code are
+    plain Brian2, so the extension runs on every device. The initial values
+    of the added variables are Brian2's (zero) unless set on the returned objects.
+    """
+
+    neuron_equations: dict = field(default_factory=dict)
+    synapse_equations: dict = field(default_factory=dict)
+    on_pre: dict = field(default_factory=dict)
+    on_post: dict = field(default_factory=dict)
+
+    def check(self, net: Network) -> None:
+        """Raise ValueError naming an entry whose population or projection `net` lacks."""
+        for what, names, table in (("population", set(net.names), self.neuron_equations),
+                                   ("projection", {p.name for p in net.projections}, self.synapse_equations),
+                                   ("projection", {p.name for p in net.projections}, self.on_pre),
+                                   ("projection", {p.name for p in net.projections}, self.on_post)):
+            unknown = sorted(set(table) - names)
+            if unknown:
+                raise ValueError(f"extension: unknown {what}(s) {unknown}; the network has {sorted(names)}")
+        for name in self.on_post:
+            post = net[name.partition("->")[2]]
+            if not post.spiking:
+                raise ValueError(f"extension: on_post for {name!r}, but {post.name!r} does not spike")
 
 
 @dataclass
@@ -225,11 +262,11 @@ def _source_group(b, pop: SpikeSource, name: str, mode: str, k: int, rows: int, 
     return group, table
 
 
-def _lif_group(b, pop: LIF, name: str, mode: str, k: int, clock):
+def _lif_group(b, pop: LIF, name: str, mode: str, k: int, clock, extra: str = ""):
     if mode == "grid":
-        return b.NeuronGroup(pop.n, _GRID_LIF, threshold="v >= theta", reset="v = v_reset",
+        return b.NeuronGroup(pop.n, _GRID_LIF + extra, threshold="v >= theta", reset="v = v_reset",
                              refractory="tau_ref", method="exact", clock=clock, name=name, namespace={})
-    group = b.NeuronGroup(pop.n, P.lif_equations(k), threshold=P.spike_condition(), reset=P.spike_code(k),
+    group = b.NeuronGroup(pop.n, P.lif_equations(k) + extra, threshold=P.spike_condition(), reset=P.spike_code(k),
                           events={"substep": P.substep_condition()}, clock=clock, name=name, namespace={})
     group.resetter["spike"].when = "before_synapses"  # exact time in the history before deliveries
     group.run_regularly(P.advance_code(), when="groups", name=f"{name}_advance")
@@ -241,17 +278,17 @@ def _lif_group(b, pop: LIF, name: str, mode: str, k: int, clock):
     return group
 
 
-def _readout_group(b, pop: Readout, name: str, mode: str, clock):
+def _readout_group(b, pop: Readout, name: str, mode: str, clock, extra: str = ""):
     if mode == "grid":
-        return b.NeuronGroup(pop.n, _GRID_READOUT, method="exact", clock=clock, name=name, namespace={})
-    group = b.NeuronGroup(pop.n, P.readout_equations(), clock=clock, name=name, namespace={})
+        return b.NeuronGroup(pop.n, _GRID_READOUT + extra, method="exact", clock=clock, name=name, namespace={})
+    group = b.NeuronGroup(pop.n, P.readout_equations() + extra, clock=clock, name=name, namespace={})
     group.run_regularly(P.readout_advance_code(), when="groups", name=f"{name}_advance")
     return group
 
 
 def build_objects(net: Network, mode: str, dt: float, *, record=(), sample_dt: float | None = None,
                   history: dict | None = None, input_rows: int = 1, set_values: bool = True,
-                  clock=None) -> BrianObjects:
+                  clock=None, extension: BuildExtension | None = None) -> BrianObjects:
     """Create the Brian2 objects of `net` under the active device (times in seconds).
 
     mode: 'grid' or 'precise'; dt: the step (s); record: names of LIF or
@@ -263,7 +300,8 @@ def build_objects(net: Network, mode: str, dt: float, *, record=(), sample_dt: f
     them at run time instead, so the compiled code does not depend on them).
     clock: the Brian2 Clock to use (its dt is set to `dt`); default a new
     one. Standalone builds pass their private device's ``defaultclock``
-    (brian2cuda's synapse code refers to it by name).
+    (brian2cuda's synapse code refers to it by name). extension: extra
+    equations and synaptic code (see :class:`BuildExtension`).
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -286,6 +324,8 @@ def build_objects(net: Network, mode: str, dt: float, *, record=(), sample_dt: f
     if abs(ratio - round(ratio)) > 1e-9 or round(ratio) < 1:
         raise ValueError(f"sample_dt ({sample_dt} s) must be a positive multiple of dt ({dt} s)")
 
+    extension = extension or BuildExtension()
+    extension.check(net)
     if clock is None:
         clock = b.Clock(dt=dt * b.second, name="nd_clock")
     else:
@@ -297,22 +337,26 @@ def build_objects(net: Network, mode: str, dt: float, *, record=(), sample_dt: f
             groups[pop.name], tables[pop.name] = _source_group(b, pop, name, mode, history.get(pop.name, 1),
                                                                input_rows, clock)
         elif isinstance(pop, LIF):
-            groups[pop.name] = _lif_group(b, pop, name, mode, history.get(pop.name, 1), clock)
+            groups[pop.name] = _lif_group(b, pop, name, mode, history.get(pop.name, 1), clock,
+                                          _extra(extension.neuron_equations.get(pop.name)))
         else:
-            groups[pop.name] = _readout_group(b, pop, name, mode, clock)
+            groups[pop.name] = _readout_group(b, pop, name, mode, clock,
+                                              _extra(extension.neuron_equations.get(pop.name)))
 
     synapses = {}
     for k, proj in enumerate(net.projections):
         pre, post = groups[proj.pre], groups[proj.post]
         if mode == "grid":
-            syn = b.Synapses(pre, post, "w : 1", on_pre="I_post += w", clock=clock,
-                             name=f"nd_syn{k}", namespace={})
+            model, on_pre = "w : 1", "I_post += w"
         else:
+            model = P.SYNAPSE_EQUATIONS
             on_pre = P.on_pre_code(history[proj.pre], labels=isinstance(net[proj.pre], SpikeSource),
                                    count_lost=not _cuda_active())
-            syn = b.Synapses(pre, post, P.SYNAPSE_EQUATIONS,
-                             on_pre=on_pre, clock=clock,
-                             name=f"nd_syn{k}", namespace={})
+        model += _extra(extension.synapse_equations.get(proj.name))
+        if proj.name in extension.on_pre:
+            on_pre += "\n" + extension.on_pre[proj.name]
+        kw = {"on_post": extension.on_post[proj.name]} if proj.name in extension.on_post else {}
+        syn = b.Synapses(pre, post, model, on_pre=on_pre, clock=clock, name=f"nd_syn{k}", namespace={}, **kw)
         order = synapse_order(proj)
         syn.connect(i=proj.pre_idx[order].astype(np.int32), j=proj.post_idx[order].astype(np.int32))
         synapses[proj.name] = syn
@@ -336,6 +380,10 @@ def build_objects(net: Network, mode: str, dt: float, *, record=(), sample_dt: f
         for owner, var, value in parameter_values(objects, net):
             setattr(owner, var, value)
     return objects
+
+
+def _extra(equations: str | None) -> str:
+    return "\n" + equations if equations else ""
 
 
 def parameter_values(objects: BrianObjects, net: Network, state=None) -> list[tuple[object, str, object]]:

@@ -12,6 +12,8 @@ import numbers
 from dataclasses import dataclass, field
 from typing import Mapping
 
+import numpy as np
+
 from ..network import LIF, Network, Readout
 
 __all__ = ["ThreeFactorRule", "RULE_KINDS", "PSEUDO_DERIVATIVES", "FEEDBACKS", "APPLY_MODES"]
@@ -189,4 +191,8 @@ class ThreeFactorRule:
                 if kind != "weight" and getattr(proj.delays, kind) is None:
                     raise ValueError(f"{name} has no {kind} delays, so the rule cannot update them; declare "
                                      f"them in the projection's Delays({kind}=...) to learn them")
+        for pop in net.populations:
+            if any(np.any(np.asarray(getattr(pop, f, 0.0)) != 0.0) for f in ("bias", "v_init", "i_init")):
+                raise ValueError(f"population {pop.name!r} has a bias current or starts away from rest: the "
+                                 f"rule's traces assume neither (use the exact gradient, loss_and_grad)")
         return self
