@@ -139,12 +139,14 @@ def test_hinge_loss_gradients_match_finite_differences():
         np.testing.assert_allclose(res.grads[key], fd, rtol=1e-4, atol=1e-6 * np.abs(fd).max())
 
 
-@pytest.mark.parametrize("learn, batch_size", [("weights", None), ("weights", 10), ("delays", 10), ("both", 10)])
-def test_trained_neuron_resimulated_classifies_as_reported(learn, batch_size):
+@pytest.mark.parametrize("learn, method, batch_size", [
+    ("weights", "adam", None), ("weights", "adam", 10), ("delays", "adam", 10), ("both", "adam", 10),
+    ("weights", "tempotron", None), ("delays", "tempotron", None), ("both", "tempotron", None)])
+def test_trained_neuron_resimulated_classifies_as_reported(learn, method, batch_size):
     """N = 50 afferents, alpha = 1: the trained weights and delays in a fresh LIF neuron
     spike on exactly the patterns the run counts as 'fire'."""
     n, load, duration = 50, 1.0, 0.2
-    ds = ex.capacity_point(n, load, learn, 3, duration=duration, epochs=60, batch_size=batch_size)
+    ds = ex.capacity_point(n, load, learn, 3, duration=duration, epochs=60, batch_size=batch_size, method=method)
     pat, lab = ex.tempotron_task(n, int(ds["n_patterns"]), duration, seed=3)
     net = ex.single_neuron(ds["weight"].values, ds["delay"].values, tau_m=ds.attrs["tau_m"],
                            tau_s=ds.attrs["tau_s"], theta=1.0)
@@ -152,7 +154,7 @@ def test_trained_neuron_resimulated_classifies_as_reported(learn, batch_size):
     fired = rec.spikes("neuron").counts()[:, 0] > 0
     assert np.mean(fired == (lab == 1)) == pytest.approx(float(ds["fraction_correct"]), abs=1e-12)
     assert int(ds["solved"]) == int(np.all(fired == (lab == 1)))
-    untrained = ex.capacity_point(n, load, learn, 3, duration=duration, epochs=0).squeeze()
+    untrained = ex.capacity_point(n, load, learn, 3, duration=duration, epochs=0, method=method).squeeze()
     assert float(ds["fraction_correct"]) >= float(untrained["fraction_correct"])
     if learn != "delays":   # delays alone learn slowly (see the report); weights clearly beat chance
         assert float(ds["fraction_correct"]) > 0.75, "training should beat chance clearly at alpha = 1"
@@ -207,7 +209,10 @@ def test_critical_load_on_a_known_curve():
     (lambda: ex.capacity_point(10, 1.0, "weights", 0, duration=0), "duration"),
     (lambda: ex.capacity_point(10, 1.0, "delays", 0, max_delay=0.0), "max_delay"),
     (lambda: ex.capacity_point(10, 1.0, "weights", 0, margin=-0.1), "margin"),
-    (lambda: ex.capacity_point(10, 1.0, "weights", 0, batch_size=0), "batch_size"),
+    (lambda: ex.capacity_point(10, 1.0, "weights", 0, batch_size=0, method="adam"), "batch_size"),
+    (lambda: ex.capacity_point(10, 1.0, "weights", 0, batch_size=10), "batch_size"),
+    (lambda: ex.capacity_point(10, 1.0, "weights", 0, method="perceptron"), "method"),
+    (lambda: ex.capacity_point(10, 1.0, "weights", 0, momentum=1.0), "momentum"),
     (lambda: ex.capacity(10, [], seeds=1), "loads"),
     (lambda: ex.capacity(10, [1.0, -2.0], seeds=1), "loads"),
     (lambda: ex.capacity(10, [1.0], seeds=[]), "seeds"),
