@@ -167,6 +167,25 @@ def test_trained_neuron_resimulated_classifies_as_reported(learn, method, batch_
         np.testing.assert_array_equal(ds["weight"].values, untrained["weight"].values)
 
 
+@pytest.mark.parametrize("learn", ["weights", "both"])
+def test_linear_programme_finishes_what_the_rule_left_and_a_fresh_neuron_agrees(learn):
+    """3 epochs of the rule leave errors at alpha = 1.5; the cutting-plane LP on the
+    weights then classifies every pattern, which a fresh LIF neuron on the event
+    engine confirms spike by spike; without it the same run stays unsolved."""
+    n, load, duration = 40, 1.5, 0.2
+    kw = dict(duration=duration, epochs=3)
+    raw = ex.capacity_point(n, load, learn, 3, polish=False, **kw)
+    assert int(raw["solved"]) == 0 and int(raw["polish_rounds"]) == 0
+    ds = ex.capacity_point(n, load, learn, 3, **kw)
+    assert int(ds["polish_rounds"]) > 0 and int(ds["solved"]) == 1
+    pat, lab = ex.tempotron_task(n, int(ds["n_patterns"]), duration, seed=3)
+    net = ex.single_neuron(ds["weight"].values, ds["delay"].values, tau_m=ds.attrs["tau_m"],
+                           tau_s=ds.attrs["tau_s"], theta=1.0)
+    fired = simulate(net, pat, ds.attrs["window"]).spikes("neuron").counts()[:, 0] > 0
+    np.testing.assert_array_equal(fired, lab == 1)
+    np.testing.assert_array_equal(ds["delay"].values, raw["delay"].values)   # the LP holds the delays
+
+
 def test_capacity_merges_points_and_critical_load():
     ds = ex.capacity(10, [0.5, 1.0], learn=("weights", "both"), seeds=2, duration=0.1, epochs=20)
     assert dict(ds["solved"].sizes) == {"load": 2, "learn": 2, "seed": 2}

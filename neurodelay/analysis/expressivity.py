@@ -307,6 +307,74 @@ def _tempotron_epochs(times, labels, weights, delays, learn_w, learn_d, lr_w, lr
 
 
 @njit(cache=True)
+def _spike_pattern_maxima(times, weights, delays, tau_m, tau_s):
+    """Exact max of V and its time for each pattern (row of spike times, one spike per afferent)."""
+    n_pat, n_in = times.shape
+    vmax = np.empty(n_pat)
+    tmax = np.empty(n_pat)
+    arrival = np.empty(n_in)
+    for p in range(n_pat):
+        for i in range(n_in):
+            arrival[i] = times[p, i] + delays[i]
+        order = np.argsort(arrival)
+        vmax[p], tmax[p] = _max_free(arrival[order], weights[order], tau_m, tau_s)
+    return vmax, tmax
+
+
+def _psp_rows(times, delays, pattern_index, at, tau_m, tau_s) -> np.ndarray:
+    """V per unit weight of every afferent at time `at[r]` of pattern `pattern_index[r]` (rows, N)."""
+    s = at[:, None] - times[pattern_index] - delays[None, :]
+    pos = np.maximum(s, 0.0)
+    return np.where(s > 0, tau_s / (tau_m - tau_s) * (np.exp(-pos / tau_m) - np.exp(-pos / tau_s)), 0.0)
+
+
+def _polish_weights(times, delays, labels, weights, tau_m, tau_s, margin=1e-3, max_rounds=40, slack_cost=1e3):
+    """Cutting-plane linear programme on the weights (delays fixed), started from a trained neuron.
+
+    V is linear in the weights at any fixed time. Each round holds every "fire"
+    pattern's current time of maximum and asks V >= 1 + margin there (with a
+    slack, costed `slack_cost` per unit, so the programme is always feasible:
+    zero weights satisfy every "silent" constraint), and V <= 1 - margin for
+    the "silent" patterns at every maximum found so far (cutting planes),
+    minimising the slack and the L1 change of the weights (HiGHS). After each
+    solve the exact maxima are recomputed: silent patterns that reach
+    1 - margin / 2 add their new maximum as a cut, fire patterns move their
+    held time to their new maximum. A fire pattern with zero slack has
+    V >= 1 + margin at its held time, hence a maximum above threshold: when no
+    slack is left and no cut is added, every pattern is classified correctly
+    (exactly, by the closed-form maxima).
+
+    Returns (weights, rounds, solved): the polished weights (the input ones
+    unless it solved), the number of LP solves, and whether it solved.
+    """
+    fire = np.flatnonzero(labels == 1)
+    silent = np.flatnonzero(labels == 0)
+    _, tmax = _spike_pattern_maxima(times, weights, delays, tau_m, tau_s)
+    cut_pat, cut_t = silent.copy(), tmax[silent].copy()
+    n, nf = weights.size, fire.size
+    for rounds in range(1, max_rounds + 1):
+        a_fire = -_psp_rows(times, delays, fire, tmax[fire], tau_m, tau_s)
+        a_sil = _psp_rows(times, delays, cut_pat, cut_t, tau_m, tau_s)
+        # variables: u, v >= 0 (w = weights + u - v), fire slacks >= 0
+        a_ub = np.vstack([np.hstack([a_fire, -a_fire, -np.eye(nf)]),
+                          np.hstack([a_sil, -a_sil, np.zeros((cut_pat.size, nf))])])
+        b_ub = np.concatenate([np.full(nf, -(1.0 + margin)) - a_fire @ weights,
+                               np.full(cut_pat.size, 1.0 - margin) - a_sil @ weights])
+        cost = np.concatenate([np.ones(2 * n), np.full(nf, slack_cost)])
+        res = linprog(cost, A_ub=a_ub, b_ub=b_ub, bounds=(0, None), method="highs")
+        if res.status != 0:
+            return weights, rounds, False
+        w = weights + res.x[:n] - res.x[n:2 * n]
+        vmax, tmax = _spike_pattern_maxima(times, w, delays, tau_m, tau_s)
+        new = silent[vmax[silent] >= 1.0 - margin / 2]
+        if new.size == 0 and np.all(vmax[fire] >= 1.0 + margin / 2):
+            return w, rounds, True
+        cut_pat = np.concatenate([cut_pat, new])
+        cut_t = np.concatenate([cut_t, tmax[new]])
+    return weights, max_rounds, False
+
+
+@njit(cache=True)
 def _delay_truth_tables(patterns, weights, grid, n_settings, theta, tau_m, tau_s):
     """Truth table (bit p set when pattern p fires) of every delay setting on the grid (mixed radix)."""
     n_in = patterns.shape[1]
@@ -840,7 +908,7 @@ def _kernel_energy(tau_m: float, tau_s: float) -> float:
 def capacity_point(n_afferents, load, learn: str, seed, *, duration=0.5, tau_m=15e-3, tau_s=None,
                    max_delay=None, margin: float = None, epochs: int = 500, lr_weight: float = None,
                    lr_delay=None, init_std: float = 0.5, batch_size=None, method: str = "tempotron",
-                   momentum: float = 0.9, engine: str = "auto") -> xr.Dataset:
+                   momentum: float = 0.9, polish: bool = True, engine: str = "auto") -> xr.Dataset:
     """Train one neuron on one tempotron task (one load, one learn mode, one seed).
 
     Parameters
@@ -891,6 +959,12 @@ def capacity_point(n_afferents, load, learn: str, seed, *, duration=0.5, tau_m=1
         max-voltage hinge. Both evaluate the final neuron on `engine`.
     momentum : float
         "tempotron" only: momentum of the rule, in [0, 1).
+    polish : bool
+        "tempotron" only: when the rule ends with patterns still wrong, solve
+        for the weights (delays held) by a cutting-plane linear programme
+        started from the rule's solution, holding each "fire" pattern's time of
+        maximum (exact: a solution it returns classifies every pattern; the
+        final check on `engine` is independent of it). Not for learn="delays".
     engine : str
         "auto" or "events".
 
@@ -975,6 +1049,11 @@ def capacity_point(n_afferents, load, learn: str, seed, *, duration=0.5, tau_m=1
         epochs_run, _ = _tempotron_epochs(times, labels.astype(np.int64), weights, delays, learn != "delays",
                                           learn != "weights", lr_weight, lr_delay * tau_s / std, float(momentum),
                                           margin, max_delay, tau_m, tau_s, epochs, seed)
+        polish_rounds = 0
+        if polish and learn != "delays":
+            vmax, _ = _spike_pattern_maxima(times, weights, delays, tau_m, tau_s)
+            if np.any((vmax >= 1.0) != fire):
+                weights, polish_rounds, _ = _polish_weights(times, delays, labels, weights, tau_m, tau_s)
         for k, v in (kw, weights), (kd, delays):
             net = set_param(net, k, v)
         epochs = 0            # the loop below only evaluates the trained neuron on the engine
@@ -1005,6 +1084,8 @@ def capacity_point(n_afferents, load, learn: str, seed, *, duration=0.5, tau_m=1
          "epochs_run": ((), int(epochs_run if tempotron else epoch),
                         {"units": "1", "long_name": "epochs (passes over the patterns)"}),
          "steps": ((), int(steps), {"units": "1", "long_name": "Adam steps taken (0 for the tempotron rule)"}),
+         "polish_rounds": ((), int(polish_rounds if tempotron else 0),
+                           {"units": "1", "long_name": "linear programmes solved after the rule (0: none needed)"}),
          "final_loss": ((), float(value), {"units": "1", "long_name": "mean hinge loss (theta)"}),
          "train_time": ((), wall, {"units": "s", "long_name": "wall-clock time of the run"}),
          "n_patterns": ((), n_patterns, {"units": "1", "long_name": "P"}),
@@ -1014,7 +1095,7 @@ def capacity_point(n_afferents, load, learn: str, seed, *, duration=0.5, tau_m=1
     params = dict(n_afferents=n_afferents, load=float(load), learn=learn, duration=duration, tau_m=tau_m,
                   tau_s=tau_s, max_delay=max_delay, margin=margin, epochs=requested_epochs,
                   lr_weight=lr_weight, lr_delay=lr_delay, init_std=init_std, batch_size=batch_size, method=method,
-                  momentum=float(momentum))
+                  momentum=float(momentum), polish=bool(polish))
     ds.attrs.update(n_afferents=n_afferents, duration=duration, tau_m=tau_m, tau_s=tau_s, max_delay=max_delay,
                     margin=margin, epochs=requested_epochs, theta=1.0, window=window, method=method)
     return with_provenance(ds, "expressivity.capacity", params, seed, engine)
