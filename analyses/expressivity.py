@@ -46,7 +46,7 @@ SCALES = {
     "quick": dict(n_afferents=20, loads=[0.5, 1.5], seeds=2, epochs=60, duration=0.2, method="tempotron",
                   batch_size=None,
                   n_max={"weights": 3, "delays": 3, "both": 2}, budget=60.0),
-    "reduced": dict(n_afferents=50, loads=[0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5], seeds=3, epochs=1000, duration=0.5,
+    "reduced": dict(n_afferents=50, loads=[0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5], seeds=3, epochs=1000, duration=0.5,
                     method="tempotron", batch_size=None,
                     n_max={"weights": 5, "delays": 4, "both": 3}, budget=120.0),
     "full": dict(n_afferents=500, loads=[1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0], seeds=3, epochs=2000, duration=0.5,
