@@ -7,8 +7,9 @@ Two measurements (see :mod:`neurodelay.analysis.expressivity`):
   a delay grid) and both (MILP on the grid, checked exactly), for n = 1 ..
   n_max inputs; also weights only without the bias input;
 * capacity: the tempotron task (P = alpha N patterns, one spike per afferent
-  uniform in T, random labels), one neuron trained by Adam on exact gradients
-  of a max-voltage hinge, for learn modes weights / delays / both, several
+  uniform in T, random labels), one neuron trained by the tempotron rule on
+  its exact voltage maximum (``--method adam``: Adam on exact gradients of a
+  max-voltage hinge), for learn modes weights / delays / both, several
   loads and seeds; alpha_c from :func:`critical_load`; Cover's curve beside it.
 
 Scales: ``--quick`` (tests, < 1 min), default (reduced: N = 50, a few
@@ -42,13 +43,14 @@ EXPECTED_SECONDS = {"quick": 60, "default": 1800, "full": 600000}
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / RESULT
 
 SCALES = {
-    "quick": dict(n_afferents=20, loads=[0.5, 1.5], seeds=2, epochs=60, duration=0.2, batch_size=10,
+    "quick": dict(n_afferents=20, loads=[0.5, 1.5], seeds=2, epochs=60, duration=0.2, method="tempotron",
+                  batch_size=None,
                   n_max={"weights": 3, "delays": 3, "both": 2}, budget=60.0),
-    "reduced": dict(n_afferents=50, loads=[0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5], seeds=3, epochs=200, duration=0.5,
-                    batch_size=10,
+    "reduced": dict(n_afferents=50, loads=[0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5], seeds=3, epochs=1000, duration=0.5,
+                    method="tempotron", batch_size=None,
                     n_max={"weights": 5, "delays": 4, "both": 3}, budget=120.0),
-    "full": dict(n_afferents=500, loads=[1.0, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0], seeds=3, epochs=1000, duration=0.5,
-                 batch_size=50,
+    "full": dict(n_afferents=500, loads=[1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0], seeds=3, epochs=2000, duration=0.5,
+                 method="tempotron", batch_size=None,
                  n_max={"weights": 6, "delays": 5, "both": 4}, budget=1800.0),
 }
 
@@ -88,10 +90,12 @@ def capacity_runs(scale: dict, folder: Path, executor: str = "local", progress: 
     """Every (load, learn mode, seed) point through :func:`neurodelay.sweep.run_sweep` (resumable in `folder`)."""
     from neurodelay.sweep import run_sweep
     return run_sweep(ex.capacity_point, grid={"load": [float(a) for a in scale["loads"]],
-                                              "learn": list(ex.LEARN_MODES)},
+                                              "learn": list(scale.get("learn", ex.LEARN_MODES))},
                      seeds=scale["seeds"], folder=folder, root_seed=0, executor=executor, retries=1,
                      progress=progress, fixed=dict(n_afferents=scale["n_afferents"], duration=scale["duration"],
-                                                   epochs=scale["epochs"], batch_size=scale["batch_size"]))
+                                                   epochs=scale["epochs"], method=scale["method"],
+                                                   **({"batch_size": scale["batch_size"]}
+                                                      if scale["method"] == "adam" else {})))
 
 
 def main(argv=None) -> int:
@@ -103,8 +107,13 @@ def main(argv=None) -> int:
     parser.add_argument("--n-afferents", type=int, help="N of the capacity runs")
     parser.add_argument("--seeds", type=int, help="number of seeds")
     parser.add_argument("--loads", type=str, help="comma-separated loads alpha = P / N")
+    parser.add_argument("--learn", type=str, help="comma-separated learn modes (default: weights,delays,both)")
     parser.add_argument("--epochs", type=int, help="largest number of passes over the patterns per run")
-    parser.add_argument("--batch-size", type=int, help="patterns per Adam step (0: the full batch)")
+    parser.add_argument("--method", choices=("tempotron", "adam"),
+                        help="capacity training: the tempotron rule (default) or Adam on the hinge")
+    parser.add_argument("--batch-size", type=int, help="--method adam: patterns per Adam step (0: the full batch)")
+    parser.add_argument("--reuse-shattering", action="store_true",
+                        help="take the shattering table from the existing --out file instead of recomputing it")
     parser.add_argument("--n-max", type=int, help="largest n of the shattering table (all modes)")
     parser.add_argument("--budget", type=float, help="time budget of each shattering search, s")
     parser.add_argument("--parts", type=Path, help="sweep folder of the per-point files (default <out>.parts)")
@@ -114,16 +123,32 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     name = "quick" if args.quick else "full" if args.full else "reduced"
     scale = dict(SCALES[name])
-    for key in ("n_afferents", "seeds", "epochs", "budget", "batch_size"):
+    for key in ("n_afferents", "seeds", "epochs", "budget", "batch_size", "method"):
         if getattr(args, key) is not None:
             scale[key] = getattr(args, key)
     scale["batch_size"] = scale["batch_size"] or None
     if args.loads:
         scale["loads"] = [float(a) for a in args.loads.split(",")]
+    if args.learn:
+        scale["learn"] = args.learn.split(",")
+        bad = set(scale["learn"]) - set(ex.LEARN_MODES)
+        if bad:
+            print(f"error: --learn: unknown mode(s) {sorted(bad)}; choose from {list(ex.LEARN_MODES)}", file=sys.stderr)
+            return 2
     if args.n_max is not None:
         scale["n_max"] = {m: args.n_max for m in scale["n_max"]}
     start = time.time()
-    table = shattering_table(scale["n_max"], scale["budget"])
+    if args.reuse_shattering:
+        if not args.out.exists():
+            print(f"error: --reuse-shattering: {args.out} does not exist", file=sys.stderr)
+            return 2
+        with xr.open_dataset(args.out, engine="h5netcdf") as old:
+            table = old[[v for v in old.data_vars if v.startswith("shatter_")]].load()
+        if not table.data_vars:
+            print(f"error: --reuse-shattering: {args.out} has no shattering table", file=sys.stderr)
+            return 2
+    else:
+        table = shattering_table(scale["n_max"], scale["budget"])
     parts = args.parts or args.out.with_name(args.out.name + ".parts")
     executor = args.executor or ("serial" if args.quick else "local")
     cap = capacity_runs(scale, parts, executor, progress=not args.no_progress)
@@ -144,7 +169,7 @@ def main(argv=None) -> int:
                    crit, cover_ds], combine_attrs="override")
     ds.attrs.clear()
     ds.attrs.update(scale=name, n_afferents=n, duration=scale["duration"], epochs=scale["epochs"],
-                    batch_size=scale["batch_size"] or 0,
+                    batch_size=scale["batch_size"] or 0, method=scale["method"],
                     tau_m=15e-3, tau_s=3.75e-3, max_delay=scale["duration"] / 10,
                     wall_time_s=time.time() - start)
     with_provenance(ds, "expressivity", {k: v for k, v in scale.items()}, list(range(scale["seeds"])))

@@ -99,7 +99,10 @@ def draw_capacity(ax, ds) -> None:
     ax.set_ylabel("fraction of seeds solving all patterns")
     n = int(ds.attrs.get("n_afferents", -1))
     t = float(ds.attrs.get("duration", np.nan)) * 1e3
-    ax.set_title(f"B  capacity, N = {n}, T = {t:g} ms, {n_seeds} seeds", loc="left", fontsize=10)
+    how = {"tempotron": "tempotron rule, then LP on the weights",
+           "adam": "Adam on the hinge"}.get(ds.attrs.get("method", "adam"), "")
+    ax.set_title(f"B  capacity ({how}), N = {n}, T = {t:g} ms, {n_seeds} seeds, "
+                 f"≤ {int(ds.attrs.get('epochs', 0))} epochs", loc="left", fontsize=10)
     ax.legend(fontsize=7, loc="lower left", frameon=False)
 
 

@@ -139,12 +139,14 @@ def test_hinge_loss_gradients_match_finite_differences():
         np.testing.assert_allclose(res.grads[key], fd, rtol=1e-4, atol=1e-6 * np.abs(fd).max())
 
 
-@pytest.mark.parametrize("learn, batch_size", [("weights", None), ("weights", 10), ("delays", 10), ("both", 10)])
-def test_trained_neuron_resimulated_classifies_as_reported(learn, batch_size):
+@pytest.mark.parametrize("learn, method, batch_size", [
+    ("weights", "adam", None), ("weights", "adam", 10), ("delays", "adam", 10), ("both", "adam", 10),
+    ("weights", "tempotron", None), ("delays", "tempotron", None), ("both", "tempotron", None)])
+def test_trained_neuron_resimulated_classifies_as_reported(learn, method, batch_size):
     """N = 50 afferents, alpha = 1: the trained weights and delays in a fresh LIF neuron
     spike on exactly the patterns the run counts as 'fire'."""
     n, load, duration = 50, 1.0, 0.2
-    ds = ex.capacity_point(n, load, learn, 3, duration=duration, epochs=60, batch_size=batch_size)
+    ds = ex.capacity_point(n, load, learn, 3, duration=duration, epochs=60, batch_size=batch_size, method=method)
     pat, lab = ex.tempotron_task(n, int(ds["n_patterns"]), duration, seed=3)
     net = ex.single_neuron(ds["weight"].values, ds["delay"].values, tau_m=ds.attrs["tau_m"],
                            tau_s=ds.attrs["tau_s"], theta=1.0)
@@ -152,7 +154,7 @@ def test_trained_neuron_resimulated_classifies_as_reported(learn, batch_size):
     fired = rec.spikes("neuron").counts()[:, 0] > 0
     assert np.mean(fired == (lab == 1)) == pytest.approx(float(ds["fraction_correct"]), abs=1e-12)
     assert int(ds["solved"]) == int(np.all(fired == (lab == 1)))
-    untrained = ex.capacity_point(n, load, learn, 3, duration=duration, epochs=0).squeeze()
+    untrained = ex.capacity_point(n, load, learn, 3, duration=duration, epochs=0, method=method).squeeze()
     assert float(ds["fraction_correct"]) >= float(untrained["fraction_correct"])
     if learn != "delays":   # delays alone learn slowly (see the report); weights clearly beat chance
         assert float(ds["fraction_correct"]) > 0.75, "training should beat chance clearly at alpha = 1"
@@ -163,6 +165,25 @@ def test_trained_neuron_resimulated_classifies_as_reported(learn, batch_size):
         assert d.min() >= 0 and d.max() <= ds.attrs["max_delay"]
     if learn == "delays":
         np.testing.assert_array_equal(ds["weight"].values, untrained["weight"].values)
+
+
+@pytest.mark.parametrize("learn", ["weights", "both"])
+def test_linear_programme_finishes_what_the_rule_left_and_a_fresh_neuron_agrees(learn):
+    """3 epochs of the rule leave errors at alpha = 1.5; the cutting-plane LP on the
+    weights then classifies every pattern, which a fresh LIF neuron on the event
+    engine confirms spike by spike; without it the same run stays unsolved."""
+    n, load, duration = 40, 1.5, 0.2
+    kw = dict(duration=duration, epochs=3)
+    raw = ex.capacity_point(n, load, learn, 3, polish=False, **kw)
+    assert int(raw["solved"]) == 0 and int(raw["polish_rounds"]) == 0
+    ds = ex.capacity_point(n, load, learn, 3, **kw)
+    assert int(ds["polish_rounds"]) > 0 and int(ds["solved"]) == 1
+    pat, lab = ex.tempotron_task(n, int(ds["n_patterns"]), duration, seed=3)
+    net = ex.single_neuron(ds["weight"].values, ds["delay"].values, tau_m=ds.attrs["tau_m"],
+                           tau_s=ds.attrs["tau_s"], theta=1.0)
+    fired = simulate(net, pat, ds.attrs["window"]).spikes("neuron").counts()[:, 0] > 0
+    np.testing.assert_array_equal(fired, lab == 1)
+    np.testing.assert_array_equal(ds["delay"].values, raw["delay"].values)   # the LP holds the delays
 
 
 def test_capacity_merges_points_and_critical_load():
@@ -207,7 +228,10 @@ def test_critical_load_on_a_known_curve():
     (lambda: ex.capacity_point(10, 1.0, "weights", 0, duration=0), "duration"),
     (lambda: ex.capacity_point(10, 1.0, "delays", 0, max_delay=0.0), "max_delay"),
     (lambda: ex.capacity_point(10, 1.0, "weights", 0, margin=-0.1), "margin"),
-    (lambda: ex.capacity_point(10, 1.0, "weights", 0, batch_size=0), "batch_size"),
+    (lambda: ex.capacity_point(10, 1.0, "weights", 0, batch_size=0, method="adam"), "batch_size"),
+    (lambda: ex.capacity_point(10, 1.0, "weights", 0, batch_size=10), "batch_size"),
+    (lambda: ex.capacity_point(10, 1.0, "weights", 0, method="perceptron"), "method"),
+    (lambda: ex.capacity_point(10, 1.0, "weights", 0, momentum=1.0), "momentum"),
     (lambda: ex.capacity(10, [], seeds=1), "loads"),
     (lambda: ex.capacity(10, [1.0, -2.0], seeds=1), "loads"),
     (lambda: ex.capacity(10, [1.0], seeds=[]), "seeds"),
