@@ -10,6 +10,8 @@ Variants (all: weights + synaptic delays, 30 hidden, d_max 10 ms, the recipe's c
 * ``warm``        continuous for the first half, then the grid (``qat_warmup`` 0.5)
 * ``warm_lr``     ``warm`` with the delays' learning rate x 0.1 on the grid (``qat_delay_lr`` 0.1)
 * ``warm_freeze`` ``warm`` with the delays fixed on the grid (rounded once, weights fine-tuned)
+* ``sr_freeze``   ``warm_freeze`` with stochastic rounding onto the grid in the warm-up's minibatches
+* ``freeze33``, ``freeze67``  ``warm_freeze`` with the grid from a third / two thirds of the epochs
 * ``stoch``       the grid from the start, stochastic rounding in training minibatches
 * ``ramp``        progressive: the step grows from 1/16 ms to 1 ms over the first half
 * ``warm_stoch``  ``warm`` with stochastic rounding
@@ -40,6 +42,9 @@ VARIANTS = {
     "warm": dict(delay_step=STEP, qat_warmup=0.5),
     "warm_lr": dict(delay_step=STEP, qat_warmup=0.5, qat_delay_lr=0.1),
     "warm_freeze": dict(delay_step=STEP, qat_warmup=0.5, qat_delay_lr=0.0),
+    "sr_freeze": dict(delay_step=STEP, qat_warmup=0.5, qat_delay_lr=0.0, qat_rounding="stochastic-warmup"),
+    "freeze33": dict(delay_step=STEP, qat_warmup=0.33, qat_delay_lr=0.0),
+    "freeze67": dict(delay_step=STEP, qat_warmup=0.67, qat_delay_lr=0.0),
     "stoch": dict(delay_step=STEP, qat_rounding="stochastic"),
     "ramp": dict(delay_step=STEP, qat_ramp=0.5),
     "warm_stoch": dict(delay_step=STEP, qat_warmup=0.5, qat_rounding="stochastic"),

@@ -192,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="grid training: the delays' learning rate x this on the grid (0: fixed)")
     tr.add_argument("--qat-ramp", type=float, metavar="FRACTION",
                     help="grid training: fraction of the epochs over which the step grows to full")
-    tr.add_argument("--qat-rounding", choices=("nearest", "stochastic"),
+    tr.add_argument("--qat-rounding", choices=("nearest", "stochastic", "stochastic-warmup"),
                     help="grid training: rounding in training minibatches")
     tr.add_argument("--threads", type=_positive_int, help="worker threads (default: all usable cores)")
     tr.add_argument("--engine", default="auto",

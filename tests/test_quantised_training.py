@@ -194,6 +194,19 @@ def test_stochastic_rounding_is_unbiased_between_the_two_neighbouring_grid_point
     np.testing.assert_allclose(edge, [0.0, 10e-3])              # the ends stay inside the range
 
 
+def test_stochastic_rounding_in_the_warm_up_then_nearest_on_the_grid():
+    c = Constraint("clip", 0.0, 10e-3, 1e-3, grid_from=3, stochastic_before=3)
+    raw = np.full(20_000, 6.75e-3)
+    noisy = c.value(raw, 1, np.random.default_rng(2))            # a warm-up training minibatch
+    assert set(np.round(np.unique(noisy) * 1e3, 9)) == {6.0, 7.0}
+    assert np.mean(noisy) == pytest.approx(6.75e-3, abs=2e-5)
+    np.testing.assert_array_equal(c.value(raw, 1), raw)          # warm-up validation: continuous
+    np.testing.assert_allclose(c.value(raw, 3, np.random.default_rng(2)), 7e-3)   # on the grid: nearest
+    cfg = tiny(epochs=10, delay_step=1e-3, qat_warmup=0.4, qat_rounding="stochastic-warmup")
+    made = make_constraints(cfg, [("input->hidden", "synaptic")])[("input->hidden", "synaptic")]
+    assert (made.grid_from, made.stochastic_before, made.stochastic) == (4, 4, False)
+
+
 def test_bad_grid_schedules_are_refused():
     with pytest.raises(ValueError, match="grid_from=2 needs a quantisation grid"):
         Constraint("clip", 0.0, 1e-2, grid_from=2)

@@ -9,7 +9,8 @@ network sees delays on that grid (straight-through gradients, see
 :mod:`neurodelay.train.constraints`): ``qat_warmup`` (fraction of the
 epochs) trains with continuous delays first, ``qat_ramp`` (fraction) then
 grows the step from fine to full, ``qat_rounding`` 'stochastic' rounds
-stochastically in training minibatches, ``qat_delay_lr`` scales the delays'
+stochastically in training minibatches ('stochastic-warmup': during the
+warm-up, stochastically onto the grid), ``qat_delay_lr`` scales the delays'
 learning rate from the first epoch on the grid. ``learn`` names the parameter kinds
 that are trained: ``weight``, the delay kinds ``axonal``, ``dendritic``,
 ``synaptic`` and the time constants ``tau_m``, ``tau_s``.
@@ -28,6 +29,9 @@ from ..delays import DELAY_KINDS
 __all__ = ["RunConfig", "load_config_file", "LEARNABLE"]
 
 LEARNABLE = ("weight",) + DELAY_KINDS + ("tau_m", "tau_s")
+#: rounding of delays in training minibatches: nearest grid point; stochastic on the grid; stochastic onto
+#: the grid during the continuous warm-up, nearest from the grid on
+QAT_ROUNDING = ("nearest", "stochastic", "stochastic-warmup")
 
 
 @dataclass
@@ -59,7 +63,7 @@ class RunConfig:
     delay_bits: int | None = None          # or: train them in this many bits over [0, d_max]
     qat_warmup: float | None = None        # fraction of the epochs with continuous delays before the grid
     qat_ramp: float | None = None          # fraction of the epochs over which the grid step grows to full
-    qat_rounding: str | None = None        # 'nearest' or 'stochastic' (training minibatches only)
+    qat_rounding: str | None = None        # QAT_ROUNDING (training minibatches only)
     qat_delay_lr: float | None = None      # the delays' learning rate x this once they are on the grid
     task_options: dict = field(default_factory=dict)   # passed to the task generator
     model_options: dict = field(default_factory=dict)  # passed to the task's network builder
@@ -108,8 +112,8 @@ class RunConfig:
         if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)
                                   or not 0 <= float(value) < float("inf")):
             raise ValueError(f"qat_delay_lr must be a finite factor >= 0 (0: delays fixed on the grid), got {value!r}")
-        if self.qat_rounding not in (None, "nearest", "stochastic"):
-            raise ValueError(f"qat_rounding must be 'nearest' or 'stochastic', got {self.qat_rounding!r}")
+        if self.qat_rounding not in (None,) + QAT_ROUNDING:
+            raise ValueError(f"qat_rounding must be one of {QAT_ROUNDING}, got {self.qat_rounding!r}")
         if self.delay_step is not None and self.delay_bits is not None:
             raise ValueError("give delay_step or delay_bits, not both (bits set the step to d_max / (2**bits - 1))")
 

@@ -40,7 +40,12 @@ accuracy and this does not have to.
   points k and k + 1 goes to k + 1 with probability equal to its fractional
   part (unbiased stochastic rounding, Gupta et al. 2015), drawn from the
   trainer's generator; validation, test and checkpoints use the nearest
-  grid point.
+  grid point;
+* ``stochastic_before`` = S: training minibatches of epochs before S see
+  the value stochastically rounded onto the final grid (even in a warm-up:
+  the network learns under the rounding noise it will meet while the
+  optimiser's shadow value moves as without a grid; a warm-up of this kind
+  then rounds to the nearest point at ``grid_from``).
 
 :meth:`Constraint.value` without an epoch (evaluation, resumed or loaded
 networks) is always the final grid.
@@ -71,7 +76,8 @@ class Constraint:
     other than 'log' (see the module docstring). grid_from: first epoch
     (0-based) on the grid; grid_ramp: epochs over which the step grows to
     `step` (progressive quantisation); stochastic: stochastic rounding in
-    training minibatches.
+    training minibatches; stochastic_before: stochastic rounding onto the final
+    grid in the training minibatches of earlier epochs (warm-up included).
     """
 
     mode: str = "none"
@@ -81,6 +87,7 @@ class Constraint:
     grid_from: int = 0
     grid_ramp: int = 0
     stochastic: bool = False
+    stochastic_before: int = 0
 
     MODES = ("none", "clip", "sigmoid", "log")
 
@@ -104,7 +111,7 @@ class Constraint:
                 raise ValueError(f"a quantisation grid needs mode 'clip' or 'sigmoid', got {self.mode!r}")
             if step > high - low:
                 raise ValueError(f"constraint step {step} is larger than the range [{low}, {high}]")
-        for name in ("grid_from", "grid_ramp"):
+        for name in ("grid_from", "grid_ramp", "stochastic_before"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
                 raise ValueError(f"constraint {name} must be an integer number of epochs >= 0, got {v!r}")
@@ -120,6 +127,7 @@ class Constraint:
         object.__setattr__(self, "grid_from", int(self.grid_from))
         object.__setattr__(self, "grid_ramp", int(self.grid_ramp))
         object.__setattr__(self, "stochastic", bool(self.stochastic))
+        object.__setattr__(self, "stochastic_before", int(self.stochastic_before))
 
     @property
     def levels(self) -> int:
@@ -181,6 +189,8 @@ class Constraint:
         value = self.continuous(raw)
         if not self.step:
             return value
+        if rng is not None and epoch is not None and epoch < self.stochastic_before:
+            return self.on_grid(value, self.step, rng)
         return self.on_grid(value, self.step_at(epoch), rng if self.stochastic else None)
 
     def raw(self, value: np.ndarray, name: str = "parameter") -> np.ndarray:
@@ -222,7 +232,7 @@ class Constraint:
         d = dict(mode=self.mode, low=self.low, high=self.high)
         if self.step:
             d["step"] = self.step
-        for name in ("grid_from", "grid_ramp", "stochastic"):
+        for name in ("grid_from", "grid_ramp", "stochastic", "stochastic_before"):
             if getattr(self, name):
                 d[name] = getattr(self, name)
         return d
@@ -242,7 +252,8 @@ def grid_step(d_max: float, bits: int) -> float:
 
 def constraint_for(key, d_max: float | None, delay_mode: str = "clip",
                    tau_bounds: tuple[float, float] = (1e-3, 1.0), delay_step: float | None = None,
-                   grid_from: int = 0, grid_ramp: int = 0, stochastic: bool = False) -> Constraint:
+                   grid_from: int = 0, grid_ramp: int = 0, stochastic: bool = False,
+                   stochastic_before: int = 0) -> Constraint:
     """Default constraint of a parameter key: delays in [0, d_max] s (clip or sigmoid; on a grid of
     `delay_step` s if given: quantisation-aware training, from epoch `grid_from`, over `grid_ramp`
     epochs, with `stochastic` rounding: see :class:`Constraint`), time constants log-parametrised in
@@ -254,7 +265,7 @@ def constraint_for(key, d_max: float | None, delay_mode: str = "clip",
         if not delay_step:
             return Constraint(delay_mode, 0.0, float(d_max))
         return Constraint(delay_mode, 0.0, float(d_max), float(delay_step), int(grid_from), int(grid_ramp),
-                          bool(stochastic))
+                          bool(stochastic), int(stochastic_before))
     if kind in ("tau_m", "tau_s"):
         return Constraint("log", *tau_bounds)
     if kind == "theta":

@@ -432,6 +432,8 @@ def make_constraints(cfg: RunConfig, keys) -> dict:
         schedule = dict(grid_from=_qat_grid_from(cfg),
                         grid_ramp=round(float(cfg.qat_ramp or 0.0) * cfg.epochs),
                         stochastic=cfg.qat_rounding == "stochastic")
+        if cfg.qat_rounding == "stochastic-warmup":
+            schedule["stochastic_before"] = schedule["grid_from"]
         if schedule["grid_from"] + schedule["grid_ramp"] >= cfg.epochs:
             raise ValueError(f"qat_warmup + qat_ramp ({cfg.qat_warmup} + {cfg.qat_ramp} of {cfg.epochs} epochs) "
                              f"leave no epoch on the final delay grid; lower them or train longer")

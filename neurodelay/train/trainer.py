@@ -220,7 +220,7 @@ def fit(model: Model, train, *, epochs: int, batch_size: int, optimiser: Adam | 
         best = dict(epoch=0, accuracy=-np.inf)
     elapsed0 = float(history["elapsed"].values[-1]) if history.sizes["epoch"] else 0.0
     scheduled = any(c.final_epoch > 0 for c in constraints.values())
-    stochastic = any(c.stochastic for c in constraints.values())
+    stochastic = any(c.stochastic or c.stochastic_before for c in constraints.values())
     final_epoch = max([c.final_epoch for c in constraints.values()], default=0)
 
     def values_at(epoch_index: int, noise: np.random.Generator | None = None) -> dict:
