@@ -32,8 +32,10 @@ Scales: ``--quick`` (seconds, for the tests: 8 hidden neurons, 100 trials,
 2 epochs), ``--full`` (the recipe's 300 epochs, all three kinds, bits 1-8,
 d_max 5 and 10 ms, seeds 0-2: hours), default (reduced: 30 hidden neurons,
 1500 training trials, 30 epochs, all three kinds, bits 1, 2, 3, 4, 6,
-d_max 5 and 10 ms, seed 0), or any of ``--kinds``, ``--bits``,
-``--d-max``, ``--seeds``, ``--epochs``, ``--n-train``, ``--hidden``.
+d_max 5 and 10 ms for synaptic delays and 10 ms for the others, the 1 ms
+grid for synaptic delays, seed 0; ~25 runs of ~2-8 min), or any of
+``--kinds``, ``--bits``, ``--d-max`` (then for every kind), ``--seeds``,
+``--epochs``, ``--n-train``, ``--hidden``.
 Every run keeps its checkpoints in ``--runs`` (default
 build/delay_quantisation/<scale>; folder names end in a hash of the
 settings), so an interrupted analysis resumes; runs are spread over
@@ -75,6 +77,7 @@ SCALES = {
     "quick": dict(kinds=("synaptic",), bits=(1, 3), d_max=(10e-3,), seeds=(0,), step_1ms=True,
                   train=dict(hidden=8, n_train=100, n_validation=50, n_test=100, epochs=2, batch_size=50)),
     "default": dict(kinds=("synaptic", "axonal", "dendritic"), bits=(1, 2, 3, 4, 6), d_max=(5e-3, 10e-3),
+                    d_max_by_kind=dict(axonal=(10e-3,), dendritic=(10e-3,)), step_1ms_kinds=("synaptic",),
                     seeds=(0,), step_1ms=True,
                     train=dict(hidden=30, n_train=1500, n_validation=300, n_test=1000, epochs=30)),
     "full": dict(kinds=("synaptic", "axonal", "dendritic"), bits=(1, 2, 3, 4, 5, 6, 8), d_max=(5e-3, 10e-3),
@@ -132,20 +135,22 @@ def plan(s: dict) -> list[tuple[str, dict, tuple]]:
     runs = []
     qat = dict(s.get("qat", {}))
     for kind in s["kinds"]:
+        d_maxes = [d for d in s["d_max"] if d in s.get("d_max_by_kind", {}).get(kind, s["d_max"])]
+        step_1ms = s["step_1ms"] and kind in s.get("step_1ms_kinds", (kind,))
         for seed in s["seeds"]:
-            for d_max in s["d_max"]:
+            for d_max in d_maxes:
                 base = dict(task="yinyang", learn=["weight", kind], seed=seed, d_max=d_max, **s["train"])
                 if s.get("anneal"):
                     epochs = s["train"].get("epochs", get_recipe("yinyang").defaults["epochs"])
                     base["schedule_by"] = {kind: dict(kind="cosine", floor=0.0,
                                                       epochs=max(1, round(s["anneal"] * epochs)))}
                 steps = tuple(grid_step(d_max, b) for b in s["bits"])
-                if s["step_1ms"] and d_max == 10e-3:
+                if step_1ms and d_max == 10e-3:
                     steps += (STEP_1MS,)
                 runs.append((run_name(kind, d_max, seed), base, steps))
                 for b in s["bits"]:
                     runs.append((run_name(kind, d_max, seed, bits=b), dict(base, delay_bits=b, **qat), ()))
-            if s["step_1ms"] and 10e-3 in s["d_max"]:
+            if step_1ms and 10e-3 in d_maxes:
                 base = [c for n, c, _ in runs if n == run_name(kind, 10e-3, seed)][0]
                 runs.append((run_name(kind, 10e-3, seed, step=STEP_1MS), dict(base, delay_step=STEP_1MS, **qat),
                              ()))
@@ -173,12 +178,14 @@ def analyse(s: dict, runs_dir: Path, jobs: int) -> xr.Dataset:
         for i, kind in enumerate(kinds):
             for k, seed in enumerate(seeds):
                 for j, d_max in enumerate(d_maxes):
+                    if run_name(kind, d_max, seed) not in by_name:
+                        continue       # a (kind, range) this scale does not train: NaN
                     c = by_name[run_name(kind, d_max, seed)]
                     cont[i, j, k] = c[sel + "accuracy"]
                     for m, b in enumerate(bits):
                         rounded[i, j, m, k] = c[sel + "rounded"][f"{grid_step(d_max, b):.9g}"]
                         qat[i, j, m, k] = by_name[run_name(kind, d_max, seed, bits=b)][sel + "accuracy"]
-                    if s["step_1ms"] and d_max == 10e-3:
+                    if run_name(kind, d_max, seed, step=STEP_1MS) in by_name:
                         r1[i, k] = c[sel + "rounded"][f"{STEP_1MS:.9g}"]
                         q1[i, k] = by_name[run_name(kind, d_max, seed, step=STEP_1MS)][sel + "accuracy"]
         dims4 = ("kind", "d_max", "bits", "seed")
@@ -243,6 +250,7 @@ def main(argv=None) -> int:
         s["bits"] = tuple(int(b) for b in args.bits.split(","))
     if args.d_max:
         s["d_max"] = tuple(float(d) for d in args.d_max.split(","))
+        s.pop("d_max_by_kind", None)
     if args.seeds:
         s["seeds"] = tuple(int(x) for x in args.seeds.split(","))
     for name in ("epochs", "n_train", "hidden"):
