@@ -194,6 +194,17 @@ def build_parser() -> argparse.ArgumentParser:
                     help="grid training: fraction of the epochs over which the step grows to full")
     tr.add_argument("--qat-rounding", choices=("nearest", "stochastic", "stochastic-warmup"),
                     help="grid training: rounding in training minibatches")
+    tr.add_argument("--rule", choices=("eventprop", "three-factor"),
+                    help="what computes the updates: exact EventProp gradients (default) or the online "
+                         "three-factor rule (weights, synaptic and axonal delays; event engine)")
+    tr.add_argument("--pseudo-derivative", choices=("gaussian", "exact"),
+                    help="three-factor: Gaussian surrogate (default) or the exact 1/(dV/dt) at each spike")
+    tr.add_argument("--sigma", type=_positive_float,
+                    help="three-factor: width of the Gaussian surrogate in units of theta (default 0.3)")
+    tr.add_argument("--feedback", choices=("symmetric", "random"),
+                    help="three-factor: feedback to hidden neurons through the output weights (default) or "
+                         "fixed random weights")
+    tr.add_argument("--feedback-seed", type=int, help="three-factor: seed of the random feedback (default: --seed)")
     tr.add_argument("--threads", type=_positive_int, help="worker threads (default: all usable cores)")
     tr.add_argument("--engine", default="auto",
                     help="simulation engine: auto (default), events, brian, ... (see neurodelay.engines)")
@@ -307,7 +318,9 @@ def _train(args) -> int:
                      n_validation=args.n_validation, n_test=args.n_test, patience=args.patience,
                      quantise=args.quantise, delay_step=args.delay_step, delay_bits=args.delay_bits,
                      qat_warmup=args.qat_warmup, qat_delay_lr=args.qat_delay_lr, qat_ramp=args.qat_ramp,
-                     qat_rounding=args.qat_rounding)
+                     qat_rounding=args.qat_rounding,
+                     rule=args.rule, pseudo_derivative=args.pseudo_derivative, sigma=args.sigma,
+                     feedback=args.feedback, feedback_seed=args.feedback_seed)
     cfg = RunConfig.from_dict(base).merged(overrides)
     out = args.out or Path("runs") / f"{cfg.task}-seed{cfg.seed}"
     result, evaluation = train_run(cfg, out, resume=args.resume, progress=not args.no_progress,

@@ -53,6 +53,8 @@ def draw(ds) -> plt.Figure:
         for j, d_max in enumerate(ds["d_max"].values):
             c = COLOURS[j % len(COLOURS)]
             rng = f"d_max {d_max * 1e3:g} ms"
+            if not np.isfinite(sub["continuous_accuracy"].isel(d_max=j).values).any():
+                continue      # this range was not trained for this kind
             m, s = _mean_std(sub["qat_accuracy"].isel(d_max=j).values)
             ax.errorbar(bits, m, yerr=s, color=c, marker="o", capsize=3, label=f"trained on grid, {rng}")
             m, s = _mean_std(sub["rounded_accuracy"].isel(d_max=j).values)
@@ -80,7 +82,8 @@ def draw(ds) -> plt.Figure:
                  + ("; best-validation checkpoints" if best else "; final networks"), fontsize=9)
     values = np.concatenate([100 * ds[v].values.ravel() for v in ds.data_vars if v.endswith("accuracy")])
     axes[0, 0].set_ylim(min(25.0, np.nanmin(values) - 5), 100)
-    handles, labels = axes[0, 0].get_legend_handles_labels()
+    # the legend of the panel with the most entries (every range it has)
+    handles, labels = max((ax.get_legend_handles_labels() for ax in axes[0]), key=lambda hl: len(hl[1]))
     fig.legend(handles, labels, fontsize=7.5, loc="lower center", ncol=3, frameon=False)
     fig.tight_layout(rect=(0, 0.05 + 0.035 * ((len(labels) + 2) // 3), 1, 1))
     return fig

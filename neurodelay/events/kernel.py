@@ -19,6 +19,12 @@ re-entered), and its helpers (here and in :mod:`.heap`) are plain numba
 functions that LLVM inlines. Array variables reassigned inside a loop, or
 helpers inlined at numba IR level with array arguments, make numba emit atomic
 reference counting on every event, which cost more than all the arithmetic.
+
+Plasticity: the loop takes one more argument, ``plast``: None for plain simulation, or the
+state of the three-factor rule's eligibility traces (:mod:`.traces`), whose hooks are then
+called at each arrival and spike. numba compiles the loop once per type of ``plast`` and
+prunes the ``plast is not None`` branches of the plain variant before typing, so the plain
+loop is the same code as without the hooks (one loop, two compiled variants).
 """
 
 from __future__ import annotations
@@ -29,6 +35,11 @@ from numba import njit
 from ..flat import KIND_LIF
 from .dynamics import next_crossing, state_at
 from .heap import heap_fix_top, heap_push, indexed_sift_down, indexed_sift_up
+from .traces import finish, on_arrival, on_interval, on_spike
+
+#: numba's on-disk cache of this file is keyed on this file alone, but the loop inlines the hooks of
+#: .traces: bump this number with every change there, or cached kernels keep the old hooks
+TRACES_REVISION = 2
 
 STATUS_OK = 0
 STATUS_TOO_MANY_SPIKES = 1
@@ -68,8 +79,10 @@ _HSIZE, _NFREE, _KIN, _NSPK, _SP, _STATUS = 0, 1, 2, 3, 4, 5
 def _event_loop(kind, tau_m, tau_s, theta, reset, refractory, closed_form,
                 out_ptr, out_post, out_w, out_d, in_neuron, in_time, t_end, sample_times, sample_neurons,
                 max_spikes, v, cur, t_last, ref_end, pkey, pitem, ppos,
-                sl_t, sl_c, sl_n, free, hk, hs, r_t, r_n, r_g, samples, counters):
+                sl_t, sl_c, sl_n, free, hk, hs, r_t, r_n, r_g, samples, counters, plast):
     """Process events in time order until t_end, or until a slot or record array is full.
+
+    plast: None, or the plastic state of :mod:`.traces` (its hooks run at every event).
 
     No array is reassigned here (growing them is the caller's job): numba then
     needs no reference counting inside the loop, which would otherwise dominate
@@ -115,9 +128,14 @@ def _event_loop(kind, tau_m, tau_s, theta, reset, refractory, closed_form,
             if a < out_ptr[j + 1] and n_free == 0:
                 code = _NEED_SLOTS
                 break
+            if plast is not None:
+                on_interval(plast, j, v[j], cur[j], t_last[j], ref_end[j], reset[j], tau_m[j], tau_s[j],
+                            theta[j], t_p)
             _, cur[j] = state_at(v[j], cur[j], t_last[j], ref_end[j], reset[j], tau_m[j], tau_s[j], t_p)
             t_last[j] = t_p
             r_t[n_spk], r_n[n_spk], r_g[n_spk] = t_p, j, cur[j] - theta[j]
+            if plast is not None:
+                on_spike(plast, j, t_p, cur[j] - theta[j], tau_m[j], tau_s[j])
             n_spk += 1
             if n_spk > max_spikes:
                 status = STATUS_TOO_MANY_SPIKES
@@ -133,9 +151,14 @@ def _event_loop(kind, tau_m, tau_s, theta, reset, refractory, closed_form,
             slot = hs[0]
             c = sl_c[slot]
             j = out_post[c]
+            if plast is not None:
+                on_interval(plast, j, v[j], cur[j], t_last[j], ref_end[j], reset[j], tau_m[j], tau_s[j],
+                            theta[j], t_a)
             v[j], cur[j] = state_at(v[j], cur[j], t_last[j], ref_end[j], reset[j], tau_m[j], tau_s[j], t_a)
             t_last[j] = t_a
             cur[j] += out_w[c]
+            if plast is not None:
+                on_arrival(plast, c, j, t_a, tau_m[j], tau_s[j])
             c += 1
             if c < out_ptr[sl_n[slot] + 1]:
                 sl_c[slot] = c
@@ -168,19 +191,10 @@ def _event_loop(kind, tau_m, tau_s, theta, reset, refractory, closed_form,
 
 
 @njit(cache=True, nogil=True)
-def simulate_trial(kind, tau_m, tau_s, theta, reset, refractory, closed_form,
-                   out_ptr, out_post, out_w, out_d,
-                   in_neuron, in_time, t_end, sample_times, sample_neurons, max_spikes):
-    """Simulate one trial from rest on [0, t_end] seconds.
-
-    The first 11 arguments are the network (:class:`~neurodelay.flat.KernelNetwork`;
-    pass ``*flat.kernel``).
-    in_neuron, in_time: input spikes (global neuron index, seconds), sorted by time.
-    Returns (spike_time, spike_neuron, spike_i_minus_theta, samples, status):
-    the emitted spikes in time order (I - theta at each spike, i.e. tau_m dV/dt),
-    V of `sample_neurons` at `sample_times` (shape (n_samples, n_sampled)), and
-    STATUS_TOO_MANY_SPIKES if more than max_spikes spikes were emitted.
-    """
+def _run_trial(kind, tau_m, tau_s, theta, reset, refractory, closed_form,
+               out_ptr, out_post, out_w, out_d,
+               in_neuron, in_time, t_end, sample_times, sample_neurons, max_spikes, plast):
+    """simulate_trial, or with `plast` (not None) its plastic variant (the traces are completed at t_end)."""
     n = kind.shape[0]
     v = np.zeros(n)
     cur = np.zeros(n)
@@ -210,7 +224,7 @@ def simulate_trial(kind, tau_m, tau_s, theta, reset, refractory, closed_form,
         code = _event_loop(kind, tau_m, tau_s, theta, reset, refractory, closed_form,
                            out_ptr, out_post, out_w, out_d, in_neuron, in_time, t_end, sample_times,
                            sample_neurons, max_spikes, v, cur, t_last, ref_end, pkey, pitem, ppos,
-                           sl_t, sl_c, sl_n, free, hk, hs, r_t, r_n, r_g, samples, counters)
+                           sl_t, sl_c, sl_n, free, hk, hs, r_t, r_n, r_g, samples, counters, plast)
         if code == _NEED_SLOTS:  # all slots in flight: double them, the new ones are free
             cap = sl_t.shape[0]
             sl_t, sl_c, sl_n, hk, hs = _grow(sl_t, 0), _grow(sl_c, 0), _grow(sl_n, 0), _grow(hk, 0), _grow(hs, 0)
@@ -224,4 +238,34 @@ def simulate_trial(kind, tau_m, tau_s, theta, reset, refractory, closed_form,
     if status == STATUS_OK:
         _take_samples(samples, counters[_SP], sample_times, sample_neurons, t_end, np.bool_(True),
                       v, cur, t_last, ref_end, reset, tau_m, tau_s)
+        if plast is not None:
+            finish(plast, kind, tau_m, tau_s, theta, reset, out_post, v, cur, t_last, ref_end, t_end)
     return r_t[:n_spk].copy(), r_n[:n_spk].copy(), r_g[:n_spk].copy(), samples, status
+
+
+@njit(cache=True, nogil=True)
+def simulate_trial(kind, tau_m, tau_s, theta, reset, refractory, closed_form,
+                   out_ptr, out_post, out_w, out_d,
+                   in_neuron, in_time, t_end, sample_times, sample_neurons, max_spikes):
+    """Simulate one trial from rest on [0, t_end] seconds.
+
+    The first 11 arguments are the network (:class:`~neurodelay.flat.KernelNetwork`;
+    pass ``*flat.kernel``).
+    in_neuron, in_time: input spikes (global neuron index, seconds), sorted by time.
+    Returns (spike_time, spike_neuron, spike_i_minus_theta, samples, status):
+    the emitted spikes in time order (I - theta at each spike, i.e. tau_m dV/dt),
+    V of `sample_neurons` at `sample_times` (shape (n_samples, n_sampled)), and
+    STATUS_TOO_MANY_SPIKES if more than max_spikes spikes were emitted.
+    """
+    return _run_trial(kind, tau_m, tau_s, theta, reset, refractory, closed_form, out_ptr, out_post, out_w, out_d,
+                      in_neuron, in_time, t_end, sample_times, sample_neurons, max_spikes, None)
+
+
+@njit(cache=True, nogil=True)
+def simulate_plastic_trial(kind, tau_m, tau_s, theta, reset, refractory, closed_form,
+                           out_ptr, out_post, out_w, out_d,
+                           in_neuron, in_time, t_end, sample_times, sample_neurons, max_spikes, plast):
+    """:func:`simulate_trial` that also runs the three-factor rule's traces (state `plast`, see
+    :mod:`.traces`, updated in place and completed at t_end). Same return value."""
+    return _run_trial(kind, tau_m, tau_s, theta, reset, refractory, closed_form, out_ptr, out_post, out_w, out_d,
+                      in_neuron, in_time, t_end, sample_times, sample_neurons, max_spikes, plast)

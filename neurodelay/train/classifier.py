@@ -2,7 +2,9 @@
 
 :class:`SpikingClassifier` implements the :class:`~neurodelay.train.model.Model`
 interface on top of :func:`neurodelay.gradients.loss_and_grad`. The class of
-a trial is read from the output population by one of three rules:
+a trial is read from the output population by one of three rules (with ``rule=`` a
+:class:`~neurodelay.plasticity.ThreeFactorRule`, the updates come from that online rule,
+:func:`neurodelay.plasticity.three_factor_gradients`, instead of the exact gradients):
 
 * ``first_spike``: the output LIF neuron that fires first (undecided, -1, if none fires);
 * ``max_voltage``: the readout whose maximum voltage over the trial is largest;
@@ -83,12 +85,14 @@ class SpikingClassifier:
     out; decision: one of :data:`DECISIONS`; duration: trial length (s,
     default: each data set's own); eval_chunk: trials simulated at once in
     :meth:`evaluate`; n_threads: engine threads (default: all cores); engine: a
-    name of :mod:`neurodelay.engines` or an engine object (default "auto").
+    name of :mod:`neurodelay.engines` or an engine object (default "auto"); rule:
+    None (exact EventProp gradients) or a :class:`~neurodelay.plasticity.ThreeFactorRule`
+    updating exactly the trained keys (its updates are computed in the event engine).
     """
 
     def __init__(self, network: Network, keys, loss: Loss, output: str, decision: str = "first_spike", *,
                  duration: float | None = None, tau_weight: float | None = None, input_noise: float = 0.0,
-                 eval_chunk: int = 2000, n_threads: int | None = None, engine="auto"):
+                 eval_chunk: int = 2000, n_threads: int | None = None, engine="auto", rule=None):
         if decision not in DECISIONS:
             raise ValueError(f"unknown decision rule {decision!r}; choose one of {DECISIONS}")
         if not isinstance(loss, Loss):
@@ -113,6 +117,15 @@ class SpikingClassifier:
         self.n_threads = n_threads
         get_engine(engine, network)  # unknown names and unsupported networks fail here
         self.engine = engine
+        if rule is not None:
+            from ..plasticity import ThreeFactorRule
+            if not isinstance(rule, ThreeFactorRule):
+                raise ValueError(f"rule must be None or a ThreeFactorRule, got {type(rule).__name__}")
+            if set(rule.keys()) != set(keys):
+                raise ValueError(f"the rule updates {[key_name(k) for k in rule.keys()]} but the classifier trains "
+                                 f"{[key_name(k) for k in keys]}; they must be the same keys")
+            rule.check(network)
+        self.rule = rule
 
     # ---- Model interface ----------------------------------------------------------------------
     @property
@@ -155,8 +168,13 @@ class SpikingClassifier:
     def loss_and_grad(self, batch, rng: np.random.Generator) -> BatchResult:
         duration = self._duration(batch)
         inputs = self._noisy(batch.inputs, duration, rng)
-        result = loss_and_grad(self._network, inputs, duration, self.loss, batch.labels, params=self._keys,
-                               n_threads=self.n_threads, engine=self.engine)
+        if self.rule is not None:
+            from ..plasticity import three_factor_gradients
+            result = three_factor_gradients(self._network, self.rule, inputs, duration, self.loss, batch.labels,
+                                            n_threads=self.n_threads)
+        else:
+            result = loss_and_grad(self._network, inputs, duration, self.loss, batch.labels, params=self._keys,
+                                   n_threads=self.n_threads, engine=self.engine)
         pred = decide(result.record, self.output, self.decision, self.tau_weight)
         return BatchResult(result.loss, result.grads, int(np.sum(pred == batch.labels)), len(batch))
 

@@ -13,7 +13,11 @@ stochastically in training minibatches ('stochastic-warmup': during the
 warm-up, stochastically onto the grid), ``qat_delay_lr`` scales the delays'
 learning rate from the first epoch on the grid. ``learn`` names the parameter kinds
 that are trained: ``weight``, the delay kinds ``axonal``, ``dendritic``,
-``synaptic`` and the time constants ``tau_m``, ``tau_s``.
+``synaptic`` and the time constants ``tau_m``, ``tau_s``. ``rule`` chooses what computes the
+updates: the exact EventProp gradient (None or ``"eventprop"``, the default) or the online
+three-factor rule (``"three-factor"``, :mod:`neurodelay.plasticity`; it updates weights and
+synaptic / axonal delays) with its ``pseudo_derivative``, ``sigma``, ``feedback`` and
+``feedback_seed`` (None: the rule's defaults; the feedback seed defaults to ``seed``).
 """
 
 from __future__ import annotations
@@ -26,12 +30,14 @@ from pathlib import Path
 
 from ..delays import DELAY_KINDS
 
-__all__ = ["RunConfig", "load_config_file", "LEARNABLE"]
+__all__ = ["RunConfig", "load_config_file", "LEARNABLE", "RULES"]
 
 LEARNABLE = ("weight",) + DELAY_KINDS + ("tau_m", "tau_s")
 #: rounding of delays in training minibatches: nearest grid point; stochastic on the grid; stochastic onto
 #: the grid during the continuous warm-up, nearest from the grid on
 QAT_ROUNDING = ("nearest", "stochastic", "stochastic-warmup")
+#: what computes the updates: exact gradients (EventProp) or the online three-factor rule
+RULES = ("eventprop", "three-factor")
 
 
 @dataclass
@@ -67,6 +73,11 @@ class RunConfig:
     qat_delay_lr: float | None = None      # the delays' learning rate x this once they are on the grid
     task_options: dict = field(default_factory=dict)   # passed to the task generator
     model_options: dict = field(default_factory=dict)  # passed to the task's network builder
+    rule: str | None = None                # None / 'eventprop' (exact gradients) or 'three-factor'
+    pseudo_derivative: str | None = None   # three-factor: 'gaussian' (default) or 'exact'
+    sigma: float | None = None             # three-factor: surrogate width in units of theta (default 0.3)
+    feedback: str | None = None            # three-factor: 'symmetric' (default) or 'random'
+    feedback_seed: int | None = None       # three-factor: seed of random feedback (default: seed)
 
     def __post_init__(self):
         if not isinstance(self.task, str):
@@ -114,8 +125,24 @@ class RunConfig:
             raise ValueError(f"qat_delay_lr must be a finite factor >= 0 (0: delays fixed on the grid), got {value!r}")
         if self.qat_rounding not in (None,) + QAT_ROUNDING:
             raise ValueError(f"qat_rounding must be one of {QAT_ROUNDING}, got {self.qat_rounding!r}")
+        if self.rule is not None and self.rule not in RULES:
+            raise ValueError(f"rule must be one of {RULES}, got {self.rule!r}")
+        three = ("pseudo_derivative", "sigma", "feedback", "feedback_seed")
+        if self.rule != "three-factor" and any(getattr(self, name) is not None for name in three):
+            given = [name for name in three if getattr(self, name) is not None]
+            raise ValueError(f"{', '.join(given)} set without rule='three-factor' (they are options of that rule)")
+        if self.rule == "three-factor":
+            from ..plasticity import ThreeFactorRule
+            ThreeFactorRule({"a->b": "weight"}, **self.three_factor_options())  # one-line errors for bad options
         if self.delay_step is not None and self.delay_bits is not None:
             raise ValueError("give delay_step or delay_bits, not both (bits set the step to d_max / (2**bits - 1))")
+
+    def three_factor_options(self) -> dict:
+        """The options of the three-factor rule that are set (feedback_seed defaults to ``seed``)."""
+        options = {name: getattr(self, name) for name in ("pseudo_derivative", "sigma", "feedback")
+                   if getattr(self, name) is not None}
+        options["feedback_seed"] = self.seed if self.feedback_seed is None else self.feedback_seed
+        return options
 
     def to_dict(self) -> dict:
         d = asdict(self)

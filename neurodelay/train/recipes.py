@@ -379,6 +379,13 @@ def build_model(cfg: RunConfig) -> SpikingClassifier:
     if unknown:
         raise ValueError(f"lr_by: {unknown} name no trained parameter; use a trained kind {list(cfg.learn)} "
                          f"or a trained key {sorted(key_name(k) for k in keys)}")
+    if cfg.rule == "three-factor":
+        from ..plasticity import RULE_KINDS, ThreeFactorRule
+        other = sorted({k[1] for k in keys} - set(RULE_KINDS))
+        if other:
+            raise ValueError(f"rule 'three-factor' updates {list(RULE_KINDS)}; learn={list(cfg.learn)} also asks "
+                             f"for {other} (train those with the exact gradients, rule='eventprop')")
+        options["rule"] = ThreeFactorRule.from_keys(keys, **cfg.three_factor_options())
     return SpikingClassifier(net, keys, built.loss, built.output, built.decision, **options)
 
 

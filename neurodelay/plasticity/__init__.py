@@ -1,0 +1,104 @@
+r"""Online learning rules that act on an unchanged network: the three-factor rule.
+
+A rule is a frozen description (:class:`ThreeFactorRule`) naming the projections and
+parameter kinds it updates. :func:`three_factor_gradients` runs it on a batch in the
+exact event engine (a plastic variant of the event loop, :mod:`neurodelay.events.plastic`)
+and returns its update as a gradient estimate with the keys of
+:func:`neurodelay.gradients.loss_and_grad`, so the two can be swapped (in the
+trainer: ``neurodelay train TASK --rule three-factor``) or compared key by key.
+
+Derivation
+----------
+Model (:mod:`neurodelay.network`): ``tau_m dV/dt = -V + I``, ``tau_s dI/dt = -I``; an arrival
+at ``a = t_i^k + d_ji`` (d the total delay: synaptic + axonal + dendritic) makes ``I_j`` jump by
+``w_ji``, which adds ``w_ji c (exp(-(t-a)/tau_m) - exp(-(t-a)/tau_s))`` to ``V_j`` for t > a,
+with ``c = tau_s / (tau_m - tau_s)``.
+
+**Traces** (per synapse, two numbers; no list of events)::
+
+    p_ji(t) = sum_{a <= t} exp(-(t-a)/tau_m)       q_ji(t) = sum_{a <= t} exp(-(t-a)/tau_s)
+
+each +1 at an arrival on ji and decaying in between. Differentiating the sum of PSPs,
+
+    eps^w_ji(t) = dV_j/dw_ji  = c (p_ji - q_ji)
+    eps^d_ji(t) = dV_j/dd_ji  = w_ji c (p_ji/tau_m - q_ji/tau_s)
+
+(the derivative of a PSP with respect to its own arrival time, the same for the synaptic,
+axonal and dendritic part of d_ji; an axonal delay d_i sums over its outgoing synapses,
+``dd_i = sum_j dd_ji``). Both are exact as long as nothing but the arrivals changes V_j,
+i.e. up to j's first spike.
+
+**Pseudo-derivative.** A spike of j at t_s where V_j reaches theta with slope
+``Vdot = (I_j - theta)/tau_m`` moves by ``dt_s/dx = -eps^x_ji(t_s) / Vdot`` (implicit
+function theorem on ``V_j(t_s; x) = theta``). The rule accumulates the *advance*
+
+    E^x_ji = sum_s eps^x_ji(t_s) / Vdot_j(t_s-)                         ("exact")
+           = integral_0^T delta(V_j(t) - theta) eps^x_ji(t) dt  over rising crossings
+
+or, with the one-sided Gaussian surrogate ``psi(V) = 2 N(V; theta, (sigma theta)^2)`` for
+``V <= theta`` (0 above; the factor 2 makes the integral over one crossing tend to 1/Vdot
+as sigma -> 0),
+
+    E^x_ji = integral_0^T psi(V_j(t)) eps^x_ji(t) dt                     ("gaussian")
+
+Both are linear in the traces, so the rule keeps per synapse only the two integrals
+``A_ji = int psi p_ji dt`` and ``B_ji = int psi q_ji dt`` (exact mode: the sums of
+``p_ji(t_s)/Vdot``, ``q_ji(t_s)/Vdot``), and ``E^w = c (A - B)``,
+``E^d = w c (A/tau_m - B/tau_s)`` at the end. They are kept *lazily*: between two events of j,
+V_j is closed form and ``p_ji(t) = p_ji(t0) exp(-(t-t0)/tau_m)``, so per neuron the
+cumulative integrals ``G_m(t) = int psi(V_j(u)) exp((u - t_ref)/tau_m) du`` (and ``G_s``) are
+enough (16-point Gauss-Legendre per piece of each inter-event interval, restricted to where
+V_j > theta - 8 sigma theta; an exact-mode spike adds ``exp((t_s - t_ref)/tau)/Vdot``); a
+synapse settles ``A += p e^{-(t0 - t_ref)/tau_m} (G_m(t) - G_m(t0))`` only at its own arrivals
+and at the end of the trial (and when t_ref is moved on to keep the exponentials finite,
+O(fan-in) every few hundred tau_s). Work per arrival O(1) (exact mode: O(1) per spike too),
+per interval of a neuron one quadrature; memory per trial O(synapses + neurons), independent
+of the number of events.
+
+**Readout synapses** (losses on the maximum of a readout's voltage, and the missing-spike
+penalty of the first-spike losses, which reads the maximum of a silent LIF neuron's V) need
+no pseudo-derivative: ``dVhat_k/dx = eps^x_kj(that_k)`` at the time ``that_k`` of the maximum
+(exact: dV_k/dt = 0 there). Each synapse keeps a snapshot of (p, q) at its neuron's running
+maximum, taken at its own arrivals (O(1)); at the end the trace at the final ``that_k`` is
+the decayed current trace or that snapshot. Where the maximum is a kink (an inhibitory
+arrival on synapse kj turns V down at ``that_k``) it moves with that arrival, and the delay
+term of that synapse is ``dV_k/dt(that_k-) + eps^d_kj(that_k-)`` instead (the slope just
+before the kink is kept with the maximum).
+
+**Learning signal** (third factor), one per neuron and trial, from the loss's
+:class:`~neurodelay.record.AdjointSources` on the trial's record. The rule's gradient
+estimate is ``grad x_ji = L_j E^x_ji + sum_{jumps of j} g eps^x_ji(t_jump)`` (the update is
+``-lr`` times it), with
+
+* an output LIF neuron: ``L_j = -sum_s dL/dt_s`` (the loss's sensitivity to advancing j's
+  spikes: E is an advance, ``-dt/dx``);
+* a point voltage source ``g = dL/dV_j(t)`` (readout maxima, missing-spike penalty): its own
+  term above, exact;
+* a hidden neuron: ``L_j = sum_k B_kj err_k`` over the synapses j -> k into neurons that
+  have an error, ``err_k = L_k + sum_{jumps of k} g`` ("earlier/more" has the same sign
+  for both), with ``B = w`` (symmetric feedback, current weights, parallel synapses summed)
+  or B fixed random (see :class:`ThreeFactorRule`).
+
+Departures from the exact gradient
+----------------------------------
+1. The traces ignore the reset, the refractory clamp and the dependence of j's earlier
+   spikes on the parameter (e-prop's approximation): exact up to j's first spike.
+2. Gaussian mode: sub-threshold excursions within a few sigma of theta count, and a crossing
+   counts by the integral of psi along it instead of 1/Vdot; sigma -> 0 recovers "exact".
+3. One learning signal per neuron and trial (the sum of its spikes' dL/dt) instead of one per
+   spike; hidden neurons get the output error through B, once (no propagation of spike-time
+   changes through the hidden layer's dynamics; deeper layers get the error of the layer
+   above through its B, a linear chain, not the adjoint).
+4. The readout terms and point sources are evaluated at the *current* times of the maxima.
+
+Hence: on a one-layer network whose outputs spike at most once, with a first-spike loss and
+``pseudo_derivative="exact"``, departures 1-3 vanish and the estimate equals the exact
+EventProp gradient (checked to ~1e-12 in tests/test_plasticity.py); readout synapses are exact
+in every mode.
+"""
+
+from .rule import APPLY_MODES, FEEDBACKS, PSEUDO_DERIVATIVES, RULE_KINDS, ThreeFactorRule
+from .three_factor import feedback_weights, learning_signals, three_factor_gradients
+
+__all__ = ["ThreeFactorRule", "three_factor_gradients", "feedback_weights", "learning_signals", "RULE_KINDS",
+           "PSEUDO_DERIVATIVES", "FEEDBACKS", "APPLY_MODES"]
