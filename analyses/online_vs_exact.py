@@ -165,6 +165,8 @@ def main(argv=None) -> int:
     group.add_argument("--full", action="store_true", help="the recipes' epochs and data (hours)")
     parser.add_argument("--tasks", help="tasks, comma-separated (default: the scale's)")
     parser.add_argument("--seeds", type=int, help="seeds per point (default: the scale's)")
+    parser.add_argument("--epochs", type=int, help="epochs of every task (default: the scale's)")
+    parser.add_argument("--n-train", type=int, help="training trials of every task (default: the scale's)")
     parser.add_argument("--executor", default=None,
                         help="sweep executor: local (Dask, default), serial (default with --quick) or an address")
     parser.add_argument("--no-progress", action="store_true")
@@ -180,6 +182,14 @@ def main(argv=None) -> int:
         if args.seeds < 1:
             raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
         scale["seeds"] = args.seeds
+    for option in ("epochs", "n_train"):
+        value = getattr(args, option)
+        if value is not None:
+            if value < 1:
+                raise ValueError(f"--{option.replace('_', '-')} must be >= 1, got {value}")
+            for task in scale["task"].values():
+                task[option] = value
+            name = "custom" if name != "quick" else name
     os.environ.setdefault("NEURODELAY_THREADS", "1")
     parts = args.parts or args.out.with_name(args.out.name + ".parts")
     ds = run_sweep(online_exact_point, grid=dict(task=list(scale["tasks"]), rule=list(RULES), params=list(PARAMS)),

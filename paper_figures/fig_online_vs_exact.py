@@ -108,7 +108,11 @@ def draw(ds) -> plt.Figure:
                 bad = (st.sel(task=task, rule=rule).values != "ok").sum()
                 if bad:
                     failed.append(f"{task}/{rule}: {int(bad)} failed")
-    title = f"Online (three-factor) vs exact (EventProp) learning, {ds.attrs.get('scale', '?')} scale"
+    import json
+    settings = json.loads(ds.attrs.get("scale_settings", "{}")).get("task", {})
+    sizes = "; ".join(f"{t}: {', '.join(f'{k} {v}' for k, v in settings[t].items())}" for t in tasks if t in settings)
+    title = (f"Online (three-factor) vs exact (EventProp) learning, {ds.attrs.get('scale', '?')} scale"
+             + (f" ({sizes})" if sizes else ""))
     if failed:
         title += "  [" + "; ".join(failed) + "]"
     fig.suptitle(title, fontsize=11)
