@@ -21,7 +21,7 @@ The history is an xarray Dataset along ``epoch`` (1-based): ``train_loss``,
 ``param`` being the dotted key names.
 
 Constraints with a grid schedule (:class:`~neurodelay.train.constraints.Constraint`
-``grid_from``, ``grid_ramp``, ``stochastic``) hand the network the values of
+``grid_from``, ``grid_ramp``, ``stochastic``, ``stochastic_before``) hand the network the values of
 the current epoch: continuous during a warm-up, a growing step during a
 ramp, stochastically rounded in training minibatches. Only epochs on the
 final grid compete for ``best.nc`` and count towards early stopping, so the
