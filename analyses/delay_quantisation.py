@@ -68,7 +68,7 @@ import xarray as xr
 ROOT = Path(__file__).resolve().parent.parent
 RESULT = "delay_quantisation.nc"
 DEFAULT_OUT = ROOT / "analyses" / "results" / RESULT
-EXPECTED_SECONDS = {"quick": 120, "default": 600, "full": 40000}   # wall time on 2 quiet cores (--jobs 2)
+EXPECTED_SECONDS = {"quick": 120, "default": 2400, "full": 40000}   # wall time on 2 quiet cores (--jobs 2)
 STEP_1MS = 1e-3
 #: the quantisation-aware recipe of the grid runs (RunConfig fields; bench/qat_recipes.py compares recipes):
 #: continuous delays for the first half of the epochs, then fixed on the grid while the weights train (the
