@@ -54,7 +54,7 @@ import xarray as xr
 ROOT = Path(__file__).resolve().parent.parent
 RESULT = "online_vs_exact.nc"
 DEFAULT_OUT = ROOT / "analyses" / "results" / RESULT
-EXPECTED_SECONDS = {"quick": 120, "default": 3600, "full": 100000}   # wall, 2 cores
+EXPECTED_SECONDS = {"quick": 120, "default": 1800, "full": 100000}   # wall, 2 cores (default: ~17 min loaded)
 RULES = ("eventprop", "three-factor")
 PARAMS = ("weights", "weights+delays", "weights+delays@grid")
 KINDS = ("weight", "synaptic")
