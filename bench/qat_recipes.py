@@ -59,6 +59,11 @@ VARIANTS = {
 }
 
 
+#: what a grid variant leaves unset is the plain straight-through recipe (not the library's QAT_DEFAULTS)
+PLAIN = dict(qat_warmup=0.0, qat_delay_lr=1.0, qat_ramp=0.0, qat_rounding="nearest")
+VARIANTS = {k: (dict(PLAIN, **v) if "delay_step" in v else v) for k, v in VARIANTS.items()}
+
+
 def one(variant: str, seed: int, epochs: int, n_train: int | None, runs: str) -> dict:
     from neurodelay.train import RunConfig
     from neurodelay.train.runs import evaluate_model, model_from_checkpoint, train_run
