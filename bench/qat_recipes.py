@@ -21,12 +21,12 @@ Usage: ``python bench/qat_recipes.py --variants cont,grid,warm --seeds 0,1,2 [--
 ``build/qat_recipes/<variant>-e<epochs>-s<seed>`` (rerunning skips finished runs, resumes the others),
 and the script prints a table (mean ± std over the seeds given, %).
 
-Measured (5000 training trials, 30 epochs, one engine thread per run, 2 shared cores; test accuracy,
-final network / best-validation checkpoint): seeds 0-2: ``cont`` 97.3 ± 0.8 / 97.5 ± 0.9,
-``round`` 70.0 ± 6.4 / 70.8 ± 7.6, ``freeze33`` 96.6 ± 0.5 / 96.4 ± 0.4 (the library default,
-``QAT_DEFAULTS``); seed 0 only: ``grid`` 81.4 / 91.8, ``warm`` 77.7 / 93.2, ``warm_lr`` 87.1 / 95.8,
-``warm_freeze`` 96.6 / 96.5, ``sr_freeze`` 90.5 / 90.4 (``cont`` 98.2 / 98.5). ``stoch``, ``ramp``,
-``warm_stoch``, ``warm_ramp`` and ``freeze67`` were not run to the end.
+Measured (5000 training trials, 30 epochs, one engine thread per run; test accuracy, final network /
+best-validation checkpoint, %): seeds 0-2: ``cont`` 97.3 ± 0.8 / 97.5 ± 0.9, ``round`` 70.0 ± 6.4 /
+70.8 ± 7.6, ``freeze33`` 96.6 ± 0.5 / 96.4 ± 0.4 (the library default, ``QAT_DEFAULTS``),
+``warm_freeze`` 95.8 ± 0.6 / 95.8 ± 0.7, ``freeze67`` 95.8 ± 0.6 / 95.7 ± 0.6; seed 0 only: ``grid``
+81.4 / 91.8, ``stoch`` 87.6 / 88.4, ``ramp`` 93.2 / 93.4, ``warm`` 77.7 / 93.2, ``warm_lr`` 87.1 / 95.8,
+``sr_freeze`` 90.5 / 90.4 (``cont`` 98.2 / 98.5). ``warm_stoch`` and ``warm_ramp`` were not run.
 """
 
 from __future__ import annotations
