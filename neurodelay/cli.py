@@ -46,6 +46,11 @@ model_options = {hidden_init = [1.5, 0.8]}); flags override it.
 Delays as hardware stores them: --delay-step S (s) or --delay-bits B
 (2**B levels over [0, d_max]) trains them on that grid (quantisation-aware,
 straight-through gradients); --quantise only rounds them after training.
+The grid recipe (defaults: neurodelay.train.recipes.QAT_DEFAULTS): continuous
+delays for the first --qat-warmup fraction of the epochs, then the grid with
+the delays' learning rate times --qat-delay-lr (0: rounded once and fixed,
+the weights fine-tuned on them); --qat-ramp grows the step from fine to full,
+--qat-rounding stochastic rounds stochastically in training minibatches.
 
 Examples:
   neurodelay train yinyang --learn weight,synaptic --seed 1 --out runs/yy_syn
@@ -182,6 +187,14 @@ def build_parser() -> argparse.ArgumentParser:
                     help="quantisation-aware training: the network only sees delays on this grid (s)")
     tr.add_argument("--delay-bits", type=_positive_int,
                     help="quantisation-aware training: delays stored in this many bits over [0, d_max]")
+    tr.add_argument("--qat-warmup", type=float, metavar="FRACTION",
+                    help="grid training: fraction of the epochs with continuous delays first")
+    tr.add_argument("--qat-delay-lr", type=float, metavar="FACTOR",
+                    help="grid training: the delays' learning rate x this on the grid (0: fixed)")
+    tr.add_argument("--qat-ramp", type=float, metavar="FRACTION",
+                    help="grid training: fraction of the epochs over which the step grows to full")
+    tr.add_argument("--qat-rounding", choices=("nearest", "stochastic", "stochastic-warmup"),
+                    help="grid training: rounding in training minibatches")
     tr.add_argument("--rule", choices=("eventprop", "three-factor"),
                     help="what computes the updates: exact EventProp gradients (default) or the online "
                          "three-factor rule (weights, synaptic and axonal delays; event engine)")
@@ -305,6 +318,8 @@ def _train(args) -> int:
                      delay_mode=args.delay_mode, seed=args.seed, n_train=args.n_train,
                      n_validation=args.n_validation, n_test=args.n_test, patience=args.patience,
                      quantise=args.quantise, delay_step=args.delay_step, delay_bits=args.delay_bits,
+                     qat_warmup=args.qat_warmup, qat_delay_lr=args.qat_delay_lr, qat_ramp=args.qat_ramp,
+                     qat_rounding=args.qat_rounding,
                      rule=args.rule, pseudo_derivative=args.pseudo_derivative, sigma=args.sigma,
                      feedback=args.feedback, feedback_seed=args.feedback_seed)
     cfg = RunConfig.from_dict(base).merged(overrides)

@@ -5,8 +5,13 @@ learning rates in parameter units per step (weights: threshold units,
 delays: seconds; time constants are trained in log space, so ``lr_tau`` is a
 relative change per step). ``delay_step`` (s) or ``delay_bits`` (a grid
 of 2**bits values over [0, d_max]) make training quantisation-aware: the
-network only ever sees delays on that grid (straight-through gradients, see
-:mod:`neurodelay.train.constraints`). ``learn`` names the parameter kinds
+network sees delays on that grid (straight-through gradients, see
+:mod:`neurodelay.train.constraints`): ``qat_warmup`` (fraction of the
+epochs) trains with continuous delays first, ``qat_ramp`` (fraction) then
+grows the step from fine to full, ``qat_rounding`` 'stochastic' rounds
+stochastically in training minibatches ('stochastic-warmup': during the
+warm-up, stochastically onto the grid), ``qat_delay_lr`` scales the delays'
+learning rate from the first epoch on the grid. ``learn`` names the parameter kinds
 that are trained: ``weight``, the delay kinds ``axonal``, ``dendritic``,
 ``synaptic`` and the time constants ``tau_m``, ``tau_s``. ``rule`` chooses what computes the
 updates: the exact EventProp gradient (None or ``"eventprop"``, the default) or the online
@@ -28,6 +33,9 @@ from ..delays import DELAY_KINDS
 __all__ = ["RunConfig", "load_config_file", "LEARNABLE", "RULES"]
 
 LEARNABLE = ("weight",) + DELAY_KINDS + ("tau_m", "tau_s")
+#: rounding of delays in training minibatches: nearest grid point; stochastic on the grid; stochastic onto
+#: the grid during the continuous warm-up, nearest from the grid on
+QAT_ROUNDING = ("nearest", "stochastic", "stochastic-warmup")
 #: what computes the updates: exact gradients (EventProp) or the online three-factor rule
 RULES = ("eventprop", "three-factor")
 
@@ -60,6 +68,10 @@ class RunConfig:
     quantise: float | None = None          # evaluate with delays rounded to this grid, s
     delay_step: float | None = None        # train the delays on this grid, s (quantisation-aware)
     delay_bits: int | None = None          # or: train them in this many bits over [0, d_max]
+    qat_warmup: float | None = None        # fraction of the epochs with continuous delays before the grid
+    qat_ramp: float | None = None          # fraction of the epochs over which the grid step grows to full
+    qat_rounding: str | None = None        # QAT_ROUNDING (training minibatches only)
+    qat_delay_lr: float | None = None      # the delays' learning rate x this once they are on the grid
     task_options: dict = field(default_factory=dict)   # passed to the task generator
     model_options: dict = field(default_factory=dict)  # passed to the task's network builder
     rule: str | None = None                # None / 'eventprop' (exact gradients) or 'three-factor'
@@ -107,6 +119,17 @@ class RunConfig:
             if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)
                                       or not float(value) > 0 or value == float("inf")):
                 raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+        for name in ("qat_warmup", "qat_ramp"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)
+                                      or not 0 <= float(value) < 1):
+                raise ValueError(f"{name} must be a fraction of the epochs in [0, 1), got {value!r}")
+        value = self.qat_delay_lr
+        if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)
+                                  or not 0 <= float(value) < float("inf")):
+            raise ValueError(f"qat_delay_lr must be a finite factor >= 0 (0: delays fixed on the grid), got {value!r}")
+        if self.qat_rounding not in (None,) + QAT_ROUNDING:
+            raise ValueError(f"qat_rounding must be one of {QAT_ROUNDING}, got {self.qat_rounding!r}")
         if self.rule is not None and self.rule not in RULES:
             raise ValueError(f"rule must be one of {RULES}, got {self.rule!r}")
         three = ("pseudo_derivative", "sigma", "feedback", "feedback_seed")

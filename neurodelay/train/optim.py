@@ -47,6 +47,8 @@ class Schedule:
     PyTorch's StepLR); ``exponential`` (``gamma ** epoch``); ``cosine``
     (from 1 down to ``floor`` over ``epochs`` epochs). ``warmup``: the multiplier is 0 during the first
     ``warmup`` epochs (the parameter is frozen), then follows the schedule counted from epoch ``warmup``.
+    From epoch ``drop_at`` on the multiplier is further scaled by ``drop_factor`` (e.g. the
+    delays' learning rate once quantisation-aware training puts them on a grid).
     """
 
     kind: str = "constant"
@@ -55,6 +57,8 @@ class Schedule:
     epochs: int = 100
     floor: float = 0.0
     warmup: int = 0
+    drop_at: int = 0
+    drop_factor: float = 1.0
 
     KINDS = ("constant", "step", "exponential", "cosine")
 
@@ -67,12 +71,19 @@ class Schedule:
             raise ValueError(f"schedule warmup must be an integer number of epochs >= 0, got {self.warmup!r}")
         if int(self.step_size) < 1 or int(self.epochs) < 1:
             raise ValueError(f"schedule step_size and epochs must be >= 1, got {self.step_size}, {self.epochs}")
+        if int(self.drop_at) < 0 or not (np.isfinite(self.drop_factor) and self.drop_factor >= 0):
+            raise ValueError(f"schedule drop_at must be >= 0 and drop_factor a finite number >= 0, got "
+                             f"{self.drop_at}, {self.drop_factor}")
 
     def factor(self, epoch: int) -> float:
         """Multiplier of the base learning rate during `epoch` (0-based)."""
         if epoch < int(self.warmup):
             return 0.0
-        epoch = epoch - int(self.warmup)
+        if self.drop_factor != 1.0 and epoch >= int(self.drop_at):
+            return self.drop_factor * self._factor(epoch - int(self.warmup))
+        return self._factor(epoch - int(self.warmup))
+
+    def _factor(self, epoch: int) -> float:
         if self.kind == "constant":
             return 1.0
         if self.kind == "step":
@@ -83,8 +94,11 @@ class Schedule:
         return self.floor + (1.0 - self.floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
     def to_dict(self) -> dict:
-        return dict(kind=self.kind, gamma=self.gamma, step_size=int(self.step_size), epochs=int(self.epochs),
-                    floor=self.floor, warmup=int(self.warmup))
+        d = dict(kind=self.kind, gamma=self.gamma, step_size=int(self.step_size), epochs=int(self.epochs),
+                 floor=self.floor, warmup=int(self.warmup))
+        if self.drop_factor != 1.0:
+            d.update(drop_at=int(self.drop_at), drop_factor=float(self.drop_factor))
+        return d
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "Schedule":

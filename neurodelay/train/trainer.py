@@ -19,6 +19,13 @@ The history is an xarray Dataset along ``epoch`` (1-based): ``train_loss``,
 ``validation_loss``, ``validation_accuracy`` (NaN without validation data),
 ``epoch_time`` and ``elapsed`` (s) and ``learning_rate`` (epoch, param),
 ``param`` being the dotted key names.
+
+Constraints with a grid schedule (:class:`~neurodelay.train.constraints.Constraint`
+``grid_from``, ``grid_ramp``, ``stochastic``, ``stochastic_before``) hand the network the values of
+the current epoch: continuous during a warm-up, a growing step during a
+ramp, stochastically rounded in training minibatches. Only epochs on the
+final grid compete for ``best.nc`` and count towards early stopping, so the
+best checkpoint is a network the hardware can store.
 """
 
 from __future__ import annotations
@@ -143,6 +150,15 @@ def _check_constraints(model: Model, constraints: dict | None) -> dict:
     return {k: constraints.get(k, UNBOUNDED) for k in model.keys}
 
 
+def _check_grid_schedule(constraints: dict, epochs: int) -> None:
+    """Refuse a grid schedule that would end training before the network reaches its final grid."""
+    for key, c in constraints.items():
+        if c.final_epoch and c.final_epoch >= epochs:
+            raise ValueError(f"{key_name(key)}: the delays reach their final grid in epoch {c.final_epoch + 1} "
+                             f"(grid_from {c.grid_from} + grid_ramp {c.grid_ramp}), after the last epoch "
+                             f"{epochs}; shorten the warm-up / ramp or train longer")
+
+
 def fit(model: Model, train, *, epochs: int, batch_size: int, optimiser: Adam | None = None,
         constraints: dict | None = None, validation=None, seed: int = 0, out_dir=None,
         resume: bool | str | Path = False, patience: int | None = None,
@@ -170,6 +186,7 @@ def fit(model: Model, train, *, epochs: int, batch_size: int, optimiser: Adam | 
     constraints = _check_constraints(model, constraints)
     out_dir = Path(out_dir) if out_dir is not None else None
     keys = tuple(model.keys)
+    _check_grid_schedule(constraints, int(epochs))
 
     # ---- start or resume --------------------------------------------------------------------------
     resume_path = None
@@ -187,6 +204,7 @@ def fit(model: Model, train, *, epochs: int, batch_size: int, optimiser: Adam | 
             raise ValueError(f"checkpoint {resume_path} trains {sorted(ckpt.raw)}, the model trains {list(keys)}")
         raw = {k: ckpt.raw[k] for k in keys}
         constraints = {k: Constraint(**ckpt.constraints[k]) for k in keys}
+        _check_grid_schedule(constraints, int(epochs))
         optimiser = Adam.from_config(ckpt.optimiser_config, ckpt.optimiser_state)
         rng = ckpt.rng()
         start_epoch, history = ckpt.epoch, ckpt.history
@@ -201,6 +219,12 @@ def fit(model: Model, train, *, epochs: int, batch_size: int, optimiser: Adam | 
         start_epoch, history = 0, empty_history(keys)
         best = dict(epoch=0, accuracy=-np.inf)
     elapsed0 = float(history["elapsed"].values[-1]) if history.sizes["epoch"] else 0.0
+    scheduled = any(c.final_epoch > 0 for c in constraints.values())
+    stochastic = any(c.stochastic or c.stochastic_before for c in constraints.values())
+    final_epoch = max([c.final_epoch for c in constraints.values()], default=0)
+
+    def values_at(epoch_index: int, noise: np.random.Generator | None = None) -> dict:
+        return {k: constraints[k].value(raw[k], epoch_index, noise) for k in keys}
 
     def checkpoint(epoch: int, hist: xr.Dataset, extra: dict) -> Checkpoint:
         return Checkpoint(network=model.network, raw=raw, constraints={k: c.to_dict() for k, c in constraints.items()},
@@ -221,12 +245,16 @@ def fit(model: Model, train, *, epochs: int, batch_size: int, optimiser: Adam | 
         for epoch_index in range(start_epoch, int(epochs)):
             t0 = time.perf_counter()
             loss_sum, correct, seen = 0.0, 0, 0
+            if scheduled:   # this epoch's grid (continuous in a warm-up, a growing step in a ramp)
+                model = model.with_values(values_at(epoch_index))
             for b, batch in enumerate(train.batches(batch_size, rng)):
+                if stochastic:
+                    model = model.with_values(values_at(epoch_index, rng))
                 result = model.loss_and_grad(batch, rng)
                 raw_grads = {k: constraints[k].raw_gradient(raw[k], result.grads[k]) for k in keys}
                 stepped = optimiser.step(raw, raw_grads, epoch_index)
                 raw = {k: constraints[k].project(stepped[k]) for k in keys}
-                model = model.with_values({k: constraints[k].value(raw[k]) for k in keys})
+                model = model.with_values(values_at(epoch_index))
                 loss_sum += result.loss * result.n_trials
                 correct += result.n_correct
                 seen += result.n_trials
@@ -241,7 +269,8 @@ def fit(model: Model, train, *, epochs: int, batch_size: int, optimiser: Adam | 
                        epoch_time=now - t0, elapsed=elapsed0 + now - started)
             lrs = np.array([optimiser.learning_rate(k, epoch_index) for k in keys])
             history = _append(history, row, lrs)
-            improved = val is not None and val.accuracy > best["accuracy"]
+            on_final_grid = epoch_index >= final_epoch
+            improved = val is not None and on_final_grid and val.accuracy > best["accuracy"]
             if improved:
                 best = dict(epoch=epoch, accuracy=val.accuracy)
             extra = dict(best_epoch=best["epoch"], best_validation_accuracy=best["accuracy"])
@@ -262,7 +291,8 @@ def fit(model: Model, train, *, epochs: int, batch_size: int, optimiser: Adam | 
                                 val=f"{row['validation_accuracy']:.3f}")
             for cb in callbacks:
                 cb("epoch", row)
-            if patience is not None and val is not None and epoch - best["epoch"] >= int(patience):
+            if (patience is not None and val is not None and on_final_grid
+                    and epoch - best["epoch"] >= int(patience)):
                 stop_reason = "early_stopping"
                 break
     except KeyboardInterrupt:

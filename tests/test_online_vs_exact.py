@@ -1,0 +1,53 @@
+"""The online-vs-exact comparison analysis (issue #16 part 3) at its --quick scale, and its figure.
+
+Checks against counts made independently of the analysis: the trained parameters of each parameter
+set (Yin-Yang 5 -> 8 -> 3: 64 weights; with synaptic delays twice that), the online rule's memory
+per trial from its trace count (4 numbers per plastic LIF synapse, 4 per neuron), the exact rule's
+at least the input spikes' record; cosines only for the online rule, inside [-1, 1].
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(scope="module")
+def comparison(quick_analysis):
+    return quick_analysis("online_vs_exact")
+
+
+def test_every_quick_point_ran_and_parameter_counts_match_the_network(comparison):
+    _, ds, _ = comparison
+    assert (ds["status"].values == "ok").all()
+    n_syn = 5 * 8 + 8 * 3
+    expected = {"weights": n_syn, "weights+delays": 2 * n_syn, "weights+delays@grid": 2 * n_syn}
+    for params, n in expected.items():
+        np.testing.assert_array_equal(ds["n_params"].sel(params=params).values, n)
+    acc = ds["test_accuracy"].values
+    assert np.all((acc >= 0) & (acc <= 1))
+    assert np.all(ds["train_time"].values > 0)
+
+
+def test_memory_per_trial_follows_the_state_each_rule_keeps(comparison):
+    module, ds, _ = comparison
+    n_neurons, n_syn = 5 + 8 + 3, 5 * 8 + 8 * 3
+    online = ds["memory_per_trial"].sel(rule="three-factor").values
+    np.testing.assert_allclose(online, 8 * (4 * n_syn + 4 * n_neurons))
+    exact = ds["memory_per_trial"].sel(rule="eventprop").values
+    # at least the 5 input spikes of every Yin-Yang trial (4 coordinates + bias) and the adjoint state
+    assert np.all(exact >= module.RECORD_BYTES_PER_SPIKE * 5 + 16 * n_neurons)
+
+
+def test_cosines_are_for_the_online_rule_only(comparison):
+    _, ds, _ = comparison
+    assert np.isnan(ds["cosine"].sel(rule="eventprop").values).all()
+    c = ds["cosine"].sel(rule="three-factor")
+    assert np.isfinite(c.sel(kind="weight").values).all()
+    assert np.isnan(c.sel(params="weights", kind="synaptic").values).all()
+    assert np.isfinite(c.sel(params="weights+delays", kind="synaptic").values).all()
+    assert np.all(np.abs(c.values[np.isfinite(c.values)]) <= 1 + 1e-12)
+
+
+def test_online_vs_exact_figure_is_drawn_from_the_result_alone(comparison, draw_offline):
+    draw_offline("fig_online_vs_exact.py", comparison[2], "online_vs_exact", min_png_bytes=20_000)
