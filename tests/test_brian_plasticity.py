@@ -22,7 +22,7 @@ import pytest
 
 from neurodelay.brian import three_factor_gradients
 from neurodelay.delays import Delays
-from neurodelay.events import simulate
+from neurodelay import simulate
 from neurodelay.events.readout import max_voltage
 from neurodelay.gradients import loss_and_grad
 from neurodelay.losses import FirstSpikeCrossEntropy, MaxVoltageCrossEntropy
