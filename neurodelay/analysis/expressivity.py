@@ -242,6 +242,19 @@ def _pattern_maxima(patterns, weights, delays, tau_m, tau_s):
 
 
 @njit(cache=True)
+def _pattern_max(times_row, weights, delays, order, arrival, tau_m, tau_s):
+    """Exact max of V and its time for one pattern (one spike per afferent at `times_row`).
+
+    Fills `arrival` with each afferent's arrival time; `order` sorts the afferents by it, or is
+    empty to sort here.
+    """
+    for i in range(times_row.shape[0]):
+        arrival[i] = times_row[i] + delays[i]
+    idx = np.argsort(arrival) if order.shape[0] == 0 else order
+    return _max_free(arrival[idx], weights[idx], tau_m, tau_s)
+
+
+@njit(cache=True)
 def _tempotron_epochs(times, labels, weights, delays, learn_w, learn_d, lr_w, lr_d, momentum, margin, max_delay,
                       tau_m, tau_s, epochs, seed):
     """Gütig & Sompolinsky's tempotron rule with momentum, on the exact voltage maximum, in place.
@@ -261,8 +274,7 @@ def _tempotron_epochs(times, labels, weights, delays, learn_w, learn_d, lr_w, lr
     c = tau_s / (tau_m - tau_s)
     order = np.arange(n_pat)
     arrival = np.empty(n_in)
-    sorted_t = np.empty(n_in)
-    sorted_w = np.empty(n_in)
+    unsorted = np.empty(0, np.int64)
     presorted = np.empty((n_pat if not learn_d else 0, n_in), np.int64)
     for p in range(presorted.shape[0]):
         presorted[p] = np.argsort(times[p] + delays)
@@ -272,13 +284,8 @@ def _tempotron_epochs(times, labels, weights, delays, learn_w, learn_d, lr_w, lr
         errors = 0
         for q in range(n_pat):
             p = order[q]
-            for i in range(n_in):
-                arrival[i] = times[p, i] + delays[i]
-            idx = np.argsort(arrival) if learn_d else presorted[p]
-            for k in range(n_in):
-                sorted_t[k] = arrival[idx[k]]
-                sorted_w[k] = weights[idx[k]]
-            vmax, tmax = _max_free(sorted_t, sorted_w, tau_m, tau_s)
+            vmax, tmax = _pattern_max(times[p], weights, delays, unsorted if learn_d else presorted[p], arrival,
+                                      tau_m, tau_s)
             fire = labels[p] == 1
             if (vmax >= 1.0) != fire:
                 errors += 1
@@ -313,11 +320,9 @@ def _spike_pattern_maxima(times, weights, delays, tau_m, tau_s):
     vmax = np.empty(n_pat)
     tmax = np.empty(n_pat)
     arrival = np.empty(n_in)
+    unsorted = np.empty(0, np.int64)
     for p in range(n_pat):
-        for i in range(n_in):
-            arrival[i] = times[p, i] + delays[i]
-        order = np.argsort(arrival)
-        vmax[p], tmax[p] = _max_free(arrival[order], weights[order], tau_m, tau_s)
+        vmax[p], tmax[p] = _pattern_max(times[p], weights, delays, unsorted, arrival, tau_m, tau_s)
     return vmax, tmax
 
 

@@ -87,54 +87,6 @@ def voltage_bound(v0, i0, tau_m, tau_s):
 
 
 @njit(cache=True)
-def next_crossing(v0, i0, tau_m, tau_s, theta, closed_form):
-    """Delay s >= 0 until V first reaches theta (> 0) with no further input, or inf."""
-    if v0 >= theta:
-        return 0.0
-    if voltage_bound(v0, i0, tau_m, tau_s) < theta:
-        return np.inf
-    s_max = peak_time(v0, i0, tau_m, tau_s)
-    if s_max < 0.0:
-        return np.inf
-    v_max = free_voltage(v0, i0, tau_m, tau_s, s_max)
-    if v_max < theta:
-        return np.inf
-    if closed_form:
-        # V = a x - i0 x^2 with x = exp(-s/tau_m), a = v0 + i0: the largest root below 1
-        a = v0 + i0
-        disc = max(a * a - 4.0 * i0 * theta, 0.0)
-        x = (a + math.sqrt(disc)) / (2.0 * i0)
-        return max(-tau_m * math.log(x), 0.0) if x < 1.0 else 0.0
-    lo, hi = 0.0, s_max
-    s = s_max * (theta - v0) / (v_max - v0)
-    for _ in range(200):
-        v = free_voltage(v0, i0, tau_m, tau_s, s)
-        f = v - theta
-        if f == 0.0:
-            return s
-        if f < 0.0:
-            lo = s
-        else:
-            hi = s
-        slope = (i0 * math.exp(-s / tau_s) - v) / tau_m
-        s_new = s - f / slope if slope > 0.0 else -1.0
-        if not (lo < s_new < hi):
-            s_new = 0.5 * (lo + hi)
-        if abs(s_new - s) <= 4.4e-16 * s_new or hi - lo <= 4.4e-16 * hi:
-            return s_new
-        s = s_new
-    return hi
-
-
-
-@njit(cache=True)
-def biased_state_at(v, i, t_last, ref_end, reset, tau_m, tau_s, t, b):
-    """:func:`state_at` with a constant bias current b: u = V - b follows the bias-free dynamics."""
-    u, i_t = state_at(v - b, i, t_last, ref_end, reset - b, tau_m, tau_s, t)
-    return u + b, i_t
-
-
-@njit(cache=True)
 def _rising_root(u0, i0, tau_m, tau_s, theta, lo, hi):
     """The crossing of theta by u on [lo, hi], where u(lo) < theta <= u(hi) and u rises monotonically
     there (safeguarded Newton, to machine precision)."""
@@ -158,6 +110,35 @@ def _rising_root(u0, i0, tau_m, tau_s, theta, lo, hi):
             return s_new
         s = s_new
     return hi
+
+
+@njit(cache=True)
+def next_crossing(v0, i0, tau_m, tau_s, theta, closed_form):
+    """Delay s >= 0 until V first reaches theta (> 0) with no further input, or inf."""
+    if v0 >= theta:
+        return 0.0
+    if voltage_bound(v0, i0, tau_m, tau_s) < theta:
+        return np.inf
+    s_max = peak_time(v0, i0, tau_m, tau_s)
+    if s_max < 0.0:
+        return np.inf
+    v_max = free_voltage(v0, i0, tau_m, tau_s, s_max)
+    if v_max < theta:
+        return np.inf
+    if closed_form:
+        # V = a x - i0 x^2 with x = exp(-s/tau_m), a = v0 + i0: the largest root below 1
+        a = v0 + i0
+        disc = max(a * a - 4.0 * i0 * theta, 0.0)
+        x = (a + math.sqrt(disc)) / (2.0 * i0)
+        return max(-tau_m * math.log(x), 0.0) if x < 1.0 else 0.0
+    return _rising_root(v0, i0, tau_m, tau_s, theta, 0.0, s_max)
+
+
+@njit(cache=True)
+def biased_state_at(v, i, t_last, ref_end, reset, tau_m, tau_s, t, b):
+    """:func:`state_at` with a constant bias current b: u = V - b follows the bias-free dynamics."""
+    u, i_t = state_at(v - b, i, t_last, ref_end, reset - b, tau_m, tau_s, t)
+    return u + b, i_t
 
 
 @njit(cache=True)
