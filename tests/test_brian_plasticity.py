@@ -362,7 +362,10 @@ def test_cpp_standalone_gives_the_runtime_estimates():
 @pytest.mark.slow
 @pytest.mark.skipif(__import__("neurodelay.brian", fromlist=["nvcc_path"]).nvcc_path() is None,
                     reason="nvcc (CUDA toolkit) not found")
-@pytest.mark.parametrize("pseudo", ["exact", "gaussian"])
+# one variant in CI (each CUDA build takes about 150 s): "exact" generates the on_post pathway and the
+# readout snapshots; the Gaussian variant's per-step synaptic integration compiled too when last run
+# with both (stop 9's CI), and cpp_standalone runs it in test_cpp_standalone_gives_the_runtime_estimates
+@pytest.mark.parametrize("pseudo", ["exact"])
 def test_cuda_project_of_the_rule_compiles_without_gpu(pseudo, tmp_path):
     """brian2cuda generates and compiles the rule's code (on_post, synaptic run_regularly, the extended
     groups) unchanged; running it needs a GPU (tests/test_brian_cuda.py shows the device set-up)."""
