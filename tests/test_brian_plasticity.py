@@ -386,6 +386,30 @@ def test_cuda_project_of_the_rule_compiles_without_gpu(pseudo, tmp_path):
     assert "-use_fast_math" not in (tmp_path / "project" / "makefile").read_text()
 
 
+@pytest.mark.gpu
+@pytest.mark.slow
+@pytest.mark.skipif(not __import__("neurodelay.brian", fromlist=["gpu_visible"]).gpu_visible(),
+                    reason="no GPU visible (nvidia-smi absent or failing)")
+@pytest.mark.parametrize("pseudo", ["exact", "gaussian"])
+def test_the_rule_on_a_gpu_gives_the_cpp_standalone_estimates(pseudo):
+    """brian2cuda runs the rule's unchanged Brian2 code on the GPU (float64, no fast math): same spikes as
+    C++ standalone to 1e-12 s and the same estimates for every key to 1e-9 relative (C++ standalone
+    itself equals the runtime device, above). Run with ``pytest -m gpu tests/test_brian_plasticity.py``."""
+    net, rule, inputs, loss, labels = _standalone_case()
+    rule = ThreeFactorRule(dict(rule.updates), pseudo_derivative=pseudo)
+    runs = {device: three_factor_gradients(net, rule, inputs, 0.05, loss, labels, dt=1e-4, device=device,
+                                           history=history(net))
+            for device in ("cpp_standalone", "cuda_standalone")}
+    cpp, gpu = runs["cpp_standalone"], runs["cuda_standalone"]
+    shift = _spike_shift(gpu.record, cpp.record)
+    print(f"\n{pseudo}: GPU vs C++ spike shift {shift:.3g} s; relative differences",
+          {key: f"{rel(gpu.grads[key], value):.3g}" for key, value in cpp.grads.items()})
+    assert len(gpu.record.time) > 0 and shift < 1e-12
+    for key, value in cpp.grads.items():
+        assert np.abs(value).max() > 0, key
+        assert rel(gpu.grads[key], value) < 1e-9, key
+
+
 def test_grid_mode_converges_to_the_event_engine_as_dt_shrinks():
     """Grid mode (plain Brian2 timing: arrivals at step ends, maxima at step ends) is a baseline with
     O(dt) errors: on readout synapses its difference from the event engine shrinks >= 3x from
