@@ -268,6 +268,16 @@ def dask_client():
     cluster.close()
 
 
+def test_the_local_cluster_never_drops_a_busy_worker_for_missed_heartbeats(dask_client):
+    """Points run compiled code for minutes; on an overloaded machine their workers miss heartbeats, and
+    Dask's default worker-ttl (5 min) removed such a worker with its point (a capacity run at load 19)."""
+    import dask
+
+    assert dask.config.get("distributed.scheduler.worker-ttl") is not None   # the default is left alone
+    assert dask_client.cluster.scheduler.worker_ttl is None
+    assert "worker-ttl" not in dask_client.cluster.scheduler.periodic_callbacks
+
+
 def test_local_cluster_gives_results_identical_to_the_serial_executor(tmp_path, dask_client):
     serial = run_sweep(noisy_point, GRID, seeds=2, folder=tmp_path / "serial", root_seed=3,
                        executor=SerialExecutor(), progress=False)

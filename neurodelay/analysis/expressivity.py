@@ -216,7 +216,7 @@ def _max_free(times, weights, tau_m, tau_s):
     return best, best_t
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _pattern_maxima(patterns, weights, delays, tau_m, tau_s):
     """Exact max of V for each binary pattern (rows of 0/1, every spike at t = 0): (n_patterns,) maxima, times."""
     n_pat, n_in = patterns.shape
@@ -254,7 +254,7 @@ def _pattern_max(times_row, weights, delays, order, arrival, tau_m, tau_s):
     return _max_free(arrival[idx], weights[idx], tau_m, tau_s)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _tempotron_epochs(times, labels, weights, delays, learn_w, learn_d, lr_w, lr_d, momentum, margin, max_delay,
                       tau_m, tau_s, epochs, seed):
     """Gütig & Sompolinsky's tempotron rule with momentum, on the exact voltage maximum, in place.
@@ -313,7 +313,7 @@ def _tempotron_epochs(times, labels, weights, delays, learn_w, learn_d, lr_w, lr
     return epoch, errors
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _spike_pattern_maxima(times, weights, delays, tau_m, tau_s):
     """Exact max of V and its time for each pattern (row of spike times, one spike per afferent)."""
     n_pat, n_in = times.shape
@@ -379,7 +379,7 @@ def _polish_weights(times, delays, labels, weights, tau_m, tau_s, margin=1e-3, m
     return weights, max_rounds, False
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _delay_truth_tables(patterns, weights, grid, n_settings, theta, tau_m, tau_s):
     """Truth table (bit p set when pattern p fires) of every delay setting on the grid (mixed radix)."""
     n_in = patterns.shape[1]

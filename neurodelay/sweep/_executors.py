@@ -185,14 +185,19 @@ class LocalExecutor:
 
     def cluster(self):
         """A new LocalCluster with these settings (processes, one task thread per worker)."""
+        import dask
         from distributed import LocalCluster
 
         threads = str(self.engine_threads)
         env = {"NEURODELAY_THREADS": threads, "NUMBA_NUM_THREADS": threads, "OMP_NUM_THREADS": threads,
                "OPENBLAS_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
-        return LocalCluster(n_workers=self.workers or _usable_cores(), threads_per_worker=1, processes=True,
-                            memory_limit=self.memory_limit, dashboard_address=":0" if self.dashboard else None,
-                            silence_logs=logging.ERROR, env=env)
+        # No heartbeat time-out on this machine's own workers: a point that runs compiled code for minutes on
+        # an overloaded machine can miss heartbeats, and the scheduler would then drop a healthy worker and its
+        # point (seen at load 19). A worker process that really dies is still noticed by its nanny.
+        with dask.config.set({"distributed.scheduler.worker-ttl": None}):
+            return LocalCluster(n_workers=self.workers or _usable_cores(), threads_per_worker=1, processes=True,
+                                memory_limit=self.memory_limit, dashboard_address=":0" if self.dashboard else None,
+                                silence_logs=logging.ERROR, env=env)
 
     def run(self, func, points, done, *, fixed, retries, point_dims=()) -> None:
         from distributed import Client
