@@ -26,8 +26,10 @@ Recorded per run:
   (same network: the initial one, and the one this run trained), for the runs with rule
   ``three-factor``.
 
-The online rule runs on feedforward networks only: the digits recipe's recurrent hidden layer is
-refused (its points are recorded as failed, with the rule's error message).
+On the digits recipe's recurrent hidden layer the rule runs as e-prop does (departure 5 in
+:mod:`neurodelay.plasticity`): local traces on the recurrent synapses, the readout error through
+feedback, no propagation through the recurrent path; its delays are those of the recurrent
+projection (the recipe's ``delay_projections``).
 
 Scales: ``--quick`` (seconds, for the tests: Yin-Yang only, 8 hidden neurons, 60 trials, 1 epoch,
 1 seed), default (reduced: all three tasks, short runs on subsets of the data, 3 seeds), ``--full``
