@@ -177,7 +177,8 @@ def merge_tasks(old: xr.Dataset, new: xr.Dataset) -> xr.Dataset:
     merged.attrs.update(new.attrs)
     merged.attrs.update(scale=old.attrs["scale"] if old.attrs.get("scale") == new.attrs.get("scale") else "mixed",
                         scale_settings=json.dumps(settings),
-                        sweep_counts=json.dumps({k: int(np.sum(merged["status"].values == k)) for k in sorted(statuses)}))
+                        sweep_counts=json.dumps({k: int(np.sum(merged["status"].values == k))
+                                                 for k in sorted(statuses)}))
     return merged
 
 

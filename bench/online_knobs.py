@@ -12,6 +12,7 @@ Variants (three-factor rule unless named ``exact``; the recipe's learning rates 
 * ``exactpd``     the exact pseudo-derivative 1/(dV/dt) at each spike (sigma -> 0)
 * ``lr0.5``, ``lr2``  both learning rates x 0.5 / x 2
 * ``random``      fixed random feedback to the hidden layer (seed = the run's seed)
+* ``lr4``, ``sigma0.1_lr2``, ``sigma0.1_lr4``  larger rates, and combined with the narrower surrogate
 
 Usage: ``python bench/online_knobs.py --variants base,sigma0.1 --seeds 0,1,2 [--epochs 10] [--jobs 2]``;
 each run writes ``build/online_knobs/<variant>-e<epochs>-s<seed>.json`` (rerunning skips finished runs)
@@ -42,6 +43,9 @@ VARIANTS = {
     "lr0.5": dict(lr_scale=0.5),
     "lr2": dict(lr_scale=2.0),
     "random": dict(feedback="random"),
+    "lr4": dict(lr_scale=4.0),
+    "sigma0.1_lr2": dict(sigma=0.1, lr_scale=2.0),
+    "sigma0.1_lr4": dict(sigma=0.1, lr_scale=4.0),
 }
 
 

@@ -416,7 +416,8 @@ def test_a_recurrent_hidden_layer_gets_the_readout_error_and_runs_deterministica
     net = (Network().add(SpikeSource("inp", n_in), LIF("hid", n_h, tau_m=10e-3, tau_s=2.5e-3, refractory=1e-3),
                          Readout("ro", n_r, tau_m=10e-3, tau_s=2.5e-3))
            .connect("inp", "hid", rng.uniform(0.5, 2.0, n_in * n_h))
-           .connect("hid", "hid", 0.3 * rng.standard_normal(n_h * n_h), delays=Delays(synaptic=rng.uniform(0, 5e-3, n_h ** 2)))
+           .connect("hid", "hid", 0.3 * rng.standard_normal(n_h * n_h),
+                    delays=Delays(synaptic=rng.uniform(0, 5e-3, n_h ** 2)))
            .connect("hid", "ro", rng.normal(0.5, 0.5, n_h * n_r)))
     inputs = _inputs(rng, 5, n_in)
     labels = rng.integers(0, n_r, 5)

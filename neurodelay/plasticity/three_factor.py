@@ -107,8 +107,9 @@ def learning_signals(net: Network, record, sources, feedback: np.ndarray, tmax: 
     synapses adds ``sum_c B_c (L + J)(post_c)`` (outputs first, so deeper layers get the
     error of the layer above) over the synapses c of non-recurrent projections (a recurrent
     group of populations gets the error of the populations it projects to outside the group,
-    e-prop's learning signal; nothing is fed back along its recurrent synapses). Refuses continuous voltage sources, and point sources away
-    from the maximum of V `tmax` ((n_trials, N), s) at the neurons where `checked` (N,) is True.
+    e-prop's learning signal; nothing is fed back along its recurrent synapses). Refuses
+    continuous voltage sources, and point sources away from the maximum of V `tmax`
+    ((n_trials, N), s) at the neurons where `checked` (N,) is True.
     """
     flat = record.flat
     n_trials, n = record.n_trials, flat.n_neurons
