@@ -26,8 +26,10 @@ Recorded per run:
   (same network: the initial one, and the one this run trained), for the runs with rule
   ``three-factor``.
 
-The online rule runs on feedforward networks only: the digits recipe's recurrent hidden layer is
-refused (its points are recorded as failed, with the rule's error message).
+On the digits recipe's recurrent hidden layer the rule runs as e-prop does (departure 5 in
+:mod:`neurodelay.plasticity`): local traces on the recurrent synapses, the readout error through
+feedback, no propagation through the recurrent path; its delays are those of the recurrent
+projection (the recipe's ``delay_projections``).
 
 Scales: ``--quick`` (seconds, for the tests: Yin-Yang only, 8 hidden neurons, 60 trials, 1 epoch,
 1 seed), default (reduced: all three tasks, short runs on subsets of the data, 3 seeds), ``--full``
@@ -37,6 +39,7 @@ Scales: ``--quick`` (seconds, for the tests: Yin-Yang only, 8 hidden neurons, 60
 
 Result: analyses/results/online_vs_exact.nc (read by paper_figures/fig_online_vs_exact.py).
 Usage: python analyses/online_vs_exact.py [--quick | --full] [--out PATH] [--executor serial|local]
+[--tasks digits --update] (``--update``: rerun some tasks and replace only their rows in --out)
 """
 
 from __future__ import annotations
@@ -66,7 +69,7 @@ SCALES = {
     "default": dict(tasks=("yinyang", "mts_xor", "digits"), seeds=3, cos_trials=100, grid_bits=4, task=dict(
         yinyang=dict(n_train=1500, n_validation=300, n_test=1000, epochs=10),
         mts_xor=dict(n_train=500, n_validation=200, n_test=500, epochs=10),
-        digits=dict(n_train=500, n_test=500, epochs=5))),
+        digits=dict(n_train=1000, n_test=500, epochs=15))),
     "full": dict(tasks=("yinyang", "mts_xor", "digits"), seeds=3, cos_trials=200, grid_bits=4,
                  task=dict(yinyang={}, mts_xor={}, digits={})),
 }
@@ -153,6 +156,32 @@ def online_exact_point(task: str, rule: str, params: str, seed: int, scale: dict
         attrs=dict(config=json.dumps(cfg.to_dict(), default=str)))
 
 
+def merge_tasks(old: xr.Dataset, new: xr.Dataset) -> xr.Dataset:
+    """`old` with the tasks of `new` replaced (or added) by `new`'s rows (``--update``): the scale
+    settings of each task are kept with it, the sweep counts recounted, the other attributes are
+    `new`'s. Both must have the same rules, parameter sets and seeds."""
+    for dim in ("rule", "params", "seed"):
+        if list(old[dim].values) != list(new[dim].values):
+            raise ValueError(f"--update: the existing result has {dim} {list(old[dim].values)}, this run "
+                             f"{list(new[dim].values)}; write to another --out instead")
+    keep = [t for t in old["task"].values if t not in set(new["task"].values)]
+    merged = xr.concat([old.sel(task=keep), new], dim="task", data_vars="all", combine_attrs="override") \
+        if keep else new.copy()
+    settings_old, settings_new = json.loads(old.attrs["scale_settings"]), json.loads(new.attrs["scale_settings"])
+    tasks = [str(t) for t in merged["task"].values]
+    per_task = {t: (settings_new if t in settings_new["task"] and t in set(new["task"].values) else settings_old)
+                ["task"][t] for t in tasks}
+    settings = dict(settings_new, tasks=tasks, task=per_task)
+    statuses = set(json.loads(old.attrs.get("sweep_counts", "{}"))) | set(json.loads(new.attrs.get("sweep_counts",
+                                                                                                   "{}")))
+    merged.attrs.update(new.attrs)
+    merged.attrs.update(scale=old.attrs["scale"] if old.attrs.get("scale") == new.attrs.get("scale") else "mixed",
+                        scale_settings=json.dumps(settings),
+                        sweep_counts=json.dumps({k: int(np.sum(merged["status"].values == k))
+                                                 for k in sorted(statuses)}))
+    return merged
+
+
 def main(argv=None) -> int:
     from neurodelay.io import write_netcdf
     from neurodelay.sweep import run_sweep
@@ -170,6 +199,8 @@ def main(argv=None) -> int:
     parser.add_argument("--executor", default=None,
                         help="sweep executor: local (Dask, default), serial (default with --quick) or an address")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--update", action="store_true",
+                        help="replace only these tasks' rows in the existing --out file (keep its other tasks)")
     args = parser.parse_args(argv)
     name = "quick" if args.quick else ("full" if args.full else "default")
     scale = json.loads(json.dumps(SCALES[name]))
@@ -197,6 +228,9 @@ def main(argv=None) -> int:
                                                                                           else "local"),
                    progress=not args.no_progress, fixed=dict(scale=scale))
     ds.attrs.update(scale=name, scale_settings=json.dumps(scale))
+    if args.update and args.out.exists():
+        with xr.open_dataset(args.out) as old:
+            ds = merge_tasks(old.load(), ds)
     write_netcdf(ds, args.out)
     print(f"wrote {args.out}")
     return 0

@@ -4,8 +4,8 @@ Four panels over the tasks: test accuracy (%, mean ± std over seeds, one bar pe
 parameter set, chance per task dashed), trained parameters, memory one trial keeps for its update
 (bytes, log scale) and training wall time (s, log scale); a fifth panel: cosine similarity of the
 three-factor update to the exact gradient per parameter kind, for the initial and the trained
-networks (mean ± std over seeds and parameter sets). Points that failed (the online rule refuses
-recurrent networks) are left out and named in the title.
+networks (mean ± std over seeds and parameter sets). Points that failed are left out and named in
+the title.
 
 Writes paper_figures/output/online_vs_exact.png and .pdf. Never simulates.
 Usage: python paper_figures/fig_online_vs_exact.py [--results DIR] [--out DIR]

@@ -9,6 +9,8 @@
 * Gaussian eligibility: against a quadrature of psi(V) eps built from the event
   engine's exact voltage and the traces' closed form from the arrival times, with
   the error shrinking as dt^2;
+* a recurrent hidden layer: Brian2 (through the dispatch ``engine="brian"``) against the
+  event engine, every key;
 * determinism; bad arguments.
 
 The runtime device's compiled (Cython) code does not depend on dt or sizes, so the
@@ -293,6 +295,49 @@ def test_brian_and_event_engine_implementations_agree_per_key(case):
         for key in reference.grads:
             assert differences[1e-5, key] <= 2e-5, key
             assert differences[1e-5, key] <= differences[2e-5, key] / 3, key
+
+
+def recurrent_hidden_readout(seed: int) -> Network:
+    """inp -> hid (LIF) with a recurrent hid -> hid projection (synaptic and axonal delays) -> ro (readout)."""
+    rng = np.random.default_rng(seed)
+    n_in, n_h, n_r = 12, 6, 2
+    net = Network().add(SpikeSource("inp", n_in), LIF("hid", n_h, tau_m=10e-3, tau_s=3e-3, refractory=2e-3),
+                        Readout("ro", n_r, tau_m=12e-3, tau_s=4e-3))
+    net = net.connect("inp", "hid", rng.normal(0.5, 0.4, n_in * n_h),
+                      delays=Delays(axonal=rng.uniform(0.5e-3, 3e-3, n_in),
+                                    synaptic=rng.uniform(0.5e-3, 4e-3, n_in * n_h)))
+    net = net.connect("hid", "ro", rng.normal(0.5, 0.5, n_h * n_r),
+                      delays=Delays(axonal=rng.uniform(0.5e-3, 3e-3, n_h),
+                                    synaptic=rng.uniform(0.5e-3, 4e-3, n_h * n_r)))
+    # the recurrent projection last: the first two compile to the same code as hidden_readout's (cached)
+    return net.connect("hid", "hid", rng.normal(0.0, 0.4, n_h * n_h),
+                       delays=Delays(axonal=rng.uniform(0.5e-3, 2e-3, n_h),
+                                     synaptic=rng.uniform(0.5e-3, 3e-3, n_h ** 2)))
+
+
+def test_recurrent_network_brian_and_event_engine_agree_through_the_dispatch():
+    """A recurrent hidden layer (its traces are synaptic variables like any other): every key, run
+    through neurodelay.plasticity.three_factor_gradients(engine='brian') against engine='events',
+    exact pseudo-derivative, within 10 S max|dt| + 1e-10 as above."""
+    from neurodelay.plasticity import three_factor_gradients as dispatch
+
+    net = recurrent_hidden_readout(4)
+    inputs = inputs_for(4, net["inp"].n, 2, 0.025, 2)
+    loss, labels = MaxVoltageCrossEntropy("ro"), np.array([0, 1])
+    rule = ThreeFactorRule({"inp->hid": ALL_KINDS, "hid->ro": ALL_KINDS, "hid->hid": ALL_KINDS},
+                           pseudo_derivative="exact")
+    reference = dispatch(net, rule, inputs, 0.05, loss, labels, engine="events")
+    assert reference.record.spikes("hid").counts().sum() >= 10       # the recurrent synapses carry spikes
+    sensitivity = _sensitivities(net, rule, inputs, 0.05, loss, labels, reference)
+    brian = dispatch(net, rule, inputs, 0.05, loss, labels, engine="brian", dt=DT, history=history(net))
+    assert brian.record.engine.startswith("brian-precise-runtime")
+    shift = _spike_shift(brian.record, reference.record)
+    for key, value in reference.grads.items():
+        assert np.abs(value).max() > 0, key
+        d = rel(brian.grads[key], value)
+        print(f"\nrecurrent: {key} relative difference {d:.3g}, spike shift {shift:.3g} s, "
+              f"sensitivity {sensitivity[key]:.3g} /s")
+        assert d <= 10 * sensitivity[key] * shift + 1e-10, key
 
 
 # ---- determinism, feedback, refusals -------------------------------------------------------------------

@@ -51,3 +51,27 @@ def test_cosines_are_for_the_online_rule_only(comparison):
 
 def test_online_vs_exact_figure_is_drawn_from_the_result_alone(comparison, draw_offline):
     draw_offline("fig_online_vs_exact.py", comparison[2], "online_vs_exact", min_png_bytes=20_000)
+
+
+def test_update_replaces_only_the_rerun_tasks(comparison):
+    """--update: a rerun task's rows replace that task's, the other tasks' rows and settings stay."""
+    import json
+
+    module, ds, _ = comparison
+    other = ds.assign_coords(task=["digits"])
+    other = other.assign(test_accuracy=other["test_accuracy"] * 0 + 0.25)
+    other.attrs["scale_settings"] = json.dumps(dict(json.loads(ds.attrs["scale_settings"]), tasks=["digits"],
+                                                    task={"digits": {"epochs": 7}}))
+    merged = module.merge_tasks(ds, other)
+    assert list(merged["task"].values) == ["yinyang", "digits"]
+    np.testing.assert_array_equal(merged["test_accuracy"].sel(task="yinyang"), ds["test_accuracy"].sel(task="yinyang"))
+    assert (merged["test_accuracy"].sel(task="digits").values == 0.25).all()
+    settings = json.loads(merged.attrs["scale_settings"])
+    assert settings["tasks"] == ["yinyang", "digits"] and settings["task"]["digits"] == {"epochs": 7}
+    assert settings["task"]["yinyang"] == json.loads(ds.attrs["scale_settings"])["task"]["yinyang"]
+    again = module.merge_tasks(merged, other.assign(test_accuracy=other["test_accuracy"] * 0 + 0.5))
+    assert list(again["task"].values) == ["yinyang", "digits"]
+    assert (again["test_accuracy"].sel(task="digits").values == 0.5).all()
+    assert json.loads(again.attrs["sweep_counts"])["ok"] == int((again["status"].values == "ok").sum())
+    with pytest.raises(ValueError, match="seed"):
+        module.merge_tasks(ds, other.isel(seed=[]))

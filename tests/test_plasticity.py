@@ -11,6 +11,10 @@
 * Readout synapses (max-voltage loss) are exact in every mode (snapshot at the maximum).
 * The eligibility traces of a weight and of a delay against central finite differences of
   the engine's own voltage.
+* Recurrent projections (departure 5): with recurrent weights 0 on a TTFS output layer the
+  exact-mode rule is EventProp's gradient for every key, recurrent ones included, under
+  symmetric and random feedback (no error flows back along recurrent synapses); with nonzero
+  recurrent weights the cosine to EventProp is printed and the difference must grow with them.
 * Determinism, random feedback from the seed, and clear refusals of bad descriptions.
 """
 
@@ -28,7 +32,7 @@ from neurodelay.events import flatten
 from neurodelay.events.plastic import simulate_plastic
 from neurodelay.gradients import get_param, loss_and_grad, set_param
 from neurodelay.network import LIF, Network, Readout, SpikeSource
-from neurodelay.plasticity import ThreeFactorRule, feedback_weights, three_factor_gradients
+from neurodelay.plasticity import ThreeFactorRule, feedback_weights, recurrent_projections, three_factor_gradients
 from neurodelay.spikes import SpikeTrains
 
 DURATION = 40e-3
@@ -241,11 +245,13 @@ def test_bad_descriptions_are_refused_clearly(one_layer):
         ThreeFactorRule({})
     with pytest.raises(ValueError, match="'pre->post'"):
         ThreeFactorRule({"inp": "weight"})
-    recurrent = plain.add(LIF("rec", 2)).connect("out", "rec", 1.0).connect("rec", "out", 1.0)
-    with pytest.raises(ValueError, match="feedforward"):
-        three_factor_gradients(recurrent, ThreeFactorRule({"inp->out": "weight"}),
-                               SpikeTrains.from_lists([[[0.0], []]]),
-                               DURATION, losses.FirstSpikeMSE("out", 1e-3), [0])
+    rule, mse = ThreeFactorRule({"inp->out": "weight"}), losses.FirstSpikeMSE("out", 1e-3)
+    with pytest.raises(ValueError, match="engine='nest'"):
+        three_factor_gradients(net, rule, inputs, DURATION, mse, labels, engine="nest")
+    with pytest.raises(ValueError, match="dt: options of engine='brian'"):
+        three_factor_gradients(net, rule, inputs, DURATION, mse, labels, dt=1e-5)
+    with pytest.raises(ValueError, match="n_threads is an option of the event engine"):
+        three_factor_gradients(net, rule, inputs, DURATION, mse, labels, engine="brian", n_threads=2)
     with pytest.raises(ValueError, match="online"):
         three_factor_gradients(net, ThreeFactorRule({"inp->out": "weight"}, apply="online", interval=1e-3),
                                inputs, DURATION, losses.FirstSpikeMSE("out", 1e-3), labels)
@@ -334,3 +340,105 @@ def test_the_plastic_loop_simulates_exactly_like_the_plain_one(one_layer):
         record = simulate_plastic(net, inputs, DURATION, np.ones(len(flat.out_post), bool), mode).record
         for name in ("trial", "neuron", "time", "i_minus_theta"):
             assert np.array_equal(getattr(record, name), getattr(plain, name)), (mode, name)
+
+
+# ---- recurrent projections (departure 5) ------------------------------------------------------------------
+
+def _recurrent_outputs(scale, seed=3, n_in=8, n_out=5, n_trials=6):
+    """inputs -> LIF outputs plus a recurrent projection out -> out of weights `scale` x N(0, 1) (autapses
+    included), synaptic and axonal delays on both; every output spikes at most once (refractory)."""
+    rng = np.random.default_rng(seed)
+    net = (Network().add(SpikeSource("inp", n_in), LIF("out", n_out, tau_m=10e-3, tau_s=2.5e-3, refractory=1.0))
+           .connect("inp", "out", rng.uniform(0.8, 2.2, n_in * n_out),
+                    delays=Delays(axonal=rng.uniform(0, 2e-3, n_in), synaptic=rng.uniform(0, 5e-3, n_in * n_out)))
+           .connect("out", "out", scale * rng.standard_normal(n_out * n_out),
+                    delays=Delays(axonal=rng.uniform(0, 1e-3, n_out), synaptic=rng.uniform(0, 2e-3, n_out ** 2))))
+    return net, _inputs(rng, n_trials, n_in), rng.integers(0, n_out, n_trials)
+
+
+RECURRENT_KEYS = [(p, k) for p in ("inp->out", "out->out") for k in KINDS]
+
+
+@pytest.mark.parametrize("feedback", ["symmetric", "random"])
+def test_recurrent_weights_zero_the_rule_is_the_exact_gradient_of_every_key(feedback):
+    """w_rec = 0: the paths the rule ignores (through other neurons' spikes) carry a factor w_rec,
+    so with the exact pseudo-derivative the rule equals EventProp for the recurrent keys too. The
+    recurrent weights' gradient is -dL/dt_j eps^w_ji(t_j)/Vdot (nonzero where i fired before j);
+    their delays' gradient is w_ji x (...) = 0 in both. Random feedback gives the same numbers:
+    no error is fed back along the recurrent synapses (the outputs have no other targets)."""
+    net, inputs, labels = _recurrent_outputs(0.0)
+    assert recurrent_projections(net) == ("out->out",)
+    assert (simulate(net, inputs, DURATION, engine="events").spikes("out").counts() == 1).all()
+    loss = losses.FirstSpikeCrossEntropy("out", xi=3e-3)
+    exact = loss_and_grad(net, inputs, DURATION, loss, labels, params=RECURRENT_KEYS, engine="events").grads
+    rule = ThreeFactorRule({"inp->out": KINDS, "out->out": KINDS}, pseudo_derivative="exact", feedback=feedback,
+                           feedback_seed=2)
+    grads = three_factor_gradients(net, rule, inputs, DURATION, loss, labels).grads
+    assert np.count_nonzero(exact[("out->out", "weight")]) >= 5          # the recurrent weights do learn
+    for key in RECURRENT_KEYS:
+        scale = np.max(np.abs(exact[(key[0], "weight")] if key[0] == "out->out" and key[1] != "weight"
+                              else exact[key]))
+        err = np.max(np.abs(grads[key] - exact[key])) / scale
+        print(f"{feedback} {key}: max |rule - EventProp| / scale = {err:.1e}")
+        assert err < 1e-12, key
+
+
+def test_recurrent_weights_nonzero_cosine_to_eventprop_and_the_ignored_part_grows_with_them():
+    """Recurrent weights scale x N(0, 1): the rule leaves out the paths through the recurrent
+    synapses, so its difference to EventProp must grow with the scale from 0 (where it vanishes);
+    the cosines are printed (the departure's size on this network)."""
+    loss = losses.FirstSpikeCrossEntropy("out", xi=3e-3)
+    rule = ThreeFactorRule({"inp->out": KINDS, "out->out": KINDS}, pseudo_derivative="exact")
+    errors = []
+    for scale in (0.02, 0.1, 0.3):
+        net, inputs, labels = _recurrent_outputs(scale)
+        assert (simulate(net, inputs, DURATION, engine="events").spikes("out").counts() == 1).all()
+        exact = loss_and_grad(net, inputs, DURATION, loss, labels, params=RECURRENT_KEYS, engine="events").grads
+        grads = three_factor_gradients(net, rule, inputs, DURATION, loss, labels).grads
+        a = np.concatenate([grads[k] for k in RECURRENT_KEYS])
+        b = np.concatenate([exact[k] for k in RECURRENT_KEYS])
+        errors.append(np.linalg.norm(a - b) / np.linalg.norm(b))
+        print(f"w_rec scale {scale}: relative difference {errors[-1]:.3g}; cosine per key "
+              + ", ".join(f"{k[0]} {k[1]} {_cosine(grads[k], exact[k]):.4f}" for k in RECURRENT_KEYS))
+        assert _cosine(a, b) > 0.5
+    assert errors[0] < errors[1] < errors[2], errors
+    assert errors[0] < 0.05
+
+
+def test_a_recurrent_hidden_layer_gets_the_readout_error_and_runs_deterministically():
+    """The digits shape: inputs -> recurrent hidden LIF -> readouts (max-voltage loss) plus a hidden
+    spike-count regulariser. Hidden neurons' learning signal is the readout error through B plus their
+    own count sources; nothing is fed back along hid->hid (checked through learning_signals)."""
+    from neurodelay.plasticity import learning_signals
+
+    rng = np.random.default_rng(4)
+    n_in, n_h, n_r = 6, 7, 3
+    net = (Network().add(SpikeSource("inp", n_in), LIF("hid", n_h, tau_m=10e-3, tau_s=2.5e-3, refractory=1e-3),
+                         Readout("ro", n_r, tau_m=10e-3, tau_s=2.5e-3))
+           .connect("inp", "hid", rng.uniform(0.5, 2.0, n_in * n_h))
+           .connect("hid", "hid", 0.3 * rng.standard_normal(n_h * n_h),
+                    delays=Delays(synaptic=rng.uniform(0, 5e-3, n_h ** 2)))
+           .connect("hid", "ro", rng.normal(0.5, 0.5, n_h * n_r)))
+    inputs = _inputs(rng, 5, n_in)
+    labels = rng.integers(0, n_r, 5)
+    loss = losses.MaxVoltageCrossEntropy("ro") + losses.SpikeCountRegulariser("hid", 2.0, 0.1)
+    rule = ThreeFactorRule({"inp->hid": ("weight",), "hid->hid": ("weight", "synaptic"), "hid->ro": ("weight",)},
+                           feedback="random", feedback_seed=1)
+    a = three_factor_gradients(net, rule, inputs, DURATION, loss, labels, n_threads=1)
+    b = three_factor_gradients(net, rule, inputs, DURATION, loss, labels, n_threads=2)
+    for key in a.grads:
+        assert np.array_equal(a.grads[key], b.grads[key]), key
+        assert np.any(a.grads[key] != 0), key
+    flat = flatten(net)
+    feedback = feedback_weights(net, rule, flat)
+    values, sources = loss.value_and_sources(a.record, labels)
+    L, J = learning_signals(net, a.record, sources, feedback)
+    own = np.zeros_like(L)
+    np.add.at(own, (a.record.trial, a.record.neuron), -np.asarray(sources.spike_time))
+    to_ro = flat.out_proj == 2
+    expect = own.copy()
+    np.add.at(expect, (slice(None), np.repeat(np.arange(flat.n_neurons), np.diff(flat.out_ptr))[to_ro]),
+              (L + J)[:, flat.out_post[to_ro]] * feedback[to_ro][None, :])
+    hid = slice(n_in, n_in + n_h)
+    np.testing.assert_allclose(L[:, hid], expect[:, hid], rtol=1e-13, atol=1e-15)
+    assert np.any(feedback[flat.out_proj == 1] != 0)          # random B exists on hid->hid, yet unused

@@ -417,7 +417,8 @@ def three_factor_gradients(net: Network, rule: ThreeFactorRule, inputs, duration
     Parameters
     ----------
     net : Network
-        The network (unchanged by the rule).
+        The network (unchanged by the rule), feedforward or recurrent (the traces of recurrent
+        synapses are synaptic variables like the others; departure 5 of :mod:`neurodelay.plasticity`).
     rule : ThreeFactorRule
         What is learned and how (checked against `net`; ``apply="end"`` only).
     inputs : SpikeTrains or dict
@@ -452,9 +453,6 @@ def three_factor_gradients(net: Network, rule: ThreeFactorRule, inputs, duration
     if not isinstance(rule, ThreeFactorRule):
         raise ValueError(f"rule must be a ThreeFactorRule, got {type(rule).__name__}")
     rule.check(net)
-    if not net.is_feedforward():
-        raise ValueError("the three-factor rule supports feedforward networks only (no learning signal is "
-                         "defined for recurrent projections)")
     if rule.apply != "end":
         raise ValueError(f"rule.apply={rule.apply!r}: the Brian2 implementation applies updates at the end of "
                          f"the trial only (apply='end')")

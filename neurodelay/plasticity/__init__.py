@@ -3,7 +3,8 @@ r"""Online learning rules that act on an unchanged network: the three-factor rul
 A rule is a frozen description (:class:`ThreeFactorRule`) naming the projections and
 parameter kinds it updates. :func:`three_factor_gradients` runs it on a batch in the
 exact event engine (a plastic variant of the event loop, :mod:`neurodelay.events.plastic`)
-and returns its update as a gradient estimate with the keys of
+or, with ``engine="brian"``, as plain Brian2 code (:mod:`neurodelay.brian.plasticity`), and
+returns its update as a gradient estimate with the keys of
 :func:`neurodelay.gradients.loss_and_grad`, so the two can be swapped (in the
 trainer: ``neurodelay train TASK --rule three-factor``) or compared key by key.
 
@@ -90,15 +91,29 @@ Departures from the exact gradient
    changes through the hidden layer's dynamics; deeper layers get the error of the layer
    above through its B, a linear chain, not the adjoint).
 4. The readout terms and point sources are evaluated at the *current* times of the maxima.
+5. Recurrent projections (those on a cycle of the population graph, e.g. ``hidden->hidden``;
+   :func:`~neurodelay.plasticity.three_factor.recurrent_projections`), as in e-prop: the
+   traces of a recurrent synapse i -> j are the same local p_ji, q_ji, driven by its own
+   arrivals (i's spikes, delayed), so ``E^x_ji`` is the *direct* dependence of j's spikes on x
+   through that synapse only; the learning signal of j is the one above, from the error of
+   the populations outside j's recurrent group that j projects to, through B (and j's own
+   spike-time sources, e.g. a spike-count regulariser); no error is fed back along recurrent
+   synapses. Ignored: every indirect path, x -> t_j -> arrivals at k (j -> k recurrent) -> t_k
+   -> ... -> loss. Each such path crosses at least one recurrent synapse k <- j and carries
+   the factor ``dt_k/dt_j``, proportional to w_kj (the PSP it delivers, times 1/Vdot_k);
+   with all recurrent weights 0 the ignored part is exactly 0, and its size grows with them.
 
 Hence: on a one-layer network whose outputs spike at most once, with a first-spike loss and
 ``pseudo_derivative="exact"``, departures 1-3 vanish and the estimate equals the exact
 EventProp gradient (checked to ~1e-12 in tests/test_plasticity.py); readout synapses are exact
-in every mode.
+in every mode. The same holds with a recurrent projection onto the outputs whose weights are 0
+(departure 5 vanishes too): the recurrent weights' estimate, ``-dL/dt_j eps^w_ji(t_j)/Vdot``,
+is then their exact gradient (tests/test_plasticity.py; with nonzero recurrent weights the
+test reports the cosine).
 """
 
 from .rule import APPLY_MODES, FEEDBACKS, PSEUDO_DERIVATIVES, RULE_KINDS, ThreeFactorRule
-from .three_factor import feedback_weights, learning_signals, three_factor_gradients
+from .three_factor import ENGINES, feedback_weights, learning_signals, recurrent_projections, three_factor_gradients
 
-__all__ = ["ThreeFactorRule", "three_factor_gradients", "feedback_weights", "learning_signals", "RULE_KINDS",
-           "PSEUDO_DERIVATIVES", "FEEDBACKS", "APPLY_MODES"]
+__all__ = ["ThreeFactorRule", "three_factor_gradients", "feedback_weights", "learning_signals",
+           "recurrent_projections", "RULE_KINDS", "PSEUDO_DERIVATIVES", "FEEDBACKS", "APPLY_MODES", "ENGINES"]

@@ -15,21 +15,71 @@ from ..gradients import LossAndGrad
 from ..network import Network
 from .rule import ThreeFactorRule
 
-__all__ = ["three_factor_gradients", "feedback_weights", "learning_signals"]
+__all__ = ["three_factor_gradients", "feedback_weights", "learning_signals", "recurrent_projections",
+           "ENGINES"]
 
 #: how far (s, relative to max(1, duration)) a loss's point source may lie from the tracked maximum of V
 JUMP_TIME_TOLERANCE = 1e-9
 
 
-def _refuse_unsupported(net: Network, rule: ThreeFactorRule, engine) -> None:
-    if engine not in ("events", "auto") and getattr(engine, "name", None) != "events":
-        raise ValueError(f"engine={engine!r}: the three-factor rule runs in the 'events' engine here "
-                         f"(and as Brian2 code in neurodelay.brian); pass engine='events'")
+#: engines the rule runs on: the plastic event loop, or the rule as plain Brian2 code
+ENGINES = ("events", "brian")
+
+
+def _engine_name(engine) -> str:
+    """'events' or 'brian' from a name ('auto' is the event engine) or an engine object; ValueError else."""
+    name = "events" if engine == "auto" else (engine if isinstance(engine, str) else getattr(engine, "name", None))
+    if name not in ENGINES:
+        raise ValueError(f"engine={engine!r}: the three-factor rule runs on {ENGINES} ('events': the exact "
+                         f"event engine; 'brian': the rule as Brian2 code, neurodelay.brian.plasticity)")
+    return name
+
+
+def _refuse_unsupported(net: Network, rule: ThreeFactorRule) -> None:
     if rule.apply != "end":
         raise ValueError("apply='online' is not implemented in the event engine; use apply='end'")
-    if not net.is_feedforward():
-        raise ValueError("the three-factor rule supports feedforward networks only (no learning signal is "
-                         "defined here for recurrent projections)")
+
+
+def _components(net: Network) -> list[list[str]]:
+    """Strongly connected components of the projection graph between populations, every component
+    after (to the left of) none that it projects to: sinks (outputs) first (Tarjan's algorithm emits
+    a component once everything it reaches has been emitted)."""
+    succ = {name: [] for name in net.names}
+    for p in net.projections:
+        succ[p.pre].append(p.post)
+    index, low, stack, on_stack, out = {}, {}, [], set(), []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in succ[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            out.append(comp)
+
+    for name in net.names:
+        if name not in index:
+            visit(name)
+    return out
+
+
+def recurrent_projections(net: Network) -> tuple[str, ...]:
+    """Names of the projections that lie on a cycle of the population graph (pre and post in one
+    strongly connected component, e.g. ``"hidden->hidden"``): the rule feeds no error back along them."""
+    member = {name: k for k, comp in enumerate(_components(net)) for name in comp}
+    return tuple(p.name for p in net.projections if member[p.pre] == member[p.post])
 
 
 def feedback_weights(net: Network, rule: ThreeFactorRule, flat) -> np.ndarray:
@@ -48,23 +98,6 @@ def feedback_weights(net: Network, rule: ThreeFactorRule, flat) -> np.ndarray:
     return b
 
 
-def _topological_populations(net: Network) -> list[str]:
-    order, seen = [], set()
-
-    def visit(name):
-        if name in seen:
-            return
-        seen.add(name)
-        for p in net.projections:
-            if p.pre == name:
-                visit(p.post)
-        order.append(name)
-
-    for pop in net.populations:
-        visit(pop.name)
-    return order      # every population after (to the left of) the ones it projects to: outputs first
-
-
 def learning_signals(net: Network, record, sources, feedback: np.ndarray, tmax: np.ndarray | None = None,
                      checked: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per (trial, neuron): the spike learning signal L (advance-type) and the point voltage
@@ -72,8 +105,11 @@ def learning_signals(net: Network, record, sources, feedback: np.ndarray, tmax: 
 
     L of an output neuron is ``-sum_s dL/dt_s`` over its spikes; a neuron with outgoing
     synapses adds ``sum_c B_c (L + J)(post_c)`` (outputs first, so deeper layers get the
-    error of the layer above). Refuses continuous voltage sources, and point sources away
-    from the maximum of V `tmax` ((n_trials, N), s) at the neurons where `checked` (N,) is True.
+    error of the layer above) over the synapses c of non-recurrent projections (a recurrent
+    group of populations gets the error of the populations it projects to outside the group,
+    e-prop's learning signal; nothing is fed back along its recurrent synapses). Refuses
+    continuous voltage sources, and point sources away from the maximum of V `tmax`
+    ((n_trials, N), s) at the neurons where `checked` (N,) is True.
     """
     flat = record.flat
     n_trials, n = record.n_trials, flat.n_neurons
@@ -93,11 +129,14 @@ def learning_signals(net: Network, record, sources, feedback: np.ndarray, tmax: 
                 raise ValueError("the loss reads V at times other than its maximum over the trial; the "
                                  "three-factor rule supports point sources at the maximum of V only")
     pre_of = np.repeat(np.arange(n), np.diff(flat.out_ptr))
-    for name in _topological_populations(net):
+    numbers = {p.name: k for k, p in enumerate(net.projections)}
+    feeds = ~np.isin(flat.out_proj, [numbers[name] for name in recurrent_projections(net)])
+    for name in [name for comp in _components(net) for name in comp]:
         off, size = flat.offsets[name], flat.sizes[name]
-        if flat.kind[off] != KIND_LIF:
+        if size == 0 or flat.kind[off] != KIND_LIF:
             continue
         rows = np.arange(flat.out_ptr[off], flat.out_ptr[off + size])
+        rows = rows[feeds[rows]]
         if len(rows) == 0:
             continue
         err = (L + J)[:, flat.out_post[rows]] * feedback[rows][None, :]
@@ -108,14 +147,15 @@ def learning_signals(net: Network, record, sources, feedback: np.ndarray, tmax: 
 
 
 def three_factor_gradients(net: Network, rule: ThreeFactorRule, inputs, duration, loss, labels=None, *,
-                           n_threads: int | None = None, engine="events") -> LossAndGrad:
+                           n_threads: int | None = None, engine="events", **brian_options) -> LossAndGrad:
     """Run `rule` on a batch: (mean loss, {key: gradient estimate}, record), like
     :func:`~neurodelay.gradients.loss_and_grad`.
 
     Parameters
     ----------
     net : Network
-        Feedforward network (recurrent projections are refused).
+        Feedforward or recurrent network (recurrent projections: see departure 5 in
+        :mod:`neurodelay.plasticity`).
     rule : ThreeFactorRule
         What is updated and how (checked against `net`).
     inputs, duration
@@ -125,9 +165,14 @@ def three_factor_gradients(net: Network, rule: ThreeFactorRule, inputs, duration
     labels : array, optional
         One class per trial (if the loss needs them).
     n_threads : int, optional
-        Threads over trials (default: all usable cores).
-    engine : "events"
-        The plastic variant of the exact event engine (the rule's Brian2 form lives in neurodelay.brian).
+        Threads over trials (default: all usable cores; event engine only).
+    engine : {"events", "brian"}
+        ``"events"``: the plastic variant of the exact event engine. ``"brian"``: the rule as
+        plain Brian2 code (:func:`neurodelay.brian.plasticity.three_factor_gradients`), with
+        `brian_options` passed on.
+    **brian_options
+        With ``engine="brian"``: ``mode`` ("precise" or "grid"), ``dt`` (s), ``device``
+        ("runtime", "cpp_standalone", "cuda_standalone"), ``history``.
 
     Returns
     -------
@@ -138,8 +183,18 @@ def three_factor_gradients(net: Network, rule: ThreeFactorRule, inputs, duration
     """
     if not isinstance(rule, ThreeFactorRule):
         raise ValueError(f"rule must be a ThreeFactorRule, got {type(rule).__name__}")
+    if _engine_name(engine) == "brian":
+        if n_threads is not None:
+            raise ValueError("n_threads is an option of the event engine; the Brian2 version runs trials in turn")
+        from ..brian.plasticity import three_factor_gradients as on_brian   # lazy: Brian2 is optional here
+
+        result = on_brian(net, rule, inputs, duration, loss, labels, **brian_options)
+        return LossAndGrad(result.loss, result.grads, result.record)
+    if brian_options:
+        raise ValueError(f"{', '.join(sorted(brian_options))}: options of engine='brian' (the event engine "
+                         f"takes n_threads only)")
     rule.check(net)
-    _refuse_unsupported(net, rule, engine)
+    _refuse_unsupported(net, rule)
     from ..events.plastic import simulate_plastic
     from ..flat import flatten
 
