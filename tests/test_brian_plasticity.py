@@ -435,19 +435,26 @@ def test_cuda_project_of_the_rule_compiles_without_gpu(pseudo, tmp_path):
 @pytest.mark.slow
 @pytest.mark.skipif(not __import__("neurodelay.brian", fromlist=["gpu_visible"]).gpu_visible(),
                     reason="no GPU visible (nvidia-smi absent or failing)")
-@pytest.mark.parametrize("pseudo", ["exact", "gaussian"])
-def test_the_rule_on_a_gpu_gives_the_cpp_standalone_estimates(pseudo):
+@pytest.mark.parametrize("case", ["exact", "gaussian", "recurrent"])
+def test_the_rule_on_a_gpu_gives_the_cpp_standalone_estimates(case):
     """brian2cuda runs the rule's unchanged Brian2 code on the GPU (float64, no fast math): same spikes as
     C++ standalone to 1e-12 s and the same estimates for every key to 1e-9 relative (C++ standalone
-    itself equals the runtime device, above). Run with ``pytest -m gpu tests/test_brian_plasticity.py``."""
-    net, rule, inputs, loss, labels = _standalone_case()
-    rule = ThreeFactorRule(dict(rule.updates), pseudo_derivative=pseudo)
+    itself equals the runtime device, above); feedforward with both pseudo-derivatives, and a recurrent
+    hidden layer. Run with ``pytest -m gpu tests/test_brian_plasticity.py``."""
+    if case == "recurrent":
+        net = recurrent_hidden_readout(4)
+        inputs, loss, labels = inputs_for(4, net["inp"].n, 2, 0.025, 2), MaxVoltageCrossEntropy("ro"), np.array([0, 1])
+        rule = ThreeFactorRule({"inp->hid": ALL_KINDS, "hid->ro": ALL_KINDS, "hid->hid": ALL_KINDS},
+                               pseudo_derivative="exact")
+    else:
+        net, rule, inputs, loss, labels = _standalone_case()
+        rule = ThreeFactorRule(dict(rule.updates), pseudo_derivative=case)
     runs = {device: three_factor_gradients(net, rule, inputs, 0.05, loss, labels, dt=1e-4, device=device,
                                            history=history(net))
             for device in ("cpp_standalone", "cuda_standalone")}
     cpp, gpu = runs["cpp_standalone"], runs["cuda_standalone"]
     shift = _spike_shift(gpu.record, cpp.record)
-    print(f"\n{pseudo}: GPU vs C++ spike shift {shift:.3g} s; relative differences",
+    print(f"\n{case}: GPU vs C++ spike shift {shift:.3g} s; relative differences",
           {key: f"{rel(gpu.grads[key], value):.3g}" for key, value in cpp.grads.items()})
     assert len(gpu.record.time) > 0 and shift < 1e-12
     for key, value in cpp.grads.items():
