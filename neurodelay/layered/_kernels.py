@@ -24,7 +24,8 @@ so each one is handled alone, neuron by neuron:
    costate solutions of :mod:`neurodelay.events.adjoint_kernel` (see
    :mod:`neurodelay.events.adjoint` for the derivation). A LIF neuron that the
    loss reaches only through its spike times takes :func:`reverse_factored`
-   instead: no exponential per arrival. Gradients of the
+   instead: no exponential per arrival, and a neuron that does not spike and has only
+   continuous sources (a readout of an integral loss) :func:`reverse_linear`: no replay. Gradients of the
    neuron's incoming synapses and its own parameters are written by this
    neuron alone; the time sensitivity of the presynaptic spikes is added to
    one row (its chunk) of ``g_time``, so chunks of neurons can run in parallel.
@@ -42,6 +43,7 @@ from numba import njit
 
 from ..events.adjoint_kernel import homogeneous, particular
 from ..events.dynamics import biased_crossing, free_voltage, next_crossing, state_at, voltage_bound
+from ..events.readout import exp_overlap
 
 EV_SPIKE = -1      # ev_q code of a spike of the neuron (ev_s = the spike's index in the trial's record)
 EV_REF_END = -2    # ev_q code of the end of a refractory period (ev_s = the spike that started it)
@@ -622,12 +624,52 @@ def reverse_factored(m, arr_t, arr_q, arr_s, in_w, dm, ds, em, es, sp_time, sp_k
 
 
 @njit(cache=True, nogil=True)
+def reverse_linear(m, arr_t, arr_q, arr_s, in_w, tm, ts, t_end, cs_lo, cs_hi, cs_coef, cs_rate, g_time, row,
+                   g_w, g_d):
+    """Reverse pass of a neuron that does not spike and whose loss sources are continuous
+    (``dl/dV = coef exp(-rate t)`` on [0, t_end], entries cs_lo..cs_hi-1), tau_m != tau_s.
+
+    Its V is a linear filter of the arrivals, so the costate of :func:`reverse_neuron` does not
+    depend on the state: with p(t_end) = 0, E(L, a) = integral_0^L exp(-a x) dx and
+    K = tau_s / (tau_m - tau_s),
+    ``p_V(t) = sum_r coef_r exp(-rate_r t) E(t_end - t, rate_r + 1/tau_m)`` and
+    ``p_I(t) = K sum_r coef_r exp(-rate_r t) [E(t_end - t, rate_r + 1/tau_m) - E(t_end - t, rate_r + 1/tau_s)]``
+    (the effect on V(s) of a unit perturbation of V, resp. I, at t is exp(-(s-t)/tau_m), resp.
+    K (exp(-(s-t)/tau_m) - exp(-(s-t)/tau_s))). Each arrival then costs a few exponentials, with
+    no replay: dL/dw = p_I and dL/dt_a = w (p_I/tau_s - p_V/tau_m) at its time, as in
+    :func:`reverse_neuron`.
+    """
+    kk = ts / (tm - ts)
+    for a in range(m):
+        t = arr_t[a]
+        span = t_end - t
+        pv = 0.0
+        pi = 0.0
+        for r in range(cs_lo, cs_hi):
+            rate = cs_rate[r]
+            f = cs_coef[r] * math.exp(-rate * t)
+            e_m = exp_overlap(span, rate + 1.0 / tm, 0.0)
+            e_s = exp_overlap(span, rate + 1.0 / ts, 0.0)
+            pv += f * e_m
+            pi += f * kk * (e_m - e_s)
+        q = arr_q[a]
+        g_w[q] += pi
+        dl_dt = in_w[q] * (pi / ts - pv / tm)
+        g_d[q] += dl_dt
+        g_time[row, arr_s[a]] += dl_dt
+
+
+@njit(cache=True, nogil=True)
 def _reverse_one(j, m, arr_t, arr_q, arr_s, in_w, tau_m, tau_s, theta, reset, refractory, t_end, n_in, n_sp,
                  sp_t, sp_k, sp_i_minus_theta, sp_source, ps_ptr, ps_time, ps_value, cs_ptr, cs_coef, cs_rate,
                  want_tau, g_w, g_d, g_tm, g_ts, g_th, g_time, row, spike_grad, factored, in_dm, in_ds, s_em, s_es,
                  ev_t, ev_q, ev_s, ev_v, ev_i, ev_pos):
     """Reverse pass of neuron j over its m sorted arrivals (arr_*) and its n_sp spikes (sp_t, sp_k);
     the body of :func:`adjoint_range`. Returns max |V - theta| at its spikes."""
+    if n_sp == 0 and ps_ptr[j] == ps_ptr[j + 1] and not want_tau and tau_m[j] != tau_s[j]:
+        reverse_linear(m, arr_t, arr_q, arr_s, in_w, tau_m[j], tau_s[j], t_end, cs_ptr[j], cs_ptr[j + 1], cs_coef,
+                       cs_rate, g_time, row, g_w, g_d)
+        return 0.0
     if factored and ps_ptr[j] == ps_ptr[j + 1] and cs_ptr[j] == cs_ptr[j + 1]:
         d_th, w = reverse_factored(m, arr_t, arr_q, arr_s, in_w, in_dm, in_ds, s_em, s_es, sp_t[:n_sp],
                                    sp_k[:n_sp], tau_m[j], tau_s[j], theta[j], reset[j], refractory[j], t_end,
