@@ -200,7 +200,8 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="batch 4, smaller sweeps (about a minute)")
     parser.add_argument("--engine", choices=["events", "layered", "layered_unfused", "both"], default="both",
-                        help="engine(s) to measure (default both: layered, layered_unfused and events, in the same run)")
+                        help="engine(s) to measure (default both: layered, layered_unfused and events, "
+                             "in the same run)")
     parser.add_argument("--json", type=Path, default=default_json_path("gradient"), help="output JSON path")
     parser.add_argument("--batch", type=int, help="trials per batch for the main measurements (default 64, quick 4)")
     parser.add_argument("--sweep-batch", type=int, help="trials per batch in the sweeps (default 8, quick 2)")
@@ -258,8 +259,8 @@ def main(argv=None) -> dict:
     ff = run("feedforward", build_network(0.15, False), inputs, labels, duration, batch, 150, ("main", "ff"))
     two = {} if args.ff_only else run("2 hidden layers", build_network(0.15, False, hidden_layers=2), inputs, labels,
                                       duration, batch, 150, ("main", "ff2"))
-    rec = {} if args.skip_recurrent or args.ff_only else run("recurrent", build_network(0.15, True), inputs, labels, duration,
-                                             batch, 150, ("main", "rec"))
+    rec = {} if args.skip_recurrent or args.ff_only else run("recurrent", build_network(0.15, True), inputs, labels,
+                                                             duration, batch, 150, ("main", "rec"))
 
     sweep_inputs, sweep_labels = random_inputs(sweep_batch, 8000, seed=3)
     for d in delays:
@@ -302,9 +303,9 @@ def main(argv=None) -> dict:
                              "unfused_forward_cpu": ratio(case["events"], unf, "forward_cpu_ms_per_trial"),
                              "unfused_backward_cpu": ratio(case["events"], unf, "backward_cpu_ms_per_trial")}
         main_engine = next(e for e in LAYERED if e in by_engine)
+        sweep = by_engine[main_engine]["by_max_delay"]
         speedup["by_max_delay_cpu"] = {
-            k: by_engine["events"]["by_max_delay"][k]["cpu_ms_per_trial"]
-            / by_engine[main_engine]["by_max_delay"][k]["cpu_ms_per_trial"] for k in by_engine[main_engine]["by_max_delay"]}
+            k: by_engine["events"]["by_max_delay"][k]["cpu_ms_per_trial"] / sweep[k]["cpu_ms_per_trial"] for k in sweep}
     if "layered" in ff and "layered_unfused" in ff:
         speedup["fused_over_unfused_ff"] = {"wall": ratio(ff["layered_unfused"], ff["layered"], "ms_per_trial"),
                                             "cpu": ratio(ff["layered_unfused"], ff["layered"], "cpu_ms_per_trial")}

@@ -342,7 +342,8 @@ def test_readout_arrivals_sorted_stably():
         spikes = [(t, i) for t, i, tr in zip(record.inputs.time, record.inputs.neuron, record.inputs.trial) if tr == k]
         spikes += [(t, i) for t, i, tr in zip(record.time, record.neuron, record.trial) if tr == k]
         for j in range(3):
-            rows = [(t + flat.out_d[c], flat.out_w[c]) for t, i in spikes for c in range(flat.out_ptr[i], flat.out_ptr[i + 1])
+            rows = [(t + flat.out_d[c], flat.out_w[c]) for t, i in spikes
+                    for c in range(flat.out_ptr[i], flat.out_ptr[i + 1])
                     if flat.out_post[c] == off + j and t + flat.out_d[c] <= 0.02]
             want_t = np.array([r[0] for r in rows])
             order = np.argsort(want_t, kind="stable")

@@ -10,6 +10,12 @@ instead of merging every spike in flight again. Results equal those of
 :mod:`neurodelay.events` (the same floating-point operations per neuron: spike
 times bit for bit; gradients to rounding, as sums are taken in another order).
 
+:func:`fused_loss_and_grad` (what :func:`neurodelay.loss_and_grad` runs on
+this engine when the loss is ``separable``) goes forward, through the loss and
+backward one trial at a time, keeping each LIF neuron's sorted arrivals from
+the forward scan for the reverse pass, so nothing is generated and sorted
+twice and only one trial's arrivals (about 16 bytes each) are held per worker.
+
 Parallelism: over trials when the batch has at least as many trials as
 threads, otherwise over fixed chunks of neurons within each layer. The chunks
 and the blocks of trials whose gradients are summed together are the same
