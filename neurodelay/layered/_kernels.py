@@ -741,13 +741,14 @@ def adjoint_range(j0, j1, row, in_ptr, in_pre, in_d, in_w, tau_m, tau_s, theta, 
 # ------------------------------------------------ fused forward -> backward ----
 @njit(cache=True, nogil=True)
 def forward_keep_range(j0, j1, tau_m, tau_s, theta, reset, refractory, closed, in_ptr, in_pre, in_d, in_w,
-                       s_start, s_end, s_time, pos_id, t_end, max_spikes):
+                       s_start, s_end, s_time, pos_id, t_end, max_spikes, a_t, a_q, a_s):
     """:func:`forward_range` of LIF neurons j0..j1-1 at rest without bias (exact scans), keeping each
     neuron's sorted arrivals for the reverse pass (:func:`adjoint_kept_range`), so that they are
     generated and sorted once per trial.
 
     pos_id: ``arange(len(s_time))`` (an arrival's source id is the position of its spike in s_time).
-    Returns (count per neuron, spike times, I - theta, a_ptr, a_t, a_q, a_s): the arrivals of
+    a_t, a_q, a_s (workspace, reused across trials): at least the sum of :func:`incoming_count`
+    over the neurons. Returns (count per neuron, spike times, I - theta, a_ptr): the arrivals of
     neuron j0 + i are ``a_ptr[i]:a_ptr[i + 1]`` of a_t (s), a_q (synapse), a_s (source id).
     """
     n_j = j1 - j0
@@ -757,11 +758,10 @@ def forward_keep_range(j0, j1, tau_m, tau_s, theta, reset, refractory, closed, i
         c = incoming_count(j, in_ptr, in_pre, s_start, s_end)
         bound += c
         mmax = max(mmax, c)
+    if bound > a_t.shape[0] or bound > a_q.shape[0] or bound > a_s.shape[0]:
+        raise ValueError("forward_keep_range: arrival workspace too small")
     counts = np.empty(mmax + 1, np.int64)
     a_ptr = np.zeros(n_j + 1, np.int64)
-    a_t = np.empty(bound)
-    a_q = np.empty(bound, np.int32)
-    a_s = np.empty(bound, np.int32)
     no_samples = np.empty(0)
     samples = np.empty((0, 0))
     n_per = np.zeros(n_j, np.int64)
@@ -797,7 +797,7 @@ def forward_keep_range(j0, j1, tau_m, tau_s, theta, reset, refractory, closed, i
             for r in range(i + 1, n_j):
                 a_ptr[r + 1] = a_ptr[i + 1]
             break
-    return n_per, res_t[:total].copy(), res_g[:total].copy(), a_ptr, a_t, a_q, a_s
+    return n_per, res_t[:total].copy(), res_g[:total].copy(), a_ptr
 
 
 @njit(cache=True, nogil=True)

@@ -374,7 +374,19 @@ def fused_loss_and_grad(net: Network, inputs, duration, loss, labels=None, *, ti
     bounds = merged.trial_slices()
     no_samples = np.zeros((0, 0))
 
-    def run_trial(k, acc, pool):
+    def workspace(ws, off, chunks, s_start, s_end):
+        """Slices of this worker's arrival arrays for layer `off` (grown when needed, reused by its
+        next trials), one per chunk, each as long as the chunk's arrivals can be."""
+        lo, hi = plan.in_ptr[chunks[0][0]], plan.in_ptr[chunks[-1][1]]
+        per_syn = np.concatenate([[0], np.cumsum((s_end - s_start)[plan.in_pre[lo:hi]])])
+        ends = per_syn[[plan.in_ptr[c1] - lo for _, c1, _ in chunks]]
+        starts = np.concatenate([[0], ends[:-1]])
+        if off not in ws or len(ws[off][0]) < ends[-1]:
+            size = int(ends[-1] * 1.25) + 1024
+            ws[off] = (np.empty(size), np.empty(size, np.int32), np.empty(size, np.int32))
+        return [tuple(x[a:b] for x in ws[off]) for a, b in zip(starts, ends)]
+
+    def run_trial(k, acc, pool, ws):
         sl = slice(bounds[k], bounds[k + 1])
         in_n, in_t = merged.neuron[sl], merged.time[sl]
         n_in = len(in_t)
@@ -386,12 +398,13 @@ def fused_loss_and_grad(net: Network, inputs, duration, loss, labels=None, *, ti
         for off, size, _, _ in lif_layers:
             pos_id = np.arange(len(s_time), dtype=np.int64)
 
-            def work(chunk, s_time=s_time, pos_id=pos_id, total=total):
-                c0, c1, _ = chunk
+            def work(item, s_time=s_time, pos_id=pos_id, total=total):
+                (c0, c1, _), arrays = item
                 return K.forward_keep_range(c0, c1, *static_f, s_start, s_end, s_time, pos_id, duration,
-                                            max_spikes_per_trial - total)
+                                            max_spikes_per_trial - total, *arrays)
             chunks = _chunks(off, size)
-            res = _map(pool, work, chunks)
+            arrays = workspace(ws, off, chunks, s_start, s_end)
+            res = _map(pool, work, list(zip(chunks, arrays)))
             counts = np.concatenate([r[0] for r in res])
             times = np.concatenate([r[1] for r in res])
             total += len(times)
@@ -406,7 +419,7 @@ def fused_loss_and_grad(net: Network, inputs, duration, loss, labels=None, *, ti
             parts_n.append(np.repeat(np.arange(off, off + size, dtype=np.int64), counts))
             parts_g.append(np.concatenate([r[2] for r in res]))
             s_time = np.concatenate(parts_t) if len(times) else s_time
-            kept[off] = [(c, r[3], r[4], r[5], r[6]) for c, r in zip(chunks, res)]
+            kept[off] = [(c, r[3], *x) for c, r, x in zip(chunks, res, arrays)]
         # the trial's spikes by position (grouped by neuron) and in record order (time, neuron)
         sp_n = np.concatenate(parts_n) if parts_n else np.zeros(0, np.int64)
         sp_t = s_time[n_in:]
@@ -467,15 +480,17 @@ def fused_loss_and_grad(net: Network, inputs, duration, loss, labels=None, *, ti
     pool = _parallel(threads, len(blocks) - 1)
     if pool is None:
         def run_block(b):
-            acc = new_acc()
-            return acc, [run_trial(k, acc, None) for k in range(blocks[b], blocks[b + 1])]
+            acc, ws = new_acc(), {}
+            return acc, [run_trial(k, acc, None, ws) for k in range(blocks[b], blocks[b + 1])]
         done = map_trials(run_block, len(blocks) - 1, threads)
     else:
+        ws = {}
         with pool:
             done = []
             for b in range(len(blocks) - 1):
                 acc = new_acc()
-                done.append((acc, [run_trial(k, acc, pool if k else None) for k in range(blocks[b], blocks[b + 1])]))
+                done.append((acc, [run_trial(k, acc, pool if k else None, ws)
+                                   for k in range(blocks[b], blocks[b + 1])]))
     results = [r for _, per_trial in done for r in per_trial]
     worst = check_replay(max((r[4] for r in results), default=0.0), flat, record_tolerance)
     g_w, g_d, g_tm, g_ts, g_th = sum_blocks(done, n_syn, n)
