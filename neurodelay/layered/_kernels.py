@@ -761,6 +761,9 @@ def forward_keep_range(j0, j1, tau_m, tau_s, theta, reset, refractory, closed, i
     if bound > a_t.shape[0] or bound > a_q.shape[0] or bound > a_s.shape[0]:
         raise ValueError("forward_keep_range: arrival workspace too small")
     counts = np.empty(mmax + 1, np.int64)
+    arr_t = np.empty(mmax)                # sorted here (cache-resident), then copied out in order
+    arr_q = np.empty(mmax, np.int64)
+    arr_s = np.empty(mmax, np.int64)
     a_ptr = np.zeros(n_j + 1, np.int64)
     no_samples = np.empty(0)
     samples = np.empty((0, 0))
@@ -774,10 +777,14 @@ def forward_keep_range(j0, j1, tau_m, tau_s, theta, reset, refractory, closed, i
         i = j - j0
         lo = a_ptr[i]
         m = gather_sorted(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, pos_id, t_end, True,
-                          counts, a_t[lo:], a_q[lo:], a_s[lo:])
+                          counts, arr_t, arr_q, arr_s)
         a_ptr[i + 1] = lo + m
+        for a in range(m):
+            a_t[lo + a] = arr_t[a]
+            a_q[lo + a] = arr_q[a]
+            a_s[lo + a] = arr_s[a]
         while True:
-            ns = scan_forward(m, a_t[lo:], a_q[lo:], in_w, tau_m[j], tau_s[j], theta[j], reset[j], refractory[j],
+            ns = scan_forward(m, arr_t, arr_q, in_w, tau_m[j], tau_s[j], theta[j], reset[j], refractory[j],
                               closed[j], True, t_end, no_samples, -1, samples, out_t, out_g, 0.0, 0.0, 0.0)
             if ns >= 0:
                 break
