@@ -741,15 +741,17 @@ def adjoint_range(j0, j1, row, in_ptr, in_pre, in_d, in_w, tau_m, tau_s, theta, 
 # ------------------------------------------------ fused forward -> backward ----
 @njit(cache=True, nogil=True)
 def forward_keep_range(j0, j1, tau_m, tau_s, theta, reset, refractory, closed, in_ptr, in_pre, in_d, in_w,
-                       s_start, s_end, s_time, pos_id, t_end, max_spikes, a_t, a_q, a_s):
+                       s_start, s_end, s_time, pos_id, t_end, max_spikes, a_q, a_s):
     """:func:`forward_range` of LIF neurons j0..j1-1 at rest without bias (exact scans), keeping each
     neuron's sorted arrivals for the reverse pass (:func:`adjoint_kept_range`), so that they are
     generated and sorted once per trial.
 
     pos_id: ``arange(len(s_time))`` (an arrival's source id is the position of its spike in s_time).
-    a_t, a_q, a_s (workspace, reused across trials): at least the sum of :func:`incoming_count`
+    a_q, a_s (workspace, reused across trials): at least the sum of :func:`incoming_count`
     over the neurons. Returns (count per neuron, spike times, I - theta, a_ptr): the arrivals of
-    neuron j0 + i are ``a_ptr[i]:a_ptr[i + 1]`` of a_t (s), a_q (synapse), a_s (source id).
+    neuron j0 + i are ``a_ptr[i]:a_ptr[i + 1]`` of a_q (synapse) and a_s (source id); their times
+    are not kept (8 bytes per arrival instead of 16): ``s_time[a_s] + in_d[a_q]`` gives them back
+    bit for bit (the sum that :func:`gather_sorted` computed).
     """
     n_j = j1 - j0
     bound = 0
@@ -758,7 +760,7 @@ def forward_keep_range(j0, j1, tau_m, tau_s, theta, reset, refractory, closed, i
         c = incoming_count(j, in_ptr, in_pre, s_start, s_end)
         bound += c
         mmax = max(mmax, c)
-    if bound > a_t.shape[0] or bound > a_q.shape[0] or bound > a_s.shape[0]:
+    if bound > a_q.shape[0] or bound > a_s.shape[0]:
         raise ValueError("forward_keep_range: arrival workspace too small")
     counts = np.empty(mmax + 1, np.int64)
     arr_t = np.empty(mmax)                # sorted here (cache-resident), then copied out in order
@@ -780,7 +782,6 @@ def forward_keep_range(j0, j1, tau_m, tau_s, theta, reset, refractory, closed, i
                           counts, arr_t, arr_q, arr_s)
         a_ptr[i + 1] = lo + m
         for a in range(m):
-            a_t[lo + a] = arr_t[a]
             a_q[lo + a] = arr_q[a]
             a_s[lo + a] = arr_s[a]
         while True:
@@ -808,19 +809,21 @@ def forward_keep_range(j0, j1, tau_m, tau_s, theta, reset, refractory, closed, i
 
 
 @njit(cache=True, nogil=True)
-def adjoint_kept_range(j0, j1, row, a_ptr, a_t, a_q, a_s, in_w, tau_m, tau_s, theta, reset, refractory,
+def adjoint_kept_range(j0, j1, row, a_ptr, a_q, a_s, in_d, in_w, tau_m, tau_s, theta, reset, refractory,
                        s_start, s_end, s_time, t_end, n_in, sp_i_minus_theta, sp_source,
                        ps_ptr, ps_time, ps_value, cs_ptr, cs_coef, cs_rate, want_tau,
                        g_w, g_d, g_tm, g_ts, g_th, g_time, spike_grad, factored, in_dm, in_ds, s_em, s_es):
     """:func:`adjoint_range` of neurons j0..j1-1 over the arrivals kept by :func:`forward_keep_range`
-    (a_ptr over j0..j1-1), source ids = positions in s_time (the trial's spikes: inputs, then the
-    network's, grouped by neuron; spike id n_in + r is entry r of sp_*)."""
+    (a_ptr over j0..j1-1; arrival times s_time[a_s] + in_d[a_q]), source ids = positions in s_time
+    (the trial's spikes: inputs, then the network's, grouped by neuron; spike id n_in + r is entry r
+    of sp_*)."""
     mmax = 0
     nsmax = 0
     for j in range(j0, j1):
         mmax = max(mmax, a_ptr[j - j0 + 1] - a_ptr[j - j0])
         nsmax = max(nsmax, s_end[j] - s_start[j])
     n_log = mmax + 2 * nsmax
+    arr_t = np.empty(mmax)
     ev_t = np.empty(n_log)
     ev_q = np.empty(n_log, np.int64)
     ev_s = np.empty(n_log, np.int64)
@@ -838,8 +841,10 @@ def adjoint_kept_range(j0, j1, row, a_ptr, a_t, a_q, a_s, in_w, tau_m, tau_s, th
             sp_t[r] = s_time[s_start[j] + r]
             sp_k[r] = s_start[j] + r - n_in
         lo, hi = a_ptr[j - j0], a_ptr[j - j0 + 1]
+        for a in range(hi - lo):
+            arr_t[a] = s_time[a_s[lo + a]] + in_d[a_q[lo + a]]
         worst = max(worst, _reverse_one(
-            j, hi - lo, a_t[lo:hi], a_q[lo:hi], a_s[lo:hi], in_w, tau_m, tau_s, theta, reset, refractory, t_end,
+            j, hi - lo, arr_t, a_q[lo:hi], a_s[lo:hi], in_w, tau_m, tau_s, theta, reset, refractory, t_end,
             n_in, n_sp, sp_t, sp_k, sp_i_minus_theta, sp_source, ps_ptr, ps_time, ps_value, cs_ptr, cs_coef,
             cs_rate, want_tau, g_w, g_d, g_tm, g_ts, g_th, g_time, row, spike_grad, factored, in_dm, in_ds,
             s_em, s_es, ev_t, ev_q, ev_s, ev_v, ev_i, ev_pos))

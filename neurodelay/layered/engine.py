@@ -14,7 +14,7 @@ times bit for bit; gradients to rounding, as sums are taken in another order).
 this engine when the loss is ``separable``) goes forward, through the loss and
 backward one trial at a time, keeping each LIF neuron's sorted arrivals from
 the forward scan for the reverse pass, so nothing is generated and sorted
-twice and only one trial's arrivals (about 16 bytes each) are held per worker.
+twice and only one trial's arrivals (8 bytes each: synapse and source spike) are held per worker.
 
 Parallelism: over trials when the batch has at least as many trials as
 threads, otherwise over fixed chunks of neurons within each layer. The chunks
@@ -383,7 +383,7 @@ def fused_loss_and_grad(net: Network, inputs, duration, loss, labels=None, *, ti
         starts = np.concatenate([[0], ends[:-1]])
         if off not in ws or len(ws[off][0]) < ends[-1]:
             size = int(ends[-1] * 1.05) + 1024
-            ws[off] = (np.empty(size), np.empty(size, np.int32), np.empty(size, np.int32))
+            ws[off] = (np.empty(size, np.int32), np.empty(size, np.int32))
         return [tuple(x[a:b] for x in ws[off]) for a, b in zip(starts, ends)]
 
     def run_trial(k, acc, pool, ws):
@@ -452,8 +452,8 @@ def fused_loss_and_grad(net: Network, inputs, duration, loss, labels=None, *, ti
                 factors = (False, _EMPTY, _EMPTY, _EMPTY, _EMPTY)
             if is_lif:
                 def work(item, factors=factors):
-                    (c0, c1, row), a_ptr, a_t, a_q, a_s = item
-                    return K.adjoint_kept_range(c0, c1, row, a_ptr, a_t, a_q, a_s, plan.in_w, *static_b,
+                    (c0, c1, row), a_ptr, a_q, a_s = item
+                    return K.adjoint_kept_range(c0, c1, row, a_ptr, a_q, a_s, plan.in_d, plan.in_w, *static_b,
                                                 s_start, s_end, s_time, duration, n_in, sp_g, sp_source,
                                                 ps_ptr, j_time, j_value, cs_ptr, r_coef, r_rate, time_constants,
                                                 *acc, g_time, spike_grad, *factors)
