@@ -11,10 +11,13 @@ trial is simulated on [0, 1 s + max_delay] so that every arrival counts
 whatever the maximum delay.
 
 Engines (``--engine``): ``events`` (the general exact engine), ``layered``
-(per-neuron scans, feedforward networks only) or ``both`` (default: every
-measurement on both engines in the same run, so their ratio is meaningful on a
-shared machine). A network the layered engine does not support (recurrent) is
-measured on the event engine only.
+(per-neuron scans, feedforward networks only: forward, loss and reverse pass
+fused per trial, :func:`neurodelay.layered.fused_loss_and_grad`, which is what
+``loss_and_grad(..., engine="layered")`` runs), ``layered_unfused`` (the same
+engine's separate ``simulate``, loss and ``adjoint``, as before the fusion) or
+``both`` (default: every measurement on all three in the same run, so their
+ratios are meaningful on a shared machine). A network the layered engine does
+not support (recurrent) is measured on the event engine only.
 
 Measured per trial (batch run on the default worker threads, divided by the
 batch size): wall time, fastest of --repeats runs, and the process's CPU time
@@ -22,7 +25,8 @@ batch size): wall time, fastest of --repeats runs, and the process's CPU time
 machine inflates much less than the wall time:
 
 * forward (``simulate``) and backward (the loss's sources and the engine's
-  ``adjoint``) separately; forward + backward is their sum;
+  ``adjoint``) separately; forward + backward is their sum (the fused path has
+  only the sum);
 * peak resident set size of the process (getrusage), and its growth during
   each engine's feedforward batch (the layered engine runs first);
 * ms per trial against the maximum delay (25, 150, 500, 1000 ms) and against
@@ -34,8 +38,8 @@ choose: the layered engine where it supports the network (and was run), else
 the event engine; ``*_by_engine`` holds both, and ``speedup_layered_over_events``
 the ratios (wall and CPU) measured in this run.
 
-usage: python bench/gradient.py [--quick] [--engine {events,layered,both}] [--json PATH] [--batch B]
-       [--threads T] [--repeats R]
+usage: python bench/gradient.py [--quick] [--engine {events,layered,layered_unfused,both}] [--json PATH]
+       [--batch B] [--threads T] [--repeats R] [--skip-recurrent] [--ff-only]
 """
 
 from __future__ import annotations
@@ -65,7 +69,8 @@ from neurodelay.spikes import SpikeTrains  # noqa: E402
 N_IN, N_HID, N_OUT = 700, 256, 20
 INPUT_WINDOW = 1.0   # s: input spikes fall in [0, 1 s)
 LOG_BYTES_PER_EVENT = 24
-ENGINES = {"events": events, "layered": layered}
+ENGINES = {"events": events, "layered": layered, "layered_unfused": layered}
+LAYERED = ("layered", "layered_unfused")
 
 
 def build_network(max_delay: float, recurrent: bool, seed: int = 1, n_in: int = N_IN, n_hid: int = N_HID,
@@ -132,6 +137,22 @@ def measure(net: Network, inputs: SpikeTrains, labels, duration: float, threads:
     eng = ENGINES[engine]
     loss = WeightedIntegralCrossEntropy("out", tau_weight=0.5)
     n = inputs.n_trials
+    per_trial = (lambda x: 1e3 * x / n)
+    if engine == "layered":          # fused forward -> loss -> backward: one total
+        wall_t = cpu_t = np.inf
+        for _ in range(repeats):
+            c0 = cpu_seconds()
+            with stopwatch() as total:
+                fused = layered.fused_loss_and_grad(net, inputs, duration, loss, labels, n_threads=threads)
+            wall_t, cpu_t = min(wall_t, total()), min(cpu_t, cpu_seconds() - c0)
+        assert fused is not None, "the fused path does not apply to this network"
+        values, result, record = fused
+        assert np.all(np.isfinite(values)) and np.all(np.isfinite(result.weight))
+        return {"engine": engine, "ms_per_trial": per_trial(wall_t), "forward_ms_per_trial": None,
+                "backward_ms_per_trial": None, "cpu_ms_per_trial": per_trial(cpu_t),
+                "forward_cpu_ms_per_trial": None, "backward_cpu_ms_per_trial": None,
+                "hidden_spikes_per_trial": len(record.time) / n, "input_spikes_per_trial": len(record.inputs.time) / n,
+                "events_in_trial_0": events_in_trial(record), "_record": record, "_grad": result}
     wall = {"forward": np.inf, "backward": np.inf}
     cpu = dict(wall)
     for _ in range(repeats):
@@ -146,7 +167,6 @@ def measure(net: Network, inputs: SpikeTrains, labels, duration: float, threads:
         wall = {"forward": min(wall["forward"], fwd()), "backward": min(wall["backward"], bwd())}
         cpu = {"forward": min(cpu["forward"], c1 - c0), "backward": min(cpu["backward"], c2 - c1)}
     assert np.all(np.isfinite(values)) and np.all(np.isfinite(result.weight))
-    per_trial = (lambda x: 1e3 * x / n)
     return {"engine": engine, "ms_per_trial": per_trial(wall["forward"] + wall["backward"]),
             "forward_ms_per_trial": per_trial(wall["forward"]), "backward_ms_per_trial": per_trial(wall["backward"]),
             "cpu_ms_per_trial": per_trial(cpu["forward"] + cpu["backward"]),
@@ -179,19 +199,23 @@ def agreement(a: dict, b: dict) -> dict:
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="batch 4, smaller sweeps (about a minute)")
-    parser.add_argument("--engine", choices=["events", "layered", "both"], default="both",
-                        help="engine(s) to measure (default both, in the same run)")
+    parser.add_argument("--engine", choices=["events", "layered", "layered_unfused", "both"], default="both",
+                        help="engine(s) to measure (default both: layered, layered_unfused and events, "
+                             "in the same run)")
     parser.add_argument("--json", type=Path, default=default_json_path("gradient"), help="output JSON path")
     parser.add_argument("--batch", type=int, help="trials per batch for the main measurements (default 64, quick 4)")
     parser.add_argument("--sweep-batch", type=int, help="trials per batch in the sweeps (default 8, quick 2)")
     parser.add_argument("--threads", type=int, default=default_threads(), help="worker threads (default: all cores)")
     parser.add_argument("--repeats", type=int, help="timed runs per measurement, the fastest counts (default 2, quick 1)")
     parser.add_argument("--skip-recurrent", action="store_true", help="leave out the recurrent network")
+    parser.add_argument("--ff-only", action="store_true",
+                        help="only the feedforward network and the max-delay sweep (no 2-layer, recurrent, "
+                             "input-spike cases)")
     args = parser.parse_args(argv)
     batch = args.batch or (4 if args.quick else 64)
     sweep_batch = args.sweep_batch or (2 if args.quick else 8)
     repeats = args.repeats or (1 if args.quick else 2)
-    engines = ["layered", "events"] if args.engine == "both" else [args.engine]
+    engines = ["layered", "layered_unfused", "events"] if args.engine == "both" else [args.engine]
     delays = (0.025, 0.15, 0.5, 1.0)
     spike_counts = (2000, 8000) if args.quick else (2000, 4000, 8000, 16000)
     load_before = os.getloadavg()
@@ -201,7 +225,7 @@ def main(argv=None) -> dict:
     for engine in engines:
         for recurrent in (False, True):
             small = build_network(0.15, recurrent)
-            if engine == "layered" and layered.supports(small) is not None:
+            if engine in LAYERED and layered.supports(small) is not None:
                 continue
             measure(small, warm_inputs, warm_labels, 0.3, 1, 1, engine)
 
@@ -212,7 +236,7 @@ def main(argv=None) -> dict:
         """Measure `net` on every selected engine that supports it; returns {engine: result}."""
         out = {}
         for engine in engines:
-            if engine == "layered" and layered.supports(net) is not None:
+            if engine in LAYERED and layered.supports(net) is not None:
                 continue
             rss0 = peak_rss_mib()
             r = measure(net, inputs, labels, duration, args.threads, repeats, engine)
@@ -220,9 +244,10 @@ def main(argv=None) -> dict:
             out[engine] = r
             rows.append({"case": case, "max_delay_ms": max_delay_ms, "batch": n_batch,
                          **{k: v for k, v in r.items() if not k.startswith("_")}})
-        if len(out) == 2:
-            label = f"{case}, {max_delay_ms} ms" + (f", {store[1]}" if store and store[0] == "by_input_spikes" else "")
-            checks[label] = agreement(out["events"], out["layered"])
+        label = f"{case}, {max_delay_ms} ms" + (f", {store[1]}" if store and store[0] == "by_input_spikes" else "")
+        for engine in LAYERED:
+            if engine in out and "events" in out:
+                checks.setdefault(label, {})[engine] = agreement(out["events"], out[engine])
         if store is not None:
             for engine, r in out.items():
                 by_engine[engine].setdefault(store[0], {})[store[1]] = {
@@ -232,17 +257,17 @@ def main(argv=None) -> dict:
     inputs, labels = random_inputs(batch, 8000, seed=2)
     duration = INPUT_WINDOW + 0.15
     ff = run("feedforward", build_network(0.15, False), inputs, labels, duration, batch, 150, ("main", "ff"))
-    two = run("2 hidden layers", build_network(0.15, False, hidden_layers=2), inputs, labels, duration, batch, 150,
-              ("main", "ff2"))
-    rec = {} if args.skip_recurrent else run("recurrent", build_network(0.15, True), inputs, labels, duration,
-                                             batch, 150, ("main", "rec"))
+    two = {} if args.ff_only else run("2 hidden layers", build_network(0.15, False, hidden_layers=2), inputs, labels,
+                                      duration, batch, 150, ("main", "ff2"))
+    rec = {} if args.skip_recurrent or args.ff_only else run("recurrent", build_network(0.15, True), inputs, labels,
+                                                             duration, batch, 150, ("main", "rec"))
 
     sweep_inputs, sweep_labels = random_inputs(sweep_batch, 8000, seed=3)
     for d in delays:
         ms = str(int(round(d * 1e3)))
         run("ff, max delay", build_network(d, False), sweep_inputs, sweep_labels, INPUT_WINDOW + d, sweep_batch,
             int(ms), ("by_max_delay", ms))
-    for count in spike_counts:
+    for count in () if args.ff_only else spike_counts:
         sp_inputs, sp_labels = random_inputs(sweep_batch, count, seed=4)
         run("ff, input spikes", build_network(0.15, False), sp_inputs, sp_labels, duration, sweep_batch, 150,
             ("by_input_spikes", str(count)))
@@ -254,30 +279,42 @@ def main(argv=None) -> dict:
 
     def auto(case_results):
         """The result of the engine `auto` would choose among those measured."""
-        return case_results.get("layered") or case_results.get("events")
+        return (case_results.get("layered") or case_results.get("layered_unfused") or case_results.get("events")
+                or {})
 
     def auto_sweep(name, field):
-        main_engine = "layered" if "layered" in by_engine else "events"
+        main_engine = next(e for e in ("layered", "layered_unfused", "events") if e in by_engine)
         return {k: v[field] for k, v in by_engine[main_engine].get(name, {}).items()}
 
+    def ratio(a, b, field):
+        return a[field] / b[field] if a.get(field) is not None and b.get(field) is not None else None
+
     speedup = {}
-    if len(engines) == 2:
+    if "events" in engines and any(e in engines for e in LAYERED):
         for name, case in (("ff", ff), ("ff2", two)):
-            speedup[name] = {"wall": case["events"]["ms_per_trial"] / case["layered"]["ms_per_trial"],
-                             "cpu": case["events"]["cpu_ms_per_trial"] / case["layered"]["cpu_ms_per_trial"],
-                             "forward_cpu": (case["events"]["forward_cpu_ms_per_trial"]
-                                             / case["layered"]["forward_cpu_ms_per_trial"]),
-                             "backward_cpu": (case["events"]["backward_cpu_ms_per_trial"]
-                                              / case["layered"]["backward_cpu_ms_per_trial"])}
+            if "events" not in case:
+                continue
+            lay = auto(case)
+            unf = case.get("layered_unfused", {})
+            speedup[name] = {"wall": ratio(case["events"], lay, "ms_per_trial"),
+                             "cpu": ratio(case["events"], lay, "cpu_ms_per_trial"),
+                             "unfused_wall": ratio(case["events"], unf, "ms_per_trial"),
+                             "unfused_cpu": ratio(case["events"], unf, "cpu_ms_per_trial"),
+                             "unfused_forward_cpu": ratio(case["events"], unf, "forward_cpu_ms_per_trial"),
+                             "unfused_backward_cpu": ratio(case["events"], unf, "backward_cpu_ms_per_trial")}
+        main_engine = next(e for e in LAYERED if e in by_engine)
+        sweep = by_engine[main_engine]["by_max_delay"]
         speedup["by_max_delay_cpu"] = {
-            k: by_engine["events"]["by_max_delay"][k]["cpu_ms_per_trial"]
-            / by_engine["layered"]["by_max_delay"][k]["cpu_ms_per_trial"] for k in by_engine["layered"]["by_max_delay"]}
+            k: by_engine["events"]["by_max_delay"][k]["cpu_ms_per_trial"] / sweep[k]["cpu_ms_per_trial"] for k in sweep}
+    if "layered" in ff and "layered_unfused" in ff:
+        speedup["fused_over_unfused_ff"] = {"wall": ratio(ff["layered_unfused"], ff["layered"], "ms_per_trial"),
+                                            "cpu": ratio(ff["layered_unfused"], ff["layered"], "cpu_ms_per_trial")}
     result = {
         "ms_per_trial_ff": auto(ff)["ms_per_trial"],
-        "ms_per_trial_ff2": auto(two)["ms_per_trial"],
+        "ms_per_trial_ff2": auto(two).get("ms_per_trial"),
         "ms_per_trial_rec": auto(rec)["ms_per_trial"] if rec else None,
         "cpu_ms_per_trial_ff": auto(ff)["cpu_ms_per_trial"],
-        "cpu_ms_per_trial_ff2": auto(two)["cpu_ms_per_trial"],
+        "cpu_ms_per_trial_ff2": auto(two).get("cpu_ms_per_trial"),
         "cpu_ms_per_trial_rec": auto(rec)["cpu_ms_per_trial"] if rec else None,
         "ms_per_trial_ff_by_engine": {e: r["ms_per_trial"] for e, r in ff.items()},
         "cpu_ms_per_trial_ff_by_engine": {e: r["cpu_ms_per_trial"] for e, r in ff.items()},
@@ -303,9 +340,12 @@ def main(argv=None) -> dict:
     growth = ", ".join(f"{e} {g:.0f}" for e, g in result["peak_rss_growth_ff_mib"].items())
     print(f"peak RSS {result['peak_rss_mib']:.0f} MiB (growth during the feedforward batch, MiB: {growth}); "
           f"load average before/after {load_before[0]:.1f}/{result['load_average']['after'][0]:.1f}")
-    if speedup:
-        print("speedup layered over events (feedforward): wall {wall:.2f}x, CPU {cpu:.2f}x "
-              "(forward {forward_cpu:.2f}x, backward {backward_cpu:.2f}x)".format(**speedup["ff"]))
+    if "ff" in speedup:
+        print("speedup layered over events (feedforward): " + ", ".join(
+            f"{k} {v:.2f}x" for k, v in speedup["ff"].items() if v is not None))
+    if "fused_over_unfused_ff" in speedup:
+        print("fused over unfused layered (feedforward): wall {wall:.2f}x, CPU {cpu:.2f}x".format(
+            **speedup["fused_over_unfused_ff"]))
     for case, c in checks.items():
         print(f"agreement {case}: {c}")
     path = write_json_atomic(args.json, result)

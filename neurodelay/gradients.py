@@ -178,6 +178,17 @@ def loss_and_grad(net: Network, inputs, duration, loss, labels=None, params=(), 
     if len(set(keys)) != len(keys):
         raise ValueError(f"params lists a key twice: {keys}")
     chosen = get_engine(engine, net)
+    want_tau = any(key[1] in ("tau_m", "tau_s") for key in keys)
+    extra = {"state": True} if any(key[1] in STATE_KINDS for key in keys) else {}
+    fused = getattr(chosen, "fused_loss_and_grad", None)
+    if record is None and initial_state is None and keys and not extra and fused is not None:
+        # forward -> loss -> backward per trial (e.g. the layered engine), where the engine and the loss allow
+        out = fused(net, inputs, duration, loss, labels, time_constants=want_tau, n_threads=n_threads,
+                    record_tolerance=record_tolerance)
+        if out is not None:
+            values, result, record = out
+            grads = {key: _gradient(net, record.flat, result, key) / record.n_trials for key in keys}
+            return LossAndGrad(float(np.mean(values)), grads, record)
     if record is None:
         if initial_state is not None:
             require_option(chosen, "simulate", "initial_state", "initial_state")
@@ -199,8 +210,6 @@ def loss_and_grad(net: Network, inputs, duration, loss, labels=None, params=(), 
     values, sources = loss.value_and_sources(record, labels)
     grads = {}
     if keys:
-        want_tau = any(key[1] in ("tau_m", "tau_s") for key in keys)
-        extra = {"state": True} if any(key[1] in STATE_KINDS for key in keys) else {}
         if extra:
             require_option(chosen, "adjoint", "state", "gradients of bias, v_init or i_init")
         result = chosen.adjoint(record, sources, time_constants=want_tau, n_threads=n_threads,

@@ -40,7 +40,14 @@ __all__ = ["Loss", "FirstSpikeMSE", "FirstSpikeCrossEntropy", "MaxVoltageCrossEn
 
 
 class Loss:
-    """Base class: subclasses implement ``value_and_sources(record, labels)``."""
+    """Base class: subclasses implement ``value_and_sources(record, labels)``.
+
+    ``separable``: True when each trial's value and sources depend only on that trial's record and
+    labels (every loss here), which lets an engine fuse forward, loss and reverse pass per trial
+    (:func:`neurodelay.loss_and_grad`); False (the default for new subclasses) for losses that couple trials.
+    """
+
+    separable = False
 
     def value_and_sources(self, record, labels=None) -> tuple[np.ndarray, AdjointSources]:
         """Per-trial loss values (n_trials,) and the adjoint sources of their sum."""
@@ -64,6 +71,7 @@ class Loss:
 class _Sum(Loss):
     def __init__(self, terms):
         self.terms = tuple(t for term in terms for t in (term.terms if isinstance(term, _Sum) else (term,)))
+        self.separable = all(getattr(t, "separable", False) for t in self.terms)
 
     def value_and_sources(self, record, labels=None):
         parts = [t.value_and_sources(record, labels) for t in self.terms]
@@ -80,6 +88,7 @@ class _Sum(Loss):
 class _Scaled(Loss):
     def __init__(self, factor: float, loss: Loss):
         self.factor, self.loss = factor, loss
+        self.separable = getattr(loss, "separable", False)
 
     def value_and_sources(self, record, labels=None):
         values, sources = self.loss.value_and_sources(record, labels)
@@ -163,6 +172,8 @@ def _missing_spike_penalty(record, population: str, silent: np.ndarray, strength
 
 
 class _FirstSpikeLoss(Loss):
+    separable = True
+
     def __init__(self, population: str, t_missing, missing_penalty: float):
         self.population = population
         self.t_missing = None if t_missing is None else float(as_seconds(t_missing, "t_missing"))
@@ -237,6 +248,8 @@ class MaxVoltageCrossEntropy(Loss):
     jump of dL/dscore_k at the time of each maximum.
     """
 
+    separable = True
+
     def __init__(self, population: str):
         self.population = population
 
@@ -266,6 +279,8 @@ class WindowedMaxVoltageCrossEntropy(Loss):
 
     Labels: (n_trials, n_windows) class indices (a 1-D array is accepted for one window).
     """
+
+    separable = True
 
     def __init__(self, population: str, windows):
         self.population = population
@@ -341,6 +356,8 @@ class MaxVoltageHinge(Loss):
     (n_trials, n) 0/1 array.
     """
 
+    separable = True
+
     def __init__(self, population: str, theta: float = 1.0, margin: float = 0.0):
         self.population = population
         self.theta = float(theta)
@@ -386,6 +403,8 @@ class WeightedIntegralCrossEntropy(Loss):
     is None; the adjoint source is the continuous ``dL/dscore_k exp(-t/tau_weight) / tau_weight``.
     """
 
+    separable = True
+
     def __init__(self, population: str, tau_weight=None):
         self.population = population
         self.tau_weight = None if tau_weight is None else float(
@@ -425,6 +444,8 @@ class SpikeCountRegulariser(Loss):
     with a per-spike weight 1/(t_k + dt) instead of 1/D (and its counts summed
     over the batch).
     """
+
+    separable = True
 
     def __init__(self, population: str, target, strength: float, strength_lower: float | None = None):
         self.population = population

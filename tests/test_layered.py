@@ -245,3 +245,110 @@ def test_edge_cases_and_errors():
         layered.simulate(net, inputs, DURATION, max_spikes_per_trial=3)
     with pytest.raises(ValueError, match="sample_times"):
         layered.simulate(net, inputs, DURATION, record="out")
+
+
+# ------------------------------------------------- fused forward -> loss -> backward ----
+@pytest.mark.parametrize("with_tau", [False, True], ids=["without_tau", "with_tau"])
+@pytest.mark.parametrize("loss_name", ["combined", "max_voltage_ce", "first_spike_mse"])
+def test_fused_loss_and_grad(loss_name, with_tau, monkeypatch):
+    """loss_and_grad on the layered engine ("layered" and "auto") runs forward, loss and reverse pass
+    fused per trial: the same record bit for bit and the same loss and gradients as the unfused path
+    (simulate, loss, adjoint), the event engine's gradients within 1e-9, identical on 1 and 2 threads."""
+    net, inputs, labels = layered_network(1, n_trials=4)
+    loss = LOSSES[loss_name]()
+    keys = _keys(net, with_tau)
+    real, used = layered.engine.fused_loss_and_grad, []
+
+    def spy(*args, **kwargs):
+        out = real(*args, **kwargs)
+        used.append(out is not None)
+        return out
+    monkeypatch.setattr(layered.engine, "fused_loss_and_grad", spy)
+    fused = [gradients.loss_and_grad(net, inputs, DURATION, loss, labels, keys, engine=e, n_threads=t)
+             for e, t in (("layered", 1), ("auto", 2))]
+    assert used == [True, True]
+    unfused = gradients.loss_and_grad(net, inputs, DURATION, loss, labels, keys,
+                                      engine=layered.LayeredEngine(fused=False))
+    assert used == [True, True]          # fused=False: not even tried
+    ref = gradients.loss_and_grad(net, inputs, DURATION, loss, labels, keys, engine="events")
+    assert len(ref.record.time) > 2 * net["h1"].n
+    for got in fused:
+        for field in ("trial", "neuron", "time", "i_minus_theta"):
+            np.testing.assert_array_equal(getattr(got.record, field), getattr(unfused.record, field))
+        assert got.record.engine == "layered" and got.record.n_trials == 4
+        assert got.loss == pytest.approx(unfused.loss, rel=1e-14)
+        assert got.loss == pytest.approx(ref.loss, rel=1e-12)
+        for key in keys:
+            assert_close_grad(got.grads[key], unfused.grads[key], str(key))
+            assert_close_grad(got.grads[key], ref.grads[key], str(key))
+    for key in keys:
+        np.testing.assert_array_equal(fused[0].grads[key], fused[1].grads[key])
+
+
+def test_fused_result_fields_one_trial_and_fallbacks(monkeypatch):
+    """fused_loss_and_grad's AdjointResult (per-spike and per-input times too) equals the adjoint's;
+    one trial on two threads (chunks of neurons in parallel) equals one thread; losses that do not
+    declare themselves separable, networks with a bias, and bad labels take the unfused path."""
+    net, inputs, labels = layered_network(2, n_trials=3)
+    loss = losses.FirstSpikeMSE("ttfs", margin=2e-3) + losses.WeightedIntegralCrossEntropy("out", 10e-3)
+    values, result, record = layered.fused_loss_and_grad(net, inputs, DURATION, loss, labels, time_constants=True)
+    ref_values, sources = loss.value_and_sources(record, labels)
+    ref = events_adjoint(record, sources, time_constants=True)
+    np.testing.assert_allclose(values, ref_values, rtol=1e-14)
+    for field in ("weight", "delay", "tau_m", "tau_s", "theta", "spike_time", "input_time"):
+        assert_close_grad(getattr(result, field), getattr(ref, field), field)
+    assert result.worst_threshold_error < 1e-12 and result.n_trials == 3
+    first = {name: SpikeTrains(s.trial[s.trial == 0], s.neuron[s.trial == 0], s.time[s.trial == 0], 1, s.n_neurons)
+             for name, s in inputs.items()}
+    one = [layered.fused_loss_and_grad(net, first, DURATION, loss, labels[:1], n_threads=t) for t in (1, 2)]
+    for field in ("weight", "delay", "theta", "spike_time", "input_time"):
+        np.testing.assert_array_equal(getattr(one[0][1], field), getattr(one[1][1], field))
+    np.testing.assert_array_equal(one[0][2].time, record.time[record.trial == 0])
+
+    class Coupled(losses.Loss):          # a user loss that says nothing about separability
+        def value_and_sources(self, record, labels=None):
+            return loss.value_and_sources(record, labels)
+    assert layered.fused_loss_and_grad(net, inputs, DURATION, Coupled(), labels) is None
+    assert not (Coupled() + loss).separable and (2.0 * loss).separable
+    assert layered.fused_loss_and_grad(net, inputs, DURATION, loss, labels[:2]) is None
+    biased = net.with_population("h2", bias=np.full(net["h2"].n, 0.1))
+    assert layered.fused_loss_and_grad(biased, inputs, DURATION, loss, labels) is None
+    keys = [("inp->h1", "weight"), ("h2->ttfs", "synaptic")]
+    got = gradients.loss_and_grad(net, inputs, DURATION, Coupled(), labels, keys, engine="layered")
+    want = gradients.loss_and_grad(net, inputs, DURATION, loss, labels, keys, engine="layered")
+    for key in keys:
+        np.testing.assert_array_equal(got.grads[key], want.grads[key])
+
+
+def test_readout_arrivals_sorted_stably():
+    """incoming_arrivals (the readout losses' arrivals, sorted by a bucket sort) against a direct
+    construction: every arrival t_spike + d <= duration of every (trial, readout), sorted by time,
+    ties in (spike, synapse) order, with many exactly simultaneous arrivals (spike times and delays
+    on a grid) from the inputs and from a LIF layer."""
+    from neurodelay.events.readout import incoming_arrivals
+    rng = np.random.default_rng(5)
+    net = Network().add(SpikeSource("inp", 8), LIF("h", 6, tau_m=10e-3, tau_s=5e-3), Readout("out", 3))
+    net = net.connect("inp", "h", rng.uniform(0.2, 1.0, 48), delays=Delays(synaptic=rng.uniform(0, 2e-3, 48)))
+    net = net.connect("inp", "out", rng.normal(0, 1, 24), delays=Delays(synaptic=rng.choice([0, 1e-3, 2e-3], 24)))
+    net = net.connect("h", "out", rng.normal(0, 1, 18), delays=Delays(synaptic=rng.choice([0, 1e-3], 18)))
+    inputs = SpikeTrains.from_lists([[np.unique(rng.choice(np.arange(20) * 1e-3, 4)) for _ in range(8)]
+                                     for _ in range(2)])
+    record = events_simulate(net, inputs, 0.02)
+    flat = record.flat
+    off = flat.offsets["out"]
+    ptr, time, weight = incoming_arrivals(record, np.arange(off, off + 3))
+    n_ties = 0
+    for k in range(2):
+        spikes = [(t, i) for t, i, tr in zip(record.inputs.time, record.inputs.neuron, record.inputs.trial) if tr == k]
+        spikes += [(t, i) for t, i, tr in zip(record.time, record.neuron, record.trial) if tr == k]
+        for j in range(3):
+            rows = [(t + flat.out_d[c], flat.out_w[c]) for t, i in spikes
+                    for c in range(flat.out_ptr[i], flat.out_ptr[i + 1])
+                    if flat.out_post[c] == off + j and t + flat.out_d[c] <= 0.02]
+            want_t = np.array([r[0] for r in rows])
+            order = np.argsort(want_t, kind="stable")
+            g = k * 3 + j
+            np.testing.assert_array_equal(time[ptr[g]: ptr[g + 1]], want_t[order])
+            np.testing.assert_array_equal(weight[ptr[g]: ptr[g + 1]], np.array([r[1] for r in rows])[order])
+            n_ties += int(np.sum(np.diff(want_t[order]) == 0))
+    assert len(record.time) > 0 and n_ties > 10

@@ -61,13 +61,39 @@ def _gather(sp_trial, sp_neuron, sp_time, sub_ptr, sub_syn, target_of_syn, out_d
                 g = sp_trial[k] * n_targets + target_of_syn[c]
                 time[fill[g]], weight[fill[g]] = t, out_w[c]
                 fill[g] += 1
+    # each group sorted by time, stably (ties keep the generation order: spike, then synapse), by a
+    # counting sort on time buckets over [0, t_end] (as many buckets as arrivals) and an insertion sort
+    # within buckets: linear in the arrivals for spread-out times
+    n_max = 0
     for g in range(n_groups):
-        a, b = ptr[g], ptr[g + 1]
-        if b - a > 1:
-            order = np.argsort(time[a:b])
-            t_sorted, w_sorted = time[a:b][order], weight[a:b][order]
-            for q in range(b - a):  # a loop, not a slice assignment: no shape-error code to compile
-                time[a + q], weight[a + q] = t_sorted[q], w_sorted[q]
+        n_max = max(n_max, ptr[g + 1] - ptr[g])
+    counts = np.empty(n_max + 1, np.int64)
+    tmp_t = np.empty(n_max)
+    tmp_w = np.empty(n_max)
+    for g in range(n_groups):
+        a, m = ptr[g], ptr[g + 1] - ptr[g]
+        if m < 2:
+            continue
+        scale = m / t_end if t_end > 0.0 else 0.0
+        for c in range(m + 1):
+            counts[c] = 0
+        for q in range(m):
+            counts[min(max(int(time[a + q] * scale), 0), m - 1) + 1] += 1
+        for c in range(m):
+            counts[c + 1] += counts[c]
+        for q in range(m):
+            c = min(max(int(time[a + q] * scale), 0), m - 1)
+            tmp_t[counts[c]], tmp_w[counts[c]] = time[a + q], weight[a + q]
+            counts[c] += 1
+        for q in range(m):
+            t, w = tmp_t[q], tmp_w[q]
+            r = q
+            while r > 0 and tmp_t[r - 1] > t:
+                tmp_t[r], tmp_w[r] = tmp_t[r - 1], tmp_w[r - 1]
+                r -= 1
+            tmp_t[r], tmp_w[r] = t, w
+        for q in range(m):
+            time[a + q], weight[a + q] = tmp_t[q], tmp_w[q]
     return ptr, time, weight
 
 

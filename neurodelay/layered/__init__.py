@@ -3,9 +3,10 @@
 Same contract as :mod:`neurodelay.events` (``simulate`` returns an
 :class:`~neurodelay.events.EventRecord`, ``adjoint`` differentiates a record of
 any engine) and the same results; :func:`supports` says whether a network can
-be run (None) or why not.
+be run (None) or why not; :func:`fused_loss_and_grad` runs forward, loss and
+reverse pass per trial (what ``loss_and_grad(..., engine="layered")`` uses).
 """
 
-from .engine import LayeredEngine, adjoint, simulate, supports
+from .engine import LayeredEngine, adjoint, fused_loss_and_grad, simulate, supports
 
-__all__ = ["LayeredEngine", "adjoint", "simulate", "supports"]
+__all__ = ["LayeredEngine", "adjoint", "fused_loss_and_grad", "simulate", "supports"]

@@ -24,7 +24,8 @@ so each one is handled alone, neuron by neuron:
    costate solutions of :mod:`neurodelay.events.adjoint_kernel` (see
    :mod:`neurodelay.events.adjoint` for the derivation). A LIF neuron that the
    loss reaches only through its spike times takes :func:`reverse_factored`
-   instead: no exponential per arrival. Gradients of the
+   instead: no exponential per arrival, and a neuron that does not spike and has only
+   continuous sources (a readout of an integral loss) :func:`reverse_linear`: no replay. Gradients of the
    neuron's incoming synapses and its own parameters are written by this
    neuron alone; the time sensitivity of the presynaptic spikes is added to
    one row (its chunk) of ``g_time``, so chunks of neurons can run in parallel.
@@ -42,6 +43,7 @@ from numba import njit
 
 from ..events.adjoint_kernel import homogeneous, particular
 from ..events.dynamics import biased_crossing, free_voltage, next_crossing, state_at, voltage_bound
+from ..events.readout import exp_overlap
 
 EV_SPIKE = -1      # ev_q code of a spike of the neuron (ev_s = the spike's index in the trial's record)
 EV_REF_END = -2    # ev_q code of the end of a refractory period (ev_s = the spike that started it)
@@ -622,6 +624,74 @@ def reverse_factored(m, arr_t, arr_q, arr_s, in_w, dm, ds, em, es, sp_time, sp_k
 
 
 @njit(cache=True, nogil=True)
+def reverse_linear(m, arr_t, arr_q, arr_s, in_w, tm, ts, t_end, cs_lo, cs_hi, cs_coef, cs_rate, g_time, row,
+                   g_w, g_d):
+    """Reverse pass of a neuron that does not spike and whose loss sources are continuous
+    (``dl/dV = coef exp(-rate t)`` on [0, t_end], entries cs_lo..cs_hi-1), tau_m != tau_s.
+
+    Its V is a linear filter of the arrivals, so the costate of :func:`reverse_neuron` does not
+    depend on the state: with p(t_end) = 0, E(L, a) = integral_0^L exp(-a x) dx and
+    K = tau_s / (tau_m - tau_s),
+    ``p_V(t) = sum_r coef_r exp(-rate_r t) E(t_end - t, rate_r + 1/tau_m)`` and
+    ``p_I(t) = K sum_r coef_r exp(-rate_r t) [E(t_end - t, rate_r + 1/tau_m) - E(t_end - t, rate_r + 1/tau_s)]``
+    (the effect on V(s) of a unit perturbation of V, resp. I, at t is exp(-(s-t)/tau_m), resp.
+    K (exp(-(s-t)/tau_m) - exp(-(s-t)/tau_s))). Each arrival then costs a few exponentials, with
+    no replay: dL/dw = p_I and dL/dt_a = w (p_I/tau_s - p_V/tau_m) at its time, as in
+    :func:`reverse_neuron`.
+    """
+    kk = ts / (tm - ts)
+    for a in range(m):
+        t = arr_t[a]
+        span = t_end - t
+        pv = 0.0
+        pi = 0.0
+        for r in range(cs_lo, cs_hi):
+            rate = cs_rate[r]
+            f = cs_coef[r] * math.exp(-rate * t)
+            e_m = exp_overlap(span, rate + 1.0 / tm, 0.0)
+            e_s = exp_overlap(span, rate + 1.0 / ts, 0.0)
+            pv += f * e_m
+            pi += f * kk * (e_m - e_s)
+        q = arr_q[a]
+        g_w[q] += pi
+        dl_dt = in_w[q] * (pi / ts - pv / tm)
+        g_d[q] += dl_dt
+        g_time[row, arr_s[a]] += dl_dt
+
+
+@njit(cache=True, nogil=True)
+def _reverse_one(j, m, arr_t, arr_q, arr_s, in_w, tau_m, tau_s, theta, reset, refractory, t_end, n_in, n_sp,
+                 sp_t, sp_k, sp_i_minus_theta, sp_source, ps_ptr, ps_time, ps_value, cs_ptr, cs_coef, cs_rate,
+                 want_tau, g_w, g_d, g_tm, g_ts, g_th, g_time, row, spike_grad, factored, in_dm, in_ds, s_em, s_es,
+                 ev_t, ev_q, ev_s, ev_v, ev_i, ev_pos):
+    """Reverse pass of neuron j over its m sorted arrivals (arr_*) and its n_sp spikes (sp_t, sp_k);
+    the body of :func:`adjoint_range`. Returns max |V - theta| at its spikes."""
+    if n_sp == 0 and ps_ptr[j] == ps_ptr[j + 1] and not want_tau and tau_m[j] != tau_s[j]:
+        reverse_linear(m, arr_t, arr_q, arr_s, in_w, tau_m[j], tau_s[j], t_end, cs_ptr[j], cs_ptr[j + 1], cs_coef,
+                       cs_rate, g_time, row, g_w, g_d)
+        return 0.0
+    if factored and ps_ptr[j] == ps_ptr[j + 1] and cs_ptr[j] == cs_ptr[j + 1]:
+        d_th, w = reverse_factored(m, arr_t, arr_q, arr_s, in_w, in_dm, in_ds, s_em, s_es, sp_t[:n_sp],
+                                   sp_k[:n_sp], tau_m[j], tau_s[j], theta[j], reset[j], refractory[j], t_end,
+                                   sp_i_minus_theta, sp_source, n_in, g_time, row, g_w, g_d, spike_grad,
+                                   ev_t, ev_q, ev_s, ev_i, ev_pos)
+        g_th[j] += d_th
+        return w
+    n_ev, w = replay_neuron(m, arr_t, arr_q, arr_s, in_w, sp_t[:n_sp], sp_k[:n_sp], tau_m[j], tau_s[j],
+                            theta[j], reset[j], refractory[j], t_end, ev_t, ev_q, ev_s, ev_v, ev_i)
+    clamped = n_sp > 0 and refractory[j] > 0.0 and sp_t[n_sp - 1] + refractory[j] > t_end
+    d_tm, d_ts, d_th = reverse_neuron(
+        n_ev, ev_t, ev_q, ev_s, ev_v, ev_i, in_w, tau_m[j], tau_s[j], reset[j], refractory[j], t_end,
+        clamped, sp_i_minus_theta, sp_source, n_in, g_time, row,
+        ps_ptr[j], ps_ptr[j + 1], ps_time, ps_value, cs_ptr[j], cs_ptr[j + 1], cs_coef, cs_rate, want_tau,
+        g_w, g_d, spike_grad)
+    g_tm[j] += d_tm
+    g_ts[j] += d_ts
+    g_th[j] += d_th
+    return w
+
+
+@njit(cache=True, nogil=True)
 def adjoint_range(j0, j1, row, in_ptr, in_pre, in_d, in_w, tau_m, tau_s, theta, reset, refractory,
                   s_start, s_end, s_time, s_id, t_end, n_in, sp_time, sp_i_minus_theta, sp_source,
                   ps_ptr, ps_time, ps_value, cs_ptr, cs_coef, cs_rate, want_tau,
@@ -660,24 +730,122 @@ def adjoint_range(j0, j1, row, in_ptr, in_pre, in_d, in_w, tau_m, tau_s, theta, 
             sp_k[r] = s_id[s_start[j] + r] - n_in
         m = gather_sorted(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, s_id, t_end, True,
                           counts, arr_t, arr_q, arr_s)
-        if factored and ps_ptr[j] == ps_ptr[j + 1] and cs_ptr[j] == cs_ptr[j + 1]:
-            d_th, w = reverse_factored(m, arr_t, arr_q, arr_s, in_w, in_dm, in_ds, s_em, s_es, sp_t[:n_sp],
-                                       sp_k[:n_sp], tau_m[j], tau_s[j], theta[j], reset[j], refractory[j], t_end,
-                                       sp_i_minus_theta, sp_source, n_in, g_time, row, g_w, g_d, spike_grad,
-                                       ev_t, ev_q, ev_s, ev_i, ev_pos)
-            worst = max(worst, w)
-            g_th[j] += d_th
+        worst = max(worst, _reverse_one(
+            j, m, arr_t, arr_q, arr_s, in_w, tau_m, tau_s, theta, reset, refractory, t_end, n_in, n_sp,
+            sp_t, sp_k, sp_i_minus_theta, sp_source, ps_ptr, ps_time, ps_value, cs_ptr, cs_coef, cs_rate,
+            want_tau, g_w, g_d, g_tm, g_ts, g_th, g_time, row, spike_grad, factored, in_dm, in_ds, s_em, s_es,
+            ev_t, ev_q, ev_s, ev_v, ev_i, ev_pos))
+    return worst
+
+
+# ------------------------------------------------ fused forward -> backward ----
+@njit(cache=True, nogil=True)
+def forward_keep_range(j0, j1, tau_m, tau_s, theta, reset, refractory, closed, in_ptr, in_pre, in_d, in_w,
+                       s_start, s_end, s_time, pos_id, t_end, max_spikes, a_q, a_s):
+    """:func:`forward_range` of LIF neurons j0..j1-1 at rest without bias (exact scans), keeping each
+    neuron's sorted arrivals for the reverse pass (:func:`adjoint_kept_range`), so that they are
+    generated and sorted once per trial.
+
+    pos_id: ``arange(len(s_time))`` (an arrival's source id is the position of its spike in s_time).
+    a_q, a_s (workspace, reused across trials): at least the sum of :func:`incoming_count`
+    over the neurons. Returns (count per neuron, spike times, I - theta, a_ptr): the arrivals of
+    neuron j0 + i are ``a_ptr[i]:a_ptr[i + 1]`` of a_q (synapse) and a_s (source id); their times
+    are not kept (8 bytes per arrival instead of 16): ``s_time[a_s] + in_d[a_q]`` gives them back
+    bit for bit (the sum that :func:`gather_sorted` computed).
+    """
+    n_j = j1 - j0
+    bound = 0
+    mmax = 0
+    for j in range(j0, j1):
+        c = incoming_count(j, in_ptr, in_pre, s_start, s_end)
+        bound += c
+        mmax = max(mmax, c)
+    if bound > a_q.shape[0] or bound > a_s.shape[0]:
+        raise ValueError("forward_keep_range: arrival workspace too small")
+    counts = np.empty(mmax + 1, np.int64)
+    arr_t = np.empty(mmax)                # sorted here (cache-resident), then copied out in order
+    arr_q = np.empty(mmax, np.int64)
+    arr_s = np.empty(mmax, np.int64)
+    a_ptr = np.zeros(n_j + 1, np.int64)
+    no_samples = np.empty(0)
+    samples = np.empty((0, 0))
+    n_per = np.zeros(n_j, np.int64)
+    res_t = np.empty(64)
+    res_g = np.empty(64)
+    out_t = np.empty(16)
+    out_g = np.empty(16)
+    total = 0
+    for j in range(j0, j1):
+        i = j - j0
+        lo = a_ptr[i]
+        m = gather_sorted(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, pos_id, t_end, True,
+                          counts, arr_t, arr_q, arr_s)
+        a_ptr[i + 1] = lo + m
+        for a in range(m):
+            a_q[lo + a] = arr_q[a]
+            a_s[lo + a] = arr_s[a]
+        while True:
+            ns = scan_forward(m, arr_t, arr_q, in_w, tau_m[j], tau_s[j], theta[j], reset[j], refractory[j],
+                              closed[j], True, t_end, no_samples, -1, samples, out_t, out_g, 0.0, 0.0, 0.0)
+            if ns >= 0:
+                break
+            out_t = np.empty(2 * out_t.shape[0])
+            out_g = np.empty(2 * out_g.shape[0])
+        if total + ns > res_t.shape[0]:
+            new_t = np.empty(max(2 * res_t.shape[0], total + ns))
+            new_g = np.empty(new_t.shape[0])
+            new_t[:total] = res_t[:total]
+            new_g[:total] = res_g[:total]
+            res_t, res_g = new_t, new_g
+        res_t[total: total + ns] = out_t[:ns]
+        res_g[total: total + ns] = out_g[:ns]
+        total += ns
+        n_per[i] = ns
+        if total > max_spikes:
+            for r in range(i + 1, n_j):
+                a_ptr[r + 1] = a_ptr[i + 1]
+            break
+    return n_per, res_t[:total].copy(), res_g[:total].copy(), a_ptr
+
+
+@njit(cache=True, nogil=True)
+def adjoint_kept_range(j0, j1, row, a_ptr, a_q, a_s, in_d, in_w, tau_m, tau_s, theta, reset, refractory,
+                       s_start, s_end, s_time, t_end, n_in, sp_i_minus_theta, sp_source,
+                       ps_ptr, ps_time, ps_value, cs_ptr, cs_coef, cs_rate, want_tau,
+                       g_w, g_d, g_tm, g_ts, g_th, g_time, spike_grad, factored, in_dm, in_ds, s_em, s_es):
+    """:func:`adjoint_range` of neurons j0..j1-1 over the arrivals kept by :func:`forward_keep_range`
+    (a_ptr over j0..j1-1; arrival times s_time[a_s] + in_d[a_q]), source ids = positions in s_time
+    (the trial's spikes: inputs, then the network's, grouped by neuron; spike id n_in + r is entry r
+    of sp_*)."""
+    mmax = 0
+    nsmax = 0
+    for j in range(j0, j1):
+        mmax = max(mmax, a_ptr[j - j0 + 1] - a_ptr[j - j0])
+        nsmax = max(nsmax, s_end[j] - s_start[j])
+    n_log = mmax + 2 * nsmax
+    arr_t = np.empty(mmax)
+    ev_t = np.empty(n_log)
+    ev_q = np.empty(n_log, np.int64)
+    ev_s = np.empty(n_log, np.int64)
+    ev_v = np.empty(n_log)
+    ev_i = np.empty(n_log)
+    ev_pos = np.empty(2 * nsmax if factored else 0, np.int64)
+    sp_t = np.empty(nsmax)
+    sp_k = np.empty(nsmax, np.int64)
+    worst = 0.0
+    for j in range(j0, j1):
+        n_sp = s_end[j] - s_start[j]
+        if n_sp == 0 and ps_ptr[j] == ps_ptr[j + 1] and cs_ptr[j] == cs_ptr[j + 1]:
             continue
-        n_ev, w = replay_neuron(m, arr_t, arr_q, arr_s, in_w, sp_t[:n_sp], sp_k[:n_sp], tau_m[j], tau_s[j],
-                                theta[j], reset[j], refractory[j], t_end, ev_t, ev_q, ev_s, ev_v, ev_i)
-        worst = max(worst, w)
-        clamped = n_sp > 0 and refractory[j] > 0.0 and sp_t[n_sp - 1] + refractory[j] > t_end
-        d_tm, d_ts, d_th = reverse_neuron(
-            n_ev, ev_t, ev_q, ev_s, ev_v, ev_i, in_w, tau_m[j], tau_s[j], reset[j], refractory[j], t_end,
-            clamped, sp_i_minus_theta, sp_source, n_in, g_time, row,
-            ps_ptr[j], ps_ptr[j + 1], ps_time, ps_value, cs_ptr[j], cs_ptr[j + 1], cs_coef, cs_rate, want_tau,
-            g_w, g_d, spike_grad)
-        g_tm[j] += d_tm
-        g_ts[j] += d_ts
-        g_th[j] += d_th
+        for r in range(n_sp):
+            sp_t[r] = s_time[s_start[j] + r]
+            sp_k[r] = s_start[j] + r - n_in
+        lo, hi = a_ptr[j - j0], a_ptr[j - j0 + 1]
+        for a in range(hi - lo):
+            arr_t[a] = s_time[a_s[lo + a]] + in_d[a_q[lo + a]]
+        worst = max(worst, _reverse_one(
+            j, hi - lo, arr_t, a_q[lo:hi], a_s[lo:hi], in_w, tau_m, tau_s, theta, reset, refractory, t_end,
+            n_in, n_sp, sp_t, sp_k, sp_i_minus_theta, sp_source, ps_ptr, ps_time, ps_value, cs_ptr, cs_coef,
+            cs_rate, want_tau, g_w, g_d, g_tm, g_ts, g_th, g_time, row, spike_grad, factored, in_dm, in_ds,
+            s_em, s_es, ev_t, ev_q, ev_s, ev_v, ev_i, ev_pos))
     return worst

@@ -10,6 +10,12 @@ instead of merging every spike in flight again. Results equal those of
 :mod:`neurodelay.events` (the same floating-point operations per neuron: spike
 times bit for bit; gradients to rounding, as sums are taken in another order).
 
+:func:`fused_loss_and_grad` (what :func:`neurodelay.loss_and_grad` runs on
+this engine when the loss is ``separable``) goes forward, through the loss and
+backward one trial at a time, keeping each LIF neuron's sorted arrivals from
+the forward scan for the reverse pass, so nothing is generated and sorted
+twice and only one trial's arrivals (8 bytes each: synapse and source spike) are held per worker.
+
 Parallelism: over trials when the batch has at least as many trials as
 threads, otherwise over fixed chunks of neurons within each layer. The chunks
 and the blocks of trials whose gradients are summed together are the same
@@ -30,9 +36,10 @@ from ..events.batch import default_threads, map_trials
 from ..flat import FlatNetwork, is_closed_form
 from ..record import AdjointResult, AdjointSources, EventRecord, prepare_run
 from ..network import LIF, Network, SpikeSource
+from ..spikes import SpikeTrains
 from . import _kernels as K
 
-__all__ = ["supports", "simulate", "adjoint"]
+__all__ = ["supports", "simulate", "adjoint", "fused_loss_and_grad"]
 
 #: chunks of neurons per layer: the unit of parallel work within a trial (fixed, so that sums
 #: of the presynaptic spikes' time sensitivities do not depend on the number of threads)
@@ -329,6 +336,174 @@ def adjoint(record: EventRecord, sources: AdjointSources, *, time_constants: boo
                          g_th + theta_src, cat(0), cat(1), n_trials, float(worst))
 
 
+# ------------------------------------------------- fused forward -> loss -> backward ----
+def fused_loss_and_grad(net: Network, inputs, duration, loss, labels=None, *, time_constants: bool = False,
+                        n_threads: int | None = None, record_tolerance: float = 1e-6,
+                        max_spikes_per_trial: int = 10_000_000):
+    """Forward pass, loss and reverse pass fused per trial: (values (n_trials,), AdjointResult, EventRecord),
+    or None where this path does not apply (then run :func:`simulate`, the loss and :func:`adjoint`).
+
+    Applies to networks that :func:`supports` accepts, without bias currents or initial states,
+    and to losses whose ``separable`` attribute is true (each trial's value and sources depend
+    only on that trial). Each trial is simulated (the LIF layers' arrivals are generated, sorted
+    and kept, per neuron), its one-trial record goes through ``loss.value_and_sources`` with its
+    labels, and the reverse pass walks the kept arrivals backwards instead of generating and
+    sorting them again; only one trial's arrivals are held per worker. Results: the same spikes
+    as :func:`simulate` (bit for bit), the loss values of the batch record, and the gradients of
+    :func:`adjoint` (to rounding: sums over synapses are taken in the same order, the per-trial
+    sources are the same numbers). Arguments as for :func:`neurodelay.loss_and_grad` (inputs:
+    SpikeTrains or a dict source name -> SpikeTrains; duration: s).
+    """
+    if supports(net) is not None or not getattr(loss, "separable", False):
+        return None
+    prepared = prepare_run(net, inputs, duration, (), None, None)
+    duration, flat, merged = prepared[:3]
+    n_trials = merged.n_trials
+    if n_trials == 0 or flat.has_initial_state or np.any(flat.bias):
+        return None
+    if labels is not None:
+        labels = np.asarray(labels)
+        if labels.ndim == 0 or labels.shape[0] != n_trials:
+            return None                    # the loss's own check raises on the unfused path
+    plan = _plan_for(net, flat)
+    n, n_syn = flat.n_neurons, len(flat.out_post)
+    lif_layers = [ly for ly in plan.layers if ly[3]]
+    static_f = (flat.tau_m, flat.tau_s, flat.theta, flat.reset, flat.refractory, plan.closed, plan.in_ptr,
+                plan.in_pre, plan.in_d, plan.in_w)
+    static_b = (flat.tau_m, flat.tau_s, flat.theta, flat.reset, flat.refractory)
+    bounds = merged.trial_slices()
+    no_samples = np.zeros((0, 0))
+
+    def workspace(ws, off, chunks, s_start, s_end):
+        """Slices of this worker's arrival arrays for layer `off` (grown when needed, reused by its
+        next trials), one per chunk, each as long as the chunk's arrivals can be."""
+        lo, hi = plan.in_ptr[chunks[0][0]], plan.in_ptr[chunks[-1][1]]
+        per_syn = np.concatenate([[0], np.cumsum((s_end - s_start)[plan.in_pre[lo:hi]])])
+        ends = per_syn[[plan.in_ptr[c1] - lo for _, c1, _ in chunks]]
+        starts = np.concatenate([[0], ends[:-1]])
+        if off not in ws or len(ws[off][0]) < ends[-1]:
+            size = int(ends[-1] * 1.05) + 1024
+            ws[off] = (np.empty(size, np.int32), np.empty(size, np.int32))
+        return [tuple(x[a:b] for x in ws[off]) for a, b in zip(starts, ends)]
+
+    def run_trial(k, acc, pool, ws):
+        sl = slice(bounds[k], bounds[k + 1])
+        in_n, in_t = merged.neuron[sl], merged.time[sl]
+        n_in = len(in_t)
+        in_order, s_start, s_end = _by_neuron(in_n, in_t, n)
+        parts_t, parts_n, parts_g = [in_t[in_order]], [], []
+        s_time = parts_t[0]
+        pos, total, kept = n_in, 0, {}
+        # ---- forward, keeping every LIF neuron's sorted arrivals
+        for off, size, _, _ in lif_layers:
+            pos_id = np.arange(len(s_time), dtype=np.int64)
+
+            def work(item, s_time=s_time, pos_id=pos_id, total=total):
+                (c0, c1, _), arrays = item
+                return K.forward_keep_range(c0, c1, *static_f, s_start, s_end, s_time, pos_id, duration,
+                                            max_spikes_per_trial - total, *arrays)
+            chunks = _chunks(off, size)
+            arrays = workspace(ws, off, chunks, s_start, s_end)
+            res = _map(pool, work, list(zip(chunks, arrays)))
+            counts = np.concatenate([r[0] for r in res])
+            times = np.concatenate([r[1] for r in res])
+            total += len(times)
+            if total > max_spikes_per_trial:
+                raise RuntimeError(f"trial {k}: the network emitted more than max_spikes_per_trial="
+                                   f"{max_spikes_per_trial} spikes (runaway activity?); raise the limit "
+                                   f"if this is intended")
+            end = pos + np.cumsum(counts)
+            s_start[off: off + size], s_end[off: off + size] = end - counts, end
+            pos += len(times)
+            parts_t.append(times)
+            parts_n.append(np.repeat(np.arange(off, off + size, dtype=np.int64), counts))
+            parts_g.append(np.concatenate([r[2] for r in res]))
+            s_time = np.concatenate(parts_t) if len(times) else s_time
+            kept[off] = [(c, r[3], *x) for c, r, x in zip(chunks, res, arrays)]
+        # the trial's spikes by position (grouped by neuron) and in record order (time, neuron)
+        sp_n = np.concatenate(parts_n) if parts_n else np.zeros(0, np.int64)
+        sp_t = s_time[n_in:]
+        sp_g = np.concatenate(parts_g) if parts_g else np.zeros(0)
+        rec_order = np.lexsort((sp_n, sp_t))
+        rec = (sp_t[rec_order], sp_n[rec_order], sp_g[rec_order], no_samples)
+        # ---- the loss on this trial's record
+        one = EventRecord(net, flat, SpikeTrains(np.zeros(n_in, np.int64), in_n, in_t, 1, merged.n_neurons),
+                          np.zeros(len(sp_t), np.int64), rec[1], rec[0], rec[2], duration,
+                          voltage=np.zeros((1, 0, 0)), engine="layered")
+        values, sources = loss.value_and_sources(one, None if labels is None else labels[k: k + 1])
+        rp = prepare_reverse(one, sources, record_tolerance)
+        _, j_neuron, j_time, j_value = rp.jumps
+        _, r_neuron, r_rate, r_coef = rp.rates
+        sp_source = np.empty(len(sp_t))
+        sp_source[rec_order] = rp.spike_time_src
+        ps_ptr, cs_ptr = neuron_ptr(j_neuron, n), neuron_ptr(r_neuron, n)
+        # ---- reverse pass, layers backwards
+        g_time = np.zeros((N_CHUNKS, len(s_time)))
+        spike_grad = np.zeros(len(sp_t))
+        s_id = np.arange(len(s_time), dtype=np.int64)
+        worst = 0.0
+        for off, size, _, is_lif in plan.layers[::-1]:
+            taus = (_factored_taus(flat, off, size, duration, False)
+                    if is_lif and FACTORED_REVERSE and not time_constants else None)
+            if taus is not None:
+                capped = np.minimum(s_time, duration)
+                factors = (True, plan.in_dm, plan.in_ds, np.exp(capped / taus[0]), np.exp(capped / taus[1]))
+            else:
+                factors = (False, _EMPTY, _EMPTY, _EMPTY, _EMPTY)
+            if is_lif:
+                def work(item, factors=factors):
+                    (c0, c1, row), a_ptr, a_q, a_s = item
+                    return K.adjoint_kept_range(c0, c1, row, a_ptr, a_q, a_s, plan.in_d, plan.in_w, *static_b,
+                                                s_start, s_end, s_time, duration, n_in, sp_g, sp_source,
+                                                ps_ptr, j_time, j_value, cs_ptr, r_coef, r_rate, time_constants,
+                                                *acc, g_time, spike_grad, *factors)
+                worst = max([worst] + _map(pool, work, kept.pop(off)))
+            else:
+                def work(chunk, factors=factors):
+                    c0, c1, row = chunk
+                    return K.adjoint_range(c0, c1, row, plan.in_ptr, plan.in_pre, plan.in_d, plan.in_w, *static_b,
+                                           s_start, s_end, s_time, s_id, duration, n_in, sp_t, sp_g, sp_source,
+                                           ps_ptr, j_time, j_value, cs_ptr, r_coef, r_rate, time_constants,
+                                           *acc, g_time, spike_grad, *factors)
+                worst = max([worst] + _map(pool, work, _chunks(off, size)))
+        acc[4][:] += rp.theta_src
+        input_time = np.empty(n_in)
+        input_time[in_order] = g_time[:, :n_in].sum(axis=0)
+        return rec, values, spike_grad[rec_order], input_time, worst
+
+    blocks = trial_blocks(n_trials)
+    threads = n_threads or default_threads()
+
+    def new_acc():
+        return (np.zeros(n_syn), np.zeros(n_syn), np.zeros(n), np.zeros(n), np.zeros(n))
+
+    pool = _parallel(threads, len(blocks) - 1)
+    if pool is None:
+        def run_block(b):
+            acc, ws = new_acc(), {}
+            return acc, [run_trial(k, acc, None, ws) for k in range(blocks[b], blocks[b + 1])]
+        done = map_trials(run_block, len(blocks) - 1, threads)
+    else:
+        ws = {}
+        with pool:
+            done = []
+            for b in range(len(blocks) - 1):
+                acc = new_acc()
+                done.append((acc, [run_trial(k, acc, pool if k else None, ws)
+                                   for k in range(blocks[b], blocks[b + 1])]))
+    results = [r for _, per_trial in done for r in per_trial]
+    worst = check_replay(max((r[4] for r in results), default=0.0), flat, record_tolerance)
+    g_w, g_d, g_tm, g_ts, g_th = sum_blocks(done, n_syn, n)
+    w_flat, d_flat = np.empty(n_syn), np.empty(n_syn)
+    w_flat[plan.in_c], d_flat[plan.in_c] = g_w, g_d
+    record = prepared.record(net, [r[0] for r in results], engine="layered")
+    values = np.concatenate([np.asarray(r[1], dtype=float).ravel() for r in results])
+    result = AdjointResult(w_flat, d_flat, g_tm if time_constants else None, g_ts if time_constants else None,
+                           g_th, np.concatenate([r[2] for r in results]), np.concatenate([r[3] for r in results]),
+                           n_trials, float(worst))
+    return values, result, record
+
+
 class LayeredEngine:
     """The layered engine as an :class:`~neurodelay.engines.Engine` (registered as ``"layered"``).
 
@@ -342,12 +517,14 @@ class LayeredEngine:
 
     name = "layered"
 
-    def __init__(self, max_spikes_per_trial: int = 10_000_000, progress: bool = False):
+    def __init__(self, max_spikes_per_trial: int = 10_000_000, progress: bool = False, fused: bool = True):
         self.max_spikes_per_trial = int(max_spikes_per_trial)
         self.progress = bool(progress)
+        self.fused = bool(fused)
 
     def __repr__(self) -> str:
-        return f"LayeredEngine(max_spikes_per_trial={self.max_spikes_per_trial}, progress={self.progress})"
+        return (f"LayeredEngine(max_spikes_per_trial={self.max_spikes_per_trial}, progress={self.progress}, "
+                f"fused={self.fused})")
 
     def supports(self, net) -> str | None:
         return supports(net)
@@ -362,3 +539,13 @@ class LayeredEngine:
                 state=False):
         return adjoint(record, sources, time_constants=time_constants, n_threads=n_threads,
                        record_tolerance=record_tolerance, state=state)
+
+    def fused_loss_and_grad(self, net, inputs, duration, loss, labels=None, *, time_constants=False, n_threads=None,
+                            record_tolerance=1e-6):
+        """:func:`fused_loss_and_grad` (None when this engine was built with ``fused=False`` or the
+        path does not apply); :func:`neurodelay.loss_and_grad` tries it first."""
+        if not self.fused:
+            return None
+        return fused_loss_and_grad(net, inputs, duration, loss, labels, time_constants=time_constants,
+                                   n_threads=n_threads, record_tolerance=record_tolerance,
+                                   max_spikes_per_trial=self.max_spikes_per_trial)
