@@ -54,13 +54,10 @@ _EMPTY = np.zeros(0)
 
 
 def supports(net) -> str | None:
-    """None if the layered engine handles `net` (its projections form layers), else a one-line reason."""
+    """None if the layered engine handles `net` (feedforward layers, and recurrent groups of populations:
+    see :mod:`neurodelay.layered.recurrent`), else a one-line reason."""
     if not isinstance(net, Network):
         return f"expected a Network, got {type(net).__name__}"
-    if not net.is_feedforward():
-        loops = [p.name for p in net.projections if p.pre == p.post]
-        what = f"recurrent projection(s) {loops}" if loops else "a cycle of projections between populations"
-        return f"the network has {what}; the layered engine handles feedforward layers only"
     return None
 
 
@@ -168,6 +165,11 @@ def simulate(net: Network, inputs, duration, *, record=(), sample_times=None, n_
     reason = supports(net)
     if reason is not None:
         raise ValueError(f"net: the layered engine cannot simulate this network: {reason}")
+    if not net.is_feedforward():
+        from .recurrent import simulate as simulate_recurrent
+        return simulate_recurrent(net, inputs, duration, record=record, sample_times=sample_times,
+                                  n_threads=n_threads, max_spikes_per_trial=max_spikes_per_trial,
+                                  progress=progress, initial_state=initial_state)
     prepared = prepare_run(net, inputs, duration, record, sample_times, initial_state)
     duration, flat, merged, sample_times, sample_neurons = prepared[:5]
     plan = _plan_for(net, flat)
@@ -255,7 +257,8 @@ def adjoint(record: EventRecord, sources: AdjointSources, *, time_constants: boo
     record's spikes are not threshold crossings of its network.
     """
     net, flat = record.network, record.flat
-    if supports(net) is not None or state or not record.starts_at_rest or np.any(flat.bias):
+    if (supports(net) is not None or not net.is_feedforward() or state or not record.starts_at_rest
+            or np.any(flat.bias)):
         return _events_adjoint(record, sources, time_constants=time_constants, n_threads=n_threads,
                                record_tolerance=record_tolerance, state=state)
     rp = prepare_reverse(record, sources, record_tolerance)
