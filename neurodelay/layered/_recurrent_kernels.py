@@ -39,7 +39,6 @@ import numpy as np
 from numba import njit
 
 from ..events.dynamics import biased_crossing, state_at
-from ..events.heap import indexed_sift_down, indexed_sift_up
 from ._kernels import below_until, gather_sorted, incoming_count
 
 STATUS_OK = 0
@@ -55,149 +54,247 @@ def _before(t1, q1, t2, q2):
     return t1 < t2 or (t1 == t2 and q1 < q2)
 
 
-@njit(cache=True)
-def _pending_push(ht, hq, hn, j, t, q):
-    """Push arrival (t, q) into neuron j's heap (row j of ht/hq, hn[j] items; room checked by the caller)."""
-    k = hn[j]
-    while k > 0:
-        parent = (k - 1) >> 1
-        if not _before(t, q, ht[j, parent], hq[j, parent]):
-            break
-        ht[j, k] = ht[j, parent]
-        hq[j, k] = hq[j, parent]
-        k = parent
-    ht[j, k] = t
-    hq[j, k] = q
-    hn[j] += 1
+#: Pending recurrent arrivals of local neuron l: row l of bk holds N_BUCKETS time buckets (a ring:
+#: bucket b = int(t inv_width) in slot b % N_BUCKETS), each a list of (time, q) pairs, with
+#: bm[l, slot] = (count, consumed). The bucket of the earliest pending arrival (the front,
+#: bm[l, _FRONT] = (its bucket, number pending)) is kept sorted by (time, q) from its first
+#: unconsumed entry on (a push into it is inserted in place); another bucket is sorted when it
+#: becomes the front. A neuron's pending arrivals lie in [now, now + largest delay], which the
+#: ring covers with room to spare, so slots never alias. (Pushes and pops are written inline
+#: in the event loop: calls with array arguments would cost numba reference counts per event.)
+N_BUCKETS = 64
+_FRONT = N_BUCKETS
 
 
 @njit(cache=True)
-def _pending_pop(ht, hq, hn, j):
-    """Remove the first arrival of neuron j's heap."""
-    size = hn[j] - 1
-    hn[j] = size
-    if size == 0:
-        return
-    t = ht[j, size]
-    q = hq[j, size]
-    k = 0
-    while True:
-        c = 2 * k + 1
-        if c >= size:
-            break
-        if c + 1 < size and _before(ht[j, c + 1], hq[j, c + 1], ht[j, c], hq[j, c]):
-            c += 1
-        if not _before(ht[j, c], hq[j, c], t, q):
-            break
-        ht[j, k] = ht[j, c]
-        hq[j, k] = hq[j, c]
-        k = c
-    ht[j, k] = t
-    hq[j, k] = q
+def _predict(v, cur, t_last, ref_end, reset, tm, ts, theta, closed, t_next):
+    """The predicted crossing after an event at t_last (as :func:`~._kernels.scan_forward`): inf where
+    :func:`~._kernels.below_until` shows V stays below theta until t_next (the next known arrival)."""
+    if ref_end > t_last:
+        i0 = state_at(v, cur, t_last, ref_end, reset, tm, ts, ref_end)[1]
+        return ref_end + biased_crossing(reset, i0, tm, ts, theta, closed, 0.0)
+    if below_until(v, cur, tm, ts, theta, t_next - t_last):
+        return np.inf
+    return t_last + biased_crossing(v, cur, tm, ts, theta, closed, 0.0)
 
 
-@njit(cache=True)
-def _rekey(j, key, item, pos, new):
-    """Set neuron j's key in the indexed heap and restore the heap."""
-    old = key[j]
-    key[j] = new
-    if new < old:
-        indexed_sift_up(key, item, pos, pos[j])
-    elif new > old:
-        indexed_sift_down(key, item, pos, pos[j], key.shape[0])
+# columns of the state rows: V (u = V - bias), I, t_last, ref_end, predicted crossing
+_V, _I, _TL, _RE, _PRED = 0, 1, 2, 3, 4
+# columns of the position rows: next input arrival, next sample; the tentative scan's end (t as float bits: q)
+_A, _SP = 0, 1
 
 
 @njit(cache=True, nogil=True)
 def _group_loop(members, tau_m, tau_s, theta, reset, refractory, closed, in_w, t_end, sample_times, col_of,
-                samples, max_spikes, v_off, ext_ptr, ext_n, ext_t, ext_q, rec_ptr, rec_post, rec_d, rec_q,
-                v, cur, t_last, ref_end, pred, apos, sp, key, item, pos, ht, hq, hn, r_t, r_n, r_g, counters):
-    """Process the group's events in time order until t_end, or until a heap row or the record is full
-    (then return _NEED_PENDING / _NEED_RECORDS with the state intact, else _DONE). Local neuron index l,
-    global index members[l]."""
+                samples, max_spikes, v_off, ext_ptr, ext_n, ext_t, ext_q, rec_ptr, rec_post, rec_d, rec_q, mult,
+                cst, tst, cpos, tpos, end_t, end_q, key, item, pos, todo, bk, bm, inv_width, r_t, r_n, r_g,
+                counters):
+    """Process the group's events in time order until t_end, or until a bucket or the record is full
+    (then return _NEED_PENDING / _NEED_RECORDS with the state intact, else _DONE).
+
+    Local neuron l (global members[l]) has a committed state (cst, cpos: after its last
+    recurrent arrival or spike) and a tentative one (tst, tpos): the committed state carried
+    through its input arrivals up to its next pending recurrent arrival or its first crossing,
+    whichever is first (the key of l in the indexed heap key/item/pos); the tentative state
+    holds until (end_t, end_q), before which a newly pushed recurrent arrival sends l back
+    to its committed state (a rescan). Neurons to (re)scan are listed in todo (todo[n_g]:
+    their number). Every helper called here takes at most two arrays, so that numba's
+    reference counting stays out of the loop's cost.
+    """
+    n_g = members.shape[0]
     n_spk = counters[_NSPK]
     status = counters[_STATUS]
+    cap = bk.shape[2] // 2
     n_samples = sample_times.shape[0]
-    cap = ht.shape[1]
     code = _DONE
     while True:
+        # ---- (re)scan the neurons in todo, tentatively, and re-key them
+        for k in range(todo[n_g]):
+            u = todo[k]
+            j = members[u]
+            tm, ts, th, rs, cl, col = tau_m[j], tau_s[j], theta[j], reset[j], closed[j], col_of[j]
+            nb = bm[u, _FRONT, 1]
+            bt = np.inf
+            bq = 0.0
+            if nb > 0:
+                sl = bm[u, _FRONT, 0] % N_BUCKETS
+                hd = bm[u, sl, 1]
+                bt, bq = bk[u, sl, 2 * hd], bk[u, sl, 2 * hd + 1]
+            v, cur, t_last, ref_end, pred = cst[u, _V], cst[u, _I], cst[u, _TL], cst[u, _RE], cst[u, _PRED]
+            a, sp = cpos[u, _A], cpos[u, _SP]
+            lo = ext_ptr[u]
+            n = ext_n[u]
+            ns = n_samples if col >= 0 else 0
+            while True:
+                within = False
+                t_a = np.inf
+                q_a = 0
+                if a < n:
+                    t_a = ext_t[lo + a]
+                    q_a = ext_q[lo + a]
+                    within = _before(t_a, float(q_a), bt, bq)
+                if pred <= (t_a if within else np.inf) and pred <= bt:
+                    break                     # a spike at pred comes first
+                if not within or t_a > t_end:
+                    pred = np.inf             # up to the bound; the recurrent arrival there predicts again
+                    break
+                while sp < ns and sample_times[sp] < t_a:
+                    samples[sp, col] = state_at(v, cur, t_last, ref_end, rs, tm, ts, sample_times[sp])[0] + v_off[j]
+                    sp += 1
+                v, cur = state_at(v, cur, t_last, ref_end, rs, tm, ts, t_a)
+                t_last = t_a
+                cur += in_w[q_a]
+                a += 1
+                t_next = min(ext_t[lo + a] if a < n else np.inf, bt, t_end)
+                pred = _predict(v, cur, t_last, ref_end, rs, tm, ts, th, cl, t_next)
+            tst[u, _V], tst[u, _I], tst[u, _TL], tst[u, _RE], tst[u, _PRED] = v, cur, t_last, ref_end, pred
+            tpos[u, _A], tpos[u, _SP] = a, sp
+            if pred <= bt:
+                end_t[u], end_q[u] = pred, -1.0
+            else:
+                end_t[u], end_q[u] = bt, bq
+            # re-key u in the indexed heap
+            new = min(pred, bt)
+            old = key[u]
+            key[u] = new
+            c = pos[u]
+            if new < old:
+                while c > 0:
+                    parent = (c - 1) >> 1
+                    ip = item[parent]
+                    if key[ip] <= new:
+                        break
+                    item[c] = ip
+                    pos[ip] = c
+                    c = parent
+            else:
+                while True:
+                    child = 2 * c + 1
+                    if child >= n_g:
+                        break
+                    ic = item[child]
+                    if child + 1 < n_g and key[item[child + 1]] < key[ic]:
+                        child += 1
+                        ic = item[child]
+                    if new <= key[ic]:
+                        break
+                    item[c] = ic
+                    pos[ic] = c
+                    c = child
+            item[c] = u
+            pos[u] = c
+        todo[n_g] = 0
+        # ---- the next event of the group: a spike or a recurrent arrival of neuron l
         l = item[0]
         t_now = key[l]
         if t_now > t_end:
             break
         j = members[l]
         tm, ts, th, rs = tau_m[j], tau_s[j], theta[j], reset[j]
-        a = apos[l]
-        t_x = ext_t[ext_ptr[l] + a] if a < ext_n[l] else np.inf
-        q_x = ext_q[ext_ptr[l] + a] if a < ext_n[l] else 0
-        has_r = hn[l] > 0
-        t_r = ht[l, 0] if has_r else np.inf
-        q_r = hq[l, 0] if has_r else 0
-        is_spike = pred[l] <= t_x and pred[l] <= t_r
+        is_spike = tst[l, _PRED] <= t_now
         if is_spike:
             if n_spk == r_t.shape[0]:
                 code = _NEED_RECORDS
                 break
-            fan = rec_ptr[l + 1] - rec_ptr[l]
             full = False
             for c in range(rec_ptr[l], rec_ptr[l + 1]):
-                if hn[rec_post[c]] + fan > cap:
+                if bm[rec_post[c], np.int64((t_now + rec_d[c]) * inv_width) % N_BUCKETS, 0] + mult > cap:
                     full = True
                     break
             if full:
                 code = _NEED_PENDING
                 break
+        # commit the tentative scan up to t_now, then the event
+        v, cur, t_last, ref_end = tst[l, _V], tst[l, _I], tst[l, _TL], tst[l, _RE]
+        a = tpos[l, _A]
+        sp = tpos[l, _SP]
         col = col_of[j]
         if col >= 0:
-            s = sp[l]
-            while s < n_samples and sample_times[s] < t_now:
-                samples[s, col] = state_at(v[l], cur[l], t_last[l], ref_end[l], rs, tm, ts, sample_times[s])[0] \
-                    + v_off[j]
-                s += 1
-            sp[l] = s
+            while sp < n_samples and sample_times[sp] < t_now:
+                samples[sp, col] = state_at(v, cur, t_last, ref_end, rs, tm, ts, sample_times[sp])[0] + v_off[j]
+                sp += 1
         if is_spike:
-            _, i_s = state_at(v[l], cur[l], t_last[l], ref_end[l], rs, tm, ts, t_now)
-            cur[l] = i_s
-            t_last[l] = t_now
+            _, cur = state_at(v, cur, t_last, ref_end, rs, tm, ts, t_now)
+            t_last = t_now
             r_t[n_spk] = t_now
             r_n[n_spk] = j
-            r_g[n_spk] = i_s - th
+            r_g[n_spk] = cur - th
             n_spk += 1
-            v[l] = rs
-            ref_end[l] = t_now + refractory[j]
+            v = rs
+            ref_end = t_now + refractory[j]
             for c in range(rec_ptr[l], rec_ptr[l + 1]):
                 t_arr = t_now + rec_d[c]
                 if t_arr > t_end:
                     continue
                 post = rec_post[c]
-                _pending_push(ht, hq, hn, post, t_arr, rec_q[c])
-                if t_arr < key[post]:
-                    key[post] = t_arr
-                    indexed_sift_up(key, item, pos, pos[post])
-            if n_spk > max_spikes:
-                status = STATUS_TOO_MANY_SPIKES
-                break
+                q = rec_q[c]
+                # add (t_arr, q) to post's pending arrivals (as _pending_push, inline: no reference counts)
+                fq = float(q)
+                b = np.int64(t_arr * inv_width)
+                sl = b % N_BUCKETS
+                if bm[post, _FRONT, 1] == 0 or b < bm[post, _FRONT, 0]:
+                    bm[post, _FRONT, 0] = b
+                    bk[post, sl, 0] = t_arr
+                    bk[post, sl, 1] = fq
+                    bm[post, sl, 0] = 1
+                    bm[post, sl, 1] = 0
+                else:
+                    k = bm[post, sl, 0]
+                    if b == bm[post, _FRONT, 0]:
+                        h0 = bm[post, sl, 1]
+                        while k > h0 and _before(t_arr, fq, bk[post, sl, 2 * k - 2], bk[post, sl, 2 * k - 1]):
+                            bk[post, sl, 2 * k] = bk[post, sl, 2 * k - 2]
+                            bk[post, sl, 2 * k + 1] = bk[post, sl, 2 * k - 1]
+                            k -= 1
+                    bk[post, sl, 2 * k] = t_arr
+                    bk[post, sl, 2 * k + 1] = fq
+                    bm[post, sl, 0] += 1
+                bm[post, _FRONT, 1] += 1
+                if post != l and _before(t_arr, float(q), end_t[post], end_q[post]):
+                    end_t[post] = -np.inf            # queued for a rescan (once)
+                    todo[todo[n_g]] = post
+                    todo[n_g] += 1
         else:
-            v[l], cur[l] = state_at(v[l], cur[l], t_last[l], ref_end[l], rs, tm, ts, t_now)
-            t_last[l] = t_now
-            if has_r and _before(t_r, q_r, t_x, q_x):
-                cur[l] += in_w[q_r]
-                _pending_pop(ht, hq, hn, l)
-            else:
-                cur[l] += in_w[q_x]
-                apos[l] = a + 1
-        # the neuron's new prediction (as scan_forward) and its next event
-        a = apos[l]
+            v, cur = state_at(v, cur, t_last, ref_end, rs, tm, ts, t_now)
+            t_last = t_now
+            sl = bm[l, _FRONT, 0] % N_BUCKETS
+            cur += in_w[np.int64(bk[l, sl, 2 * bm[l, sl, 1] + 1])]
+            # remove it (as _pending_pop, inline)
+            bm[l, sl, 1] += 1
+            bm[l, _FRONT, 1] -= 1
+            if bm[l, sl, 1] == bm[l, sl, 0]:
+                bm[l, sl, 0] = 0
+                bm[l, sl, 1] = 0
+                if bm[l, _FRONT, 1] > 0:
+                    b = bm[l, _FRONT, 0] + 1
+                    while bm[l, b % N_BUCKETS, 0] == 0:
+                        b += 1
+                    bm[l, _FRONT, 0] = b
+                    sl = b % N_BUCKETS
+                    h0 = bm[l, sl, 1]
+                    for e in range(h0 + 1, bm[l, sl, 0]):
+                        te = bk[l, sl, 2 * e]
+                        qe = bk[l, sl, 2 * e + 1]
+                        k = e
+                        while k > h0 and _before(te, qe, bk[l, sl, 2 * k - 2], bk[l, sl, 2 * k - 1]):
+                            bk[l, sl, 2 * k] = bk[l, sl, 2 * k - 2]
+                            bk[l, sl, 2 * k + 1] = bk[l, sl, 2 * k - 1]
+                            k -= 1
+                        bk[l, sl, 2 * k] = te
+                        bk[l, sl, 2 * k + 1] = qe
         t_x = ext_t[ext_ptr[l] + a] if a < ext_n[l] else np.inf
-        t_r = ht[l, 0] if hn[l] > 0 else np.inf
-        t_next = min(t_x, t_r)
-        if ref_end[l] > t_last[l]:
-            i0 = state_at(v[l], cur[l], t_last[l], ref_end[l], rs, tm, ts, ref_end[l])[1]
-            pred[l] = ref_end[l] + biased_crossing(rs, i0, tm, ts, th, closed[j], 0.0)
-        elif below_until(v[l], cur[l], tm, ts, th, min(t_next, t_end) - t_last[l]):
-            pred[l] = np.inf
-        else:
-            pred[l] = t_last[l] + biased_crossing(v[l], cur[l], tm, ts, th, closed[j], 0.0)
-        _rekey(l, key, item, pos, min(pred[l], t_next))
+        t_r = np.inf
+        if bm[l, _FRONT, 1] > 0:
+            sl = bm[l, _FRONT, 0] % N_BUCKETS
+            t_r = bk[l, sl, 2 * bm[l, sl, 1]]
+        cst[l, _V], cst[l, _I], cst[l, _TL], cst[l, _RE] = v, cur, t_last, ref_end
+        cst[l, _PRED] = _predict(v, cur, t_last, ref_end, rs, tm, ts, th, closed[j], min(t_x, t_r, t_end))
+        cpos[l, _A], cpos[l, _SP] = a, sp
+        todo[todo[n_g]] = l
+        todo[n_g] += 1
+        if n_spk > max_spikes:
+            status = STATUS_TOO_MANY_SPIKES
+            break
     counters[_NSPK] = n_spk
     counters[_STATUS] = status
     return code
@@ -239,29 +336,43 @@ def forward_group(members, in_ptr, in_pre, in_d, in_w, tau_m, tau_s, theta, rese
         if hi > lo:
             ext_n[l] = gather_sorted(members[l], in_ptr, in_pre, in_d, s_start, s_end, s_time, no_id, t_end, False,
                                      counts, ext_t[lo:hi], ext_q[lo:hi], no_id)
-    # per-neuron state (u = V - b) and the index of next events
-    v = np.empty(n_g)
-    cur = np.empty(n_g)
-    t_last = np.zeros(n_g)
-    ref_end = np.full(n_g, -np.inf)
-    pred = np.full(n_g, np.inf)
-    apos = np.zeros(n_g, np.int64)
-    sp = np.zeros(n_g, np.int64)
+    # committed and tentative state per neuron, the index of next events, every neuron to scan first
+    cst = np.zeros((n_g, 5))
+    for l in range(n_g):
+        j = members[l]
+        cst[l, _V] = u_init[j]
+        cst[l, _I] = i_init[j]
+        cst[l, _RE] = -np.inf
+        cst[l, _PRED] = np.inf
+        if u_init[j] != 0.0 or i_init[j] != 0.0 or v_off[j] != 0.0:
+            cst[l, _PRED] = biased_crossing(u_init[j], i_init[j], tau_m[j], tau_s[j], theta[j], closed[j], 0.0)
+    tst = cst.copy()
+    cpos = np.zeros((n_g, 2), np.int64)
+    tpos = np.zeros((n_g, 2), np.int64)
+    end_t = np.full(n_g, np.inf)
+    end_q = np.zeros(n_g)
     key = np.full(n_g, np.inf)
     item = np.arange(n_g)
     pos = np.arange(n_g)
+    todo = np.arange(n_g + 1)
+    todo[n_g] = n_g
+    # pending recurrent arrivals: time buckets per neuron over the largest recurrent delay (with margin)
+    d_max = 0.0
+    for c in range(rec_ptr[n_g]):
+        d_max = max(d_max, rec_d[c])
+    inv_width = (N_BUCKETS - 3) / d_max if d_max > 0.0 else 1.0
+    # the most synapses from one neuron of the group onto another (arrivals one spike adds to one bucket)
+    mult = 1
+    seen = np.zeros(n_g, np.int64)
     for l in range(n_g):
-        j = members[l]
-        v[l] = u_init[j]
-        cur[l] = i_init[j]
-        if u_init[j] != 0.0 or i_init[j] != 0.0 or v_off[j] != 0.0:
-            pred[l] = biased_crossing(v[l], cur[l], tau_m[j], tau_s[j], theta[j], closed[j], 0.0)
-        first = ext_t[ext_ptr[l]] if ext_n[l] > 0 else np.inf
-        _rekey(l, key, item, pos, min(pred[l], first))
-    cap = 16
-    ht = np.empty((n_g, cap))
-    hq = np.empty((n_g, cap), np.int64)
-    hn = np.zeros(n_g, np.int64)
+        for c in range(rec_ptr[l], rec_ptr[l + 1]):
+            seen[rec_post[c]] += 1
+            mult = max(mult, seen[rec_post[c]])
+        for c in range(rec_ptr[l], rec_ptr[l + 1]):
+            seen[rec_post[c]] = 0
+    cap = 8
+    bk = np.empty((n_g, N_BUCKETS, 2 * cap))
+    bm = np.zeros((n_g, N_BUCKETS + 1, 2), np.int64)
     r_t = np.empty(1024)
     r_n = np.empty(1024, np.int64)
     r_g = np.empty(1024)
@@ -269,17 +380,16 @@ def forward_group(members, in_ptr, in_pre, in_d, in_w, tau_m, tau_s, theta, rese
     while True:
         code = _group_loop(members, tau_m, tau_s, theta, reset, refractory, closed, in_w, t_end, sample_times,
                            col_of, samples, max_spikes, v_off, ext_ptr, ext_n, ext_t, ext_q, rec_ptr, rec_post,
-                           rec_d, rec_q, v, cur, t_last, ref_end, pred, apos, sp, key, item, pos, ht, hq, hn,
-                           r_t, r_n, r_g, counters)
+                           rec_d, rec_q, mult, cst, tst, cpos, tpos, end_t, end_q, key, item, pos, todo, bk, bm,
+                           inv_width, r_t, r_n, r_g, counters)
         if code == _NEED_PENDING:
-            grow = max(2 * cap, cap + rec_ptr[n_g] // max(n_g, 1) + 1)
-            new_t = np.empty((n_g, grow))
-            new_q = np.empty((n_g, grow), np.int64)
+            cap = 2 * cap + mult
+            new_bk = np.empty((n_g, N_BUCKETS, 2 * cap))
             for l in range(n_g):
-                for k in range(hn[l]):
-                    new_t[l, k] = ht[l, k]
-                    new_q[l, k] = hq[l, k]
-            ht, hq, cap = new_t, new_q, grow
+                for b in range(N_BUCKETS):
+                    for c in range(2 * bm[l, b, 0]):
+                        new_bk[l, b, c] = bk[l, b, c]
+            bk = new_bk
         elif code == _NEED_RECORDS:
             size = 2 * r_t.shape[0]
             new_t, new_n, new_g = np.empty(size), np.empty(size, np.int64), np.empty(size)
@@ -290,15 +400,15 @@ def forward_group(members, in_ptr, in_pre, in_d, in_w, tau_m, tau_s, theta, rese
             break
     n_spk, status = counters[_NSPK], counters[_STATUS]
     if status == STATUS_OK:
-        # samples after the last event of each neuron
+        # samples after the last event of each neuron (its tentative scan has reached t_end)
         for l in range(n_g):
             j = members[l]
             col = col_of[j]
             if col < 0:
                 continue
-            for s in range(sp[l], sample_times.shape[0]):
+            for s in range(tpos[l, _SP], sample_times.shape[0]):
                 if sample_times[s] > t_end:
                     break
-                samples[s, col] = state_at(v[l], cur[l], t_last[l], ref_end[l], reset[j], tau_m[j], tau_s[j],
-                                           sample_times[s])[0] + v_off[j]
+                samples[s, col] = state_at(tst[l, _V], tst[l, _I], tst[l, _TL], tst[l, _RE], reset[j], tau_m[j],
+                                           tau_s[j], sample_times[s])[0] + v_off[j]
     return r_t[:n_spk].copy(), r_n[:n_spk].copy(), r_g[:n_spk].copy(), status
