@@ -11,10 +11,11 @@ trial is simulated on [0, 1 s + max_delay] so that every arrival counts
 whatever the maximum delay.
 
 Engines (``--engine``): ``events`` (the general exact engine), ``layered``
-(per-neuron scans, feedforward networks only) or ``both`` (default: every
-measurement on both engines in the same run, so their ratio is meaningful on a
-shared machine). A network the layered engine does not support (recurrent) is
-measured on the event engine only.
+(per-neuron scans; a recurrent hidden layer as one recurrent group, its reverse
+pass on the event engine's adjoint) or ``both`` (default: every measurement on
+both engines in the same run, so their ratio is meaningful on a shared
+machine). A network the layered engine does not support is measured on the
+event engine only. ``--only-recurrent`` measures the recurrent network alone.
 
 Measured per trial (batch run on the default worker threads, divided by the
 batch size): wall time, fastest of --repeats runs, and the process's CPU time
@@ -35,7 +36,7 @@ the event engine; ``*_by_engine`` holds both, and ``speedup_layered_over_events`
 the ratios (wall and CPU) measured in this run.
 
 usage: python bench/gradient.py [--quick] [--engine {events,layered,both}] [--json PATH] [--batch B]
-       [--threads T] [--repeats R]
+       [--threads T] [--repeats R] [--skip-recurrent | --only-recurrent]
 """
 
 from __future__ import annotations
@@ -187,6 +188,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--threads", type=int, default=default_threads(), help="worker threads (default: all cores)")
     parser.add_argument("--repeats", type=int, help="timed runs per measurement, the fastest counts (default 2, quick 1)")
     parser.add_argument("--skip-recurrent", action="store_true", help="leave out the recurrent network")
+    parser.add_argument("--only-recurrent", action="store_true",
+                        help="measure the recurrent network only (no feedforward networks, no sweeps)")
     args = parser.parse_args(argv)
     batch = args.batch or (4 if args.quick else 64)
     sweep_batch = args.sweep_batch or (2 if args.quick else 8)
@@ -231,13 +234,17 @@ def main(argv=None) -> dict:
 
     inputs, labels = random_inputs(batch, 8000, seed=2)
     duration = INPUT_WINDOW + 0.15
-    ff = run("feedforward", build_network(0.15, False), inputs, labels, duration, batch, 150, ("main", "ff"))
-    two = run("2 hidden layers", build_network(0.15, False, hidden_layers=2), inputs, labels, duration, batch, 150,
-              ("main", "ff2"))
+    ff = two = {}
+    if not args.only_recurrent:
+        ff = run("feedforward", build_network(0.15, False), inputs, labels, duration, batch, 150, ("main", "ff"))
+        two = run("2 hidden layers", build_network(0.15, False, hidden_layers=2), inputs, labels, duration, batch,
+                  150, ("main", "ff2"))
     rec = {} if args.skip_recurrent else run("recurrent", build_network(0.15, True), inputs, labels, duration,
                                              batch, 150, ("main", "rec"))
 
     sweep_inputs, sweep_labels = random_inputs(sweep_batch, 8000, seed=3)
+    if args.only_recurrent:
+        delays, spike_counts = (), ()
     for d in delays:
         ms = str(int(round(d * 1e3)))
         run("ff, max delay", build_network(d, False), sweep_inputs, sweep_labels, INPUT_WINDOW + d, sweep_batch,
@@ -262,26 +269,30 @@ def main(argv=None) -> dict:
 
     speedup = {}
     if len(engines) == 2:
-        for name, case in (("ff", ff), ("ff2", two)):
+        for name, case in (("ff", ff), ("ff2", two), ("rec", rec)):
+            if len(case) < 2:
+                continue
             speedup[name] = {"wall": case["events"]["ms_per_trial"] / case["layered"]["ms_per_trial"],
                              "cpu": case["events"]["cpu_ms_per_trial"] / case["layered"]["cpu_ms_per_trial"],
                              "forward_cpu": (case["events"]["forward_cpu_ms_per_trial"]
                                              / case["layered"]["forward_cpu_ms_per_trial"]),
                              "backward_cpu": (case["events"]["backward_cpu_ms_per_trial"]
                                               / case["layered"]["backward_cpu_ms_per_trial"])}
-        speedup["by_max_delay_cpu"] = {
+        speedup["by_max_delay_cpu"] = {} if args.only_recurrent else {
             k: by_engine["events"]["by_max_delay"][k]["cpu_ms_per_trial"]
             / by_engine["layered"]["by_max_delay"][k]["cpu_ms_per_trial"] for k in by_engine["layered"]["by_max_delay"]}
     result = {
-        "ms_per_trial_ff": auto(ff)["ms_per_trial"],
-        "ms_per_trial_ff2": auto(two)["ms_per_trial"],
+        "ms_per_trial_ff": auto(ff)["ms_per_trial"] if ff else None,
+        "ms_per_trial_ff2": auto(two)["ms_per_trial"] if two else None,
         "ms_per_trial_rec": auto(rec)["ms_per_trial"] if rec else None,
-        "cpu_ms_per_trial_ff": auto(ff)["cpu_ms_per_trial"],
-        "cpu_ms_per_trial_ff2": auto(two)["cpu_ms_per_trial"],
+        "cpu_ms_per_trial_ff": auto(ff)["cpu_ms_per_trial"] if ff else None,
+        "cpu_ms_per_trial_ff2": auto(two)["cpu_ms_per_trial"] if two else None,
         "cpu_ms_per_trial_rec": auto(rec)["cpu_ms_per_trial"] if rec else None,
         "ms_per_trial_ff_by_engine": {e: r["ms_per_trial"] for e, r in ff.items()},
         "cpu_ms_per_trial_ff_by_engine": {e: r["cpu_ms_per_trial"] for e, r in ff.items()},
         "ms_per_trial_ff2_by_engine": {e: r["ms_per_trial"] for e, r in two.items()},
+        "ms_per_trial_rec_by_engine": {e: r["ms_per_trial"] for e, r in rec.items()},
+        "cpu_ms_per_trial_rec_by_engine": {e: r["cpu_ms_per_trial"] for e, r in rec.items()},
         "speedup_layered_over_events": speedup or None,
         "peak_rss_mib": peak_rss_mib(),
         "peak_rss_growth_ff_mib": {e: r["peak_rss_growth_mib"] for e, r in ff.items()},
@@ -293,7 +304,7 @@ def main(argv=None) -> dict:
         "agreement_layered_vs_events": checks,
         "rows": rows,
         "settings": {"batch": batch, "sweep_batch": sweep_batch, "threads": args.threads, "repeats": repeats,
-                     "quick": args.quick, "engines": engines, "duration_s": "1 s + max_delay",
+                     "quick": args.quick, "only_recurrent": args.only_recurrent, "engines": engines, "duration_s": "1 s + max_delay",
                      "params": "weights and synaptic delays of every projection",
                      "loss": "WeightedIntegralCrossEntropy(tau_weight=0.5 s)",
                      "event_log_bytes_per_event": LOG_BYTES_PER_EVENT},
@@ -303,9 +314,11 @@ def main(argv=None) -> dict:
     growth = ", ".join(f"{e} {g:.0f}" for e, g in result["peak_rss_growth_ff_mib"].items())
     print(f"peak RSS {result['peak_rss_mib']:.0f} MiB (growth during the feedforward batch, MiB: {growth}); "
           f"load average before/after {load_before[0]:.1f}/{result['load_average']['after'][0]:.1f}")
-    if speedup:
-        print("speedup layered over events (feedforward): wall {wall:.2f}x, CPU {cpu:.2f}x "
-              "(forward {forward_cpu:.2f}x, backward {backward_cpu:.2f}x)".format(**speedup["ff"]))
+    for name, what in (("ff", "feedforward"), ("rec", "recurrent")):
+        if name in speedup:
+            print(f"speedup layered over events ({what}): "
+                  "wall {wall:.2f}x, CPU {cpu:.2f}x (forward {forward_cpu:.2f}x, backward {backward_cpu:.2f}x)"
+                  .format(**speedup[name]))
     for case, c in checks.items():
         print(f"agreement {case}: {c}")
     path = write_json_atomic(args.json, result)
