@@ -35,11 +35,14 @@ re-enters it.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit
 
-from ..events.dynamics import biased_crossing, state_at
-from ._kernels import below_until, gather_sorted, incoming_count
+from ..events.adjoint_kernel import homogeneous, particular
+from ..events.dynamics import biased_crossing, free_voltage, state_at
+from ._kernels import EV_REF_END, EV_SPIKE, below_until, gather_sorted, incoming_count, replay_neuron
 
 STATUS_OK = 0
 STATUS_TOO_MANY_SPIKES = 1
@@ -412,3 +415,221 @@ def forward_group(members, in_ptr, in_pre, in_d, in_w, tau_m, tau_s, theta, rese
                 samples[s, col] = state_at(tst[l, _V], tst[l, _I], tst[l, _TL], tst[l, _RE], reset[j], tau_m[j],
                                            tau_s[j], sample_times[s])[0] + v_off[j]
     return r_t[:n_spk].copy(), r_n[:n_spk].copy(), r_g[:n_spk].copy(), status
+
+
+# ---------------------------------------------------------------- reverse ----
+@njit(cache=True, nogil=True)
+def adjoint_group(members, rec_ptr, rec_post, in_ptr, in_pre, in_d, in_w, tau_m, tau_s, theta, reset, refractory,
+                  s_start, s_end, s_time, s_id, t_end, n_in, sp_i_minus_theta, sp_source,
+                  ps_ptr, ps_time, ps_value, cs_ptr, cs_coef, cs_rate, want_tau,
+                  g_w, g_d, g_tm, g_ts, g_th, g_time, spike_grad):
+    """Reverse pass of one recurrent group in one trial; returns max |V - theta| at its recorded spikes.
+
+    Arguments as :func:`~._kernels.adjoint_range` (one row of g_time; s_*: every spike of the
+    trial, the group's included, grouped by neuron). Each neuron's arrivals (input and
+    recurrent) and recorded spikes are replayed locally into its event log
+    (:func:`~._kernels.replay_neuron`), then the logs are walked backwards with the steps of
+    :func:`~._kernels.reverse_neuron`, neuron by neuron, pausing only where the neurons are
+    coupled: a spike's total time sensitivity needs the sensitivities of all its arrivals, which
+    lie at its time or later. So the group's spikes are taken latest first; before spike k of
+    neuron i at time T, each target of i walks back through its events after T and its arrivals
+    at T, then i through its events after T, and then spike k. (The walk is written once, inline,
+    for numba: a call with the logs as arguments would cost reference counts per step.)
+    """
+    n_g = members.shape[0]
+    # ---- replay every neuron into its part of the logs
+    log_ptr = np.zeros(n_g + 1, np.int64)
+    mmax = 0
+    nsmax = 0
+    for l in range(n_g):
+        j = members[l]
+        m = incoming_count(j, in_ptr, in_pre, s_start, s_end)
+        ns = s_end[j] - s_start[j]
+        log_ptr[l + 1] = log_ptr[l] + m + 2 * ns
+        mmax = max(mmax, m)
+        nsmax = max(nsmax, ns)
+    n_log = log_ptr[n_g]
+    ev_t = np.empty(n_log)
+    ev_q = np.empty(n_log, np.int64)
+    ev_s = np.empty(n_log, np.int64)
+    ev_v = np.empty(n_log)
+    ev_i = np.empty(n_log)
+    counts = np.empty(mmax + 1, np.int64)
+    arr_t = np.empty(mmax)
+    arr_q = np.empty(mmax, np.int64)
+    arr_s = np.empty(mmax, np.int64)
+    sp_t = np.empty(nsmax)
+    sp_k = np.empty(nsmax, np.int64)
+    cursor = np.empty(n_g, np.int64)          # the next log entry to walk back (absolute), -1 below the start
+    worst = 0.0
+    n_spk = 0
+    for l in range(n_g):
+        j = members[l]
+        ns = s_end[j] - s_start[j]
+        n_spk += ns
+        for r in range(ns):
+            sp_t[r] = s_time[s_start[j] + r]
+            sp_k[r] = s_id[s_start[j] + r] - n_in
+        m = gather_sorted(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, s_id, t_end, True,
+                          counts, arr_t, arr_q, arr_s)
+        lo, hi = log_ptr[l], log_ptr[l + 1]
+        n_ev, w = replay_neuron(m, arr_t, arr_q, arr_s, in_w, sp_t[:ns], sp_k[:ns], tau_m[j], tau_s[j], theta[j],
+                                reset[j], refractory[j], t_end, ev_t[lo:hi], ev_q[lo:hi], ev_s[lo:hi],
+                                ev_v[lo:hi], ev_i[lo:hi])
+        worst = max(worst, w)
+        cursor[l] = lo + n_ev - 1
+    # ---- the group's spikes, latest first
+    g_t = np.empty(n_spk)
+    g_l = np.empty(n_spk, np.int64)
+    g_k = np.empty(n_spk, np.int64)
+    c = 0
+    for l in range(n_g):
+        j = members[l]
+        for r in range(s_start[j], s_end[j]):
+            g_t[c], g_l[c], g_k[c] = s_time[r], l, s_id[r] - n_in
+            c += 1
+    order = np.argsort(-g_t, kind="mergesort")
+    # ---- per-neuron costate walk state (reverse_neuron's locals)
+    p_v = np.zeros(n_g)
+    p_i = np.zeros(n_g)
+    t_at = np.full(n_g, t_end)
+    pv_ref = np.zeros(n_g)
+    i_ref = np.zeros(n_g)
+    acc = np.zeros((n_g, 3))                 # dL/dtau_m, dL/dtau_s, dL/dtheta
+    clamped = np.zeros(n_g, np.bool_)
+    src = np.empty(n_g, np.int64)            # the next point source (walking down), per neuron
+    for l in range(n_g):
+        j = members[l]
+        ns = s_end[j] - s_start[j]
+        clamped[l] = ns > 0 and refractory[j] > 0.0 and s_time[s_end[j] - 1] + refractory[j] > t_end
+        src[l] = ps_ptr[j + 1] - 1
+    # work list: (neuron, walk down to time, the own spike to include at that time, or -9)
+    todo_l = np.empty(max(n_g, rec_ptr[n_g]) + 1, np.int64)
+    o = 0
+    for step in range(n_spk + 1):
+        if step < n_spk:
+            o = order[step]
+            i = g_l[o]
+            t_stop = g_t[o]
+            n_todo = 0
+            for cc in range(rec_ptr[i], rec_ptr[i + 1]):
+                todo_l[n_todo] = rec_post[cc]
+                n_todo += 1
+            todo_l[n_todo] = i
+            n_todo += 1
+        else:
+            t_stop = -np.inf
+            n_todo = n_g
+            for l in range(n_g):
+                todo_l[l] = l
+        for w_ in range(n_todo):
+            l = todo_l[w_]
+            own = g_k[o] if (step < n_spk and w_ == n_todo - 1) else -9
+            j = members[l]
+            tm, ts, rs, refr = tau_m[j], tau_s[j], reset[j], refractory[j]
+            ps_lo = ps_ptr[j]
+            cs_lo, cs_hi = cs_ptr[j], cs_ptr[j + 1]
+            lo = log_ptr[l]
+            e = cursor[l]
+            pv, pi, tat, cl, k = p_v[l], p_i[l], t_at[l], clamped[l], src[l]
+            pvr, ir = pv_ref[l], i_ref[l]
+            d_tm = 0.0
+            d_ts = 0.0
+            d_th = 0.0
+            while e >= lo:
+                cq = ev_q[e]
+                t = ev_t[e]
+                if not (t > t_stop or (t == t_stop and (cq != EV_SPIKE or ev_s[e] == own))):
+                    break
+                # ---- the steps of reverse_neuron for event e
+                if cq >= 0:
+                    v_after, i_after = ev_v[e], ev_i[e] + in_w[cq]
+                elif cq == EV_REF_END:
+                    v_after, i_after = rs, ev_i[e]
+                    cl = False
+                else:
+                    v_after, i_after = rs, ev_i[e]
+                t_hi = tat
+                while True:
+                    t_lo = t
+                    has_source = k >= ps_lo and ps_time[k] > t
+                    if has_source:
+                        if cl:
+                            k -= 1
+                            continue
+                        t_lo = ps_time[k]
+                    s = t_lo - t
+                    if s > 0.0:
+                        v0 = free_voltage(v_after, i_after, tm, ts, s)
+                        i0 = i_after * math.exp(-s / ts)
+                    else:
+                        v0, i0 = v_after, i_after
+                    length = t_hi - t_lo
+                    sum_a = sum_b = end_a = end_b = 0.0
+                    for r in range(cs_lo, cs_hi):
+                        alpha, beta, alpha_end, beta_end, a_tm, a_ts = particular(
+                            cs_coef[r], cs_rate[r], t_lo, length, v0, i0, tm, ts, want_tau)
+                        sum_a += alpha
+                        sum_b += beta
+                        end_a += alpha_end
+                        end_b += beta_end
+                        d_tm += a_tm
+                        d_ts += a_ts
+                    pv, pi, a_tm, a_ts = homogeneous(length, v0, i0, pv - end_a, pi - end_b, cl, tm, ts, want_tau)
+                    pv += sum_a
+                    pi += sum_b
+                    d_tm += a_tm
+                    d_ts += a_ts
+                    if not has_source:
+                        break
+                    pv += ps_value[k]
+                    t_hi = t_lo
+                    k -= 1
+                tat = t
+                if cq >= 0:
+                    w = in_w[cq]
+                    g_w[cq] += pi
+                    dl_dt = w * (pi / ts - pv / tm)
+                    r = k
+                    while r >= ps_lo and ps_time[r] == t:      # a maximum of V at this kink moves with it
+                        if not cl:
+                            dl_dt += ps_value[r] * (ev_i[e] - ev_v[e]) / tm
+                        r -= 1
+                    g_d[cq] += dl_dt
+                    g_time[0, ev_s[e]] += dl_dt
+                elif cq == EV_REF_END:
+                    pvr = pv
+                    ir = ev_i[e]
+                    pv = 0.0
+                    cl = True
+                else:
+                    kk = ev_s[e]
+                    if refr > 0.0:
+                        after = -pvr * (ir - rs) / tm
+                    else:
+                        after = -pv * (ev_i[e] - rs) / tm
+                    downstream = 0.0
+                    for row in range(g_time.shape[0]):
+                        downstream += g_time[row, n_in + kk]
+                    total = sp_source[kk] + downstream + after
+                    spike_grad[kk] = total
+                    pv = -tm * total / sp_i_minus_theta[kk]
+                    if refr > 0.0:
+                        pvr = 0.0
+                    d_th -= pv
+                    cl = False
+                e -= 1
+            cursor[l] = e
+            p_v[l], p_i[l], t_at[l], clamped[l], src[l] = pv, pi, tat, cl, k
+            pv_ref[l], i_ref[l] = pvr, ir
+            acc[l, 0] += d_tm
+            acc[l, 1] += d_ts
+            acc[l, 2] += d_th
+    # ---- what is left of each costate down to t = 0 (as reverse_neuron's caller: nothing; its
+    # last event's costate is the initial one, whose sensitivities are the state gradients, not asked here)
+    for l in range(n_g):
+        j = members[l]
+        g_tm[j] += acc[l, 0]
+        g_ts[j] += acc[l, 1]
+        g_th[j] += acc[l, 2]
+    return worst

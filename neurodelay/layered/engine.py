@@ -257,10 +257,13 @@ def adjoint(record: EventRecord, sources: AdjointSources, *, time_constants: boo
     record's spikes are not threshold crossings of its network.
     """
     net, flat = record.network, record.flat
-    if (supports(net) is not None or not net.is_feedforward() or state or not record.starts_at_rest
-            or np.any(flat.bias)):
+    if supports(net) is not None or state or not record.starts_at_rest or np.any(flat.bias):
         return _events_adjoint(record, sources, time_constants=time_constants, n_threads=n_threads,
                                record_tolerance=record_tolerance, state=state)
+    if not net.is_feedforward():
+        from .recurrent import adjoint as adjoint_recurrent
+        return adjoint_recurrent(record, sources, time_constants=time_constants, n_threads=n_threads,
+                                 record_tolerance=record_tolerance)
     rp = prepare_reverse(record, sources, record_tolerance)
     inputs, spike_time_src, theta_src = record.inputs, rp.spike_time_src, rp.theta_src
     n, n_trials, duration, n_syn = flat.n_neurons, record.n_trials, float(record.duration), len(flat.out_post)

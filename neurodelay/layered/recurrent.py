@@ -14,8 +14,9 @@ equal the event engine's (spike times bit for bit where arrivals at one
 neuron never tie in time; see the kernel's module).
 
 Trials run in parallel (the neurons of a recurrent group are coupled).
-The reverse pass of a network with a recurrent group is
-:func:`neurodelay.events.adjoint`, which reads this engine's records.
+The reverse pass (:func:`adjoint`) replays each neuron of a recurrent group
+locally and walks the group's neurons back together, pausing at the group's
+spikes (:func:`~neurodelay.layered._recurrent_kernels.adjoint_group`).
 """
 
 from __future__ import annotations
@@ -24,15 +25,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..events.adjoint import check_replay, neuron_ptr, prepare_reverse, sum_blocks, trial_blocks
 from ..events.batch import default_threads, map_trials
 from ..flat import FlatNetwork, is_closed_form
 from ..network import LIF, Network, SpikeSource
-from ..record import EventRecord, prepare_run
+from ..record import AdjointResult, AdjointSources, EventRecord, prepare_run
 from . import _kernels as K
 from . import _recurrent_kernels as RK
 from .engine import _by_neuron
 
-__all__ = ["population_groups", "simulate"]
+__all__ = ["population_groups", "simulate", "adjoint"]
 
 _EMPTY = np.zeros(0)
 
@@ -106,6 +108,7 @@ class _Plan:
     in_d: np.ndarray
     in_w: np.ndarray
     closed: np.ndarray
+    in_c: np.ndarray        # the synapse's index in flat (pre-major) order
 
 
 def _plan(net: Network, flat: FlatNetwork) -> _Plan:
@@ -131,7 +134,7 @@ def _plan(net: Network, flat: FlatNetwork) -> _Plan:
         np.cumsum(np.bincount(local[in_pre[q]], minlength=len(members)), out=rec_ptr[1:])
         steps.append(_Group(members, rec_ptr, local[in_post[q]], in_d[q], q.astype(np.int64)))
     return _Plan(tuple(steps), in_ptr, in_pre, in_d, np.ascontiguousarray(flat.out_w[order]),
-                 is_closed_form(flat.tau_m, flat.tau_s))
+                 is_closed_form(flat.tau_m, flat.tau_s), order.astype(np.int64))
 
 
 def simulate(net: Network, inputs, duration, *, record=(), sample_times=None, n_threads: int | None = None,
@@ -208,3 +211,72 @@ def simulate(net: Network, inputs, duration, *, record=(), sample_times=None, n_
 
     results = map_trials(run_trial, merged.n_trials, n_threads or default_threads(), progress)
     return prepared.record(net, results, engine="layered")
+
+
+def adjoint(record: EventRecord, sources: AdjointSources, *, time_constants: bool = False,
+            n_threads: int | None = None, record_tolerance: float = 1e-6) -> AdjointResult:
+    """:func:`neurodelay.layered.adjoint` for a network with recurrent groups, from rest without bias
+    (the caller hands other runs to the event engine's adjoint). Same arguments and result.
+
+    Steps in reverse order: a feedforward layer by
+    :func:`~neurodelay.layered._kernels.adjoint_range`, a recurrent group by
+    :func:`~neurodelay.layered._recurrent_kernels.adjoint_group`; the time sensitivities of
+    the spikes of earlier steps are summed in one row of g_time. Gradients of the trials are
+    summed per fixed block of trials in trial order, whatever the number of threads.
+    """
+    net, flat = record.network, record.flat
+    rp = prepare_reverse(record, sources, record_tolerance)
+    inputs, spike_time_src, theta_src = record.inputs, rp.spike_time_src, rp.theta_src
+    n, n_trials, duration, n_syn = flat.n_neurons, record.n_trials, float(record.duration), len(flat.out_post)
+    plan = _plan(net, flat)
+    rec_bounds, in_bounds = rp.rec_bounds, rp.in_bounds
+    jb, j_neuron, j_time, j_value = rp.jumps
+    rb, r_neuron, r_rate, r_coef = rp.rates
+    static = (plan.in_ptr, plan.in_pre, plan.in_d, plan.in_w, flat.tau_m, flat.tau_s, flat.theta, flat.reset,
+              flat.refractory)
+    steps = plan.steps[::-1]
+
+    def run_trial(k, acc):
+        rs, ins = slice(rec_bounds[k], rec_bounds[k + 1]), slice(in_bounds[k], in_bounds[k + 1])
+        n_in = ins.stop - ins.start
+        sp_time = record.time[rs]
+        all_n = np.concatenate([inputs.neuron[ins], record.neuron[rs]])
+        all_t = np.concatenate([inputs.time[ins], sp_time])
+        order, s_start, s_end = _by_neuron(all_n, all_t, n)
+        s_time, s_id = all_t[order], order.astype(np.int64)
+        js, rsl = slice(jb[k], jb[k + 1]), slice(rb[k], rb[k + 1])
+        g_i_theta = np.ascontiguousarray(record.i_minus_theta[rs])
+        g_src = np.ascontiguousarray(spike_time_src[rs])
+        ps = (neuron_ptr(j_neuron[js], n), j_time[js], j_value[js])
+        cs = (neuron_ptr(r_neuron[rsl], n), r_coef[rsl], r_rate[rsl])
+        g_time = np.zeros((1, len(all_t)))
+        spike_grad = np.zeros(len(sp_time))
+        worst = 0.0
+        for step in steps:
+            if isinstance(step, _Group):
+                w = RK.adjoint_group(step.members, step.rec_ptr, step.rec_post, *static, s_start, s_end, s_time, s_id,
+                                     duration, n_in, g_i_theta, g_src, *ps, *cs, time_constants, *acc, g_time,
+                                     spike_grad)
+            else:
+                off, size = step[0], step[1]
+                w = K.adjoint_range(off, off + size, 0, *static, s_start, s_end, s_time, s_id, duration, n_in, sp_time,
+                                    g_i_theta, g_src, *ps, *cs, time_constants, *acc, g_time, spike_grad,
+                                    False, _EMPTY, _EMPTY, _EMPTY, _EMPTY)
+            worst = max(worst, w)
+        return spike_grad, g_time[0, :n_in].copy(), worst
+
+    blocks = trial_blocks(n_trials)
+
+    def run_block(b):
+        acc = (np.zeros(n_syn), np.zeros(n_syn), np.zeros(n), np.zeros(n), np.zeros(n))
+        return acc, [run_trial(k, acc) for k in range(blocks[b], blocks[b + 1])]
+
+    done = map_trials(run_block, len(blocks) - 1, n_threads or default_threads())
+    results = [r for _, per_trial in done for r in per_trial]
+    worst = check_replay(max((r[2] for r in results), default=0.0), flat, record_tolerance)
+    g_w, g_d, g_tm, g_ts, g_th = sum_blocks(done, n_syn, n)
+    w_flat, d_flat = np.empty(n_syn), np.empty(n_syn)
+    w_flat[plan.in_c], d_flat[plan.in_c] = g_w, g_d
+    cat = (lambda i: np.concatenate([r[i] for r in results]) if results else np.zeros(0))
+    return AdjointResult(w_flat, d_flat, g_tm if time_constants else None, g_ts if time_constants else None,
+                         g_th + theta_src, cat(0), cat(1), n_trials, float(worst))
