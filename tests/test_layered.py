@@ -289,7 +289,8 @@ def test_recurrent_forward_equals_event_engine(seed):
 
 def test_recurrent_bias_initial_state_threads_and_ties():
     """Bias currents and a nonzero initial state; 1 and 2 threads give the same record; zero
-    recurrent delays (arrivals at the time of the spike, many ties, one time bucket) agree too."""
+    recurrent delays (arrivals at the time of the spike, many ties, one time bucket) agree too,
+    and so do their gradients."""
     net, inputs, _ = recurrent_network(3, n_trials=4, bias=True)
     ref = events_simulate(net, inputs, DURATION, record="h2", sample_times=SAMPLES)
     recs = [layered.simulate(net, inputs, DURATION, record="h2", sample_times=SAMPLES, n_threads=t) for t in (1, 2)]
@@ -309,10 +310,16 @@ def test_recurrent_bias_initial_state_threads_and_ties():
                         connectivity=(np.r_[pre, pre], np.r_[post, post]),
                         delays=Delays(synaptic=np.r_[np.zeros(n * n), np.full(n * n, 1e-3)]))
     trains = SpikeTrains.from_lists([[np.array([1e-3, 4e-3, 9e-3])] * 4, [np.array([2e-3, 2e-3 + 1e-9])] * 4])
+    loss = losses.FirstSpikeMSE("hid", margin=2e-3)
     for net in (tie, same):
         ref, rec = events_simulate(net, trains, 0.03), layered.simulate(net, trains, 0.03)
         assert len(ref.time) > 2 * n
         assert_same_spikes(ref, rec)
+        _, sources = loss.value_and_sources(ref, np.array([1, 5]))
+        want, got = events_adjoint(ref, sources, time_constants=True), layered.adjoint(ref, sources, time_constants=True)
+        assert np.any(want.weight[ref.flat.out_proj == 1] != 0)
+        for field in ("weight", "delay", "tau_m", "theta", "input_time"):
+            assert_close_grad(getattr(got, field), getattr(want, field), field)
 
 
 REC_LOSSES = {

@@ -419,7 +419,7 @@ def forward_group(members, in_ptr, in_pre, in_d, in_w, tau_m, tau_s, theta, rese
 
 # ---------------------------------------------------------------- reverse ----
 @njit(cache=True, nogil=True)
-def adjoint_group(members, rec_ptr, rec_post, in_ptr, in_pre, in_d, in_w, tau_m, tau_s, theta, reset, refractory,
+def adjoint_group(members, rec_ptr, rec_post, rec_d, in_ptr, in_pre, in_d, in_w, tau_m, tau_s, theta, reset, refractory,
                   s_start, s_end, s_time, s_id, t_end, n_in, sp_i_minus_theta, sp_source,
                   ps_ptr, ps_time, ps_value, cs_ptr, cs_coef, cs_rate, want_tau,
                   g_w, g_d, g_tm, g_ts, g_th, g_time, spike_grad):
@@ -432,9 +432,11 @@ def adjoint_group(members, rec_ptr, rec_post, in_ptr, in_pre, in_d, in_w, tau_m,
     :func:`~._kernels.reverse_neuron`, neuron by neuron, pausing only where the neurons are
     coupled: a spike's total time sensitivity needs the sensitivities of all its arrivals, which
     lie at its time or later. So the group's spikes are taken latest first; before spike k of
-    neuron i at time T, each target of i walks back through its events after T and its arrivals
-    at T, then i through its events after T, and then spike k. (The walk is written once, inline,
-    for numba: a call with the logs as arguments would cost reference counts per step.)
+    neuron i at time T, each target of i whose walk has not yet passed the arrival of k (at
+    T + d) walks back through its events down to that arrival, then i through its events after
+    T, and then spike k. Most arrivals lie behind their target's walk already, so each neuron
+    walks long stretches of its log at a time. (The walk is written once, inline, for numba: a
+    call with the logs as arguments would cost reference counts per step.)
     """
     n_g = members.shape[0]
     # ---- replay every neuron into its part of the logs
@@ -454,6 +456,7 @@ def adjoint_group(members, rec_ptr, rec_post, in_ptr, in_pre, in_d, in_w, tau_m,
     ev_s = np.empty(n_log, np.int64)
     ev_v = np.empty(n_log)
     ev_i = np.empty(n_log)
+    ev = np.empty((n_log, 5))
     counts = np.empty(mmax + 1, np.int64)
     arr_t = np.empty(mmax)
     arr_q = np.empty(mmax, np.int64)
@@ -478,6 +481,10 @@ def adjoint_group(members, rec_ptr, rec_post, in_ptr, in_pre, in_d, in_w, tau_m,
                                 ev_v[lo:hi], ev_i[lo:hi])
         worst = max(worst, w)
         cursor[l] = lo + n_ev - 1
+        # the log interleaved, one row per event (t, q, s, V, I): the walk below hops between
+        # neurons at every spike, and one cache line per event then serves all five fields
+        for e in range(lo, lo + n_ev):
+            ev[e, 0], ev[e, 1], ev[e, 2], ev[e, 3], ev[e, 4] = ev_t[e], ev_q[e], ev_s[e], ev_v[e], ev_i[e]
     # ---- the group's spikes, latest first
     g_t = np.empty(n_spk)
     g_l = np.empty(n_spk, np.int64)
@@ -504,26 +511,38 @@ def adjoint_group(members, rec_ptr, rec_post, in_ptr, in_pre, in_d, in_w, tau_m,
         clamped[l] = ns > 0 and refractory[j] > 0.0 and s_time[s_end[j] - 1] + refractory[j] > t_end
         src[l] = ps_ptr[j + 1] - 1
     # work list: (neuron, walk down to time, the own spike to include at that time, or -9)
+    # the time of the event each neuron's walk reaches next (-inf when done): an arrival of a spike
+    # that lies later than it has been walked through already
+    next_t = np.empty(n_g)
+    for l in range(n_g):
+        next_t[l] = ev[cursor[l], 0] if cursor[l] >= log_ptr[l] else -np.inf
     todo_l = np.empty(max(n_g, rec_ptr[n_g]) + 1, np.int64)
+    todo_t = np.empty(max(n_g, rec_ptr[n_g]) + 1)
     o = 0
     for step in range(n_spk + 1):
+        n_todo = 0
         if step < n_spk:
             o = order[step]
             i = g_l[o]
-            t_stop = g_t[o]
-            n_todo = 0
+            t_spk = g_t[o]
             for cc in range(rec_ptr[i], rec_ptr[i + 1]):
-                todo_l[n_todo] = rec_post[cc]
-                n_todo += 1
+                t_arr = t_spk + rec_d[cc]
+                post = rec_post[cc]
+                if t_arr <= t_end and next_t[post] >= t_arr:
+                    todo_l[n_todo] = post
+                    todo_t[n_todo] = t_arr
+                    n_todo += 1
             todo_l[n_todo] = i
+            todo_t[n_todo] = t_spk
             n_todo += 1
         else:
-            t_stop = -np.inf
-            n_todo = n_g
             for l in range(n_g):
                 todo_l[l] = l
+                todo_t[l] = -np.inf
+            n_todo = n_g
         for w_ in range(n_todo):
             l = todo_l[w_]
+            t_stop = todo_t[w_]
             own = g_k[o] if (step < n_spk and w_ == n_todo - 1) else -9
             j = members[l]
             tm, ts, rs, refr = tau_m[j], tau_s[j], reset[j], refractory[j]
@@ -537,18 +556,21 @@ def adjoint_group(members, rec_ptr, rec_post, in_ptr, in_pre, in_d, in_w, tau_m,
             d_ts = 0.0
             d_th = 0.0
             while e >= lo:
-                cq = ev_q[e]
-                t = ev_t[e]
-                if not (t > t_stop or (t == t_stop and (cq != EV_SPIKE or ev_s[e] == own))):
+                t = ev[e, 0]
+                cq = np.int64(ev[e, 1])
+                es = np.int64(ev[e, 2])
+                e_v = ev[e, 3]
+                e_i = ev[e, 4]
+                if not (t > t_stop or (t == t_stop and (cq != EV_SPIKE or es == own))):
                     break
                 # ---- the steps of reverse_neuron for event e
                 if cq >= 0:
-                    v_after, i_after = ev_v[e], ev_i[e] + in_w[cq]
+                    v_after, i_after = e_v, e_i + in_w[cq]
                 elif cq == EV_REF_END:
-                    v_after, i_after = rs, ev_i[e]
+                    v_after, i_after = rs, e_i
                     cl = False
                 else:
-                    v_after, i_after = rs, ev_i[e]
+                    v_after, i_after = rs, e_i
                 t_hi = tat
                 while True:
                     t_lo = t
@@ -593,21 +615,21 @@ def adjoint_group(members, rec_ptr, rec_post, in_ptr, in_pre, in_d, in_w, tau_m,
                     r = k
                     while r >= ps_lo and ps_time[r] == t:      # a maximum of V at this kink moves with it
                         if not cl:
-                            dl_dt += ps_value[r] * (ev_i[e] - ev_v[e]) / tm
+                            dl_dt += ps_value[r] * (e_i - e_v) / tm
                         r -= 1
                     g_d[cq] += dl_dt
-                    g_time[0, ev_s[e]] += dl_dt
+                    g_time[0, es] += dl_dt
                 elif cq == EV_REF_END:
                     pvr = pv
-                    ir = ev_i[e]
+                    ir = e_i
                     pv = 0.0
                     cl = True
                 else:
-                    kk = ev_s[e]
+                    kk = es
                     if refr > 0.0:
                         after = -pvr * (ir - rs) / tm
                     else:
-                        after = -pv * (ev_i[e] - rs) / tm
+                        after = -pv * (e_i - rs) / tm
                     downstream = 0.0
                     for row in range(g_time.shape[0]):
                         downstream += g_time[row, n_in + kk]
@@ -620,6 +642,7 @@ def adjoint_group(members, rec_ptr, rec_post, in_ptr, in_pre, in_d, in_w, tau_m,
                     cl = False
                 e -= 1
             cursor[l] = e
+            next_t[l] = ev[e, 0] if e >= lo else -np.inf
             p_v[l], p_i[l], t_at[l], clamped[l], src[l] = pv, pi, tat, cl, k
             pv_ref[l], i_ref[l] = pvr, ir
             acc[l, 0] += d_tm

@@ -254,9 +254,9 @@ def adjoint(record: EventRecord, sources: AdjointSources, *, time_constants: boo
         worst = 0.0
         for step in steps:
             if isinstance(step, _Group):
-                w = RK.adjoint_group(step.members, step.rec_ptr, step.rec_post, *static, s_start, s_end, s_time, s_id,
-                                     duration, n_in, g_i_theta, g_src, *ps, *cs, time_constants, *acc, g_time,
-                                     spike_grad)
+                w = RK.adjoint_group(step.members, step.rec_ptr, step.rec_post, step.rec_d, *static, s_start, s_end,
+                                     s_time, s_id, duration, n_in, g_i_theta, g_src, *ps, *cs, time_constants, *acc,
+                                     g_time, spike_grad)
             else:
                 off, size = step[0], step[1]
                 w = K.adjoint_range(off, off + size, 0, *static, s_start, s_end, s_time, s_id, duration, n_in, sp_time,
