@@ -241,9 +241,11 @@ def recurrent_network(seed: int, n_trials: int = 3, bias: bool = False):
     net = net.connect("h1", "h1", rng.uniform(-0.3, 0.4, n1 * n1),
                       delays=Delays(axonal=rng.uniform(0, 1e-3, n1), dendritic=rng.uniform(0, 1e-3, n1),
                                     synaptic=rng.uniform(0, 3e-3, n1 * n1)))
-    net = net.connect("h1", "h2", rng.uniform(-0.2, 1.0, n1 * n2), delays=Delays(synaptic=rng.uniform(0, 4e-3, n1 * n2)))
+    net = net.connect("h1", "h2", rng.uniform(-0.2, 1.0, n1 * n2),
+                      delays=Delays(synaptic=rng.uniform(0, 4e-3, n1 * n2)))
     net = net.connect("h2", "h1", rng.uniform(-0.3, 0.5, n1 * n2), delays=Delays(dendritic=rng.uniform(0, 4e-3, n1)))
-    net = net.connect("h2", "out", rng.uniform(-0.5, 1.0, n2 * n_o), delays=Delays(synaptic=rng.uniform(0, 5e-3, n2 * n_o)))
+    net = net.connect("h2", "out", rng.uniform(-0.5, 1.0, n2 * n_o),
+                      delays=Delays(synaptic=rng.uniform(0, 5e-3, n2 * n_o)))
     net = net.connect("h2", "ttfs", rng.uniform(-0.2, 1.2, n2 * n_o),
                       delays=Delays(synaptic=rng.uniform(0, 5e-3, n2 * n_o)))
     inputs = SpikeTrains.from_lists([[np.sort(rng.uniform(0, 0.035, rng.integers(1, 5))) for _ in range(n_in)]
@@ -316,7 +318,8 @@ def test_recurrent_bias_initial_state_threads_and_ties():
         assert len(ref.time) > 2 * n
         assert_same_spikes(ref, rec)
         _, sources = loss.value_and_sources(ref, np.array([1, 5]))
-        want, got = events_adjoint(ref, sources, time_constants=True), layered.adjoint(ref, sources, time_constants=True)
+        want = events_adjoint(ref, sources, time_constants=True)
+        got = layered.adjoint(ref, sources, time_constants=True)
         assert np.any(want.weight[ref.flat.out_proj == 1] != 0)
         for field in ("weight", "delay", "tau_m", "theta", "input_time"):
             assert_close_grad(getattr(got, field), getattr(want, field), field)

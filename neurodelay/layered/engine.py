@@ -6,7 +6,10 @@ simulated neuron by neuron (see :mod:`neurodelay.layered._kernels`): the
 neuron's arrivals are generated from a post-major synapse table and sorted by
 a bucket sort, then scanned with the event engine's exact dynamics. The
 reverse pass goes through the layers backwards and replays each neuron locally
-instead of merging every spike in flight again. Results equal those of
+instead of merging every spike in flight again. Networks with recurrent
+layers (a population projecting onto itself, or a cycle between populations)
+go to :mod:`neurodelay.layered.recurrent`, which runs each recurrent group of
+populations as a whole and the other layers as here. Results equal those of
 :mod:`neurodelay.events` (the same floating-point operations per neuron: spike
 times bit for bit; gradients to rounding, as sums are taken in another order).
 
@@ -55,7 +58,7 @@ _EMPTY = np.zeros(0)
 
 def supports(net) -> str | None:
     """None if the layered engine handles `net` (feedforward layers, and recurrent groups of populations:
-    see :mod:`neurodelay.layered.recurrent`), else a one-line reason."""
+    see :mod:`neurodelay.layered.recurrent`; every Network), else a one-line reason."""
     if not isinstance(net, Network):
         return f"expected a Network, got {type(net).__name__}"
     return None
@@ -249,7 +252,8 @@ def adjoint(record: EventRecord, sources: AdjointSources, *, time_constants: boo
     """Reverse pass of EventProp with delays over every trial of `record`, layer by layer.
 
     Same arguments and result as :func:`neurodelay.events.adjoint` and the same
-    numbers to rounding, for a record of any engine. Networks that
+    numbers to rounding, for a record of any engine (networks with recurrent groups:
+    :func:`neurodelay.layered.recurrent.adjoint`). Networks that
     :func:`supports` refuses, networks with a bias current, records that do not start at rest,
     and requests for the state gradients (`state`: dL/dbias, dL/dV(0), dL/dI(0)) are handed to
     :func:`neurodelay.events.adjoint`.
@@ -338,12 +342,12 @@ def adjoint(record: EventRecord, sources: AdjointSources, *, time_constants: boo
 class LayeredEngine:
     """The layered engine as an :class:`~neurodelay.engines.Engine` (registered as ``"layered"``).
 
-    Runs feedforward networks (any delay kinds, refractoriness, readouts, bias
+    Runs feedforward and recurrent networks (any delay kinds, refractoriness, readouts, bias
     currents and initial states: the scans run on u = V - bias) with
     the event engine's results at a fraction of its cost (the gradients of runs
     with a bias or away from rest are the event engine's adjoint's); :meth:`supports` gives
-    the reason for networks it does not run (recurrent projections), which
-    ``engine="auto"`` then runs on the event engine.
+    the reason for objects it does not run, which ``engine="auto"`` then offers to the
+    next engine.
     """
 
     name = "layered"
