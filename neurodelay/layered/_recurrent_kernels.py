@@ -451,11 +451,12 @@ def adjoint_group(members, rec_ptr, rec_post, rec_d, in_ptr, in_pre, in_d, in_w,
         mmax = max(mmax, m)
         nsmax = max(nsmax, ns)
     n_log = log_ptr[n_g]
-    ev_t = np.empty(n_log)
-    ev_q = np.empty(n_log, np.int64)
-    ev_s = np.empty(n_log, np.int64)
-    ev_v = np.empty(n_log)
-    ev_i = np.empty(n_log)
+    n_one = mmax + 2 * nsmax                 # one neuron's log, replayed here, then interleaved into ev
+    ev_t = np.empty(n_one)
+    ev_q = np.empty(n_one, np.int64)
+    ev_s = np.empty(n_one, np.int64)
+    ev_v = np.empty(n_one)
+    ev_i = np.empty(n_one)
     ev = np.empty((n_log, 5))
     counts = np.empty(mmax + 1, np.int64)
     arr_t = np.empty(mmax)
@@ -475,16 +476,16 @@ def adjoint_group(members, rec_ptr, rec_post, rec_d, in_ptr, in_pre, in_d, in_w,
             sp_k[r] = s_id[s_start[j] + r] - n_in
         m = gather_sorted(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, s_id, t_end, True,
                           counts, arr_t, arr_q, arr_s)
-        lo, hi = log_ptr[l], log_ptr[l + 1]
+        lo = log_ptr[l]
         n_ev, w = replay_neuron(m, arr_t, arr_q, arr_s, in_w, sp_t[:ns], sp_k[:ns], tau_m[j], tau_s[j], theta[j],
-                                reset[j], refractory[j], t_end, ev_t[lo:hi], ev_q[lo:hi], ev_s[lo:hi],
-                                ev_v[lo:hi], ev_i[lo:hi])
+                                reset[j], refractory[j], t_end, ev_t, ev_q, ev_s, ev_v, ev_i)
         worst = max(worst, w)
         cursor[l] = lo + n_ev - 1
-        # the log interleaved, one row per event (t, q, s, V, I): the walk below hops between
-        # neurons at every spike, and one cache line per event then serves all five fields
-        for e in range(lo, lo + n_ev):
-            ev[e, 0], ev[e, 1], ev[e, 2], ev[e, 3], ev[e, 4] = ev_t[e], ev_q[e], ev_s[e], ev_v[e], ev_i[e]
+        # the log interleaved, one row per event (t, q, s, V, I): the walk below moves between
+        # neurons, and one cache line per event then serves all five fields
+        for e in range(n_ev):
+            ev[lo + e, 0], ev[lo + e, 1], ev[lo + e, 2], ev[lo + e, 3], ev[lo + e, 4] = (
+                ev_t[e], ev_q[e], ev_s[e], ev_v[e], ev_i[e])
     # ---- the group's spikes, latest first
     g_t = np.empty(n_spk)
     g_l = np.empty(n_spk, np.int64)
