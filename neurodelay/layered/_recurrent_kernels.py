@@ -1,4 +1,4 @@
-"""Compiled forward kernel of a recurrent group of the layered engine (numba, releases the GIL).
+"""Compiled kernels of a recurrent group of the layered engine, forward and reverse (numba, release the GIL).
 
 A *recurrent group* is a set of LIF neurons whose populations form a cycle of
 projections (self-recurrence pop -> pop, or a cycle between populations of one
@@ -9,13 +9,16 @@ time, but each neuron keeps its own event sources:
   before the group runs) are generated and sorted per neuron once, with the
   feedforward kernels' bucket sort (:func:`~._kernels.gather_sorted`), and read
   with a cursor;
-* **recurrent arrivals** are pushed, as the group's spikes happen, into a small
-  binary heap per neuron keyed by (time, synapse) (one row of a 2-d array: a
-  neuron's pending arrivals lie together in memory);
+* **recurrent arrivals** are pushed, as the group's spikes happen, into
+  per-neuron time buckets (a ring over the largest recurrent delay; the bucket
+  in front is kept sorted by (time, synapse));
 * the **next event** of the group is taken from an indexed min-heap over the
-  group's neurons keyed by each neuron's next event time (its next input
-  arrival, next recurrent arrival or predicted threshold crossing); only the
-  neuron that had the event, and the targets of a spike, are re-keyed.
+  group's neurons keyed by each neuron's next event that can involve another
+  neuron: its next recurrent arrival or its next threshold crossing. Input
+  arrivals are not events of the index: each neuron scans them *tentatively*
+  from its committed state up to that next event (at most SCAN_LIMIT of them,
+  then the scan resumes as an event of the index); a recurrent arrival pushed
+  before the end of a neuron's scan sends it back to its committed state.
 
 Each neuron's events are applied with the event engine's exact dynamics
 (:func:`~neurodelay.events.dynamics.state_at`,
@@ -27,10 +30,14 @@ of every engine). The exact crossing search is skipped, as in
 V stays below theta until the neuron's next known arrival (an earlier recurrent
 arrival, pushed later, only shortens that interval, and re-predicts).
 
+The reverse pass (:func:`adjoint_group`) replays each neuron locally and walks
+the neurons' logs back together, pausing where they are coupled (the group's
+spikes).
+
 Times in seconds. The event loop's arrays are arguments and never reassigned
-(see the performance note of :mod:`neurodelay.events.kernel`): when a heap row
-or the spike record is full the loop returns, the caller grows the array and
-re-enters it.
+(see the performance note of :mod:`neurodelay.events.kernel`): when a time
+bucket or the spike record is full the loop returns, the caller grows the array
+and re-enters it.
 """
 
 from __future__ import annotations
@@ -63,9 +70,11 @@ def _before(t1, q1, t2, q2):
 #: bm[l, _FRONT] = (its bucket, number pending)) is kept sorted by (time, q) from its first
 #: unconsumed entry on (a push into it is inserted in place); another bucket is sorted when it
 #: becomes the front. A neuron's pending arrivals lie in [now, now + largest delay], which the
-#: ring covers with room to spare, so slots never alias. (Pushes and pops are written inline
-#: in the event loop: calls with array arguments would cost numba reference counts per event.)
-N_BUCKETS = 64
+#: ring covers with room to spare, so slots never alias. occ[l] has bit s set while slot s is
+#: occupied, so the next front is found without looking at empty slots. (Pushes and pops are
+#: written inline in the event loop: calls with array arguments would cost numba reference
+#: counts per event.)
+N_BUCKETS = 64   # the bits of one uint64
 _FRONT = N_BUCKETS
 
 
@@ -83,15 +92,21 @@ def _predict(v, cur, t_last, ref_end, reset, tm, ts, theta, closed, t_next):
 
 # columns of the state rows: V (u = V - bias), I, t_last, ref_end, predicted crossing
 _V, _I, _TL, _RE, _PRED = 0, 1, 2, 3, 4
-# columns of the position rows: next input arrival, next sample; the tentative scan's end (t as float bits: q)
-_A, _SP = 0, 1
+# columns of the position rows: next input arrival, next sample, and (tentative rows) what the scan stopped at
+_A, _SP, _KIND = 0, 1, 2
+_AT_SPIKE, _AT_RECURRENT, _AT_LIMIT = 0, 1, 2
+#: input arrivals one tentative scan takes at most before it stops (and is resumed as an event of the
+#: index): a neuron with no recurrent arrival pending would otherwise scan to its next crossing, maybe
+#: the end of the trial, and scan all that again after each arrival pushed before it. 8 was the
+#: fastest of 3, 8, 16, 32, 256 on a sparse 1000-neuron network and the dense SHD-size layer.
+SCAN_LIMIT = 8
 
 
 @njit(cache=True, nogil=True)
 def _group_loop(members, tau_m, tau_s, theta, reset, refractory, closed, in_w, t_end, sample_times, col_of,
                 samples, max_spikes, v_off, ext_ptr, ext_n, ext_t, ext_q, rec_ptr, rec_post, rec_d, rec_q, mult,
-                cst, tst, cpos, tpos, end_t, end_q, key, item, pos, todo, bk, bm, inv_width, r_t, r_n, r_g,
-                counters):
+                cst, tst, cpos, tpos, end_t, end_q, key, item, pos, todo, bk, bm, occ, inv_width, r_t, r_n,
+                r_g, counters):
     """Process the group's events in time order until t_end, or until a bucket or the record is full
     (then return _NEED_PENDING / _NEED_RECORDS with the state intact, else _DONE).
 
@@ -128,6 +143,8 @@ def _group_loop(members, tau_m, tau_s, theta, reset, refractory, closed, in_w, t
             lo = ext_ptr[u]
             n = ext_n[u]
             ns = n_samples if col >= 0 else 0
+            steps = 0
+            kind = _AT_SPIKE
             while True:
                 within = False
                 t_a = np.inf
@@ -140,7 +157,13 @@ def _group_loop(members, tau_m, tau_s, theta, reset, refractory, closed, in_w, t
                     break                     # a spike at pred comes first
                 if not within or t_a > t_end:
                     pred = np.inf             # up to the bound; the recurrent arrival there predicts again
+                    kind = _AT_RECURRENT
                     break
+                if steps == SCAN_LIMIT:       # resume at this input arrival later (pred lies after it)
+                    bt, bq = t_a, float(q_a)
+                    kind = _AT_LIMIT
+                    break
+                steps += 1
                 while sp < ns and sample_times[sp] < t_a:
                     samples[sp, col] = state_at(v, cur, t_last, ref_end, rs, tm, ts, sample_times[sp])[0] + v_off[j]
                     sp += 1
@@ -151,13 +174,14 @@ def _group_loop(members, tau_m, tau_s, theta, reset, refractory, closed, in_w, t
                 t_next = min(ext_t[lo + a] if a < n else np.inf, bt, t_end)
                 pred = _predict(v, cur, t_last, ref_end, rs, tm, ts, th, cl, t_next)
             tst[u, _V], tst[u, _I], tst[u, _TL], tst[u, _RE], tst[u, _PRED] = v, cur, t_last, ref_end, pred
-            tpos[u, _A], tpos[u, _SP] = a, sp
-            if pred <= bt:
+            tpos[u, _A], tpos[u, _SP], tpos[u, _KIND] = a, sp, kind
+            if kind == _AT_SPIKE:
                 end_t[u], end_q[u] = pred, -1.0
+                new = pred
             else:
                 end_t[u], end_q[u] = bt, bq
+                new = bt
             # re-key u in the indexed heap
-            new = min(pred, bt)
             old = key[u]
             key[u] = new
             c = pos[u]
@@ -187,14 +211,15 @@ def _group_loop(members, tau_m, tau_s, theta, reset, refractory, closed, in_w, t
             item[c] = u
             pos[u] = c
         todo[n_g] = 0
-        # ---- the next event of the group: a spike or a recurrent arrival of neuron l
+        # ---- the next event of the group: a spike or a recurrent arrival of neuron l, or where its scan stopped
         l = item[0]
         t_now = key[l]
         if t_now > t_end:
             break
         j = members[l]
         tm, ts, th, rs = tau_m[j], tau_s[j], theta[j], reset[j]
-        is_spike = tst[l, _PRED] <= t_now
+        kind = tpos[l, _KIND]
+        is_spike = kind == _AT_SPIKE
         if is_spike:
             if n_spk == r_t.shape[0]:
                 code = _NEED_RECORDS
@@ -241,8 +266,11 @@ def _group_loop(members, tau_m, tau_s, theta, reset, refractory, closed, in_w, t
                     bk[post, sl, 1] = fq
                     bm[post, sl, 0] = 1
                     bm[post, sl, 1] = 0
+                    occ[post] |= np.uint64(1) << np.uint64(sl)
                 else:
                     k = bm[post, sl, 0]
+                    if k == 0:
+                        occ[post] |= np.uint64(1) << np.uint64(sl)
                     if b == bm[post, _FRONT, 0]:
                         h0 = bm[post, sl, 1]
                         while k > h0 and _before(t_arr, fq, bk[post, sl, 2 * k - 2], bk[post, sl, 2 * k - 1]):
@@ -257,7 +285,7 @@ def _group_loop(members, tau_m, tau_s, theta, reset, refractory, closed, in_w, t
                     end_t[post] = -np.inf            # queued for a rescan (once)
                     todo[todo[n_g]] = post
                     todo[n_g] += 1
-        else:
+        elif kind == _AT_RECURRENT:
             v, cur = state_at(v, cur, t_last, ref_end, rs, tm, ts, t_now)
             t_last = t_now
             sl = bm[l, _FRONT, 0] % N_BUCKETS
@@ -268,10 +296,16 @@ def _group_loop(members, tau_m, tau_s, theta, reset, refractory, closed, in_w, t
             if bm[l, sl, 1] == bm[l, sl, 0]:
                 bm[l, sl, 0] = 0
                 bm[l, sl, 1] = 0
+                occ[l] &= ~(np.uint64(1) << np.uint64(sl))
                 if bm[l, _FRONT, 1] > 0:
-                    b = bm[l, _FRONT, 0] + 1
-                    while bm[l, b % N_BUCKETS, 0] == 0:
-                        b += 1
+                    # the next occupied slot in ring order: the lowest set bit above sl, else the lowest
+                    x = occ[l] >> np.uint64(sl + 1) if sl + 1 < N_BUCKETS else np.uint64(0)
+                    if x != 0:
+                        nxt = sl + 1 + np.int64(math.log2(float(x & (~x + np.uint64(1)))))
+                    else:
+                        x = occ[l]
+                        nxt = np.int64(math.log2(float(x & (~x + np.uint64(1)))))
+                    b = bm[l, _FRONT, 0] + (nxt - sl) % N_BUCKETS
                     bm[l, _FRONT, 0] = b
                     sl = b % N_BUCKETS
                     h0 = bm[l, sl, 1]
@@ -351,7 +385,7 @@ def forward_group(members, in_ptr, in_pre, in_d, in_w, tau_m, tau_s, theta, rese
             cst[l, _PRED] = biased_crossing(u_init[j], i_init[j], tau_m[j], tau_s[j], theta[j], closed[j], 0.0)
     tst = cst.copy()
     cpos = np.zeros((n_g, 2), np.int64)
-    tpos = np.zeros((n_g, 2), np.int64)
+    tpos = np.zeros((n_g, 3), np.int64)
     end_t = np.full(n_g, np.inf)
     end_q = np.zeros(n_g)
     key = np.full(n_g, np.inf)
@@ -376,6 +410,7 @@ def forward_group(members, in_ptr, in_pre, in_d, in_w, tau_m, tau_s, theta, rese
     cap = 8
     bk = np.empty((n_g, N_BUCKETS, 2 * cap))
     bm = np.zeros((n_g, N_BUCKETS + 1, 2), np.int64)
+    occ = np.zeros(n_g, np.uint64)           # bit s: slot s holds pending arrivals
     r_t = np.empty(1024)
     r_n = np.empty(1024, np.int64)
     r_g = np.empty(1024)
@@ -384,7 +419,7 @@ def forward_group(members, in_ptr, in_pre, in_d, in_w, tau_m, tau_s, theta, rese
         code = _group_loop(members, tau_m, tau_s, theta, reset, refractory, closed, in_w, t_end, sample_times,
                            col_of, samples, max_spikes, v_off, ext_ptr, ext_n, ext_t, ext_q, rec_ptr, rec_post,
                            rec_d, rec_q, mult, cst, tst, cpos, tpos, end_t, end_q, key, item, pos, todo, bk, bm,
-                           inv_width, r_t, r_n, r_g, counters)
+                           occ, inv_width, r_t, r_n, r_g, counters)
         if code == _NEED_PENDING:
             cap = 2 * cap + mult
             new_bk = np.empty((n_g, N_BUCKETS, 2 * cap))
