@@ -11,13 +11,16 @@ trial is simulated on [0, 1 s + max_delay] so that every arrival counts
 whatever the maximum delay.
 
 Engines (``--engine``): ``events`` (the general exact engine), ``layered``
-(per-neuron scans, feedforward networks only: forward, loss and reverse pass
-fused per trial, :func:`neurodelay.layered.fused_loss_and_grad`, which is what
-``loss_and_grad(..., engine="layered")`` runs), ``layered_unfused`` (the same
-engine's separate ``simulate``, loss and ``adjoint``, as before the fusion) or
-``both`` (default: every measurement on all three in the same run, so their
-ratios are meaningful on a shared machine). A network the layered engine does
-not support (recurrent) is measured on the event engine only.
+(per-neuron scans: forward, loss and reverse pass fused per trial for
+feedforward networks, :func:`neurodelay.layered.fused_loss_and_grad`, which is
+what ``loss_and_grad(..., engine="layered")`` runs; a recurrent hidden layer
+as one recurrent group), ``layered_unfused`` (the same engine's separate
+``simulate``, loss and ``adjoint``, as before the fusion) or ``both``
+(default: every measurement on all three in the same run, so their ratios are
+meaningful on a shared machine). A network the layered engine does not
+support is measured on the event engine only. ``--only-recurrent`` measures
+the recurrent network alone, ``--ff-only`` the feedforward network and the
+max-delay sweep.
 
 Measured per trial (batch run on the default worker threads, divided by the
 batch size): wall time, fastest of --repeats runs, and the process's CPU time
@@ -39,7 +42,7 @@ the event engine; ``*_by_engine`` holds both, and ``speedup_layered_over_events`
 the ratios (wall and CPU) measured in this run.
 
 usage: python bench/gradient.py [--quick] [--engine {events,layered,layered_unfused,both}] [--json PATH]
-       [--batch B] [--threads T] [--repeats R] [--skip-recurrent] [--ff-only]
+       [--batch B] [--threads T] [--repeats R] [--skip-recurrent | --only-recurrent | --ff-only]
 """
 
 from __future__ import annotations
@@ -211,6 +214,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--ff-only", action="store_true",
                         help="only the feedforward network and the max-delay sweep (no 2-layer, recurrent, "
                              "input-spike cases)")
+    parser.add_argument("--only-recurrent", action="store_true",
+                        help="measure the recurrent network only (no feedforward networks, no sweeps)")
     args = parser.parse_args(argv)
     batch = args.batch or (4 if args.quick else 64)
     sweep_batch = args.sweep_batch or (2 if args.quick else 8)
@@ -256,13 +261,17 @@ def main(argv=None) -> dict:
 
     inputs, labels = random_inputs(batch, 8000, seed=2)
     duration = INPUT_WINDOW + 0.15
-    ff = run("feedforward", build_network(0.15, False), inputs, labels, duration, batch, 150, ("main", "ff"))
-    two = {} if args.ff_only else run("2 hidden layers", build_network(0.15, False, hidden_layers=2), inputs, labels,
-                                      duration, batch, 150, ("main", "ff2"))
+    ff = two = {}
+    if not args.only_recurrent:
+        ff = run("feedforward", build_network(0.15, False), inputs, labels, duration, batch, 150, ("main", "ff"))
+        two = {} if args.ff_only else run("2 hidden layers", build_network(0.15, False, hidden_layers=2), inputs,
+                                          labels, duration, batch, 150, ("main", "ff2"))
     rec = {} if args.skip_recurrent or args.ff_only else run("recurrent", build_network(0.15, True), inputs, labels,
                                                              duration, batch, 150, ("main", "rec"))
 
     sweep_inputs, sweep_labels = random_inputs(sweep_batch, 8000, seed=3)
+    if args.only_recurrent:
+        delays, spike_counts = (), ()
     for d in delays:
         ms = str(int(round(d * 1e3)))
         run("ff, max delay", build_network(d, False), sweep_inputs, sweep_labels, INPUT_WINDOW + d, sweep_batch,
@@ -291,34 +300,38 @@ def main(argv=None) -> dict:
 
     speedup = {}
     if "events" in engines and any(e in engines for e in LAYERED):
-        for name, case in (("ff", ff), ("ff2", two)):
+        for name, case in (("ff", ff), ("ff2", two), ("rec", rec)):
             if "events" not in case:
                 continue
             lay = auto(case)
             unf = case.get("layered_unfused", {})
             speedup[name] = {"wall": ratio(case["events"], lay, "ms_per_trial"),
                              "cpu": ratio(case["events"], lay, "cpu_ms_per_trial"),
+                             "forward_cpu": ratio(case["events"], lay, "forward_cpu_ms_per_trial"),
+                             "backward_cpu": ratio(case["events"], lay, "backward_cpu_ms_per_trial"),
                              "unfused_wall": ratio(case["events"], unf, "ms_per_trial"),
                              "unfused_cpu": ratio(case["events"], unf, "cpu_ms_per_trial"),
                              "unfused_forward_cpu": ratio(case["events"], unf, "forward_cpu_ms_per_trial"),
                              "unfused_backward_cpu": ratio(case["events"], unf, "backward_cpu_ms_per_trial")}
         main_engine = next(e for e in LAYERED if e in by_engine)
-        sweep = by_engine[main_engine]["by_max_delay"]
+        sweep = by_engine[main_engine].get("by_max_delay", {})
         speedup["by_max_delay_cpu"] = {
             k: by_engine["events"]["by_max_delay"][k]["cpu_ms_per_trial"] / sweep[k]["cpu_ms_per_trial"] for k in sweep}
     if "layered" in ff and "layered_unfused" in ff:
         speedup["fused_over_unfused_ff"] = {"wall": ratio(ff["layered_unfused"], ff["layered"], "ms_per_trial"),
                                             "cpu": ratio(ff["layered_unfused"], ff["layered"], "cpu_ms_per_trial")}
     result = {
-        "ms_per_trial_ff": auto(ff)["ms_per_trial"],
+        "ms_per_trial_ff": auto(ff).get("ms_per_trial"),
         "ms_per_trial_ff2": auto(two).get("ms_per_trial"),
         "ms_per_trial_rec": auto(rec)["ms_per_trial"] if rec else None,
-        "cpu_ms_per_trial_ff": auto(ff)["cpu_ms_per_trial"],
+        "cpu_ms_per_trial_ff": auto(ff).get("cpu_ms_per_trial"),
         "cpu_ms_per_trial_ff2": auto(two).get("cpu_ms_per_trial"),
         "cpu_ms_per_trial_rec": auto(rec)["cpu_ms_per_trial"] if rec else None,
         "ms_per_trial_ff_by_engine": {e: r["ms_per_trial"] for e, r in ff.items()},
         "cpu_ms_per_trial_ff_by_engine": {e: r["cpu_ms_per_trial"] for e, r in ff.items()},
         "ms_per_trial_ff2_by_engine": {e: r["ms_per_trial"] for e, r in two.items()},
+        "ms_per_trial_rec_by_engine": {e: r["ms_per_trial"] for e, r in rec.items()},
+        "cpu_ms_per_trial_rec_by_engine": {e: r["cpu_ms_per_trial"] for e, r in rec.items()},
         "speedup_layered_over_events": speedup or None,
         "peak_rss_mib": peak_rss_mib(),
         "peak_rss_growth_ff_mib": {e: r["peak_rss_growth_mib"] for e, r in ff.items()},
@@ -330,7 +343,8 @@ def main(argv=None) -> dict:
         "agreement_layered_vs_events": checks,
         "rows": rows,
         "settings": {"batch": batch, "sweep_batch": sweep_batch, "threads": args.threads, "repeats": repeats,
-                     "quick": args.quick, "engines": engines, "duration_s": "1 s + max_delay",
+                     "quick": args.quick, "only_recurrent": args.only_recurrent, "engines": engines,
+                     "duration_s": "1 s + max_delay",
                      "params": "weights and synaptic delays of every projection",
                      "loss": "WeightedIntegralCrossEntropy(tau_weight=0.5 s)",
                      "event_log_bytes_per_event": LOG_BYTES_PER_EVENT},
@@ -340,9 +354,10 @@ def main(argv=None) -> dict:
     growth = ", ".join(f"{e} {g:.0f}" for e, g in result["peak_rss_growth_ff_mib"].items())
     print(f"peak RSS {result['peak_rss_mib']:.0f} MiB (growth during the feedforward batch, MiB: {growth}); "
           f"load average before/after {load_before[0]:.1f}/{result['load_average']['after'][0]:.1f}")
-    if "ff" in speedup:
-        print("speedup layered over events (feedforward): " + ", ".join(
-            f"{k} {v:.2f}x" for k, v in speedup["ff"].items() if v is not None))
+    for name, what in (("ff", "feedforward"), ("rec", "recurrent")):
+        if name in speedup:
+            print(f"speedup layered over events ({what}): " + ", ".join(
+                f"{k} {v:.2f}x" for k, v in speedup[name].items() if v is not None))
     if "fused_over_unfused_ff" in speedup:
         print("fused over unfused layered (feedforward): wall {wall:.2f}x, CPU {cpu:.2f}x".format(
             **speedup["fused_over_unfused_ff"]))

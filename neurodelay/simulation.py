@@ -27,7 +27,7 @@ def simulate(net: Network, inputs, duration, *, record=(), sample_times=None,
     engine: a name of :mod:`neurodelay.engines` ("auto", "events", "brian", ...)
     or an engine object; "auto" picks the preferred engine that supports `net`.
     max_spikes_per_trial (default 10 000 000) and progress are options of the
-    exact event engine. initial_state: None (each neuron starts from its population's
+    exact engines (events, layered). initial_state: None (each neuron starts from its population's
     v_init, i_init) or a dict population -> {"v": array, "i": array} of shape (n,) or
     (n_trials, n) overriding them per trial (see :func:`neurodelay.record.resolve_initial_state`).
     """
@@ -41,8 +41,15 @@ def simulate(net: Network, inputs, duration, *, record=(), sample_times=None,
                                                                           if max_spikes_per_trial is None
                                                                           else max_spikes_per_trial),
                                progress=progress or chosen.progress, initial_state=initial_state)
+    from .layered.engine import LayeredEngine, simulate as simulate_layered
+
+    if isinstance(chosen, LayeredEngine) and max_spikes_per_trial is not None:
+        return simulate_layered(net, inputs, duration, record=record, sample_times=sample_times,
+                                n_threads=n_threads, max_spikes_per_trial=max_spikes_per_trial,
+                                progress=progress or chosen.progress, initial_state=initial_state)
     if max_spikes_per_trial is not None:
-        raise ValueError(f"max_spikes_per_trial is an option of the 'events' engine, not of {chosen.name!r}")
+        raise ValueError(f"max_spikes_per_trial is an option of the 'events' engine (and 'layered'), "
+                         f"not of {chosen.name!r}")
     if initial_state is not None:
         require_option(chosen, "simulate", "initial_state", "initial_state")
         return chosen.simulate(net, inputs, duration, record=record, sample_times=sample_times,

@@ -8,7 +8,9 @@ times, ``I - theta`` and sampled voltages equal within 1e-12. Gradients of
 several losses (weights, synaptic / axonal / dendritic delays, tau_m, tau_s,
 theta, spike and input times) from the layered reverse pass must equal the
 event engine's within 1e-9 relative, for records of either engine, and must
-not depend on the number of threads.
+not depend on the number of threads. Recurrent networks (self-recurrence and a cycle
+between populations) are simulated natively by the layered engine and compared with
+the event engine in the same way.
 """
 
 import numpy as np
@@ -216,16 +218,169 @@ def test_simultaneous_arrivals():
     assert_same_spikes(ref, rec)
 
 
-def test_recurrent_network_is_refused_and_adjoint_falls_back():
-    net, inputs, labels = random_network(1, True, n_trials=1)
-    reason = layered.supports(net)
-    assert isinstance(reason, str) and "hid->hid" in reason
-    with pytest.raises(ValueError, match="layered engine cannot simulate"):
-        layered.simulate(net, inputs, 0.05)
-    record = events_simulate(net, inputs, 0.05)
-    _, sources = losses.FirstSpikeCrossEntropy("ttfs", xi=3e-3).value_and_sources(record, labels)
-    np.testing.assert_array_equal(layered.adjoint(record, sources).weight, events_adjoint(record, sources).weight)
+def recurrent_network(seed: int, n_trials: int = 3, bias: bool = False):
+    """inp (10) -> h1 (18 LIF, 1 ms refractory, closed form, self-recurrent) <-> h2 (12 LIF, reset -0.3,
+    no refractory period; h1 -> h2 -> h1 is a cycle between populations) -> out (3 readouts), and
+    h2 -> ttfs (3 LIF, feedforward after the recurrent group). All three delay kinds on the input
+    and recurrent projections; with `bias`, bias currents and a nonzero initial state on h1, h2."""
+    rng = np.random.default_rng(seed)
+    n_in, n1, n2, n_o = 10, 18, 12, 3
+    extra = (dict(bias=rng.uniform(0.0, 0.6, n1), v_init=rng.uniform(-0.2, 0.5, n1), i_init=rng.uniform(0, 1.0, n1))
+             if bias else {})
+    extra2 = dict(bias=rng.uniform(-0.2, 0.3, n2), v_init=rng.uniform(0.0, 0.5, n2)) if bias else {}
+    net = Network().add(
+        SpikeSource("inp", n_in),
+        LIF("h1", n1, tau_m=10e-3, tau_s=5e-3, refractory=1e-3, theta=rng.uniform(0.8, 1.2, n1), **extra),
+        LIF("h2", n2, tau_m=rng.uniform(8e-3, 14e-3, n2), tau_s=rng.uniform(2e-3, 4e-3, n2), reset=-0.3, **extra2),
+        Readout("out", n_o, tau_m=15e-3, tau_s=3e-3),
+        LIF("ttfs", n_o, tau_m=8e-3, tau_s=2.5e-3))
+    mask = rng.random((n_in, n1)) < 0.7
+    net = net.connect("inp", "h1", rng.uniform(0.0, 1.2, mask.sum()), connectivity=mask,
+                      delays=Delays(axonal=rng.uniform(0, 2e-3, n_in), dendritic=rng.uniform(0, 2e-3, n1),
+                                    synaptic=rng.uniform(0, 5e-3, mask.sum())))
+    net = net.connect("h1", "h1", rng.uniform(-0.3, 0.4, n1 * n1),
+                      delays=Delays(axonal=rng.uniform(0, 1e-3, n1), dendritic=rng.uniform(0, 1e-3, n1),
+                                    synaptic=rng.uniform(0, 3e-3, n1 * n1)))
+    net = net.connect("h1", "h2", rng.uniform(-0.2, 1.0, n1 * n2),
+                      delays=Delays(synaptic=rng.uniform(0, 4e-3, n1 * n2)))
+    net = net.connect("h2", "h1", rng.uniform(-0.3, 0.5, n1 * n2), delays=Delays(dendritic=rng.uniform(0, 4e-3, n1)))
+    net = net.connect("h2", "out", rng.uniform(-0.5, 1.0, n2 * n_o),
+                      delays=Delays(synaptic=rng.uniform(0, 5e-3, n2 * n_o)))
+    net = net.connect("h2", "ttfs", rng.uniform(-0.2, 1.2, n2 * n_o),
+                      delays=Delays(synaptic=rng.uniform(0, 5e-3, n2 * n_o)))
+    inputs = SpikeTrains.from_lists([[np.sort(rng.uniform(0, 0.035, rng.integers(1, 5))) for _ in range(n_in)]
+                                     for _ in range(n_trials)])
+    return net, inputs, rng.integers(0, n_o, n_trials)
+
+
+def test_population_groups():
+    from neurodelay.layered.recurrent import population_groups
+    net, _, _ = recurrent_network(0)
+    groups = population_groups(net)
+    assert groups[0] == (("h1", "h2"), True) and sorted(groups[1:]) == [(("out",), False), (("ttfs",), False)]
+    net, _, _ = layered_network(0)
+    assert all(not rec for _, rec in population_groups(net))
+    net, _, _ = random_network(1, True)
+    assert population_groups(net)[0] == (("hid",), True)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_recurrent_forward_equals_event_engine(seed):
+    """Self-recurrence and a cycle between two populations, all delay kinds, refractory and
+    non-refractory neurons, a closed-form population, sampled voltages, a layer after the group:
+    same spikes (bit for bit here: no arrivals tie) and voltages as the event engine."""
+    net, inputs, _ = recurrent_network(seed)
+    assert layered.supports(net) is None
+    ref = events_simulate(net, inputs, DURATION, record=["h1", "out"], sample_times=SAMPLES)
+    rec = layered.simulate(net, inputs, DURATION, record=["h1", "out"], sample_times=SAMPLES)
+    assert rec.engine == "layered"
+    for pop in ("h1", "h2", "ttfs"):
+        assert len(ref.spikes(pop).time) > 0
+    assert len(ref.time) > 3 * (net["h1"].n + net["h2"].n)           # the recurrence matters
+    assert_same_spikes(ref, rec)
+    for x, y in zip(_by_neuron(ref), _by_neuron(rec)):
+        np.testing.assert_array_equal(x, y)
+    np.testing.assert_allclose(rec.voltage, ref.voltage, rtol=0, atol=1e-12)
+    # without the recurrent projections the spikes differ: the test sees the recurrence
+    ff = Network().add(*net.populations)
+    for p in net.projections:
+        if p.name not in ("h1->h1", "h2->h1"):
+            ff = ff.connect(p.pre, p.post, p.weight, connectivity=(p.pre_idx, p.post_idx), delays=p.delays)
+    assert len(layered.simulate(ff, inputs, DURATION).time) != len(rec.time)
+
+
+def test_recurrent_bias_initial_state_threads_and_ties():
+    """Bias currents and a nonzero initial state; 1 and 2 threads give the same record; zero
+    recurrent delays (arrivals at the time of the spike, many ties, one time bucket) agree too,
+    and so do their gradients."""
+    net, inputs, _ = recurrent_network(3, n_trials=4, bias=True)
+    ref = events_simulate(net, inputs, DURATION, record="h2", sample_times=SAMPLES)
+    recs = [layered.simulate(net, inputs, DURATION, record="h2", sample_times=SAMPLES, n_threads=t) for t in (1, 2)]
+    assert len(ref.spikes("h1").time) > 2 * net["h1"].n
+    assert_same_spikes(ref, recs[0])
+    np.testing.assert_allclose(recs[0].voltage, ref.voltage, rtol=0, atol=1e-12)
+    for x, y in zip(_by_neuron(recs[0]), _by_neuron(recs[1])):
+        np.testing.assert_array_equal(x, y)
+    # zero and equal recurrent delays: simultaneous arrivals, applied in synapse order
+    n = 8
+    base = (Network().add(SpikeSource("inp", 4), LIF("hid", n, tau_m=10e-3, tau_s=3e-3, refractory=0.5e-3))
+            .connect("inp", "hid", np.linspace(0.5, 1.6, 4 * n)))
+    tie = base.connect("hid", "hid", np.tile(np.linspace(-0.05, 0.12, n), n))
+    # every pair twice (two synapses per pair: one spike adds two arrivals to a neuron), delays 0 and 1 ms
+    pre, post = np.repeat(np.arange(n), n), np.tile(np.arange(n), n)
+    same = base.connect("hid", "hid", np.r_[np.tile(np.linspace(-0.05, 0.12, n), n), np.full(n * n, 0.02)],
+                        connectivity=(np.r_[pre, pre], np.r_[post, post]),
+                        delays=Delays(synaptic=np.r_[np.zeros(n * n), np.full(n * n, 1e-3)]))
+    trains = SpikeTrains.from_lists([[np.array([1e-3, 4e-3, 9e-3])] * 4, [np.array([2e-3, 2e-3 + 1e-9])] * 4])
+    loss = losses.FirstSpikeMSE("hid", margin=2e-3)
+    for net in (tie, same):
+        ref, rec = events_simulate(net, trains, 0.03), layered.simulate(net, trains, 0.03)
+        assert len(ref.time) > 2 * n
+        assert_same_spikes(ref, rec)
+        _, sources = loss.value_and_sources(ref, np.array([1, 5]))
+        want = events_adjoint(ref, sources, time_constants=True)
+        got = layered.adjoint(ref, sources, time_constants=True)
+        assert np.any(want.weight[ref.flat.out_proj == 1] != 0)
+        for field in ("weight", "delay", "tau_m", "theta", "input_time"):
+            assert_close_grad(getattr(got, field), getattr(want, field), field)
+
+
+REC_LOSSES = {
+    "first_spike_ce": lambda: losses.FirstSpikeCrossEntropy("ttfs", xi=3e-3),
+    "max_voltage_ce": lambda: losses.MaxVoltageCrossEntropy("out"),
+    "combined": lambda: (losses.FirstSpikeMSE("ttfs", margin=2e-3)
+                         + 0.5 * losses.WeightedIntegralCrossEntropy("out", tau_weight=20e-3)
+                         + 0.01 * losses.SpikeCountRegulariser("h1", target=2.0, strength=1.0)),
+}
+
+
+@pytest.mark.parametrize("loss_name", sorted(REC_LOSSES))
+def test_recurrent_gradients_equal_event_engine(loss_name):
+    """The layered reverse pass of a recurrent group (neurons walked back together, pausing at the
+    group's spikes) against the event engine's adjoint: every parameter kind, spike and input
+    times, on 1 and 2 threads (bit-identical), on the records of both engines."""
+    net, inputs, labels = recurrent_network(1, n_trials=3)
+    loss = REC_LOSSES[loss_name]()
+    ref_rec = events_simulate(net, inputs, DURATION)
+    values, sources = loss.value_and_sources(ref_rec, labels)
+    ref = events_adjoint(ref_rec, sources, time_constants=True)
+    got = [layered.adjoint(ref_rec, sources, time_constants=True, n_threads=t) for t in (1, 2)]
+    assert np.any(ref.weight[ref_rec.flat.out_proj == 1] != 0)            # h1 -> h1 matters
+    for field in ("weight", "delay", "tau_m", "tau_s", "theta", "spike_time", "input_time"):
+        assert_close_grad(getattr(got[0], field), getattr(ref, field), field)
+        np.testing.assert_array_equal(getattr(got[0], field), getattr(got[1], field))
+    assert got[0].worst_threshold_error < 1e-12
+    keys = [(p.name, "weight") for p in net.projections] + [
+        ("inp->h1", "axonal"), ("inp->h1", "dendritic"), ("h1->h1", "synaptic"), ("h1->h1", "axonal"),
+        ("h2->h1", "dendritic"), ("h1->h2", "synaptic")] + [
+        (pop, kind) for pop in ("h1", "h2", "ttfs") for kind in ("tau_m", "tau_s", "theta")]
+    assert layered.fused_loss_and_grad(net, inputs, DURATION, loss, labels) is None   # the unfused path
+    a = gradients.loss_and_grad(net, inputs, DURATION, loss, labels, keys, engine="events")
+    b = gradients.loss_and_grad(net, inputs, DURATION, loss, labels, keys, engine="layered")
+    assert b.record.engine == "layered" and b.loss == pytest.approx(a.loss, rel=1e-12)
+    for key in keys:
+        assert_close_grad(b.grads[key], a.grads[key], str(key))
+
+
+def test_recurrent_gradients_and_runaway():
+    """The finite-difference-checked recurrent network of neurodelay.gradcheck through loss_and_grad
+    on the layered engine equals the event engine; runaway activity is stopped."""
+    net, inputs, labels = random_network(1, True, n_trials=2)
+    loss = losses.FirstSpikeCrossEntropy("ttfs", xi=3e-3)
+    keys = [("inp->hid", "weight"), ("hid->hid", "weight"), ("hid->hid", "synaptic"), ("hid", "tau_m"),
+            ("hid", "theta")]
+    ref = gradients.loss_and_grad(net, inputs, 0.05, loss, labels, keys, engine="events")
+    got = gradients.loss_and_grad(net, inputs, 0.05, loss, labels, keys, engine="layered")
+    assert got.record.engine == "layered"
+    assert got.loss == pytest.approx(ref.loss, rel=1e-12)
+    assert np.any(ref.grads[("hid->hid", "weight")] != 0)
+    for key in keys:
+        assert_close_grad(got.grads[key], ref.grads[key], str(key))
     assert layered.supports("not a network").startswith("expected a Network")
+    loud = (Network().add(SpikeSource("inp", 2), LIF("hid", 5, tau_m=10e-3, tau_s=3e-3))
+            .connect("inp", "hid", 3.0).connect("hid", "hid", 2.0, delays=Delays(synaptic=0.2e-3)))
+    with pytest.raises(RuntimeError, match="max_spikes_per_trial"):
+        layered.simulate(loud, SpikeTrains.from_lists([[np.array([1e-3])] * 2]), 1.0, max_spikes_per_trial=500)
 
 
 def test_edge_cases_and_errors():

@@ -1,5 +1,8 @@
 """The layered exact engine: per-neuron scans for networks whose projections form layers.
 
+Recurrent layers (a population projecting onto itself, or a cycle between
+populations) are simulated as recurrent groups (:mod:`neurodelay.layered.recurrent`).
+
 Same contract as :mod:`neurodelay.events` (``simulate`` returns an
 :class:`~neurodelay.events.EventRecord`, ``adjoint`` differentiates a record of
 any engine) and the same results; :func:`supports` says whether a network can

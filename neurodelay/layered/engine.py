@@ -6,7 +6,10 @@ simulated neuron by neuron (see :mod:`neurodelay.layered._kernels`): the
 neuron's arrivals are generated from a post-major synapse table and sorted by
 a bucket sort, then scanned with the event engine's exact dynamics. The
 reverse pass goes through the layers backwards and replays each neuron locally
-instead of merging every spike in flight again. Results equal those of
+instead of merging every spike in flight again. Networks with recurrent
+layers (a population projecting onto itself, or a cycle between populations)
+go to :mod:`neurodelay.layered.recurrent`, which runs each recurrent group of
+populations as a whole and the other layers as here. Results equal those of
 :mod:`neurodelay.events` (the same floating-point operations per neuron: spike
 times bit for bit; gradients to rounding, as sums are taken in another order).
 
@@ -61,13 +64,10 @@ _EMPTY = np.zeros(0)
 
 
 def supports(net) -> str | None:
-    """None if the layered engine handles `net` (its projections form layers), else a one-line reason."""
+    """None if the layered engine handles `net` (feedforward layers, and recurrent groups of populations:
+    see :mod:`neurodelay.layered.recurrent`; every Network), else a one-line reason."""
     if not isinstance(net, Network):
         return f"expected a Network, got {type(net).__name__}"
-    if not net.is_feedforward():
-        loops = [p.name for p in net.projections if p.pre == p.post]
-        what = f"recurrent projection(s) {loops}" if loops else "a cycle of projections between populations"
-        return f"the network has {what}; the layered engine handles feedforward layers only"
     return None
 
 
@@ -175,6 +175,11 @@ def simulate(net: Network, inputs, duration, *, record=(), sample_times=None, n_
     reason = supports(net)
     if reason is not None:
         raise ValueError(f"net: the layered engine cannot simulate this network: {reason}")
+    if not net.is_feedforward():
+        from .recurrent import simulate as simulate_recurrent
+        return simulate_recurrent(net, inputs, duration, record=record, sample_times=sample_times,
+                                  n_threads=n_threads, max_spikes_per_trial=max_spikes_per_trial,
+                                  progress=progress, initial_state=initial_state)
     prepared = prepare_run(net, inputs, duration, record, sample_times, initial_state)
     duration, flat, merged, sample_times, sample_neurons = prepared[:5]
     plan = _plan_for(net, flat)
@@ -254,7 +259,8 @@ def adjoint(record: EventRecord, sources: AdjointSources, *, time_constants: boo
     """Reverse pass of EventProp with delays over every trial of `record`, layer by layer.
 
     Same arguments and result as :func:`neurodelay.events.adjoint` and the same
-    numbers to rounding, for a record of any engine. Networks that
+    numbers to rounding, for a record of any engine (networks with recurrent groups:
+    :func:`neurodelay.layered.recurrent.adjoint`). Networks that
     :func:`supports` refuses, networks with a bias current, records that do not start at rest,
     and requests for the state gradients (`state`: dL/dbias, dL/dV(0), dL/dI(0)) are handed to
     :func:`neurodelay.events.adjoint`.
@@ -265,6 +271,10 @@ def adjoint(record: EventRecord, sources: AdjointSources, *, time_constants: boo
     if supports(net) is not None or state or not record.starts_at_rest or np.any(flat.bias):
         return _events_adjoint(record, sources, time_constants=time_constants, n_threads=n_threads,
                                record_tolerance=record_tolerance, state=state)
+    if not net.is_feedforward():
+        from .recurrent import adjoint as adjoint_recurrent
+        return adjoint_recurrent(record, sources, time_constants=time_constants, n_threads=n_threads,
+                                 record_tolerance=record_tolerance)
     rp = prepare_reverse(record, sources, record_tolerance)
     inputs, spike_time_src, theta_src = record.inputs, rp.spike_time_src, rp.theta_src
     n, n_trials, duration, n_syn = flat.n_neurons, record.n_trials, float(record.duration), len(flat.out_post)
@@ -343,9 +353,9 @@ def fused_loss_and_grad(net: Network, inputs, duration, loss, labels=None, *, ti
     """Forward pass, loss and reverse pass fused per trial: (values (n_trials,), AdjointResult, EventRecord),
     or None where this path does not apply (then run :func:`simulate`, the loss and :func:`adjoint`).
 
-    Applies to networks that :func:`supports` accepts, without bias currents or initial states,
-    and to losses whose ``separable`` attribute is true (each trial's value and sources depend
-    only on that trial). Each trial is simulated (the LIF layers' arrivals are generated, sorted
+    Applies to feedforward networks (recurrent groups take the unfused path) without bias currents
+    or initial states, and to losses whose ``separable`` attribute is true (each trial's value and
+    sources depend only on that trial). Each trial is simulated (the LIF layers' arrivals are generated, sorted
     and kept, per neuron), its one-trial record goes through ``loss.value_and_sources`` with its
     labels, and the reverse pass walks the kept arrivals backwards instead of generating and
     sorting them again; only one trial's arrivals are held per worker. Results: the same spikes
@@ -354,7 +364,7 @@ def fused_loss_and_grad(net: Network, inputs, duration, loss, labels=None, *, ti
     sources are the same numbers). Arguments as for :func:`neurodelay.loss_and_grad` (inputs:
     SpikeTrains or a dict source name -> SpikeTrains; duration: s).
     """
-    if supports(net) is not None or not getattr(loss, "separable", False):
+    if supports(net) is not None or not net.is_feedforward() or not getattr(loss, "separable", False):
         return None
     prepared = prepare_run(net, inputs, duration, (), None, None)
     duration, flat, merged = prepared[:3]
@@ -507,12 +517,12 @@ def fused_loss_and_grad(net: Network, inputs, duration, loss, labels=None, *, ti
 class LayeredEngine:
     """The layered engine as an :class:`~neurodelay.engines.Engine` (registered as ``"layered"``).
 
-    Runs feedforward networks (any delay kinds, refractoriness, readouts, bias
+    Runs feedforward and recurrent networks (any delay kinds, refractoriness, readouts, bias
     currents and initial states: the scans run on u = V - bias) with
     the event engine's results at a fraction of its cost (the gradients of runs
     with a bias or away from rest are the event engine's adjoint's); :meth:`supports` gives
-    the reason for networks it does not run (recurrent projections), which
-    ``engine="auto"`` then runs on the event engine.
+    the reason for objects it does not run, which ``engine="auto"`` then offers to the
+    next engine.
     """
 
     name = "layered"

@@ -1,0 +1,694 @@
+"""Compiled kernels of a recurrent group of the layered engine, forward and reverse (numba, release the GIL).
+
+A *recurrent group* is a set of LIF neurons whose populations form a cycle of
+projections (self-recurrence pop -> pop, or a cycle between populations of one
+layer). Its neurons are coupled, so they are simulated together, one trial at a
+time, but each neuron keeps its own event sources:
+
+* **input arrivals** (from the earlier layers and the spike sources, all known
+  before the group runs) are generated and sorted per neuron once, with the
+  feedforward kernels' bucket sort (:func:`~._kernels.gather_sorted`), and read
+  with a cursor;
+* **recurrent arrivals** are pushed, as the group's spikes happen, into
+  per-neuron time buckets (a ring over the largest recurrent delay; the bucket
+  in front is kept sorted by (time, synapse));
+* the **next event** of the group is taken from an indexed min-heap over the
+  group's neurons keyed by each neuron's next event that can involve another
+  neuron: its next recurrent arrival or its next threshold crossing. Input
+  arrivals are not events of the index: each neuron scans them *tentatively*
+  from its committed state up to that next event (at most SCAN_LIMIT of them,
+  then the scan resumes as an event of the index); a recurrent arrival pushed
+  before the end of a neuron's scan sends it back to its committed state.
+
+Each neuron's events are applied with the event engine's exact dynamics
+(:func:`~neurodelay.events.dynamics.state_at`,
+:func:`~neurodelay.events.dynamics.biased_crossing`) in the order the event
+engine applies them: a spike due at the time of an arrival comes first, and
+arrivals at one time are applied in synapse order (the (time, synapse id) rule
+of every engine). The exact crossing search is skipped, as in
+:func:`~._kernels.scan_forward`, where :func:`~._kernels.below_until` shows that
+V stays below theta until the neuron's next known arrival (an earlier recurrent
+arrival, pushed later, only shortens that interval, and re-predicts).
+
+The reverse pass (:func:`adjoint_group`) replays each neuron locally and walks
+the neurons' logs back together, pausing where they are coupled (the group's
+spikes).
+
+Times in seconds. The event loop's arrays are arguments and never reassigned
+(see the performance note of :mod:`neurodelay.events.kernel`): when a time
+bucket or the spike record is full the loop returns, the caller grows the array
+and re-enters it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from ..events.adjoint_kernel import homogeneous, particular
+from ..events.dynamics import biased_crossing, free_voltage, state_at
+from ._kernels import EV_REF_END, EV_SPIKE, below_until, gather_sorted, incoming_count, replay_neuron
+
+STATUS_OK = 0
+STATUS_TOO_MANY_SPIKES = 1
+
+_DONE, _NEED_PENDING, _NEED_RECORDS = 0, 1, 2
+_NSPK, _STATUS = 0, 1
+
+
+@njit(cache=True)
+def _before(t1, q1, t2, q2):
+    """(t1, q1) < (t2, q2) lexicographically: the tie rule of every engine."""
+    return t1 < t2 or (t1 == t2 and q1 < q2)
+
+
+#: Pending recurrent arrivals of local neuron l: row l of bk holds N_BUCKETS time buckets (a ring:
+#: bucket b = int(t inv_width) in slot b % N_BUCKETS), each a list of (time, q) pairs, with
+#: bm[l, slot] = (count, consumed). The bucket of the earliest pending arrival (the front,
+#: bm[l, _FRONT] = (its bucket, number pending)) is kept sorted by (time, q) from its first
+#: unconsumed entry on (a push into it is inserted in place); another bucket is sorted when it
+#: becomes the front. A neuron's pending arrivals lie in [now, now + largest delay], which the
+#: ring covers with room to spare, so slots never alias. occ[l] has bit s set while slot s is
+#: occupied, so the next front is found without looking at empty slots. (Pushes and pops are
+#: written inline in the event loop: calls with array arguments would cost numba reference
+#: counts per event.)
+N_BUCKETS = 64   # the bits of one uint64
+_FRONT = N_BUCKETS
+
+
+@njit(cache=True)
+def _predict(v, cur, t_last, ref_end, reset, tm, ts, theta, closed, t_next):
+    """The predicted crossing after an event at t_last (as :func:`~._kernels.scan_forward`): inf where
+    :func:`~._kernels.below_until` shows V stays below theta until t_next (the next known arrival)."""
+    if ref_end > t_last:
+        i0 = state_at(v, cur, t_last, ref_end, reset, tm, ts, ref_end)[1]
+        return ref_end + biased_crossing(reset, i0, tm, ts, theta, closed, 0.0)
+    if below_until(v, cur, tm, ts, theta, t_next - t_last):
+        return np.inf
+    return t_last + biased_crossing(v, cur, tm, ts, theta, closed, 0.0)
+
+
+# columns of the state rows: V (u = V - bias), I, t_last, ref_end, predicted crossing
+_V, _I, _TL, _RE, _PRED = 0, 1, 2, 3, 4
+# columns of the position rows: next input arrival, next sample, and (tentative rows) what the scan stopped at
+_A, _SP, _KIND = 0, 1, 2
+_AT_SPIKE, _AT_RECURRENT, _AT_LIMIT = 0, 1, 2
+#: input arrivals one tentative scan takes at most before it stops (and is resumed as an event of the
+#: index): a neuron with no recurrent arrival pending would otherwise scan to its next crossing, maybe
+#: the end of the trial, and scan all that again after each arrival pushed before it. 8 was the
+#: fastest of 3, 8, 16, 32, 256 on a sparse 1000-neuron network and the dense SHD-size layer.
+SCAN_LIMIT = 8
+
+
+@njit(cache=True, nogil=True)
+def _group_loop(members, tau_m, tau_s, theta, reset, refractory, closed, in_w, t_end, sample_times, col_of,
+                samples, max_spikes, v_off, ext_ptr, ext_n, ext_t, ext_q, rec_ptr, rec_post, rec_d, rec_q, mult,
+                cst, tst, cpos, tpos, end_t, end_q, key, item, pos, todo, bk, bm, occ, inv_width, r_t, r_n,
+                r_g, counters):
+    """Process the group's events in time order until t_end, or until a bucket or the record is full
+    (then return _NEED_PENDING / _NEED_RECORDS with the state intact, else _DONE).
+
+    Local neuron l (global members[l]) has a committed state (cst, cpos: after its last
+    recurrent arrival or spike) and a tentative one (tst, tpos): the committed state carried
+    through its input arrivals up to its next pending recurrent arrival or its first crossing,
+    whichever is first (the key of l in the indexed heap key/item/pos); the tentative state
+    holds until (end_t, end_q), before which a newly pushed recurrent arrival sends l back
+    to its committed state (a rescan). Neurons to (re)scan are listed in todo (todo[n_g]:
+    their number). Every helper called here takes at most two arrays, so that numba's
+    reference counting stays out of the loop's cost.
+    """
+    n_g = members.shape[0]
+    n_spk = counters[_NSPK]
+    status = counters[_STATUS]
+    cap = bk.shape[2] // 2
+    n_samples = sample_times.shape[0]
+    code = _DONE
+    while True:
+        # ---- (re)scan the neurons in todo, tentatively, and re-key them
+        for k in range(todo[n_g]):
+            u = todo[k]
+            j = members[u]
+            tm, ts, th, rs, cl, col = tau_m[j], tau_s[j], theta[j], reset[j], closed[j], col_of[j]
+            nb = bm[u, _FRONT, 1]
+            bt = np.inf
+            bq = 0.0
+            if nb > 0:
+                sl = bm[u, _FRONT, 0] % N_BUCKETS
+                hd = bm[u, sl, 1]
+                bt, bq = bk[u, sl, 2 * hd], bk[u, sl, 2 * hd + 1]
+            v, cur, t_last, ref_end, pred = cst[u, _V], cst[u, _I], cst[u, _TL], cst[u, _RE], cst[u, _PRED]
+            a, sp = cpos[u, _A], cpos[u, _SP]
+            lo = ext_ptr[u]
+            n = ext_n[u]
+            ns = n_samples if col >= 0 else 0
+            steps = 0
+            kind = _AT_SPIKE
+            while True:
+                within = False
+                t_a = np.inf
+                q_a = 0
+                if a < n:
+                    t_a = ext_t[lo + a]
+                    q_a = ext_q[lo + a]
+                    within = _before(t_a, float(q_a), bt, bq)
+                if pred <= (t_a if within else np.inf) and pred <= bt:
+                    break                     # a spike at pred comes first
+                if not within or t_a > t_end:
+                    pred = np.inf             # up to the bound; the recurrent arrival there predicts again
+                    kind = _AT_RECURRENT
+                    break
+                if steps == SCAN_LIMIT:       # resume at this input arrival later (pred lies after it)
+                    bt, bq = t_a, float(q_a)
+                    kind = _AT_LIMIT
+                    break
+                steps += 1
+                while sp < ns and sample_times[sp] < t_a:
+                    samples[sp, col] = state_at(v, cur, t_last, ref_end, rs, tm, ts, sample_times[sp])[0] + v_off[j]
+                    sp += 1
+                v, cur = state_at(v, cur, t_last, ref_end, rs, tm, ts, t_a)
+                t_last = t_a
+                cur += in_w[q_a]
+                a += 1
+                t_next = min(ext_t[lo + a] if a < n else np.inf, bt, t_end)
+                pred = _predict(v, cur, t_last, ref_end, rs, tm, ts, th, cl, t_next)
+            tst[u, _V], tst[u, _I], tst[u, _TL], tst[u, _RE], tst[u, _PRED] = v, cur, t_last, ref_end, pred
+            tpos[u, _A], tpos[u, _SP], tpos[u, _KIND] = a, sp, kind
+            if kind == _AT_SPIKE:
+                end_t[u], end_q[u] = pred, -1.0
+                new = pred
+            else:
+                end_t[u], end_q[u] = bt, bq
+                new = bt
+            # re-key u in the indexed heap
+            old = key[u]
+            key[u] = new
+            c = pos[u]
+            if new < old:
+                while c > 0:
+                    parent = (c - 1) >> 1
+                    ip = item[parent]
+                    if key[ip] <= new:
+                        break
+                    item[c] = ip
+                    pos[ip] = c
+                    c = parent
+            else:
+                while True:
+                    child = 2 * c + 1
+                    if child >= n_g:
+                        break
+                    ic = item[child]
+                    if child + 1 < n_g and key[item[child + 1]] < key[ic]:
+                        child += 1
+                        ic = item[child]
+                    if new <= key[ic]:
+                        break
+                    item[c] = ic
+                    pos[ic] = c
+                    c = child
+            item[c] = u
+            pos[u] = c
+        todo[n_g] = 0
+        # ---- the next event of the group: a spike or a recurrent arrival of neuron l, or where its scan stopped
+        l = item[0]
+        t_now = key[l]
+        if t_now > t_end:
+            break
+        j = members[l]
+        tm, ts, th, rs = tau_m[j], tau_s[j], theta[j], reset[j]
+        kind = tpos[l, _KIND]
+        is_spike = kind == _AT_SPIKE
+        if is_spike:
+            if n_spk == r_t.shape[0]:
+                code = _NEED_RECORDS
+                break
+            full = False
+            for c in range(rec_ptr[l], rec_ptr[l + 1]):
+                if bm[rec_post[c], np.int64((t_now + rec_d[c]) * inv_width) % N_BUCKETS, 0] + mult > cap:
+                    full = True
+                    break
+            if full:
+                code = _NEED_PENDING
+                break
+        # commit the tentative scan up to t_now, then the event
+        v, cur, t_last, ref_end = tst[l, _V], tst[l, _I], tst[l, _TL], tst[l, _RE]
+        a = tpos[l, _A]
+        sp = tpos[l, _SP]
+        col = col_of[j]
+        if col >= 0:
+            while sp < n_samples and sample_times[sp] < t_now:
+                samples[sp, col] = state_at(v, cur, t_last, ref_end, rs, tm, ts, sample_times[sp])[0] + v_off[j]
+                sp += 1
+        if is_spike:
+            _, cur = state_at(v, cur, t_last, ref_end, rs, tm, ts, t_now)
+            t_last = t_now
+            r_t[n_spk] = t_now
+            r_n[n_spk] = j
+            r_g[n_spk] = cur - th
+            n_spk += 1
+            v = rs
+            ref_end = t_now + refractory[j]
+            for c in range(rec_ptr[l], rec_ptr[l + 1]):
+                t_arr = t_now + rec_d[c]
+                if t_arr > t_end:
+                    continue
+                post = rec_post[c]
+                q = rec_q[c]
+                # add (t_arr, q) to post's pending arrivals (as _pending_push, inline: no reference counts)
+                fq = float(q)
+                b = np.int64(t_arr * inv_width)
+                sl = b % N_BUCKETS
+                if bm[post, _FRONT, 1] == 0 or b < bm[post, _FRONT, 0]:
+                    bm[post, _FRONT, 0] = b
+                    bk[post, sl, 0] = t_arr
+                    bk[post, sl, 1] = fq
+                    bm[post, sl, 0] = 1
+                    bm[post, sl, 1] = 0
+                    occ[post] |= np.uint64(1) << np.uint64(sl)
+                else:
+                    k = bm[post, sl, 0]
+                    if k == 0:
+                        occ[post] |= np.uint64(1) << np.uint64(sl)
+                    if b == bm[post, _FRONT, 0]:
+                        h0 = bm[post, sl, 1]
+                        while k > h0 and _before(t_arr, fq, bk[post, sl, 2 * k - 2], bk[post, sl, 2 * k - 1]):
+                            bk[post, sl, 2 * k] = bk[post, sl, 2 * k - 2]
+                            bk[post, sl, 2 * k + 1] = bk[post, sl, 2 * k - 1]
+                            k -= 1
+                    bk[post, sl, 2 * k] = t_arr
+                    bk[post, sl, 2 * k + 1] = fq
+                    bm[post, sl, 0] += 1
+                bm[post, _FRONT, 1] += 1
+                if post != l and _before(t_arr, float(q), end_t[post], end_q[post]):
+                    end_t[post] = -np.inf            # queued for a rescan (once)
+                    todo[todo[n_g]] = post
+                    todo[n_g] += 1
+        elif kind == _AT_RECURRENT:
+            v, cur = state_at(v, cur, t_last, ref_end, rs, tm, ts, t_now)
+            t_last = t_now
+            sl = bm[l, _FRONT, 0] % N_BUCKETS
+            cur += in_w[np.int64(bk[l, sl, 2 * bm[l, sl, 1] + 1])]
+            # remove it (as _pending_pop, inline)
+            bm[l, sl, 1] += 1
+            bm[l, _FRONT, 1] -= 1
+            if bm[l, sl, 1] == bm[l, sl, 0]:
+                bm[l, sl, 0] = 0
+                bm[l, sl, 1] = 0
+                occ[l] &= ~(np.uint64(1) << np.uint64(sl))
+                if bm[l, _FRONT, 1] > 0:
+                    # the next occupied slot in ring order: the lowest set bit above sl, else the lowest
+                    x = occ[l] >> np.uint64(sl + 1) if sl + 1 < N_BUCKETS else np.uint64(0)
+                    if x != 0:
+                        nxt = sl + 1 + np.int64(math.log2(float(x & (~x + np.uint64(1)))))
+                    else:
+                        x = occ[l]
+                        nxt = np.int64(math.log2(float(x & (~x + np.uint64(1)))))
+                    b = bm[l, _FRONT, 0] + (nxt - sl) % N_BUCKETS
+                    bm[l, _FRONT, 0] = b
+                    sl = b % N_BUCKETS
+                    h0 = bm[l, sl, 1]
+                    for e in range(h0 + 1, bm[l, sl, 0]):
+                        te = bk[l, sl, 2 * e]
+                        qe = bk[l, sl, 2 * e + 1]
+                        k = e
+                        while k > h0 and _before(te, qe, bk[l, sl, 2 * k - 2], bk[l, sl, 2 * k - 1]):
+                            bk[l, sl, 2 * k] = bk[l, sl, 2 * k - 2]
+                            bk[l, sl, 2 * k + 1] = bk[l, sl, 2 * k - 1]
+                            k -= 1
+                        bk[l, sl, 2 * k] = te
+                        bk[l, sl, 2 * k + 1] = qe
+        t_x = ext_t[ext_ptr[l] + a] if a < ext_n[l] else np.inf
+        t_r = np.inf
+        if bm[l, _FRONT, 1] > 0:
+            sl = bm[l, _FRONT, 0] % N_BUCKETS
+            t_r = bk[l, sl, 2 * bm[l, sl, 1]]
+        cst[l, _V], cst[l, _I], cst[l, _TL], cst[l, _RE] = v, cur, t_last, ref_end
+        cst[l, _PRED] = _predict(v, cur, t_last, ref_end, rs, tm, ts, th, closed[j], min(t_x, t_r, t_end))
+        cpos[l, _A], cpos[l, _SP] = a, sp
+        todo[todo[n_g]] = l
+        todo[n_g] += 1
+        if n_spk > max_spikes:
+            status = STATUS_TOO_MANY_SPIKES
+            break
+    counters[_NSPK] = n_spk
+    counters[_STATUS] = status
+    return code
+
+
+@njit(cache=True, nogil=True)
+def forward_group(members, in_ptr, in_pre, in_d, in_w, tau_m, tau_s, theta, reset, refractory, closed,
+                  s_start, s_end, s_time, t_end, sample_times, col_of, samples, max_spikes, u_init, i_init, v_off,
+                  rec_ptr, rec_post, rec_d, rec_q):
+    """Exact forward simulation of one recurrent group (LIF neurons `members`, global indices) in one trial.
+
+    in_*: the post-major synapse table (every incoming synapse q of neuron j in
+    in_ptr[j]..in_ptr[j+1]-1: presynaptic neuron, total delay s, weight); the
+    spikes of the earlier layers in s_time (grouped by neuron: s_start/s_end, the
+    group's own neurons empty). rec_*: the group's own synapses, grouped by
+    presynaptic local index (rec_ptr), with the postsynaptic local index, delay
+    and the synapse's q. theta, reset: bias-shifted (theta - b, reset - b); u_init
+    = V(0) - b, i_init = I(0), v_off = b (see :func:`~._kernels.scan_forward`).
+    V of neurons with col_of >= 0 goes to samples[:, col] at sample_times.
+
+    Returns (spike times, global neurons, I - theta, status): the spikes in time
+    order, STATUS_TOO_MANY_SPIKES if more than max_spikes were emitted.
+    """
+    n_g = members.shape[0]
+    # the input arrivals of every neuron, sorted by (time, synapse)
+    ext_ptr = np.zeros(n_g + 1, np.int64)
+    mmax = 0
+    for l in range(n_g):
+        m = incoming_count(members[l], in_ptr, in_pre, s_start, s_end)
+        ext_ptr[l + 1] = ext_ptr[l] + m
+        mmax = max(mmax, m)
+    counts = np.empty(mmax + 1, np.int64)
+    ext_t = np.empty(ext_ptr[n_g])
+    ext_q = np.empty(ext_ptr[n_g], np.int64)
+    ext_n = np.zeros(n_g, np.int64)
+    no_id = np.empty(0, np.int64)
+    for l in range(n_g):
+        lo, hi = ext_ptr[l], ext_ptr[l + 1]
+        if hi > lo:
+            ext_n[l] = gather_sorted(members[l], in_ptr, in_pre, in_d, s_start, s_end, s_time, no_id, t_end, False,
+                                     counts, ext_t[lo:hi], ext_q[lo:hi], no_id)
+    # committed and tentative state per neuron, the index of next events, every neuron to scan first
+    cst = np.zeros((n_g, 5))
+    for l in range(n_g):
+        j = members[l]
+        cst[l, _V] = u_init[j]
+        cst[l, _I] = i_init[j]
+        cst[l, _RE] = -np.inf
+        cst[l, _PRED] = np.inf
+        if u_init[j] != 0.0 or i_init[j] != 0.0 or v_off[j] != 0.0:
+            cst[l, _PRED] = biased_crossing(u_init[j], i_init[j], tau_m[j], tau_s[j], theta[j], closed[j], 0.0)
+    tst = cst.copy()
+    cpos = np.zeros((n_g, 2), np.int64)
+    tpos = np.zeros((n_g, 3), np.int64)
+    end_t = np.full(n_g, np.inf)
+    end_q = np.zeros(n_g)
+    key = np.full(n_g, np.inf)
+    item = np.arange(n_g)
+    pos = np.arange(n_g)
+    todo = np.arange(n_g + 1)
+    todo[n_g] = n_g
+    # pending recurrent arrivals: time buckets per neuron over the largest recurrent delay (with margin)
+    d_max = 0.0
+    for c in range(rec_ptr[n_g]):
+        d_max = max(d_max, rec_d[c])
+    inv_width = (N_BUCKETS - 3) / d_max if d_max > 0.0 else 1.0
+    # the most synapses from one neuron of the group onto another (arrivals one spike adds to one bucket)
+    mult = 1
+    seen = np.zeros(n_g, np.int64)
+    for l in range(n_g):
+        for c in range(rec_ptr[l], rec_ptr[l + 1]):
+            seen[rec_post[c]] += 1
+            mult = max(mult, seen[rec_post[c]])
+        for c in range(rec_ptr[l], rec_ptr[l + 1]):
+            seen[rec_post[c]] = 0
+    cap = 8
+    bk = np.empty((n_g, N_BUCKETS, 2 * cap))
+    bm = np.zeros((n_g, N_BUCKETS + 1, 2), np.int64)
+    occ = np.zeros(n_g, np.uint64)           # bit s: slot s holds pending arrivals
+    r_t = np.empty(1024)
+    r_n = np.empty(1024, np.int64)
+    r_g = np.empty(1024)
+    counters = np.zeros(2, np.int64)
+    while True:
+        code = _group_loop(members, tau_m, tau_s, theta, reset, refractory, closed, in_w, t_end, sample_times,
+                           col_of, samples, max_spikes, v_off, ext_ptr, ext_n, ext_t, ext_q, rec_ptr, rec_post,
+                           rec_d, rec_q, mult, cst, tst, cpos, tpos, end_t, end_q, key, item, pos, todo, bk, bm,
+                           occ, inv_width, r_t, r_n, r_g, counters)
+        if code == _NEED_PENDING:
+            cap = 2 * cap + mult
+            new_bk = np.empty((n_g, N_BUCKETS, 2 * cap))
+            for l in range(n_g):
+                for b in range(N_BUCKETS):
+                    for c in range(2 * bm[l, b, 0]):
+                        new_bk[l, b, c] = bk[l, b, c]
+            bk = new_bk
+        elif code == _NEED_RECORDS:
+            size = 2 * r_t.shape[0]
+            new_t, new_n, new_g = np.empty(size), np.empty(size, np.int64), np.empty(size)
+            for k in range(r_t.shape[0]):
+                new_t[k], new_n[k], new_g[k] = r_t[k], r_n[k], r_g[k]
+            r_t, r_n, r_g = new_t, new_n, new_g
+        else:
+            break
+    n_spk, status = counters[_NSPK], counters[_STATUS]
+    if status == STATUS_OK:
+        # samples after the last event of each neuron (its tentative scan has reached t_end)
+        for l in range(n_g):
+            j = members[l]
+            col = col_of[j]
+            if col < 0:
+                continue
+            for s in range(tpos[l, _SP], sample_times.shape[0]):
+                if sample_times[s] > t_end:
+                    break
+                samples[s, col] = state_at(tst[l, _V], tst[l, _I], tst[l, _TL], tst[l, _RE], reset[j], tau_m[j],
+                                           tau_s[j], sample_times[s])[0] + v_off[j]
+    return r_t[:n_spk].copy(), r_n[:n_spk].copy(), r_g[:n_spk].copy(), status
+
+
+# ---------------------------------------------------------------- reverse ----
+@njit(cache=True, nogil=True)
+def adjoint_group(members, rec_ptr, rec_post, rec_d, in_ptr, in_pre, in_d, in_w, tau_m, tau_s, theta, reset, refractory,
+                  s_start, s_end, s_time, s_id, t_end, n_in, sp_i_minus_theta, sp_source,
+                  ps_ptr, ps_time, ps_value, cs_ptr, cs_coef, cs_rate, want_tau,
+                  g_w, g_d, g_tm, g_ts, g_th, g_time, spike_grad):
+    """Reverse pass of one recurrent group in one trial; returns max |V - theta| at its recorded spikes.
+
+    Arguments as :func:`~._kernels.adjoint_range` (one row of g_time; s_*: every spike of the
+    trial, the group's included, grouped by neuron). Each neuron's arrivals (input and
+    recurrent) and recorded spikes are replayed locally into its event log
+    (:func:`~._kernels.replay_neuron`), then the logs are walked backwards with the steps of
+    :func:`~._kernels.reverse_neuron`, neuron by neuron, pausing only where the neurons are
+    coupled: a spike's total time sensitivity needs the sensitivities of all its arrivals, which
+    lie at its time or later. So the group's spikes are taken latest first; before spike k of
+    neuron i at time T, each target of i whose walk has not yet passed the arrival of k (at
+    T + d) walks back through its events down to that arrival, then i through its events after
+    T, and then spike k. Most arrivals lie behind their target's walk already, so each neuron
+    walks long stretches of its log at a time. (The walk is written once, inline, for numba: a
+    call with the logs as arguments would cost reference counts per step.)
+    """
+    n_g = members.shape[0]
+    # ---- replay every neuron into its part of the logs
+    log_ptr = np.zeros(n_g + 1, np.int64)
+    mmax = 0
+    nsmax = 0
+    for l in range(n_g):
+        j = members[l]
+        m = incoming_count(j, in_ptr, in_pre, s_start, s_end)
+        ns = s_end[j] - s_start[j]
+        log_ptr[l + 1] = log_ptr[l] + m + 2 * ns
+        mmax = max(mmax, m)
+        nsmax = max(nsmax, ns)
+    n_log = log_ptr[n_g]
+    n_one = mmax + 2 * nsmax                 # one neuron's log, replayed here, then interleaved into ev
+    ev_t = np.empty(n_one)
+    ev_q = np.empty(n_one, np.int64)
+    ev_s = np.empty(n_one, np.int64)
+    ev_v = np.empty(n_one)
+    ev_i = np.empty(n_one)
+    ev = np.empty((n_log, 5))
+    counts = np.empty(mmax + 1, np.int64)
+    arr_t = np.empty(mmax)
+    arr_q = np.empty(mmax, np.int64)
+    arr_s = np.empty(mmax, np.int64)
+    sp_t = np.empty(nsmax)
+    sp_k = np.empty(nsmax, np.int64)
+    cursor = np.empty(n_g, np.int64)          # the next log entry to walk back (absolute), -1 below the start
+    worst = 0.0
+    n_spk = 0
+    for l in range(n_g):
+        j = members[l]
+        ns = s_end[j] - s_start[j]
+        n_spk += ns
+        for r in range(ns):
+            sp_t[r] = s_time[s_start[j] + r]
+            sp_k[r] = s_id[s_start[j] + r] - n_in
+        m = gather_sorted(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, s_id, t_end, True,
+                          counts, arr_t, arr_q, arr_s)
+        lo = log_ptr[l]
+        n_ev, w = replay_neuron(m, arr_t, arr_q, arr_s, in_w, sp_t[:ns], sp_k[:ns], tau_m[j], tau_s[j], theta[j],
+                                reset[j], refractory[j], t_end, ev_t, ev_q, ev_s, ev_v, ev_i)
+        worst = max(worst, w)
+        cursor[l] = lo + n_ev - 1
+        # the log interleaved, one row per event (t, q, s, V, I): the walk below moves between
+        # neurons, and one cache line per event then serves all five fields
+        for e in range(n_ev):
+            ev[lo + e, 0], ev[lo + e, 1], ev[lo + e, 2], ev[lo + e, 3], ev[lo + e, 4] = (
+                ev_t[e], ev_q[e], ev_s[e], ev_v[e], ev_i[e])
+    # ---- the group's spikes, latest first
+    g_t = np.empty(n_spk)
+    g_l = np.empty(n_spk, np.int64)
+    g_k = np.empty(n_spk, np.int64)
+    c = 0
+    for l in range(n_g):
+        j = members[l]
+        for r in range(s_start[j], s_end[j]):
+            g_t[c], g_l[c], g_k[c] = s_time[r], l, s_id[r] - n_in
+            c += 1
+    order = np.argsort(-g_t, kind="mergesort")
+    # ---- per-neuron costate walk state (reverse_neuron's locals)
+    p_v = np.zeros(n_g)
+    p_i = np.zeros(n_g)
+    t_at = np.full(n_g, t_end)
+    pv_ref = np.zeros(n_g)
+    i_ref = np.zeros(n_g)
+    acc = np.zeros((n_g, 3))                 # dL/dtau_m, dL/dtau_s, dL/dtheta
+    clamped = np.zeros(n_g, np.bool_)
+    src = np.empty(n_g, np.int64)            # the next point source (walking down), per neuron
+    for l in range(n_g):
+        j = members[l]
+        ns = s_end[j] - s_start[j]
+        clamped[l] = ns > 0 and refractory[j] > 0.0 and s_time[s_end[j] - 1] + refractory[j] > t_end
+        src[l] = ps_ptr[j + 1] - 1
+    # work list: (neuron, walk down to time, the own spike to include at that time, or -9)
+    # the time of the event each neuron's walk reaches next (-inf when done): an arrival of a spike
+    # that lies later than it has been walked through already
+    next_t = np.empty(n_g)
+    for l in range(n_g):
+        next_t[l] = ev[cursor[l], 0] if cursor[l] >= log_ptr[l] else -np.inf
+    todo_l = np.empty(max(n_g, rec_ptr[n_g]) + 1, np.int64)
+    todo_t = np.empty(max(n_g, rec_ptr[n_g]) + 1)
+    o = 0
+    for step in range(n_spk + 1):
+        n_todo = 0
+        if step < n_spk:
+            o = order[step]
+            i = g_l[o]
+            t_spk = g_t[o]
+            for cc in range(rec_ptr[i], rec_ptr[i + 1]):
+                t_arr = t_spk + rec_d[cc]
+                post = rec_post[cc]
+                if t_arr <= t_end and next_t[post] >= t_arr:
+                    todo_l[n_todo] = post
+                    todo_t[n_todo] = t_arr
+                    n_todo += 1
+            todo_l[n_todo] = i
+            todo_t[n_todo] = t_spk
+            n_todo += 1
+        else:
+            for l in range(n_g):
+                todo_l[l] = l
+                todo_t[l] = -np.inf
+            n_todo = n_g
+        for w_ in range(n_todo):
+            l = todo_l[w_]
+            t_stop = todo_t[w_]
+            own = g_k[o] if (step < n_spk and w_ == n_todo - 1) else -9
+            j = members[l]
+            tm, ts, rs, refr = tau_m[j], tau_s[j], reset[j], refractory[j]
+            ps_lo = ps_ptr[j]
+            cs_lo, cs_hi = cs_ptr[j], cs_ptr[j + 1]
+            lo = log_ptr[l]
+            e = cursor[l]
+            pv, pi, tat, cl, k = p_v[l], p_i[l], t_at[l], clamped[l], src[l]
+            pvr, ir = pv_ref[l], i_ref[l]
+            d_tm = 0.0
+            d_ts = 0.0
+            d_th = 0.0
+            while e >= lo:
+                t = ev[e, 0]
+                cq = np.int64(ev[e, 1])
+                es = np.int64(ev[e, 2])
+                e_v = ev[e, 3]
+                e_i = ev[e, 4]
+                if not (t > t_stop or (t == t_stop and (cq != EV_SPIKE or es == own))):
+                    break
+                # ---- the steps of reverse_neuron for event e
+                if cq >= 0:
+                    v_after, i_after = e_v, e_i + in_w[cq]
+                elif cq == EV_REF_END:
+                    v_after, i_after = rs, e_i
+                    cl = False
+                else:
+                    v_after, i_after = rs, e_i
+                t_hi = tat
+                while True:
+                    t_lo = t
+                    has_source = k >= ps_lo and ps_time[k] > t
+                    if has_source:
+                        if cl:
+                            k -= 1
+                            continue
+                        t_lo = ps_time[k]
+                    s = t_lo - t
+                    if s > 0.0:
+                        v0 = free_voltage(v_after, i_after, tm, ts, s)
+                        i0 = i_after * math.exp(-s / ts)
+                    else:
+                        v0, i0 = v_after, i_after
+                    length = t_hi - t_lo
+                    sum_a = sum_b = end_a = end_b = 0.0
+                    for r in range(cs_lo, cs_hi):
+                        alpha, beta, alpha_end, beta_end, a_tm, a_ts = particular(
+                            cs_coef[r], cs_rate[r], t_lo, length, v0, i0, tm, ts, want_tau)
+                        sum_a += alpha
+                        sum_b += beta
+                        end_a += alpha_end
+                        end_b += beta_end
+                        d_tm += a_tm
+                        d_ts += a_ts
+                    pv, pi, a_tm, a_ts = homogeneous(length, v0, i0, pv - end_a, pi - end_b, cl, tm, ts, want_tau)
+                    pv += sum_a
+                    pi += sum_b
+                    d_tm += a_tm
+                    d_ts += a_ts
+                    if not has_source:
+                        break
+                    pv += ps_value[k]
+                    t_hi = t_lo
+                    k -= 1
+                tat = t
+                if cq >= 0:
+                    w = in_w[cq]
+                    g_w[cq] += pi
+                    dl_dt = w * (pi / ts - pv / tm)
+                    r = k
+                    while r >= ps_lo and ps_time[r] == t:      # a maximum of V at this kink moves with it
+                        if not cl:
+                            dl_dt += ps_value[r] * (e_i - e_v) / tm
+                        r -= 1
+                    g_d[cq] += dl_dt
+                    g_time[0, es] += dl_dt
+                elif cq == EV_REF_END:
+                    pvr = pv
+                    ir = e_i
+                    pv = 0.0
+                    cl = True
+                else:
+                    kk = es
+                    if refr > 0.0:
+                        after = -pvr * (ir - rs) / tm
+                    else:
+                        after = -pv * (e_i - rs) / tm
+                    downstream = 0.0
+                    for row in range(g_time.shape[0]):
+                        downstream += g_time[row, n_in + kk]
+                    total = sp_source[kk] + downstream + after
+                    spike_grad[kk] = total
+                    pv = -tm * total / sp_i_minus_theta[kk]
+                    if refr > 0.0:
+                        pvr = 0.0
+                    d_th -= pv
+                    cl = False
+                e -= 1
+            cursor[l] = e
+            next_t[l] = ev[e, 0] if e >= lo else -np.inf
+            p_v[l], p_i[l], t_at[l], clamped[l], src[l] = pv, pi, tat, cl, k
+            pv_ref[l], i_ref[l] = pvr, ir
+            acc[l, 0] += d_tm
+            acc[l, 1] += d_ts
+            acc[l, 2] += d_th
+    # ---- what is left of each costate down to t = 0 (as reverse_neuron's caller: nothing; its
+    # last event's costate is the initial one, whose sensitivities are the state gradients, not asked here)
+    for l in range(n_g):
+        j = members[l]
+        g_tm[j] += acc[l, 0]
+        g_ts[j] += acc[l, 1]
+        g_th[j] += acc[l, 2]
+    return worst

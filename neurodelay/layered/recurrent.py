@@ -1,0 +1,282 @@
+"""The layered engine on networks with recurrent layers.
+
+The populations are grouped into the strongly connected components of the
+projection graph (Tarjan), in an order where every projection between groups
+goes forward. A group of one population without a self-projection is a
+feedforward layer, simulated neuron by neuron by the feedforward kernels
+(:func:`~neurodelay.layered._kernels.forward_range`); a group with a cycle (a
+population projecting onto itself, or several populations projecting onto each
+other) is a *recurrent group*, simulated by
+:func:`~neurodelay.layered._recurrent_kernels.forward_group`: its input
+arrivals presorted per neuron, its own arrivals in per-neuron heaps as its
+spikes happen, the next event taken from an index over its neurons. Results
+equal the event engine's (spike times bit for bit where arrivals at one
+neuron never tie in time; see the kernel's module).
+
+Trials run in parallel (the neurons of a recurrent group are coupled).
+The reverse pass (:func:`adjoint`) replays each neuron of a recurrent group
+locally and walks the group's neurons back together, pausing at the group's
+spikes (:func:`~neurodelay.layered._recurrent_kernels.adjoint_group`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..events.adjoint import check_replay, neuron_ptr, prepare_reverse, sum_blocks, trial_blocks
+from ..events.batch import default_threads, map_trials
+from ..flat import FlatNetwork, is_closed_form
+from ..network import LIF, Network, SpikeSource
+from ..record import AdjointResult, AdjointSources, EventRecord, prepare_run
+from . import _kernels as K
+from . import _recurrent_kernels as RK
+from .engine import _by_neuron
+
+__all__ = ["population_groups", "simulate", "adjoint"]
+
+_EMPTY = np.zeros(0)
+
+
+def population_groups(net: Network) -> list[tuple[tuple[str, ...], bool]]:
+    """The non-source populations as strongly connected components of the projection graph, in an order
+    where every projection between groups goes forward: [(names, recurrent)], recurrent when the group
+    has a cycle (several populations, or a projection of a population onto itself). Populations keep
+    the network's order within a group and among independent groups where possible."""
+    names = [p.name for p in net.populations if not isinstance(p, SpikeSource)]
+    succ: dict = {a: [] for a in names}
+    loops = set()
+    for p in net.projections:
+        if p.pre in succ:
+            succ[p.pre].append(p.post)
+            if p.pre == p.post:
+                loops.add(p.pre)
+    index: dict = {}
+    low: dict = {}
+    stack: list = []
+    on_stack: set = set()
+    found: list = []
+
+    def strongconnect(v):                       # Tarjan's algorithm (graphs of a few populations)
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in succ[v]:
+            if w not in index:
+                strongconnect(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            found.append(comp)
+
+    for v in names:
+        if v not in index:
+            strongconnect(v)
+    order = {name: k for k, name in enumerate(names)}
+    groups = []
+    for comp in reversed(found):                # Tarjan emits a component after every one it reaches
+        comp = sorted(comp, key=order.get)
+        groups.append((tuple(comp), len(comp) > 1 or comp[0] in loops))
+    return groups
+
+
+@dataclass(frozen=True)
+class _Group:
+    """A recurrent group: its neurons and its own synapses grouped by presynaptic neuron."""
+
+    members: np.ndarray     # (n_g,) global indices, ascending
+    rec_ptr: np.ndarray     # (n_g+1,) over presynaptic local index
+    rec_post: np.ndarray    # postsynaptic local index
+    rec_d: np.ndarray       # total delay, s
+    rec_q: np.ndarray       # the synapse's index in the post-major table
+
+
+@dataclass(frozen=True)
+class _Plan:
+    steps: tuple            # (off, n, name, is LIF) of a feedforward layer, or a _Group, in order
+    in_ptr: np.ndarray      # the post-major synapse table (as the feedforward plan's)
+    in_pre: np.ndarray
+    in_d: np.ndarray
+    in_w: np.ndarray
+    closed: np.ndarray
+    in_c: np.ndarray        # the synapse's index in flat (pre-major) order
+
+
+def _plan(net: Network, flat: FlatNetwork) -> _Plan:
+    n = flat.n_neurons
+    pre_of = np.repeat(np.arange(n, dtype=np.int64), np.diff(flat.out_ptr))
+    order = np.argsort(flat.out_post, kind="stable")        # by post, flat order within a post
+    in_ptr = np.zeros(n + 1, np.int64)
+    np.cumsum(np.bincount(flat.out_post, minlength=n), out=in_ptr[1:])
+    in_pre, in_post, in_d = pre_of[order], flat.out_post[order], np.ascontiguousarray(flat.out_d[order])
+    steps = []
+    for names, recurrent in population_groups(net):
+        if not recurrent:
+            p = net[names[0]]
+            steps.append((flat.offsets[p.name], p.n, p.name, isinstance(p, LIF)))
+            continue
+        members = np.concatenate([np.arange(flat.offsets[a], flat.offsets[a] + flat.sizes[a]) for a in names])
+        members = np.sort(members).astype(np.int64)
+        local = np.full(n, -1, np.int64)
+        local[members] = np.arange(len(members))
+        q = np.flatnonzero((local[in_pre] >= 0) & (local[in_post] >= 0))
+        q = q[np.argsort(local[in_pre[q]], kind="stable")]
+        rec_ptr = np.zeros(len(members) + 1, np.int64)
+        np.cumsum(np.bincount(local[in_pre[q]], minlength=len(members)), out=rec_ptr[1:])
+        steps.append(_Group(members, rec_ptr, local[in_post[q]], in_d[q], q.astype(np.int64)))
+    return _Plan(tuple(steps), in_ptr, in_pre, in_d, np.ascontiguousarray(flat.out_w[order]),
+                 is_closed_form(flat.tau_m, flat.tau_s), order.astype(np.int64))
+
+
+def simulate(net: Network, inputs, duration, *, record=(), sample_times=None, n_threads: int | None = None,
+             max_spikes_per_trial: int = 10_000_000, progress: bool = False, initial_state=None) -> EventRecord:
+    """:func:`neurodelay.layered.simulate` for a network with recurrent groups (any network works:
+    a feedforward one is a sequence of one-population groups). Same arguments and result."""
+    prepared = prepare_run(net, inputs, duration, record, sample_times, initial_state)
+    duration, flat, merged, sample_times, sample_neurons = prepared[:5]
+    plan = _plan(net, flat)
+    n = flat.n_neurons
+    col_of = np.full(n, -1, np.int64)
+    col_of[sample_neurons] = np.arange(len(sample_neurons))
+    # readouts never spike: scan them only when their voltage is sampled
+    steps = [s for s in plan.steps if isinstance(s, _Group) or s[3] or np.any(col_of[s[0]: s[0] + s[1]] >= 0)]
+    theta, reset = flat.theta - flat.bias, flat.reset - flat.bias   # the scans run on u = V - bias
+    static = (flat.kind, flat.tau_m, flat.tau_s, theta, reset, flat.refractory,
+              plan.closed, plan.in_ptr, plan.in_pre, plan.in_d, plan.in_w)
+    bounds = merged.trial_slices()
+
+    def too_many(k):
+        return RuntimeError(f"trial {k}: the network emitted more than max_spikes_per_trial={max_spikes_per_trial} "
+                            f"spikes (runaway activity?); raise the limit if this is intended")
+
+    def run_trial(k):
+        sl = slice(bounds[k], bounds[k + 1])
+        order, s_start, s_end = _by_neuron(merged.neuron[sl], merged.time[sl], n)
+        s_time = merged.time[sl][order]
+        parts_t = [s_time]
+        pos = len(s_time)
+        samples = np.zeros((len(sample_times), len(sample_neurons)))
+        v0, i0 = prepared.initial_state(k)
+        u0, bias = v0 - flat.bias, flat.bias
+        out_n, out_t, out_g = [], [], []
+        total = 0
+        for step in steps:
+            if isinstance(step, _Group):
+                t, nrn, g, status = RK.forward_group(
+                    step.members, plan.in_ptr, plan.in_pre, plan.in_d, plan.in_w, flat.tau_m, flat.tau_s, theta,
+                    reset, flat.refractory, plan.closed, s_start, s_end, s_time, duration, sample_times, col_of,
+                    samples, max_spikes_per_trial - total, u0, i0, bias,
+                    step.rec_ptr, step.rec_post, step.rec_d, step.rec_q)
+                if status != RK.STATUS_OK:
+                    raise too_many(k)
+                by = np.argsort(nrn, kind="stable")           # grouped by neuron, in time order within one
+                times, g, nrn = t[by], g[by], nrn[by]
+                counts = np.bincount(nrn, minlength=n)[step.members]
+                neurons = step.members
+                is_lif = True
+            else:
+                off, size, _, is_lif = step
+                counts, times, g = K.forward_range(off, off + size, *static, s_start, s_end, s_time, duration,
+                                                   sample_times, col_of, samples, max_spikes_per_trial - total,
+                                                   False, _EMPTY, _EMPTY, _EMPTY, _EMPTY, u0, i0, bias)
+                neurons = np.arange(off, off + size)
+                nrn = np.repeat(neurons, counts)
+            total += len(times)
+            if total > max_spikes_per_trial:
+                raise too_many(k)
+            end = pos + np.cumsum(counts)
+            s_start[neurons], s_end[neurons] = end - counts, end
+            pos += len(times)
+            if len(times):
+                parts_t.append(times)
+                s_time = np.concatenate(parts_t)
+            if is_lif:
+                out_n.append(nrn.astype(np.int64))
+                out_t.append(times)
+                out_g.append(g)
+        neuron = np.concatenate(out_n) if out_n else np.zeros(0, np.int64)
+        time = np.concatenate(out_t) if out_t else np.zeros(0)
+        g = np.concatenate(out_g) if out_g else np.zeros(0)
+        order = np.lexsort((neuron, time))
+        return time[order], neuron[order], g[order], samples
+
+    results = map_trials(run_trial, merged.n_trials, n_threads or default_threads(), progress)
+    return prepared.record(net, results, engine="layered")
+
+
+def adjoint(record: EventRecord, sources: AdjointSources, *, time_constants: bool = False,
+            n_threads: int | None = None, record_tolerance: float = 1e-6) -> AdjointResult:
+    """:func:`neurodelay.layered.adjoint` for a network with recurrent groups, from rest without bias
+    (the caller hands other runs to the event engine's adjoint). Same arguments and result.
+
+    Steps in reverse order: a feedforward layer by
+    :func:`~neurodelay.layered._kernels.adjoint_range`, a recurrent group by
+    :func:`~neurodelay.layered._recurrent_kernels.adjoint_group`; the time sensitivities of
+    the spikes of earlier steps are summed in one row of g_time. Gradients of the trials are
+    summed per fixed block of trials in trial order, whatever the number of threads.
+    """
+    net, flat = record.network, record.flat
+    rp = prepare_reverse(record, sources, record_tolerance)
+    inputs, spike_time_src, theta_src = record.inputs, rp.spike_time_src, rp.theta_src
+    n, n_trials, duration, n_syn = flat.n_neurons, record.n_trials, float(record.duration), len(flat.out_post)
+    plan = _plan(net, flat)
+    rec_bounds, in_bounds = rp.rec_bounds, rp.in_bounds
+    jb, j_neuron, j_time, j_value = rp.jumps
+    rb, r_neuron, r_rate, r_coef = rp.rates
+    static = (plan.in_ptr, plan.in_pre, plan.in_d, plan.in_w, flat.tau_m, flat.tau_s, flat.theta, flat.reset,
+              flat.refractory)
+    steps = plan.steps[::-1]
+
+    def run_trial(k, acc):
+        rs, ins = slice(rec_bounds[k], rec_bounds[k + 1]), slice(in_bounds[k], in_bounds[k + 1])
+        n_in = ins.stop - ins.start
+        sp_time = record.time[rs]
+        all_n = np.concatenate([inputs.neuron[ins], record.neuron[rs]])
+        all_t = np.concatenate([inputs.time[ins], sp_time])
+        order, s_start, s_end = _by_neuron(all_n, all_t, n)
+        s_time, s_id = all_t[order], order.astype(np.int64)
+        js, rsl = slice(jb[k], jb[k + 1]), slice(rb[k], rb[k + 1])
+        g_i_theta = np.ascontiguousarray(record.i_minus_theta[rs])
+        g_src = np.ascontiguousarray(spike_time_src[rs])
+        ps = (neuron_ptr(j_neuron[js], n), j_time[js], j_value[js])
+        cs = (neuron_ptr(r_neuron[rsl], n), r_coef[rsl], r_rate[rsl])
+        g_time = np.zeros((1, len(all_t)))
+        spike_grad = np.zeros(len(sp_time))
+        worst = 0.0
+        for step in steps:
+            if isinstance(step, _Group):
+                w = RK.adjoint_group(step.members, step.rec_ptr, step.rec_post, step.rec_d, *static, s_start, s_end,
+                                     s_time, s_id, duration, n_in, g_i_theta, g_src, *ps, *cs, time_constants, *acc,
+                                     g_time, spike_grad)
+            else:
+                off, size = step[0], step[1]
+                w = K.adjoint_range(off, off + size, 0, *static, s_start, s_end, s_time, s_id, duration, n_in, sp_time,
+                                    g_i_theta, g_src, *ps, *cs, time_constants, *acc, g_time, spike_grad,
+                                    False, _EMPTY, _EMPTY, _EMPTY, _EMPTY)
+            worst = max(worst, w)
+        return spike_grad, g_time[0, :n_in].copy(), worst
+
+    blocks = trial_blocks(n_trials)
+
+    def run_block(b):
+        acc = (np.zeros(n_syn), np.zeros(n_syn), np.zeros(n), np.zeros(n), np.zeros(n))
+        return acc, [run_trial(k, acc) for k in range(blocks[b], blocks[b + 1])]
+
+    done = map_trials(run_block, len(blocks) - 1, n_threads or default_threads())
+    results = [r for _, per_trial in done for r in per_trial]
+    worst = check_replay(max((r[2] for r in results), default=0.0), flat, record_tolerance)
+    g_w, g_d, g_tm, g_ts, g_th = sum_blocks(done, n_syn, n)
+    w_flat, d_flat = np.empty(n_syn), np.empty(n_syn)
+    w_flat[plan.in_c], d_flat[plan.in_c] = g_w, g_d
+    cat = (lambda i: np.concatenate([r[i] for r in results]) if results else np.zeros(0))
+    return AdjointResult(w_flat, d_flat, g_tm if time_constants else None, g_ts if time_constants else None,
+                         g_th + theta_src, cat(0), cat(1), n_trials, float(worst))
