@@ -3,6 +3,8 @@ the Izhikevich network in Brian2 (checkpointed chunks resume identically)."""
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -221,14 +223,27 @@ def test_lif_chain_is_found_and_agrees_with_brian2_precise():
 
 # ---- the Izhikevich network in Brian2 ----------------------------------------------------------
 
+IZHIKEVICH_SIZES = dict(n_exc=100, n_inh=25, n_syn=20, max_delay=20e-3)   # a reduced network
+
+
+@pytest.fixture(scope="module")
+def two_chunks(tmp_path_factory):
+    """The reduced network (seed 2) for 2 chunks of 1 s with a checkpoint: (result, checkpoint folder).
+    Shared by the resume test (which resumes from a copy of the folder) and the author's-loop test."""
+    folder = tmp_path_factory.mktemp("izhikevich") / "b"
+    result = P.simulate_izhikevich(2.0, seed=2, chunk=1.0, checkpoint=folder, progress=False, **IZHIKEVICH_SIZES)
+    return result, folder
+
+
 @pytest.mark.slow
-def test_izhikevich_network_runs_and_resumes_identically(tmp_path):
+def test_izhikevich_network_runs_and_resumes_identically(tmp_path, two_chunks):
     """A reduced network (100 + 25 neurons, 20 synapses each) for 3 chunks of 1 s: running it in one
     call, or 2 chunks then (after a 'crash') a third from the checkpoint, gives identical weights and
     spike counts; STDP moved the weights, inhibitory ones stayed; everything stays within [0, 10]."""
-    sizes = dict(n_exc=100, n_inh=25, n_syn=20, max_delay=20e-3)
+    sizes = IZHIKEVICH_SIZES
     whole = P.simulate_izhikevich(3.0, seed=2, chunk=1.0, checkpoint=tmp_path / "a", progress=False, **sizes)
-    P.simulate_izhikevich(2.0, seed=2, chunk=1.0, checkpoint=tmp_path / "b", progress=False, **sizes)
+    shutil.copytree(two_chunks[1], tmp_path / "b")        # the 2-chunk run's checkpoint, resumed here
+    assert two_chunks[0]["chunk_end"].values.tolist() == [1.0, 2.0]
     resumed = P.simulate_izhikevich(3.0, seed=2, chunk=1.0, checkpoint=tmp_path / "b", progress=False, **sizes)
     np.testing.assert_array_equal(whole["weight"].values, resumed["weight"].values)
     np.testing.assert_array_equal(whole["spikes_exc"].values, resumed["spikes_exc"].values)
@@ -298,14 +313,13 @@ def author_loop(conn: xr.Dataset, thalamic: list[np.ndarray], chunk_ms: int):
 
 
 @pytest.mark.slow
-def test_brian2_model_follows_the_authors_loop(tmp_path):
+def test_brian2_model_follows_the_authors_loop(two_chunks):
     """Two 1 s chunks of a reduced network in Brian2 against the author's loop in numpy (same connectivity and
     thalamic input): the same numbers of spikes in both chunks (the network is chaotic: one different spike
     would change them), and the same weights after 2 s except where the LTP of a spike in flight at the chunk
     boundary is read differently (the loop reads the presynaptic trace, Brian2 the last arrival)."""
-    sizes = dict(n_exc=100, n_inh=25, n_syn=20, max_delay=20e-3)
-    conn = P.izhikevich_connectivity(seed=2, **sizes)
-    brian = P.simulate_izhikevich(2.0, seed=2, chunk=1.0, progress=False, **sizes)
+    conn = P.izhikevich_connectivity(seed=2, **IZHIKEVICH_SIZES)
+    brian = two_chunks[0]          # simulate_izhikevich(2.0, seed=2, chunk=1.0, ...) with a checkpoint
     thal = [P._thalamic_input(2, k, 125, 1000) for k in range(2)]
     counts, w = author_loop(conn, thal, 1000)
     np.testing.assert_array_equal(np.c_[brian["spikes_exc"].values, brian["spikes_inh"].values], counts)
