@@ -413,7 +413,9 @@ def test_cpp_standalone_gives_the_runtime_estimates():
 @pytest.mark.parametrize("pseudo", ["exact"])
 def test_cuda_project_of_the_rule_compiles_without_gpu(pseudo, tmp_path):
     """brian2cuda generates and compiles the rule's code (on_post, synaptic run_regularly, the extended
-    groups) unchanged; running it needs a GPU (tests/test_brian_cuda.py shows the device set-up)."""
+    groups) unchanged, with the CUDA 13 set-up of neurodelay.brian.devices (C++17, no fast math in
+    precise mode); the only CUDA compile in CI (the plain network's code is part of this project).
+    Running it needs a GPU (test_the_rule_on_a_gpu_gives_the_cpp_standalone_estimates)."""
     import os
 
     import brian2
@@ -428,7 +430,9 @@ def test_cuda_project_of_the_rule_compiles_without_gpu(pseudo, tmp_path):
     assert brian2.get_device() is before
     binary = tmp_path / "project" / "main"
     assert binary.is_file() and os.access(binary, os.X_OK)
-    assert "-use_fast_math" not in (tmp_path / "project" / "makefile").read_text()
+    makefile = (tmp_path / "project" / "makefile").read_text()
+    assert "-std=c++17" in makefile
+    assert "-use_fast_math" not in makefile, "precise mode must not use fast math on the GPU"
 
 
 @pytest.mark.gpu
