@@ -1,4 +1,5 @@
-"""Forward benchmark: the exact event engine against NEST's precise LIF model (iaf_psc_exp_ps).
+"""Forward benchmark: neurodelay's exact engine (`simulate`, engine "auto": the layered engine, recurrent groups
+included) against NEST's precise LIF model (iaf_psc_exp_ps).
 
 A recurrent random network (800 excitatory + 200 inhibitory LIF neurons, fixed
 in-degree 80 + 20, delays uniform on 1-20 ms on a 0.1 ms grid) driven by 1000
