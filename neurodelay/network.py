@@ -334,6 +334,57 @@ class Network:
     def n_neurons(self) -> int:
         return sum(p.n for p in self.populations)
 
+    def population_groups(self, *, sources: bool = True) -> list[tuple[tuple[str, ...], bool]]:
+        """The populations as strongly connected components of the projection graph (Tarjan's
+        algorithm), in an order where every projection between groups goes forward (sources first):
+        ``[(names, recurrent)]``, recurrent when the group has a cycle (several populations, or a
+        projection of a population onto itself). Populations keep the network's order within a
+        group and among independent groups where possible. ``sources=False`` leaves the spike
+        sources out."""
+        names = [p.name for p in self.populations if sources or not isinstance(p, SpikeSource)]
+        succ: dict = {a: [] for a in names}
+        loops = set()
+        for p in self.projections:
+            if p.pre in succ:
+                succ[p.pre].append(p.post)
+                if p.pre == p.post:
+                    loops.add(p.pre)
+        index: dict = {}
+        low: dict = {}
+        stack: list = []
+        on_stack: set = set()
+        found: list = []
+
+        def strongconnect(v):                   # graphs of a few populations: recursion is fine
+            index[v] = low[v] = len(index)
+            stack.append(v)
+            on_stack.add(v)
+            for w in succ[v]:
+                if w not in index:
+                    strongconnect(w)
+                    low[v] = min(low[v], low[w])
+                elif w in on_stack:
+                    low[v] = min(low[v], index[w])
+            if low[v] == index[v]:
+                comp = []
+                while True:
+                    w = stack.pop()
+                    on_stack.discard(w)
+                    comp.append(w)
+                    if w == v:
+                        break
+                found.append(comp)
+
+        for v in names:
+            if v not in index:
+                strongconnect(v)
+        order = {name: k for k, name in enumerate(names)}
+        groups = []
+        for comp in reversed(found):            # Tarjan emits a component after every one it reaches
+            comp = sorted(comp, key=order.get)
+            groups.append((tuple(comp), len(comp) > 1 or comp[0] in loops))
+        return groups
+
     def is_feedforward(self) -> bool:
         """True when the projection graph between populations has no cycle."""
         edges = {(p.pre, p.post) for p in self.projections}

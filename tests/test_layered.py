@@ -262,6 +262,11 @@ def test_population_groups():
     assert all(not rec for _, rec in population_groups(net))
     net, _, _ = random_network(1, True)
     assert population_groups(net)[0] == (("hid",), True)
+    net, _, _ = recurrent_network(0)                      # with the sources: each its own group, first
+    full = net.population_groups()
+    assert full[0] == (("inp",), False) and [g for g in full if g[0] != ("inp",)] == population_groups(net)
+    rank = {name: k for k, (names, _) in enumerate(full) for name in names}
+    assert all(rank[p.pre] <= rank[p.post] for p in net.projections)   # every projection goes forward
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

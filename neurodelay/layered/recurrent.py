@@ -28,7 +28,7 @@ import numpy as np
 from ..events.adjoint import check_replay, neuron_ptr, prepare_reverse, sum_blocks, trial_blocks
 from ..events.batch import default_threads, map_trials
 from ..flat import FlatNetwork, is_closed_form
-from ..network import LIF, Network, SpikeSource
+from ..network import LIF, Network
 from ..record import AdjointResult, AdjointSources, EventRecord, prepare_run
 from . import _kernels as K
 from . import _recurrent_kernels as RK
@@ -40,53 +40,9 @@ _EMPTY = np.zeros(0)
 
 
 def population_groups(net: Network) -> list[tuple[tuple[str, ...], bool]]:
-    """The non-source populations as strongly connected components of the projection graph, in an order
-    where every projection between groups goes forward: [(names, recurrent)], recurrent when the group
-    has a cycle (several populations, or a projection of a population onto itself). Populations keep
-    the network's order within a group and among independent groups where possible."""
-    names = [p.name for p in net.populations if not isinstance(p, SpikeSource)]
-    succ: dict = {a: [] for a in names}
-    loops = set()
-    for p in net.projections:
-        if p.pre in succ:
-            succ[p.pre].append(p.post)
-            if p.pre == p.post:
-                loops.add(p.pre)
-    index: dict = {}
-    low: dict = {}
-    stack: list = []
-    on_stack: set = set()
-    found: list = []
-
-    def strongconnect(v):                       # Tarjan's algorithm (graphs of a few populations)
-        index[v] = low[v] = len(index)
-        stack.append(v)
-        on_stack.add(v)
-        for w in succ[v]:
-            if w not in index:
-                strongconnect(w)
-                low[v] = min(low[v], low[w])
-            elif w in on_stack:
-                low[v] = min(low[v], index[w])
-        if low[v] == index[v]:
-            comp = []
-            while True:
-                w = stack.pop()
-                on_stack.discard(w)
-                comp.append(w)
-                if w == v:
-                    break
-            found.append(comp)
-
-    for v in names:
-        if v not in index:
-            strongconnect(v)
-    order = {name: k for k, name in enumerate(names)}
-    groups = []
-    for comp in reversed(found):                # Tarjan emits a component after every one it reaches
-        comp = sorted(comp, key=order.get)
-        groups.append((tuple(comp), len(comp) > 1 or comp[0] in loops))
-    return groups
+    """The non-source populations grouped for this engine: :meth:`Network.population_groups` without
+    the spike sources (every projection between groups goes forward; recurrent groups flagged)."""
+    return net.population_groups(sources=False)
 
 
 @dataclass(frozen=True)

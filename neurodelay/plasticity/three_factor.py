@@ -40,45 +40,10 @@ def _refuse_unsupported(net: Network, rule: ThreeFactorRule) -> None:
         raise ValueError("apply='online' is not implemented in the event engine; use apply='end'")
 
 
-def _components(net: Network) -> list[list[str]]:
-    """Strongly connected components of the projection graph between populations, every component
-    after (to the left of) none that it projects to: sinks (outputs) first (Tarjan's algorithm emits
-    a component once everything it reaches has been emitted)."""
-    succ = {name: [] for name in net.names}
-    for p in net.projections:
-        succ[p.pre].append(p.post)
-    index, low, stack, on_stack, out = {}, {}, [], set(), []
-
-    def visit(v):
-        index[v] = low[v] = len(index)
-        stack.append(v)
-        on_stack.add(v)
-        for w in succ[v]:
-            if w not in index:
-                visit(w)
-                low[v] = min(low[v], low[w])
-            elif w in on_stack:
-                low[v] = min(low[v], index[w])
-        if low[v] == index[v]:
-            comp = []
-            while True:
-                w = stack.pop()
-                on_stack.discard(w)
-                comp.append(w)
-                if w == v:
-                    break
-            out.append(comp)
-
-    for name in net.names:
-        if name not in index:
-            visit(name)
-    return out
-
-
 def recurrent_projections(net: Network) -> tuple[str, ...]:
     """Names of the projections that lie on a cycle of the population graph (pre and post in one
     strongly connected component, e.g. ``"hidden->hidden"``): the rule feeds no error back along them."""
-    member = {name: k for k, comp in enumerate(_components(net)) for name in comp}
+    member = {name: k for k, (names, _) in enumerate(net.population_groups()) for name in names}
     return tuple(p.name for p in net.projections if member[p.pre] == member[p.post])
 
 
@@ -131,7 +96,7 @@ def learning_signals(net: Network, record, sources, feedback: np.ndarray, tmax: 
     pre_of = np.repeat(np.arange(n), np.diff(flat.out_ptr))
     numbers = {p.name: k for k, p in enumerate(net.projections)}
     feeds = ~np.isin(flat.out_proj, [numbers[name] for name in recurrent_projections(net)])
-    for name in [name for comp in _components(net) for name in comp]:
+    for name in [name for names, _ in reversed(net.population_groups()) for name in names]:   # outputs first
         off, size = flat.offsets[name], flat.sizes[name]
         if size == 0 or flat.kind[off] != KIND_LIF:
             continue
