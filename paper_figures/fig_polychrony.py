@@ -2,12 +2,15 @@
 
 A: number of groups against model time for the trained network, the same with
    shuffled excitatory weights, and the network trained with equal delays, with 95 % bootstrap
-   intervals over the searched mothers.
+   intervals over the searched mothers; shaded: the trained and shuffled counts averaged over the
+   times in the end window (95 % bootstrap over times and mothers), and their ratio in the title.
 B: one group of the trained network as a spike-time diagram: neurons against
    spike time, anchors marked, links drawn from each presynaptic spike to the
    spike it reached, labelled with their delays.
 C, D: distributions of group size (spikes) and length (layers) at the end.
 E: E->E weights (fractions strong and near zero) and the excitatory rate against model time.
+F: the fraction of strong E->E synapses still strong after a lag, against the lag (chance: the
+   fraction of E->E synapses that are strong).
 
 Writes paper_figures/output/polychrony.png and .pdf. Never simulates.
 Usage: python paper_figures/fig_polychrony.py [--results DIR] [--out DIR]
@@ -63,7 +66,7 @@ def draw_counts(ax, ds) -> None:
             cut = ds["groups_truncated"].sel(condition=cond).values[ok]
             trip = ds["triplets"].sel(condition=cond).values[ok]
             if cut.size:
-                label += (f"; {cut.sum()} of {trip.sum()} triplets ran away past "
+                label += (f"; {cut.sum():.0f} of {trip.sum():.0f} triplets ran away past "
                           f"{ds.attrs.get('max_spikes', '?')} spikes (not counted)")
         yy = np.where(y[ok] > 0, y[ok], 0.0)
         marker = {"equal_delays": "s", "delays_equalised": "D"}.get(str(cond), "o")
@@ -77,7 +80,19 @@ def draw_counts(ax, ds) -> None:
                           0.0])
     ax.set_ylim(0, max(10.0, 3.0 * top))
     ratio = ""
-    if "ratio_last_hour" in ds.attrs:
+    if "end_ratio" in ds.attrs:
+        window = ds["end_window_time"].values
+        lo_t, hi_t = (window.min(), window.max()) if window.size else (t[-1], t[-1])
+        lo_t, hi_t = (lo_t / 3600, hi_t / 3600) if hours else (lo_t, hi_t)
+        for cond in ("real", "shuffled"):
+            ax.fill_between([lo_t, hi_t], ds.attrs[f"end_{cond}_low"], ds.attrs[f"end_{cond}_high"],
+                            color=COLOURS[cond], alpha=0.18, lw=0)
+            ax.plot([lo_t, hi_t], [ds.attrs[f"end_{cond}"]] * 2, color=COLOURS[cond], lw=2.5, alpha=0.7)
+        ratio = (f"\ntrained / shuffled averaged over the {window.size} times in the last "
+                 f"{ds.attrs['end_window']:.0f} s (shaded): {ds.attrs['end_ratio']:.1f} "
+                 f"[{ds.attrs['end_ratio_low']:.1f}, {ds.attrs['end_ratio_high']:.1f}]; at the last time alone "
+                 f"{ds.attrs['ratio_end']:.1f}")
+    elif "ratio_last_hour" in ds.attrs:
         fmt = (lambda r: f"{r:.1f}" if np.isfinite(r) else "n/a")
         ratio = (f"\ntrained / shuffled: {fmt(ds.attrs['ratio_end'])} at the last time, "
                  f"{fmt(ds.attrs['ratio_last_hour'])} averaged over the last hour searched")
@@ -124,6 +139,24 @@ def draw_weights(ax, ds) -> None:
     more = rate.get_legend_handles_labels()
     ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=6, loc="center right", frameon=False)
     ax.set_title("E  weights and rate", loc="left", fontsize=9)
+
+
+def draw_overlap(ax, ds) -> None:
+    """Panel F: how long strong E->E synapses stay strong (the strong set is replaced within hours)."""
+    if "strong_overlap" not in ds or ds["strong_overlap"].size == 0:
+        ax.set_axis_off()
+        return
+    lag = ds["lag"].values
+    hours = lag.max() >= 3600
+    x = lag / 3600 if hours else lag
+    ax.plot(x, 100 * ds["strong_overlap"].values, "o-", ms=2, color=COLOURS["real"], label="trained network")
+    ax.axhline(100 * ds.attrs["strong_overlap_chance"], color="0.4", ls="--", lw=1,
+               label="chance (fraction strong)")
+    ax.set_xlabel("lag (h)" if hours else "lag (s)")
+    ax.set_ylabel("strong at t still strong\nat t + lag (%)")
+    ax.set_ylim(0, 100)
+    ax.legend(fontsize=6, frameon=False)
+    ax.set_title("F  persistence of strong E→E synapses", loc="left", fontsize=9)
 
 
 def draw_group(ax, ds) -> None:
@@ -182,10 +215,12 @@ def draw_histogram(ax, ds, var: str, xlabel: str, title: str) -> None:
 
 
 def draw(ds) -> plt.Figure:
-    fig = plt.figure(figsize=(13, 9))
+    fig = plt.figure(figsize=(13, 10))
     grid = fig.add_gridspec(2, 3, height_ratios=[1, 1.1], hspace=0.35, wspace=0.38)
     draw_counts(fig.add_subplot(grid[0, :2]), ds)
-    draw_weights(fig.add_subplot(grid[0, 2]), ds)
+    top_right = grid[0, 2].subgridspec(2, 1, hspace=0.6)
+    draw_weights(fig.add_subplot(top_right[0]), ds)
+    draw_overlap(fig.add_subplot(top_right[1]), ds)
     draw_group(fig.add_subplot(grid[1, :2]), ds)
     right = grid[1, 2].subgridspec(2, 1, hspace=0.55)
     draw_histogram(fig.add_subplot(right[0]), ds, "n_spikes", "spikes per group", "C  group size")

@@ -396,3 +396,56 @@ def test_script_weight_statistics_against_a_direct_count(load_script):
             if hist[k, s] > 9.5:
                 n_in[post[s]] = n_in.get(post[s], 0) + 1
         assert stats["triplets"][k] == sum(n * (n - 1) * (n - 2) // 6 for n in n_in.values())
+
+
+def test_script_end_window_estimate_resamples_times_and_mothers(load_script):
+    """The end estimate averages per-mother counts over times and mothers: the point values are the plain
+    means (x n_exc) and their ratio; the intervals collapse when nothing varies, widen when only the times
+    differ (the times are resampled, not only the mothers), and contain the point values."""
+    script = load_script("analyses/polychrony.py")
+    n_exc = 10
+    flat = script.window_estimate(np.full((3, 5), 2.0), np.full((3, 5), 0.5), n_exc, seed=1, n_boot=300)
+    assert flat["real"] == 20.0 and flat["shuffled"] == 5.0 and flat["ratio"] == 4.0
+    assert flat["ratio_low"] == flat["ratio_high"] == 4.0 and flat["real_low"] == flat["real_high"] == 20.0
+    # every mother equal within a time, times different: a bootstrap over mothers alone would give no width
+    by_time = np.repeat(np.array([[1.0], [3.0], [8.0]]), 6, axis=1)
+    est = script.window_estimate(by_time, np.ones((3, 6)), n_exc, seed=2, n_boot=500)
+    assert est["real"] == by_time.mean() * n_exc and est["ratio"] == by_time.mean()
+    assert 1.0 * n_exc <= est["real_low"] < est["real"] < est["real_high"] <= 8.0 * n_exc
+    assert est["ratio_low"] < est["ratio"] < est["ratio_high"]
+    rng = np.random.default_rng(3)
+    real, shuffled = rng.poisson(3.0, (4, 30)).astype(float), rng.poisson(1.0, (4, 30)).astype(float)
+    est = script.window_estimate(real, shuffled, n_exc, seed=3, n_boot=500)
+    assert abs(est["ratio"] - real.mean() / shuffled.mean()) < 1e-12
+    assert est["ratio_low"] < est["ratio"] < est["ratio_high"]
+    with pytest.raises(ValueError, match="same non-empty"):
+        script.window_estimate(real, shuffled[:, :5], n_exc, seed=3)
+
+
+def test_script_strong_overlap_against_a_direct_count(load_script):
+    """The persistence of strong E->E synapses (fraction of those strong at t still strong at t + lag, mean
+    over t; snapshots after `skip`) against a loop over snapshot pairs and synapses; chance is the fraction
+    strong; unequal snapshot spacing is refused."""
+    script = load_script("analyses/polychrony.py")
+    conn, _ = planted_chain()
+    rng = np.random.default_rng(5)
+    n_snap = 6
+    hist = np.where(conn["pre"].values < N_EXC, rng.uniform(0, 10, (n_snap, conn.sizes["synapse"])), -5.0)
+    hist[:, :40] = 10.0                                          # some synapses strong throughout
+    times = 100.0 * (np.arange(n_snap) + 1)
+    trained = conn.assign(weight_history=(("snapshot", "synapse"), hist), snapshot_time=("snapshot", times))
+    lag, overlap, chance = script.strong_overlap(trained, 10.0, 0.9, skip=150.0)
+    pre, post = conn["pre"].values, conn["post"].values
+    ee = [s for s in range(len(pre)) if pre[s] < N_EXC and post[s] < N_EXC]
+    used = [k for k in range(n_snap) if times[k] > 150.0]
+    np.testing.assert_allclose(lag, 100.0 * np.arange(1, len(used)))
+    for j, d in enumerate(range(1, len(used))):
+        fractions = []
+        for a, b in zip(used[:-d], used[d:]):
+            strong_a = [s for s in ee if hist[a, s] > 9.0]
+            fractions.append(sum(hist[b, s] > 9.0 for s in strong_a) / len(strong_a))
+        assert abs(overlap[j] - np.mean(fractions)) < 1e-12
+    assert abs(chance - np.mean([hist[k, s] > 9.0 for k in used for s in ee])) < 1e-12
+    uneven = trained.assign(snapshot_time=("snapshot", times ** 1.1))
+    with pytest.raises(ValueError, match="equally spaced"):
+        script.strong_overlap(uneven, 10.0, 0.9, skip=0.0)
