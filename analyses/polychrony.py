@@ -383,7 +383,7 @@ def main(argv=None) -> int:
         for suffix in ("", "_low", "_high"):
             ds.attrs[f"end_{key}{suffix}"] = end[f"{key}{suffix}"]
     ds.attrs.update(end_window=float(args.end_window),
-                    ratio_end=float(r[-1] / s_[-1]) if s_[-1] > 0 else np.inf,
+                    ratio_end=float(r[-1] / s_[-1]) if s_[-1] > 0 else (np.inf if r[-1] > 0 else np.nan),
                     ratio_last_hour=end["ratio"],
                     ratio_all_times=float(np.nanmean(r) / np.nanmean(s_)) if np.nanmean(s_) > 0 else np.inf)
     ds.attrs.update(scale=name, n_exc=n_exc, n_inh=int(real.attrs["n_inh"]), model_time=float(times[-1]),

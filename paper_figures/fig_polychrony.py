@@ -98,7 +98,7 @@ def draw_counts(ax, ds) -> None:
                  f"{fmt(ds.attrs['ratio_last_hour'])} averaged over the last hour searched")
     ax.set_title(f"A  groups vs model time (subset of mothers scaled to {n_exc}; 95 % bootstrap over mothers)"
                  f"{ratio}", loc="left", fontsize=8)
-    ax.legend(fontsize=7, loc="upper left", frameon=False)
+    ax.legend(fontsize=7, loc="lower left", bbox_to_anchor=(0.0, 0.07), frameon=False)
     ax.text(0.99, 0.03, "points on the axis: 0 groups", transform=ax.transAxes, ha="right", fontsize=7,
             color="0.4")
 
@@ -137,7 +137,7 @@ def draw_weights(ax, ds) -> None:
     rate.set_ylabel("excitatory rate (Hz)", color="0.4")
     lines = ax.get_legend_handles_labels()
     more = rate.get_legend_handles_labels()
-    ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=6, loc="center right", frameon=False)
+    ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=5.5, loc="upper right", ncol=2, frameon=False)
     ax.set_title("E  weights and rate", loc="left", fontsize=9)
 
 
