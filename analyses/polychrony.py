@@ -14,7 +14,7 @@ the polychronous groups are searched in each snapshot:
   the mean (10 ms): the same strong synapses without their delays.
 
 The strong synapses are replaced within a few hundred seconds of model time (``strong_overlap``; full scale, seed 1: of
-the E->E synapses strong at t, about 78 % are still strong 100 s later, 63 % after 500 s, and ~52 %
+the E->E synapses strong at t, about 78 % are still strong 100 s later, 63 % after 500 s, and ~51 %
 (chance: the 37 % of E->E synapses that are strong) from 1000 s on), so the count at one snapshot is
 one draw from a broad distribution. The end estimate (attributes ``end_*``) therefore averages the
 per-mother counts over every time searched in the last ``--end-window`` seconds, with 95 % intervals
