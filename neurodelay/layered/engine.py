@@ -161,6 +161,13 @@ def _map(pool, fn, tasks):
     return list(pool.map(fn, tasks)) if pool is not None and len(tasks) > 1 else [fn(t) for t in tasks]
 
 
+def _sample_columns(n: int, sample_neurons: np.ndarray) -> np.ndarray:
+    """Per neuron, its column in the sampled voltages (-1: not sampled)."""
+    col_of = np.full(n, -1, np.int64)
+    col_of[sample_neurons] = np.arange(len(sample_neurons))
+    return col_of
+
+
 def _too_many(k: int, limit: int) -> RuntimeError:
     return RuntimeError(f"trial {k}: the network emitted more than max_spikes_per_trial={limit} spikes "
                         f"(runaway activity?); raise the limit if this is intended")
@@ -222,6 +229,28 @@ def _new_acc(n_syn: int, n: int):
     return np.zeros(n_syn), np.zeros(n_syn), np.zeros(n), np.zeros(n), np.zeros(n)
 
 
+def _run_blocks(run_trial, n_trials: int, n_threads: int | None, n_syn: int, n: int) -> list:
+    """``run_trial(k, acc, pool, ws)`` for every trial k, per fixed block of trials in trial order
+    (:func:`trial_blocks`; acc: the block's :func:`_new_acc`, ws: a dict that a worker keeps across
+    its trials): the blocks in parallel, or, with fewer blocks than threads, one after the other with
+    a pool for chunks of neurons (``pool``, None on the first trial, which compiles). Returns
+    [(acc, [result per trial])] in block order, so that sums do not depend on the threads."""
+    blocks = trial_blocks(n_trials)
+    threads = n_threads or default_threads()
+    pool = _parallel(threads, len(blocks) - 1)
+    if pool is None:
+        def run_block(b):
+            acc, ws = _new_acc(n_syn, n), {}
+            return acc, [run_trial(k, acc, None, ws) for k in range(blocks[b], blocks[b + 1])]
+        return map_trials(run_block, len(blocks) - 1, threads)
+    ws, done = {}, []
+    with pool:
+        for b in range(len(blocks) - 1):
+            acc = _new_acc(n_syn, n)
+            done.append((acc, [run_trial(k, acc, pool if k else None, ws) for k in range(blocks[b], blocks[b + 1])]))
+    return done
+
+
 def _block_gradients(done, flat: FlatNetwork, in_c: np.ndarray):
     """Gradients summed over the blocks of trials `done` (:func:`sum_blocks`), dL/dw and dL/dd by
     flat synapse: (g_w, g_d, g_tm, g_ts, g_th)."""
@@ -267,8 +296,7 @@ def simulate(net: Network, inputs, duration, *, record=(), sample_times=None, n_
     duration, flat, merged, sample_times, sample_neurons = prepared[:5]
     plan = _plan_for(net, flat)
     n = flat.n_neurons
-    col_of = np.full(n, -1, np.int64)
-    col_of[sample_neurons] = np.arange(len(sample_neurons))
+    col_of = _sample_columns(n, sample_neurons)
     # readouts never spike: scan them only when their voltage is sampled
     layers = [ly for ly in plan.layers if ly[3] or np.any(col_of[ly[0]: ly[0] + ly[1]] >= 0)]
     # a bias b: the scans run on u = V - b with threshold theta - b and reset - b
@@ -353,7 +381,7 @@ def adjoint(record: EventRecord, sources: AdjointSources, *, time_constants: boo
               flat.refractory)
     layers = plan.layers[::-1]
 
-    def run_trial(k, acc, pool):
+    def run_trial(k, acc, pool, ws):
         n_in, sp_time, all_t, spikes, terms = _reverse_trial(record, rp, k, n)
         trial_args = (*spikes, duration, n_in, sp_time, *terms, time_constants)
         g_time = np.zeros((N_CHUNKS, len(all_t)))
@@ -374,25 +402,7 @@ def adjoint(record: EventRecord, sources: AdjointSources, *, time_constants: boo
             worst = max([worst] + _map(pool, work, _chunks(off, size)))
         return spike_grad, g_time[:, :n_in].sum(axis=0), worst
 
-    # gradients summed per fixed block of trials in trial order, the blocks in block order
-    blocks = trial_blocks(n_trials)
-    threads = n_threads or default_threads()
-
-    def new_acc():
-        return _new_acc(n_syn, n)
-
-    pool = _parallel(threads, len(blocks) - 1)
-    if pool is None:
-        def run_block(b):
-            acc = new_acc()
-            return acc, [run_trial(k, acc, None) for k in range(blocks[b], blocks[b + 1])]
-        done = map_trials(run_block, len(blocks) - 1, threads)
-    else:
-        with pool:
-            done = []
-            for b in range(len(blocks) - 1):
-                acc = new_acc()
-                done.append((acc, [run_trial(k, acc, pool if k else None) for k in range(blocks[b], blocks[b + 1])]))
+    done = _run_blocks(run_trial, n_trials, n_threads, n_syn, n)
     return _adjoint_result(done, flat, plan.in_c, rp.theta_src, n_trials, time_constants, record_tolerance)
 
 
@@ -523,26 +533,7 @@ def fused_loss_and_grad(net: Network, inputs, duration, loss, labels=None, *, ti
         input_time[in_order] = g_time[:, :n_in].sum(axis=0)
         return rec, values, spike_grad[rec_order], input_time, worst
 
-    blocks = trial_blocks(n_trials)
-    threads = n_threads or default_threads()
-
-    def new_acc():
-        return _new_acc(n_syn, n)
-
-    pool = _parallel(threads, len(blocks) - 1)
-    if pool is None:
-        def run_block(b):
-            acc, ws = new_acc(), {}
-            return acc, [run_trial(k, acc, None, ws) for k in range(blocks[b], blocks[b + 1])]
-        done = map_trials(run_block, len(blocks) - 1, threads)
-    else:
-        ws = {}
-        with pool:
-            done = []
-            for b in range(len(blocks) - 1):
-                acc = new_acc()
-                done.append((acc, [run_trial(k, acc, pool if k else None, ws)
-                                   for k in range(blocks[b], blocks[b + 1])]))
+    done = _run_blocks(run_trial, n_trials, n_threads, n_syn, n)
     results = [r for _, per_trial in done for r in per_trial]
     worst = check_replay(max((r[4] for r in results), default=0.0), flat, record_tolerance)
     w_flat, d_flat, g_tm, g_ts, g_th = _block_gradients(done, flat, plan.in_c)

@@ -32,7 +32,8 @@ from ..network import LIF, Network
 from ..record import AdjointResult, AdjointSources, EventRecord, prepare_run
 from . import _kernels as K
 from . import _recurrent_kernels as RK
-from .engine import _adjoint_result, _by_neuron, _new_acc, _place, _reverse_trial, _too_many, _trial_spikes
+from .engine import (_adjoint_result, _by_neuron, _new_acc, _place, _reverse_trial, _sample_columns, _too_many,
+                     _trial_spikes)
 
 __all__ = ["population_groups", "simulate", "adjoint"]
 
@@ -101,8 +102,7 @@ def simulate(net: Network, inputs, duration, *, record=(), sample_times=None, n_
     duration, flat, merged, sample_times, sample_neurons = prepared[:5]
     plan = _plan(net, flat)
     n = flat.n_neurons
-    col_of = np.full(n, -1, np.int64)
-    col_of[sample_neurons] = np.arange(len(sample_neurons))
+    col_of = _sample_columns(n, sample_neurons)
     # readouts never spike: scan them only when their voltage is sampled
     steps = [s for s in plan.steps if isinstance(s, _Group) or s[3] or np.any(col_of[s[0]: s[0] + s[1]] >= 0)]
     theta, reset = flat.theta - flat.bias, flat.reset - flat.bias   # the scans run on u = V - bias
