@@ -137,6 +137,17 @@ def _factored_taus(flat: FlatNetwork, off: int, size: int, duration: float, samp
     return float(tm[0]), float(ts[0])
 
 
+def _scan_factors(taus, plan: _Plan, times: np.ndarray, duration: float) -> tuple:
+    """The kernels' factored-scan arguments for a layer: with taus = (tau_m, tau_s) from
+    :func:`_factored_taus`, (True, exp(d/tau) per synapse (plan.in_dm, plan.in_ds), exp(t/tau) of
+    `times` capped at duration (spikes after the end have no arrivals)); with None, (False, empty
+    arrays)."""
+    if taus is None:
+        return False, _EMPTY, _EMPTY, _EMPTY, _EMPTY
+    capped = np.minimum(times, duration)
+    return True, plan.in_dm, plan.in_ds, np.exp(capped / taus[0]), np.exp(capped / taus[1])
+
+
 def _chunks(off: int, n: int) -> list[tuple[int, int, int]]:
     """(first, stop, chunk number) of the fixed chunks of a layer, empty ones left out."""
     bounds = [off + (n * c) // N_CHUNKS for c in range(N_CHUNKS + 1)]
@@ -320,11 +331,7 @@ def simulate(net: Network, inputs, duration, *, record=(), sample_times=None, n_
         for off, size, _, is_lif in layers:
             taus = (_factored_taus(flat, off, size, duration, np.any(col_of[off: off + size] >= 0))
                     if is_lif and FACTORED_FORWARD and not np.any(moved[off: off + size]) else None)
-            if taus is not None:
-                capped = np.minimum(s_time, duration)      # spikes after the end have no arrivals
-                factors = (True, plan.in_dm, plan.in_ds, np.exp(capped / taus[0]), np.exp(capped / taus[1]))
-            else:
-                factors = (False, _EMPTY, _EMPTY, _EMPTY, _EMPTY)
+            factors = _scan_factors(taus, plan, s_time, duration)
 
             def work(chunk, s_time=s_time, factors=factors):
                 c0, c1, _ = chunk
@@ -390,11 +397,7 @@ def adjoint(record: EventRecord, sources: AdjointSources, *, time_constants: boo
         for off, size, _, is_lif in layers:
             taus = (_factored_taus(flat, off, size, duration, False)
                     if is_lif and FACTORED_REVERSE and not time_constants else None)
-            if taus is not None:
-                capped = np.minimum(all_t, duration)
-                factors = (True, plan.in_dm, plan.in_ds, np.exp(capped / taus[0]), np.exp(capped / taus[1]))
-            else:
-                factors = (False, _EMPTY, _EMPTY, _EMPTY, _EMPTY)
+            factors = _scan_factors(taus, plan, all_t, duration)
 
             def work(chunk, factors=factors):
                 c0, c1, row = chunk
@@ -507,11 +510,7 @@ def fused_loss_and_grad(net: Network, inputs, duration, loss, labels=None, *, ti
         for off, size, _, is_lif in plan.layers[::-1]:
             taus = (_factored_taus(flat, off, size, duration, False)
                     if is_lif and FACTORED_REVERSE and not time_constants else None)
-            if taus is not None:
-                capped = np.minimum(s_time, duration)
-                factors = (True, plan.in_dm, plan.in_ds, np.exp(capped / taus[0]), np.exp(capped / taus[1]))
-            else:
-                factors = (False, _EMPTY, _EMPTY, _EMPTY, _EMPTY)
+            factors = _scan_factors(taus, plan, s_time, duration)
             if is_lif:
                 def work(item, factors=factors):
                     (c0, c1, row), a_ptr, a_q, a_s = item
