@@ -52,7 +52,6 @@ Usage: python analyses/delay_quantisation.py [--quick | --full] [--out PATH] [--
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
@@ -219,14 +218,13 @@ def analyse(s: dict, runs_dir: Path, jobs: int) -> xr.Dataset:
 
 
 def main(argv=None) -> int:
+    from neurodelay.analysis.common import scale_of, scale_parser
     from neurodelay.io import write_netcdf
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"result file (default analyses/results/{RESULT})")
-    parser.add_argument("--runs", type=Path, help="folder of the runs' checkpoints (default build/delay_quantisation/SCALE)")
-    scale_group = parser.add_mutually_exclusive_group()
-    scale_group.add_argument("--quick", action="store_true", help="tiny networks, seconds (for the tests)")
-    scale_group.add_argument("--full", action="store_true", help="published scale (hours)")
+    parser = scale_parser(__doc__.splitlines()[0], DEFAULT_OUT, quick="tiny networks, seconds (for the tests)",
+                          full="published scale (hours)", between=[(
+                              ("--runs",), dict(type=Path, help="folder of the runs' checkpoints "
+                                                                "(default build/delay_quantisation/SCALE)"))])
     parser.add_argument("--jobs", type=int, default=1, help="parallel processes (default 1)")
     parser.add_argument("--kinds", help="delay kinds, comma-separated")
     parser.add_argument("--bits", help="bit widths, comma-separated")
@@ -245,7 +243,7 @@ def main(argv=None) -> int:
     for name in ("epochs", "n_train", "hidden"):
         parser.add_argument("--" + name.replace("_", "-"), type=int)
     args = parser.parse_args(argv)
-    scale = "quick" if args.quick else ("full" if args.full else "default")
+    scale = scale_of(args)
     s = dict(SCALES[scale], train=dict(SCALES[scale]["train"]))
     if args.kinds:
         s["kinds"] = tuple(args.kinds.split(","))

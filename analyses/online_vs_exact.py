@@ -44,7 +44,6 @@ Usage: python analyses/online_vs_exact.py [--quick | --full] [--out PATH] [--exe
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -183,15 +182,14 @@ def merge_tasks(old: xr.Dataset, new: xr.Dataset) -> xr.Dataset:
 
 
 def main(argv=None) -> int:
+    from neurodelay.analysis.common import scale_of, scale_parser
     from neurodelay.io import write_netcdf
     from neurodelay.sweep import run_sweep
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"result file (default analyses/results/{RESULT})")
-    parser.add_argument("--parts", type=Path, help="sweep folder of the per-point files (default <out>.parts)")
-    group = parser.add_mutually_exclusive_group()
-    group.add_argument("--quick", action="store_true", help="tiny: Yin-Yang only, seconds (for the tests)")
-    group.add_argument("--full", action="store_true", help="the recipes' epochs and data (hours)")
+    parser = scale_parser(__doc__.splitlines()[0], DEFAULT_OUT, quick="tiny: Yin-Yang only, seconds (for the tests)",
+                          full="the recipes' epochs and data (hours)", between=[(
+                              ("--parts",), dict(type=Path, help="sweep folder of the per-point files "
+                                                                 "(default <out>.parts)"))])
     parser.add_argument("--tasks", help="tasks, comma-separated (default: the scale's)")
     parser.add_argument("--seeds", type=int, help="seeds per point (default: the scale's)")
     parser.add_argument("--epochs", type=int, help="epochs of every task (default: the scale's)")
@@ -202,7 +200,7 @@ def main(argv=None) -> int:
     parser.add_argument("--update", action="store_true",
                         help="replace only these tasks' rows in the existing --out file (keep its other tasks)")
     args = parser.parse_args(argv)
-    name = "quick" if args.quick else ("full" if args.full else "default")
+    name = scale_of(args)
     scale = json.loads(json.dumps(SCALES[name]))
     if args.tasks:
         scale["tasks"] = tuple(args.tasks.split(","))

@@ -1,4 +1,5 @@
-"""Small helpers shared by the benchmark scripts: timing, versions, a text table, atomic JSON."""
+"""Small helpers shared by the benchmark scripts: timing, versions, a text table, atomic JSON, runs in
+worker processes."""
 
 from __future__ import annotations
 
@@ -7,11 +8,13 @@ import os
 import platform
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-__all__ = ["REPO_ROOT", "default_json_path", "stopwatch", "package_versions", "print_table", "write_json_atomic"]
+__all__ = ["REPO_ROOT", "default_json_path", "stopwatch", "package_versions", "print_table", "write_json_atomic",
+           "run_each"]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -81,3 +84,14 @@ def write_json_atomic(path, data: dict) -> Path:
         os.unlink(tmp)
         raise
     return path
+
+
+def run_each(fn, args: list[tuple], jobs: int) -> list:
+    """``fn(*a)`` for each tuple ``a`` of `args`, results in order: in `jobs` worker processes when
+    jobs > 1, else one after the other here. Each run gets one engine thread unless NEURODELAY_THREADS
+    is set (the runs are the parallel unit)."""
+    os.environ.setdefault("NEURODELAY_THREADS", "1")
+    if jobs > 1:
+        with ProcessPoolExecutor(jobs) as pool:
+            return list(pool.map(fn, *zip(*args)))
+    return [fn(*a) for a in args]

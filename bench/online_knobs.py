@@ -43,14 +43,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from _common import REPO_ROOT, run_each
 
-ROOT = Path(__file__).resolve().parent.parent
 #: the reduced scale of analyses/online_vs_exact.py per task
 SCALES = dict(yinyang=dict(n_train=1500, n_validation=300, n_test=1000),
               mts_xor=dict(n_train=500, n_validation=200, n_test=500))
@@ -75,7 +73,7 @@ VARIANTS = {
 
 def one(variant: str, seed: int, epochs: int, runs: str, task: str = "yinyang") -> dict:
     from neurodelay.train import RunConfig
-    from neurodelay.train.recipes import get_recipe, resolve_config
+    from neurodelay.train.recipes import resolve_config
     from neurodelay.train.runs import train_run
 
     path = Path(runs) / (("" if task == "yinyang" else f"{task}-") + f"{variant}-e{epochs}-s{seed}.json")
@@ -107,20 +105,15 @@ def main(argv=None) -> int:
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--jobs", type=int, default=1)
     p.add_argument("--task", default="yinyang", choices=sorted(SCALES))
-    p.add_argument("--runs", type=Path, default=ROOT / "build" / "online_knobs")
+    p.add_argument("--runs", type=Path, default=REPO_ROOT / "build" / "online_knobs")
     a = p.parse_args(argv)
-    os.environ.setdefault("NEURODELAY_THREADS", "1")
     variants = a.variants.split(",")
     unknown = sorted(set(variants) - set(VARIANTS))
     if unknown:
         raise ValueError(f"--variants: unknown {unknown}; choose from {sorted(VARIANTS)}")
     seeds = [int(s) for s in a.seeds.split(",")]
     args = [(v, s, a.epochs, str(a.runs), a.task) for s in seeds for v in variants]
-    if a.jobs > 1:
-        with ProcessPoolExecutor(a.jobs) as pool:
-            done = list(pool.map(one, *zip(*args)))
-    else:
-        done = [one(*x) for x in args]
+    done = run_each(one, args, a.jobs)
     print(f"\n{a.task}, weights + synaptic delays, {a.epochs} epochs, seeds {seeds}: test accuracy %, mean ± std")
     rows = {}
     for d in done:

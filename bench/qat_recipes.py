@@ -33,14 +33,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from _common import REPO_ROOT, run_each
 
-ROOT = Path(__file__).resolve().parent.parent
 STEP = 1e-3
 
 VARIANTS = {
@@ -102,18 +100,13 @@ def main(argv=None) -> int:
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--n-train", type=int)
     p.add_argument("--jobs", type=int, default=1)
-    p.add_argument("--runs", type=Path, default=ROOT / "build" / "qat_recipes")
+    p.add_argument("--runs", type=Path, default=REPO_ROOT / "build" / "qat_recipes")
     a = p.parse_args(argv)
-    os.environ.setdefault("NEURODELAY_THREADS", "1")
     variants = [v for v in a.variants.split(",") if v != "round"]
     seeds = [int(s) for s in a.seeds.split(",")]
     todo = [(v, s) for s in seeds for v in variants]
     args = [(v, s, a.epochs, a.n_train, str(a.runs)) for v, s in todo]
-    if a.jobs > 1:
-        with ProcessPoolExecutor(a.jobs) as pool:
-            done = list(pool.map(one, *zip(*args)))
-    else:
-        done = [one(*x) for x in args]
+    done = run_each(one, args, a.jobs)
     print(f"\n{a.epochs} epochs, seeds {seeds}: test accuracy %, mean ± std (final network / best-validation)")
     rows = {}
     for d in done:

@@ -1,4 +1,5 @@
-"""Helpers shared by the analysis modules: argument checks, provenance and spike-pattern generators.
+"""Helpers shared by the analysis modules: argument checks, provenance, spike-pattern generators and
+the command line that the scripts in analyses/ open with.
 
 Times are in seconds and rates in Hz throughout; Brian2 quantities are
 accepted wherever a time or a rate is.
@@ -6,9 +7,10 @@ accepted wherever a time or a rate is.
 
 from __future__ import annotations
 
+import argparse
 import numbers
-
 import sys
+from pathlib import Path
 
 import numpy as np
 import xarray as xr
@@ -18,7 +20,7 @@ from ..spikes import SpikeTrains
 from ..units import as_seconds
 
 __all__ = ["check_int", "check_positive", "check_seconds", "check_rate", "check_grid", "rng_from",
-           "with_provenance", "poisson_trains", "single_spike_patterns"]
+           "with_provenance", "poisson_trains", "single_spike_patterns", "scale_parser", "scale_of"]
 
 
 def check_int(value, name: str, minimum: int = 1) -> int:
@@ -168,3 +170,25 @@ def single_spike_patterns(n_patterns: int, n_afferents: int, duration, *, seed) 
     trial = np.repeat(np.arange(n_patterns), n_afferents)
     neuron = np.tile(np.arange(n_afferents), n_patterns)
     return SpikeTrains(trial, neuron, time, n_patterns, n_afferents)
+
+
+def scale_parser(description: str, default_out: Path, *, quick: str, full: str,
+                 between: tuple = ()) -> argparse.ArgumentParser:
+    """The command line an analysis script opens with: ``--out`` (the result file, default
+    `default_out`, a file of analyses/results/), the arguments `between` (``(flags, options)`` pairs
+    for ``add_argument``), then the scale: ``--quick`` or ``--full`` (one at most; help texts `quick`,
+    `full`), which :func:`scale_of` reads."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--out", type=Path, default=default_out,
+                        help=f"result file (default analyses/results/{Path(default_out).name})")
+    for flags, options in between:
+        parser.add_argument(*flags, **options)
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--quick", action="store_true", help=quick)
+    group.add_argument("--full", action="store_true", help=full)
+    return parser
+
+
+def scale_of(args: argparse.Namespace) -> str:
+    """The scale that :func:`scale_parser`'s arguments chose: "quick", "full" or "default"."""
+    return "quick" if args.quick else ("full" if args.full else "default")

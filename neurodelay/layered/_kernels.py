@@ -51,7 +51,7 @@ EV_REF_END = -2    # ev_q code of the end of a refractory period (ev_s = the spi
 
 # ------------------------------------------------------------ arrivals ----
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _spike_costate(src, pv, pv_ref, i_ref, i_at, refractory, reset, tm, n_in, g_time, sp_source,
                    sp_i_minus_theta, spike_grad):
     """At spike `src` (reverse pass): its total time sensitivity S_k (stored in spike_grad) and p_V(t_k-).
@@ -302,6 +302,21 @@ def scan_factored(m, arr_t, arr_q, arr_k, in_w, dm, ds, em, es, tm, ts, theta, r
 
 
 @njit(cache=True, nogil=True)
+def _append_spikes(res_t, res_g, total, out_t, out_g, ns):
+    """res_t, res_g (filled up to total) with out_t[:ns], out_g[:ns] appended: grown (doubled at
+    least) when too short; returns the arrays, new or the same."""
+    if total + ns > res_t.shape[0]:
+        new_t = np.empty(max(2 * res_t.shape[0], total + ns))
+        new_g = np.empty(new_t.shape[0])
+        new_t[:total] = res_t[:total]
+        new_g[:total] = res_g[:total]
+        res_t, res_g = new_t, new_g
+    res_t[total: total + ns] = out_t[:ns]
+    res_g[total: total + ns] = out_g[:ns]
+    return res_t, res_g
+
+
+@njit(cache=True, nogil=True)
 def forward_range(j0, j1, kind, tau_m, tau_s, theta, reset, refractory, closed, in_ptr, in_pre, in_d, in_w,
                   s_start, s_end, s_time, t_end, sample_times, col_of, samples, max_spikes,
                   factored, in_dm, in_ds, s_em, s_es, u_init, i_init, v_off):
@@ -348,14 +363,7 @@ def forward_range(j0, j1, kind, tau_m, tau_s, theta, reset, refractory, closed, 
                 break
             out_t = np.empty(2 * out_t.shape[0])
             out_g = np.empty(2 * out_g.shape[0])
-        if total + ns > res_t.shape[0]:
-            new_t = np.empty(max(2 * res_t.shape[0], total + ns))
-            new_g = np.empty(new_t.shape[0])
-            new_t[:total] = res_t[:total]
-            new_g[:total] = res_g[:total]
-            res_t, res_g = new_t, new_g
-        res_t[total: total + ns] = out_t[:ns]
-        res_g[total: total + ns] = out_g[:ns]
+        res_t, res_g = _append_spikes(res_t, res_g, total, out_t, out_g, ns)
         total += ns
         n_per[j - j0] = ns
         if total > max_spikes:
@@ -416,6 +424,72 @@ def replay_neuron(m, arr_t, arr_q, arr_s, in_w, sp_time, sp_k, tm, ts, theta, re
     return e, worst
 
 
+@njit(cache=True, nogil=True, inline="always")
+def advance_costate(t, t_hi, v_after, i_after, pv, pi, k, clamped, ps_lo, ps_time, ps_value, cs_lo, cs_hi,
+                    cs_coef, cs_rate, tm, ts, want_tau, g_tm, g_ts):
+    """Carries one neuron's costate (pv, pi at t_hi) back to its event at t (state v_after, i_after
+    just after it): through its point sources ps_time[k] > t (k counts down from the latest one not
+    yet passed, down to ps_lo; passed over while clamped) and its continuous sources cs_lo..cs_hi-1.
+
+    Returns (p_V, p_I, k, g_tm, g_ts): the costate just after the event, the first point source not
+    passed, and g_tm, g_ts (dL/dtau_m, dL/dtau_s so far) with this stretch's terms added in order.
+    The reverse passes of :func:`reverse_neuron` and of a recurrent group share it.
+    """
+    while True:
+        t_lo = t
+        has_source = k >= ps_lo and ps_time[k] > t
+        if has_source:
+            if clamped:
+                k -= 1
+                continue
+            t_lo = ps_time[k]
+        s = t_lo - t
+        if s > 0.0:
+            v0 = free_voltage(v_after, i_after, tm, ts, s)
+            i0 = i_after * math.exp(-s / ts)
+        else:
+            v0, i0 = v_after, i_after
+        length = t_hi - t_lo
+        sum_a = sum_b = end_a = end_b = 0.0
+        for r in range(cs_lo, cs_hi):
+            alpha, beta, alpha_end, beta_end, d_tm, d_ts = particular(
+                cs_coef[r], cs_rate[r], t_lo, length, v0, i0, tm, ts, want_tau)
+            sum_a += alpha
+            sum_b += beta
+            end_a += alpha_end
+            end_b += beta_end
+            g_tm += d_tm
+            g_ts += d_ts
+        pv, pi, d_tm, d_ts = homogeneous(length, v0, i0, pv - end_a, pi - end_b, clamped, tm, ts, want_tau)
+        pv += sum_a
+        pi += sum_b
+        g_tm += d_tm
+        g_ts += d_ts
+        if not has_source:
+            break
+        pv += ps_value[k]
+        t_hi = t_lo
+        k -= 1
+    return pv, pi, k, g_tm, g_ts
+
+
+@njit(cache=True, nogil=True, inline="always")
+def arrival_costate(q, src, t, v_at, i_at, pv, pi, k, clamped, ps_lo, ps_time, ps_value, in_w, tm, ts,
+                    g_w, g_d, g_time, row):
+    """At an arrival through synapse q from source id src at t (V, I before it: v_at, i_at; costate
+    pv, pi just after it; k as returned by :func:`advance_costate`): adds dL/dw to g_w[q] and the
+    arrival's dL/dt to g_d[q] and g_time[row, src]."""
+    g_w[q] += pi
+    dl_dt = in_w[q] * (pi / ts - pv / tm)
+    r = k
+    while r >= ps_lo and ps_time[r] == t:      # a maximum of V at this kink moves with it
+        if not clamped:
+            dl_dt += ps_value[r] * (i_at - v_at) / tm
+        r -= 1
+    g_d[q] += dl_dt
+    g_time[row, src] += dl_dt
+
+
 @njit(cache=True, nogil=True)
 def reverse_neuron(n_ev, ev_t, ev_q, ev_s, ev_v, ev_i, in_w, tm, ts, reset, refractory, t_end, clamped,
                    sp_i_minus_theta, sp_source, n_in, g_time, row,
@@ -451,57 +525,14 @@ def reverse_neuron(n_ev, ev_t, ev_q, ev_s, ev_v, ev_i, in_w, tm, ts, reset, refr
             clamped = False
         else:
             v_after, i_after = reset, ev_i[e]
-        # ---- advance the costate from t_at down to t
-        t_hi = t_at
-        pv, pi = p_v, p_i
-        while True:
-            t_lo = t
-            has_source = k >= ps_lo and ps_time[k] > t
-            if has_source:
-                if clamped:
-                    k -= 1
-                    continue
-                t_lo = ps_time[k]
-            s = t_lo - t
-            if s > 0.0:
-                v0 = free_voltage(v_after, i_after, tm, ts, s)
-                i0 = i_after * math.exp(-s / ts)
-            else:
-                v0, i0 = v_after, i_after
-            length = t_hi - t_lo
-            sum_a = sum_b = end_a = end_b = 0.0
-            for r in range(cs_lo, cs_hi):
-                alpha, beta, alpha_end, beta_end, d_tm, d_ts = particular(
-                    cs_coef[r], cs_rate[r], t_lo, length, v0, i0, tm, ts, want_tau)
-                sum_a += alpha
-                sum_b += beta
-                end_a += alpha_end
-                end_b += beta_end
-                g_tm += d_tm
-                g_ts += d_ts
-            pv, pi, d_tm, d_ts = homogeneous(length, v0, i0, pv - end_a, pi - end_b, clamped, tm, ts, want_tau)
-            pv += sum_a
-            pi += sum_b
-            g_tm += d_tm
-            g_ts += d_ts
-            if not has_source:
-                break
-            pv += ps_value[k]
-            t_hi = t_lo
-            k -= 1
+        pv, pi, k, g_tm, g_ts = advance_costate(t, t_at, v_after, i_after, p_v, p_i, k, clamped, ps_lo, ps_time,
+                                                ps_value, cs_lo, cs_hi, cs_coef, cs_rate, tm, ts, want_tau,
+                                                g_tm, g_ts)
         t_at = t
         # ---- apply the event
         if c >= 0:
-            w = in_w[c]
-            g_w[c] += pi
-            dl_dt = w * (pi / ts - pv / tm)
-            r = k
-            while r >= ps_lo and ps_time[r] == t:      # a maximum of V at this kink moves with it
-                if not clamped:
-                    dl_dt += ps_value[r] * (ev_i[e] - ev_v[e]) / tm
-                r -= 1
-            g_d[c] += dl_dt
-            g_time[row, ev_s[e]] += dl_dt
+            arrival_costate(c, ev_s[e], t, ev_v[e], ev_i[e], pv, pi, k, clamped, ps_lo, ps_time, ps_value, in_w,
+                            tm, ts, g_w, g_d, g_time, row)
         elif c == EV_REF_END:
             pv_ref = pv
             i_ref = ev_i[e]
@@ -791,14 +822,7 @@ def forward_keep_range(j0, j1, tau_m, tau_s, theta, reset, refractory, closed, i
                 break
             out_t = np.empty(2 * out_t.shape[0])
             out_g = np.empty(2 * out_g.shape[0])
-        if total + ns > res_t.shape[0]:
-            new_t = np.empty(max(2 * res_t.shape[0], total + ns))
-            new_g = np.empty(new_t.shape[0])
-            new_t[:total] = res_t[:total]
-            new_g[:total] = res_g[:total]
-            res_t, res_g = new_t, new_g
-        res_t[total: total + ns] = out_t[:ns]
-        res_g[total: total + ns] = out_g[:ns]
+        res_t, res_g = _append_spikes(res_t, res_g, total, out_t, out_g, ns)
         total += ns
         n_per[i] = ns
         if total > max_spikes:

@@ -47,9 +47,9 @@ import math
 import numpy as np
 from numba import njit
 
-from ..events.adjoint_kernel import homogeneous, particular
-from ..events.dynamics import biased_crossing, free_voltage, state_at
-from ._kernels import EV_REF_END, EV_SPIKE, below_until, gather_sorted, incoming_count, replay_neuron
+from ..events.dynamics import biased_crossing, state_at
+from ._kernels import (EV_REF_END, EV_SPIKE, _spike_costate, advance_costate, arrival_costate, below_until,
+                       gather_sorted, incoming_count, replay_neuron)
 
 STATUS_OK = 0
 STATUS_TOO_MANY_SPIKES = 1
@@ -607,71 +607,21 @@ def adjoint_group(members, rec_ptr, rec_post, rec_d, in_ptr, in_pre, in_d, in_w,
                     cl = False
                 else:
                     v_after, i_after = rs, e_i
-                t_hi = tat
-                while True:
-                    t_lo = t
-                    has_source = k >= ps_lo and ps_time[k] > t
-                    if has_source:
-                        if cl:
-                            k -= 1
-                            continue
-                        t_lo = ps_time[k]
-                    s = t_lo - t
-                    if s > 0.0:
-                        v0 = free_voltage(v_after, i_after, tm, ts, s)
-                        i0 = i_after * math.exp(-s / ts)
-                    else:
-                        v0, i0 = v_after, i_after
-                    length = t_hi - t_lo
-                    sum_a = sum_b = end_a = end_b = 0.0
-                    for r in range(cs_lo, cs_hi):
-                        alpha, beta, alpha_end, beta_end, a_tm, a_ts = particular(
-                            cs_coef[r], cs_rate[r], t_lo, length, v0, i0, tm, ts, want_tau)
-                        sum_a += alpha
-                        sum_b += beta
-                        end_a += alpha_end
-                        end_b += beta_end
-                        d_tm += a_tm
-                        d_ts += a_ts
-                    pv, pi, a_tm, a_ts = homogeneous(length, v0, i0, pv - end_a, pi - end_b, cl, tm, ts, want_tau)
-                    pv += sum_a
-                    pi += sum_b
-                    d_tm += a_tm
-                    d_ts += a_ts
-                    if not has_source:
-                        break
-                    pv += ps_value[k]
-                    t_hi = t_lo
-                    k -= 1
+                pv, pi, k, d_tm, d_ts = advance_costate(t, tat, v_after, i_after, pv, pi, k, cl, ps_lo, ps_time,
+                                                        ps_value, cs_lo, cs_hi, cs_coef, cs_rate, tm, ts, want_tau,
+                                                        d_tm, d_ts)
                 tat = t
                 if cq >= 0:
-                    w = in_w[cq]
-                    g_w[cq] += pi
-                    dl_dt = w * (pi / ts - pv / tm)
-                    r = k
-                    while r >= ps_lo and ps_time[r] == t:      # a maximum of V at this kink moves with it
-                        if not cl:
-                            dl_dt += ps_value[r] * (e_i - e_v) / tm
-                        r -= 1
-                    g_d[cq] += dl_dt
-                    g_time[0, es] += dl_dt
+                    arrival_costate(cq, es, t, e_v, e_i, pv, pi, k, cl, ps_lo, ps_time, ps_value, in_w, tm, ts,
+                                    g_w, g_d, g_time, 0)
                 elif cq == EV_REF_END:
                     pvr = pv
                     ir = e_i
                     pv = 0.0
                     cl = True
                 else:
-                    kk = es
-                    if refr > 0.0:
-                        after = -pvr * (ir - rs) / tm
-                    else:
-                        after = -pv * (e_i - rs) / tm
-                    downstream = 0.0
-                    for row in range(g_time.shape[0]):
-                        downstream += g_time[row, n_in + kk]
-                    total = sp_source[kk] + downstream + after
-                    spike_grad[kk] = total
-                    pv = -tm * total / sp_i_minus_theta[kk]
+                    pv = _spike_costate(es, pv, pvr, ir, e_i, refr, rs, tm, n_in, g_time, sp_source,
+                                        sp_i_minus_theta, spike_grad)
                     if refr > 0.0:
                         pvr = 0.0
                     d_th -= pv

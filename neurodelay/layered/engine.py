@@ -137,6 +137,17 @@ def _factored_taus(flat: FlatNetwork, off: int, size: int, duration: float, samp
     return float(tm[0]), float(ts[0])
 
 
+def _scan_factors(taus, plan: _Plan, times: np.ndarray, duration: float) -> tuple:
+    """The kernels' factored-scan arguments for a layer: with taus = (tau_m, tau_s) from
+    :func:`_factored_taus`, (True, exp(d/tau) per synapse (plan.in_dm, plan.in_ds), exp(t/tau) of
+    `times` capped at duration (spikes after the end have no arrivals)); with None, (False, empty
+    arrays)."""
+    if taus is None:
+        return False, _EMPTY, _EMPTY, _EMPTY, _EMPTY
+    capped = np.minimum(times, duration)
+    return True, plan.in_dm, plan.in_ds, np.exp(capped / taus[0]), np.exp(capped / taus[1])
+
+
 def _chunks(off: int, n: int) -> list[tuple[int, int, int]]:
     """(first, stop, chunk number) of the fixed chunks of a layer, empty ones left out."""
     bounds = [off + (n * c) // N_CHUNKS for c in range(N_CHUNKS + 1)]
@@ -159,6 +170,118 @@ def _parallel(threads: int, n_trials: int):
 
 def _map(pool, fn, tasks):
     return list(pool.map(fn, tasks)) if pool is not None and len(tasks) > 1 else [fn(t) for t in tasks]
+
+
+def _sample_columns(n: int, sample_neurons: np.ndarray) -> np.ndarray:
+    """Per neuron, its column in the sampled voltages (-1: not sampled)."""
+    col_of = np.full(n, -1, np.int64)
+    col_of[sample_neurons] = np.arange(len(sample_neurons))
+    return col_of
+
+
+def _too_many(k: int, limit: int) -> RuntimeError:
+    return RuntimeError(f"trial {k}: the network emitted more than max_spikes_per_trial={limit} spikes "
+                        f"(runaway activity?); raise the limit if this is intended")
+
+
+def _layer_spikes(res, k: int, total: int, limit: int):
+    """One layer's spikes from its chunks' results `res` (each starting with counts per neuron,
+    spike times): (counts, times, the trial's spike total with them); RuntimeError past `limit`."""
+    counts = np.concatenate([r[0] for r in res])
+    times = np.concatenate([r[1] for r in res])
+    total += len(times)
+    if total > limit:
+        raise _too_many(k, limit)
+    return counts, times, total
+
+
+def _place(counts: np.ndarray, pos: int, s_start: np.ndarray, s_end: np.ndarray, neurons) -> int:
+    """Sets s_start, s_end of `neurons` (their spikes counts, stored from position pos on, grouped
+    by neuron); returns the position after them."""
+    end = pos + np.cumsum(counts)
+    s_start[neurons], s_end[neurons] = end - counts, end
+    return pos + int(counts.sum())
+
+
+def _trial_spikes(out_n: list, out_t: list, out_g: list, samples: np.ndarray):
+    """A trial's result for ``prepared.record`` from its LIF layers' neuron ids, spike times and
+    I - theta: (time, neuron, I - theta) sorted by (time, neuron), and the sampled voltages."""
+    neuron = np.concatenate(out_n) if out_n else np.zeros(0, np.int64)
+    time = np.concatenate(out_t) if out_t else np.zeros(0)
+    g = np.concatenate(out_g) if out_g else np.zeros(0)
+    order = np.lexsort((neuron, time))
+    return time[order], neuron[order], g[order], samples
+
+
+def _reverse_trial(record: EventRecord, rp, k: int, n: int):
+    """Trial k of `record` for a reverse pass (rp: :func:`prepare_reverse`'s): (number of input spikes,
+    the record's spike times, the times of the trial's spikes by source id (inputs first), those
+    spikes grouped by neuron as (s_start, s_end, s_time, s_id), and the loss terms per spike and per
+    neuron (I - theta, dL/dt_k, point sources (ptr, time, value), continuous sources (ptr, coef,
+    rate)) in the order the kernels take them)."""
+    rs, ins = slice(rp.rec_bounds[k], rp.rec_bounds[k + 1]), slice(rp.in_bounds[k], rp.in_bounds[k + 1])
+    sp_time = record.time[rs]
+    all_n = np.concatenate([record.inputs.neuron[ins], record.neuron[rs]])
+    all_t = np.concatenate([record.inputs.time[ins], sp_time])
+    order, s_start, s_end = _by_neuron(all_n, all_t, n)
+    jb, j_neuron, j_time, j_value = rp.jumps
+    rb, r_neuron, r_rate, r_coef = rp.rates
+    js, rsl = slice(jb[k], jb[k + 1]), slice(rb[k], rb[k + 1])
+    spikes = (s_start, s_end, all_t[order], order.astype(np.int64))
+    terms = (np.ascontiguousarray(record.i_minus_theta[rs]), np.ascontiguousarray(rp.spike_time_src[rs]),
+             neuron_ptr(j_neuron[js], n), j_time[js], j_value[js],
+             neuron_ptr(r_neuron[rsl], n), r_coef[rsl], r_rate[rsl])
+    return ins.stop - ins.start, sp_time, all_t, spikes, terms
+
+
+def _new_acc(n_syn: int, n: int):
+    """Gradient accumulators of one block of trials: (dL/dw, dL/dd by synapse q, dL/dtau_m, dL/dtau_s,
+    dL/dtheta by neuron)."""
+    return np.zeros(n_syn), np.zeros(n_syn), np.zeros(n), np.zeros(n), np.zeros(n)
+
+
+def _run_blocks(run_trial, n_trials: int, n_threads: int | None, n_syn: int, n: int) -> list:
+    """``run_trial(k, acc, pool, ws)`` for every trial k, per fixed block of trials in trial order
+    (:func:`trial_blocks`; acc: the block's :func:`_new_acc`, ws: a dict that a worker keeps across
+    its trials): the blocks in parallel, or, with fewer blocks than threads, one after the other with
+    a pool for chunks of neurons (``pool``, None on the first trial, which compiles). Returns
+    [(acc, [result per trial])] in block order, so that sums do not depend on the threads."""
+    blocks = trial_blocks(n_trials)
+    threads = n_threads or default_threads()
+    pool = _parallel(threads, len(blocks) - 1)
+    if pool is None:
+        def run_block(b):
+            acc, ws = _new_acc(n_syn, n), {}
+            return acc, [run_trial(k, acc, None, ws) for k in range(blocks[b], blocks[b + 1])]
+        return map_trials(run_block, len(blocks) - 1, threads)
+    ws, done = {}, []
+    with pool:
+        for b in range(len(blocks) - 1):
+            acc = _new_acc(n_syn, n)
+            done.append((acc, [run_trial(k, acc, pool if k else None, ws) for k in range(blocks[b], blocks[b + 1])]))
+    return done
+
+
+def _block_gradients(done, flat: FlatNetwork, in_c: np.ndarray):
+    """Gradients summed over the blocks of trials `done` (:func:`sum_blocks`), dL/dw and dL/dd by
+    flat synapse: (g_w, g_d, g_tm, g_ts, g_th)."""
+    n_syn = len(flat.out_post)
+    g_w, g_d, g_tm, g_ts, g_th = sum_blocks(done, n_syn, flat.n_neurons)
+    w_flat, d_flat = np.empty(n_syn), np.empty(n_syn)
+    w_flat[in_c], d_flat[in_c] = g_w, g_d
+    return w_flat, d_flat, g_tm, g_ts, g_th
+
+
+def _adjoint_result(done, flat: FlatNetwork, in_c: np.ndarray, theta_src: np.ndarray, n_trials: int,
+                    time_constants: bool, record_tolerance: float) -> AdjointResult:
+    """The AdjointResult of blocks `done` ((gradient accumulators, per trial (dL/dt of the record's
+    spikes, dL/dt of the inputs, worst |V - theta|))); theta_src: the loss's own dL/dtheta."""
+    results = [r for _, per_trial in done for r in per_trial]
+    worst = check_replay(max((r[2] for r in results), default=0.0), flat, record_tolerance)
+    w_flat, d_flat, g_tm, g_ts, g_th = _block_gradients(done, flat, in_c)
+    cat = (lambda i: np.concatenate([r[i] for r in results]) if results else np.zeros(0))
+    return AdjointResult(w_flat, d_flat, g_tm if time_constants else None, g_ts if time_constants else None,
+                         g_th + theta_src, cat(0), cat(1), n_trials, float(worst))
 
 
 # ---------------------------------------------------------------- forward ----
@@ -184,8 +307,7 @@ def simulate(net: Network, inputs, duration, *, record=(), sample_times=None, n_
     duration, flat, merged, sample_times, sample_neurons = prepared[:5]
     plan = _plan_for(net, flat)
     n = flat.n_neurons
-    col_of = np.full(n, -1, np.int64)
-    col_of[sample_neurons] = np.arange(len(sample_neurons))
+    col_of = _sample_columns(n, sample_neurons)
     # readouts never spike: scan them only when their voltage is sampled
     layers = [ly for ly in plan.layers if ly[3] or np.any(col_of[ly[0]: ly[0] + ly[1]] >= 0)]
     # a bias b: the scans run on u = V - b with threshold theta - b and reset - b
@@ -209,38 +331,22 @@ def simulate(net: Network, inputs, duration, *, record=(), sample_times=None, n_
         for off, size, _, is_lif in layers:
             taus = (_factored_taus(flat, off, size, duration, np.any(col_of[off: off + size] >= 0))
                     if is_lif and FACTORED_FORWARD and not np.any(moved[off: off + size]) else None)
-            if taus is not None:
-                capped = np.minimum(s_time, duration)      # spikes after the end have no arrivals
-                factors = (True, plan.in_dm, plan.in_ds, np.exp(capped / taus[0]), np.exp(capped / taus[1]))
-            else:
-                factors = (False, _EMPTY, _EMPTY, _EMPTY, _EMPTY)
+            factors = _scan_factors(taus, plan, s_time, duration)
 
             def work(chunk, s_time=s_time, factors=factors):
                 c0, c1, _ = chunk
                 return K.forward_range(c0, c1, *static, s_start, s_end, s_time, duration, sample_times, col_of,
                                        samples, max_spikes_per_trial - total, *factors, *start)
             res = _map(pool, work, _chunks(off, size))
-            counts = np.concatenate([r[0] for r in res])
-            times = np.concatenate([r[1] for r in res])
-            total += len(times)
-            if total > max_spikes_per_trial:
-                raise RuntimeError(f"trial {k}: the network emitted more than max_spikes_per_trial="
-                                   f"{max_spikes_per_trial} spikes (runaway activity?); raise the limit "
-                                   f"if this is intended")
-            end = pos + np.cumsum(counts)
-            s_start[off: off + size], s_end[off: off + size] = end - counts, end
-            pos += len(times)
+            counts, times, total = _layer_spikes(res, k, total, max_spikes_per_trial)
+            pos = _place(counts, pos, s_start, s_end, slice(off, off + size))
             parts_t.append(times)
             s_time = np.concatenate(parts_t) if len(times) else s_time
             if is_lif:
                 out_n.append(np.repeat(np.arange(off, off + size, dtype=np.int64), counts))
                 out_t.append(times)
                 out_g.append(np.concatenate([r[2] for r in res]))
-        neuron = np.concatenate(out_n) if out_n else np.zeros(0, np.int64)
-        time = np.concatenate(out_t) if out_t else np.zeros(0)
-        g = np.concatenate(out_g) if out_g else np.zeros(0)
-        order = np.lexsort((neuron, time))
-        return time[order], neuron[order], g[order], samples
+        return _trial_spikes(out_n, out_t, out_g, samples)
 
     threads = n_threads or default_threads()
     n_trials = merged.n_trials
@@ -276,40 +382,22 @@ def adjoint(record: EventRecord, sources: AdjointSources, *, time_constants: boo
         return adjoint_recurrent(record, sources, time_constants=time_constants, n_threads=n_threads,
                                  record_tolerance=record_tolerance)
     rp = prepare_reverse(record, sources, record_tolerance)
-    inputs, spike_time_src, theta_src = record.inputs, rp.spike_time_src, rp.theta_src
     n, n_trials, duration, n_syn = flat.n_neurons, record.n_trials, float(record.duration), len(flat.out_post)
     plan = _plan_for(net, flat)
-    rec_bounds, in_bounds = rp.rec_bounds, rp.in_bounds
-    jb, j_neuron, j_time, j_value = rp.jumps
-    rb, r_neuron, r_rate, r_coef = rp.rates
     static = (plan.in_ptr, plan.in_pre, plan.in_d, plan.in_w, flat.tau_m, flat.tau_s, flat.theta, flat.reset,
               flat.refractory)
     layers = plan.layers[::-1]
 
-    def run_trial(k, acc, pool):
-        rs, ins = slice(rec_bounds[k], rec_bounds[k + 1]), slice(in_bounds[k], in_bounds[k + 1])
-        n_in = ins.stop - ins.start
-        sp_time = record.time[rs]
-        all_n = np.concatenate([inputs.neuron[ins], record.neuron[rs]])
-        all_t = np.concatenate([inputs.time[ins], sp_time])
-        order, s_start, s_end = _by_neuron(all_n, all_t, n)
-        s_time, s_id = all_t[order], order.astype(np.int64)
-        js, rsl = slice(jb[k], jb[k + 1]), slice(rb[k], rb[k + 1])
-        trial_args = (s_start, s_end, s_time, s_id, duration, n_in, sp_time,
-                      np.ascontiguousarray(record.i_minus_theta[rs]), np.ascontiguousarray(spike_time_src[rs]),
-                      neuron_ptr(j_neuron[js], n), j_time[js], j_value[js],
-                      neuron_ptr(r_neuron[rsl], n), r_coef[rsl], r_rate[rsl], time_constants)
+    def run_trial(k, acc, pool, ws):
+        n_in, sp_time, all_t, spikes, terms = _reverse_trial(record, rp, k, n)
+        trial_args = (*spikes, duration, n_in, sp_time, *terms, time_constants)
         g_time = np.zeros((N_CHUNKS, len(all_t)))
         spike_grad = np.zeros(len(sp_time))
         worst = 0.0
         for off, size, _, is_lif in layers:
             taus = (_factored_taus(flat, off, size, duration, False)
                     if is_lif and FACTORED_REVERSE and not time_constants else None)
-            if taus is not None:
-                capped = np.minimum(all_t, duration)
-                factors = (True, plan.in_dm, plan.in_ds, np.exp(capped / taus[0]), np.exp(capped / taus[1]))
-            else:
-                factors = (False, _EMPTY, _EMPTY, _EMPTY, _EMPTY)
+            factors = _scan_factors(taus, plan, all_t, duration)
 
             def work(chunk, factors=factors):
                 c0, c1, row = chunk
@@ -317,33 +405,8 @@ def adjoint(record: EventRecord, sources: AdjointSources, *, time_constants: boo
             worst = max([worst] + _map(pool, work, _chunks(off, size)))
         return spike_grad, g_time[:, :n_in].sum(axis=0), worst
 
-    # gradients summed per fixed block of trials in trial order, the blocks in block order
-    blocks = trial_blocks(n_trials)
-    threads = n_threads or default_threads()
-
-    def new_acc():
-        return (np.zeros(n_syn), np.zeros(n_syn), np.zeros(n), np.zeros(n), np.zeros(n))
-
-    pool = _parallel(threads, len(blocks) - 1)
-    if pool is None:
-        def run_block(b):
-            acc = new_acc()
-            return acc, [run_trial(k, acc, None) for k in range(blocks[b], blocks[b + 1])]
-        done = map_trials(run_block, len(blocks) - 1, threads)
-    else:
-        with pool:
-            done = []
-            for b in range(len(blocks) - 1):
-                acc = new_acc()
-                done.append((acc, [run_trial(k, acc, pool if k else None) for k in range(blocks[b], blocks[b + 1])]))
-    results = [r for _, per_trial in done for r in per_trial]
-    worst = check_replay(max((r[2] for r in results), default=0.0), flat, record_tolerance)
-    g_w, g_d, g_tm, g_ts, g_th = sum_blocks(done, n_syn, n)
-    w_flat, d_flat = np.empty(n_syn), np.empty(n_syn)
-    w_flat[plan.in_c], d_flat[plan.in_c] = g_w, g_d
-    cat = (lambda i: np.concatenate([r[i] for r in results]) if results else np.zeros(0))
-    return AdjointResult(w_flat, d_flat, g_tm if time_constants else None, g_ts if time_constants else None,
-                         g_th + theta_src, cat(0), cat(1), n_trials, float(worst))
+    done = _run_blocks(run_trial, n_trials, n_threads, n_syn, n)
+    return _adjoint_result(done, flat, plan.in_c, rp.theta_src, n_trials, time_constants, record_tolerance)
 
 
 # ------------------------------------------------- fused forward -> loss -> backward ----
@@ -415,16 +478,8 @@ def fused_loss_and_grad(net: Network, inputs, duration, loss, labels=None, *, ti
             chunks = _chunks(off, size)
             arrays = workspace(ws, off, chunks, s_start, s_end)
             res = _map(pool, work, list(zip(chunks, arrays)))
-            counts = np.concatenate([r[0] for r in res])
-            times = np.concatenate([r[1] for r in res])
-            total += len(times)
-            if total > max_spikes_per_trial:
-                raise RuntimeError(f"trial {k}: the network emitted more than max_spikes_per_trial="
-                                   f"{max_spikes_per_trial} spikes (runaway activity?); raise the limit "
-                                   f"if this is intended")
-            end = pos + np.cumsum(counts)
-            s_start[off: off + size], s_end[off: off + size] = end - counts, end
-            pos += len(times)
+            counts, times, total = _layer_spikes(res, k, total, max_spikes_per_trial)
+            pos = _place(counts, pos, s_start, s_end, slice(off, off + size))
             parts_t.append(times)
             parts_n.append(np.repeat(np.arange(off, off + size, dtype=np.int64), counts))
             parts_g.append(np.concatenate([r[2] for r in res]))
@@ -455,11 +510,7 @@ def fused_loss_and_grad(net: Network, inputs, duration, loss, labels=None, *, ti
         for off, size, _, is_lif in plan.layers[::-1]:
             taus = (_factored_taus(flat, off, size, duration, False)
                     if is_lif and FACTORED_REVERSE and not time_constants else None)
-            if taus is not None:
-                capped = np.minimum(s_time, duration)
-                factors = (True, plan.in_dm, plan.in_ds, np.exp(capped / taus[0]), np.exp(capped / taus[1]))
-            else:
-                factors = (False, _EMPTY, _EMPTY, _EMPTY, _EMPTY)
+            factors = _scan_factors(taus, plan, s_time, duration)
             if is_lif:
                 def work(item, factors=factors):
                     (c0, c1, row), a_ptr, a_q, a_s = item
@@ -481,31 +532,10 @@ def fused_loss_and_grad(net: Network, inputs, duration, loss, labels=None, *, ti
         input_time[in_order] = g_time[:, :n_in].sum(axis=0)
         return rec, values, spike_grad[rec_order], input_time, worst
 
-    blocks = trial_blocks(n_trials)
-    threads = n_threads or default_threads()
-
-    def new_acc():
-        return (np.zeros(n_syn), np.zeros(n_syn), np.zeros(n), np.zeros(n), np.zeros(n))
-
-    pool = _parallel(threads, len(blocks) - 1)
-    if pool is None:
-        def run_block(b):
-            acc, ws = new_acc(), {}
-            return acc, [run_trial(k, acc, None, ws) for k in range(blocks[b], blocks[b + 1])]
-        done = map_trials(run_block, len(blocks) - 1, threads)
-    else:
-        ws = {}
-        with pool:
-            done = []
-            for b in range(len(blocks) - 1):
-                acc = new_acc()
-                done.append((acc, [run_trial(k, acc, pool if k else None, ws)
-                                   for k in range(blocks[b], blocks[b + 1])]))
+    done = _run_blocks(run_trial, n_trials, n_threads, n_syn, n)
     results = [r for _, per_trial in done for r in per_trial]
     worst = check_replay(max((r[4] for r in results), default=0.0), flat, record_tolerance)
-    g_w, g_d, g_tm, g_ts, g_th = sum_blocks(done, n_syn, n)
-    w_flat, d_flat = np.empty(n_syn), np.empty(n_syn)
-    w_flat[plan.in_c], d_flat[plan.in_c] = g_w, g_d
+    w_flat, d_flat, g_tm, g_ts, g_th = _block_gradients(done, flat, plan.in_c)
     record = prepared.record(net, [r[0] for r in results], engine="layered")
     values = np.concatenate([np.asarray(r[1], dtype=float).ravel() for r in results])
     result = AdjointResult(w_flat, d_flat, g_tm if time_constants else None, g_ts if time_constants else None,

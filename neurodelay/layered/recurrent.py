@@ -25,14 +25,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..events.adjoint import check_replay, neuron_ptr, prepare_reverse, sum_blocks, trial_blocks
+from ..events.adjoint import prepare_reverse, trial_blocks
 from ..events.batch import default_threads, map_trials
 from ..flat import FlatNetwork, is_closed_form
 from ..network import LIF, Network
 from ..record import AdjointResult, AdjointSources, EventRecord, prepare_run
 from . import _kernels as K
 from . import _recurrent_kernels as RK
-from .engine import _by_neuron
+from .engine import (_adjoint_result, _by_neuron, _new_acc, _place, _reverse_trial, _sample_columns, _too_many,
+                     _trial_spikes)
 
 __all__ = ["population_groups", "simulate", "adjoint"]
 
@@ -101,18 +102,13 @@ def simulate(net: Network, inputs, duration, *, record=(), sample_times=None, n_
     duration, flat, merged, sample_times, sample_neurons = prepared[:5]
     plan = _plan(net, flat)
     n = flat.n_neurons
-    col_of = np.full(n, -1, np.int64)
-    col_of[sample_neurons] = np.arange(len(sample_neurons))
+    col_of = _sample_columns(n, sample_neurons)
     # readouts never spike: scan them only when their voltage is sampled
     steps = [s for s in plan.steps if isinstance(s, _Group) or s[3] or np.any(col_of[s[0]: s[0] + s[1]] >= 0)]
     theta, reset = flat.theta - flat.bias, flat.reset - flat.bias   # the scans run on u = V - bias
     static = (flat.kind, flat.tau_m, flat.tau_s, theta, reset, flat.refractory,
               plan.closed, plan.in_ptr, plan.in_pre, plan.in_d, plan.in_w)
     bounds = merged.trial_slices()
-
-    def too_many(k):
-        return RuntimeError(f"trial {k}: the network emitted more than max_spikes_per_trial={max_spikes_per_trial} "
-                            f"spikes (runaway activity?); raise the limit if this is intended")
 
     def run_trial(k):
         sl = slice(bounds[k], bounds[k + 1])
@@ -133,7 +129,7 @@ def simulate(net: Network, inputs, duration, *, record=(), sample_times=None, n_
                     samples, max_spikes_per_trial - total, u0, i0, bias,
                     step.rec_ptr, step.rec_post, step.rec_d, step.rec_q)
                 if status != RK.STATUS_OK:
-                    raise too_many(k)
+                    raise _too_many(k, max_spikes_per_trial)
                 by = np.argsort(nrn, kind="stable")           # grouped by neuron, in time order within one
                 times, g, nrn = t[by], g[by], nrn[by]
                 counts = np.bincount(nrn, minlength=n)[step.members]
@@ -148,10 +144,8 @@ def simulate(net: Network, inputs, duration, *, record=(), sample_times=None, n_
                 nrn = np.repeat(neurons, counts)
             total += len(times)
             if total > max_spikes_per_trial:
-                raise too_many(k)
-            end = pos + np.cumsum(counts)
-            s_start[neurons], s_end[neurons] = end - counts, end
-            pos += len(times)
+                raise _too_many(k, max_spikes_per_trial)
+            pos = _place(counts, pos, s_start, s_end, neurons)
             if len(times):
                 parts_t.append(times)
                 s_time = np.concatenate(parts_t)
@@ -159,11 +153,7 @@ def simulate(net: Network, inputs, duration, *, record=(), sample_times=None, n_
                 out_n.append(nrn.astype(np.int64))
                 out_t.append(times)
                 out_g.append(g)
-        neuron = np.concatenate(out_n) if out_n else np.zeros(0, np.int64)
-        time = np.concatenate(out_t) if out_t else np.zeros(0)
-        g = np.concatenate(out_g) if out_g else np.zeros(0)
-        order = np.lexsort((neuron, time))
-        return time[order], neuron[order], g[order], samples
+        return _trial_spikes(out_n, out_t, out_g, samples)
 
     results = map_trials(run_trial, merged.n_trials, n_threads or default_threads(), progress)
     return prepared.record(net, results, engine="layered")
@@ -182,57 +172,33 @@ def adjoint(record: EventRecord, sources: AdjointSources, *, time_constants: boo
     """
     net, flat = record.network, record.flat
     rp = prepare_reverse(record, sources, record_tolerance)
-    inputs, spike_time_src, theta_src = record.inputs, rp.spike_time_src, rp.theta_src
     n, n_trials, duration, n_syn = flat.n_neurons, record.n_trials, float(record.duration), len(flat.out_post)
     plan = _plan(net, flat)
-    rec_bounds, in_bounds = rp.rec_bounds, rp.in_bounds
-    jb, j_neuron, j_time, j_value = rp.jumps
-    rb, r_neuron, r_rate, r_coef = rp.rates
     static = (plan.in_ptr, plan.in_pre, plan.in_d, plan.in_w, flat.tau_m, flat.tau_s, flat.theta, flat.reset,
               flat.refractory)
     steps = plan.steps[::-1]
 
     def run_trial(k, acc):
-        rs, ins = slice(rec_bounds[k], rec_bounds[k + 1]), slice(in_bounds[k], in_bounds[k + 1])
-        n_in = ins.stop - ins.start
-        sp_time = record.time[rs]
-        all_n = np.concatenate([inputs.neuron[ins], record.neuron[rs]])
-        all_t = np.concatenate([inputs.time[ins], sp_time])
-        order, s_start, s_end = _by_neuron(all_n, all_t, n)
-        s_time, s_id = all_t[order], order.astype(np.int64)
-        js, rsl = slice(jb[k], jb[k + 1]), slice(rb[k], rb[k + 1])
-        g_i_theta = np.ascontiguousarray(record.i_minus_theta[rs])
-        g_src = np.ascontiguousarray(spike_time_src[rs])
-        ps = (neuron_ptr(j_neuron[js], n), j_time[js], j_value[js])
-        cs = (neuron_ptr(r_neuron[rsl], n), r_coef[rsl], r_rate[rsl])
+        n_in, sp_time, all_t, spikes, terms = _reverse_trial(record, rp, k, n)
         g_time = np.zeros((1, len(all_t)))
         spike_grad = np.zeros(len(sp_time))
         worst = 0.0
         for step in steps:
             if isinstance(step, _Group):
-                w = RK.adjoint_group(step.members, step.rec_ptr, step.rec_post, step.rec_d, *static, s_start, s_end,
-                                     s_time, s_id, duration, n_in, g_i_theta, g_src, *ps, *cs, time_constants, *acc,
-                                     g_time, spike_grad)
+                w = RK.adjoint_group(step.members, step.rec_ptr, step.rec_post, step.rec_d, *static, *spikes,
+                                     duration, n_in, *terms, time_constants, *acc, g_time, spike_grad)
             else:
                 off, size = step[0], step[1]
-                w = K.adjoint_range(off, off + size, 0, *static, s_start, s_end, s_time, s_id, duration, n_in, sp_time,
-                                    g_i_theta, g_src, *ps, *cs, time_constants, *acc, g_time, spike_grad,
-                                    False, _EMPTY, _EMPTY, _EMPTY, _EMPTY)
+                w = K.adjoint_range(off, off + size, 0, *static, *spikes, duration, n_in, sp_time, *terms,
+                                    time_constants, *acc, g_time, spike_grad, False, _EMPTY, _EMPTY, _EMPTY, _EMPTY)
             worst = max(worst, w)
         return spike_grad, g_time[0, :n_in].copy(), worst
 
     blocks = trial_blocks(n_trials)
 
     def run_block(b):
-        acc = (np.zeros(n_syn), np.zeros(n_syn), np.zeros(n), np.zeros(n), np.zeros(n))
+        acc = _new_acc(n_syn, n)
         return acc, [run_trial(k, acc) for k in range(blocks[b], blocks[b + 1])]
 
     done = map_trials(run_block, len(blocks) - 1, n_threads or default_threads())
-    results = [r for _, per_trial in done for r in per_trial]
-    worst = check_replay(max((r[2] for r in results), default=0.0), flat, record_tolerance)
-    g_w, g_d, g_tm, g_ts, g_th = sum_blocks(done, n_syn, n)
-    w_flat, d_flat = np.empty(n_syn), np.empty(n_syn)
-    w_flat[plan.in_c], d_flat[plan.in_c] = g_w, g_d
-    cat = (lambda i: np.concatenate([r[i] for r in results]) if results else np.zeros(0))
-    return AdjointResult(w_flat, d_flat, g_tm if time_constants else None, g_ts if time_constants else None,
-                         g_th + theta_src, cat(0), cat(1), n_trials, float(worst))
+    return _adjoint_result(done, flat, plan.in_c, rp.theta_src, n_trials, time_constants, record_tolerance)

@@ -25,11 +25,31 @@ class Settings:
     make: object = None             # a factory of the engine to test (default: the registered one)
 
 
+#: Brian2's history length K for every spiking population of every conformance network. By default
+#: the engine sizes K per run from the delays and the inputs, and each new K is new Cython code (a
+#: compilation of several seconds); one K for all lets networks of the same kinds of populations share
+#: their compiled code. The spike times do not depend on K as long as it holds every spike in flight
+#: (8 is above every default these networks get; a K too small raises an overflow error, never a
+#: wrong time).
+BRIAN_HISTORY = 8
+
+
+def _brian_fixed_history():
+    """The registered Brian2 engine's settings (precise mode, dt = 0.1 ms, runtime device), K = BRIAN_HISTORY."""
+    from neurodelay.engines import BrianEngine
+
+    class FixedHistory(BrianEngine):
+        def simulate(self, net, inputs, duration, **kwargs):
+            history = {p.name: BRIAN_HISTORY for p in net.populations if p.spiking}
+            return BrianEngine(self.mode, self.dt, self.device, history=history).simulate(net, inputs, duration,
+                                                                                         **kwargs)
+    return FixedHistory()
+
+
 SETTINGS = {
-    # the registered Brian2 engine (precise mode, dt = 0.1 ms, runtime device): each network is built anew (~2 s);
+    # the Brian2 engine (precise mode, dt = 0.1 ms, runtime device): each network is built anew (~2 s);
     # on the closed-form cases it lands within ~1e-16 s of the exact times (measured), 1e-9 s allowed
-    "brian": Settings(time_tolerance=1e-9, exact=False, every_case=False,
-                      make=None),
+    "brian": Settings(time_tolerance=1e-9, exact=False, every_case=False, make=_brian_fixed_history),
 }
 
 
