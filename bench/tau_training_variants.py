@@ -11,7 +11,11 @@ log space, ``lr_tau`` = relative change per Adam step):
 * ``shared+warmup``: both;
 * ``readout_shared``: one tau_m / tau_s shared by the two readouts (per-neuron hidden taus), so the
   readouts' scores stay comparable (model option ``shared_tau_populations``);
-* ``readout_shared+warmup``: that and the warm-up.
+* ``readout_shared+warmup``: that and the warm-up;
+* ``hetero``: hidden tau_s initialised log-uniform in [2 ms, 0.5 s] per neuron (model option
+  ``hidden_tau_s_range``; Perez-Nieves et al.'s heterogeneous start), plain Adam. With ``--learn weight``
+  this is the *fixed* heterogeneous control (time constants not trained);
+* ``hetero+shared``: that with the time constants' second moment shared per population.
 
 Usage: ``python bench/tau_training_variants.py --out build/tau_variants.nc [--seeds 0 1 2]
 [--variants adam shared] [--learn weight weight,tau_s weight,tau_m,tau_s]``. Resumable: runs already in
@@ -38,7 +42,11 @@ VARIANTS = {
     "shared+warmup": dict(shared_moment=["tau_m", "tau_s"], warmup=True),
     "readout_shared": dict(model_options=dict(shared_tau_populations=["output"])),
     "readout_shared+warmup": dict(model_options=dict(shared_tau_populations=["output"]), warmup=True),
+    "hetero": dict(model_options=dict(hidden_tau_s_range=[2e-3, 0.5])),
+    "hetero+shared": dict(model_options=dict(hidden_tau_s_range=[2e-3, 0.5]), shared_moment=["tau_m", "tau_s"]),
 }
+#: variants that change the network, not only the optimiser (run with learn=weight too: the fixed control)
+NETWORK_VARIANTS = ("hetero",)
 
 
 def config(variant: str, learn: str, seed: int, warmup: int, epochs: int) -> RunConfig:
@@ -69,7 +77,8 @@ def main(argv=None):
             rows = old.to_dataframe().reset_index(drop=True).to_dict("records")
     done = {(r["variant"], r["learn"], int(r["seed"])) for r in rows}
     for learn in a.learn:
-        for variant in (a.variants if learn != "weight" else ["adam"]):
+        weight_variants = [v for v in a.variants if v == "adam" or v in NETWORK_VARIANTS]
+        for variant in (a.variants if learn != "weight" else weight_variants):
             for seed in a.seeds:
                 if (variant, learn, seed) in done:
                     continue
@@ -82,7 +91,8 @@ def main(argv=None):
                            wall_time=time.perf_counter() - t0, epochs_run=int(result.epoch),
                            hidden_tau_s_median=float(np.median(tau_s_h)), hidden_tau_s_max=float(tau_s_h.max()),
                            output_tau_s_min=float(tau_s_o.min()), output_tau_s_max=float(tau_s_o.max()),
-                           hidden_tau_m_median=float(np.median(np.asarray(net["hidden"].tau_m, float))))
+                           hidden_tau_m_median=float(np.median(np.asarray(net["hidden"].tau_m, float))),
+                           hidden_tau_s_long=int(np.sum(tau_s_h > 0.1)))
                 rows.append(row)
                 print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()),
                       flush=True)

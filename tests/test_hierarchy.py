@@ -197,3 +197,30 @@ def test_mts_xor_recipe_time_constant_options():
     assert t.min() >= 0.002 and t.max() <= 0.5 and t.std() > 0
     assert np.all(np.abs(t - 0.02) >= 0.1 * 0.02 - 1e-12)      # kept away from tau_m = 20 ms
     np.testing.assert_allclose(np.asarray(het.network["output"].tau_s), 5e-3)
+
+
+# ------------------------------------------------------------------------------------------ ablation targets
+def test_relabel_targets_and_spike_counts():
+    from neurodelay.analysis.hierarchy import hierarchy_network, relabel, spikes_per_neuron
+    from neurodelay.data import mts_xor_moro
+    from neurodelay.engines import get_engine
+    data = mts_xor_moro(40, seed=3)
+    bits = data.trial_meta["bits"]
+    assert relabel(data, "xor") is data
+    ch2, ch1 = relabel(data, "channel2"), relabel(data, "channel1")
+    np.testing.assert_array_equal(ch2.trial_meta["segment_labels"], bits[:, 1:])
+    np.testing.assert_array_equal(ch1.trial_meta["segment_labels"], np.repeat(bits[:, :1], 6, axis=1))
+    np.testing.assert_array_equal(ch2.labels, bits[:, -1])
+    # the two ablations' labels XOR to the task's labels, and the inputs are untouched
+    np.testing.assert_array_equal(ch1.trial_meta["segment_labels"] ^ ch2.trial_meta["segment_labels"],
+                                  data.trial_meta["segment_labels"])
+    assert ch1.inputs is data.inputs
+    with pytest.raises(ValueError, match="labels"):
+        relabel(data, "bit3")
+    net, names = hierarchy_network([0.05, 0.1], hidden=4, seed=0)
+    mean, silent = spikes_per_neuron(net, data, names, chunk=15)
+    rec = get_engine("auto", net).simulate(net, data.inputs, data.duration)
+    for i, name in enumerate(names):
+        counts = rec.spikes(name).counts()                       # (trial, neuron)
+        assert mean[i] == pytest.approx(counts.mean())
+        assert silent[i] == pytest.approx(np.mean(counts.sum(axis=0) == 0))

@@ -167,7 +167,8 @@ def hierarchy_point(delta_tau: float = 0.0, n_layers: int = 3, *, seed: int, pro
                     tau_center: float = 0.3, spread: float = 0.1, hidden: int = 10, learn: str = "weight",
                     epochs: int = 20, batch_size: int = 32, n_train: int = 400, n_test: int = 400,
                     lr: float = 0.02, lr_tau: float = 0.02, d_max: float = 0.2,
-                    target: str = "segments", network_options: dict | None = None) -> xr.Dataset:
+                    target: str = "segments", network_options: dict | None = None,
+                    labels: str = "xor", readout_bias: bool = True, lr_psp: bool = True) -> xr.Dataset:
     """Train one hierarchy network on Moro et al.'s MTS-XOR; its test accuracy and learned time constants.
 
     learn: comma-separated kinds (``weight``, ``tau_m``, ``synaptic`` ...). The data seeds are fixed
@@ -182,17 +183,18 @@ def hierarchy_point(delta_tau: float = 0.0, n_layers: int = 3, *, seed: int, pro
     from ..data import mts_xor_moro
     from ..losses import MaxVoltageCrossEntropy, WindowedMaxVoltageCrossEntropy
     from ..train import Adam, Constraint, Schedule, SpikingClassifier, constraint_for, fit
+    from ..train.init import psp_peak
 
     n_layers = check_int(n_layers, "n_layers", minimum=2)
     seed = int(seed)
     kinds = tuple(k.strip() for k in str(learn).split(",") if k.strip())
-    train = mts_xor_moro(n_train, seed=0)
-    test = mts_xor_moro(n_test, seed=1)
+    train = relabel(mts_xor_moro(n_train, seed=0), labels)
+    test = relabel(mts_xor_moro(n_test, seed=1), labels)
     taus = tau_profile(tau_center, delta_tau, n_layers - 1, profile, spread=spread, n_neurons=hidden,
                        seed=np.random.SeedSequence([seed, 7]))
+    options = dict(NETWORK_OPTIONS if network_options is None else network_options)
     net, names = hierarchy_network(taus, n_inputs=train.n_inputs, hidden=hidden,
-                                   seed=np.random.SeedSequence([seed, 1]),
-                                   **dict(NETWORK_OPTIONS if network_options is None else network_options))
+                                   seed=np.random.SeedSequence([seed, 1]), **options)
     keys = []
     for kind in kinds:
         if kind == "weight" or kind in ("axonal", "dendritic", "synaptic"):
@@ -201,6 +203,17 @@ def hierarchy_point(delta_tau: float = 0.0, n_layers: int = 3, *, seed: int, pro
             keys += [(n, kind) for n in names]
         else:
             raise ValueError(f"learn: unknown parameter kind {kind!r}")
+    if readout_bias:
+        keys.append(("output", "bias"))
+    weight_lr = {}
+    if lr_psp and options.get("psp_units", False):
+        # weights are stored as w_psp / psp_peak(target): scale Adam's step by the same factor, so that
+        # `lr` is a step in PSP units for every projection (without it the hidden weights, ~30 in raw
+        # units, moved 0.07 % per step and only the readout learned)
+        for proj in _projections(names):
+            post = net[proj.split("->")[1]]
+            peak = psp_peak(float(np.mean(post.tau_m)), float(np.mean(post.tau_s)))
+            weight_lr[f"{proj}.weight"] = lr / peak
     if target == "segments":
         windows = train.meta["active_windows"]
         model = SpikingClassifier(net, keys, WindowedMaxVoltageCrossEntropy("output", windows), "output",
@@ -210,7 +223,7 @@ def hierarchy_point(delta_tau: float = 0.0, n_layers: int = 3, *, seed: int, pro
     else:
         raise ValueError(f"target must be 'segments' or 'last', got {target!r}")
     constraints = {k: (constraint_for(k, d_max) if k[1] != "weight" else Constraint()) for k in keys}
-    opt = Adam(lr=lr, lr_by=dict(tau_m=lr_tau, tau_s=lr_tau, synaptic=1e-3, axonal=1e-3, dendritic=1e-3),
+    opt = Adam(lr=lr, lr_by=dict(weight_lr, tau_m=lr_tau, tau_s=lr_tau, synaptic=1e-3, axonal=1e-3, dendritic=1e-3),
                schedule=Schedule("cosine", epochs=epochs, floor=0.1), shared_moment=("tau_m", "tau_s"))
     result = fit(model, train, epochs=epochs, batch_size=batch_size, optimiser=opt, constraints=constraints,
                  seed=seed, progress=False)
@@ -219,15 +232,61 @@ def hierarchy_point(delta_tau: float = 0.0, n_layers: int = 3, *, seed: int, pro
     seg_acc = ev.extra.get("window_accuracy", np.full(n_seg, np.nan))
     tau = {k: np.stack([np.asarray(getattr(result.model.network[n], k), dtype=float) for n in names])
            for k in ("tau_m", "tau_s")}
+    rates, silent = spikes_per_neuron(result.model.network, test, names)
     what = "per segment" if target == "segments" else "last segment"
     ds = xr.Dataset({"accuracy": ((), float(ev.accuracy), dict(units="1", long_name=f"test accuracy ({what})")),
                      "segment_accuracy": ("segment", np.asarray(seg_acc, float),
                                           dict(units="1", long_name="test accuracy of each segment")),
                      **{k: (("layer", "neuron"), v, dict(units="s", long_name=f"{k} after training"))
-                        for k, v in tau.items()}},
+                        for k, v in tau.items()},
+                     "hidden_spikes": ("layer", rates, dict(units="1", long_name="test spikes per neuron and trial")),
+                     "silent_fraction": ("layer", silent, dict(units="1", long_name="fraction of hidden neurons silent on every test trial"))},
                     coords=dict(layer=np.arange(1, n_layers), neuron=np.arange(hidden),
                                 segment=np.arange(1, n_seg + 1)))
     return ds
+
+
+LABELS = ("xor", "channel2", "channel1")
+
+
+def relabel(data, labels: str = "xor"):
+    """Moro et al.'s MTS-XOR with other per-segment targets (ablations of the memory the task needs).
+
+    ``"xor"``: the task (XOR of bit 1 and the segment's bit 2); ``"channel2"``: the segment's bit 2 (no
+    memory: the evidence is inside the segment's window); ``"channel1"``: bit 1 in every segment (memory
+    only: channel 1 is silent after the first 0.1 s). Returns a copy with ``trial_meta['segment_labels']``
+    (and ``labels``, the last segment's) replaced.
+    """
+    import dataclasses
+
+    if labels not in LABELS:
+        raise ValueError(f"labels must be one of {LABELS}, got {labels!r}")
+    if labels == "xor":
+        return data
+    bits = np.asarray(data.trial_meta["bits"])
+    seg = bits[:, 1:].copy() if labels == "channel2" else np.repeat(bits[:, :1], bits.shape[1] - 1, axis=1)
+    seg = seg.astype(np.int64)
+    return dataclasses.replace(data, labels=seg[:, -1].copy(), trial_meta=dict(data.trial_meta, segment_labels=seg))
+
+
+def spikes_per_neuron(network, data, names, chunk: int = 500):
+    """Mean spikes per neuron and trial of each population in `names` on `data`, and the fraction of its
+    neurons silent on every trial; two arrays (len(names),)."""
+    from ..engines import get_engine
+
+    engine = get_engine("auto", network)
+    counts = {n: np.zeros(network[n].n) for n in names}
+    offsets = network.offsets()
+    for start in range(0, len(data), chunk):
+        part = data.select(np.arange(start, min(start + chunk, len(data))))
+        rec = engine.simulate(network, part.inputs, data.duration)
+        for n in names:
+            local = np.asarray(rec.neuron) - offsets[n]
+            ok = (local >= 0) & (local < network[n].n)
+            counts[n] += np.bincount(local[ok], minlength=network[n].n)
+    mean = np.array([counts[n].sum() / (max(len(data), 1) * network[n].n) for n in names])
+    silent = np.array([float(np.mean(counts[n] == 0)) for n in names])
+    return mean, silent
 
 
 def hierarchy_sweep(delta_taus=(-0.5, -0.2, 0.0, 0.2, 0.5), n_layers=(3, 4), *, seeds: int = 3, folder=None,
@@ -279,7 +338,7 @@ def budget_point(memory: str = "taus", d_max: float = 0.2, *, seed: int, budget:
     learn = MEMORIES[memory]
     hidden = matched_hidden(budget, n_layers, learn)
     ds = hierarchy_point(delta_tau, n_layers, seed=seed, learn=learn, hidden=hidden, d_max=d_max, **options)
-    ds = ds.drop_vars(["tau_m", "tau_s", "neuron", "layer"])
+    ds = ds.drop_vars(["tau_m", "tau_s", "hidden_spikes", "silent_fraction", "neuron", "layer"])
     ds["hidden"] = ((), hidden)
     ds["n_params"] = ((), param_count(n_layers, hidden, learn))
     return ds
