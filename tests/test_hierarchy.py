@@ -154,8 +154,12 @@ def test_tiny_hierarchy_sweep_end_to_end(tmp_path):
     assert np.all((acc >= 0) & (acc <= 1))
     assert (ds["status"] == "ok").all()
     # the initial profile is visible in the learned-tau record (weights only: unchanged)
-    tau = ds["tau_m"].sel(delta_tau=0.2, n_layers=3).isel(seed=0).mean("neuron").values
+    from neurodelay.analysis.hierarchy import NETWORK_OPTIONS
+    memory = NETWORK_OPTIONS["memory"]                  # the time constant that carries the profile
+    tau = ds[memory].sel(delta_tau=0.2, n_layers=3).isel(seed=0).mean("neuron").values
     assert tau[1] > tau[0]
+    other = ds["tau_m" if memory == "tau_s" else "tau_s"].sel(delta_tau=0.2, n_layers=3).isel(seed=0).values
+    np.testing.assert_allclose(other, other.flat[0])    # the other constant is homogeneous
     # resuming runs nothing new and returns the same numbers
     again = hierarchy_sweep((-0.2, 0.2), (3,), seeds=1, folder=tmp_path / "sw", executor="serial",
                             epochs=1, n_train=24, n_test=24, batch_size=12, hidden=4)
@@ -224,3 +228,18 @@ def test_relabel_targets_and_spike_counts():
         counts = rec.spikes(name).counts()                       # (trial, neuron)
         assert mean[i] == pytest.approx(counts.mean())
         assert silent[i] == pytest.approx(np.mean(counts.sum(axis=0) == 0))
+
+
+def test_memory_constant_option():
+    from neurodelay.analysis.hierarchy import hierarchy_network
+    net, names = hierarchy_network([0.1, np.array([0.3, 0.021, 0.019, 0.5])], hidden=4, memory="tau_s",
+                                   fast_tau=0.02, seed=0)
+    np.testing.assert_allclose(net["h1"].tau_s, 0.1)
+    np.testing.assert_allclose(net["h2"].tau_s, [0.3, 0.022, 0.018, 0.5])    # kept 10 % away from tau_m
+    for n in names:
+        np.testing.assert_allclose(net[n].tau_m, 0.02)
+    lit, _ = hierarchy_network([0.1], hidden=4, memory="tau_m", seed=0)
+    np.testing.assert_allclose(lit["h1"].tau_m, 0.1)
+    np.testing.assert_allclose(lit["h1"].tau_s, 5e-3)
+    with pytest.raises(ValueError, match="memory"):
+        hierarchy_network([0.1], hidden=4, memory="theta")
