@@ -15,6 +15,8 @@ log space, ``lr_tau`` = relative change per Adam step):
 * ``hetero``: hidden tau_s initialised log-uniform in [2 ms, 0.5 s] per neuron (model option
   ``hidden_tau_s_range``; Perez-Nieves et al.'s heterogeneous start), plain Adam. With ``--learn weight``
   this is the *fixed* heterogeneous control (time constants not trained);
+* ``bias``: the readouts' bias current trained too (model option ``readout_bias``); with ``--learn
+  weight`` the weights-only baseline with that bias;
 * ``hetero+shared``: that with the time constants' second moment shared per population.
 
 Usage: ``python bench/tau_training_variants.py --out build/tau_variants.nc [--seeds 0 1 2]
@@ -43,10 +45,11 @@ VARIANTS = {
     "readout_shared": dict(model_options=dict(shared_tau_populations=["output"])),
     "readout_shared+warmup": dict(model_options=dict(shared_tau_populations=["output"]), warmup=True),
     "hetero": dict(model_options=dict(hidden_tau_s_range=[2e-3, 0.5])),
+    "bias": dict(model_options=dict(readout_bias=True)),
     "hetero+shared": dict(model_options=dict(hidden_tau_s_range=[2e-3, 0.5]), shared_moment=["tau_m", "tau_s"]),
 }
 #: variants that change the network, not only the optimiser (run with learn=weight too: the fixed control)
-NETWORK_VARIANTS = ("hetero",)
+NETWORK_VARIANTS = ("hetero", "bias")
 
 
 def config(variant: str, learn: str, seed: int, warmup: int, epochs: int) -> RunConfig:

@@ -201,6 +201,9 @@ def test_mts_xor_recipe_time_constant_options():
     assert t.min() >= 0.002 and t.max() <= 0.5 and t.std() > 0
     assert np.all(np.abs(t - 0.02) >= 0.1 * 0.02 - 1e-12)      # kept away from tau_m = 20 ms
     np.testing.assert_allclose(np.asarray(het.network["output"].tau_s), 5e-3)
+    biased = build_model(RunConfig(task="mts_xor", learn=["weight"], model_options=dict(readout_bias=True)))
+    assert ("output", "bias") in biased.keys and ("output", "bias") not in base.keys
+    assert not any(k[1] == "bias" and k[0] != "output" for k in biased.keys)
 
 
 # ------------------------------------------------------------------------------------------ ablation targets

@@ -40,7 +40,8 @@ Recipes (times in seconds):
   ``["output"]``: both readouts keep equal time constants),
   ``hidden_tau_s_range`` ((low, high) s: log-uniform per-neuron hidden tau_s
   at initialisation) and ``count_strength`` / ``count_target`` (hidden
-  spike-count regulariser, default off).
+  spike-count regulariser, default off), ``readout_bias`` (True: the readouts' bias current is trained
+  too).
 * ``digits`` — permuted sequential 8x8 digits (:func:`~neurodelay.data.digits`
   defaults: 8 random pixels per 8 ms step, 8 steps, 4 levels: 65 inputs)
   -> recurrent ``hidden`` LIF (tau_m 20 ms, tau_s 5 ms, refractory 1 ms)
@@ -228,6 +229,8 @@ def _xor_build(cfg: RunConfig, rng: np.random.Generator) -> Built:
     if strength > 0:
         loss = loss + SpikeCountRegulariser("hidden", float(o.get("count_target", 3.0)), strength)
     tau_pops = tuple(o.get("tau_populations", ("hidden", "output")))
+    if o.get("readout_bias", False):      # also train the readouts' bias current
+        options = dict(options, _extra_keys=(("output", "bias"),))
     return Built(net, loss, "output", decision, ("input->hidden", "hidden->output"), tau_pops, options)
 
 
@@ -292,7 +295,8 @@ RECIPES = {
         delay_init=dict(scheme="uniform", low=0.0, high=0.01)),
         _xor_splits, _xor_build, "multi-time-scale XOR",
         ("tau_m", "tau_s", "refractory", "input_mean", "input_gain", "output_gain", "readout", "tau_weight",
-         "tau_populations", "shared_tau_populations", "hidden_tau_s_range", "count_strength", "count_target"),
+         "tau_populations", "shared_tau_populations", "hidden_tau_s_range", "count_strength", "count_target",
+         "readout_bias"),
         mts_xor, ("seed",)),
     "digits": Recipe("digits", dict(
         hidden=32, learn=["weight"], epochs=30, batch_size=32, lr=0.02, lr_delay=1e-3, lr_tau=0.05,
@@ -357,6 +361,7 @@ def build_model(cfg: RunConfig) -> SpikingClassifier:
     options = dict(built.classifier_options)
     worst = options.pop("_worst_synaptic", None)
     delay_projections = options.pop("_delay_projections", built.projections)
+    extra_keys = list(options.pop("_extra_keys", ()))
     net, keys = built.network, []
     init = dict(cfg.delay_init)
     scheme = init.pop("scheme", "uniform")
@@ -383,6 +388,7 @@ def build_model(cfg: RunConfig) -> SpikingClassifier:
                 raise ValueError(f"model_options shared_tau_populations: {unknown} are not trained populations "
                                  f"{list(built.populations)}")
             keys += [(p, kind, "shared") if p in shared else (p, kind) for p in built.populations]
+    keys += extra_keys
     allowed = set(cfg.learn) | {key_name(k) for k in keys}
     unknown = sorted(set(cfg.lr_by) - allowed)
     if unknown:
