@@ -41,7 +41,8 @@ Recipes (times in seconds):
   ``hidden_tau_s_range`` ((low, high) s: log-uniform per-neuron hidden tau_s
   at initialisation) and ``count_strength`` / ``count_target`` (hidden
   spike-count regulariser, default off), ``readout_bias`` (True: the readouts' bias current is trained
-  too).
+  too), ``psp_normalised`` (True: weights trained as PSP heights, so that a time constant changes the
+  PSP's shape, not its height; :class:`~neurodelay.train.SpikingClassifier`).
 * ``digits`` — permuted sequential 8x8 digits (:func:`~neurodelay.data.digits`
   defaults: 8 random pixels per 8 ms step, 8 steps, 4 levels: 65 inputs)
   -> recurrent ``hidden`` LIF (tau_m 20 ms, tau_s 5 ms, refractory 1 ms)
@@ -231,6 +232,8 @@ def _xor_build(cfg: RunConfig, rng: np.random.Generator) -> Built:
     tau_pops = tuple(o.get("tau_populations", ("hidden", "output")))
     if o.get("readout_bias", False):      # also train the readouts' bias current
         options = dict(options, _extra_keys=(("output", "bias"),))
+    if o.get("psp_normalised", False):    # trained weights in PSP heights (see SpikingClassifier)
+        options = dict(options, psp_normalised=True)
     return Built(net, loss, "output", decision, ("input->hidden", "hidden->output"), tau_pops, options)
 
 
@@ -296,7 +299,7 @@ RECIPES = {
         _xor_splits, _xor_build, "multi-time-scale XOR",
         ("tau_m", "tau_s", "refractory", "input_mean", "input_gain", "output_gain", "readout", "tau_weight",
          "tau_populations", "shared_tau_populations", "hidden_tau_s_range", "count_strength", "count_target",
-         "readout_bias"),
+         "readout_bias", "psp_normalised"),
         mts_xor, ("seed",)),
     "digits": Recipe("digits", dict(
         hidden=32, learn=["weight"], epochs=30, batch_size=32, lr=0.02, lr_delay=1e-3, lr_tau=0.05,
