@@ -4,7 +4,8 @@ For each variant x learned kinds x seed, one run of the ``mts_xor`` recipe (32 h
 test split; :func:`neurodelay.train.train_run`) and its test accuracy. Variants (time constants in
 log space, ``lr_tau`` = relative change per Adam step):
 
-* ``adam``: the recipe's defaults (per-entry Adam second moment, lr_tau 0.05);
+* ``adam``: plain Adam (per-entry second moment, lr_tau 0.05), raw weights (every variant but ``psp``
+  sets ``psp_normalised=False``, the recipe's former default);
 * ``shared``: the Adam second moment of tau_m / tau_s shared across each population
   (``RunConfig.shared_moment``), so every tau moves in proportion to its gradient;
 * ``warmup``: time constants frozen for the first ``--warmup`` epochs (weights first);
@@ -17,8 +18,8 @@ log space, ``lr_tau`` = relative change per Adam step):
   this is the *fixed* heterogeneous control (time constants not trained);
 * ``bias``: the readouts' bias current trained too (model option ``readout_bias``); with ``--learn
   weight`` the weights-only baseline with that bias;
-* ``psp``: weights trained as PSP heights (model option ``psp_normalised``): a time constant changes the
-  PSP's shape, not its height;
+* ``psp``: weights trained as PSP heights (model option ``psp_normalised``, now the recipe's default for
+  trained time constants): a time constant changes the PSP's shape, not its height;
 * ``hetero+shared``: that with the time constants' second moment shared per population.
 
 Usage: ``python bench/tau_training_variants.py --out build/tau_variants.nc [--seeds 0 1 2]
@@ -58,8 +59,8 @@ NETWORK_VARIANTS = ("hetero", "bias")
 def config(variant: str, learn: str, seed: int, warmup: int, epochs: int) -> RunConfig:
     v = dict(VARIANTS[variant])
     opts = dict(task="mts_xor", learn=learn.split(","), seed=seed, epochs=epochs)
-    if "model_options" in v:
-        opts["model_options"] = v["model_options"]
+    # raw weights unless the variant says otherwise (the recipe's default for trained taus is PSP heights)
+    opts["model_options"] = dict(dict(psp_normalised=False), **v.get("model_options", {}))
     if "shared_moment" in v:
         opts["shared_moment"] = v["shared_moment"]
     if v.get("warmup"):

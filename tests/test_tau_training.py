@@ -78,3 +78,12 @@ def test_psp_normalised_refuses_shared_keys():
     with pytest.raises(ValueError, match="per-neuron"):
         SpikingClassifier(model.network, [("hid", "tau_s", "shared")], losses.MaxVoltageCrossEntropy("out"), "out",
                           "max_voltage", psp_normalised=True)
+
+
+def test_mts_xor_recipe_default_for_time_constants():
+    from neurodelay.train import RunConfig, build_model
+    assert build_model(RunConfig(task="mts_xor", learn=["weight", "tau_s"])).psp_normalised
+    assert build_model(RunConfig(task="mts_xor", learn=["weight", "tau_m", "tau_s"])).psp_normalised
+    assert not build_model(RunConfig(task="mts_xor", learn=["weight"])).psp_normalised
+    assert not build_model(RunConfig(task="mts_xor", learn=["weight", "tau_s"],
+                                     model_options=dict(psp_normalised=False))).psp_normalised
