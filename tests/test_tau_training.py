@@ -43,6 +43,9 @@ def test_values_are_psp_heights_and_kept_when_taus_change():
     moved = model.with_values(new)
     np.testing.assert_allclose(moved.values()[("inp->hid", "weight")], vals[("inp->hid", "weight")], rtol=1e-12)
     assert not np.allclose(moved.network.projection("inp", "hid").weight, w)     # raw weights follow
+    # a partial update (taus only) keeps the PSP heights too
+    only = model.with_values({("hid", "tau_s"): vals[("hid", "tau_s")] * 2.0})
+    np.testing.assert_allclose(only.values()[("inp->hid", "weight")], vals[("inp->hid", "weight")], rtol=1e-12)
     # round trip without change
     same = model.with_values(vals)
     np.testing.assert_allclose(same.network.projection("hid", "out").weight, net.projection("hid", "out").weight,

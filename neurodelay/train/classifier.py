@@ -227,6 +227,8 @@ class SpikingClassifier:
     def with_values(self, values: dict) -> "SpikingClassifier":
         net = self._network
         chosen = {key: values[key] for key in self._keys if key in values}
+        if self.psp_normalised:   # weights not given keep their PSP heights
+            chosen = {**{k: v for k, v in self.values().items() if k[1] == "weight"}, **chosen}
         for name, taus in _time_constants_kept_apart(net, chosen).items():
             net = net.with_population(name, **taus)
         for key, value in chosen.items():
