@@ -19,7 +19,8 @@ log space, ``lr_tau`` = relative change per Adam step):
 * ``bias``: the readouts' bias current trained too (model option ``readout_bias``); with ``--learn
   weight`` the weights-only baseline with that bias;
 * ``psp``: weights trained as PSP heights (model option ``psp_normalised``, now the recipe's default for
-  trained time constants): a time constant changes the PSP's shape, not its height;
+  trained time constants): a time constant changes the PSP's shape, not its height; ``psp+shared``,
+  ``psp+warmup``: with the shared second moment / the warm-up above;
 * ``hetero+shared``: that with the time constants' second moment shared per population.
 
 Usage: ``python bench/tau_training_variants.py --out build/tau_variants.nc [--seeds 0 1 2]
@@ -50,6 +51,8 @@ VARIANTS = {
     "hetero": dict(model_options=dict(hidden_tau_s_range=[2e-3, 0.5])),
     "bias": dict(model_options=dict(readout_bias=True)),
     "psp": dict(model_options=dict(psp_normalised=True)),
+    "psp+shared": dict(model_options=dict(psp_normalised=True), shared_moment=["tau_m", "tau_s"]),
+    "psp+warmup": dict(model_options=dict(psp_normalised=True), warmup=True),
     "hetero+shared": dict(model_options=dict(hidden_tau_s_range=[2e-3, 0.5]), shared_moment=["tau_m", "tau_s"]),
 }
 #: variants that change the network, not only the optimiser (run with learn=weight too: the fixed control)
