@@ -210,6 +210,8 @@ def hierarchy_point(delta_tau: float = 0.0, n_layers: int = 3, *, seed: int, pro
     also train the readouts' / hidden layers' bias current. lr_psp: with PSP-unit weights
     (``psp_units``), ``lr`` is a step in PSP units for every projection (the raw weights' step is
     ``lr / psp_peak(target)``; without it the hidden weights, ~30 in raw units, moved by 0.07 % a step).
+    With trained time constants the weights are trained as PSP heights (``psp_normalised``, see
+    :class:`~neurodelay.train.SpikingClassifier`), whatever ``lr_psp``.
     Adds ``hidden_spikes`` and ``silent_fraction`` (layer) on the test set.
     """
     from ..data import mts_xor_moro
@@ -239,8 +241,11 @@ def hierarchy_point(delta_tau: float = 0.0, n_layers: int = 3, *, seed: int, pro
         keys.append(("output", "bias"))
     if hidden_bias:
         keys += [(n, "bias") for n in names]
+    # trained time constants: weights trained as PSP heights (SpikingClassifier(psp_normalised=True)), so a
+    # tau changes the PSP's shape, not its height; lr is then a step in PSP units already
+    psp_normalised = any(k[1] in ("tau_m", "tau_s") for k in keys)
     weight_lr = {}
-    if lr_psp and options.get("psp_units", False):
+    if lr_psp and options.get("psp_units", False) and not psp_normalised:
         # weights are stored as w_psp / psp_peak(target): scale Adam's step by the same factor, so that
         # `lr` is a step in PSP units for every projection (without it the hidden weights, ~30 in raw
         # units, moved 0.07 % per step and only the readout learned)
@@ -251,9 +256,11 @@ def hierarchy_point(delta_tau: float = 0.0, n_layers: int = 3, *, seed: int, pro
     if target == "segments":
         windows = train.meta["active_windows"]
         model = SpikingClassifier(net, keys, WindowedMaxVoltageCrossEntropy("output", windows), "output",
-                                  "window_max_voltage", windows=windows, label_key="segment_labels")
+                                  "window_max_voltage", windows=windows, label_key="segment_labels",
+                                  psp_normalised=psp_normalised)
     elif target == "last":
-        model = SpikingClassifier(net, keys, MaxVoltageCrossEntropy("output"), "output", "max_voltage")
+        model = SpikingClassifier(net, keys, MaxVoltageCrossEntropy("output"), "output", "max_voltage",
+                                  psp_normalised=psp_normalised)
     else:
         raise ValueError(f"target must be 'segments' or 'last', got {target!r}")
     constraints = {k: (constraint_for(k, d_max) if k[1] != "weight" else Constraint()) for k in keys}
