@@ -64,8 +64,7 @@ def config(variant: str, learn: str, seed: int, warmup: int, epochs: int) -> Run
     opts = dict(task="mts_xor", learn=learn.split(","), seed=seed, epochs=epochs)
     # raw weights unless the variant says otherwise (the recipe's default for trained taus is PSP heights)
     opts["model_options"] = dict(dict(psp_normalised=False), **v.get("model_options", {}))
-    if "shared_moment" in v:
-        opts["shared_moment"] = v["shared_moment"]
+    opts["shared_moment"] = list(v.get("shared_moment", []))     # [] : per-entry (the recipe shares tau's)
     if v.get("warmup"):
         sched = dict(kind="cosine", floor=0.1, warmup=warmup, epochs=epochs - warmup)
         opts["schedule_by"] = dict(tau_m=sched, tau_s=sched)

@@ -90,3 +90,18 @@ def test_mts_xor_recipe_default_for_time_constants():
     assert not build_model(RunConfig(task="mts_xor", learn=["weight"])).psp_normalised
     assert not build_model(RunConfig(task="mts_xor", learn=["weight", "tau_s"],
                                      model_options=dict(psp_normalised=False))).psp_normalised
+
+
+def test_mts_xor_recipe_shares_the_time_constants_second_moment():
+    from neurodelay.train import RunConfig, make_optimiser
+    opt = make_optimiser(RunConfig(task="mts_xor", learn=["weight", "tau_m", "tau_s"]))
+    assert set(opt.shared_moment) == {"tau_m", "tau_s"}
+    # shared: a tau whose gradient is 100 x smaller moves 100 x less (per-entry Adam moves both by ~lr)
+    g = {("hidden", "tau_s"): np.array([1.0, 0.01]), ("hidden", "weight"): np.array([1.0, 0.01])}
+    p = {k: np.zeros(2) for k in g}
+    step = opt.step(p, g, 0)
+    tau = -step[("hidden", "tau_s")]
+    w = -step[("hidden", "weight")]
+    assert tau[0] / tau[1] == pytest.approx(100.0, rel=1e-6)
+    assert w[0] / w[1] == pytest.approx(1.0, rel=1e-3)
+    assert make_optimiser(RunConfig(task="mts_xor", learn=["weight", "tau_s"], shared_moment=[])).shared_moment == ()

@@ -31,9 +31,11 @@ Recipes (times in seconds):
   everywhere; learned delays start uniform in [0, 10] ms (d_max 200 ms).
   Trained time constants (log space, lr_tau 0.05) train with the weights as
   PSP heights (``psp_normalised``, the default when time constants are
-  trained): with raw weights the tau gradient is almost all PSP *height*
-  (bench/tau_gradient_split.py), taus act as a second gain and only some
-  seeds found the long-memory solution (README, "Trained time constants").
+  trained) and Adam's second moment shared per population and kind
+  (``shared_moment``, default tau_m and tau_s): with raw weights the tau
+  gradient is almost all PSP *height* (bench/tau_gradient_split.py), taus
+  act as a second gain and only some seeds found the long-memory solution
+  (README, "Trained time constants").
   Diagnosis: bench/tau_training_diagnosis.py. Options for that study:
   ``tau_populations`` (which populations' taus are trained, default both),
   ``shared_tau_populations`` (populations whose trained time constants are one shared value, e.g.
@@ -298,7 +300,7 @@ RECIPES = {
         ("tau_m", "tau_s", "weight"), sequence, ("seed",)),
     "mts_xor": Recipe("mts_xor", dict(
         hidden=32, learn=["weight"], epochs=40, batch_size=50, lr=0.005, lr_delay=3e-3, lr_tau=0.05,
-        schedule=dict(kind="cosine", floor=0.1), d_max=0.2,
+        schedule=dict(kind="cosine", floor=0.1), d_max=0.2, shared_moment=["tau_m", "tau_s"],
         delay_init=dict(scheme="uniform", low=0.0, high=0.01)),
         _xor_splits, _xor_build, "multi-time-scale XOR",
         ("tau_m", "tau_s", "refractory", "input_mean", "input_gain", "output_gain", "readout", "tau_weight",
