@@ -35,7 +35,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--labels", nargs="+", default=list(LABELS[::-1]), choices=LABELS)
-    p.add_argument("--memory", nargs="+", default=["tau_m", "tau_s"], choices=["tau_m", "tau_s"])
+    p.add_argument("--memory", nargs="+", default=["tau_m", "tau_s"], choices=["tau_m", "tau_s", "mixed"])
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--n-layers", type=int, default=3)
     p.add_argument("--delta-tau", type=float, default=0.0)

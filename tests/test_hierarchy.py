@@ -244,5 +244,8 @@ def test_memory_constant_option():
     lit, _ = hierarchy_network([0.1], hidden=4, memory="tau_m", seed=0)
     np.testing.assert_allclose(lit["h1"].tau_m, 0.1)
     np.testing.assert_allclose(lit["h1"].tau_s, 5e-3)
+    mixed, _ = hierarchy_network([0.3], hidden=4, memory="mixed", fast_tau=0.02, seed=0)
+    np.testing.assert_allclose(mixed["h1"].tau_m, [0.3, 0.3, 0.02, 0.02])
+    np.testing.assert_allclose(mixed["h1"].tau_s, [5e-3, 5e-3, 0.3, 0.3])
     with pytest.raises(ValueError, match="memory"):
         hierarchy_network([0.1], hidden=4, memory="theta")

@@ -64,7 +64,7 @@ PROFILES = ("linear", "tanh")
 #: after training (2 hidden layers of 10, 20 epochs, seed 0): 35-61 (h1) and 79-173 (h2) test spikes per neuron and 1 s trial.
 NETWORK_OPTIONS = dict(psp_units=True, input_mean=0.0, input_gain=3.0, hidden_mean=0.0, gain=3.0, output_gain=0.3,
                        memory="tau_m")
-MEMORY_CONSTANTS = ("tau_m", "tau_s")
+MEMORY_CONSTANTS = ("tau_m", "tau_s", "mixed")
 MIN_TAU = 1e-3          # s: profiles are clipped here (Moro et al. clip at 0; a time constant must be > 0)
 
 
@@ -143,7 +143,8 @@ def hierarchy_network(taus, *, n_inputs: int = 40, hidden: int = 10, tau_s: floa
     evidence across the reset of V at a spike), else ``tau_s`` s. memory: which time constant of the
     hidden neurons takes the profile's values ``taus``: ``"tau_m"`` (Moro et al.'s tau_mem on V; tau_s as
     above) or ``"tau_s"`` (the synaptic current I, which a spike does not reset, holds the layer's
-    memory; tau_m = ``fast_tau`` s turns I into a firing rate: see the module docstring). Returns
+    memory; tau_m = ``fast_tau`` s turns I into a firing rate: see the module docstring) or ``"mixed"``
+    (the first half of each layer as ``"tau_m"``, the second as ``"tau_s"``). Returns
     (network, names of the hidden populations).
     """
     from ..network import LIF, Network, Readout, SpikeSource
@@ -163,6 +164,13 @@ def hierarchy_network(taus, *, n_inputs: int = 40, hidden: int = 10, tau_s: floa
         tau = np.broadcast_to(np.asarray(tau, dtype=float), (hidden,)).copy()
         if memory == "tau_m":
             tm, ts = tau, (tau_s if tau_s_ratio is None else float(tau_s_ratio) * tau)
+        elif memory == "mixed":
+            # first half of the layer: the profile on tau_m (tau_s), second half: on tau_s (tau_m fast_tau)
+            half = np.arange(hidden) < (hidden + 1) // 2
+            tm = np.where(half, tau, float(check_positive(fast_tau, "fast_tau")))
+            ts = np.where(half, tau_s, tau)
+            near = np.abs(ts - tm) < 0.1 * tm
+            ts = np.where(near, np.where(ts < tm, 0.9, 1.1) * tm, ts)
         else:
             # the profile on tau_s, kept at least 10 % away from tau_m (the Network refuses tau_m == tau_s)
             tm = np.full(hidden, float(check_positive(fast_tau, "fast_tau")))
