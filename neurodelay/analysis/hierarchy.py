@@ -28,7 +28,7 @@ the segments, exact EventProp gradients); the accuracy counts every (trial, segm
 50 %). ``target="last"``: only the last segment's label, read as the maximum over the whole trial. The
 readouts' bias is trained (Moro et al.'s layers are ``nn.Linear`` with a bias): without it the two
 readouts' window maxima can only be shifted against each other through the weights of always-positive
-hidden activity, and a learnable target (the segment's channel-2 bit) stayed at 52-61 %.
+hidden activity, and a learnable target (the segment's channel-2 bit) stayed at 52-58 %.
 
 Which time constant holds the memory (``NETWORK_OPTIONS['memory']``). Moro et al.'s hidden neurons
 reset by *subtraction* (``V -= theta`` at a spike), so V stays a leaky integral of the input over
