@@ -39,7 +39,8 @@ Moro et al.'s literal mapping) the segment's channel-2 bit is read at 99.5 % but
 57.9 % (75 % in the first segment, chance from the fourth); with the profile on tau_s (the synaptic
 current, which a spike does not reset; tau_m 20 ms; ``memory="tau_s"``) the channel-1 bit at 93.6 % but
 the channel-2 bit at 49.9 % (a 0.3 s current smears the 0.15 s segments together). Each network holds one
-of the two time scales the XOR needs, and the XOR stays at chance with either (49.9 % / 51.2 %). Moro et
+of the two time scales the XOR needs, and the XOR stays at chance with either (49.9 % / 51.2 %), and with
+``memory="mixed"`` (half of each layer in each form; 47.9 % with 10, 49.7 % with 20 per layer). Moro et
 al. also batch-normalise every layer's input current and read a cross-entropy at every time step;
 neither is in this model.
 """
