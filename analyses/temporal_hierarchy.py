@@ -30,8 +30,8 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from neurodelay.analysis.hierarchy import (MEMORIES, budget_point, fit_tau_distribution, hierarchy_point,
-                                           hierarchy_sweep, learned_taus)
+from neurodelay.analysis.hierarchy import (MEMORIES, NETWORK_OPTIONS, budget_point, fit_tau_distribution,
+                                           hierarchy_point, hierarchy_sweep, learned_taus)
 from neurodelay.io import provenance, write_netcdf
 from neurodelay.sweep import run_sweep
 
@@ -60,7 +60,8 @@ def run(scale: str, folder: Path) -> xr.Dataset:
                         progress=False, fixed=dict(s["point"], delta_tau=0.0, n_layers=3,
                                                    learn="weight,tau_m,tau_s"))
     t_learned = time.perf_counter() - t0 - t_sweep
-    tau = learned["tau_m"].transpose("seed", "layer", "neuron").values
+    memory = NETWORK_OPTIONS.get("memory", "tau_m")       # the time constant that carries the profile
+    tau = learned[memory].transpose("seed", "layer", "neuron").values
     per_layer = learned_taus(tau)
     fits = fit_tau_distribution(tau.ravel())
     point = {k: v for k, v in s["point"].items() if k != "hidden"}
@@ -73,7 +74,8 @@ def run(scale: str, folder: Path) -> xr.Dataset:
                                                                                                   errors="ignore"),
          "sweep_segment_accuracy": sweep["segment_accuracy"].transpose("delta_tau", "n_layers", "seed", "segment")
          .drop_vars("seed_value", errors="ignore"),
-         "learned_tau_m": (("learned_seed", "layer", "neuron"), tau, dict(units="s")),
+         "learned_tau_m": (("learned_seed", "layer", "neuron"),
+                           learned["tau_m"].transpose("seed", "layer", "neuron").values, dict(units="s")),
          "learned_tau_s": (("learned_seed", "layer", "neuron"),
                            learned["tau_s"].transpose("seed", "layer", "neuron").values, dict(units="s")),
          "learned_median": (("learned_seed", "layer"), per_layer["median"].values, dict(units="s")),
@@ -95,7 +97,7 @@ def run(scale: str, folder: Path) -> xr.Dataset:
     out["delta_tau"].attrs["units"] = "s"
     out["d_max"].attrs["units"] = "s"
     out.attrs.update(provenance(None, dict(scale=scale, **{k: str(v) for k, v in s.items()}), "events"))
-    out.attrs.update(analysis="temporal_hierarchy", scale=scale, budget=int(s["budget"]),
+    out.attrs.update(analysis="temporal_hierarchy", scale=scale, budget=int(s["budget"]), memory_constant=memory,
                      wall_time_sweep=t_sweep, wall_time_learned=t_learned, wall_time_budget=t_budget,
                      command="python analyses/temporal_hierarchy.py" + ("" if scale == "default" else f" --{scale}"))
     return out

@@ -4,14 +4,24 @@ For each variant x learned kinds x seed, one run of the ``mts_xor`` recipe (32 h
 test split; :func:`neurodelay.train.train_run`) and its test accuracy. Variants (time constants in
 log space, ``lr_tau`` = relative change per Adam step):
 
-* ``adam``: the recipe's defaults (per-entry Adam second moment, lr_tau 0.05);
+* ``adam``: plain Adam (per-entry second moment, lr_tau 0.05), raw weights (every variant but ``psp``
+  sets ``psp_normalised=False``, the recipe's former default);
 * ``shared``: the Adam second moment of tau_m / tau_s shared across each population
   (``RunConfig.shared_moment``), so every tau moves in proportion to its gradient;
 * ``warmup``: time constants frozen for the first ``--warmup`` epochs (weights first);
 * ``shared+warmup``: both;
 * ``readout_shared``: one tau_m / tau_s shared by the two readouts (per-neuron hidden taus), so the
   readouts' scores stay comparable (model option ``shared_tau_populations``);
-* ``readout_shared+warmup``: that and the warm-up.
+* ``readout_shared+warmup``: that and the warm-up;
+* ``hetero``: hidden tau_s initialised log-uniform in [2 ms, 0.5 s] per neuron (model option
+  ``hidden_tau_s_range``; Perez-Nieves et al.'s heterogeneous start), plain Adam. With ``--learn weight``
+  this is the *fixed* heterogeneous control (time constants not trained);
+* ``bias``: the readouts' bias current trained too (model option ``readout_bias``); with ``--learn
+  weight`` the weights-only baseline with that bias;
+* ``psp``: weights trained as PSP heights (model option ``psp_normalised``, now the recipe's default for
+  trained time constants): a time constant changes the PSP's shape, not its height; ``psp+shared``,
+  ``psp+warmup``: with the shared second moment / the warm-up above;
+* ``hetero+shared``: that with the time constants' second moment shared per population.
 
 Usage: ``python bench/tau_training_variants.py --out build/tau_variants.nc [--seeds 0 1 2]
 [--variants adam shared] [--learn weight weight,tau_s weight,tau_m,tau_s]``. Resumable: runs already in
@@ -38,16 +48,23 @@ VARIANTS = {
     "shared+warmup": dict(shared_moment=["tau_m", "tau_s"], warmup=True),
     "readout_shared": dict(model_options=dict(shared_tau_populations=["output"])),
     "readout_shared+warmup": dict(model_options=dict(shared_tau_populations=["output"]), warmup=True),
+    "hetero": dict(model_options=dict(hidden_tau_s_range=[2e-3, 0.5])),
+    "bias": dict(model_options=dict(readout_bias=True)),
+    "psp": dict(model_options=dict(psp_normalised=True)),
+    "psp+shared": dict(model_options=dict(psp_normalised=True), shared_moment=["tau_m", "tau_s"]),
+    "psp+warmup": dict(model_options=dict(psp_normalised=True), warmup=True),
+    "hetero+shared": dict(model_options=dict(hidden_tau_s_range=[2e-3, 0.5]), shared_moment=["tau_m", "tau_s"]),
 }
+#: variants that change the network, not only the optimiser (run with learn=weight too: the fixed control)
+NETWORK_VARIANTS = ("hetero", "bias")
 
 
 def config(variant: str, learn: str, seed: int, warmup: int, epochs: int) -> RunConfig:
     v = dict(VARIANTS[variant])
     opts = dict(task="mts_xor", learn=learn.split(","), seed=seed, epochs=epochs)
-    if "model_options" in v:
-        opts["model_options"] = v["model_options"]
-    if "shared_moment" in v:
-        opts["shared_moment"] = v["shared_moment"]
+    # raw weights unless the variant says otherwise (the recipe's default for trained taus is PSP heights)
+    opts["model_options"] = dict(dict(psp_normalised=False), **v.get("model_options", {}))
+    opts["shared_moment"] = list(v.get("shared_moment", []))     # [] : per-entry (the recipe shares tau's)
     if v.get("warmup"):
         sched = dict(kind="cosine", floor=0.1, warmup=warmup, epochs=epochs - warmup)
         opts["schedule_by"] = dict(tau_m=sched, tau_s=sched)
@@ -69,7 +86,8 @@ def main(argv=None):
             rows = old.to_dataframe().reset_index(drop=True).to_dict("records")
     done = {(r["variant"], r["learn"], int(r["seed"])) for r in rows}
     for learn in a.learn:
-        for variant in (a.variants if learn != "weight" else ["adam"]):
+        weight_variants = [v for v in a.variants if v == "adam" or v in NETWORK_VARIANTS]
+        for variant in (a.variants if learn != "weight" else weight_variants):
             for seed in a.seeds:
                 if (variant, learn, seed) in done:
                     continue
@@ -82,7 +100,8 @@ def main(argv=None):
                            wall_time=time.perf_counter() - t0, epochs_run=int(result.epoch),
                            hidden_tau_s_median=float(np.median(tau_s_h)), hidden_tau_s_max=float(tau_s_h.max()),
                            output_tau_s_min=float(tau_s_o.min()), output_tau_s_max=float(tau_s_o.max()),
-                           hidden_tau_m_median=float(np.median(np.asarray(net["hidden"].tau_m, float))))
+                           hidden_tau_m_median=float(np.median(np.asarray(net["hidden"].tau_m, float))),
+                           hidden_tau_s_long=int(np.sum(tau_s_h > 0.1)))
                 rows.append(row)
                 print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()),
                       flush=True)

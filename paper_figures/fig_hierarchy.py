@@ -3,8 +3,8 @@
 Reads ``temporal_hierarchy.nc`` (analyses/temporal_hierarchy.py). Panels: A test accuracy (over the 6
 segment labels) against
 delta_tau (s; > 0: slow near the output) for 3 and 4 layers, mean +- std over seeds, chance 0.5;
-B learned tau_m per hidden layer from a homogeneous start (median and quartiles per seed);
-C histogram of the pooled learned tau_m with the gamma and log-normal fits; D accuracy of learned
+B learned memory time constant (tau_s by default, see neurodelay.analysis.hierarchy) per hidden layer
+from a homogeneous start (median and quartiles per seed); C histogram of the pooled learned values with the gamma and log-normal fits; D accuracy of learned
 delays / time constants / both at one parameter budget against the maximum delay.
 """
 
@@ -43,6 +43,7 @@ def draw(ds) -> plt.Figure:
     ax[0].set_title(f"A  accuracy vs tau profile ({acc.sizes['seed']} seeds)")
     ax[0].legend(fontsize=8)
 
+    mem = ds.attrs.get("memory_constant", "tau_m")    # the time constant that carries the profile
     med, q25, q75 = (ds[k].values * 1e3 for k in ("learned_median", "learned_q25", "learned_q75"))
     layers = ds["layer"].values
     for s in range(med.shape[0]):
@@ -52,12 +53,12 @@ def draw(ds) -> plt.Figure:
     ax[1].axhline(300, color="k", ls=":", lw=1, label="initial (0.3 s)")
     ax[1].set_xticks(layers)
     ax[1].set_xlabel("hidden layer (1 = input side)")
-    ax[1].set_ylabel("learned tau_m (ms), median and quartiles")
-    ax[1].set_title("B  learned tau_m from a homogeneous start")
+    ax[1].set_ylabel(f"learned {mem} (ms), median and quartiles")
+    ax[1].set_title(f"B  learned {mem} from a homogeneous start")
     ax[1].legend(fontsize=7)
 
-    x = ds["learned_tau_m"].values.ravel() * 1e3
-    ax[2].hist(x, bins=30, density=True, color="0.75", label=f"learned tau_m (n = {x.size})")
+    x = ds[f"learned_{mem}"].values.ravel() * 1e3
+    ax[2].hist(x, bins=30, density=True, color="0.75", label=f"learned {mem} (n = {x.size})")
     grid = np.linspace(max(x.min() * 0.8, 1e-3), x.max() * 1.2, 300)
     k, th = (float(ds["fit_shape"].sel(distribution="gamma")), float(ds["fit_scale"].sel(distribution="gamma")))
     sg, sc = (float(ds["fit_shape"].sel(distribution="lognormal")),
@@ -67,9 +68,9 @@ def draw(ds) -> plt.Figure:
         ks = float(ds["fit_ks_statistic"].sel(distribution=name))
         aic = float(ds["fit_aic"].sel(distribution=name))
         ax[2].plot(grid, pdf(grid), label=f"{name} fit (KS {ks:.2f}, AIC {aic:.0f})")
-    ax[2].set_xlabel("tau_m (ms)")
+    ax[2].set_xlabel(f"{mem} (ms)")
     ax[2].set_ylabel("density (1/ms)")
-    ax[2].set_title("C  learned tau_m distribution")
+    ax[2].set_title(f"C  learned {mem} distribution")
     ax[2].legend(fontsize=7)
 
     b = ds["budget_accuracy"]

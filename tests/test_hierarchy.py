@@ -154,8 +154,12 @@ def test_tiny_hierarchy_sweep_end_to_end(tmp_path):
     assert np.all((acc >= 0) & (acc <= 1))
     assert (ds["status"] == "ok").all()
     # the initial profile is visible in the learned-tau record (weights only: unchanged)
-    tau = ds["tau_m"].sel(delta_tau=0.2, n_layers=3).isel(seed=0).mean("neuron").values
+    from neurodelay.analysis.hierarchy import NETWORK_OPTIONS
+    memory = NETWORK_OPTIONS["memory"]                  # the time constant that carries the profile
+    tau = ds[memory].sel(delta_tau=0.2, n_layers=3).isel(seed=0).mean("neuron").values
     assert tau[1] > tau[0]
+    other = ds["tau_m" if memory == "tau_s" else "tau_s"].sel(delta_tau=0.2, n_layers=3).isel(seed=0).values
+    np.testing.assert_allclose(other, other.flat[0])    # the other constant is homogeneous
     # resuming runs nothing new and returns the same numbers
     again = hierarchy_sweep((-0.2, 0.2), (3,), seeds=1, folder=tmp_path / "sw", executor="serial",
                             epochs=1, n_train=24, n_test=24, batch_size=12, hidden=4)
@@ -197,3 +201,51 @@ def test_mts_xor_recipe_time_constant_options():
     assert t.min() >= 0.002 and t.max() <= 0.5 and t.std() > 0
     assert np.all(np.abs(t - 0.02) >= 0.1 * 0.02 - 1e-12)      # kept away from tau_m = 20 ms
     np.testing.assert_allclose(np.asarray(het.network["output"].tau_s), 5e-3)
+    biased = build_model(RunConfig(task="mts_xor", learn=["weight"], model_options=dict(readout_bias=True)))
+    assert ("output", "bias") in biased.keys and ("output", "bias") not in base.keys
+    assert not any(k[1] == "bias" and k[0] != "output" for k in biased.keys)
+
+
+# ------------------------------------------------------------------------------------------ ablation targets
+def test_relabel_targets_and_spike_counts():
+    from neurodelay.analysis.hierarchy import hierarchy_network, relabel, spikes_per_neuron
+    from neurodelay.data import mts_xor_moro
+    from neurodelay.engines import get_engine
+    data = mts_xor_moro(40, seed=3)
+    bits = data.trial_meta["bits"]
+    assert relabel(data, "xor") is data
+    ch2, ch1 = relabel(data, "channel2"), relabel(data, "channel1")
+    np.testing.assert_array_equal(ch2.trial_meta["segment_labels"], bits[:, 1:])
+    np.testing.assert_array_equal(ch1.trial_meta["segment_labels"], np.repeat(bits[:, :1], 6, axis=1))
+    np.testing.assert_array_equal(ch2.labels, bits[:, -1])
+    # the two ablations' labels XOR to the task's labels, and the inputs are untouched
+    np.testing.assert_array_equal(ch1.trial_meta["segment_labels"] ^ ch2.trial_meta["segment_labels"],
+                                  data.trial_meta["segment_labels"])
+    assert ch1.inputs is data.inputs
+    with pytest.raises(ValueError, match="labels"):
+        relabel(data, "bit3")
+    net, names = hierarchy_network([0.05, 0.1], hidden=4, seed=0)
+    mean, silent = spikes_per_neuron(net, data, names, chunk=15)
+    rec = get_engine("auto", net).simulate(net, data.inputs, data.duration)
+    for i, name in enumerate(names):
+        counts = rec.spikes(name).counts()                       # (trial, neuron)
+        assert mean[i] == pytest.approx(counts.mean())
+        assert silent[i] == pytest.approx(np.mean(counts.sum(axis=0) == 0))
+
+
+def test_memory_constant_option():
+    from neurodelay.analysis.hierarchy import hierarchy_network
+    net, names = hierarchy_network([0.1, np.array([0.3, 0.021, 0.019, 0.5])], hidden=4, memory="tau_s",
+                                   fast_tau=0.02, seed=0)
+    np.testing.assert_allclose(net["h1"].tau_s, 0.1)
+    np.testing.assert_allclose(net["h2"].tau_s, [0.3, 0.022, 0.018, 0.5])    # kept 10 % away from tau_m
+    for n in names:
+        np.testing.assert_allclose(net[n].tau_m, 0.02)
+    lit, _ = hierarchy_network([0.1], hidden=4, memory="tau_m", seed=0)
+    np.testing.assert_allclose(lit["h1"].tau_m, 0.1)
+    np.testing.assert_allclose(lit["h1"].tau_s, 5e-3)
+    mixed, _ = hierarchy_network([0.3], hidden=4, memory="mixed", fast_tau=0.02, seed=0)
+    np.testing.assert_allclose(mixed["h1"].tau_m, [0.3, 0.3, 0.02, 0.02])
+    np.testing.assert_allclose(mixed["h1"].tau_s, [5e-3, 5e-3, 0.3, 0.3])
+    with pytest.raises(ValueError, match="memory"):
+        hierarchy_network([0.1], hidden=4, memory="theta")

@@ -45,6 +45,46 @@ def test_window_maxima_match_a_dense_trajectory():
     np.testing.assert_array_equal(whole[0][..., 0], max_voltage(rec, "ro")[0])
 
 
+def test_window_maxima_count_bias_and_initial_state():
+    # V = b + (v0 - b) e^{-t/tau_m} + i0 k(t) + sum_k w_k k(t - t_k) (closed form, dense grid); the bias
+    # and the state at t = 0 used to be ignored by the window maxima (but not by the adjoint)
+    tau_m, tau_s, b, v0, i0 = 20e-3, 5e-3, 0.8, -0.3, 0.6
+    times, weights = np.array([9e-3, 21e-3, 33e-3]), np.array([-1.5, 1.3, 0.4])
+    net = Network().add(SpikeSource("in", 3), Readout("ro", 1, tau_m=tau_m, tau_s=tau_s, bias=b, v_init=v0,
+                                                      i_init=i0)).connect("in", "ro", weights)
+    rec = get_engine("auto", net).simulate(net, SpikeTrains.from_lists([[[t] for t in times]]), DURATION)
+    t = np.linspace(0, DURATION, 200_001)
+    c = tau_s / (tau_m - tau_s)
+    s = t[:, None] - times[None, :]
+    kern = np.where(s > 0, c * (np.exp(-s / tau_m) - np.exp(-s / tau_s)), 0.0)
+    v = b + (v0 - b) * np.exp(-t / tau_m) + i0 * c * (np.exp(-t / tau_m) - np.exp(-t / tau_s)) + kern @ weights
+    v_max, t_max = window_max_voltage(rec, "ro", WINDOWS)
+    for k, (lo, hi) in enumerate(WINDOWS):
+        inside = (t >= lo) & (t <= hi)
+        assert v_max[0, 0, k] == pytest.approx(v[inside].max(), abs=1e-8)
+        assert abs(t_max[0, 0, k] - t[inside][np.argmax(v[inside])]) < 2e-6
+    np.testing.assert_allclose(window_max_voltage(rec, "ro", [(0.0, DURATION)])[0][..., 0],
+                               max_voltage(rec, "ro")[0], rtol=1e-12)
+
+
+def test_windowed_loss_bias_gradient_matches_finite_differences():
+    net, inputs, labels = _net()
+    net = net.with_population("out", bias=np.array([0.3, -0.2, 0.1]))
+    loss = losses.WindowedMaxVoltageCrossEntropy("out", WINDOWS)
+    key = ("out", "bias")
+    grad = loss_and_grad(net, inputs, DURATION, loss, labels, [key]).grads[key]
+    assert np.abs(grad).max() > 1e-3
+    engine, h = get_engine("auto", net), 1e-6
+    for j in range(3):
+        vals = []
+        for sign in (1, -1):
+            bias = np.array([0.3, -0.2, 0.1])
+            bias[j] += sign * h
+            rec = engine.simulate(net.with_population("out", bias=bias), inputs, DURATION)
+            vals.append(np.mean(loss.value(rec, labels)))       # loss_and_grad: mean over trials
+        assert grad[j] == pytest.approx((vals[0] - vals[1]) / (2 * h), rel=1e-5, abs=1e-9)
+
+
 @pytest.mark.parametrize("key", [("inp->hid", "weight"), ("hid->out", "weight"), ("hid->out", "synaptic"),
                                  ("inp->hid", "synaptic"), ("out", "tau_m"), ("out", "tau_s"), ("hid", "tau_m")])
 def test_windowed_loss_gradient_matches_finite_differences(key):

@@ -165,10 +165,11 @@ def _trajectory_stats(group_ptr, group_neuron, time, weight, tau_m, tau_s, t_end
 
 
 @njit(cache=True, nogil=True)
-def _window_maxima(group_ptr, group_neuron, time, weight, tau_m, tau_s, starts, stops):
-    """Per group (one neuron in one trial, arrivals sorted by time) and window k: max of V on
-    [starts[k], stops[k]] and its time. Candidates: V at both ends of the window, at every arrival
-    inside it (V is continuous there) and at every interior peak between two arrivals."""
+def _window_maxima(group_ptr, group_neuron, time, weight, tau_m, tau_s, starts, stops, bias, v_start, i_start):
+    """Per group (one neuron in one trial, arrivals sorted by time, state (v_start, i_start) at t = 0)
+    and window k: max of V on [starts[k], stops[k]] and its time. Candidates: V at both ends of the
+    window, at every arrival inside it (V is continuous there) and at every interior peak between two
+    arrivals. With a bias b, u = V - b follows the bias-free dynamics."""
     n_groups = group_ptr.shape[0] - 1
     n_win = starts.shape[0]
     t_end = 0.0
@@ -179,7 +180,8 @@ def _window_maxima(group_ptr, group_neuron, time, weight, tau_m, tau_s, starts, 
     for g in range(n_groups):
         j = group_neuron[g]
         tm, ts = tau_m[j], tau_s[j]
-        v, i, t_last = 0.0, 0.0, 0.0
+        b = bias[j]
+        v, i, t_last = v_start[g] - b, i_start[g], 0.0     # v: u = V - b
         for q in range(group_ptr[g], group_ptr[g + 1] + 1):
             t_next = time[q] if q < group_ptr[g + 1] else t_end
             if t_next > t_end:
@@ -210,6 +212,8 @@ def _window_maxima(group_ptr, group_neuron, time, weight, tau_m, tau_s, starts, 
                 t_last = t_next
             if t_last >= t_end:
                 break
+        for k in range(n_win):
+            v_max[g, k] += b
     return v_max, t_max
 
 
@@ -226,7 +230,8 @@ def window_max_voltage(record, population: str, windows) -> tuple[np.ndarray, np
     """Exact maximum of a readout's V over each time window and its time (s).
 
     windows: a sequence of (start, stop) pairs in s with 0 <= start <= stop <= duration. Returns
-    (v_max, t_max), each of shape (n_trials, n, n_windows). Candidates are V at both ends of the window,
+    (v_max, t_max), each of shape (n_trials, n, n_windows). The readout's bias and initial state count
+    (V = bias + a bias-free trajectory from V(0) - bias). Candidates are V at both ends of the window,
     at the arrivals inside it and at the peaks between arrivals, so a maximum at a window boundary is
     reported at exactly that boundary. For populations that never spike (readouts): a spiking LIF neuron
     raises ValueError (its voltage is not a linear filter of its inputs).
@@ -245,7 +250,11 @@ def window_max_voltage(record, population: str, windows) -> tuple[np.ndarray, np
         stop = min(first + _TRIALS_PER_CHUNK, n_trials)
         group_ptr, time, weight = incoming_arrivals(record, np.arange(off, off + n), (first, stop))
         group_neuron = np.tile(np.arange(off, off + n), stop - first).astype(np.int64)
-        v, t = _window_maxima(group_ptr, group_neuron, time, weight, flat.tau_m, flat.tau_s, starts, stops)
+        starts_state = [record.initial_state(k) for k in range(first, stop)]
+        v_start = np.concatenate([v[off:off + n] for v, _ in starts_state]).astype(float)
+        i_start = np.concatenate([i[off:off + n] for _, i in starts_state]).astype(float)
+        v, t = _window_maxima(group_ptr, group_neuron, time, weight, flat.tau_m, flat.tau_s, starts, stops,
+                              flat.bias, v_start, i_start)
         v_out[first:stop] = v.reshape(stop - first, n, len(starts))
         t_out[first:stop] = t.reshape(stop - first, n, len(starts))
     return v_out, t_out

@@ -29,18 +29,23 @@ Recipes (times in seconds):
   (refractory 1 ms) -> 2 readouts; max-over-time readout voltage,
   cross-entropy. The homogeneous baseline has tau_m = 20 ms, tau_s = 5 ms
   everywhere; learned delays start uniform in [0, 10] ms (d_max 200 ms).
-  Trained time constants (log space): lr_tau 0.05, a 5 % change per Adam
-  step whatever the gradient's size. Seeds 0 / 1 then reach ~98 % through a
-  few hidden neurons whose tau_s grows to hundreds of ms (a memory spanning
-  the gap); on seed 2 the two readouts' tau_s split (to ~160 ms / ~3 ms),
-  most hidden tau_s fall to ~2 ms and the loss sticks at ln 2
-  (bench/tau_training_diagnosis.py). Options for that study:
+  Trained time constants (log space, lr_tau 0.05) train with the weights as
+  PSP heights (``psp_normalised``, the default when time constants are
+  trained) and Adam's second moment shared per population and kind
+  (``shared_moment``, default tau_m and tau_s): with raw weights the tau
+  gradient is almost all PSP *height* (bench/tau_gradient_split.py), taus
+  act as a second gain and only some seeds found the long-memory solution
+  (README, "Trained time constants").
+  Diagnosis: bench/tau_training_diagnosis.py. Options for that study:
   ``tau_populations`` (which populations' taus are trained, default both),
   ``shared_tau_populations`` (populations whose trained time constants are one shared value, e.g.
   ``["output"]``: both readouts keep equal time constants),
   ``hidden_tau_s_range`` ((low, high) s: log-uniform per-neuron hidden tau_s
   at initialisation) and ``count_strength`` / ``count_target`` (hidden
-  spike-count regulariser, default off).
+  spike-count regulariser, default off), ``readout_bias`` (True: the readouts' bias current is trained
+  too), ``psp_normalised`` (weights trained as PSP heights, so that a time constant changes the
+  PSP's shape, not its height; :class:`~neurodelay.train.SpikingClassifier`; default: True when time
+  constants are trained, none of them shared, False otherwise).
 * ``digits`` — permuted sequential 8x8 digits (:func:`~neurodelay.data.digits`
   defaults: 8 random pixels per 8 ms step, 8 steps, 4 levels: 65 inputs)
   -> recurrent ``hidden`` LIF (tau_m 20 ms, tau_s 5 ms, refractory 1 ms)
@@ -228,6 +233,13 @@ def _xor_build(cfg: RunConfig, rng: np.random.Generator) -> Built:
     if strength > 0:
         loss = loss + SpikeCountRegulariser("hidden", float(o.get("count_target", 3.0)), strength)
     tau_pops = tuple(o.get("tau_populations", ("hidden", "output")))
+    if o.get("readout_bias", False):      # also train the readouts' bias current
+        options = dict(options, _extra_keys=(("output", "bias"),))
+    # trained weights as PSP heights (SpikingClassifier(psp_normalised=True)) whenever time constants are
+    # trained: the default since it beats the fixed homogeneous baseline on every seed (README)
+    taus = any(k in ("tau_m", "tau_s") for k in cfg.learn) and not o.get("shared_tau_populations")
+    if o.get("psp_normalised", taus):
+        options = dict(options, psp_normalised=True)
     return Built(net, loss, "output", decision, ("input->hidden", "hidden->output"), tau_pops, options)
 
 
@@ -288,11 +300,12 @@ RECIPES = {
         ("tau_m", "tau_s", "weight"), sequence, ("seed",)),
     "mts_xor": Recipe("mts_xor", dict(
         hidden=32, learn=["weight"], epochs=40, batch_size=50, lr=0.005, lr_delay=3e-3, lr_tau=0.05,
-        schedule=dict(kind="cosine", floor=0.1), d_max=0.2,
+        schedule=dict(kind="cosine", floor=0.1), d_max=0.2, shared_moment=["tau_m", "tau_s"],
         delay_init=dict(scheme="uniform", low=0.0, high=0.01)),
         _xor_splits, _xor_build, "multi-time-scale XOR",
         ("tau_m", "tau_s", "refractory", "input_mean", "input_gain", "output_gain", "readout", "tau_weight",
-         "tau_populations", "shared_tau_populations", "hidden_tau_s_range", "count_strength", "count_target"),
+         "tau_populations", "shared_tau_populations", "hidden_tau_s_range", "count_strength", "count_target",
+         "readout_bias", "psp_normalised"),
         mts_xor, ("seed",)),
     "digits": Recipe("digits", dict(
         hidden=32, learn=["weight"], epochs=30, batch_size=32, lr=0.02, lr_delay=1e-3, lr_tau=0.05,
@@ -357,6 +370,7 @@ def build_model(cfg: RunConfig) -> SpikingClassifier:
     options = dict(built.classifier_options)
     worst = options.pop("_worst_synaptic", None)
     delay_projections = options.pop("_delay_projections", built.projections)
+    extra_keys = list(options.pop("_extra_keys", ()))
     net, keys = built.network, []
     init = dict(cfg.delay_init)
     scheme = init.pop("scheme", "uniform")
@@ -383,6 +397,7 @@ def build_model(cfg: RunConfig) -> SpikingClassifier:
                 raise ValueError(f"model_options shared_tau_populations: {unknown} are not trained populations "
                                  f"{list(built.populations)}")
             keys += [(p, kind, "shared") if p in shared else (p, kind) for p in built.populations]
+    keys += extra_keys
     allowed = set(cfg.learn) | {key_name(k) for k in keys}
     unknown = sorted(set(cfg.lr_by) - allowed)
     if unknown:
