@@ -37,7 +37,7 @@ the end.
 
 Scales: default (reduced) 1,800 s of model time; ``--full`` the published
 18,000 s; ``--quick`` a 100 + 25 neuron network for 4 s (tests). The
-simulations resume from their checkpoints in build/polychrony/<scale>/.
+simulations resume from their checkpoints in build/polychrony/<scale>/seed<N>/.
 
 Result: analyses/results/polychrony.nc (read by paper_figures/fig_polychrony.py).
 Weights are kept every chunk (100 s) for the weight statistics and the persistence of strong synapses.
@@ -83,7 +83,7 @@ def train(scale: str, delays: str, seed: int, duration: float | None = None) -> 
     conn = P.izhikevich_connectivity(seed=seed, **cfg["network"])
     if delays == "equal":
         conn = P.equal_delays(conn)
-    folder = ROOT / "build" / "polychrony" / scale / ("real" if delays == "random" else "equal")
+    folder = ROOT / "build" / "polychrony" / scale / f"seed{seed}" / ("real" if delays == "random" else "equal")
     return P.simulate_izhikevich(cfg["duration"] if duration is None else duration, seed=seed, connectivity=conn,
                                  chunk=cfg["chunk"], checkpoint=folder, snapshot_every=cfg["snapshot_every"],
                                  progress=True)

@@ -10,8 +10,10 @@ Four parts, written to ``analyses/results/temporal_hierarchy.nc``:
   homogeneous start (delta_tau = 0, per-neuron spread 10 %), and ``learned_slope`` (seed) from
   :func:`~neurodelay.analysis.hierarchy.learned_taus`;
 * ``fit_*`` (distribution): gamma and log-normal fits of the pooled learned tau_m;
-* ``budget_accuracy`` (memory, d_max, seed): learned delays vs learned time constants vs both at one
-  parameter budget (hidden size matched per memory), against the maximum delay.
+* ``budget_accuracy`` (target, memory, d_max, seed): learned delays (initialised uniformly over
+  [0, d_max]) vs learned time constants vs both at one parameter budget (hidden size matched per memory),
+  against the maximum delay, on the task (``target="xor"``) and on its memory part alone (``"channel1"``:
+  channel 1's bit read in every segment, see :func:`neurodelay.analysis.hierarchy.relabel`).
 
 Scales: ``--quick`` (seconds, tests), default (reduced: 3 delta_tau x {3, 4} layers x 3 seeds, 6 epochs
 of 256 trials; about 20-40 minutes on 2 busy cores), ``--full`` (Moro et al.'s grid: 9 delta_tau values, 10 seeds, 60 epochs; hours).
@@ -39,12 +41,13 @@ RESULT = "temporal_hierarchy.nc"
 EXPECTED_SECONDS = {"quick": 40, "default": 1800, "full": 200000}   # wall time on 2 quiet cores (estimates)
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / RESULT
 SCALES = {
-    "quick": dict(delta_taus=(-0.2, 0.2), n_layers=(3,), seeds=1, budget_dmax=(0.1,),
+    "quick": dict(delta_taus=(-0.2, 0.2), n_layers=(3,), seeds=1, budget_dmax=(0.1,), budget_labels=("xor",),
                   point=dict(epochs=1, n_train=24, n_test=24, batch_size=12, hidden=4), budget=200),
-    "default": dict(delta_taus=(-0.4, 0.0, 0.4), n_layers=(3, 4), seeds=3, budget_dmax=(0.05, 0.2),
+    "default": dict(delta_taus=(-0.4, 0.0, 0.4), n_layers=(3, 4), seeds=3, budget_dmax=(0.2, 1.0),
+                    budget_labels=("xor", "channel1"),
                     point=dict(epochs=6, n_train=256, n_test=256, batch_size=32), budget=1040),
     "full": dict(delta_taus=(-0.5, -0.4, -0.2, -0.1, 0.0, 0.1, 0.2, 0.4, 0.5), n_layers=(3, 4), seeds=10,
-                 budget_dmax=(0.05, 0.1, 0.2, 0.4), point=dict(epochs=60, n_train=2000, n_test=1000,
+                 budget_dmax=(0.05, 0.2, 0.5, 1.0), budget_labels=("xor", "channel1"), point=dict(epochs=60, n_train=2000, n_test=1000,
                                                                 batch_size=64), budget=1040),
 }
 
@@ -65,7 +68,8 @@ def run(scale: str, folder: Path) -> xr.Dataset:
     per_layer = learned_taus(tau)
     fits = fit_tau_distribution(tau.ravel())
     point = {k: v for k, v in s["point"].items() if k != "hidden"}
-    budget = run_sweep(budget_point, grid=dict(memory=list(MEMORIES), d_max=list(s["budget_dmax"])),
+    budget = run_sweep(budget_point, grid=dict(memory=list(MEMORIES), d_max=list(s["budget_dmax"]),
+                                               labels=list(s["budget_labels"])),
                        seeds=s["seeds"], folder=folder / "budget", executor="serial", progress=False,
                        fixed=dict(point, budget=s["budget"], n_layers=3))
     t_budget = time.perf_counter() - t0 - t_sweep - t_learned
@@ -84,12 +88,12 @@ def run(scale: str, folder: Path) -> xr.Dataset:
          "learned_slope": ("learned_seed", per_layer["slope"].values, dict(units="s")),
          "learned_accuracy": ("learned_seed", learned["accuracy"].values, dict(units="1")),
          **{f"fit_{k}": fits[k] for k in fits.data_vars},
-         "budget_accuracy": budget["accuracy"].transpose("memory", "d_max", "seed").drop_vars(
-             "seed_value", errors="ignore"),
-         "budget_hidden": budget["hidden"].isel(seed=0, d_max=0).drop_vars(["seed", "d_max", "seed_value"],
-                                                                           errors="ignore"),
-         "budget_n_params": budget["n_params"].isel(seed=0, d_max=0).drop_vars(["seed", "d_max", "seed_value"],
-                                                                               errors="ignore")},
+         "budget_accuracy": budget["accuracy"].transpose("labels", "memory", "d_max", "seed").drop_vars(
+             "seed_value", errors="ignore").rename(labels="target"),
+         "budget_hidden": budget["hidden"].isel(seed=0, d_max=0, labels=0).drop_vars(
+             ["seed", "d_max", "labels", "seed_value"], errors="ignore"),
+         "budget_n_params": budget["n_params"].isel(seed=0, d_max=0, labels=0).drop_vars(
+             ["seed", "d_max", "labels", "seed_value"], errors="ignore")},
         coords=dict(learned_seed=np.arange(tau.shape[0]), layer=per_layer["layer"].values,
                     neuron=np.arange(tau.shape[2])))
     out["sweep_accuracy"].attrs.update(units="1", long_name="test accuracy (per segment)")

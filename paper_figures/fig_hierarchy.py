@@ -4,8 +4,10 @@ Reads ``temporal_hierarchy.nc`` (analyses/temporal_hierarchy.py). Panels: A test
 segment labels) against
 delta_tau (s; > 0: slow near the output) for 3 and 4 layers, mean +- std over seeds, chance 0.5;
 B learned memory time constant (tau_s by default, see neurodelay.analysis.hierarchy) per hidden layer
-from a homogeneous start (median and quartiles per seed); C histogram of the pooled learned values with the gamma and log-normal fits; D accuracy of learned
-delays / time constants / both at one parameter budget against the maximum delay.
+from a homogeneous start (median and quartiles per seed); C histogram of the pooled learned values with the
+gamma and log-normal fits; D, E accuracy of learned delays (initialised uniformly over [0, d_max]) / time
+constants / both at one parameter budget against the maximum delay, on the XOR (D) and on its memory part
+alone, channel 1's bit in every segment (E).
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ NAME = "hierarchy"
 
 
 def draw(ds) -> plt.Figure:
-    fig, ax = plt.subplots(1, 4, figsize=(16, 3.8), layout="constrained")
+    fig, axes = plt.subplots(2, 3, figsize=(15, 8), layout="constrained")
+    ax = axes.ravel()
     acc = ds["sweep_accuracy"]
     for n in acc["n_layers"].values:
         a = acc.sel(n_layers=n)
@@ -74,20 +77,30 @@ def draw(ds) -> plt.Figure:
     ax[2].legend(fontsize=7)
 
     b = ds["budget_accuracy"]
-    width = 0.8 / b.sizes["memory"]
+    if "target" not in b.dims:                     # results written before the memory-only target
+        b = b.expand_dims(target=["xor"])
+    titles = {"xor": "the task (XOR)", "channel1": "memory only (channel-1 bit)"}
     dm = b["d_max"].values
-    for i, m in enumerate(b["memory"].values):
-        a = b.sel(memory=m)
-        label = (f"{m} (hidden {int(ds['budget_hidden'].sel(memory=m))}, "
-                 f"{int(ds['budget_n_params'].sel(memory=m))} params)")
-        ax[3].bar(np.arange(dm.size) + (i - (b.sizes["memory"] - 1) / 2) * width, a.mean("seed").values * 100,
-                  width, yerr=a.std("seed").values * 100, capsize=3, label=label)
-    ax[3].axhline(50, color="k", ls=":", lw=1, label="chance")
-    ax[3].set_xticks(np.arange(dm.size), [f"{d * 1e3:g}" for d in dm])
-    ax[3].set_xlabel("maximum delay d_max (ms)")
-    ax[3].set_ylabel("test accuracy (%)")
-    ax[3].set_title(f"D  memory at ~{ds.attrs.get('budget', '?')} parameters")
-    ax[3].legend(fontsize=7)
+    width = 0.8 / b.sizes["memory"]
+    for t, (axis, target) in enumerate(zip(ax[3:5], b["target"].values)):
+        for i, m in enumerate(b["memory"].values):
+            a = b.sel(target=target, memory=m)
+            label = (f"learned {m}: hidden {int(ds['budget_hidden'].sel(memory=m))} per layer, "
+                     f"{int(ds['budget_n_params'].sel(memory=m))} parameters")
+            axis.bar(np.arange(dm.size) + (i - (b.sizes["memory"] - 1) / 2) * width, a.mean("seed").values * 100,
+                     width, yerr=a.std("seed").values * 100, capsize=3, label=label)
+        axis.axhline(50, color="k", ls=":", lw=1, label="chance")
+        axis.set_ylim(0, 105)
+        axis.set_xticks(np.arange(dm.size), [f"{d * 1e3:g}" for d in dm])
+        axis.set_xlabel("maximum delay d_max (ms)")
+        axis.set_ylabel("test accuracy (%)")
+        axis.set_title(f"{'DE'[t]}  {titles.get(str(target), str(target))}, ~{ds.attrs.get('budget', '?')} "
+                       f"parameters ({b.sizes['seed']} seeds)", fontsize=10)
+    handles, labels = ax[3].get_legend_handles_labels()
+    ax[5].axis("off")
+    ax[5].legend(handles, labels, loc="center", fontsize=8, title="D, E: mean +- std over seeds")
+    if b.sizes["target"] < 2:
+        ax[4].axis("off")
     fig.suptitle(f"Temporal hierarchy, Moro et al.'s MTS-XOR (accuracy over the 6 segment labels; "
                  f"scale: {ds.attrs.get('scale', '?')})",
                  fontsize=11)

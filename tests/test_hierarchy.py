@@ -249,3 +249,24 @@ def test_memory_constant_option():
     np.testing.assert_allclose(mixed["h1"].tau_s, [5e-3, 5e-3, 0.3, 0.3])
     with pytest.raises(ValueError, match="memory"):
         hierarchy_network([0.1], hidden=4, memory="theta")
+
+
+def test_initial_delays_option():
+    """delay_max spreads the hidden layers' input delays over [0, delay_max] s and leaves the weights alone."""
+    from neurodelay.analysis.hierarchy import hierarchy_network, hierarchy_point
+    plain, names = hierarchy_network([0.1, 0.2], hidden=6, seed=3)
+    spread, _ = hierarchy_network([0.1, 0.2], hidden=6, seed=3, delay_max=0.5)
+    for p, q in zip(plain.projections, spread.projections):
+        np.testing.assert_array_equal(p.weight, q.weight)
+        d = q.total_delay()
+        if q.post in names:
+            assert d.min() >= 0 and d.max() <= 0.5 and d.std() > 0.1   # uniform on [0, 0.5]: std 0.144
+        else:
+            assert np.all(d == 0)                                         # the readout keeps none
+        assert np.all(p.total_delay() == 0)
+    with pytest.raises(ValueError, match="delay_max"):
+        hierarchy_network([0.1], hidden=2, delay_max=-0.1)
+    with pytest.raises(ValueError, match="exceeds d_max"):
+        hierarchy_point(seed=0, learn="weight,synaptic", init_delay=0.5, d_max=0.2, epochs=1, n_train=2, n_test=2)
+    with pytest.raises(ValueError, match="init_delay"):
+        hierarchy_point(seed=0, init_delay=-1.0, epochs=1, n_train=2, n_test=2)

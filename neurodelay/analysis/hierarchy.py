@@ -130,7 +130,7 @@ def hierarchy_network(taus, *, n_inputs: int = 40, hidden: int = 10, tau_s: floa
                       readout_tau: float = 0.05, input_gain: float = 1.0, gain: float = 1.0,
                       hidden_mean: float = 8.0, output_gain: float = 3.0, input_mean: float = 0.6,
                       psp_units: bool = False, tau_s_ratio: float | None = None, memory: str = "tau_m",
-                      fast_tau: float = 0.02, seed=0):
+                      fast_tau: float = 0.02, delay_max: float = 0.0, seed=0):
     """A feedforward network ``input -> h1 -> ... -> hL -> output`` (``Readout``, 2 classes).
 
     taus: one tau_m (s) per hidden layer, scalars or arrays of ``hidden`` values (see :func:`tau_profile`).
@@ -145,8 +145,10 @@ def hierarchy_network(taus, *, n_inputs: int = 40, hidden: int = 10, tau_s: floa
     hidden neurons takes the profile's values ``taus``: ``"tau_m"`` (Moro et al.'s tau_mem on V; tau_s as
     above) or ``"tau_s"`` (the synaptic current I, which a spike does not reset, holds the layer's
     memory; tau_m = ``fast_tau`` s turns I into a firing rate: see the module docstring) or ``"mixed"``
-    (the first half of each layer as ``"tau_m"``, the second as ``"tau_s"``). Returns
-    (network, names of the hidden populations).
+    (the first half of each layer as ``"tau_m"``, the second as ``"tau_s"``). delay_max: every synapse of
+    the projections into the hidden layers gets a synaptic delay drawn uniformly from [0, delay_max] s
+    (drawn after the weights, so the weights do not depend on it; 0: no delays; the readout's synapses
+    keep none). Returns (network, names of the hidden populations).
     """
     from ..network import LIF, Network, Readout, SpikeSource
     from ..train import init_weights
@@ -189,6 +191,10 @@ def hierarchy_network(taus, *, n_inputs: int = 40, hidden: int = 10, tau_s: floa
         pre, n_pre = name, hidden
     w = init_weights("fan_in", n_pre, n_pre * 2, rng, gain=output_gain)
     net = net.connect(pre, "output", w / psp_peak(readout_tau, tau_s) if psp_units else w)
+    delay_max = float(check_positive(delay_max, "delay_max", strictly=False))
+    if delay_max > 0:
+        for proj in [p for p in net.projections if p.post in names]:
+            net = net.with_projection(proj.pre, proj.post, synaptic=rng.uniform(0.0, delay_max, proj.n_syn))
     return net, names
 
 
@@ -204,7 +210,7 @@ def hierarchy_point(delta_tau: float = 0.0, n_layers: int = 3, *, seed: int, pro
                     lr: float = 0.02, lr_tau: float = 0.02, d_max: float = 0.2,
                     target: str = "segments", network_options: dict | None = None,
                     labels: str = "xor", readout_bias: bool = True, hidden_bias: bool = False,
-                    lr_psp: bool = True) -> xr.Dataset:
+                    lr_psp: bool = True, init_delay: float = 0.0) -> xr.Dataset:
     """Train one hierarchy network on Moro et al.'s MTS-XOR; its test accuracy and learned time constants.
 
     learn: comma-separated kinds (``weight``, ``tau_m``, ``synaptic`` ...). The data seeds are fixed
@@ -220,7 +226,9 @@ def hierarchy_point(delta_tau: float = 0.0, n_layers: int = 3, *, seed: int, pro
     (``psp_units``), ``lr`` is a step in PSP units for every projection (the raw weights' step is
     ``lr / psp_peak(target)``; without it the hidden weights, ~30 in raw units, moved by 0.07 % a step).
     With trained time constants the weights are trained as PSP heights (``psp_normalised``, see
-    :class:`~neurodelay.train.SpikingClassifier`), whatever ``lr_psp``.
+    :class:`~neurodelay.train.SpikingClassifier`), whatever ``lr_psp``. init_delay: initial synaptic
+    delays of the hidden layers' input synapses, uniform on [0, init_delay] s (``delay_max`` of
+    :func:`hierarchy_network`; 0: none; at most ``d_max`` when delays are trained).
     Adds ``hidden_spikes`` and ``silent_fraction`` (layer) on the test set.
     """
     from ..data import mts_xor_moro
@@ -236,6 +244,13 @@ def hierarchy_point(delta_tau: float = 0.0, n_layers: int = 3, *, seed: int, pro
     taus = tau_profile(tau_center, delta_tau, n_layers - 1, profile, spread=spread, n_neurons=hidden,
                        seed=np.random.SeedSequence([seed, 7]))
     options = dict(NETWORK_OPTIONS if network_options is None else network_options)
+    init_delay = float(check_positive(init_delay, "init_delay", strictly=False))
+    if init_delay > 0:
+        if "delay_max" in options:
+            raise ValueError("give the initial delays once: init_delay or network_options['delay_max']")
+        if any(k in ("axonal", "dendritic", "synaptic") for k in kinds) and init_delay > d_max:
+            raise ValueError(f"init_delay ({init_delay} s) exceeds d_max ({d_max} s), the trained delays' range")
+        options["delay_max"] = init_delay
     net, names = hierarchy_network(taus, n_inputs=train.n_inputs, hidden=hidden,
                                    seed=np.random.SeedSequence([seed, 1]), **options)
     keys = []
@@ -382,12 +397,19 @@ def matched_hidden(budget: int, n_layers: int, learn: str, n_inputs: int = 40) -
 def budget_point(memory: str = "taus", d_max: float = 0.2, *, seed: int, budget: int = 1040, n_layers: int = 3,
                  delta_tau: float = 0.0, **options) -> xr.Dataset:
     """One network of a given memory (``MEMORIES`` key) at a fixed parameter budget (hidden size matched by
-    :func:`matched_hidden`), trained by :func:`hierarchy_point`; adds ``hidden`` and ``n_params``."""
+    :func:`matched_hidden`), trained by :func:`hierarchy_point`; adds ``hidden`` and ``n_params``.
+
+    A memory that learns delays starts from synaptic delays spread uniformly over [0, d_max] s on the
+    hidden layers' input synapses (as delay-learning models are initialised: from zero, Adam's steps of
+    ~1 ms could not reach the 0.1-0.9 s that separate channel 1 from the segments); ``"taus"`` has none.
+    """
     if memory not in MEMORIES:
         raise ValueError(f"memory must be one of {sorted(MEMORIES)}, got {memory!r}")
     learn = MEMORIES[memory]
     hidden = matched_hidden(budget, n_layers, learn)
-    ds = hierarchy_point(delta_tau, n_layers, seed=seed, learn=learn, hidden=hidden, d_max=d_max, **options)
+    init_delay = float(d_max) if "synaptic" in learn.split(",") else 0.0
+    ds = hierarchy_point(delta_tau, n_layers, seed=seed, learn=learn, hidden=hidden, d_max=d_max,
+                         init_delay=init_delay, **options)
     ds = ds.drop_vars(["tau_m", "tau_s", "hidden_spikes", "silent_fraction", "neuron", "layer"])
     ds["hidden"] = ((), hidden)
     ds["n_params"] = ((), param_count(n_layers, hidden, learn))
