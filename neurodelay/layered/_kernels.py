@@ -727,6 +727,17 @@ def _reverse_one(j, m, arr_t, arr_q, arr_s, in_w, tau_m, tau_s, theta, reset, re
 
 
 @njit(cache=True, nogil=True)
+def _reverse_workspace(mmax, nsmax, factored):
+    """Buffers of the reverse pass of neurons with at most mmax arrivals and nsmax spikes each: the local
+    event log (ev_t, ev_q, ev_s, ev_v, ev_i: mmax + 2 nsmax entries; ev_pos: 2 nsmax if factored) and the
+    neuron's spikes (sp_t, sp_k)."""
+    n_log = mmax + 2 * nsmax
+    return (np.empty(n_log), np.empty(n_log, np.int64), np.empty(n_log, np.int64), np.empty(n_log),
+            np.empty(n_log), np.empty(2 * nsmax if factored else 0, np.int64), np.empty(nsmax),
+            np.empty(nsmax, np.int64))
+
+
+@njit(cache=True, nogil=True)
 def adjoint_range(j0, j1, row, in_ptr, in_pre, in_d, in_w, tau_m, tau_s, theta, reset, refractory,
                   s_start, s_end, s_time, s_id, t_end, n_in, sp_time, sp_i_minus_theta, sp_source,
                   ps_ptr, ps_time, ps_value, cs_ptr, cs_coef, cs_rate, want_tau,
@@ -746,15 +757,7 @@ def adjoint_range(j0, j1, row, in_ptr, in_pre, in_d, in_w, tau_m, tau_s, theta, 
     arr_t = np.empty(mmax)
     arr_q = np.empty(mmax, np.int64)
     arr_s = np.empty(mmax, np.int64)
-    n_log = mmax + 2 * nsmax
-    ev_t = np.empty(n_log)
-    ev_q = np.empty(n_log, np.int64)
-    ev_s = np.empty(n_log, np.int64)
-    ev_v = np.empty(n_log)
-    ev_i = np.empty(n_log)
-    ev_pos = np.empty(2 * nsmax if factored else 0, np.int64)
-    sp_t = np.empty(nsmax)
-    sp_k = np.empty(nsmax, np.int64)
+    ev_t, ev_q, ev_s, ev_v, ev_i, ev_pos, sp_t, sp_k = _reverse_workspace(mmax, nsmax, factored)
     worst = 0.0
     for j in range(j0, j1):
         n_sp = s_end[j] - s_start[j]
@@ -850,16 +853,8 @@ def adjoint_kept_range(j0, j1, row, a_ptr, a_q, a_s, in_d, in_w, tau_m, tau_s, t
     for j in range(j0, j1):
         mmax = max(mmax, a_ptr[j - j0 + 1] - a_ptr[j - j0])
         nsmax = max(nsmax, s_end[j] - s_start[j])
-    n_log = mmax + 2 * nsmax
     arr_t = np.empty(mmax)
-    ev_t = np.empty(n_log)
-    ev_q = np.empty(n_log, np.int64)
-    ev_s = np.empty(n_log, np.int64)
-    ev_v = np.empty(n_log)
-    ev_i = np.empty(n_log)
-    ev_pos = np.empty(2 * nsmax if factored else 0, np.int64)
-    sp_t = np.empty(nsmax)
-    sp_k = np.empty(nsmax, np.int64)
+    ev_t, ev_q, ev_s, ev_v, ev_i, ev_pos, sp_t, sp_k = _reverse_workspace(mmax, nsmax, factored)
     worst = 0.0
     for j in range(j0, j1):
         n_sp = s_end[j] - s_start[j]
