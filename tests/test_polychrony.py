@@ -449,3 +449,49 @@ def test_script_strong_overlap_against_a_direct_count(load_script):
     uneven = trained.assign(snapshot_time=("snapshot", times ** 1.1))
     with pytest.raises(ValueError, match="equally spaced"):
         script.strong_overlap(uneven, 10.0, 0.9, skip=0.0)
+
+
+# ---- several networks (analyses/polychrony_networks.py) ------------------------------------------
+
+def _fake_result(seed, real, shuffled, scale="full"):
+    """A polychrony.py result reduced to what the pooling reads (end estimate of one network)."""
+    ds = xr.Dataset({"group_count": (("condition", "time"), np.array([[real], [shuffled], [np.nan], [0.0]]))},
+                    coords=dict(condition=["real", "shuffled", "equal_delays", "delays_equalised"], time=[18000.0],
+                                end_time=[17400.0, 18000.0]))
+    ds.attrs.update(seed=seed, scale=scale, model_time=18000.0, end_real=real, end_real_low=real / 2,
+                    end_real_high=real * 2, end_shuffled=shuffled, end_shuffled_low=shuffled / 2,
+                    end_shuffled_high=shuffled * 2, end_ratio=real / shuffled, end_ratio_low=1.0,
+                    end_ratio_high=9.0, ratio_end=real / shuffled)
+    return ds
+
+
+def test_networks_are_pooled_by_their_mean_counts(load_script):
+    script = load_script("analyses/polychrony_networks.py")
+    pooled = script.pool_networks({3: _fake_result(3, 2000.0, 400.0), 1: _fake_result(1, 1000.0, 400.0)})
+    assert list(pooled["network"].values) == [1, 3]
+    np.testing.assert_allclose(pooled["end_ratio"].values, [2.5, 5.0])
+    assert pooled.attrs["pooled_ratio"] == pytest.approx(1500.0 / 400.0)        # not the mean of the ratios
+    assert pooled.attrs["mean_ratio"] == pytest.approx(3.75)
+    assert pooled.attrs["std_ratio"] == pytest.approx(np.std([2.5, 5.0], ddof=1))
+    assert (pooled.attrs["min_ratio"], pooled.attrs["max_ratio"]) == (2.5, 5.0)
+    assert list(pooled["delays_equalised_max"].values) == [0.0, 0.0]
+    with pytest.raises(ValueError, match="different scales"):
+        script.pool_networks({1: _fake_result(1, 1.0, 1.0), 2: _fake_result(2, 1.0, 1.0, scale="reduced")})
+    old = _fake_result(1, 1.0, 1.0)
+    del old.attrs["end_ratio"]
+    with pytest.raises(ValueError, match="no end estimate"):
+        script.pool_networks({1: old})
+
+
+def test_network_results_are_reused_only_under_the_same_protocol(load_script, tmp_path, monkeypatch):
+    script = load_script("analyses/polychrony_networks.py")
+    from neurodelay.io import write_netcdf
+    kept = _fake_result(2, 10.0, 5.0)
+    kept.attrs["protocol"] = " ".join(script.PROTOCOL["full"])
+    write_netcdf(kept, tmp_path / "seed2.nc")
+    monkeypatch.setattr(script, "_polychrony_script", lambda: pytest.fail("a matching result must be reused"))
+    assert script.network_result("full", 2, tmp_path).attrs["end_real"] == 10.0
+    kept.attrs["protocol"] = "--full --mothers 50"                             # another protocol: rerun
+    write_netcdf(kept, tmp_path / "seed2.nc")
+    with pytest.raises(pytest.fail.Exception):
+        script.network_result("full", 2, tmp_path)
