@@ -8,7 +8,8 @@ run with optional surgery, then (``--diag``) what the trained network computes.
   on input -> h1 only), the memory of the real task;
 * ``--delay-structured``: instead, input -> h1 synapses from channel 1 onto hidden neuron i get the start of
   coding window ``i mod n_segments`` as delay (channel 1's 0.1 s of evidence lands exactly in that window),
-  all other synapses none: the memory in the form a one-window XOR needs;
+  all other synapses none (``--structured-by pre``: by channel-1 *input* neuron j, window ``j mod n_segments``,
+  so every hidden neuron gets the same share of channel 1 in every window);
 * ``--train REGEX``: train only the keys whose name matches (e.g. ``'input->h1|output'`` freezes h1 -> h2);
 * ``--lr-scale NAME=FACTOR ...``: multiply the learning rate of an Adam key (e.g. ``h1->h2.weight=0.1``);
 * ``--grad``: median |gradient| and sign consistency (|mean| / std over 8 batches of 32) per key, before and
@@ -96,6 +97,7 @@ def main(argv=None):
     p.add_argument("--delay", type=float, default=0.0)
     p.add_argument("--delay-input-only", action="store_true")
     p.add_argument("--delay-structured", action="store_true")
+    p.add_argument("--structured-by", choices=["post", "pre"], default="post")
     p.add_argument("--train", default=None)
     p.add_argument("--lr-scale", nargs="*", default=[])
     p.add_argument("--grad", action="store_true")
@@ -131,7 +133,8 @@ def main(argv=None):
             net, names = make_s(taus, **o)
             pr = next(pr for pr in net.projections if pr.pre == "input" and pr.post == names[0])
             half = o.get("n_inputs", 40) // 2
-            d = np.where(pr.pre_idx < half, starts[pr.post_idx % len(starts)], 0.0)
+            idx = pr.post_idx if a.structured_by == "post" else pr.pre_idx
+            d = np.where(pr.pre_idx < half, starts[idx % len(starts)], 0.0)
             return net.with_projection(pr.pre, pr.post, synaptic=d), names
         H.hierarchy_network = structured
         kw.setdefault("d_max", 1.0)
