@@ -30,7 +30,8 @@ def test_bit1_in_windows_moves_channel1_into_every_window():
     late1 = lambda x: (np.asarray(x.neuron) < c1_end) & (np.asarray(x.time) >= fw[1])
     orig_first = lambda x: (np.asarray(x.neuron) < c1_end) & (np.asarray(x.time) < fw[1])
     src = data.inputs
-    first = np.asarray(src.trial)[orig_first(src)], np.asarray(src.neuron)[orig_first(src)], np.asarray(src.time)[orig_first(src)]
+    sel = orig_first(src)
+    first = np.asarray(src.trial)[sel], np.asarray(src.neuron)[sel], np.asarray(src.time)[sel]
     expected = _rows(data, late1)
     for a, _ in m["active_windows"]:
         expected |= set(zip(first[0].tolist(), first[1].tolist(), np.round(first[2] + a, 12).tolist()))
