@@ -136,8 +136,12 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     folder = ROOT / "build" / "polychrony" / {"default": "reduced"}.get(name, name) / "networks"
     folder.mkdir(parents=True, exist_ok=True)
-    results = {s: network_result(name, s, folder) for s in seeds}
-    ds = pool_networks(results)
+    try:
+        results = {s: network_result(name, s, folder) for s in seeds}
+        ds = pool_networks(results)
+    except (ValueError, RuntimeError) as err:   # inconsistent saved results, a failed network run
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     ds.attrs.update(protocol=" ".join(PROTOCOL[name]), wall_seconds=time.perf_counter() - start,
                     command="python analyses/polychrony_networks.py" + ("" if name == "default" else f" --{name}"))
     with_provenance(ds, "polychrony_networks", dict(scale=name, seeds=seeds), seeds[0],

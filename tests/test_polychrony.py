@@ -495,3 +495,14 @@ def test_network_results_are_reused_only_under_the_same_protocol(load_script, tm
     write_netcdf(kept, tmp_path / "seed2.nc")
     with pytest.raises(pytest.fail.Exception):
         script.network_result("full", 2, tmp_path)
+
+
+def test_inconsistent_network_results_end_in_one_line_and_exit_2(load_script, tmp_path, monkeypatch, capsys):
+    script = load_script("analyses/polychrony_networks.py")
+    fakes = {1: _fake_result(1, 1.0, 1.0), 2: _fake_result(2, 1.0, 1.0, scale="reduced")}
+    monkeypatch.setattr(script, "ROOT", tmp_path)
+    monkeypatch.setattr(script, "network_result", lambda scale, seed, folder: fakes[seed])
+    assert script.main(["--full", "--seeds", "1,2", "--out", str(tmp_path / "out.nc")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "different scales" in err and "\n" not in err
+    assert not (tmp_path / "out.nc").exists()
