@@ -53,7 +53,7 @@ N_CHUNKS = 8
 #: Forward scans: off by default, so that spikes are bit-identical to the event engine's; on, they
 #: are about 30 % cheaper and spike times differ by rounding (~1e-14 s), which ill-conditioned
 #: gradients (near-grazing crossings) can amplify to ~1e-9 relative (measured at SHD size).
-FACTORED_FORWARD = False
+FACTORED_FORWARD = True
 #: Reverse pass of LIF neurons reached only through their spike times: on by default (gradients
 #: equal the exact reverse pass's to ~1e-14 relative on the same record, 2-3x cheaper).
 FACTORED_REVERSE = True
@@ -61,6 +61,7 @@ _MAX_EXPONENT = 600.0
 
 _KIND_LIF = 1
 _EMPTY = np.zeros(0)
+_EMPTY2 = np.zeros((0, 4))
 
 
 def supports(net) -> str | None:
@@ -84,6 +85,7 @@ class _Plan:
     closed: np.ndarray     # (N,) closed-form crossing
     in_dm: np.ndarray      # (S,) exp(d / tau_m of the postsynaptic neuron) (inf where it overflows)
     in_ds: np.ndarray      # (S,) exp(d / tau_s of the postsynaptic neuron)
+    syn_f: np.ndarray      # (S, 4) in_ds, in_dm, exp(-d / tau_s), exp(-d / tau_m) (of the postsynaptic neuron)
 
 
 def _plan(net: Network, flat: FlatNetwork) -> _Plan:
@@ -107,8 +109,11 @@ def _plan(net: Network, flat: FlatNetwork) -> _Plan:
     post = flat.out_post[order]
     with np.errstate(over="ignore"):
         in_dm, in_ds = np.exp(in_d / flat.tau_m[post]), np.exp(in_d / flat.tau_s[post])
+    syn_f = np.empty((len(in_d), 4))
+    syn_f[:, 0], syn_f[:, 1] = in_ds, in_dm
+    syn_f[:, 2], syn_f[:, 3] = np.exp(-in_d / flat.tau_s[post]), np.exp(-in_d / flat.tau_m[post])
     return _Plan(tuple(layers), in_ptr, pre_of[order], in_d, np.ascontiguousarray(flat.out_w[order]),
-                 order.astype(np.int64), is_closed_form(flat.tau_m, flat.tau_s), in_dm, in_ds)
+                 order.astype(np.int64), is_closed_form(flat.tau_m, flat.tau_s), in_dm, in_ds, syn_f)
 
 
 _PLANS: dict = {}   # id(flat) -> (weak reference to flat, its _Plan): simulate's plan serves the adjoint too
@@ -146,6 +151,22 @@ def _scan_factors(taus, plan: _Plan, times: np.ndarray, duration: float) -> tupl
         return False, _EMPTY, _EMPTY, _EMPTY, _EMPTY
     capped = np.minimum(times, duration)
     return True, plan.in_dm, plan.in_ds, np.exp(capped / taus[0]), np.exp(capped / taus[1])
+
+
+def _kept_factors(flat: FlatNetwork, plan: _Plan, off: int, size: int, times: np.ndarray, duration: float) -> tuple:
+    """:func:`~neurodelay.layered._kernels.forward_keep_range`'s scan arguments for LIF layer `off`:
+    (True, factors per synapse (exp(d/tau_s), exp(d/tau_m), exp(-d/tau_s), exp(-d/tau_m)), factors
+    per spike of `times` capped at duration (the same with t)) when FACTORED_FORWARD is on and
+    :func:`_factored_taus` allows it, else (False, empty arrays)."""
+    taus = _factored_taus(flat, off, size, duration, False) if FACTORED_FORWARD else None
+    if taus is None:
+        return False, _EMPTY2, _EMPTY2
+    tm, ts = taus
+    capped = np.minimum(times, duration)
+    spk_f = np.empty((len(times), 4))
+    spk_f[:, 0], spk_f[:, 1] = np.exp(capped / ts), np.exp(capped / tm)
+    spk_f[:, 2], spk_f[:, 3] = np.exp(-capped / ts), np.exp(-capped / tm)
+    return True, plan.syn_f, spk_f
 
 
 def _chunks(off: int, n: int) -> list[tuple[int, int, int]]:
@@ -466,15 +487,15 @@ def fused_loss_and_grad(net: Network, inputs, duration, loss, labels=None, *, ti
         in_order, s_start, s_end = _by_neuron(in_n, in_t, n)
         parts_t, parts_n, parts_g = [in_t[in_order]], [], []
         s_time = parts_t[0]
-        pos, total, kept = n_in, 0, {}
+        pos, total, kept, fwd_worst = n_in, 0, {}, 0.0
         # ---- forward, keeping every LIF neuron's sorted arrivals
         for off, size, _, _ in lif_layers:
-            pos_id = np.arange(len(s_time), dtype=np.int64)
+            factors = _kept_factors(flat, plan, off, size, s_time, duration)
 
-            def work(item, s_time=s_time, pos_id=pos_id, total=total):
+            def work(item, s_time=s_time, total=total, factors=factors):
                 (c0, c1, _), arrays = item
-                return K.forward_keep_range(c0, c1, *static_f, s_start, s_end, s_time, pos_id, duration,
-                                            max_spikes_per_trial - total, *arrays)
+                return K.forward_keep_range(c0, c1, *static_f, s_start, s_end, s_time, duration,
+                                            max_spikes_per_trial - total, *arrays, *factors)
             chunks = _chunks(off, size)
             arrays = workspace(ws, off, chunks, s_start, s_end)
             res = _map(pool, work, list(zip(chunks, arrays)))
@@ -484,7 +505,8 @@ def fused_loss_and_grad(net: Network, inputs, duration, loss, labels=None, *, ti
             parts_n.append(np.repeat(np.arange(off, off + size, dtype=np.int64), counts))
             parts_g.append(np.concatenate([r[2] for r in res]))
             s_time = np.concatenate(parts_t) if len(times) else s_time
-            kept[off] = [(c, r[3], *x) for c, r, x in zip(chunks, res, arrays)]
+            kept[off] = ([(c, r[3], *x, r[4], r[5]) for c, r, x in zip(chunks, res, arrays)], factors)
+            fwd_worst = max([fwd_worst] + [r[6] for r in res])
         # the trial's spikes by position (grouped by neuron) and in record order (time, neuron)
         sp_n = np.concatenate(parts_n) if parts_n else np.zeros(0, np.int64)
         sp_t = s_time[n_in:]
@@ -506,19 +528,21 @@ def fused_loss_and_grad(net: Network, inputs, duration, loss, labels=None, *, ti
         g_time = np.zeros((N_CHUNKS, len(s_time)))
         spike_grad = np.zeros(len(sp_t))
         s_id = np.arange(len(s_time), dtype=np.int64)
-        worst = 0.0
+        worst = fwd_worst
         for off, size, _, is_lif in plan.layers[::-1]:
             taus = (_factored_taus(flat, off, size, duration, False)
                     if is_lif and FACTORED_REVERSE and not time_constants else None)
             factors = _scan_factors(taus, plan, s_time, duration)
             if is_lif:
-                def work(item, factors=factors):
-                    (c0, c1, row), a_ptr, a_q, a_s = item
+                items, (logged, syn_f, spk_f) = kept.pop(off)
+
+                def work(item, factors=factors, logged=logged, syn_f=syn_f, spk_f=spk_f):
+                    (c0, c1, row), a_ptr, a_q, a_s, e_ptr, log = item
                     return K.adjoint_kept_range(c0, c1, row, a_ptr, a_q, a_s, plan.in_d, plan.in_w, *static_b,
                                                 s_start, s_end, s_time, duration, n_in, sp_g, sp_source,
                                                 ps_ptr, j_time, j_value, cs_ptr, r_coef, r_rate, time_constants,
-                                                *acc, g_time, spike_grad, *factors)
-                worst = max([worst] + _map(pool, work, kept.pop(off)))
+                                                *acc, g_time, spike_grad, *factors, logged, e_ptr, log, syn_f, spk_f)
+                worst = max([worst] + _map(pool, work, items))
             else:
                 def work(chunk, factors=factors):
                     c0, c1, row = chunk
