@@ -14,6 +14,7 @@ arrival time is bit-identical to that arrival time.
 from __future__ import annotations
 
 import math
+import weakref
 
 import numpy as np
 from numba import njit
@@ -32,7 +33,10 @@ def exp_overlap(length, a, b):
     if a == b:
         return length * math.exp(-a * length)
     lo, hi = (a, b) if a < b else (b, a)
-    return math.exp(-lo * length) * (-math.expm1(-(hi - lo) * length)) / (hi - lo)
+    part = -math.expm1(-(hi - lo) * length) / (hi - lo)
+    if lo == 0.0 and math.isfinite(length):
+        return part                 # exp(-0 length) = 1 exactly: the same number without an exp
+    return math.exp(-lo * length) * part
 
 
 @njit(cache=True, nogil=True)
@@ -97,6 +101,32 @@ def _gather(sp_trial, sp_neuron, sp_time, sub_ptr, sub_syn, target_of_syn, out_d
     return ptr, time, weight
 
 
+_SYNAPSES: dict = {}   # (id(flat), neurons) -> (weak reference to flat, _incoming_synapses' result)
+
+
+def _incoming_synapses(flat, neurons: np.ndarray):
+    """The synapses into `neurons` (sorted global indices): (sub_ptr (CSR over presynaptic neurons), their
+    flat indices, target number per flat synapse (-1: another neuron)); kept while `flat` lives, as
+    a loss calls this once per batch (or trial) with the same network."""
+    key = (id(flat), neurons.tobytes())
+    hit = _SYNAPSES.get(key)
+    if hit is not None and hit[0]() is flat:
+        return hit[1]
+    n = flat.n_neurons
+    local = np.full(n, -1, np.int64)
+    local[neurons] = np.arange(len(neurons))
+    target_of_syn = local[flat.out_post]
+    selected = np.flatnonzero(target_of_syn >= 0)               # synapses into the targets, grouped by pre
+    pre_of_syn = np.repeat(np.arange(n), np.diff(flat.out_ptr))
+    sub_ptr = np.zeros(n + 1, np.int64)
+    np.cumsum(np.bincount(pre_of_syn[selected], minlength=n), out=sub_ptr[1:])
+    out = (sub_ptr, selected, target_of_syn)
+    for stale in [k for k, v in _SYNAPSES.items() if v[0]() is None]:
+        del _SYNAPSES[stale]
+    _SYNAPSES[key] = (weakref.ref(flat), out)
+    return out
+
+
 def incoming_arrivals(record, neurons, trials: tuple[int, int] | None = None
                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Arrivals at the given global neurons (a sorted array), grouped per (trial, neuron).
@@ -107,16 +137,9 @@ def incoming_arrivals(record, neurons, trials: tuple[int, int] | None = None
     Arrivals after the record's duration are dropped (the engines never apply them).
     """
     flat = record.flat
-    n = flat.n_neurons
     first, stop = (0, record.n_trials) if trials is None else trials
     neurons = np.asarray(neurons, np.int64)
-    local = np.full(n, -1, np.int64)
-    local[neurons] = np.arange(len(neurons))
-    target_of_syn = local[flat.out_post]
-    selected = np.flatnonzero(target_of_syn >= 0)               # synapses into the targets, grouped by pre
-    pre_of_syn = np.repeat(np.arange(n), np.diff(flat.out_ptr))
-    sub_ptr = np.zeros(n + 1, np.int64)
-    np.cumsum(np.bincount(pre_of_syn[selected], minlength=n), out=sub_ptr[1:])
+    sub_ptr, selected, target_of_syn = _incoming_synapses(flat, neurons)
     ins = slice(*np.searchsorted(record.inputs.trial, [first, stop]))
     own = slice(*np.searchsorted(record.trial, [first, stop]))
     return _gather(np.concatenate([record.inputs.trial[ins], record.trial[own]]) - first,
@@ -127,10 +150,12 @@ def incoming_arrivals(record, neurons, trials: tuple[int, int] | None = None
 
 
 @njit(cache=True, nogil=True)
-def _trajectory_stats(group_ptr, group_neuron, time, weight, tau_m, tau_s, t_end, rate, bias, v_start, i_start):
+def _trajectory_stats(group_ptr, group_neuron, time, weight, tau_m, tau_s, t_end, rate, bias, v_start, i_start,
+                      want_max=True):
     """Per group (one neuron in one trial, arrivals sorted by time, state (v_start, i_start) at t = 0):
     max of V on [0, t_end], its time, and the integral of exp(-rate t) V(t) dt over [0, t_end].
-    With a bias b, u = V - b follows the bias-free dynamics."""
+    With a bias b, u = V - b follows the bias-free dynamics. want_max False: the integral alone (the
+    maxima are left 0), the same number without the search of the maxima."""
     n_groups = group_ptr.shape[0] - 1
     v_max = np.zeros(n_groups)
     t_max = np.zeros(n_groups)
@@ -145,17 +170,18 @@ def _trajectory_stats(group_ptr, group_neuron, time, weight, tau_m, tau_s, t_end
         for q in range(group_ptr[g], group_ptr[g + 1] + 1):
             t_next = time[q] if q < group_ptr[g + 1] else t_end
             span = t_next - t_last
-            s_peak = peak_time(v, i, tm, ts)
-            if 0.0 < s_peak < span:
-                vp = free_voltage(v, i, tm, ts, s_peak)
-                if vp > best:
-                    best, best_t = vp, t_last + s_peak
+            if want_max:
+                s_peak = peak_time(v, i, tm, ts)
+                if 0.0 < s_peak < span:
+                    vp = free_voltage(v, i, tm, ts, s_peak)
+                    if vp > best:
+                        best, best_t = vp, t_last + s_peak
             v_next = free_voltage(v, i, tm, ts, span)
             if v_next > best:
                 best, best_t = v_next, t_next
+            e_m = exp_overlap(span, rate + 1.0 / tm, 0.0)
             acc += math.exp(-rate * t_last) * (
-                v * exp_overlap(span, rate + 1.0 / tm, 0.0)
-                + i * k_ratio * (exp_overlap(span, rate + 1.0 / tm, 0.0) - exp_overlap(span, rate + 1.0 / ts, 0.0)))
+                v * e_m + i * k_ratio * (e_m - exp_overlap(span, rate + 1.0 / ts, 0.0)))
             if q < group_ptr[g + 1]:
                 i = i * math.exp(-span / ts) + weight[q]
                 v = v_next
@@ -260,8 +286,9 @@ def window_max_voltage(record, population: str, windows) -> tuple[np.ndarray, np
     return v_out, t_out
 
 
-def _stats(record, population: str, rate: float, mask=None):
-    """(v_max, t_max, integral), each (n_trials, n), NaN where mask is False or the neuron spiked."""
+def _stats(record, population: str, rate: float, mask=None, want_max: bool = True):
+    """(v_max, t_max, integral), each (n_trials, n), NaN where mask is False or the neuron spiked
+    (want_max False: v_max and t_max are not computed)."""
     flat = record.flat
     off, n = flat.offsets[population], flat.sizes[population]
     if isinstance(record.network[population], SpikeSource):
@@ -283,7 +310,7 @@ def _stats(record, population: str, rate: float, mask=None):
         i_start = np.concatenate([i[off:off + n] for _, i in starts]).astype(float)
         stats = _trajectory_stats(group_ptr, group_neuron, time, weight,
                                   flat.tau_m, flat.tau_s, float(record.duration), float(rate), flat.bias,
-                                  v_start, i_start)
+                                  v_start, i_start, want_max)
         for x, y in zip(out, stats):
             x[first:stop] = y.reshape(stop - first, n)
     for x in out:
@@ -308,8 +335,8 @@ def weighted_voltage_integral(record, population: str, tau_weight: float | None 
     or the plain time average ``integral_0^D V dt / D`` when tau_weight is None. Shape (n_trials, n)."""
     duration = float(record.duration)
     if tau_weight is None:
-        return _stats(record, population, 0.0)[2] / duration
+        return _stats(record, population, 0.0, want_max=False)[2] / duration
     tau_weight = float(tau_weight)
     if not tau_weight > 0:
         raise ValueError(f"tau_weight must be > 0 seconds, got {tau_weight}")
-    return _stats(record, population, 1.0 / tau_weight)[2] / tau_weight
+    return _stats(record, population, 1.0 / tau_weight, want_max=False)[2] / tau_weight

@@ -85,6 +85,40 @@ def incoming_count(j, in_ptr, in_pre, s_start, s_end):
 
 
 @njit(cache=True, nogil=True)
+def arrival_bounds(stops, j0, in_ptr, in_pre, s_start, s_end):
+    """Cumulative :func:`incoming_count` of neurons j0.. at each of `stops` (ascending neuron
+    indices): entry c counts the arrivals at neurons j0..stops[c]-1 (upper bounds)."""
+    out = np.zeros(stops.shape[0], np.int64)
+    m = 0
+    j = j0
+    for c in range(stops.shape[0]):
+        while j < stops[c]:
+            m += incoming_count(j, in_ptr, in_pre, s_start, s_end)
+            j += 1
+        out[c] = m
+    return out
+
+
+@njit(cache=True, nogil=True)
+def gather_unsorted(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, s_id, t_end, arr_t, arr_q, arr_s):
+    """The arrivals of :func:`gather_sorted` in generation order (synapse q, then spike), unsorted:
+    for reverse passes that take each arrival on its own (:func:`reverse_linear`)."""
+    m = 0
+    for q in range(in_ptr[j], in_ptr[j + 1]):
+        p = in_pre[q]
+        d = in_d[q]
+        for k in range(s_start[p], s_end[p]):
+            t = s_time[k] + d
+            if t > t_end:
+                break
+            arr_t[m] = t
+            arr_q[m] = q
+            arr_s[m] = s_id[k]
+            m += 1
+    return m
+
+
+@njit(cache=True, nogil=True)
 def gather_sorted(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, s_id, t_end, want_src,
                   counts, arr_t, arr_q, arr_s):
     """Arrivals t_spike + d <= t_end at neuron j, sorted by (time, synapse q, spike); returns their number.
@@ -766,8 +800,12 @@ def adjoint_range(j0, j1, row, in_ptr, in_pre, in_d, in_w, tau_m, tau_s, theta, 
         for r in range(n_sp):
             sp_t[r] = s_time[s_start[j] + r]
             sp_k[r] = s_id[s_start[j] + r] - n_in
-        m = gather_sorted(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, s_id, t_end, True,
-                          counts, arr_t, arr_q, arr_s)
+        if n_sp == 0 and ps_ptr[j] == ps_ptr[j + 1] and not want_tau and tau_m[j] != tau_s[j]:
+            # reverse_linear (see _reverse_one) takes each arrival on its own: no sort
+            m = gather_unsorted(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, s_id, t_end, arr_t, arr_q, arr_s)
+        else:
+            m = gather_sorted(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, s_id, t_end, True,
+                              counts, arr_t, arr_q, arr_s)
         worst = max(worst, _reverse_one(
             j, m, arr_t, arr_q, arr_s, in_w, tau_m, tau_s, theta, reset, refractory, t_end, n_in, n_sp,
             sp_t, sp_k, sp_i_minus_theta, sp_source, ps_ptr, ps_time, ps_value, cs_ptr, cs_coef, cs_rate,
