@@ -136,26 +136,53 @@ def incoming_arrivals(record, neurons, trials: tuple[int, int] | None = None
     ``group_ptr[b * len(neurons) + q]`` up to the next pointer, sorted by time.
     Arrivals after the record's duration are dropped (the engines never apply them).
     """
+    return _gather(*_incoming_spikes(record, neurons, trials))
+
+
+def _incoming_spikes(record, neurons, trials: tuple[int, int] | None = None) -> tuple:
+    """:func:`_gather`'s arguments for the arrivals at `neurons` in the trials first..stop-1."""
     flat = record.flat
     first, stop = (0, record.n_trials) if trials is None else trials
     neurons = np.asarray(neurons, np.int64)
     sub_ptr, selected, target_of_syn = _incoming_synapses(flat, neurons)
     ins = slice(*np.searchsorted(record.inputs.trial, [first, stop]))
     own = slice(*np.searchsorted(record.trial, [first, stop]))
-    return _gather(np.concatenate([record.inputs.trial[ins], record.trial[own]]) - first,
-                   np.concatenate([record.inputs.neuron[ins], record.neuron[own]]),
-                   np.concatenate([record.inputs.time[ins], record.time[own]]),
-                   sub_ptr, selected, target_of_syn, flat.out_d, flat.out_w, float(record.duration),
-                   len(neurons), stop - first)
+    return (np.concatenate([record.inputs.trial[ins], record.trial[own]]) - first,
+            np.concatenate([record.inputs.neuron[ins], record.neuron[own]]),
+            np.concatenate([record.inputs.time[ins], record.time[own]]),
+            sub_ptr, selected, target_of_syn, flat.out_d, flat.out_w, float(record.duration),
+            len(neurons), stop - first)
 
 
 @njit(cache=True, nogil=True)
-def _trajectory_stats(group_ptr, group_neuron, time, weight, tau_m, tau_s, t_end, rate, bias, v_start, i_start,
-                      want_max=True):
+def _arrival_integrals(sp_trial, sp_neuron, sp_time, sub_ptr, sub_syn, target_of_syn, out_d, out_w, t_end,
+                       n_targets, n_trials, targets, tau_m, tau_s, rate):
+    """Per (trial, target) group (as :func:`_gather`'s): the integral over [0, t_end] of
+    exp(-rate t) V(t) dt of the arrivals alone (V from rest, no bias). V is then a sum of PSPs, so
+    the integral is a sum over the arrivals t = t_spike + d <= t_end, each on its own, unsorted:
+    ``w K exp(-rate t) (E(t_end - t, rate + 1/tau_m) - E(t_end - t, rate + 1/tau_s))`` with
+    K = tau_s / (tau_m - tau_s) and E(L, a) = integral_0^L exp(-a x) dx (:func:`exp_overlap`)."""
+    out = np.zeros(n_trials * n_targets)
+    for k in range(sp_time.shape[0]):
+        n = sp_neuron[k]
+        for q in range(sub_ptr[n], sub_ptr[n + 1]):
+            c = sub_syn[q]
+            t = sp_time[k] + out_d[c]
+            if t <= t_end:
+                g = target_of_syn[c]
+                j = targets[g]
+                tm, ts = tau_m[j], tau_s[j]
+                span = t_end - t
+                out[sp_trial[k] * n_targets + g] += out_w[c] * (ts / (tm - ts)) * math.exp(-rate * t) * (
+                    exp_overlap(span, rate + 1.0 / tm, 0.0) - exp_overlap(span, rate + 1.0 / ts, 0.0))
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _trajectory_stats(group_ptr, group_neuron, time, weight, tau_m, tau_s, t_end, rate, bias, v_start, i_start):
     """Per group (one neuron in one trial, arrivals sorted by time, state (v_start, i_start) at t = 0):
     max of V on [0, t_end], its time, and the integral of exp(-rate t) V(t) dt over [0, t_end].
-    With a bias b, u = V - b follows the bias-free dynamics. want_max False: the integral alone (the
-    maxima are left 0), the same number without the search of the maxima."""
+    With a bias b, u = V - b follows the bias-free dynamics."""
     n_groups = group_ptr.shape[0] - 1
     v_max = np.zeros(n_groups)
     t_max = np.zeros(n_groups)
@@ -170,12 +197,11 @@ def _trajectory_stats(group_ptr, group_neuron, time, weight, tau_m, tau_s, t_end
         for q in range(group_ptr[g], group_ptr[g + 1] + 1):
             t_next = time[q] if q < group_ptr[g + 1] else t_end
             span = t_next - t_last
-            if want_max:
-                s_peak = peak_time(v, i, tm, ts)
-                if 0.0 < s_peak < span:
-                    vp = free_voltage(v, i, tm, ts, s_peak)
-                    if vp > best:
-                        best, best_t = vp, t_last + s_peak
+            s_peak = peak_time(v, i, tm, ts)
+            if 0.0 < s_peak < span:
+                vp = free_voltage(v, i, tm, ts, s_peak)
+                if vp > best:
+                    best, best_t = vp, t_last + s_peak
             v_next = free_voltage(v, i, tm, ts, span)
             if v_next > best:
                 best, best_t = v_next, t_next
@@ -288,7 +314,8 @@ def window_max_voltage(record, population: str, windows) -> tuple[np.ndarray, np
 
 def _stats(record, population: str, rate: float, mask=None, want_max: bool = True):
     """(v_max, t_max, integral), each (n_trials, n), NaN where mask is False or the neuron spiked
-    (want_max False: v_max and t_max are not computed)."""
+    (want_max False: v_max and t_max are not computed (0), and the integral is summed over the
+    arrivals one by one, unsorted: :func:`_arrival_integrals`)."""
     flat = record.flat
     off, n = flat.offsets[population], flat.sizes[population]
     if isinstance(record.network[population], SpikeSource):
@@ -301,16 +328,37 @@ def _stats(record, population: str, rate: float, mask=None, want_max: bool = Tru
             raise ValueError(f"mask has shape {mask.shape}, expected (n_trials, n) = {(n_trials, n)}")
         silent &= mask
     out = [np.empty((n_trials, n)) for _ in range(3)]
+    targets = np.arange(off, off + n)
+    if not want_max:
+        # the integral alone: V is linear in the arrivals, which need no sort (the initial state
+        # and the bias add their own terms)
+        out[0][:], out[1][:] = 0.0, 0.0
+        tm, ts, b = flat.tau_m[off:off + n], flat.tau_s[off:off + n], flat.bias[off:off + n]
+        t_end = float(record.duration)
+        e_m = np.array([exp_overlap(t_end, rate + 1.0 / x, 0.0) for x in tm])
+        e_s = np.array([exp_overlap(t_end, rate + 1.0 / x, 0.0) for x in ts])
+        e_b = exp_overlap(t_end, rate, 0.0)
+        for k in range(n_trials):
+            v0, i0 = record.initial_state(k)
+            out[2][k] = ((v0[off:off + n] - b) * e_m + i0[off:off + n] * (ts / (tm - ts)) * (e_m - e_s)
+                         + b * e_b)
+        for first in range(0, n_trials, _TRIALS_PER_CHUNK):
+            stop = min(first + _TRIALS_PER_CHUNK, n_trials)
+            out[2][first:stop] += _arrival_integrals(*_incoming_spikes(record, targets, (first, stop)), targets,
+                                                     flat.tau_m, flat.tau_s, float(rate)).reshape(stop - first, n)
+        for x in out:
+            x[~silent] = np.nan
+        return out
     for first in range(0, n_trials, _TRIALS_PER_CHUNK):     # bounded memory for large batches
         stop = min(first + _TRIALS_PER_CHUNK, n_trials)
-        group_ptr, time, weight = incoming_arrivals(record, np.arange(off, off + n), (first, stop))
-        group_neuron = np.tile(np.arange(off, off + n), stop - first).astype(np.int64)
+        group_ptr, time, weight = incoming_arrivals(record, targets, (first, stop))
+        group_neuron = np.tile(targets, stop - first).astype(np.int64)
         starts = [record.initial_state(k) for k in range(first, stop)]
         v_start = np.concatenate([v[off:off + n] for v, _ in starts]).astype(float)
         i_start = np.concatenate([i[off:off + n] for _, i in starts]).astype(float)
         stats = _trajectory_stats(group_ptr, group_neuron, time, weight,
                                   flat.tau_m, flat.tau_s, float(record.duration), float(rate), flat.bias,
-                                  v_start, i_start, want_max)
+                                  v_start, i_start)
         for x, y in zip(out, stats):
             x[first:stop] = y.reshape(stop - first, n)
     for x in out:
