@@ -823,7 +823,7 @@ BUCKETS_PER_ARRIVAL = 4
 @njit(cache=True, nogil=True)
 def gather_kept(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, t_end, counts, arr_t, arr_q, arr_s):
     """:func:`gather_sorted` writing the synapse q and the source position in s_time (``arr_s``) as
-    int32 (into the arrays that :func:`forward_keep_range` keeps for the reverse pass), with
+    uint32 (into the arrays that :func:`forward_keep_range` keeps for the reverse pass), with
     BUCKETS_PER_ARRIVAL time buckets per arrival. Same order: the arrivals sorted by (time, synapse q,
     spike), the stable sort of the generation order. counts: at least BUCKETS_PER_ARRIVAL
     :func:`incoming_count` + 1 entries; arr_*: at least :func:`incoming_count`."""
@@ -1116,7 +1116,7 @@ def forward_keep_range(j0, j1, tau_m, tau_s, theta, reset, refractory, closed, i
     factored: scan with :func:`scan_factored_kept` (syn_f: factors per synapse q, spk_f: per entry
     of s_time; see there), which also logs each neuron's spikes and ends of refractoriness for the
     reverse pass, else with the exact :func:`scan_forward` (no log).
-    a_q, a_s (int32 workspace, reused across trials): at least the sum of :func:`incoming_count`
+    a_q, a_s (uint32 workspace, reused across trials): at least the sum of :func:`incoming_count`
     over the neurons. Returns (count per neuron, spike times, I - theta, a_ptr, e_ptr, log, worst):
     the arrivals of neuron j0 + i are ``a_ptr[i]:a_ptr[i + 1]`` of a_q (synapse) and a_s (source:
     position in s_time), their times not kept (8 bytes per arrival instead of 16):

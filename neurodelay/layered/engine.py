@@ -512,7 +512,7 @@ def fused_loss_and_grad(net: Network, inputs, duration, loss, labels=None, *, ti
         starts = np.concatenate([[0], ends[:-1]])
         if off not in ws or len(ws[off][0]) < ends[-1]:
             size = int(ends[-1] * 1.05) + 1024
-            ws[off] = (np.empty(size, np.int32), np.empty(size, np.int32))
+            ws[off] = (np.empty(size, np.uint32), np.empty(size, np.uint32))
         return [tuple(x[a:b] for x in ws[off]) for a, b in zip(starts, ends)]
 
     def run_trial(k, acc, pool, ws):
