@@ -38,6 +38,7 @@ whatever the number of threads, so the results do not depend on it.
 
 from __future__ import annotations
 
+import threading
 import weakref
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -299,9 +300,13 @@ def _run_blocks(run_trial, n_trials: int, n_threads: int | None, n_syn: int, n: 
         results.extend(res)
 
     if pool is None:
+        local = threading.local()            # each worker thread keeps its workspace across its blocks
+
         def run_block(b):
-            acc, ws = _new_acc(n_syn, n), {}
-            return acc, [run_trial(k, acc, None, ws) for k in range(blocks[b], blocks[b + 1])]
+            acc = _new_acc(n_syn, n)
+            if not hasattr(local, "ws"):
+                local.ws = {}
+            return acc, [run_trial(k, acc, None, local.ws) for k in range(blocks[b], blocks[b + 1])]
         fold(run_block(0))                  # trial 0 alone: it compiles (or loads) the kernels
         if threads > 1 and n_blocks > 2:
             with ThreadPoolExecutor(min(threads, n_blocks - 1)) as workers:
@@ -495,7 +500,7 @@ def fused_loss_and_grad(net: Network, inputs, duration, loss, labels=None, *, ti
         labels = np.asarray(labels)
         if labels.ndim == 0 or labels.shape[0] != n_trials:
             return None                    # the loss's own check raises on the unfused path
-    plan = _plan_for(net, flat)
+    plan = _plan(net, flat)     # not cached: nothing else reuses it, and the record it returns keeps flat alive
     n, n_syn = flat.n_neurons, len(flat.out_post)
     lif_layers = [ly for ly in plan.layers if ly[3]]
     static_f = (flat.tau_m, flat.tau_s, flat.theta, flat.reset, flat.refractory, plan.closed, plan.in_ptr,
