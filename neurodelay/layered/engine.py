@@ -99,7 +99,6 @@ class _Plan:
     closed: np.ndarray     # (N,) closed-form crossing
     in_dm: np.ndarray      # (S,) exp(d / tau_m of the postsynaptic neuron) (inf where it overflows)
     in_ds: np.ndarray      # (S,) exp(d / tau_s of the postsynaptic neuron)
-    syn_f: np.ndarray      # (S, 4) in_ds, in_dm, exp(-d / tau_s), exp(-d / tau_m) (of the postsynaptic neuron)
 
 
 def _plan(net: Network, flat: FlatNetwork) -> _Plan:
@@ -123,11 +122,8 @@ def _plan(net: Network, flat: FlatNetwork) -> _Plan:
     post = flat.out_post[order]
     with np.errstate(over="ignore"):
         in_dm, in_ds = np.exp(in_d / flat.tau_m[post]), np.exp(in_d / flat.tau_s[post])
-    syn_f = np.empty((len(in_d), 4))
-    syn_f[:, 0], syn_f[:, 1] = in_ds, in_dm
-    syn_f[:, 2], syn_f[:, 3] = np.exp(-in_d / flat.tau_s[post]), np.exp(-in_d / flat.tau_m[post])
     return _Plan(tuple(layers), in_ptr, pre_of[order], in_d, np.ascontiguousarray(flat.out_w[order]),
-                 order.astype(np.int64), is_closed_form(flat.tau_m, flat.tau_s), in_dm, in_ds, syn_f)
+                 order.astype(np.int64), is_closed_form(flat.tau_m, flat.tau_s), in_dm, in_ds)
 
 
 _PLANS: dict = {}   # id(flat) -> (weak reference to flat, its _Plan): simulate's plan serves the adjoint too
@@ -167,10 +163,20 @@ def _scan_factors(taus, plan: _Plan, times: np.ndarray, duration: float) -> tupl
     return True, plan.in_dm, plan.in_ds, np.exp(capped / taus[0]), np.exp(capped / taus[1])
 
 
-def _kept_factors(flat: FlatNetwork, plan: _Plan, off: int, size: int, times: np.ndarray, duration: float) -> tuple:
+def _synapse_factors(flat: FlatNetwork, plan: _Plan) -> np.ndarray:
+    """(S, 4) per synapse of the post-major table: exp(d/tau_s), exp(d/tau_m) (plan.in_ds, plan.in_dm),
+    exp(-d/tau_s), exp(-d/tau_m), with the taus of the postsynaptic neuron."""
+    post = np.repeat(np.arange(flat.n_neurons), np.diff(plan.in_ptr))
+    syn_f = np.empty((len(plan.in_d), 4))
+    syn_f[:, 0], syn_f[:, 1] = plan.in_ds, plan.in_dm
+    syn_f[:, 2], syn_f[:, 3] = np.exp(-plan.in_d / flat.tau_s[post]), np.exp(-plan.in_d / flat.tau_m[post])
+    return syn_f
+
+
+def _kept_factors(flat: FlatNetwork, syn_f, off: int, size: int, times: np.ndarray, duration: float) -> tuple:
     """:func:`~neurodelay.layered._kernels.forward_keep_range`'s scan arguments for LIF layer `off`:
-    (True, factors per synapse (exp(d/tau_s), exp(d/tau_m), exp(-d/tau_s), exp(-d/tau_m)), factors
-    per spike of `times` capped at duration (the same with t)) when FACTORED_FORWARD is on and
+    (True, syn_f (:func:`_synapse_factors`), factors per spike of `times` capped at duration
+    (exp(t/tau_s), exp(t/tau_m), exp(-t/tau_s), exp(-t/tau_m))) when FACTORED_FORWARD is on and
     :func:`_factored_taus` allows it, else (False, empty arrays)."""
     taus = _factored_taus(flat, off, size, duration, False) if FACTORED_FORWARD else None
     if taus is None:
@@ -180,7 +186,7 @@ def _kept_factors(flat: FlatNetwork, plan: _Plan, off: int, size: int, times: np
     spk_f = np.empty((len(times), 4))
     spk_f[:, 0], spk_f[:, 1] = np.exp(capped / ts), np.exp(capped / tm)
     spk_f[:, 2], spk_f[:, 3] = np.exp(-capped / ts), np.exp(-capped / tm)
-    return True, plan.syn_f, spk_f
+    return True, syn_f, spk_f
 
 
 def _chunks(off: int, n: int) -> list[tuple[int, int, int]]:
@@ -501,8 +507,11 @@ def fused_loss_and_grad(net: Network, inputs, duration, loss, labels=None, *, ti
         if labels.ndim == 0 or labels.shape[0] != n_trials:
             return None                    # the loss's own check raises on the unfused path
     plan = _plan(net, flat)     # not cached: nothing else reuses it, and the record it returns keeps flat alive
-    n, n_syn = flat.n_neurons, len(flat.out_post)
     lif_layers = [ly for ly in plan.layers if ly[3]]
+    factored = FACTORED_FORWARD and any(_factored_taus(flat, off, size, duration, False) is not None
+                                        for off, size, _, _ in lif_layers)
+    syn_f = _synapse_factors(flat, plan) if factored else _EMPTY2
+    n, n_syn = flat.n_neurons, len(flat.out_post)
     static_f = (flat.tau_m, flat.tau_s, flat.theta, flat.reset, flat.refractory, plan.closed, plan.in_ptr,
                 plan.in_pre, plan.in_d, plan.in_w)
     static_b = (flat.tau_m, flat.tau_s, flat.theta, flat.reset, flat.refractory)
@@ -530,7 +539,7 @@ def fused_loss_and_grad(net: Network, inputs, duration, loss, labels=None, *, ti
         pos, total, kept, fwd_worst = n_in, 0, {}, 0.0
         # ---- forward, keeping every LIF neuron's sorted arrivals
         for off, size, _, _ in lif_layers:
-            factors = _kept_factors(flat, plan, off, size, s_time, duration)
+            factors = _kept_factors(flat, syn_f, off, size, s_time, duration)
 
             def work(item, s_time=s_time, total=total, factors=factors):
                 (c0, c1, _), arrays = item
@@ -574,9 +583,9 @@ def fused_loss_and_grad(net: Network, inputs, duration, loss, labels=None, *, ti
                     if is_lif and FACTORED_REVERSE and not time_constants else None)
             factors = _scan_factors(taus, plan, s_time, duration)
             if is_lif:
-                items, (logged, syn_f, spk_f) = kept.pop(off)
+                items, (logged, _, spk_f) = kept.pop(off)
 
-                def work(item, factors=factors, logged=logged, syn_f=syn_f, spk_f=spk_f):
+                def work(item, factors=factors, logged=logged, spk_f=spk_f):
                     (c0, c1, row), a_ptr, a_q, a_s, e_ptr, log = item
                     return K.adjoint_kept_range(c0, c1, row, a_ptr, a_q, a_s, plan.in_d, plan.in_w, *static_b,
                                                 s_start, s_end, s_time, duration, n_in, sp_g, sp_source,
