@@ -163,6 +163,14 @@ def _arrival_integrals(sp_trial, sp_neuron, sp_time, sub_ptr, sub_syn, target_of
     ``w K exp(-rate t) (E(t_end - t, rate + 1/tau_m) - E(t_end - t, rate + 1/tau_s))`` with
     K = tau_s / (tau_m - tau_s) and E(L, a) = integral_0^L exp(-a x) dx (:func:`exp_overlap`)."""
     out = np.zeros(n_trials * n_targets)
+    kk = np.empty(n_targets)                # per target: K, rate + 1/tau_m, rate + 1/tau_s
+    a_m = np.empty(n_targets)
+    a_s = np.empty(n_targets)
+    for g in range(n_targets):
+        tm, ts = tau_m[targets[g]], tau_s[targets[g]]
+        kk[g] = ts / (tm - ts)
+        a_m[g] = rate + 1.0 / tm
+        a_s[g] = rate + 1.0 / ts
     for k in range(sp_time.shape[0]):
         n = sp_neuron[k]
         for q in range(sub_ptr[n], sub_ptr[n + 1]):
@@ -170,11 +178,9 @@ def _arrival_integrals(sp_trial, sp_neuron, sp_time, sub_ptr, sub_syn, target_of
             t = sp_time[k] + out_d[c]
             if t <= t_end:
                 g = target_of_syn[c]
-                j = targets[g]
-                tm, ts = tau_m[j], tau_s[j]
                 span = t_end - t
-                out[sp_trial[k] * n_targets + g] += out_w[c] * (ts / (tm - ts)) * math.exp(-rate * t) * (
-                    exp_overlap(span, rate + 1.0 / tm, 0.0) - exp_overlap(span, rate + 1.0 / ts, 0.0))
+                out[sp_trial[k] * n_targets + g] += out_w[c] * kk[g] * math.exp(-rate * t) * (
+                    exp_overlap(span, a_m[g], 0.0) - exp_overlap(span, a_s[g], 0.0))
     return out
 
 
