@@ -889,7 +889,8 @@ def scan_factored_kept(m, arr_t, arr_q, arr_k, in_w, syn_f, spk_f, tm, ts, theta
       estimate's rounding); only where that test cannot exclude a crossing before the next arrival
       (about 1 % of arrivals at SHD size) is the state computed as in :func:`scan_factored`;
     * the crossing is searched only where it may come before the next arrival
-      (:func:`crossing_within`);
+      (:func:`crossing_within`, after a test without exponentials: V below theta and rising at
+      the next arrival, from the factors);
     * a loop specialised for arrivals while no crossing is predicted and the neuron is not
       refractory.
 
@@ -944,6 +945,18 @@ def scan_factored_kept(m, arr_t, arr_q, arr_k, in_w, syn_f, spk_f, tm, ts, theta
                 v0 = b_m / f_m - kk * i0
                 if below_until(v0, i0, tm, ts, theta, t_next - t_now):
                     continue
+                if a < m and v0 < theta:
+                    # V at the next arrival from the factors (no exponential): if it is below theta
+                    # and still rising there, it rose all along (at most one extremum, a maximum
+                    # ahead) and no crossing precedes that arrival
+                    k_n = arr_k[a]
+                    q_n = arr_q[a]
+                    i_n = c_s * (spk_f[k_n, 2] * syn_f[q_n, 2])
+                    y_m = b_m * (spk_f[k_n, 3] * syn_f[q_n, 3])
+                    v_n = y_m - kk * i_n
+                    slack = 1e-9 * (abs(y_m) + abs(kk * i_n) + abs(theta))
+                    if v_n < theta - slack and i_n - v_n > slack:
+                        continue
                 pred = t_now + crossing_within(v0, i0, tm, ts, theta, closed, t_next - t_now)
                 if pred < np.inf:
                     break
