@@ -108,19 +108,21 @@ def test_forward_equals_event_engine(seed):
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_forward_factored_and_bit_identical(seed, monkeypatch):
-    """By default every layer performs the event engine's operations: spikes are bit-identical.
-    With factored exponentials (h1 with, ttfs without refractory period), they agree to rounding."""
+    """By default the uniform LIF layers (h1 with, ttfs without refractory period) use factored
+    exponentials: spikes agree with the event engine's to rounding. With FACTORED_FORWARD off every
+    layer performs the event engine's operations: spikes are bit-identical."""
     net, inputs, _ = layered_network(seed)
     flat = flatten(net)
     for pop in ("h1", "ttfs"):
         assert layered.engine._factored_taus(flat, flat.offsets[pop], net[pop].n, DURATION, False) is not None
     ref = events_simulate(net, inputs, DURATION)
+    assert layered.engine.FACTORED_FORWARD
+    factored = layered.simulate(net, inputs, DURATION)
+    assert_same_spikes(ref, factored)
+    monkeypatch.setattr(layered.engine, "FACTORED_FORWARD", False)
     rec = layered.simulate(net, inputs, DURATION)
     for x, y in zip(_by_neuron(ref), _by_neuron(rec)):
         np.testing.assert_array_equal(x, y)
-    monkeypatch.setattr(layered.engine, "FACTORED_FORWARD", True)
-    factored = layered.simulate(net, inputs, DURATION)
-    assert_same_spikes(ref, factored)
 
 
 LOSSES = {

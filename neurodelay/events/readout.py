@@ -14,6 +14,7 @@ arrival time is bit-identical to that arrival time.
 from __future__ import annotations
 
 import math
+import weakref
 
 import numpy as np
 from numba import njit
@@ -32,7 +33,10 @@ def exp_overlap(length, a, b):
     if a == b:
         return length * math.exp(-a * length)
     lo, hi = (a, b) if a < b else (b, a)
-    return math.exp(-lo * length) * (-math.expm1(-(hi - lo) * length)) / (hi - lo)
+    part = -math.expm1(-(hi - lo) * length) / (hi - lo)
+    if lo == 0.0 and math.isfinite(length):
+        return part                 # exp(-0 length) = 1 exactly: the same number without an exp
+    return math.exp(-lo * length) * part
 
 
 @njit(cache=True, nogil=True)
@@ -97,6 +101,32 @@ def _gather(sp_trial, sp_neuron, sp_time, sub_ptr, sub_syn, target_of_syn, out_d
     return ptr, time, weight
 
 
+_SYNAPSES: dict = {}   # (id(flat), neurons) -> (weak reference to flat, _incoming_synapses' result)
+
+
+def _incoming_synapses(flat, neurons: np.ndarray):
+    """The synapses into `neurons` (sorted global indices): (sub_ptr (CSR over presynaptic neurons), their
+    flat indices, target number per flat synapse (-1: another neuron)); kept while `flat` lives, as
+    a loss calls this once per batch (or trial) with the same network."""
+    key = (id(flat), neurons.tobytes())
+    hit = _SYNAPSES.get(key)
+    if hit is not None and hit[0]() is flat:
+        return hit[1]
+    n = flat.n_neurons
+    local = np.full(n, -1, np.int64)
+    local[neurons] = np.arange(len(neurons))
+    target_of_syn = local[flat.out_post]
+    selected = np.flatnonzero(target_of_syn >= 0)               # synapses into the targets, grouped by pre
+    pre_of_syn = np.repeat(np.arange(n), np.diff(flat.out_ptr))
+    sub_ptr = np.zeros(n + 1, np.int64)
+    np.cumsum(np.bincount(pre_of_syn[selected], minlength=n), out=sub_ptr[1:])
+    out = (sub_ptr, selected, target_of_syn)
+    for stale in [k for k, v in _SYNAPSES.items() if v[0]() is None]:
+        del _SYNAPSES[stale]
+    _SYNAPSES[key] = (weakref.ref(flat), out)
+    return out
+
+
 def incoming_arrivals(record, neurons, trials: tuple[int, int] | None = None
                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Arrivals at the given global neurons (a sorted array), grouped per (trial, neuron).
@@ -106,24 +136,52 @@ def incoming_arrivals(record, neurons, trials: tuple[int, int] | None = None
     ``group_ptr[b * len(neurons) + q]`` up to the next pointer, sorted by time.
     Arrivals after the record's duration are dropped (the engines never apply them).
     """
+    return _gather(*_incoming_spikes(record, neurons, trials))
+
+
+def _incoming_spikes(record, neurons, trials: tuple[int, int] | None = None) -> tuple:
+    """:func:`_gather`'s arguments for the arrivals at `neurons` in the trials first..stop-1."""
     flat = record.flat
-    n = flat.n_neurons
     first, stop = (0, record.n_trials) if trials is None else trials
     neurons = np.asarray(neurons, np.int64)
-    local = np.full(n, -1, np.int64)
-    local[neurons] = np.arange(len(neurons))
-    target_of_syn = local[flat.out_post]
-    selected = np.flatnonzero(target_of_syn >= 0)               # synapses into the targets, grouped by pre
-    pre_of_syn = np.repeat(np.arange(n), np.diff(flat.out_ptr))
-    sub_ptr = np.zeros(n + 1, np.int64)
-    np.cumsum(np.bincount(pre_of_syn[selected], minlength=n), out=sub_ptr[1:])
+    sub_ptr, selected, target_of_syn = _incoming_synapses(flat, neurons)
     ins = slice(*np.searchsorted(record.inputs.trial, [first, stop]))
     own = slice(*np.searchsorted(record.trial, [first, stop]))
-    return _gather(np.concatenate([record.inputs.trial[ins], record.trial[own]]) - first,
-                   np.concatenate([record.inputs.neuron[ins], record.neuron[own]]),
-                   np.concatenate([record.inputs.time[ins], record.time[own]]),
-                   sub_ptr, selected, target_of_syn, flat.out_d, flat.out_w, float(record.duration),
-                   len(neurons), stop - first)
+    return (np.concatenate([record.inputs.trial[ins], record.trial[own]]) - first,
+            np.concatenate([record.inputs.neuron[ins], record.neuron[own]]),
+            np.concatenate([record.inputs.time[ins], record.time[own]]),
+            sub_ptr, selected, target_of_syn, flat.out_d, flat.out_w, float(record.duration),
+            len(neurons), stop - first)
+
+
+@njit(cache=True, nogil=True)
+def _arrival_integrals(sp_trial, sp_neuron, sp_time, sub_ptr, sub_syn, target_of_syn, out_d, out_w, t_end,
+                       n_targets, n_trials, targets, tau_m, tau_s, rate):
+    """Per (trial, target) group (as :func:`_gather`'s): the integral over [0, t_end] of
+    exp(-rate t) V(t) dt of the arrivals alone (V from rest, no bias). V is then a sum of PSPs, so
+    the integral is a sum over the arrivals t = t_spike + d <= t_end, each on its own, unsorted:
+    ``w K exp(-rate t) (E(t_end - t, rate + 1/tau_m) - E(t_end - t, rate + 1/tau_s))`` with
+    K = tau_s / (tau_m - tau_s) and E(L, a) = integral_0^L exp(-a x) dx (:func:`exp_overlap`)."""
+    out = np.zeros(n_trials * n_targets)
+    kk = np.empty(n_targets)                # per target: K, rate + 1/tau_m, rate + 1/tau_s
+    a_m = np.empty(n_targets)
+    a_s = np.empty(n_targets)
+    for g in range(n_targets):
+        tm, ts = tau_m[targets[g]], tau_s[targets[g]]
+        kk[g] = ts / (tm - ts)
+        a_m[g] = rate + 1.0 / tm
+        a_s[g] = rate + 1.0 / ts
+    for k in range(sp_time.shape[0]):
+        n = sp_neuron[k]
+        for q in range(sub_ptr[n], sub_ptr[n + 1]):
+            c = sub_syn[q]
+            t = sp_time[k] + out_d[c]
+            if t <= t_end:
+                g = target_of_syn[c]
+                span = t_end - t
+                out[sp_trial[k] * n_targets + g] += out_w[c] * kk[g] * math.exp(-rate * t) * (
+                    exp_overlap(span, a_m[g], 0.0) - exp_overlap(span, a_s[g], 0.0))
+    return out
 
 
 @njit(cache=True, nogil=True)
@@ -153,9 +211,9 @@ def _trajectory_stats(group_ptr, group_neuron, time, weight, tau_m, tau_s, t_end
             v_next = free_voltage(v, i, tm, ts, span)
             if v_next > best:
                 best, best_t = v_next, t_next
+            e_m = exp_overlap(span, rate + 1.0 / tm, 0.0)
             acc += math.exp(-rate * t_last) * (
-                v * exp_overlap(span, rate + 1.0 / tm, 0.0)
-                + i * k_ratio * (exp_overlap(span, rate + 1.0 / tm, 0.0) - exp_overlap(span, rate + 1.0 / ts, 0.0)))
+                v * e_m + i * k_ratio * (e_m - exp_overlap(span, rate + 1.0 / ts, 0.0)))
             if q < group_ptr[g + 1]:
                 i = i * math.exp(-span / ts) + weight[q]
                 v = v_next
@@ -260,8 +318,10 @@ def window_max_voltage(record, population: str, windows) -> tuple[np.ndarray, np
     return v_out, t_out
 
 
-def _stats(record, population: str, rate: float, mask=None):
-    """(v_max, t_max, integral), each (n_trials, n), NaN where mask is False or the neuron spiked."""
+def _stats(record, population: str, rate: float, mask=None, want_max: bool = True):
+    """(v_max, t_max, integral), each (n_trials, n), NaN where mask is False or the neuron spiked
+    (want_max False: v_max and t_max are not computed (0), and the integral is summed over the
+    arrivals one by one, unsorted: :func:`_arrival_integrals`)."""
     flat = record.flat
     off, n = flat.offsets[population], flat.sizes[population]
     if isinstance(record.network[population], SpikeSource):
@@ -274,10 +334,31 @@ def _stats(record, population: str, rate: float, mask=None):
             raise ValueError(f"mask has shape {mask.shape}, expected (n_trials, n) = {(n_trials, n)}")
         silent &= mask
     out = [np.empty((n_trials, n)) for _ in range(3)]
+    targets = np.arange(off, off + n)
+    if not want_max:
+        # the integral alone: V is linear in the arrivals, which need no sort (the initial state
+        # and the bias add their own terms)
+        out[0][:], out[1][:] = 0.0, 0.0
+        tm, ts, b = flat.tau_m[off:off + n], flat.tau_s[off:off + n], flat.bias[off:off + n]
+        t_end = float(record.duration)
+        e_m = np.array([exp_overlap(t_end, rate + 1.0 / x, 0.0) for x in tm])
+        e_s = np.array([exp_overlap(t_end, rate + 1.0 / x, 0.0) for x in ts])
+        e_b = exp_overlap(t_end, rate, 0.0)
+        for k in range(n_trials):
+            v0, i0 = record.initial_state(k)
+            out[2][k] = ((v0[off:off + n] - b) * e_m + i0[off:off + n] * (ts / (tm - ts)) * (e_m - e_s)
+                         + b * e_b)
+        for first in range(0, n_trials, _TRIALS_PER_CHUNK):
+            stop = min(first + _TRIALS_PER_CHUNK, n_trials)
+            out[2][first:stop] += _arrival_integrals(*_incoming_spikes(record, targets, (first, stop)), targets,
+                                                     flat.tau_m, flat.tau_s, float(rate)).reshape(stop - first, n)
+        for x in out:
+            x[~silent] = np.nan
+        return out
     for first in range(0, n_trials, _TRIALS_PER_CHUNK):     # bounded memory for large batches
         stop = min(first + _TRIALS_PER_CHUNK, n_trials)
-        group_ptr, time, weight = incoming_arrivals(record, np.arange(off, off + n), (first, stop))
-        group_neuron = np.tile(np.arange(off, off + n), stop - first).astype(np.int64)
+        group_ptr, time, weight = incoming_arrivals(record, targets, (first, stop))
+        group_neuron = np.tile(targets, stop - first).astype(np.int64)
         starts = [record.initial_state(k) for k in range(first, stop)]
         v_start = np.concatenate([v[off:off + n] for v, _ in starts]).astype(float)
         i_start = np.concatenate([i[off:off + n] for _, i in starts]).astype(float)
@@ -308,8 +389,8 @@ def weighted_voltage_integral(record, population: str, tau_weight: float | None 
     or the plain time average ``integral_0^D V dt / D`` when tau_weight is None. Shape (n_trials, n)."""
     duration = float(record.duration)
     if tau_weight is None:
-        return _stats(record, population, 0.0)[2] / duration
+        return _stats(record, population, 0.0, want_max=False)[2] / duration
     tau_weight = float(tau_weight)
     if not tau_weight > 0:
         raise ValueError(f"tau_weight must be > 0 seconds, got {tau_weight}")
-    return _stats(record, population, 1.0 / tau_weight)[2] / tau_weight
+    return _stats(record, population, 1.0 / tau_weight, want_max=False)[2] / tau_weight

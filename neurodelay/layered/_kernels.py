@@ -42,7 +42,7 @@ import numpy as np
 from numba import njit
 
 from ..events.adjoint_kernel import homogeneous, particular
-from ..events.dynamics import biased_crossing, free_voltage, next_crossing, state_at, voltage_bound
+from ..events.dynamics import biased_crossing, free_voltage, next_crossing, peak_time, state_at, voltage_bound
 from ..events.readout import exp_overlap
 
 EV_SPIKE = -1      # ev_q code of a spike of the neuron (ev_s = the spike's index in the trial's record)
@@ -81,6 +81,40 @@ def incoming_count(j, in_ptr, in_pre, s_start, s_end):
     for q in range(in_ptr[j], in_ptr[j + 1]):
         p = in_pre[q]
         m += s_end[p] - s_start[p]
+    return m
+
+
+@njit(cache=True, nogil=True)
+def arrival_bounds(stops, j0, in_ptr, in_pre, s_start, s_end):
+    """Cumulative :func:`incoming_count` of neurons j0.. at each of `stops` (ascending neuron
+    indices): entry c counts the arrivals at neurons j0..stops[c]-1 (upper bounds)."""
+    out = np.zeros(stops.shape[0], np.int64)
+    m = 0
+    j = j0
+    for c in range(stops.shape[0]):
+        while j < stops[c]:
+            m += incoming_count(j, in_ptr, in_pre, s_start, s_end)
+            j += 1
+        out[c] = m
+    return out
+
+
+@njit(cache=True, nogil=True)
+def gather_unsorted(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, s_id, t_end, arr_t, arr_q, arr_s):
+    """The arrivals of :func:`gather_sorted` in generation order (synapse q, then spike), unsorted:
+    for reverse passes that take each arrival on its own (:func:`reverse_linear`)."""
+    m = 0
+    for q in range(in_ptr[j], in_ptr[j + 1]):
+        p = in_pre[q]
+        d = in_d[q]
+        for k in range(s_start[p], s_end[p]):
+            t = s_time[k] + d
+            if t > t_end:
+                break
+            arr_t[m] = t
+            arr_q[m] = q
+            arr_s[m] = s_id[k]
+            m += 1
     return m
 
 
@@ -766,8 +800,12 @@ def adjoint_range(j0, j1, row, in_ptr, in_pre, in_d, in_w, tau_m, tau_s, theta, 
         for r in range(n_sp):
             sp_t[r] = s_time[s_start[j] + r]
             sp_k[r] = s_id[s_start[j] + r] - n_in
-        m = gather_sorted(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, s_id, t_end, True,
-                          counts, arr_t, arr_q, arr_s)
+        if n_sp == 0 and ps_ptr[j] == ps_ptr[j + 1] and not want_tau and tau_m[j] != tau_s[j]:
+            # reverse_linear (see _reverse_one) takes each arrival on its own: no sort
+            m = gather_unsorted(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, s_id, t_end, arr_t, arr_q, arr_s)
+        else:
+            m = gather_sorted(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, s_id, t_end, True,
+                              counts, arr_t, arr_q, arr_s)
         worst = max(worst, _reverse_one(
             j, m, arr_t, arr_q, arr_s, in_w, tau_m, tau_s, theta, reset, refractory, t_end, n_in, n_sp,
             sp_t, sp_k, sp_i_minus_theta, sp_source, ps_ptr, ps_time, ps_value, cs_ptr, cs_coef, cs_rate,
@@ -777,19 +815,327 @@ def adjoint_range(j0, j1, row, in_ptr, in_pre, in_d, in_w, tau_m, tau_s, theta, 
 
 
 # ------------------------------------------------ fused forward -> backward ----
+#: time buckets per arrival in :func:`gather_kept`'s counting sort (more buckets: fewer items out of
+#: order for the insertion sort that follows; 4 measured fastest at SHD size)
+BUCKETS_PER_ARRIVAL = 4
+
+
+@njit(cache=True, nogil=True)
+def gather_kept(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, t_end, counts, arr_t, arr_q, arr_s):
+    """:func:`gather_sorted` writing the synapse q and the source position in s_time (``arr_s``) as
+    uint32 (into the arrays that :func:`forward_keep_range` keeps for the reverse pass), with
+    BUCKETS_PER_ARRIVAL time buckets per arrival. Same order: the arrivals sorted by (time, synapse q,
+    spike), the stable sort of the generation order. counts: at least BUCKETS_PER_ARRIVAL
+    :func:`incoming_count` + 1 entries; arr_*: at least :func:`incoming_count`."""
+    nb = max(BUCKETS_PER_ARRIVAL * incoming_count(j, in_ptr, in_pre, s_start, s_end), 1)
+    scale = nb / t_end
+    for b in range(nb + 1):
+        counts[b] = 0
+    m = 0
+    for q in range(in_ptr[j], in_ptr[j + 1]):
+        p = in_pre[q]
+        d = in_d[q]
+        for k in range(s_start[p], s_end[p]):
+            t = s_time[k] + d
+            if t > t_end:
+                break                   # p's spikes are sorted: the later ones arrive later
+            b = min(max(int(t * scale), 0), nb - 1)
+            counts[b + 1] += 1
+            m += 1
+    if m == 0:
+        return 0
+    for b in range(nb):
+        counts[b + 1] += counts[b]
+    for q in range(in_ptr[j], in_ptr[j + 1]):
+        p = in_pre[q]
+        d = in_d[q]
+        for k in range(s_start[p], s_end[p]):
+            t = s_time[k] + d
+            if t > t_end:
+                break
+            b = min(max(int(t * scale), 0), nb - 1)
+            pos = counts[b]
+            counts[b] = pos + 1
+            arr_t[pos] = t
+            arr_q[pos] = q
+            arr_s[pos] = k
+    for a in range(1, m):
+        t = arr_t[a]
+        if arr_t[a - 1] <= t:
+            continue
+        q = arr_q[a]
+        s = arr_s[a]
+        b = a
+        while b > 0 and arr_t[b - 1] > t:
+            arr_t[b] = arr_t[b - 1]
+            arr_q[b] = arr_q[b - 1]
+            arr_s[b] = arr_s[b - 1]
+            b -= 1
+        arr_t[b] = t
+        arr_q[b] = q
+        arr_s[b] = s
+    return m
+
+
+@njit(cache=True, nogil=True)
+def scan_factored_kept(m, arr_t, arr_q, arr_k, in_w, syn_f, spk_f, tm, ts, theta, reset, refractory, closed,
+                       t_end, out_t, out_g, ev_t, ev_c, ev_s, ev_i, ev_pos):
+    """:func:`scan_factored` with the factors packed by synapse (``syn_f[q]`` = exp(d/tau_s),
+    exp(d/tau_m), exp(-d/tau_s), exp(-d/tau_m)) and by spike (``spk_f[k]`` = exp(t/tau_s),
+    exp(t/tau_m), exp(-t/tau_s), exp(-t/tau_m)), and cheaper per arrival:
+
+    * no division: the state after an arrival is first estimated with the reciprocal factors and
+      tested against theta with a margin (1e-9 of the magnitudes involved, far above the
+      estimate's rounding); only where that test cannot exclude a crossing before the next arrival
+      (about 1 % of arrivals at SHD size) is the state computed as in :func:`scan_factored`;
+    * the crossing is searched only where it may come before the next arrival
+      (:func:`crossing_within`, after a test without exponentials: V below theta and rising at
+      the next arrival, from the factors);
+    * a loop specialised for arrivals while no crossing is predicted and the neuron is not
+      refractory.
+
+    The same spikes as :func:`scan_factored` (the running sums are the same operations; the
+    estimate only skips :func:`below_until` where it would hold). Also logs what the reverse pass
+    (:func:`reverse_factored_kept`) needs, exactly as :func:`reverse_factored`'s forward pass
+    computes it: the spikes and ends of refractoriness in order (time ev_t, ev_c EV_SPIKE or
+    EV_REF_END, ev_s the spike's ordinal among the neuron's spikes (for an end: of the spike that
+    started it), ev_i I there, ev_pos the number of arrivals before it). ev_*: at least
+    2 len(out_t) entries. Returns (number of spikes or -1 if out_t is too small, number of logged
+    events, max |V - theta| at the spikes).
+    """
+    kk = ts / (tm - ts)
+    inv_tm = 1.0 / tm
+    c_s = 0.0
+    b_m = 0.0
+    ref_end = -np.inf
+    pending = False              # in a refractory period whose end has not been passed yet
+    log_ref = False              # the end of the last refractory period is not logged yet
+    pred = np.inf
+    n_out = 0
+    ne = 0
+    worst = 0.0
+    cap = out_t.shape[0]
+    a = 0
+    while True:
+        if pred == np.inf and not pending and not log_ref:
+            # fast path (the body of the arrival branch below, specialised): arrivals while no
+            # crossing is predicted and the neuron is not refractory
+            while a < m:
+                t_now = arr_t[a]
+                if t_now > t_end:
+                    break
+                q = arr_q[a]
+                k = arr_k[a]
+                w = in_w[q]
+                f_s = spk_f[k, 0] * syn_f[q, 0]
+                f_m = spk_f[k, 1] * syn_f[q, 1]
+                c_s += w * f_s
+                b_m += kk * w * f_m
+                a += 1
+                t_next = min(arr_t[a] if a < m else np.inf, t_end)
+                i_e = c_s * (spk_f[k, 2] * syn_f[q, 2])
+                x_m = b_m * (spk_f[k, 3] * syn_f[q, 3])
+                x_s = kk * i_e
+                v_e = x_m - x_s
+                rise = (t_next - t_now) * (max(i_e, 0.0) - min(v_e, i_e, 0.0)) * inv_tm
+                margin = 1e-9 * (abs(x_m) + abs(x_s) + rise + abs(theta))
+                if v_e + rise < theta - margin:
+                    continue
+                i0 = c_s / f_s
+                v0 = b_m / f_m - kk * i0
+                if below_until(v0, i0, tm, ts, theta, t_next - t_now):
+                    continue
+                if a < m and v0 < theta:
+                    # V at the next arrival from the factors (no exponential): if it is below theta
+                    # and still rising there, it rose all along (at most one extremum, a maximum
+                    # ahead) and no crossing precedes that arrival
+                    k_n = arr_k[a]
+                    q_n = arr_q[a]
+                    i_n = c_s * (spk_f[k_n, 2] * syn_f[q_n, 2])
+                    y_m = b_m * (spk_f[k_n, 3] * syn_f[q_n, 3])
+                    v_n = y_m - kk * i_n
+                    slack = 1e-9 * (abs(y_m) + abs(kk * i_n) + abs(theta))
+                    if v_n < theta - slack and i_n - v_n > slack:
+                        continue
+                pred = t_now + crossing_within(v0, i0, tm, ts, theta, closed, t_next - t_now)
+                if pred < np.inf:
+                    break
+        t_a = arr_t[a] if a < m else np.inf
+        is_spike = pred <= t_a
+        t_now = pred if is_spike else t_a
+        if t_now > t_end:
+            break
+        if log_ref and t_now > ref_end:        # as reverse_factored: after the arrivals at ref_end
+            ev_t[ne], ev_c[ne], ev_s[ne], ev_i[ne], ev_pos[ne] = (ref_end, EV_REF_END, n_out - 1,
+                                                                  c_s * math.exp(-ref_end / ts), a)
+            ne += 1
+            log_ref = False
+        if pending and t_now >= ref_end:
+            b_m = (reset + kk * c_s * math.exp(-ref_end / ts)) * math.exp(ref_end / tm)
+            pending = False
+        if is_spike:
+            if n_out == cap:
+                return -1, 0, 0.0
+            i_s = c_s * math.exp(-t_now / ts)
+            v_b = reset if ref_end >= t_now else b_m * math.exp(-t_now / tm) - kk * i_s
+            worst = max(worst, abs(v_b - theta))
+            ev_t[ne], ev_c[ne], ev_s[ne], ev_i[ne], ev_pos[ne] = t_now, EV_SPIKE, n_out, i_s, a
+            ne += 1
+            out_t[n_out] = t_now
+            out_g[n_out] = i_s - theta
+            n_out += 1
+            ref_end = t_now + refractory
+            if refractory > 0.0:
+                pending = True
+                log_ref = True
+            else:
+                b_m = (reset + kk * i_s) * math.exp(t_now / tm)
+                pred = t_now + next_crossing(reset, i_s, tm, ts, theta, closed)
+                continue
+        else:
+            q = arr_q[a]
+            k = arr_k[a]
+            w = in_w[q]
+            f_s = spk_f[k, 0] * syn_f[q, 0]
+            c_s += w * f_s
+            a += 1
+            if not pending:
+                f_m = spk_f[k, 1] * syn_f[q, 1]
+                b_m += kk * w * f_m
+                t_next = min(arr_t[a] if a < m else np.inf, t_end)
+                # estimate (no division) and a margin that covers its rounding
+                i_e = c_s * (spk_f[k, 2] * syn_f[q, 2])
+                x_m = b_m * (spk_f[k, 3] * syn_f[q, 3])
+                x_s = kk * i_e
+                v_e = x_m - x_s
+                rise = (t_next - t_now) * (max(i_e, 0.0) - min(v_e, i_e, 0.0)) * inv_tm
+                margin = 1e-9 * (abs(x_m) + abs(x_s) + rise + abs(theta))
+                if v_e + rise < theta - margin:
+                    pred = np.inf        # below_until holds
+                    continue
+                i0 = c_s / f_s
+                v0 = b_m / f_m - kk * i0
+                if below_until(v0, i0, tm, ts, theta, t_next - t_now):
+                    pred = np.inf        # no crossing before the next event, which predicts again
+                else:
+                    pred = t_now + crossing_within(v0, i0, tm, ts, theta, closed, t_next - t_now)
+                continue
+        # in a refractory period: V restarts from reset at its end
+        pred = ref_end + next_crossing(reset, c_s * math.exp(-ref_end / ts), tm, ts, theta, closed)
+    if log_ref and ref_end <= t_end:
+        ev_t[ne], ev_c[ne], ev_s[ne], ev_i[ne], ev_pos[ne] = (ref_end, EV_REF_END, n_out - 1,
+                                                              c_s * math.exp(-ref_end / ts), a)
+        ne += 1
+    return n_out, ne, worst
+
+
+@njit(cache=True, nogil=True)
+def reverse_factored_kept(m, arr_q, arr_s, in_w, syn_f, spk_f, sp_k, tm, ts, reset, refractory, ev_t, ev_c, ev_s,
+                          ev_i, ev_pos, sp_i_minus_theta, sp_source, n_in, g_time, row, g_w, g_d, spike_grad):
+    """The reverse half of :func:`reverse_factored` on the log that :func:`scan_factored_kept` wrote in the
+    forward pass (ev_*: the neuron's events; ev_s: ordinals among its spikes, whose record indices are
+    sp_k), so that the arrivals are not walked forward again: the same operations, the same gradients bit
+    for bit. m: the neuron's arrivals (all of them precede t_end). Returns dL/dtheta of the neuron."""
+    kk = ts / (tm - ts)
+    coef_m = 0.0                 # a
+    coef_s = 0.0                 # b
+    pv_ref = 0.0
+    i_ref = 0.0
+    g_th = 0.0
+    e = ev_t.shape[0] - 1
+    a_hi = m
+    while True:
+        a_lo = ev_pos[e] if e >= 0 else 0
+        for a in range(a_hi - 1, a_lo - 1, -1):
+            q = arr_q[a]
+            k = arr_s[a]
+            pv = coef_m * (spk_f[k, 1] * syn_f[q, 1])
+            pi = coef_s * (spk_f[k, 0] * syn_f[q, 0]) + kk * pv
+            g_w[q] += pi
+            dl_dt = in_w[q] * (pi / ts - pv / tm)
+            g_d[q] += dl_dt
+            g_time[row, k] += dl_dt
+        a_hi = a_lo
+        if e < 0:
+            break
+        t = ev_t[e]
+        f_m = math.exp(t / tm)
+        f_s = math.exp(t / ts)
+        pv = coef_m * f_m
+        pi = coef_s * f_s + kk * pv
+        if ev_c[e] == EV_REF_END:
+            pv_ref = pv
+            i_ref = ev_i[e]
+            pv = 0.0
+        else:
+            pv = _spike_costate(sp_k[ev_s[e]], pv, pv_ref, i_ref, ev_i[e], refractory, reset, tm, n_in, g_time,
+                                sp_source, sp_i_minus_theta, spike_grad)
+            if refractory > 0.0:
+                pv_ref = 0.0
+            g_th -= pv
+        coef_m = pv / f_m
+        coef_s = (pi - kk * pv) / f_s
+        e -= 1
+    return g_th
+
+
+@njit(cache=True, inline="always")
+def crossing_within(v0, i0, tm, ts, theta, closed, span):
+    """:func:`~neurodelay.events.dynamics.next_crossing` where the crossing may lie within `span` s,
+    else inf (the scan's next event then predicts again): the root is not searched when V reaches its
+    maximum after `span` and is still below theta at `span` (it rises monotonically up to the maximum)."""
+    if v0 < theta and voltage_bound(v0, i0, tm, ts) >= theta:
+        s_max = peak_time(v0, i0, tm, ts)
+        if s_max > span and free_voltage(v0, i0, tm, ts, span) < theta:
+            return np.inf
+    return next_crossing(v0, i0, tm, ts, theta, closed)
+
+
+@njit(cache=True, nogil=True)
+def _append_log(log, n_log, ev, ne):
+    """The arrays of `log` (filled up to n_log) with the first ne entries of those of `ev` appended
+    (grown, doubled at least, when too short): returns the arrays, new or the same."""
+    lt, lc, ls, li, lp = log
+    if n_log + ne > lt.shape[0]:
+        size = max(2 * lt.shape[0], n_log + ne)
+        nt, nc, ns_, ni, np_ = np.empty(size), np.empty(size, np.int64), np.empty(size, np.int64), np.empty(size), \
+            np.empty(size, np.int64)
+        nt[:n_log], nc[:n_log], ns_[:n_log], ni[:n_log], np_[:n_log] = lt[:n_log], lc[:n_log], ls[:n_log], \
+            li[:n_log], lp[:n_log]
+        lt, lc, ls, li, lp = nt, nc, ns_, ni, np_
+    et, ec, es_, ei, ep = ev
+    lt[n_log: n_log + ne] = et[:ne]
+    lc[n_log: n_log + ne] = ec[:ne]
+    ls[n_log: n_log + ne] = es_[:ne]
+    li[n_log: n_log + ne] = ei[:ne]
+    lp[n_log: n_log + ne] = ep[:ne]
+    return lt, lc, ls, li, lp
+
+
+@njit(cache=True, nogil=True)
+def _event_log(size):
+    """Empty event-log arrays (time, code, spike ordinal, I, arrivals before) of `size` entries."""
+    return np.empty(size), np.empty(size, np.int64), np.empty(size, np.int64), np.empty(size), \
+        np.empty(size, np.int64)
+
+
 @njit(cache=True, nogil=True)
 def forward_keep_range(j0, j1, tau_m, tau_s, theta, reset, refractory, closed, in_ptr, in_pre, in_d, in_w,
-                       s_start, s_end, s_time, pos_id, t_end, max_spikes, a_q, a_s):
-    """:func:`forward_range` of LIF neurons j0..j1-1 at rest without bias (exact scans), keeping each
+                       s_start, s_end, s_time, t_end, max_spikes, a_q, a_s, factored, syn_f, spk_f):
+    """:func:`forward_range` of LIF neurons j0..j1-1 at rest without bias, keeping each
     neuron's sorted arrivals for the reverse pass (:func:`adjoint_kept_range`), so that they are
     generated and sorted once per trial.
 
-    pos_id: ``arange(len(s_time))`` (an arrival's source id is the position of its spike in s_time).
-    a_q, a_s (workspace, reused across trials): at least the sum of :func:`incoming_count`
-    over the neurons. Returns (count per neuron, spike times, I - theta, a_ptr): the arrivals of
-    neuron j0 + i are ``a_ptr[i]:a_ptr[i + 1]`` of a_q (synapse) and a_s (source id); their times
-    are not kept (8 bytes per arrival instead of 16): ``s_time[a_s] + in_d[a_q]`` gives them back
-    bit for bit (the sum that :func:`gather_sorted` computed).
+    factored: scan with :func:`scan_factored_kept` (syn_f: factors per synapse q, spk_f: per entry
+    of s_time; see there), which also logs each neuron's spikes and ends of refractoriness for the
+    reverse pass, else with the exact :func:`scan_forward` (no log).
+    a_q, a_s (uint32 workspace, reused across trials): at least the sum of :func:`incoming_count`
+    over the neurons. Returns (count per neuron, spike times, I - theta, a_ptr, e_ptr, log, worst):
+    the arrivals of neuron j0 + i are ``a_ptr[i]:a_ptr[i + 1]`` of a_q (synapse) and a_s (source:
+    position in s_time), their times not kept (8 bytes per arrival instead of 16):
+    ``s_time[a_s] + in_d[a_q]`` gives them back bit for bit (the sum that :func:`gather_kept`
+    computed); its logged events are ``e_ptr[i]:e_ptr[i + 1]`` of the arrays of `log`; worst: max
+    |V - theta| at the logged spikes.
     """
     n_j = j1 - j0
     bound = 0
@@ -800,11 +1146,10 @@ def forward_keep_range(j0, j1, tau_m, tau_s, theta, reset, refractory, closed, i
         mmax = max(mmax, c)
     if bound > a_q.shape[0] or bound > a_s.shape[0]:
         raise ValueError("forward_keep_range: arrival workspace too small")
-    counts = np.empty(mmax + 1, np.int64)
-    arr_t = np.empty(mmax)                # sorted here (cache-resident), then copied out in order
-    arr_q = np.empty(mmax, np.int64)
-    arr_s = np.empty(mmax, np.int64)
+    counts = np.empty(BUCKETS_PER_ARRIVAL * mmax + 1, np.int32)
+    arr_t = np.empty(mmax)                # sorted here (cache-resident); q and s go straight to a_q, a_s
     a_ptr = np.zeros(n_j + 1, np.int64)
+    e_ptr = np.zeros(n_j + 1, np.int64)
     no_samples = np.empty(0)
     samples = np.empty((0, 0))
     n_per = np.zeros(n_j, np.int64)
@@ -812,42 +1157,60 @@ def forward_keep_range(j0, j1, tau_m, tau_s, theta, reset, refractory, closed, i
     res_g = np.empty(64)
     out_t = np.empty(16)
     out_g = np.empty(16)
+    ev = _event_log(2 * out_t.shape[0])
+    log = _event_log(128 if factored else 0)
+    worst = 0.0
     total = 0
     for j in range(j0, j1):
         i = j - j0
         lo = a_ptr[i]
-        m = gather_sorted(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, pos_id, t_end, True,
-                          counts, arr_t, arr_q, arr_s)
+        m = gather_kept(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, t_end, counts, arr_t, a_q[lo:], a_s[lo:])
         a_ptr[i + 1] = lo + m
-        for a in range(m):
-            a_q[lo + a] = arr_q[a]
-            a_s[lo + a] = arr_s[a]
+        arr_q = a_q[lo: lo + m]
+        arr_s = a_s[lo: lo + m]
+        ne = 0
         while True:
-            ns = scan_forward(m, arr_t, arr_q, in_w, tau_m[j], tau_s[j], theta[j], reset[j], refractory[j],
-                              closed[j], True, t_end, no_samples, -1, samples, out_t, out_g, 0.0, 0.0, 0.0)
+            if factored:
+                ns, ne, w = scan_factored_kept(m, arr_t, arr_q, arr_s, in_w, syn_f, spk_f, tau_m[j], tau_s[j],
+                                               theta[j], reset[j], refractory[j], closed[j], t_end, out_t, out_g,
+                                               ev[0], ev[1], ev[2], ev[3], ev[4])
+                worst = max(worst, w)
+            else:
+                ns = scan_forward(m, arr_t, arr_q, in_w, tau_m[j], tau_s[j], theta[j], reset[j], refractory[j],
+                                  closed[j], True, t_end, no_samples, -1, samples, out_t, out_g, 0.0, 0.0, 0.0)
             if ns >= 0:
                 break
             out_t = np.empty(2 * out_t.shape[0])
             out_g = np.empty(2 * out_g.shape[0])
+            ev = _event_log(2 * out_t.shape[0])
         res_t, res_g = _append_spikes(res_t, res_g, total, out_t, out_g, ns)
+        log = _append_log(log, e_ptr[i], ev, ne)
+        e_ptr[i + 1] = e_ptr[i] + ne
         total += ns
         n_per[i] = ns
         if total > max_spikes:
             for r in range(i + 1, n_j):
                 a_ptr[r + 1] = a_ptr[i + 1]
+                e_ptr[r + 1] = e_ptr[i + 1]
             break
-    return n_per, res_t[:total].copy(), res_g[:total].copy(), a_ptr
+    n_log = e_ptr[n_j]
+    return (n_per, res_t[:total].copy(), res_g[:total].copy(), a_ptr, e_ptr,
+            (log[0][:n_log], log[1][:n_log], log[2][:n_log], log[3][:n_log], log[4][:n_log]), worst)
 
 
 @njit(cache=True, nogil=True)
 def adjoint_kept_range(j0, j1, row, a_ptr, a_q, a_s, in_d, in_w, tau_m, tau_s, theta, reset, refractory,
                        s_start, s_end, s_time, t_end, n_in, sp_i_minus_theta, sp_source,
                        ps_ptr, ps_time, ps_value, cs_ptr, cs_coef, cs_rate, want_tau,
-                       g_w, g_d, g_tm, g_ts, g_th, g_time, spike_grad, factored, in_dm, in_ds, s_em, s_es):
+                       g_w, g_d, g_tm, g_ts, g_th, g_time, spike_grad, factored, in_dm, in_ds, s_em, s_es,
+                       logged, e_ptr, log, syn_f, spk_f):
     """:func:`adjoint_range` of neurons j0..j1-1 over the arrivals kept by :func:`forward_keep_range`
     (a_ptr over j0..j1-1; arrival times s_time[a_s] + in_d[a_q]), source ids = positions in s_time
     (the trial's spikes: inputs, then the network's, grouped by neuron; spike id n_in + r is entry r
-    of sp_*)."""
+    of sp_*). logged: the forward pass was factored and logged each neuron's events (e_ptr, log;
+    syn_f, spk_f its factors); the neurons that take :func:`reverse_factored` (factored, no voltage
+    sources) then take :func:`reverse_factored_kept` on that log instead (the same numbers, without
+    walking their arrivals forward again). Returns max |V - theta| at the replayed spikes."""
     mmax = 0
     nsmax = 0
     for j in range(j0, j1):
@@ -864,6 +1227,13 @@ def adjoint_kept_range(j0, j1, row, a_ptr, a_q, a_s, in_d, in_w, tau_m, tau_s, t
             sp_t[r] = s_time[s_start[j] + r]
             sp_k[r] = s_start[j] + r - n_in
         lo, hi = a_ptr[j - j0], a_ptr[j - j0 + 1]
+        if logged and factored and ps_ptr[j] == ps_ptr[j + 1] and cs_ptr[j] == cs_ptr[j + 1]:
+            e0, e1 = e_ptr[j - j0], e_ptr[j - j0 + 1]
+            g_th[j] += reverse_factored_kept(hi - lo, a_q[lo:hi], a_s[lo:hi], in_w, syn_f, spk_f, sp_k, tau_m[j],
+                                             tau_s[j], reset[j], refractory[j], log[0][e0:e1], log[1][e0:e1],
+                                             log[2][e0:e1], log[3][e0:e1], log[4][e0:e1], sp_i_minus_theta,
+                                             sp_source, n_in, g_time, row, g_w, g_d, spike_grad)
+            continue
         for a in range(hi - lo):
             arr_t[a] = s_time[a_s[lo + a]] + in_d[a_q[lo + a]]
         worst = max(worst, _reverse_one(

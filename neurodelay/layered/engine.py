@@ -10,14 +10,26 @@ instead of merging every spike in flight again. Networks with recurrent
 layers (a population projecting onto itself, or a cycle between populations)
 go to :mod:`neurodelay.layered.recurrent`, which runs each recurrent group of
 populations as a whole and the other layers as here. Results equal those of
-:mod:`neurodelay.events` (the same floating-point operations per neuron: spike
-times bit for bit; gradients to rounding, as sums are taken in another order).
+:mod:`neurodelay.events` to rounding. LIF layers with one tau_m and one tau_s
+are scanned by default with factored exponentials (:data:`FACTORED_FORWARD`:
+running sums of w exp(t/tau), no exponential per arrival): spike times then
+differ from the event engine's by rounding (at most 1.2e-13 s measured by
+bench/gradient.py at SHD size: 700 -> 256 -> 20, 64 trials, 388k hidden spikes,
+identical counts) and gradients by at most 9e-11 of their largest entry
+(elementwise up to 1e-9 for entries above 1e-3 of it, measured on 8 trials:
+near-grazing crossings amplify the rounding). With
+FACTORED_FORWARD off every neuron performs the event engine's floating-point
+operations: spike times bit for bit, gradients to rounding (sums are taken in
+another order).
 
 :func:`fused_loss_and_grad` (what :func:`neurodelay.loss_and_grad` runs on
 this engine when the loss is ``separable``) goes forward, through the loss and
 backward one trial at a time, keeping each LIF neuron's sorted arrivals from
 the forward scan for the reverse pass, so nothing is generated and sorted
-twice and only one trial's arrivals (8 bytes each: synapse and source spike) are held per worker.
+twice and only one trial's arrivals (8 bytes each: synapse and source spike) are held per worker;
+factored layers also keep each neuron's spikes and ends of refractoriness with the
+state there (the forward half of the factored reverse pass), so that the reverse
+pass walks each neuron's arrivals once, backwards.
 
 Parallelism: over trials when the batch has at least as many trials as
 threads, otherwise over fixed chunks of neurons within each layer. The chunks
@@ -27,6 +39,7 @@ whatever the number of threads, so the results do not depend on it.
 
 from __future__ import annotations
 
+import threading
 import weakref
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -50,10 +63,12 @@ N_CHUNKS = 8
 
 #: LIF layers with one tau_m and one tau_s may use factored exponentials (no exp per arrival) where
 #: exp(t/tau) stays below exp(_MAX_EXPONENT) up to the end of the trial.
-#: Forward scans: off by default, so that spikes are bit-identical to the event engine's; on, they
-#: are about 30 % cheaper and spike times differ by rounding (~1e-14 s), which ill-conditioned
-#: gradients (near-grazing crossings) can amplify to ~1e-9 relative (measured at SHD size).
-FACTORED_FORWARD = False
+#: Forward scans: on by default (about half the cost of the exact scan at SHD size); spike times
+#: differ from the event engine's by rounding (at most 1.2e-13 s measured at SHD size, identical
+#: counts), gradients by at most 9e-11 of their largest entry (near-grazing crossings amplify the
+#: rounding: elementwise up to 1e-9 for entries above 1e-3 of the largest). Off: every layer
+#: performs the event engine's operations and spikes are bit-identical to its.
+FACTORED_FORWARD = True
 #: Reverse pass of LIF neurons reached only through their spike times: on by default (gradients
 #: equal the exact reverse pass's to ~1e-14 relative on the same record, 2-3x cheaper).
 FACTORED_REVERSE = True
@@ -61,6 +76,7 @@ _MAX_EXPONENT = 600.0
 
 _KIND_LIF = 1
 _EMPTY = np.zeros(0)
+_EMPTY2 = np.zeros((0, 4))
 
 
 def supports(net) -> str | None:
@@ -146,6 +162,32 @@ def _scan_factors(taus, plan: _Plan, times: np.ndarray, duration: float) -> tupl
         return False, _EMPTY, _EMPTY, _EMPTY, _EMPTY
     capped = np.minimum(times, duration)
     return True, plan.in_dm, plan.in_ds, np.exp(capped / taus[0]), np.exp(capped / taus[1])
+
+
+def _synapse_factors(flat: FlatNetwork, plan: _Plan) -> np.ndarray:
+    """(S, 4) per synapse of the post-major table: exp(d/tau_s), exp(d/tau_m) (plan.in_ds, plan.in_dm),
+    exp(-d/tau_s), exp(-d/tau_m), with the taus of the postsynaptic neuron."""
+    post = np.repeat(np.arange(flat.n_neurons), np.diff(plan.in_ptr))
+    syn_f = np.empty((len(plan.in_d), 4))
+    syn_f[:, 0], syn_f[:, 1] = plan.in_ds, plan.in_dm
+    syn_f[:, 2], syn_f[:, 3] = np.exp(-plan.in_d / flat.tau_s[post]), np.exp(-plan.in_d / flat.tau_m[post])
+    return syn_f
+
+
+def _kept_factors(flat: FlatNetwork, syn_f, off: int, size: int, times: np.ndarray, duration: float) -> tuple:
+    """:func:`~neurodelay.layered._kernels.forward_keep_range`'s scan arguments for LIF layer `off`:
+    (True, syn_f (:func:`_synapse_factors`), factors per spike of `times` capped at duration
+    (exp(t/tau_s), exp(t/tau_m), exp(-t/tau_s), exp(-t/tau_m))) when FACTORED_FORWARD is on and
+    :func:`_factored_taus` allows it, else (False, empty arrays)."""
+    taus = _factored_taus(flat, off, size, duration, False) if FACTORED_FORWARD else None
+    if taus is None:
+        return False, _EMPTY2, _EMPTY2
+    tm, ts = taus
+    capped = np.minimum(times, duration)
+    spk_f = np.empty((len(times), 4))
+    spk_f[:, 0], spk_f[:, 1] = np.exp(capped / ts), np.exp(capped / tm)
+    spk_f[:, 2], spk_f[:, 3] = np.exp(-capped / ts), np.exp(-capped / tm)
+    return True, syn_f, spk_f
 
 
 def _chunks(off: int, n: int) -> list[tuple[int, int, int]]:
@@ -245,21 +287,48 @@ def _run_blocks(run_trial, n_trials: int, n_threads: int | None, n_syn: int, n: 
     (:func:`trial_blocks`; acc: the block's :func:`_new_acc`, ws: a dict that a worker keeps across
     its trials): the blocks in parallel, or, with fewer blocks than threads, one after the other with
     a pool for chunks of neurons (``pool``, None on the first trial, which compiles). Returns
-    [(acc, [result per trial])] in block order, so that sums do not depend on the threads."""
+    [(acc, [result per trial])]: one entry whose acc is the blocks' accumulators summed in block order
+    (as :func:`sum_blocks` sums them: the same numbers whatever the threads), folded in as the blocks
+    finish, so that only the blocks in flight hold accumulators."""
     blocks = trial_blocks(n_trials)
+    n_blocks = len(blocks) - 1
     threads = n_threads or default_threads()
-    pool = _parallel(threads, len(blocks) - 1)
+    pool = _parallel(threads, n_blocks)
+    total, results = None, []
+
+    def fold(done_block):
+        nonlocal total
+        acc, res = done_block
+        if total is None:
+            total = acc
+        else:
+            for t, a in zip(total, acc):
+                np.add(t, a, out=t)
+        results.extend(res)
+
     if pool is None:
+        local = threading.local()            # each worker thread keeps its workspace across its blocks
+
         def run_block(b):
-            acc, ws = _new_acc(n_syn, n), {}
-            return acc, [run_trial(k, acc, None, ws) for k in range(blocks[b], blocks[b + 1])]
-        return map_trials(run_block, len(blocks) - 1, threads)
-    ws, done = {}, []
-    with pool:
-        for b in range(len(blocks) - 1):
             acc = _new_acc(n_syn, n)
-            done.append((acc, [run_trial(k, acc, pool if k else None, ws) for k in range(blocks[b], blocks[b + 1])]))
-    return done
+            if not hasattr(local, "ws"):
+                local.ws = {}
+            return acc, [run_trial(k, acc, None, local.ws) for k in range(blocks[b], blocks[b + 1])]
+        fold(run_block(0))                  # trial 0 alone: it compiles (or loads) the kernels
+        if threads > 1 and n_blocks > 2:
+            with ThreadPoolExecutor(min(threads, n_blocks - 1)) as workers:
+                for done_block in workers.map(run_block, range(1, n_blocks)):
+                    fold(done_block)
+        else:
+            for b in range(1, n_blocks):
+                fold(run_block(b))
+        return [(total, results)]
+    ws = {}
+    with pool:
+        for b in range(n_blocks):
+            acc = _new_acc(n_syn, n)
+            fold((acc, [run_trial(k, acc, pool if k else None, ws) for k in range(blocks[b], blocks[b + 1])]))
+    return [(total, results)]
 
 
 def _block_gradients(done, flat: FlatNetwork, in_c: np.ndarray):
@@ -438,9 +507,12 @@ def fused_loss_and_grad(net: Network, inputs, duration, loss, labels=None, *, ti
         labels = np.asarray(labels)
         if labels.ndim == 0 or labels.shape[0] != n_trials:
             return None                    # the loss's own check raises on the unfused path
-    plan = _plan_for(net, flat)
-    n, n_syn = flat.n_neurons, len(flat.out_post)
+    plan = _plan(net, flat)     # not cached: nothing else reuses it, and the record it returns keeps flat alive
     lif_layers = [ly for ly in plan.layers if ly[3]]
+    factored = FACTORED_FORWARD and any(_factored_taus(flat, off, size, duration, False) is not None
+                                        for off, size, _, _ in lif_layers)
+    syn_f = _synapse_factors(flat, plan) if factored else _EMPTY2
+    n, n_syn = flat.n_neurons, len(flat.out_post)
     static_f = (flat.tau_m, flat.tau_s, flat.theta, flat.reset, flat.refractory, plan.closed, plan.in_ptr,
                 plan.in_pre, plan.in_d, plan.in_w)
     static_b = (flat.tau_m, flat.tau_s, flat.theta, flat.reset, flat.refractory)
@@ -450,13 +522,12 @@ def fused_loss_and_grad(net: Network, inputs, duration, loss, labels=None, *, ti
     def workspace(ws, off, chunks, s_start, s_end):
         """Slices of this worker's arrival arrays for layer `off` (grown when needed, reused by its
         next trials), one per chunk, each as long as the chunk's arrivals can be."""
-        lo, hi = plan.in_ptr[chunks[0][0]], plan.in_ptr[chunks[-1][1]]
-        per_syn = np.concatenate([[0], np.cumsum((s_end - s_start)[plan.in_pre[lo:hi]])])
-        ends = per_syn[[plan.in_ptr[c1] - lo for _, c1, _ in chunks]]
+        ends = K.arrival_bounds(np.array([c1 for _, c1, _ in chunks], np.int64), chunks[0][0], plan.in_ptr,
+                                plan.in_pre, s_start, s_end)
         starts = np.concatenate([[0], ends[:-1]])
         if off not in ws or len(ws[off][0]) < ends[-1]:
             size = int(ends[-1] * 1.05) + 1024
-            ws[off] = (np.empty(size, np.int32), np.empty(size, np.int32))
+            ws[off] = (np.empty(size, np.uint32), np.empty(size, np.uint32))
         return [tuple(x[a:b] for x in ws[off]) for a, b in zip(starts, ends)]
 
     def run_trial(k, acc, pool, ws):
@@ -466,15 +537,15 @@ def fused_loss_and_grad(net: Network, inputs, duration, loss, labels=None, *, ti
         in_order, s_start, s_end = _by_neuron(in_n, in_t, n)
         parts_t, parts_n, parts_g = [in_t[in_order]], [], []
         s_time = parts_t[0]
-        pos, total, kept = n_in, 0, {}
+        pos, total, kept, fwd_worst = n_in, 0, {}, 0.0
         # ---- forward, keeping every LIF neuron's sorted arrivals
         for off, size, _, _ in lif_layers:
-            pos_id = np.arange(len(s_time), dtype=np.int64)
+            factors = _kept_factors(flat, syn_f, off, size, s_time, duration)
 
-            def work(item, s_time=s_time, pos_id=pos_id, total=total):
+            def work(item, s_time=s_time, total=total, factors=factors):
                 (c0, c1, _), arrays = item
-                return K.forward_keep_range(c0, c1, *static_f, s_start, s_end, s_time, pos_id, duration,
-                                            max_spikes_per_trial - total, *arrays)
+                return K.forward_keep_range(c0, c1, *static_f, s_start, s_end, s_time, duration,
+                                            max_spikes_per_trial - total, *arrays, *factors)
             chunks = _chunks(off, size)
             arrays = workspace(ws, off, chunks, s_start, s_end)
             res = _map(pool, work, list(zip(chunks, arrays)))
@@ -484,7 +555,8 @@ def fused_loss_and_grad(net: Network, inputs, duration, loss, labels=None, *, ti
             parts_n.append(np.repeat(np.arange(off, off + size, dtype=np.int64), counts))
             parts_g.append(np.concatenate([r[2] for r in res]))
             s_time = np.concatenate(parts_t) if len(times) else s_time
-            kept[off] = [(c, r[3], *x) for c, r, x in zip(chunks, res, arrays)]
+            kept[off] = ([(c, r[3], *x, r[4], r[5]) for c, r, x in zip(chunks, res, arrays)], factors)
+            fwd_worst = max([fwd_worst] + [r[6] for r in res])
         # the trial's spikes by position (grouped by neuron) and in record order (time, neuron)
         sp_n = np.concatenate(parts_n) if parts_n else np.zeros(0, np.int64)
         sp_t = s_time[n_in:]
@@ -506,19 +578,21 @@ def fused_loss_and_grad(net: Network, inputs, duration, loss, labels=None, *, ti
         g_time = np.zeros((N_CHUNKS, len(s_time)))
         spike_grad = np.zeros(len(sp_t))
         s_id = np.arange(len(s_time), dtype=np.int64)
-        worst = 0.0
+        worst = fwd_worst
         for off, size, _, is_lif in plan.layers[::-1]:
             taus = (_factored_taus(flat, off, size, duration, False)
                     if is_lif and FACTORED_REVERSE and not time_constants else None)
             factors = _scan_factors(taus, plan, s_time, duration)
             if is_lif:
-                def work(item, factors=factors):
-                    (c0, c1, row), a_ptr, a_q, a_s = item
+                items, (logged, _, spk_f) = kept.pop(off)
+
+                def work(item, factors=factors, logged=logged, spk_f=spk_f):
+                    (c0, c1, row), a_ptr, a_q, a_s, e_ptr, log = item
                     return K.adjoint_kept_range(c0, c1, row, a_ptr, a_q, a_s, plan.in_d, plan.in_w, *static_b,
                                                 s_start, s_end, s_time, duration, n_in, sp_g, sp_source,
                                                 ps_ptr, j_time, j_value, cs_ptr, r_coef, r_rate, time_constants,
-                                                *acc, g_time, spike_grad, *factors)
-                worst = max([worst] + _map(pool, work, kept.pop(off)))
+                                                *acc, g_time, spike_grad, *factors, logged, e_ptr, log, syn_f, spk_f)
+                worst = max([worst] + _map(pool, work, items))
             else:
                 def work(chunk, factors=factors):
                     c0, c1, row = chunk
