@@ -238,7 +238,9 @@ def hierarchy_point(delta_tau: float = 0.0, n_layers: int = 3, *, seed: int, pro
                     lr: float = 0.02, lr_tau: float = 0.02, d_max: float = 0.2,
                     target: str = "segments", network_options: dict | None = None,
                     labels: str = "xor", readout_bias: bool = True, hidden_bias: bool = False,
-                    lr_psp: bool = True, init_delay: float = 0.0) -> xr.Dataset:
+                    lr_psp: bool = True, init_delay: float = 0.0, init_rate: float | None = None,
+                    silent_penalty: float = 0.0, max_rate: float | None = None,
+                    rate_strength: float = 0.01) -> xr.Dataset:
     """Train one hierarchy network on Moro et al.'s MTS-XOR; its test accuracy and learned time constants.
 
     learn: comma-separated kinds (``weight``, ``tau_m``, ``synaptic`` ...). The data seeds are fixed
@@ -258,10 +260,20 @@ def hierarchy_point(delta_tau: float = 0.0, n_layers: int = 3, *, seed: int, pro
     delays of the hidden layers' input synapses, uniform on [0, init_delay] s (``delay_max`` of
     :func:`hierarchy_network`; 0: none; at most ``d_max`` when delays are trained).
     Adds ``hidden_spikes`` and ``silent_fraction`` (layer) on the test set.
+
+    Keeping the hidden layers alive (exact gradients give a silent neuron no gradient, see the module
+    docstring): init_rate (Hz): before training, each hidden neuron's incoming weights are shifted so
+    that it fires this rate on the first 128 training trials (:func:`~neurodelay.train.calibrate_rates`,
+    data-dependent initialisation). silent_penalty: adds ``silent_penalty * (theta - max V)`` for every
+    hidden neuron silent in a trial (:class:`~neurodelay.losses.SilentNeuronPenalty`, exact gradient).
+    max_rate (Hz): adds an upper bound on each hidden neuron's spike count per trial,
+    ``rate_strength / 2 (n - max_rate duration)^2`` above it (:class:`~neurodelay.losses.SpikeCountRegulariser`,
+    surrogate gradient).
     """
     from ..data import mts_xor_moro
-    from ..losses import MaxVoltageCrossEntropy, WindowedMaxVoltageCrossEntropy
-    from ..train import Adam, Constraint, Schedule, SpikingClassifier, constraint_for, fit
+    from ..losses import (MaxVoltageCrossEntropy, SilentNeuronPenalty, SpikeCountRegulariser,
+                          WindowedMaxVoltageCrossEntropy)
+    from ..train import Adam, Constraint, Schedule, SpikingClassifier, calibrate_rates, constraint_for, fit
     from ..train.init import psp_peak
 
     n_layers = check_int(n_layers, "n_layers", minimum=2)
@@ -281,6 +293,17 @@ def hierarchy_point(delta_tau: float = 0.0, n_layers: int = 3, *, seed: int, pro
         options["delay_max"] = init_delay
     net, names = hierarchy_network(taus, n_inputs=train.n_inputs, hidden=hidden,
                                    seed=np.random.SeedSequence([seed, 1]), **options)
+    if init_rate is not None:
+        calib = train.select(np.arange(min(len(train), 128)))
+        net, _ = calibrate_rates(net, names, calib.inputs, train.duration, float(init_rate))
+    silent_penalty = float(check_positive(silent_penalty, "silent_penalty", strictly=False))
+    rate_strength = float(check_positive(rate_strength, "rate_strength", strictly=False))
+    extra = []
+    if silent_penalty > 0:
+        extra += [SilentNeuronPenalty(n, silent_penalty) for n in names]
+    if max_rate is not None:
+        cap = float(check_positive(max_rate, "max_rate")) * train.duration
+        extra += [SpikeCountRegulariser(n, cap, rate_strength, strength_lower=0.0) for n in names]
     keys = []
     for kind in kinds:
         if kind == "weight" or kind in ("axonal", "dendritic", "synaptic"):
@@ -307,11 +330,12 @@ def hierarchy_point(delta_tau: float = 0.0, n_layers: int = 3, *, seed: int, pro
             weight_lr[f"{proj}.weight"] = lr / peak
     if target == "segments":
         windows = train.meta["active_windows"]
-        model = SpikingClassifier(net, keys, WindowedMaxVoltageCrossEntropy("output", windows), "output",
+        task = WindowedMaxVoltageCrossEntropy("output", windows)
+        model = SpikingClassifier(net, keys, sum(extra, task), "output",
                                   "window_max_voltage", windows=windows, label_key="segment_labels",
                                   psp_normalised=psp_normalised)
     elif target == "last":
-        model = SpikingClassifier(net, keys, MaxVoltageCrossEntropy("output"), "output", "max_voltage",
+        model = SpikingClassifier(net, keys, sum(extra, MaxVoltageCrossEntropy("output")), "output", "max_voltage",
                                   psp_normalised=psp_normalised)
     else:
         raise ValueError(f"target must be 'segments' or 'last', got {target!r}")
