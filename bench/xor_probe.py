@@ -110,9 +110,8 @@ def main(argv=None):
     kw.update(options)
     n_layers = kw.pop("n_layers", 3)
 
+    kw["n_segments"] = a.n_segments
     # surgery through the names hierarchy_point looks up at call time
-    moro = D.mts_xor_moro
-    D.mts_xor_moro = lambda n=1000, **o: moro(n, **dict(dict(n_segments=a.n_segments), **o))
     if a.delay > 0:
         make = H.hierarchy_network
 

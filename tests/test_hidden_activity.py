@@ -119,7 +119,16 @@ def test_calibrate_rates_reaches_the_target_rate_layer_by_layer():
             mine = d[np.asarray(proj.post_idx) == i]
             assert np.ptp(mine) < 1e-12 and mine[0] != 0
         assert shifts[name].shape == (n_h,)
+    # fraction: each neuron fires at least one spike in half of the trials (20 of 40; a neuron's count
+    # of active trials moves in steps of 1/40)
+    half, _ = calibrate_rates(net, ["h1", "h2"], inputs, duration, 1.0, fraction=0.5)
+    rec = engine.simulate(half, inputs, duration)
+    for name in ("h1", "h2"):
+        active = np.mean(rec.spikes(name).counts() >= 1, axis=0)
+        assert np.all(np.abs(active - 0.5) <= 0.05), (name, active)
     with pytest.raises(ValueError, match="rate"):
         calibrate_rates(net, ["h1"], inputs, duration, 0.0)
+    with pytest.raises(ValueError, match="fraction"):
+        calibrate_rates(net, ["h1"], inputs, duration, 1.0, fraction=1.0)
     with pytest.raises(ValueError, match="receives no projection"):
         calibrate_rates(net, ["in"], inputs, duration, 10.0)

@@ -240,7 +240,8 @@ def hierarchy_point(delta_tau: float = 0.0, n_layers: int = 3, *, seed: int, pro
                     labels: str = "xor", readout_bias: bool = True, hidden_bias: bool = False,
                     lr_psp: bool = True, init_delay: float = 0.0, init_rate: float | None = None,
                     silent_penalty: float = 0.0, max_rate: float | None = None,
-                    rate_strength: float = 0.01) -> xr.Dataset:
+                    rate_strength: float = 0.01, n_segments: int = 6,
+                    init_fraction: float | None = None) -> xr.Dataset:
     """Train one hierarchy network on Moro et al.'s MTS-XOR; its test accuracy and learned time constants.
 
     learn: comma-separated kinds (``weight``, ``tau_m``, ``synaptic`` ...). The data seeds are fixed
@@ -264,11 +265,13 @@ def hierarchy_point(delta_tau: float = 0.0, n_layers: int = 3, *, seed: int, pro
     Keeping the hidden layers alive (exact gradients give a silent neuron no gradient, see the module
     docstring): init_rate (Hz): before training, each hidden neuron's incoming weights are shifted so
     that it fires this rate on the first 128 training trials (:func:`~neurodelay.train.calibrate_rates`,
-    data-dependent initialisation). silent_penalty: adds ``silent_penalty * (theta - max V)`` for every
+    data-dependent initialisation; with init_fraction: such that it fires at least ``max(1, init_rate
+    duration)`` spikes in that fraction of those trials). silent_penalty: adds ``silent_penalty * (theta - max V)`` for every
     hidden neuron silent in a trial (:class:`~neurodelay.losses.SilentNeuronPenalty`, exact gradient).
     max_rate (Hz): adds an upper bound on each hidden neuron's spike count per trial,
     ``rate_strength / 2 (n - max_rate duration)^2`` above it (:class:`~neurodelay.losses.SpikeCountRegulariser`,
-    surrogate gradient).
+    surrogate gradient). n_segments: segments of the MTS-XOR (6, Moro et al.'s; 1 makes a trial 0.25 s,
+    for the memory-free ``xor_static`` control).
     """
     from ..data import mts_xor_moro
     from ..losses import (MaxVoltageCrossEntropy, SilentNeuronPenalty, SpikeCountRegulariser,
@@ -279,8 +282,9 @@ def hierarchy_point(delta_tau: float = 0.0, n_layers: int = 3, *, seed: int, pro
     n_layers = check_int(n_layers, "n_layers", minimum=2)
     seed = int(seed)
     kinds = tuple(k.strip() for k in str(learn).split(",") if k.strip())
-    train = relabel(mts_xor_moro(n_train, seed=0), labels)
-    test = relabel(mts_xor_moro(n_test, seed=1), labels)
+    n_segments = check_int(n_segments, "n_segments")
+    train = relabel(mts_xor_moro(n_train, seed=0, n_segments=n_segments), labels)
+    test = relabel(mts_xor_moro(n_test, seed=1, n_segments=n_segments), labels)
     taus = tau_profile(tau_center, delta_tau, n_layers - 1, profile, spread=spread, n_neurons=hidden,
                        seed=np.random.SeedSequence([seed, 7]))
     options = dict(NETWORK_OPTIONS if network_options is None else network_options)
@@ -295,7 +299,7 @@ def hierarchy_point(delta_tau: float = 0.0, n_layers: int = 3, *, seed: int, pro
                                    seed=np.random.SeedSequence([seed, 1]), **options)
     if init_rate is not None:
         calib = train.select(np.arange(min(len(train), 128)))
-        net, _ = calibrate_rates(net, names, calib.inputs, train.duration, float(init_rate))
+        net, _ = calibrate_rates(net, names, calib.inputs, train.duration, float(init_rate), fraction=init_fraction)
     silent_penalty = float(check_positive(silent_penalty, "silent_penalty", strictly=False))
     rate_strength = float(check_positive(rate_strength, "rate_strength", strictly=False))
     extra = []

@@ -79,8 +79,8 @@ def init_delays(scheme: str, n: int, rng: np.random.Generator, *, low: float = 0
     raise ValueError(f"unknown delay initialisation {scheme!r}; choose one of {DELAY_SCHEMES}")
 
 
-def calibrate_rates(network, populations, inputs, duration: float, rate: float, *, iterations: int = 16,
-                    engine="auto", n_threads: int | None = None):
+def calibrate_rates(network, populations, inputs, duration: float, rate: float, *, fraction: float | None = None,
+                    iterations: int = 16, engine="auto", n_threads: int | None = None):
     """Shift each neuron's incoming weights so that it fires `rate` Hz on average over `inputs`.
 
     For each population of `populations` in the order given (input side first: a layer is calibrated
@@ -88,7 +88,9 @@ def calibrate_rates(network, populations, inputs, duration: float, rate: float, 
     projection onto it) become ``w_ij + c_i s_i``, where ``s_i`` is the standard deviation of its initial
     incoming weights (their mean |w| if all are equal, 1 if all are 0) and ``c_i`` is found by bisection
     (``iterations`` halvings after bracketing) such that its mean spike count over the trials of `inputs`
-    is ``rate * duration``. The spike count grows with c_i (every presynaptic spike then adds more
+    is ``rate * duration`` (with ``fraction``: such that it fires at least ``max(1, rate * duration)``
+    spikes in that fraction of the trials, which puts its threshold inside the spread of its drive over
+    the data rather than below it). The spike count grows with c_i (every presynaptic spike then adds more
     charge), so the bisection is sound; a neuron that cannot reach the rate at |c_i| = 64 keeps the
     bracket's end. Returns (network, {population: c (n,)}).
 
@@ -104,6 +106,9 @@ def calibrate_rates(network, populations, inputs, duration: float, rate: float, 
         Trial length, s.
     rate : float
         Target mean rate per neuron, Hz (> 0).
+    fraction : float, optional
+        In (0, 1): calibrate the fraction of trials with at least ``max(1, rate * duration)`` spikes
+        instead of the mean rate.
     """
     from ..engines import get_engine
 
@@ -116,12 +121,16 @@ def calibrate_rates(network, populations, inputs, duration: float, rate: float, 
     iterations = int(iterations)
     if iterations < 1:
         raise ValueError(f"iterations must be >= 1, got {iterations}")
-    target = rate * duration
+    if fraction is not None and not 0 < float(fraction) < 1:
+        raise ValueError(f"fraction must lie in (0, 1), got {fraction}")
+    target = rate * duration if fraction is None else float(fraction)
+    least = max(1.0, rate * duration)
     shifts = {}
 
     def counts(net, name):
         rec = get_engine(engine, net).simulate(net, inputs, duration, n_threads=n_threads)
-        return rec.spikes(name).counts().mean(axis=0)
+        c = rec.spikes(name).counts()
+        return c.mean(axis=0) if fraction is None else np.mean(c >= least, axis=0)
 
     for name in populations:
         n = network[name].n
