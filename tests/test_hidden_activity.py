@@ -6,6 +6,7 @@ import pytest
 
 from neurodelay import losses
 from neurodelay.engines import get_engine
+from neurodelay.events.readout import max_voltage
 from neurodelay.gradcheck import random_network
 from neurodelay.gradients import get_param, loss_and_grad, set_param
 from neurodelay.network import LIF, Network, SpikeSource
@@ -16,12 +17,12 @@ DURATION = 0.05
 
 
 def _half_silent():
-    # random_network's hidden layer with the input weights of neurons 0, 2, 4 scaled down: those stay
-    # silent in some trials, the others fire
-    net, inputs, _ = random_network(5, False, n_trials=4)
+    # random_network's hidden layer (seed 1: neurons 1 and 3 fire in some trials only) with the input
+    # weights of neurons 0 and 4 scaled down: those stay silent in every trial
+    net, inputs, _ = random_network(1, False, n_trials=4)
     proj = net.projection("inp", "hid")
     w = np.asarray(proj.weight, float).copy()
-    w[np.isin(proj.post_idx, [0, 2, 4])] *= 0.3
+    w[np.isin(proj.post_idx, [0, 4])] *= 0.3
     return net.with_projection("inp", "hid", weight=w), inputs
 
 
@@ -53,10 +54,11 @@ def test_silent_penalty_value_is_theta_minus_peak_of_silent_neurons():
     assert np.all(losses.SilentNeuronPenalty("h", 0.0).value(rec) == 0)
 
 
-@pytest.mark.parametrize("key", [("inp->hid", "weight"), ("inp->hid", "synaptic"), ("hid", "tau_m")])
-def test_silent_penalty_gradient_matches_finite_differences(key):
+@pytest.mark.parametrize("key,scope", [(("inp->hid", "weight"), "trial"), (("inp->hid", "synaptic"), "trial"),
+                                       (("hid", "tau_m"), "trial"), (("inp->hid", "weight"), "batch")])
+def test_silent_penalty_gradient_matches_finite_differences(key, scope):
     net, inputs = _half_silent()
-    loss = losses.SilentNeuronPenalty("hid", 0.7) + losses.MaxVoltageCrossEntropy("out")
+    loss = losses.SilentNeuronPenalty("hid", 0.7, scope) + losses.MaxVoltageCrossEntropy("out")
     labels = np.array([0, 1, 2, 1])
     engine = get_engine("auto", net)
     base = engine.simulate(net, inputs, DURATION)
@@ -84,9 +86,26 @@ def test_silent_penalty_gradient_matches_finite_differences(key):
     assert np.max(np.abs(grad[ok] - fd[ok])) / scale < 1e-5
 
 
+def test_silent_penalty_batch_scope_counts_only_neurons_silent_in_every_trial():
+    net, inputs = _half_silent()
+    rec = get_engine("auto", net).simulate(net, inputs, DURATION)
+    counts = rec.spikes("hid").counts()
+    dead = (counts == 0).all(axis=0)
+    assert dead.any() and ((counts == 0).any(axis=0) & ~dead).any()    # dead and selective neurons both
+    vm, _ = max_voltage(rec, "hid", mask=np.broadcast_to(dead, counts.shape))
+    expected = 0.3 * np.sum(np.asarray(net["hid"].theta)[dead] - vm[:, dead], axis=1)
+    batch = losses.SilentNeuronPenalty("hid", 0.3, scope="batch")
+    assert not batch.separable and losses.SilentNeuronPenalty("hid", 0.3).separable
+    np.testing.assert_allclose(batch.value(rec), expected, rtol=1e-12)
+    # less than the per-trial penalty, which also counts the selective neurons' silent trials
+    assert np.sum(batch.value(rec)) < np.sum(losses.SilentNeuronPenalty("hid", 0.3).value(rec))
+
+
 def test_silent_penalty_checks():
     with pytest.raises(ValueError, match="strength"):
         losses.SilentNeuronPenalty("hid", -1.0)
+    with pytest.raises(ValueError, match="scope"):
+        losses.SilentNeuronPenalty("hid", 1.0, scope="epoch")
     net, inputs = _half_silent()
     rec = get_engine("auto", net).simulate(net, inputs, DURATION)
     with pytest.raises(ValueError, match="LIF"):
