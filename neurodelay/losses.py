@@ -488,15 +488,24 @@ class SilentNeuronPenalty(Loss):
     soon as it fires in the trial. Combine with a task loss (``task + SilentNeuronPenalty("h1", 0.01)``) and,
     against runaway rates, with an upper bound :class:`SpikeCountRegulariser` (``strength_lower=0``).
     V is in threshold units where theta = 1.
+
+    scope: ``"trial"`` (default) penalises a neuron in every trial where it is silent (each trial on its
+    own: ``separable``); ``"batch"`` only a neuron silent in *every* trial of the record (a dead neuron;
+    then in every trial), which leaves alone the neurons that are silent in some trials by selectivity
+    (the trials are coupled: not ``separable``, so the engines take the unfused path).
     """
 
-    separable = True
+    SCOPES = ("trial", "batch")
 
-    def __init__(self, population: str, strength: float = 1.0):
+    def __init__(self, population: str, strength: float = 1.0, scope: str = "trial"):
         self.population = population
         self.strength = float(strength)
         if not (np.isfinite(self.strength) and self.strength >= 0):
             raise ValueError(f"strength must be a finite number >= 0, got {strength}")
+        if scope not in self.SCOPES:
+            raise ValueError(f"scope must be one of {self.SCOPES}, got {scope!r}")
+        self.scope = scope
+        self.separable = scope == "trial"
 
     def value_and_sources(self, record, labels=None):
         pop = _population(record, self.population, LIF, "SilentNeuronPenalty")
@@ -504,7 +513,9 @@ class SilentNeuronPenalty(Loss):
         if silent.shape != (record.n_trials, pop.n):
             raise ValueError(f"spike counts of {self.population!r} have shape {silent.shape}, "
                              f"expected ({record.n_trials}, {pop.n})")
+        if self.scope == "batch":
+            silent = np.broadcast_to(silent.all(axis=0), silent.shape)
         return _missing_spike_penalty(record, self.population, silent, self.strength)
 
     def __repr__(self):
-        return f"SilentNeuronPenalty({self.population!r}, strength={self.strength})"
+        return f"SilentNeuronPenalty({self.population!r}, strength={self.strength}, scope={self.scope!r})"
