@@ -14,6 +14,7 @@ run with optional surgery, then (``--diag``) what the trained network computes.
 * ``--lr-scale NAME=FACTOR ...``: multiply the learning rate of an Adam key (e.g. ``h1->h2.weight=0.1``);
 * ``--grad``: median |gradient| and sign consistency (|mean| / std over 8 batches of 32) per key, before and
   after training;
+* ``--curve``: the training accuracy (running mean over each epoch's batches) every 5 epochs;
 * ``--diag``: per (bit 1, bit 2) condition, every hidden neuron's mean spike count inside the coding windows,
   logistic-regression probes of XOR / bit 1 / bit 2 from those counts (first half of 512 test trials fits,
   second half scores), and the readout's score difference per condition.
@@ -102,6 +103,7 @@ def main(argv=None):
     p.add_argument("--lr-scale", nargs="*", default=[])
     p.add_argument("--grad", action="store_true")
     p.add_argument("--diag", action="store_true")
+    p.add_argument("--curve", action="store_true")
     a = p.parse_args(argv)
     options = json.loads(a.options)
     net_options = dict(H.NETWORK_OPTIONS, **options.pop("net", {}))
@@ -161,6 +163,10 @@ def main(argv=None):
             _grad_stats(model, data, "init")
         r = fit(model, data, **o)
         captured["model"] = r.model
+        if a.curve:
+            h = r.history
+            print("  training accuracy by epoch: " + " ".join(
+                f"{int(e)}:{float(x):.2f}" for e, x in zip(h.epoch.values, h.train_accuracy.values) if int(e) % 5 == 0))
         if a.grad:
             _grad_stats(r.model, data, "trained")
         return r
