@@ -82,7 +82,8 @@ def _diagnose(model, n_segments, labels):
         for u in range(n):
             c = [x[(b1 == i) & (b2 == j), u].mean() for i in (0, 1) for j in (0, 1)]
             print(f"    {name}[{u}] counts 00 {c[0]:.2f}  01 {c[1]:.2f}  10 {c[2]:.2f}  11 {c[3]:.2f}")
-    v, _ = model.loss.scores(rec)
+    task = next(t for t in getattr(model.loss, "terms", (model.loss,)) if hasattr(t, "scores"))  # not the regularisers
+    v, _ = task.scores(rec)
     d = (v[..., 1] - v[..., 0]).ravel()
     for i in (0, 1):
         for j in (0, 1):
