@@ -23,6 +23,8 @@ scores are exact (closed-form maxima and integrals, :mod:`neurodelay.events.read
 
 :class:`SpikeCountRegulariser` is not differentiable (a count changes only by
 jumps); it provides a documented surrogate gradient, see its docstring.
+:class:`SilentNeuronPenalty` applies the missing-spike penalty above to hidden
+neurons (exact gradient), to revive neurons an exact spike-time gradient cannot reach.
 """
 
 from __future__ import annotations
