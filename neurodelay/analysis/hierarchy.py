@@ -93,7 +93,8 @@ tau_center 0.02 s, 2 hidden layers of 10, 256 training trials, batch 32, lr 0.02
 * the penalty on dead neurons only (``silent_scope="batch"``: silent in the whole minibatch), strength 0.1:
   alone 81.2 / 53.9 / 56.2 %; with 20 Hz (:data:`ACTIVITY_OPTIONS`) 94.1 / 86.3 / 93.8 / 85.2 / 74.2 %;
   with 10 Hz 79.3 / 73.0 / 96.5 / 98.8 / 95.3 %; with 20 Hz and 120 epochs 96.9 / 90.2 / 87.1 / 52.7 /
-  97.7 %;
+  97.7 %; with 20 Hz and lr 0.01 91.4 / 84.8 / 85.9 / 76.6 / 44.5 %; strength 0.3 with 20 Hz 91.8 / 90.6 /
+  48.8 / 53.5 / 73.4 %;
 * 3 hidden layers of 10 (``n_layers=4``): default 50.8 / 53.1 / 50.4 %, 20 Hz 55.1 / 53.1 / 56.2 %,
   :data:`ACTIVITY_OPTIONS` 69.5 / 68.4 / 55.5 %.
 
