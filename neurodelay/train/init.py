@@ -86,12 +86,12 @@ def calibrate_rates(network, populations, inputs, duration: float, rate: float, 
     For each population of `populations` in the order given (input side first: a layer is calibrated
     on the spikes of the layers before it, already calibrated), neuron i's incoming weights (of every
     projection onto it) become ``w_ij + c_i s_i``, where ``s_i`` is the standard deviation of its initial
-    incoming weights (their mean |w| if all are equal, 1 if all are 0) and ``c_i`` is found by bisection
+    incoming weights (their mean absolute value if all are equal, 1 if all are 0) and ``c_i`` is found by bisection
     (``iterations`` halvings after bracketing) such that its mean spike count over the trials of `inputs`
     is ``rate * duration`` (with ``fraction``: such that it fires at least ``max(1, rate * duration)``
     spikes in that fraction of the trials, which puts its threshold inside the spread of its drive over
     the data rather than below it). The spike count grows with c_i (every presynaptic spike then adds more
-    charge), so the bisection is sound; a neuron that cannot reach the rate at |c_i| = 64 keeps the
+    charge), so the bisection is sound; a neuron that cannot reach the rate at ``|c_i| = 64`` keeps the
     bracket's end. Returns (network, {population: c (n,)}).
 
     Parameters
