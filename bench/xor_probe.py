@@ -14,6 +14,7 @@ run with optional surgery, then (``--diag``) what the trained network computes.
 * ``--lr-scale NAME=FACTOR ...``: multiply the learning rate of an Adam key (e.g. ``h1->h2.weight=0.1``);
 * ``--grad``: median |gradient| and sign consistency (|mean| / std over 8 batches of 32) per key, before and
   after training;
+* ``--curve``: the training accuracy (running mean over each epoch's batches) every 5 epochs;
 * ``--diag``: per (bit 1, bit 2) condition, every hidden neuron's mean spike count inside the coding windows,
   logistic-regression probes of XOR / bit 1 / bit 2 from those counts (first half of 512 test trials fits,
   second half scores), and the readout's score difference per condition.
@@ -81,7 +82,8 @@ def _diagnose(model, n_segments, labels):
         for u in range(n):
             c = [x[(b1 == i) & (b2 == j), u].mean() for i in (0, 1) for j in (0, 1)]
             print(f"    {name}[{u}] counts 00 {c[0]:.2f}  01 {c[1]:.2f}  10 {c[2]:.2f}  11 {c[3]:.2f}")
-    v, _ = model.loss.scores(rec)
+    task = next(t for t in getattr(model.loss, "terms", (model.loss,)) if hasattr(t, "scores"))  # not the regularisers
+    v, _ = task.scores(rec)
     d = (v[..., 1] - v[..., 0]).ravel()
     for i in (0, 1):
         for j in (0, 1):
@@ -102,6 +104,7 @@ def main(argv=None):
     p.add_argument("--lr-scale", nargs="*", default=[])
     p.add_argument("--grad", action="store_true")
     p.add_argument("--diag", action="store_true")
+    p.add_argument("--curve", action="store_true")
     a = p.parse_args(argv)
     options = json.loads(a.options)
     net_options = dict(H.NETWORK_OPTIONS, **options.pop("net", {}))
@@ -110,9 +113,8 @@ def main(argv=None):
     kw.update(options)
     n_layers = kw.pop("n_layers", 3)
 
+    kw["n_segments"] = a.n_segments
     # surgery through the names hierarchy_point looks up at call time
-    moro = D.mts_xor_moro
-    D.mts_xor_moro = lambda n=1000, **o: moro(n, **dict(dict(n_segments=a.n_segments), **o))
     if a.delay > 0:
         make = H.hierarchy_network
 
@@ -162,6 +164,10 @@ def main(argv=None):
             _grad_stats(model, data, "init")
         r = fit(model, data, **o)
         captured["model"] = r.model
+        if a.curve:
+            h = r.history
+            print("  training accuracy by epoch: " + " ".join(
+                f"{int(e)}:{float(x):.2f}" for e, x in zip(h.epoch.values, h.train_accuracy.values) if int(e) % 5 == 0))
         if a.grad:
             _grad_stats(r.model, data, "trained")
         return r

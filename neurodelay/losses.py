@@ -23,6 +23,8 @@ scores are exact (closed-form maxima and integrals, :mod:`neurodelay.events.read
 
 :class:`SpikeCountRegulariser` is not differentiable (a count changes only by
 jumps); it provides a documented surrogate gradient, see its docstring.
+:class:`SilentNeuronPenalty` applies the missing-spike penalty above to hidden
+neurons (exact gradient), to revive neurons an exact spike-time gradient cannot reach.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from .units import as_seconds
 
 __all__ = ["Loss", "FirstSpikeMSE", "FirstSpikeCrossEntropy", "MaxVoltageCrossEntropy",
            "WindowedMaxVoltageCrossEntropy", "MaxVoltageHinge",
-           "WeightedIntegralCrossEntropy", "SpikeCountRegulariser", "first_spikes"]
+           "WeightedIntegralCrossEntropy", "SpikeCountRegulariser", "SilentNeuronPenalty", "first_spikes"]
 
 
 class Loss:
@@ -475,3 +477,47 @@ class SpikeCountRegulariser(Loss):
 
     def __repr__(self):
         return f"SpikeCountRegulariser({self.population!r}, target={self.target}, strength={self.strength})"
+
+
+class SilentNeuronPenalty(Loss):
+    """Raise the peak voltage of hidden neurons that stay silent: ``strength * (theta - max_t V)`` summed over
+    every neuron of `population` (an LIF population) that fires no spike in a trial.
+
+    The term is the missing-spike penalty of the first-spike losses (see the module docstring) applied to a
+    hidden layer: its gradient is exact (an adjoint jump of ``-strength`` at the time of each silent neuron's
+    maximum), and it reaches exactly the neurons an exact spike-time gradient cannot reach, those without a
+    spike, by raising the weights of the inputs that arrive before their peak. It vanishes for a neuron as
+    soon as it fires in the trial. Combine with a task loss (``task + SilentNeuronPenalty("h1", 0.01)``) and,
+    against runaway rates, with an upper bound :class:`SpikeCountRegulariser` (``strength_lower=0``).
+    V is in threshold units where theta = 1.
+
+    scope: ``"trial"`` (default) penalises a neuron in every trial where it is silent (each trial on its
+    own: ``separable``); ``"batch"`` only a neuron silent in *every* trial of the record (a dead neuron;
+    then in every trial), which leaves alone the neurons that are silent in some trials by selectivity
+    (the trials are coupled: not ``separable``, so the engines take the unfused path).
+    """
+
+    SCOPES = ("trial", "batch")
+
+    def __init__(self, population: str, strength: float = 1.0, scope: str = "trial"):
+        self.population = population
+        self.strength = float(strength)
+        if not (np.isfinite(self.strength) and self.strength >= 0):
+            raise ValueError(f"strength must be a finite number >= 0, got {strength}")
+        if scope not in self.SCOPES:
+            raise ValueError(f"scope must be one of {self.SCOPES}, got {scope!r}")
+        self.scope = scope
+        self.separable = scope == "trial"
+
+    def value_and_sources(self, record, labels=None):
+        pop = _population(record, self.population, LIF, "SilentNeuronPenalty")
+        silent = record.spikes(self.population).counts() == 0
+        if silent.shape != (record.n_trials, pop.n):
+            raise ValueError(f"spike counts of {self.population!r} have shape {silent.shape}, "
+                             f"expected ({record.n_trials}, {pop.n})")
+        if self.scope == "batch":
+            silent = np.broadcast_to(silent.all(axis=0), silent.shape)
+        return _missing_spike_penalty(record, self.population, silent, self.strength)
+
+    def __repr__(self):
+        return f"SilentNeuronPenalty({self.population!r}, strength={self.strength}, scope={self.scope!r})"
