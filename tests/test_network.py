@@ -115,6 +115,25 @@ def test_spike_trains_validation():
     np.testing.assert_array_equal(st.counts(), [[2, 0], [0, 1]])
 
 
+@pytest.mark.parametrize("n_neurons", [3, 70_000])     # indices sorted as uint16, and as int64
+def test_spike_trains_sorted_is_the_lexsort(n_neurons):
+    """sorted() (a check, a sort by trial, or three stable sorts) gives np.lexsort's stable order on
+    unsorted, sorted and trial-shuffled spikes with ties in time and neuron."""
+    rng = np.random.default_rng(4)
+    for _ in range(200):
+        n, n_trials = int(rng.integers(0, 40)), int(rng.integers(1, 5))
+        x = SpikeTrains(rng.integers(0, n_trials, n), rng.integers(0, min(n_neurons, 3), n),
+                        rng.integers(0, 4, n) * 1e-3, n_trials, n_neurons)
+        perm = rng.permutation(n_trials)
+        for y in (x, x.sorted(), x.select_trials(perm), x.sorted().select_trials(perm)):
+            ref = np.lexsort((y.neuron, y.time, y.trial))
+            z = y.sorted()
+            assert np.array_equal(z.trial, y.trial[ref]) and np.array_equal(z.neuron, y.neuron[ref])
+            assert np.array_equal(z.time, y.time[ref])
+            order = y.sort_order()
+            assert np.array_equal(np.arange(n) if order is None else order, ref)
+
+
 def test_weight_units_must_match_the_threshold():
     """A weight in volts onto a dimensionless threshold was silently converted (0.5 mV -> 0.0005)."""
     with pytest.raises(ValueError, match=r"weight is a voltage but hid\.theta is dimensionless"):

@@ -199,7 +199,7 @@ def _chunks(off: int, n: int) -> list[tuple[int, int, int]]:
 def _by_neuron(neuron: np.ndarray, time: np.ndarray, n: int):
     """Spikes grouped by neuron (stable: each neuron's spikes keep their time order):
     (order, start, end) with start/end per neuron into the reordered spikes."""
-    order = np.argsort(neuron, kind="stable")
+    order = np.argsort(neuron.astype(np.uint16) if n <= 2 ** 16 else neuron, kind="stable")  # uint16: radix sort
     counts = np.bincount(neuron, minlength=n)
     end = np.cumsum(counts)
     return order, end - counts, end
