@@ -20,7 +20,8 @@ run with optional surgery, then (``--diag``) what the trained network computes.
   second half scores), and the readout's score difference per condition.
 
 Usage: ``python bench/xor_probe.py '{"n_layers": 2, "hidden": 20, "epochs": 60}' --static --n-segments 1``
-(the JSON: keyword arguments of ``hierarchy_point``, with ``"net"`` for its ``network_options``; defaults
+(the JSON: keyword arguments of ``hierarchy_point``, ``"delta_tau"`` included, with ``"net"`` for its
+``network_options``; defaults
 tau_center 0.02 s, hidden 10, 10 epochs, 256 trials, batch 32, seed 0). Prints one line per run.
 """
 
@@ -174,7 +175,7 @@ def main(argv=None):
     T.fit = fit_and_keep
 
     t0 = time.perf_counter()
-    ds = H.hierarchy_point(0.0, n_layers, network_options=net_options, **kw)
+    ds = H.hierarchy_point(kw.pop("delta_tau", 0.0), n_layers, network_options=net_options, **kw)
     print(f"{'static' if a.static else 'task'} n_layers={n_layers} {options} delay={a.delay} train={a.train} "
           f"lr_scale={a.lr_scale}: accuracy {float(ds.accuracy):.3f}, per segment "
           f"{np.round(ds.segment_accuracy.values, 2).tolist()}, hidden spikes/neuron/trial "
