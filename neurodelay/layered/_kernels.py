@@ -120,17 +120,18 @@ def gather_unsorted(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, s_id, t_end
 
 @njit(cache=True, nogil=True)
 def gather_sorted(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, s_id, t_end, want_src,
-                  counts, arr_t, arr_q, arr_s):
+                  counts, arr_t, arr_q, arr_s, per_arrival=1):
     """Arrivals t_spike + d <= t_end at neuron j, sorted by (time, synapse q, spike); returns their number.
 
     s_start/s_end: each neuron's spikes in s_time (sorted by time), ids s_id (copied
-    to arr_s when want_src). counts (workspace) and arr_*: at least :func:`incoming_count`
-    entries (counts: + 1).
+    to arr_s when want_src; cast to arr_s's type). arr_*: at least :func:`incoming_count` entries;
+    counts (workspace): at least per_arrival :func:`incoming_count` + 1. per_arrival: time buckets
+    per arrival (the order does not depend on it; more buckets, less insertion sort).
     """
-    # counting sort on time buckets over [0, t_end], as many as the arrivals at most: count per
+    # counting sort on time buckets over [0, t_end], per_arrival per arrival at most: count per
     # bucket, then generate again and scatter (the bucket is monotone in t, and the scatter keeps
     # the generation order, q ascending, within a bucket) ...
-    nb = max(incoming_count(j, in_ptr, in_pre, s_start, s_end), 1)
+    nb = max(per_arrival * incoming_count(j, in_ptr, in_pre, s_start, s_end), 1)
     scale = nb / t_end
     for b in range(nb + 1):
         counts[b] = 0
@@ -815,66 +816,9 @@ def adjoint_range(j0, j1, row, in_ptr, in_pre, in_d, in_w, tau_m, tau_s, theta, 
 
 
 # ------------------------------------------------ fused forward -> backward ----
-#: time buckets per arrival in :func:`gather_kept`'s counting sort (more buckets: fewer items out of
+#: time buckets per arrival in :func:`forward_keep_range`'s counting sort (more buckets: fewer items out of
 #: order for the insertion sort that follows; 4 measured fastest at SHD size)
 BUCKETS_PER_ARRIVAL = 4
-
-
-@njit(cache=True, nogil=True)
-def gather_kept(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, t_end, counts, arr_t, arr_q, arr_s):
-    """:func:`gather_sorted` writing the synapse q and the source position in s_time (``arr_s``) as
-    uint32 (into the arrays that :func:`forward_keep_range` keeps for the reverse pass), with
-    BUCKETS_PER_ARRIVAL time buckets per arrival. Same order: the arrivals sorted by (time, synapse q,
-    spike), the stable sort of the generation order. counts: at least BUCKETS_PER_ARRIVAL
-    :func:`incoming_count` + 1 entries; arr_*: at least :func:`incoming_count`."""
-    nb = max(BUCKETS_PER_ARRIVAL * incoming_count(j, in_ptr, in_pre, s_start, s_end), 1)
-    scale = nb / t_end
-    for b in range(nb + 1):
-        counts[b] = 0
-    m = 0
-    for q in range(in_ptr[j], in_ptr[j + 1]):
-        p = in_pre[q]
-        d = in_d[q]
-        for k in range(s_start[p], s_end[p]):
-            t = s_time[k] + d
-            if t > t_end:
-                break                   # p's spikes are sorted: the later ones arrive later
-            b = min(max(int(t * scale), 0), nb - 1)
-            counts[b + 1] += 1
-            m += 1
-    if m == 0:
-        return 0
-    for b in range(nb):
-        counts[b + 1] += counts[b]
-    for q in range(in_ptr[j], in_ptr[j + 1]):
-        p = in_pre[q]
-        d = in_d[q]
-        for k in range(s_start[p], s_end[p]):
-            t = s_time[k] + d
-            if t > t_end:
-                break
-            b = min(max(int(t * scale), 0), nb - 1)
-            pos = counts[b]
-            counts[b] = pos + 1
-            arr_t[pos] = t
-            arr_q[pos] = q
-            arr_s[pos] = k
-    for a in range(1, m):
-        t = arr_t[a]
-        if arr_t[a - 1] <= t:
-            continue
-        q = arr_q[a]
-        s = arr_s[a]
-        b = a
-        while b > 0 and arr_t[b - 1] > t:
-            arr_t[b] = arr_t[b - 1]
-            arr_q[b] = arr_q[b - 1]
-            arr_s[b] = arr_s[b - 1]
-            b -= 1
-        arr_t[b] = t
-        arr_q[b] = q
-        arr_s[b] = s
-    return m
 
 
 @njit(cache=True, nogil=True)
@@ -1133,7 +1077,7 @@ def forward_keep_range(j0, j1, tau_m, tau_s, theta, reset, refractory, closed, i
     over the neurons. Returns (count per neuron, spike times, I - theta, a_ptr, e_ptr, log, worst):
     the arrivals of neuron j0 + i are ``a_ptr[i]:a_ptr[i + 1]`` of a_q (synapse) and a_s (source:
     position in s_time), their times not kept (8 bytes per arrival instead of 16):
-    ``s_time[a_s] + in_d[a_q]`` gives them back bit for bit (the sum that :func:`gather_kept`
+    ``s_time[a_s] + in_d[a_q]`` gives them back bit for bit (the sum that :func:`gather_sorted`
     computed); its logged events are ``e_ptr[i]:e_ptr[i + 1]`` of the arrays of `log`; worst: max
     |V - theta| at the logged spikes.
     """
@@ -1147,6 +1091,7 @@ def forward_keep_range(j0, j1, tau_m, tau_s, theta, reset, refractory, closed, i
     if bound > a_q.shape[0] or bound > a_s.shape[0]:
         raise ValueError("forward_keep_range: arrival workspace too small")
     counts = np.empty(BUCKETS_PER_ARRIVAL * mmax + 1, np.int32)
+    pos_id = np.arange(s_time.shape[0])   # a_s holds positions in s_time
     arr_t = np.empty(mmax)                # sorted here (cache-resident); q and s go straight to a_q, a_s
     a_ptr = np.zeros(n_j + 1, np.int64)
     e_ptr = np.zeros(n_j + 1, np.int64)
@@ -1164,7 +1109,8 @@ def forward_keep_range(j0, j1, tau_m, tau_s, theta, reset, refractory, closed, i
     for j in range(j0, j1):
         i = j - j0
         lo = a_ptr[i]
-        m = gather_kept(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, t_end, counts, arr_t, a_q[lo:], a_s[lo:])
+        m = gather_sorted(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, pos_id, t_end, True, counts, arr_t,
+                          a_q[lo:], a_s[lo:], BUCKETS_PER_ARRIVAL)
         a_ptr[i + 1] = lo + m
         arr_q = a_q[lo: lo + m]
         arr_s = a_s[lo: lo + m]
