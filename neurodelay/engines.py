@@ -267,3 +267,4 @@ class BrianEngine:
 register_engine(_lazy("neurodelay.events.engine:EventsEngine"), name="events", preference=0)
 register_engine(_lazy("neurodelay.layered:LayeredEngine"), name="layered", preference=10)
 register_engine(BrianEngine, name="brian", preference=-100)
+register_engine(_lazy("neurodelay.layered.gpu:CudaEngine"), name="cuda", preference=-50)

@@ -131,7 +131,10 @@ def gather_sorted(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, s_id, t_end, 
     # counting sort on time buckets over [0, t_end], per_arrival per arrival at most: count per
     # bucket, then generate again and scatter (the bucket is monotone in t, and the scatter keeps
     # the generation order, q ascending, within a bucket) ...
-    nb = max(per_arrival * incoming_count(j, in_ptr, in_pre, s_start, s_end), 1)
+    bound = incoming_count(j, in_ptr, in_pre, s_start, s_end)
+    if bound == 0:
+        return 0                        # (counts may then have a single entry)
+    nb = per_arrival * bound
     scale = nb / t_end
     for b in range(nb + 1):
         counts[b] = 0
@@ -773,16 +776,44 @@ def _reverse_workspace(mmax, nsmax, factored):
 
 
 @njit(cache=True, nogil=True)
+def adjoint_neuron(j, row, in_ptr, in_pre, in_d, in_w, tau_m, tau_s, theta, reset, refractory,
+                   s_start, s_end, s_time, s_id, t_end, n_in, sp_i_minus_theta, sp_source,
+                   ps_ptr, ps_time, ps_value, cs_ptr, cs_coef, cs_rate, want_tau,
+                   g_w, g_d, g_tm, g_ts, g_th, g_time, spike_grad, factored, in_dm, in_ds, s_em, s_es,
+                   counts, arr_t, arr_q, arr_s, ev_t, ev_q, ev_s, ev_v, ev_i, ev_pos, sp_t, sp_k):
+    """Reverse pass of neuron j in one trial (the body of :func:`adjoint_range`, and of the GPU
+    engine's thread): its arrivals gathered into the workspace (counts, arr_*: :func:`incoming_count`
+    entries; ev_*: that plus twice its spikes; sp_t, sp_k: its spikes), then :func:`_reverse_one`.
+    Returns max |V - theta| at its recorded spikes; neurons with neither spikes nor loss sources
+    have a zero costate and are skipped."""
+    n_sp = s_end[j] - s_start[j]
+    if n_sp == 0 and ps_ptr[j] == ps_ptr[j + 1] and cs_ptr[j] == cs_ptr[j + 1]:
+        return 0.0
+    for r in range(n_sp):
+        sp_t[r] = s_time[s_start[j] + r]
+        sp_k[r] = s_id[s_start[j] + r] - n_in
+    if n_sp == 0 and ps_ptr[j] == ps_ptr[j + 1] and not want_tau and tau_m[j] != tau_s[j]:
+        # reverse_linear (see _reverse_one) takes each arrival on its own: no sort
+        m = gather_unsorted(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, s_id, t_end, arr_t, arr_q, arr_s)
+    else:
+        m = gather_sorted(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, s_id, t_end, True,
+                          counts, arr_t, arr_q, arr_s, 1)
+    return _reverse_one(j, m, arr_t, arr_q, arr_s, in_w, tau_m, tau_s, theta, reset, refractory, t_end, n_in, n_sp,
+                        sp_t, sp_k, sp_i_minus_theta, sp_source, ps_ptr, ps_time, ps_value, cs_ptr, cs_coef, cs_rate,
+                        want_tau, g_w, g_d, g_tm, g_ts, g_th, g_time, row, spike_grad, factored, in_dm, in_ds, s_em,
+                        s_es, ev_t, ev_q, ev_s, ev_v, ev_i, ev_pos)
+
+
+@njit(cache=True, nogil=True)
 def adjoint_range(j0, j1, row, in_ptr, in_pre, in_d, in_w, tau_m, tau_s, theta, reset, refractory,
                   s_start, s_end, s_time, s_id, t_end, n_in, sp_time, sp_i_minus_theta, sp_source,
                   ps_ptr, ps_time, ps_value, cs_ptr, cs_coef, cs_rate, want_tau,
                   g_w, g_d, g_tm, g_ts, g_th, g_time, spike_grad, factored, in_dm, in_ds, s_em, s_es):
-    """Reverse pass of neurons j0..j1-1 (one chunk of one layer) in one trial; returns max |V - theta|
-    at their recorded spikes. s_*: every spike of the trial (inputs, then the record's spikes,
-    id n_in + record index) grouped by neuron and sorted by time. Neurons with neither spikes
-    nor loss sources have a zero costate and are skipped. factored: the layer's LIF neurons without
-    voltage sources use :func:`reverse_factored` (s_em, s_es: exp(t/tau) of every spike, by id;
-    in_dm, in_ds: exp(d/tau) per synapse)."""
+    """Reverse pass of neurons j0..j1-1 (one chunk of one layer) in one trial (:func:`adjoint_neuron`
+    each); returns max |V - theta| at their recorded spikes. s_*: every spike of the trial (inputs,
+    then the record's spikes, id n_in + record index) grouped by neuron and sorted by time.
+    factored: the layer's LIF neurons without voltage sources use :func:`reverse_factored`
+    (s_em, s_es: exp(t/tau) of every spike, by id; in_dm, in_ds: exp(d/tau) per synapse)."""
     mmax = 0
     nsmax = 0
     for j in range(j0, j1):
@@ -795,23 +826,11 @@ def adjoint_range(j0, j1, row, in_ptr, in_pre, in_d, in_w, tau_m, tau_s, theta, 
     ev_t, ev_q, ev_s, ev_v, ev_i, ev_pos, sp_t, sp_k = _reverse_workspace(mmax, nsmax, factored)
     worst = 0.0
     for j in range(j0, j1):
-        n_sp = s_end[j] - s_start[j]
-        if n_sp == 0 and ps_ptr[j] == ps_ptr[j + 1] and cs_ptr[j] == cs_ptr[j + 1]:
-            continue
-        for r in range(n_sp):
-            sp_t[r] = s_time[s_start[j] + r]
-            sp_k[r] = s_id[s_start[j] + r] - n_in
-        if n_sp == 0 and ps_ptr[j] == ps_ptr[j + 1] and not want_tau and tau_m[j] != tau_s[j]:
-            # reverse_linear (see _reverse_one) takes each arrival on its own: no sort
-            m = gather_unsorted(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, s_id, t_end, arr_t, arr_q, arr_s)
-        else:
-            m = gather_sorted(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, s_id, t_end, True,
-                              counts, arr_t, arr_q, arr_s)
-        worst = max(worst, _reverse_one(
-            j, m, arr_t, arr_q, arr_s, in_w, tau_m, tau_s, theta, reset, refractory, t_end, n_in, n_sp,
-            sp_t, sp_k, sp_i_minus_theta, sp_source, ps_ptr, ps_time, ps_value, cs_ptr, cs_coef, cs_rate,
-            want_tau, g_w, g_d, g_tm, g_ts, g_th, g_time, row, spike_grad, factored, in_dm, in_ds, s_em, s_es,
-            ev_t, ev_q, ev_s, ev_v, ev_i, ev_pos))
+        worst = max(worst, adjoint_neuron(
+            j, row, in_ptr, in_pre, in_d, in_w, tau_m, tau_s, theta, reset, refractory, s_start, s_end, s_time,
+            s_id, t_end, n_in, sp_i_minus_theta, sp_source, ps_ptr, ps_time, ps_value, cs_ptr, cs_coef, cs_rate,
+            want_tau, g_w, g_d, g_tm, g_ts, g_th, g_time, spike_grad, factored, in_dm, in_ds, s_em, s_es,
+            counts, arr_t, arr_q, arr_s, ev_t, ev_q, ev_s, ev_v, ev_i, ev_pos, sp_t, sp_k))
     return worst
 
 

@@ -1,0 +1,126 @@
+"""GPU benchmark: forward + EventProp reverse pass of the ``"cuda"`` engine at SHD scale, against the CPU.
+
+The networks of ``bench/gradient.py`` (700 -> 256 -> 20 and 700 -> 256 -> 256 -> 20, synaptic delays
+uniform on [0, 150 ms], 8000 random input spikes per trial in 1 s, duration 1.15 s; loss: the
+weighted-integral cross-entropy of the readouts) run on the GPU engine (:mod:`neurodelay.layered.gpu`:
+simulate, the loss on the host, adjoint) for batches of growing size, and on the CPU layered engine
+(fused path, every core of the machine) at the smallest batch, in the same run. Printed and written
+as JSON: ms per trial (wall; the GPU figures after a warm-up that compiles the kernels; the faster of two
+runs), the time in each kernel (a third run with every launch synchronised), the GPU/CPU ratio, the implied SHD epoch (8156 trials), and the agreement of the two engines (identical spike
+counts, largest spike-time difference, largest gradient difference relative to the largest entry).
+Needs a CUDA GPU (numba.cuda); exits 2 with one line otherwise.
+
+usage: python bench/gpu_gradient.py [--quick] [--batches 64,256] [--json PATH]
+
+Measured on an H100 (2026-11-26): batch 1024 ran out of host memory (the host memory grows with the
+batch, 10.6 GB at 256; cause not found).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+_ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(os.environ.get("NEURODELAY_CACHE", _ROOT / "build" / "cache"))
+                                             / "numba"))
+
+from _common import default_json_path, package_versions, print_table, write_json_atomic  # noqa: E402
+from gradient import INPUT_WINDOW, build_network, param_keys, random_inputs  # noqa: E402
+
+from neurodelay import gradients  # noqa: E402
+from neurodelay.events.forward import default_threads  # noqa: E402
+from neurodelay.layered import gpu  # noqa: E402
+from neurodelay.losses import WeightedIntegralCrossEntropy  # noqa: E402
+
+SHD_TRIALS = 8156
+MAX_DELAY = 0.15
+
+
+def run(net, inputs, labels, duration, engine):
+    """(seconds, loss_and_grad result) of one forward + loss + backward on `engine`."""
+    loss = WeightedIntegralCrossEntropy("out", tau_weight=0.5)
+    t0 = time.perf_counter()
+    out = gradients.loss_and_grad(net, inputs, duration, loss, labels, param_keys(net), engine=engine,
+                                  n_threads=default_threads())
+    return time.perf_counter() - t0, out
+
+
+def agreement(ref, got) -> dict:
+    ra, rb = ref.record, got.record
+    oa, ob = np.lexsort((ra.time, ra.neuron, ra.trial)), np.lexsort((rb.time, rb.neuron, rb.trial))
+    same = len(ra.time) == len(rb.time) and np.array_equal(ra.neuron[oa], rb.neuron[ob]) and np.array_equal(
+        ra.trial[oa], rb.trial[ob])
+    dt = float(np.max(np.abs(ra.time[oa] - rb.time[ob]), initial=0.0)) if same else None
+    rel = max(float(np.max(np.abs(ref.grads[k] - got.grads[k])) / max(np.max(np.abs(ref.grads[k])), 1e-300))
+              for k in ref.grads)
+    return {"identical_counts": bool(same), "max_spike_time_diff_s": dt, "max_grad_rel_diff": rel}
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="a small network (70-32-5) and batches 4, 8")
+    p.add_argument("--batches", help="comma-separated batch sizes for the GPU (default 64,256; quick 4,8)")
+    p.add_argument("--json", type=Path, default=default_json_path("gpu_gradient"))
+    a = p.parse_args(argv)
+    reason = gpu.supports(build_network(MAX_DELAY, False, n_in=4, n_hid=4, n_out=2))
+    if reason is not None:
+        print(f"gpu_gradient: {reason}", file=sys.stderr)
+        raise SystemExit(2)
+    batches = [int(b) for b in (a.batches or ("4,8" if a.quick else "64,256")).split(",")]
+    duration = INPUT_WINDOW + MAX_DELAY
+    rows, out = [], {"cases": {}, "threads_cpu": default_threads(), "package_versions": package_versions()}
+    from numba import cuda
+    name = cuda.get_current_device().name if hasattr(cuda, "get_current_device") else "numba's CUDA simulator"
+    out["gpu"] = name.decode() if isinstance(name, bytes) else str(name)
+    size = dict(n_in=70, n_hid=32, n_out=5) if a.quick else {}
+    spikes = 8000
+    for layers in (1, 2):
+        net = build_network(MAX_DELAY, False, hidden_layers=layers, **size)
+        n_in, n_hid, n_out = (size.get(k, d) for k, d in (("n_in", 700), ("n_hid", 256), ("n_out", 20)))
+        label = "-".join(str(x) for x in (n_in, *([n_hid] * layers), n_out))
+        warm_in, warm_lab = random_inputs(2, 500, seed=99, n_in=n_in, n_classes=n_out)
+        run(net, warm_in, warm_lab, duration, "cuda")           # compiles the kernels
+        run(net, warm_in, warm_lab, duration, "layered")
+        case = {}
+        for b in batches:
+            inputs, labels = random_inputs(b, spikes, seed=1, n_in=n_in, n_classes=n_out)
+            t_gpu, got = run(net, inputs, labels, duration, "cuda")
+            t_gpu2, _ = run(net, inputs, labels, duration, "cuda")
+            t_gpu = min(t_gpu, t_gpu2)
+            gpu.kernel_seconds(True)                       # a third run, each launch synchronised and timed
+            run(net, inputs, labels, duration, "cuda")
+            kernels = gpu.kernel_seconds(False)
+            entry = {"batch": b, "gpu_ms_per_trial": 1e3 * t_gpu / b,
+                     "hidden_spikes_per_trial": len(got.record.time) / b,
+                     "shd_epoch_s_gpu": SHD_TRIALS * t_gpu / b,
+                     "kernel_ms_per_trial": {k: 1e3 * v / b for k, v in kernels.items()}}
+            if b == batches[0]:
+                t_cpu, ref = run(net, inputs, labels, duration, "layered")
+                entry.update(cpu_ms_per_trial=1e3 * t_cpu / b, cpu_over_gpu=t_cpu / t_gpu, **agreement(ref, got))
+            case[str(b)] = entry
+            print(f"{label} batch {b}: GPU {entry['gpu_ms_per_trial']:.2f} ms/trial; CPU "
+                  f"{entry.get('cpu_ms_per_trial', float('nan')):.1f} ms/trial; kernels (ms/trial, synchronised run) "
+                  f"{ {k: round(v, 2) for k, v in entry['kernel_ms_per_trial'].items()} }; peak RSS "
+                  f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB", flush=True)
+            rows.append({"network": label, "batch": b, "GPU ms/trial": entry["gpu_ms_per_trial"],
+                         "CPU ms/trial": entry.get("cpu_ms_per_trial"), "CPU/GPU": entry.get("cpu_over_gpu"),
+                         "SHD epoch GPU (s)": entry["shd_epoch_s_gpu"], "same counts": entry.get("identical_counts"),
+                         "max dt (s)": entry.get("max_spike_time_diff_s"),
+                         "max grad rel": entry.get("max_grad_rel_diff")})
+        out["cases"][label] = case
+    print_table(rows)
+    print(f"CPU: layered engine, {default_threads()} threads; GPU: {out['gpu']}")
+    write_json_atomic(a.json, out)
+    print(f"wrote {a.json}")
+    return out
+
+
+if __name__ == "__main__":
+    main()

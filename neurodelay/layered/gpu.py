@@ -1,0 +1,384 @@
+"""The layered engine on an NVIDIA GPU: one CUDA thread per (trial, neuron) of a layer (engine ``"cuda"``).
+
+Given the spikes of the earlier layers, every neuron of a feedforward layer is
+independent in every trial (see :mod:`neurodelay.layered.engine`), so the
+forward pass is one kernel launch per layer with a thread per (trial, neuron),
+and the reverse pass one launch per layer, backwards. Each thread runs the CPU
+engine's own per-neuron code (:mod:`neurodelay.layered._kernels`:
+:func:`~neurodelay.layered._kernels.gather_sorted`,
+:func:`~neurodelay.layered._kernels.scan_forward`,
+:func:`~neurodelay.layered._kernels.adjoint_neuron`), compiled for the GPU from
+the same Python source by :func:`device_function`, in float64. The scans are the
+exact ones (not the factored scans): the same operations as the event engine, so
+spike times differ from the CPU engines' only where the GPU's ``exp`` and ``log``
+(CUDA's libdevice) round differently from the C library's, and gradients to
+rounding.
+
+Memory layout: every spike of a batch lives in one array. Forward: the inputs
+of every trial first, then a slot of ``cap`` entries per (trial, LIF neuron),
+filled by its thread (a neuron that would overflow its slot makes the host
+double ``cap`` and run the batch again). Reverse: inputs, then the record's
+spikes, grouped by (trial, neuron); each thread adds the time sensitivities of
+its presynaptic spikes to its own row of ``g_time`` (one row per neuron of the
+layer) and its synapses' gradients to its trial's row, so no two threads add to
+the same number, and rows are summed afterwards in a fixed order: results do not
+depend on the scheduling. Per-thread workspaces (arrivals and the local event
+log) are sized from the spike counts; batches whose workspace would exceed
+:data:`WORKSPACE_BYTES` run in groups of trials.
+
+Limits (:func:`supports` names them): feedforward networks only. Bias
+currents, initial states and sampled voltages are simulated on the GPU (as on the
+layered engine: scans on u = V - bias); their gradients come from the event
+engine's adjoint on the CPU. Without a GPU the
+same kernels run in numba's CUDA simulator (``NUMBA_ENABLE_CUDASIM=1`` set before
+numba is imported), which is how the tests check them on CPU; the test suite
+also compiles them to PTX for an H100 (sm_90) where CUDA's NVVM is installed.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from ..events.adjoint import adjoint as events_adjoint
+from ..events.adjoint import check_replay, prepare_reverse
+from ..network import Network, SpikeSource
+from ..record import AdjointResult, EventRecord, prepare_run
+from .engine import _plan_for
+
+__all__ = ["CudaEngine", "supports", "simulate", "adjoint", "device_function"]
+
+#: threads per block of every launch
+THREADS_PER_BLOCK = 64
+#: first guess of the spike slot of a (trial, neuron) in the forward pass (doubled when a neuron fills it)
+FIRST_CAP = 64
+#: GPU memory (bytes) for the per-thread workspaces of one launch: larger batches run in groups of trials
+WORKSPACE_BYTES = 6 * 2 ** 30
+
+def device_function(kernel):
+    """:func:`neurodelay.layered._gpu_kernels.device_function` (imports numba.cuda)."""
+    from ._gpu_kernels import device_function as retarget
+    return retarget(kernel)
+
+
+def _kernels() -> dict:
+    """The engine's CUDA kernels by name (compiled on first launch for the argument types)."""
+    from ._gpu_kernels import KERNELS
+    return KERNELS
+
+
+# ------------------------------------------------------------------ host side ----
+_KERNEL_SECONDS: dict | None = None     # when a dict: seconds per kernel name (each launch synchronised)
+
+
+def _launch(name: str, n_threads: int, *args) -> None:
+    if n_threads <= 0:
+        return
+    kernel = _kernels()[name]
+    t0 = time.perf_counter()
+    kernel[(int(n_threads) + THREADS_PER_BLOCK - 1) // THREADS_PER_BLOCK, THREADS_PER_BLOCK](*args)
+    if _KERNEL_SECONDS is not None:
+        from numba import cuda
+        cuda.synchronize()
+        _KERNEL_SECONDS[name] = _KERNEL_SECONDS.get(name, 0.0) + time.perf_counter() - t0
+
+
+def kernel_seconds(on: bool) -> dict | None:
+    """Start (on: every launch is then synchronised and timed) or stop timing the kernels; returns the
+    seconds per kernel name measured since the last start (for benchmarks: the rest is host work and
+    transfers)."""
+    global _KERNEL_SECONDS
+    done = _KERNEL_SECONDS
+    _KERNEL_SECONDS = {} if on else None
+    return done
+
+
+def _gpu_reason() -> str | None:
+    try:
+        from numba import cuda
+    except Exception as exc:   # pragma: no cover - numba without its CUDA target
+        return f"numba.cuda cannot be imported ({exc})"
+    if not cuda.is_available():
+        return "no CUDA GPU is available (numba.cuda.is_available() is False)"
+    return None
+
+
+def supports(net) -> str | None:
+    """None if the GPU engine runs `net`, else a one-line reason: feedforward networks (LIF and readout
+    populations, any delay kinds, bias currents, initial states), on a machine where numba.cuda finds a
+    GPU (or runs its simulator)."""
+    if not isinstance(net, Network):
+        return f"expected a Network, got {type(net).__name__}"
+    if not net.is_feedforward():
+        return "the network has recurrent projections (the GPU engine runs feedforward layers)"
+    return _gpu_reason()
+
+
+def _incoming(plan, counts: np.ndarray, n: int) -> np.ndarray:
+    """(T, N): per trial and postsynaptic neuron, its incoming synapses times their presynaptic spikes
+    (:func:`~neurodelay.layered._kernels.incoming_count`), from counts (T, N) of spikes per neuron."""
+    from scipy.sparse import csr_matrix
+    a = csr_matrix((np.ones(len(plan.in_pre)), plan.in_pre, plan.in_ptr), shape=(n, n))
+    return np.rint((a @ counts.T).T).astype(np.int64)
+
+
+def _ptr(sizes: np.ndarray) -> np.ndarray:
+    out = np.zeros(len(sizes) + 1, np.int64)
+    np.cumsum(sizes, out=out[1:])
+    return out
+
+
+def _groups(per_trial_bytes: np.ndarray) -> list[tuple[int, int]]:
+    """Consecutive groups of trials whose workspaces together stay under WORKSPACE_BYTES (one trial at least)."""
+    groups, k0, acc = [], 0, 0
+    for k, b in enumerate(per_trial_bytes):
+        if k > k0 and acc + b > WORKSPACE_BYTES:
+            groups.append((k0, k))
+            k0, acc = k, 0
+        acc += int(b)
+    groups.append((k0, len(per_trial_bytes)))
+    return groups
+
+
+def _by_trial_neuron(trial, neuron, n_trials: int, n: int):
+    """Stable order grouping entries by (trial, neuron), and (T, N) start / end into the reordered entries."""
+    key = trial.astype(np.int64) * n + neuron
+    order = np.argsort(key, kind="stable")
+    ptr = _ptr(np.bincount(key, minlength=n_trials * n))
+    start = ptr[:-1].reshape(n_trials, n).copy()
+    return order, start, ptr[1:].reshape(n_trials, n).copy()
+
+
+def simulate(net: Network, inputs, duration, *, record=(), sample_times=None, n_threads=None,
+             max_spikes_per_trial: int = 10_000_000, initial_state=None) -> EventRecord:
+    """Every trial of `inputs` on [0, duration] s on the GPU; same arguments and result as
+    :func:`neurodelay.simulate` (record, sample_times: V of those populations at those times, s;
+    initial_state: per-trial state at t = 0), spike times to rounding of the GPU's exponentials.
+    n_threads is ignored. Raises ValueError for networks :func:`supports` refuses."""
+    from numba import cuda
+
+    reason = supports(net)
+    if reason is not None:
+        raise ValueError(f"net: the GPU engine cannot simulate this network: {reason}")
+    prepared = prepare_run(net, inputs, duration, record, sample_times, initial_state)
+    duration, flat, merged, sample_times, sample_neurons = prepared[:5]
+    plan = _plan_for(net, flat)
+    n, n_trials = flat.n_neurons, merged.n_trials
+    col_of = np.full(n, -1, np.int64)
+    col_of[sample_neurons] = np.arange(len(sample_neurons))
+    # LIF layers, and readouts whose voltage is sampled (they never spike)
+    layers = [ly for ly in plan.layers if ly[3] or np.any(col_of[ly[0]: ly[0] + ly[1]] >= 0)]
+    lif_index = np.full(n, -1, np.int64)
+    for off, size, _, is_lif in layers:
+        if is_lif:
+            lif_index[off: off + size] = np.arange(size) + (lif_index.max() + 1)
+    n_lif = int(lif_index.max() + 1)
+    order, in_start, in_end = _by_trial_neuron(merged.trial, merged.neuron, n_trials, n)
+    n_inputs = len(order)
+    # a bias b: the scans run on u = V - b with threshold theta - b and reset - b (as the layered engine's)
+    static = tuple(cuda.to_device(np.ascontiguousarray(a)) for a in (
+        flat.kind == 1, flat.tau_m, flat.tau_s, flat.theta - flat.bias, flat.reset - flat.bias, flat.refractory,
+        plan.closed, plan.in_ptr, plan.in_pre, plan.in_d, plan.in_w))
+    start = np.stack([prepared.initial_state(k) for k in range(n_trials)]) if n_trials else np.zeros((0, 2, n))
+    state = (cuda.to_device(np.ascontiguousarray(start[:, 0] - flat.bias)),
+             cuda.to_device(np.ascontiguousarray(start[:, 1])), cuda.to_device(np.ascontiguousarray(flat.bias)))
+    no_ids = cuda.to_device(np.zeros(1, np.int64))
+    sampling = (cuda.to_device(sample_times), cuda.to_device(col_of))
+    cap = FIRST_CAP
+    while True:
+        base = np.where(lif_index >= 0, n_inputs + (np.arange(n_trials)[:, None] * n_lif + lif_index) * cap, 0)
+        s_start = np.where(lif_index >= 0, base, in_start)
+        s_end = s_start.copy()
+        s_end[:, lif_index < 0] = in_end[:, lif_index < 0]
+        s_time_h = np.zeros(max(n_inputs + n_trials * n_lif * cap, 1))
+        s_time_h[:n_inputs] = merged.time[order]
+        s_time, s_g = cuda.to_device(s_time_h), cuda.device_array(len(s_time_h))
+        samples = _zeros((n_trials, len(sample_times), len(sample_neurons)))
+        d_start = cuda.to_device(s_start)
+        full = False
+        for off, size, name, _ in layers:
+            inc = _incoming(plan, s_end - s_start, n)[:, off: off + size]
+            for k0, k1 in _groups(inc.sum(axis=1) * 24):
+                ws_ptr = _ptr(inc[k0:k1].ravel())
+                m_all = int(ws_ptr[-1])
+                n_out = cuda.device_array((k1 - k0) * size, np.int64)
+                _launch("forward_layer", (k1 - k0) * size, off, size, k0, k1 - k0, *static, d_start,
+                        cuda.to_device(s_end), s_time, s_g, duration, cap, cuda.to_device(ws_ptr),
+                        cuda.device_array(m_all + (k1 - k0) * size, np.int64), cuda.device_array(max(m_all, 1)),
+                        cuda.device_array(max(m_all, 1), np.int64), no_ids, *sampling, samples, *state, n_out)
+                got = n_out.copy_to_host().reshape(k1 - k0, size)
+                if np.any(got < 0):
+                    full = True
+                    break
+                s_end[k0:k1, off: off + size] = s_start[k0:k1, off: off + size] + got
+            if full:
+                break
+            per_trial = (s_end - s_start)[:, lif_index >= 0].sum(axis=1)
+            if np.any(per_trial > max_spikes_per_trial):
+                k = int(np.argmax(per_trial > max_spikes_per_trial))
+                raise RuntimeError(f"trial {k}: the network emitted more than max_spikes_per_trial="
+                                   f"{max_spikes_per_trial} spikes (runaway activity?); raise the limit if this "
+                                   f"is intended")
+        if not full:
+            break
+        cap *= 2
+    return prepared.record(net, _trial_results(s_start, s_end, lif_index, s_time.copy_to_host(),
+                                               s_g.copy_to_host(), samples.copy_to_host()), engine="cuda")
+
+
+def _trial_results(s_start, s_end, lif_index, s_time, s_g, samples) -> list:
+    """Per trial (time, neuron, I - theta, sampled voltages), spikes sorted by (time, neuron), from the LIF
+    slots."""
+    n_trials = s_start.shape[0]
+    lif = np.flatnonzero(lif_index >= 0)
+    counts = (s_end - s_start)[:, lif]
+    c = counts.ravel()
+    first = np.repeat(s_start[:, lif].ravel(), c)
+    pos = first + np.arange(c.sum()) - np.repeat(_ptr(c)[:-1], c)
+    trial = np.repeat(np.repeat(np.arange(n_trials), len(lif)), c)
+    neuron = np.repeat(np.tile(lif, n_trials), c)
+    time, g = s_time[pos], s_g[pos]
+    o = np.lexsort((neuron, time, trial))
+    bounds = np.searchsorted(trial[o], np.arange(n_trials + 1))
+    return [(time[o][a:b], neuron[o][a:b], g[o][a:b], samples[k])
+            for k, (a, b) in enumerate(zip(bounds[:-1], bounds[1:]))]
+
+
+def adjoint(record: EventRecord, sources, *, time_constants: bool = False, n_threads=None,
+            record_tolerance: float = 1e-6, state: bool = False) -> AdjointResult:
+    """Reverse pass of EventProp with delays on the GPU over every trial of `record` (of any engine), layer by
+    layer; same arguments and result as :func:`neurodelay.events.adjoint` (gradients to rounding).
+    Records with a bias current or away from rest, and requests for the state gradients (`state`:
+    dL/dbias, dL/dV(0), dL/dI(0)), go to :func:`neurodelay.events.adjoint` on the CPU, as on the
+    layered engine. n_threads is ignored. Raises ValueError for networks :func:`supports` refuses."""
+    from numba import cuda
+
+    net, flat = record.network, record.flat
+    reason = supports(net)
+    if reason is not None:
+        raise ValueError(f"record: the GPU engine cannot differentiate this network: {reason}")
+    if state or not record.starts_at_rest or np.any(flat.bias):
+        return events_adjoint(record, sources, time_constants=time_constants, record_tolerance=record_tolerance,
+                              state=state)
+    rp = prepare_reverse(record, sources, record_tolerance)
+    plan = _plan_for(net, flat)
+    n, n_trials, n_syn = flat.n_neurons, record.n_trials, len(flat.out_post)
+    ins = record.inputs
+    dev = cuda.to_device
+    shared = (dev(plan.in_ptr), dev(plan.in_pre), dev(plan.in_d), dev(plan.in_w), dev(flat.tau_m), dev(flat.tau_s),
+              dev(flat.theta), dev(flat.reset), dev(flat.refractory))
+    jb, j_neuron, j_time, j_value = rp.jumps
+    rb, r_neuron, r_rate, r_coef = rp.rates
+    ps_ptr = _trial_ptr(jb, j_neuron, n_trials, n)
+    cs_ptr = _trial_ptr(rb, r_neuron, n_trials, n)
+    loss_terms = (dev(ps_ptr), dev(np.ascontiguousarray(j_time, float)), dev(np.ascontiguousarray(j_value, float)),
+                  dev(cs_ptr), dev(np.ascontiguousarray(r_coef, float)), dev(np.ascontiguousarray(r_rate, float)))
+    in_trial = np.bincount(ins.trial, minlength=n_trials)
+    rec_trial = np.bincount(record.trial, minlength=n_trials)
+    counts = np.zeros((n_trials, n), np.int64)
+    np.add.at(counts, (ins.trial, ins.neuron), 1)
+    np.add.at(counts, (record.trial, record.neuron), 1)
+    incoming = _incoming(plan, counts, n)
+    layers = plan.layers[::-1]
+    rows = max(size for _, size, _, _ in layers)
+    work = np.max([incoming[:, off: off + size].sum(axis=1) * 72 + counts[:, off: off + size].sum(axis=1) * 96
+                   for off, size, _, _ in layers], axis=0)
+    totals = [_zeros(m) for m in (n_syn, n_syn, n, n, n)]
+    spike_grad_h, input_time_h = np.zeros(len(record.time)), np.zeros(len(ins.time))
+    in_ptr_t, rec_ptr_t = _ptr(in_trial), _ptr(rec_trial)
+    no_f, no_i = dev(np.zeros(1)), dev(np.zeros(1, np.int64))
+    worst = 0.0
+    for k0, k1 in _groups(work + rows * 8 * (in_trial + rec_trial)):
+        # the group's spikes, ids local to it: its inputs (record.inputs order), then its record spikes
+        i0, i1, r0, r1 = in_ptr_t[k0], in_ptr_t[k1], rec_ptr_t[k0], rec_ptr_t[k1]
+        n_in = i1 - i0
+        all_t = np.concatenate([ins.time[i0:i1], record.time[r0:r1]])
+        order, s_start, s_end = _by_trial_neuron(np.concatenate([ins.trial[i0:i1], record.trial[r0:r1]]) - k0,
+                                                 np.concatenate([ins.neuron[i0:i1], record.neuron[r0:r1]]), k1 - k0, n)
+        sp_g, sp_src = np.zeros(len(all_t)), np.zeros(len(all_t))
+        sp_g[n_in:], sp_src[n_in:] = record.i_minus_theta[r0:r1], rp.spike_time_src[r0:r1]
+        g_time, spike_grad = _zeros((rows, max(len(all_t), 1))), _zeros(max(len(all_t), 1))
+        group = (dev(s_start), dev(s_end), dev(np.ascontiguousarray(all_t[order])), dev(order.astype(np.int64)),
+                 float(record.duration), dev(sp_g), dev(sp_src))
+        for off, size, _, _ in layers:
+            inc, ns = incoming[k0:k1, off: off + size], counts[k0:k1, off: off + size]
+            ws_ptr, sp_ptr = _ptr(inc.ravel()), _ptr(ns.ravel())
+            m_all, s_all, t = int(ws_ptr[-1]), int(sp_ptr[-1]), (k1 - k0) * size
+            log = max(m_all + 2 * s_all, 1)
+            g_rows = [_zeros((k1 - k0, m)) for m in (n_syn, n_syn, n, n, n)]
+            w_thread = cuda.device_array(t)
+            _launch("adjoint_layer", t, off, size, k1 - k0, *shared, *group, *_trial_rows(loss_terms, k0, k1),
+                    bool(time_constants), *g_rows, g_time, spike_grad, dev(ws_ptr), dev(sp_ptr),
+                    cuda.device_array(m_all + t, np.int64), cuda.device_array(max(m_all, 1)),
+                    cuda.device_array(max(m_all, 1), np.int64), cuda.device_array(max(m_all, 1), np.int64),
+                    cuda.device_array(log), cuda.device_array(log, np.int64), cuda.device_array(log, np.int64),
+                    cuda.device_array(log), cuda.device_array(log), cuda.device_array(max(s_all, 1)),
+                    cuda.device_array(max(s_all, 1), np.int64), no_f, no_i, w_thread)
+            for rows_g, total in zip(g_rows, totals):
+                _launch("add_rows", total.shape[0], rows_g, k1 - k0, total)
+            worst = max(worst, float(np.max(w_thread.copy_to_host(), initial=0.0)))
+        spike_grad_h[r0:r1] = spike_grad[n_in: n_in + r1 - r0].copy_to_host()
+        if n_in:
+            input_time = _zeros(n_in)                 # the rows of g_time summed over the input columns
+            _launch("add_rows", n_in, g_time, rows, input_time)
+            input_time_h[i0:i1] = input_time.copy_to_host()
+    worst = check_replay(worst, flat, record_tolerance)
+    g_w, g_d, g_tm, g_ts, g_th = (a.copy_to_host() for a in totals)
+    w_flat, d_flat = np.empty(n_syn), np.empty(n_syn)
+    w_flat[plan.in_c], d_flat[plan.in_c] = g_w, g_d
+    return AdjointResult(w_flat, d_flat, g_tm if time_constants else None, g_ts if time_constants else None,
+                         g_th + rp.theta_src, spike_grad_h, input_time_h, n_trials, float(worst))
+
+
+def _zeros(shape):
+    """A GPU array of zeros (set on the device; copied from the host in numba's CUDA simulator, where a
+    thread per entry is slow)."""
+    from numba import config, cuda
+    if config.ENABLE_CUDASIM:
+        return cuda.to_device(np.zeros(shape))
+    size = int(np.prod(shape))
+    if size == 0:
+        return cuda.device_array(shape)
+    flat = cuda.device_array(size)
+    _launch("zero", size, flat)
+    return flat.reshape(shape)
+
+
+def _trial_rows(loss_terms, k0: int, k1: int) -> tuple:
+    """The loss terms with the pointer tables (T, N + 1) cut to trials k0..k1-1 (the kernels index them by the
+    trial within the group; the pointers stay global)."""
+    ps_ptr, ps_time, ps_value, cs_ptr, cs_coef, cs_rate = loss_terms
+    return ps_ptr[k0:k1], ps_time, ps_value, cs_ptr[k0:k1], cs_coef, cs_rate
+
+
+def _trial_ptr(bounds, neuron, n_trials: int, n: int) -> np.ndarray:
+    """(T, N + 1) pointers into loss sources sorted by (trial, neuron) (per-trial slices `bounds`)."""
+    trial = np.repeat(np.arange(n_trials), np.diff(bounds))
+    ptr = _ptr(np.bincount(trial * n + np.asarray(neuron, np.int64), minlength=n_trials * n))
+    return ptr[np.arange(n_trials)[:, None] * n + np.arange(n + 1)]
+
+
+class CudaEngine:
+    """The layered engine on an NVIDIA GPU as an :class:`~neurodelay.engines.Engine` (registered as ``"cuda"``,
+    never chosen by ``engine="auto"``): see :mod:`neurodelay.layered.gpu`."""
+
+    name = "cuda"
+
+    def __init__(self, max_spikes_per_trial: int = 10_000_000):
+        self.max_spikes_per_trial = int(max_spikes_per_trial)
+
+    def __repr__(self) -> str:
+        return f"CudaEngine(max_spikes_per_trial={self.max_spikes_per_trial})"
+
+    def supports(self, net) -> str | None:
+        return supports(net)
+
+    def simulate(self, net, inputs, duration, *, record=(), sample_times=None, n_threads=None, initial_state=None):
+        return simulate(net, inputs, duration, record=record, sample_times=sample_times,
+                        max_spikes_per_trial=self.max_spikes_per_trial, initial_state=initial_state)
+
+    def adjoint(self, record, sources, *, time_constants=False, n_threads=None, record_tolerance=1e-6,
+                state=False):
+        return adjoint(record, sources, time_constants=time_constants, record_tolerance=record_tolerance,
+                       state=state)
