@@ -8,6 +8,8 @@ Same contract as :mod:`neurodelay.events` (``simulate`` returns an
 any engine) and the same results; :func:`supports` says whether a network can
 be run (None) or why not; :func:`fused_loss_and_grad` runs forward, loss and
 reverse pass per trial (what ``loss_and_grad(..., engine="layered")`` uses).
+:mod:`neurodelay.layered.gpu` runs the same per-neuron code on an NVIDIA GPU
+(engine ``"cuda"``: feedforward networks, one CUDA thread per trial and neuron).
 """
 
 from .engine import LayeredEngine, adjoint, fused_loss_and_grad, simulate, supports
