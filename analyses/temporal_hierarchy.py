@@ -11,14 +11,16 @@ Four parts, written to ``analyses/results/temporal_hierarchy.nc``:
   decisions, chance 0.5; every segment's label read in its coding window) of networks whose hidden
   tau_m follow Moro et al.'s linear profile around ``tau_center`` (weights trained, taus fixed), and
   ``sweep_segment_accuracy`` (..., segment);
-* ``learned_accuracy`` (learn, learned_seed) and ``learned_tau_m`` / ``learned_tau_s`` (learn,
-  learned_seed, layer, neuron): time constants trained with the weights from the homogeneous start
-  (delta_tau = 0, 3 layers, per-neuron spread 10 %; ``learn`` = tau_s, or tau_m + tau_s), on the same
-  seeds as the sweep; ``baseline_accuracy`` (learned_seed): the sweep's fixed homogeneous network
+* ``learned_accuracy`` (learn, lr_tau, learned_seed) and ``learned_tau_m`` / ``learned_tau_s`` (learn,
+  lr_tau, learned_seed, layer, neuron): time constants trained with the weights from the homogeneous start
+  (delta_tau = 0, 3 layers, per-neuron spread 10 %; ``learn`` = tau_s, or tau_m + tau_s; ``lr_tau``: Adam's
+  step on the log time constants, a relative change per step), on the same seeds as the sweep; ``baseline_accuracy`` (learned_seed): the sweep's fixed homogeneous network
   (delta_tau = 0, 3 layers, weights only: the same initial network), ``learned_median`` / ``_q25`` /
-  ``_q75`` (learn, constant, learned_seed, layer) and ``learned_slope`` (learn, constant, learned_seed) from
+  ``_q75`` (learn, lr_tau, constant, learned_seed, layer) and ``learned_slope`` (learn, lr_tau, constant,
+  learned_seed) from
   :func:`~neurodelay.analysis.hierarchy.learned_taus`;
-* ``fit_*`` (distribution): gamma and log-normal fits of the pooled learned tau_m (tau_m + tau_s run);
+* ``fit_*`` (distribution): gamma and log-normal fits of the pooled learned tau_m (tau_m + tau_s run at
+  ``lr_tau`` = ``fit_lr_tau``, 0.02);
 * ``budget_accuracy`` (target, memory, d_max, budget_seed): learned delays (initialised uniformly over
   [0, d_max]) vs learned time constants vs both at one parameter budget (hidden size matched per memory),
   against the maximum delay, on the task (``target="xor"``) and on its memory part alone (``"channel1"``:
@@ -26,7 +28,8 @@ Four parts, written to ``analyses/results/temporal_hierarchy.nc``:
   time-constant network has no delays, so it runs once per seed and its accuracy is repeated over d_max.
 
 Scales: ``--quick`` (seconds, tests), default (reduced: delta_tau -0.4 / 0 / +0.4 s x {3, 4} layers x 5 seeds,
-60 epochs of 256 trials; the budget part on 3 seeds; about 35-45 minutes on 2 busy cores), ``--full``
+60 epochs of 256 trials, learned taus at lr_tau 0.005 / 0.02 / 0.05; the budget part on 3 seeds; about an hour
+on 2 busy cores: 3457 s summed over its 90 points, measured), ``--full``
 (Moro et al.'s grid on the same task: 9 delta_tau values, 10 seeds, 2000 training trials; many hours).
 
 Usage: python analyses/temporal_hierarchy.py [--quick | --full] [--out PATH] [--folder DIR]
@@ -50,21 +53,24 @@ from neurodelay.io import provenance, write_netcdf
 from neurodelay.sweep import run_sweep
 
 RESULT = "temporal_hierarchy.nc"
-EXPECTED_SECONDS = {"quick": 60, "default": 2400, "full": 400000}   # wall time on 2 busy cores (estimates)
+EXPECTED_SECONDS = {"quick": 60, "default": 3600, "full": 600000}   # wall time on 2 busy cores (estimates)
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / RESULT
 #: the task and training options shared by every part of a scale (arguments of hierarchy_point)
 TASK = dict(n_segments=1, tau_center=0.3, **ACTIVITY_OPTIONS)
 #: the time constants trained from the homogeneous start (compared with the weights-only baseline)
 LEARN = ("weight,tau_s", "weight,tau_m,tau_s")
+#: the learned-tau runs whose pooled tau_m are fitted (hierarchy_point's default lr_tau)
+SHOWN_LR_TAU = 0.02
 SCALES = {
     "quick": dict(delta_taus=(-0.2, 0.0, 0.2), n_layers=(3,), seeds=1, budget_seeds=1, budget_dmax=(0.1,),
-                  budget_labels=("xor",), task=TASK,
+                  budget_labels=("xor",), task=TASK, lr_taus=(0.02,),
                   point=dict(epochs=1, n_train=24, n_test=24, batch_size=12, hidden=4), budget=200),
     "default": dict(delta_taus=(-0.4, 0.0, 0.4), n_layers=(3, 4), seeds=5, budget_seeds=3, budget_dmax=(0.05, 0.2),
-                    budget_labels=("xor", "channel1"), task=TASK,
+                    budget_labels=("xor", "channel1"), task=TASK, lr_taus=(0.005, 0.02, 0.05),
                     point=dict(epochs=60, n_train=256, n_test=256, batch_size=32), budget=1040),
     "full": dict(delta_taus=(-0.5, -0.4, -0.2, -0.1, 0.0, 0.1, 0.2, 0.4, 0.5), n_layers=(3, 4), seeds=10,
                  budget_seeds=10, budget_dmax=(0.05, 0.1, 0.2), budget_labels=("xor", "channel1"), task=TASK,
+                 lr_taus=(0.005, 0.02, 0.05),
                  point=dict(epochs=60, n_train=2000, n_test=1000, batch_size=64), budget=1040),
 }
 
@@ -83,17 +89,24 @@ def run(scale: str, folder: Path) -> xr.Dataset:
                             executor="serial", **point)
     t_sweep = time.perf_counter() - t0
     # trained time constants from the homogeneous start (3 layers = 2 hidden layers), the sweep's seeds
-    learned = run_sweep(hierarchy_point, grid=dict(learn=list(LEARN)), seeds=s["seeds"], folder=folder / "learned",
-                        executor="serial", progress=False, fixed=dict(point, delta_tau=0.0, n_layers=3))
+    lr_taus = [float(v) for v in s["lr_taus"]]
+    learned = run_sweep(hierarchy_point, grid=dict(learn=list(LEARN), lr_tau=lr_taus), seeds=s["seeds"],
+                        folder=folder / "learned_taus", executor="serial", progress=False,
+                        fixed=dict(point, delta_tau=0.0, n_layers=3))
     t_learned = time.perf_counter() - t0 - t_sweep
-    learned = learned.transpose("learn", "seed", "layer", "neuron", ...)
+    learned = learned.transpose("learn", "lr_tau", "seed", "layer", "neuron", ...)
     stats = {k: [] for k in ("median", "q25", "q75", "slope")}
     for name in LEARN:
-        per_const = [learned_taus(learned[c].sel(learn=name).values) for c in ("tau_m", "tau_s")]
+        rows = {k: [] for k in stats}
+        for lr_tau in lr_taus:
+            per_const = [learned_taus(learned[c].sel(learn=name, lr_tau=lr_tau).values) for c in ("tau_m", "tau_s")]
+            for k in stats:
+                rows[k].append(np.stack([d[k].values for d in per_const]))
         for k in stats:
-            stats[k].append(np.stack([d[k].values for d in per_const]))
+            stats[k].append(np.stack(rows[k]))
     memory = NETWORK_OPTIONS.get("memory", "tau_m")       # the time constant that carries the profile
-    tau = learned[memory].sel(learn="weight,tau_m,tau_s").values
+    shown = SHOWN_LR_TAU if SHOWN_LR_TAU in lr_taus else lr_taus[0]
+    tau = learned[memory].sel(learn="weight,tau_m,tau_s", lr_tau=shown).values
     fits = fit_tau_distribution(tau.ravel())
     baseline = sweep["accuracy"].sel(delta_tau=0.0, n_layers=3).values
     # budget: the time-constant memory has no delays (d_max only bounds trained delays): one run per seed
@@ -119,12 +132,14 @@ def run(scale: str, folder: Path) -> xr.Dataset:
                                                                                       "seed", "segment")),
          "sweep_hidden_spikes": _no_seed_value(sweep["hidden_spikes"].transpose("delta_tau", "n_layers", "seed",
                                                                                 "layer")).rename(layer="sweep_layer"),
-         "learned_accuracy": (("learn", "learned_seed"), learned["accuracy"].values, dict(units="1")),
+         "learned_accuracy": (("learn", "lr_tau", "learned_seed"), learned["accuracy"].values, dict(units="1")),
          "baseline_accuracy": ("learned_seed", baseline, dict(
              units="1", long_name="fixed homogeneous network (delta_tau 0, 3 layers, weights only)")),
-         "learned_tau_m": (("learn", "learned_seed", "layer", "neuron"), learned["tau_m"].values, dict(units="s")),
-         "learned_tau_s": (("learn", "learned_seed", "layer", "neuron"), learned["tau_s"].values, dict(units="s")),
-         **{f"learned_{k}": (("learn", "constant", "learned_seed") + (("layer",) if k != "slope" else ()),
+         "learned_tau_m": (("learn", "lr_tau", "learned_seed", "layer", "neuron"), learned["tau_m"].values,
+                           dict(units="s")),
+         "learned_tau_s": (("learn", "lr_tau", "learned_seed", "layer", "neuron"), learned["tau_s"].values,
+                           dict(units="s")),
+         **{f"learned_{k}": (("learn", "lr_tau", "constant", "learned_seed") + (("layer",) if k != "slope" else ()),
                              np.stack(v), dict(units="s", long_name=f"{k} of the learned time constant per layer"
                                                if k != "slope" else "median per layer index (s per layer)"))
             for k, v in stats.items()},
@@ -135,17 +150,22 @@ def run(scale: str, folder: Path) -> xr.Dataset:
              ["seed", "d_max", "labels"], errors="ignore"),
          "budget_n_params": budget["n_params"].isel(seed=0, d_max=0, labels=0).drop_vars(
              ["seed", "d_max", "labels"], errors="ignore")},
-        coords=dict(learn=list(LEARN), constant=["tau_m", "tau_s"], learned_seed=seeds,
+        coords=dict(learn=list(LEARN), lr_tau=lr_taus, constant=["tau_m", "tau_s"], learned_seed=seeds,
                     layer=learned["layer"].values, neuron=learned["neuron"].values))
     out["sweep_accuracy"].attrs.update(units="1", long_name="test accuracy (per segment)")
     out["budget_accuracy"].attrs.update(units="1")
     out["delta_tau"].attrs["units"] = "s"
     out["d_max"].attrs["units"] = "s"
+    out["lr_tau"].attrs.update(units="1", long_name="Adam step of the log time constants (relative change per step)")
     out.attrs.update(provenance(None, dict(scale=scale, **{k: str(v) for k, v in s.items()}), "events"))
     out.attrs.update(analysis="temporal_hierarchy", scale=scale, budget=int(s["budget"]), memory_constant=memory,
+                     fit_lr_tau=shown,
                      n_segments=int(s["task"]["n_segments"]), tau_center=float(s["task"]["tau_center"]),
                      task=json.dumps(s["task"], sort_keys=True), training=json.dumps(s["point"], sort_keys=True),
                      wall_time_sweep=t_sweep, wall_time_learned=t_learned, wall_time_budget=t_budget,
+                     # summed over the points, whether run now or resumed from the folder (s)
+                     point_time_sweep=float(sweep["wall_time"].sum()), point_time_learned=float(learned["wall_time"].sum()),
+                     point_time_budget=float(b_delay["wall_time"].sum() + b_taus["wall_time"].sum() / b_taus.sizes["d_max"]),
                      command="python analyses/temporal_hierarchy.py" + ("" if scale == "default" else f" --{scale}"))
     return out
 

@@ -3,8 +3,8 @@
 Reads ``temporal_hierarchy.nc`` (analyses/temporal_hierarchy.py; the task's number of segments and the
 training options are in its attrs). Panels: A test accuracy against delta_tau (s; > 0: slow near the
 output) for 3 and 4 layers, mean +- std over seeds and every seed, chance 0.5; B accuracy of the fixed
-homogeneous network (weights only) and of the same networks with trained tau_s / tau_m + tau_s, one line
-per seed; C, D learned tau_m and tau_s per hidden layer from a homogeneous start (median and quartiles
+homogeneous network (weights only) and of the same networks with trained tau_s / tau_m + tau_s at each
+Adam step of the log time constants (lr_tau), one line per seed; C, D learned tau_m and tau_s per hidden layer from a homogeneous start (median and quartiles
 per seed; slope per layer in the legend); E histogram of the pooled learned tau_m with the gamma and
 log-normal fits; F, G accuracy of learned delays (initialised uniformly over [0, d_max]) / time constants /
 both at one parameter budget against the maximum delay, on the XOR (F) and on its memory part alone,
@@ -56,39 +56,43 @@ def _panel_sweep(ax, ds):
     ax.scatter([], [], s=12, color="0.4", alpha=0.6, label="single seeds")
     ax.axhline(50, color="k", ls=":", lw=1, label="chance (50 %)")
     ax.axvline(0, color="0.7", lw=0.8)
-    ax.set_ylim(40, 102)
+    ax.set_ylim(40, 105)
     ax.set_xticks(dt)
     ax.set_xlabel("delta_tau (s)  (< 0: slow near input, > 0: slow near output)")
     ax.set_ylabel("test accuracy (%)")
-    ax.set_title(f"A  accuracy vs tau_m profile ({acc.sizes['seed']} seeds)")
+    ax.set_title(f"A  accuracy vs tau_m profile, weights trained ({acc.sizes['seed']} seeds)", fontsize=11)
     ax.legend(fontsize=7, loc="lower right")
 
 
 def _panel_learned_accuracy(ax, ds):
     base = ds["baseline_accuracy"].values * 100
-    cols = [base] + [ds["learned_accuracy"].sel(learn=k).values * 100 for k in ds["learn"].values]
-    names = ["weights only\n(fixed homogeneous)"] + [LEARN_LABELS.get(str(k), str(k)).replace(" ", "\n", 1)
-                                                      for k in ds["learn"].values]
+    cols, names = [base], ["weights\nonly\n(fixed)"]
+    for k in ds["learn"].values:
+        for lr in ds["lr_tau"].values:
+            cols.append(ds["learned_accuracy"].sel(learn=k, lr_tau=lr).values * 100)
+            names.append(LEARN_LABELS.get(str(k), str(k)).replace("trained ", "").replace(" + ", "+")
+                         + f"\nlr_tau\n{lr:g}")
     x = np.arange(len(cols))
     values = np.stack(cols)                                   # (column, seed)
     for s in range(values.shape[1]):
-        ax.plot(x, values[:, s], color="0.6", lw=0.8, marker=".", ms=5, zorder=2)
-    ax.plot([], [], color="0.6", lw=0.8, marker=".", label="one seed (same initial network)")
-    ax.errorbar(x, values.mean(axis=1), values.std(axis=1), fmt="o", color="C3", capsize=5, ms=7, zorder=4,
+        ax.plot(x, values[:, s], color=f"C{s}", lw=0.7, marker=".", ms=5, zorder=2, alpha=0.7)
+    ax.plot([], [], color="0.5", lw=0.8, marker=".", label="one seed (colour; same initial network)")
+    ax.errorbar(x, values.mean(axis=1), values.std(axis=1), fmt="o", color="k", capsize=5, ms=6, zorder=4,
                 label="mean +- std over seeds")
     for i in range(1, len(cols)):
         wins = int(np.sum(values[i] > values[0]))
-        ax.annotate(f"> baseline on\n{wins} of {values.shape[1]} seeds", (x[i], 41), ha="center", fontsize=7)
+        ax.annotate(f"> fixed:\n{wins} of {values.shape[1]}", (x[i], 31), ha="center", fontsize=7)
     ax.axhline(50, color="k", ls=":", lw=1, label="chance (50 %)")
-    ax.set_xticks(x, names, fontsize=8)
+    ax.set_xticks(x, names, fontsize=7)
     ax.set_xlim(-0.5, len(cols) - 0.5)
-    ax.set_ylim(38, 102)
+    ax.set_ylim(28, 104)
     ax.set_ylabel("test accuracy (%)")
-    ax.set_title("B  trained time constants vs fixed (3 layers, delta_tau 0)")
-    ax.legend(fontsize=7, loc="upper left")
+    ax.set_title("B  trained time constants vs fixed (3 layers, delta_tau 0)", fontsize=11)
+    ax.legend(fontsize=7, loc="lower left", bbox_to_anchor=(0.0, 0.12))
 
 
-def _panel_learned_tau(ax, ds, const: str, letter: str, initial_ms: float | None):
+def _panel_learned_tau(ax, ds, const: str, letter: str, initial_ms: float | None, lr_tau: float):
+    ds = ds.sel(lr_tau=lr_tau)
     layers = ds["layer"].values
     markers = {"weight,tau_s": "s", "weight,tau_m,tau_s": "o", "weight,tau_m": "^"}
     runs = [k for k in ds["learn"].values if const in str(k).split(",")]
@@ -109,7 +113,7 @@ def _panel_learned_tau(ax, ds, const: str, letter: str, initial_ms: float | None
     ax.set_xticks(layers)
     ax.set_xlabel("hidden layer (1 = input side); colour = seed")
     ax.set_ylabel(f"learned {const} (ms), median and quartiles")
-    ax.set_title(f"{letter}  learned {const} per layer from a homogeneous start")
+    ax.set_title(f"{letter}  learned {const} per layer from a homogeneous start (lr_tau {lr_tau:g})", fontsize=11)
     ax.legend(fontsize=7)
 
 
@@ -120,15 +124,17 @@ def draw(ds) -> plt.Figure:
     _panel_learned_accuracy(ax[1], ds)
     task = json.loads(ds.attrs.get("task", "{}"))
     tau_center = float(ds.attrs.get("tau_center", task.get("tau_center", 0.3)))
-    _panel_learned_tau(ax[2], ds, "tau_m", "C", tau_center * 1e3)
-    _panel_learned_tau(ax[3], ds, "tau_s", "D", 5.0)
-    ts = ds["learned_q75"].sel(constant="tau_s").values / ds["learned_q25"].sel(constant="tau_s").values
+    shown = float(ds.attrs.get("fit_lr_tau", ds["lr_tau"].values[0]))
+    _panel_learned_tau(ax[2], ds, "tau_m", "C", tau_center * 1e3, shown)
+    _panel_learned_tau(ax[3], ds, "tau_s", "D", 5.0, shown)
+    ts = (ds["learned_q75"].sel(constant="tau_s", lr_tau=shown).values
+          / ds["learned_q25"].sel(constant="tau_s", lr_tau=shown).values)
     if np.nanmax(ts) > 5:                       # tau_s spread over decades: log axis with plain ms labels
         ax[3].set_yscale("log")
         ax[3].yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
 
     mem = ds.attrs.get("memory_constant", "tau_m")    # the time constant that carries the profile
-    x = ds[f"learned_{mem}"].sel(learn="weight,tau_m,tau_s").values.ravel() * 1e3
+    x = ds[f"learned_{mem}"].sel(learn="weight,tau_m,tau_s", lr_tau=shown).values.ravel() * 1e3
     ax[4].hist(x, bins=30, density=True, color="0.75", label=f"learned {mem} (n = {x.size})")
     grid = np.linspace(max(x.min() * 0.8, 1e-3), x.max() * 1.2, 300)
     k, th = (float(ds["fit_shape"].sel(distribution="gamma")), float(ds["fit_scale"].sel(distribution="gamma")))
@@ -141,7 +147,8 @@ def draw(ds) -> plt.Figure:
         ax[4].plot(grid, pdf(grid), label=f"{name} fit (KS {ks:.2f}, AIC {aic:.0f})")
     ax[4].set_xlabel(f"{mem} (ms)")
     ax[4].set_ylabel("density (1/ms)")
-    ax[4].set_title(f"E  learned {mem} (trained tau_m + tau_s), all layers and seeds")
+    ax[4].set_title(f"E  learned {mem} (trained tau_m + tau_s, lr_tau {shown:g}), all layers and seeds",
+                    fontsize=11)
     ax[4].legend(fontsize=7)
 
     b = ds["budget_accuracy"]
