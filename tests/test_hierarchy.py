@@ -220,6 +220,25 @@ def test_script_quick_and_figure(quick_analysis, draw_offline):
     draw_offline("fig_hierarchy.py", results, "hierarchy", min_png_bytes=20_000)
 
 
+def test_committed_result_is_the_learnable_task_and_draws(draw_offline):
+    """The committed default-scale result: every part on the one-segment task with the activity options,
+    the learned taus paired with the sweep's fixed homogeneous networks, and the figure drawn from it."""
+    import json
+    from pathlib import Path
+
+    from neurodelay.analysis.hierarchy import ACTIVITY_OPTIONS
+    from neurodelay.io import read_netcdf
+    results = Path(__file__).resolve().parents[1] / "analyses" / "results"
+    ds = read_netcdf(results / "temporal_hierarchy.nc")
+    assert ds.attrs["scale"] == "default" and ds.attrs["n_segments"] == 1 and ds.sizes["segment"] == 1
+    task = json.loads(ds.attrs["task"])
+    assert all(task[k] == v for k, v in ACTIVITY_OPTIONS.items())
+    np.testing.assert_array_equal(ds["baseline_accuracy"].values,
+                                  ds["sweep_accuracy"].sel(delta_tau=0.0, n_layers=3).values)
+    assert np.all(np.isfinite(ds["sweep_accuracy"].values)) and np.all(np.isfinite(ds["budget_accuracy"].values))
+    draw_offline("fig_hierarchy.py", results, "hierarchy", min_png_bytes=20_000)
+
+
 def test_param_count_matches_the_network():
     from neurodelay.analysis.hierarchy import hierarchy_network, matched_hidden, param_count
     net, names = hierarchy_network([0.2, 0.3, 0.4], hidden=7, seed=0)
