@@ -166,14 +166,76 @@ def test_tiny_hierarchy_sweep_end_to_end(tmp_path):
     np.testing.assert_array_equal(again["accuracy"].values, acc)
 
 
+def test_sweep_and_budget_pass_task_and_activity_options_through(tmp_path):
+    """hierarchy_sweep and budget_point give hierarchy_point every keyword (task and activity options): their
+    results equal direct calls with the same arguments, and differ from calls without the options."""
+    from neurodelay.analysis.hierarchy import ACTIVITY_OPTIONS, budget_point, hierarchy_point, matched_hidden
+    tiny = dict(epochs=1, n_train=16, n_test=16, batch_size=8, n_segments=1, **ACTIVITY_OPTIONS)
+    ds = hierarchy_sweep((0.2,), (3,), seeds=1, folder=tmp_path / "sw", executor="serial", hidden=4, **tiny)
+    assert ds.sizes["segment"] == 1
+    seed = int(ds["seed_value"].values[0])
+    direct = hierarchy_point(0.2, 3, seed=seed, hidden=4, **tiny)
+    np.testing.assert_array_equal(ds["accuracy"].sel(delta_tau=0.2, n_layers=3).values[0], direct["accuracy"].values)
+    np.testing.assert_array_equal(ds["hidden_spikes"].sel(delta_tau=0.2, n_layers=3).values[0],
+                                  direct["hidden_spikes"].values)
+    plain = hierarchy_point(0.2, 3, seed=seed, hidden=4, epochs=1, n_train=16, n_test=16, batch_size=8, n_segments=1)
+    assert not np.array_equal(plain["hidden_spikes"].values, direct["hidden_spikes"].values)   # calibrated start
+    b = budget_point("both", 0.1, seed=3, budget=200, n_layers=3, **tiny)
+    h = matched_hidden(200, 3, "weight,synaptic,tau_m,tau_s")
+    ref = hierarchy_point(0.0, 3, seed=3, learn="weight,synaptic,tau_m,tau_s", hidden=h, d_max=0.1,
+                          init_delay=0.1, **tiny)
+    assert b.sizes["segment"] == 1 and int(b["hidden"]) == h
+    np.testing.assert_array_equal(b["segment_accuracy"].values, ref["segment_accuracy"].values)
+
+
 # ------------------------------------------------------------------------------------------ script + figure
 def test_script_quick_and_figure(quick_analysis, draw_offline):
-    _, ds, results = quick_analysis("temporal_hierarchy")
+    import json
+
+    from neurodelay.analysis.hierarchy import ACTIVITY_OPTIONS
+    module, ds, results = quick_analysis("temporal_hierarchy")
     assert ds["sweep_accuracy"].dims == ("delta_tau", "n_layers", "seed")
     assert set(ds["memory"].values) == {"delays", "taus", "both"}
+    # every part ran on the recorded task (one segment) with the activity options
+    assert ds.attrs["n_segments"] == 1 and ds.sizes["segment"] == 1
+    assert json.loads(ds.attrs["task"]) == dict(module.TASK) and module.TASK["n_segments"] == 1
+    assert all(module.TASK[k] == v for k, v in ACTIVITY_OPTIONS.items())
+    # calibrated to 20 Hz before training: no hidden layer silent after one epoch
+    assert np.all(ds["sweep_hidden_spikes"].values > 0)
+    # learned taus: paired with the sweep's fixed homogeneous network, and only the trained constant moved
+    np.testing.assert_array_equal(ds["baseline_accuracy"].values,
+                                  ds["sweep_accuracy"].sel(delta_tau=0.0, n_layers=3).values)
+    only_s = ds.sel(learn="weight,tau_s")
+    assert np.any(np.abs(only_s["learned_tau_s"].values - 5e-3) > 1e-6)
+    both = ds.sel(learn="weight,tau_m,tau_s")
+    assert not np.allclose(both["learned_tau_m"].values, only_s["learned_tau_m"].values)
+    np.testing.assert_allclose(ds["learned_median"].sel(learn="weight,tau_s", constant="tau_m").values,
+                               np.median(only_s["learned_tau_m"].values, axis=-1))
+    # the time-constant memory has no delays: one run repeated over d_max
+    taus = ds["budget_accuracy"].sel(memory="taus")
+    assert np.all(taus == taus.isel(d_max=0))
     # the budget is respected and the memories are matched to it
     assert np.all(ds["budget_n_params"].values <= ds.attrs["budget"])
     assert np.all((ds["sweep_accuracy"] >= 0) & (ds["sweep_accuracy"] <= 1))
+    draw_offline("fig_hierarchy.py", results, "hierarchy", min_png_bytes=20_000)
+
+
+def test_committed_result_is_the_learnable_task_and_draws(draw_offline):
+    """The committed default-scale result: every part on the one-segment task with the activity options,
+    the learned taus paired with the sweep's fixed homogeneous networks, and the figure drawn from it."""
+    import json
+    from pathlib import Path
+
+    from neurodelay.analysis.hierarchy import ACTIVITY_OPTIONS
+    from neurodelay.io import read_netcdf
+    results = Path(__file__).resolve().parents[1] / "analyses" / "results"
+    ds = read_netcdf(results / "temporal_hierarchy.nc")
+    assert ds.attrs["scale"] == "default" and ds.attrs["n_segments"] == 1 and ds.sizes["segment"] == 1
+    task = json.loads(ds.attrs["task"])
+    assert all(task[k] == v for k, v in ACTIVITY_OPTIONS.items())
+    np.testing.assert_array_equal(ds["baseline_accuracy"].values,
+                                  ds["sweep_accuracy"].sel(delta_tau=0.0, n_layers=3).values)
+    assert np.all(np.isfinite(ds["sweep_accuracy"].values)) and np.all(np.isfinite(ds["budget_accuracy"].values))
     draw_offline("fig_hierarchy.py", results, "hierarchy", min_png_bytes=20_000)
 
 
