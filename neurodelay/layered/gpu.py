@@ -94,6 +94,24 @@ def kernel_seconds(on: bool) -> dict | None:
     return done
 
 
+class _Workspace:
+    """GPU buffers reused across the launches of one call: ``get(name, size, dtype)`` returns the first `size`
+    entries of the buffer `name`, reallocated (1.5 times larger) only when it is too small, so that the
+    large per-thread workspaces are allocated a few times per call rather than at every launch."""
+
+    def __init__(self):
+        self._buffers: dict = {}
+
+    def get(self, name: str, size: int, dtype=np.float64):
+        from numba import cuda
+        size = max(int(size), 1)
+        buf = self._buffers.get(name)
+        if buf is None or buf.shape[0] < size:
+            self._buffers[name] = buf = None                  # free the old one first
+            self._buffers[name] = buf = cuda.device_array(int(size * 1.5) + 1024, dtype)
+        return buf[:size]
+
+
 def _gpu_reason() -> str | None:
     try:
         from numba import cuda
@@ -185,6 +203,7 @@ def simulate(net: Network, inputs, duration, *, record=(), sample_times=None, n_
              cuda.to_device(np.ascontiguousarray(start[:, 1])), cuda.to_device(np.ascontiguousarray(flat.bias)))
     no_ids = cuda.to_device(np.zeros(1, np.int64))
     sampling = (cuda.to_device(sample_times), cuda.to_device(col_of))
+    ws = _Workspace()
     cap = FIRST_CAP
     while True:
         base = np.where(lif_index >= 0, n_inputs + (np.arange(n_trials)[:, None] * n_lif + lif_index) * cap, 0)
@@ -202,11 +221,12 @@ def simulate(net: Network, inputs, duration, *, record=(), sample_times=None, n_
             for k0, k1 in _groups(inc.sum(axis=1) * 24):
                 ws_ptr = _ptr(inc[k0:k1].ravel())
                 m_all = int(ws_ptr[-1])
-                n_out = cuda.device_array((k1 - k0) * size, np.int64)
-                _launch("forward_layer", (k1 - k0) * size, off, size, k0, k1 - k0, *static, d_start,
-                        cuda.to_device(s_end), s_time, s_g, duration, cap, cuda.to_device(ws_ptr),
-                        cuda.device_array(m_all + (k1 - k0) * size, np.int64), cuda.device_array(max(m_all, 1)),
-                        cuda.device_array(max(m_all, 1), np.int64), no_ids, *sampling, samples, *state, n_out)
+                t = (k1 - k0) * size
+                n_out = ws.get("n_out", t, np.int64)
+                _launch("forward_layer", t, off, size, k0, k1 - k0, *static, d_start, cuda.to_device(s_end), s_time,
+                        s_g, duration, cap, cuda.to_device(ws_ptr), ws.get("counts", m_all + t, np.int64),
+                        ws.get("arr_t", m_all), ws.get("arr_q", m_all, np.int64), no_ids, *sampling, samples,
+                        *state, n_out)
                 got = n_out.copy_to_host().reshape(k1 - k0, size)
                 if np.any(got < 0):
                     full = True
@@ -276,9 +296,8 @@ def adjoint(record: EventRecord, sources, *, time_constants: bool = False, n_thr
                   dev(cs_ptr), dev(np.ascontiguousarray(r_coef, float)), dev(np.ascontiguousarray(r_rate, float)))
     in_trial = np.bincount(ins.trial, minlength=n_trials)
     rec_trial = np.bincount(record.trial, minlength=n_trials)
-    counts = np.zeros((n_trials, n), np.int64)
-    np.add.at(counts, (ins.trial, ins.neuron), 1)
-    np.add.at(counts, (record.trial, record.neuron), 1)
+    counts = (np.bincount(ins.trial * n + ins.neuron, minlength=n_trials * n)
+              + np.bincount(record.trial * n + record.neuron, minlength=n_trials * n)).reshape(n_trials, n)
     incoming = _incoming(plan, counts, n)
     layers = plan.layers[::-1]
     rows = max(size for _, size, _, _ in layers)
@@ -288,6 +307,7 @@ def adjoint(record: EventRecord, sources, *, time_constants: bool = False, n_thr
     spike_grad_h, input_time_h = np.zeros(len(record.time)), np.zeros(len(ins.time))
     in_ptr_t, rec_ptr_t = _ptr(in_trial), _ptr(rec_trial)
     no_f, no_i = dev(np.zeros(1)), dev(np.zeros(1, np.int64))
+    ws = _Workspace()
     worst = 0.0
     for k0, k1 in _groups(work + rows * 8 * (in_trial + rec_trial)):
         # the group's spikes, ids local to it: its inputs (record.inputs order), then its record spikes
@@ -307,14 +327,13 @@ def adjoint(record: EventRecord, sources, *, time_constants: bool = False, n_thr
             m_all, s_all, t = int(ws_ptr[-1]), int(sp_ptr[-1]), (k1 - k0) * size
             log = max(m_all + 2 * s_all, 1)
             g_rows = [_zeros((k1 - k0, m)) for m in (n_syn, n_syn, n, n, n)]
-            w_thread = cuda.device_array(t)
+            w_thread = ws.get("worst", t)
             _launch("adjoint_layer", t, off, size, k1 - k0, *shared, *group, *_trial_rows(loss_terms, k0, k1),
                     bool(time_constants), *g_rows, g_time, spike_grad, dev(ws_ptr), dev(sp_ptr),
-                    cuda.device_array(m_all + t, np.int64), cuda.device_array(max(m_all, 1)),
-                    cuda.device_array(max(m_all, 1), np.int64), cuda.device_array(max(m_all, 1), np.int64),
-                    cuda.device_array(log), cuda.device_array(log, np.int64), cuda.device_array(log, np.int64),
-                    cuda.device_array(log), cuda.device_array(log), cuda.device_array(max(s_all, 1)),
-                    cuda.device_array(max(s_all, 1), np.int64), no_f, no_i, w_thread)
+                    ws.get("counts", m_all + t, np.int64), ws.get("arr_t", m_all), ws.get("arr_q", m_all, np.int64),
+                    ws.get("arr_s", m_all, np.int64), ws.get("ev_t", log), ws.get("ev_q", log, np.int64),
+                    ws.get("ev_s", log, np.int64), ws.get("ev_v", log), ws.get("ev_i", log), ws.get("sp_t", s_all),
+                    ws.get("sp_k", s_all, np.int64), no_f, no_i, w_thread)
             for rows_g, total in zip(g_rows, totals):
                 _launch("add_rows", total.shape[0], rows_g, k1 - k0, total)
             worst = max(worst, float(np.max(w_thread.copy_to_host(), initial=0.0)))
