@@ -64,7 +64,7 @@ def _with_trial_state(initial_state, key, value) -> dict:
 
 
 def finite_differences(net: Network, inputs, duration: float, loss, labels, key, step: float | None = None,
-                       coordinates=None, engine="auto", initial_state=None) -> np.ndarray:
+                       coordinates=None, engine="auto", initial_state=None, signature=smooth_signature) -> np.ndarray:
     """Central differences (L(p + h) - L(p - h)) / 2h of the batch-mean `loss` with respect to the
     parameter `key` (see :mod:`neurodelay.gradients`), NaN where a step leaves the smooth branch.
 
@@ -73,7 +73,10 @@ def finite_differences(net: Network, inputs, duration: float, loss, labels, key,
     shape; otherwise a 1-D array, one value per listed coordinate); engine: the
     engine that simulates (a name of :mod:`neurodelay.engines` or an engine object);
     initial_state: the per-trial state at t = 0 of every run (see
-    :func:`neurodelay.simulate`); a per-trial key ``(pop, "v_init", "trial")`` steps it.
+    :func:`neurodelay.simulate`); a per-trial key ``(pop, "v_init", "trial")`` steps it;
+    signature: record -> (counts, times) that must stay the same on both sides of a step
+    (:func:`same_branch`; default :func:`smooth_signature`), e.g. only one population's spike
+    counts, or the times of a loss's own maxima.
     """
     engine = get_engine(engine, net)
 
@@ -81,7 +84,7 @@ def finite_differences(net: Network, inputs, duration: float, loss, labels, key,
         extra = {} if state is None else {"initial_state": state}
         return engine.simulate(network, inputs, duration, **extra)
 
-    base = smooth_signature(run(net, initial_state))
+    base = signature(run(net, initial_state))
     per_trial = len(key) == 3 and key[2] == "trial"
     value = _trial_state(net, inputs, key, initial_state) if per_trial else get_param(net, key)
     flat = value.reshape(-1)
@@ -101,7 +104,7 @@ def finite_differences(net: Network, inputs, duration: float, loss, labels, key,
                 record = run(net, _with_trial_state(initial_state, key, shifted.reshape(value.shape)))
             else:
                 record = run(set_param(net, key, shifted.reshape(value.shape)), initial_state)
-            if not same_branch(smooth_signature(record), base):
+            if not same_branch(signature(record), base):
                 break
             losses_pm.append(np.mean(loss.value(record, labels)))
         else:

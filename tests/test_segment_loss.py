@@ -7,8 +7,8 @@ import pytest
 from neurodelay import losses
 from neurodelay.engines import get_engine
 from neurodelay.events.readout import max_voltage, window_max_voltage
-from neurodelay.gradcheck import FD_STEP, random_network
-from neurodelay.gradients import get_param, loss_and_grad, set_param
+from neurodelay.gradcheck import finite_differences, random_network
+from neurodelay.gradients import loss_and_grad
 from neurodelay.network import Network, Readout, SpikeSource
 from neurodelay.spikes import SpikeTrains
 from neurodelay.train import Adam, Schedule
@@ -90,26 +90,11 @@ def test_windowed_loss_bias_gradient_matches_finite_differences():
 def test_windowed_loss_gradient_matches_finite_differences(key):
     net, inputs, labels = _net()
     loss = losses.WindowedMaxVoltageCrossEntropy("out", WINDOWS)
-    engine = get_engine("auto", net)
-    base = engine.simulate(net, inputs, DURATION)
     grad = loss_and_grad(net, inputs, DURATION, loss, labels, [key]).grads[key].reshape(-1)
-    value = get_param(net, key)
-    flat, h = value.reshape(-1), FD_STEP[key[1]]
-    fd = np.full(flat.size, np.nan)
-    base_sig = (np.bincount(base.neuron, minlength=base.flat.n_neurons), loss.scores(base)[1])
-    for i in range(flat.size):
-        vals = []
-        for sign in (1, -1):
-            x = flat.copy()
-            x[i] += sign * h
-            rec = engine.simulate(set_param(net, key, x.reshape(value.shape)), inputs, DURATION)
-            same = (np.array_equal(np.bincount(rec.neuron, minlength=rec.flat.n_neurons), base_sig[0])
-                    and np.max(np.abs(loss.scores(rec)[1] - base_sig[1])) < 1e-6)
-            if not same:
-                break
-            vals.append(np.mean(loss.value(rec, labels)))
-        else:
-            fd[i] = (vals[0] - vals[1]) / (2 * h)
+    # same spike counts and the same times of the windows' maxima (loss.scores) on both sides of a step
+    fd = finite_differences(net, inputs, DURATION, loss, labels, key,
+                            signature=lambda rec: (np.bincount(rec.neuron, minlength=rec.flat.n_neurons),
+                                                   loss.scores(rec)[1])).reshape(-1)
     ok = ~np.isnan(fd)
     assert ok.mean() >= 0.9
     scale = max(np.abs(fd[ok]).max(), 1e-12)

@@ -48,7 +48,7 @@ import numpy as np
 
 from ..events.adjoint import adjoint as events_adjoint
 from ..events.adjoint import check_replay, prepare_reverse
-from ..network import Network, SpikeSource
+from ..network import Network
 from ..record import AdjointResult, EventRecord, prepare_run
 from .engine import _plan_for
 
