@@ -34,10 +34,9 @@ were reused across launches).
 Limits (:func:`supports` names them): feedforward networks only. Bias
 currents, initial states and sampled voltages are simulated on the GPU (as on the
 layered engine: scans on u = V - bias); their gradients come from the event
-engine's adjoint on the CPU. Without a GPU the
-same kernels run in numba's CUDA simulator (``NUMBA_ENABLE_CUDASIM=1`` set before
-numba is imported), which is how the tests check them on CPU; the test suite
-also compiles them to PTX for an H100 (sm_90) where CUDA's NVVM is installed.
+engine's adjoint on the CPU. Without a GPU the same kernels run in numba's
+CUDA simulator (``NUMBA_ENABLE_CUDASIM=1`` set before numba is imported), which
+is how the tests check them on CPU.
 """
 
 from __future__ import annotations
@@ -60,6 +59,7 @@ THREADS_PER_BLOCK = 64
 FIRST_CAP = 64
 #: GPU memory (bytes) for the per-thread workspaces of one launch: larger batches run in groups of trials
 WORKSPACE_BYTES = 6 * 2 ** 30
+
 
 def device_function(kernel):
     """:func:`neurodelay.layered._gpu_kernels.device_function` (imports numba.cuda)."""
