@@ -13,7 +13,7 @@ Needs a CUDA GPU (numba.cuda); exits 2 with one line otherwise.
 usage: python bench/gpu_gradient.py [--quick] [--batches 64,256] [--json PATH]
 
 Measured on an H100 (2026-11-26): batch 1024 ran out of host memory (the host memory grows with the
-batch, 10.6 GB at 256; cause not found).
+batch, peak RSS 10,622 MiB at 256; cause not found).
 """
 
 from __future__ import annotations

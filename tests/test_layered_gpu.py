@@ -45,12 +45,14 @@ def compare(n_trials: int = 2, seed: int = 1) -> dict:
     start = {"h1": {"v": rng.uniform(-0.5, 0.9, (n_trials, 24)), "i": rng.uniform(-1.0, 2.0, (n_trials, 24))}}
     biased = net.with_population("h2", bias=0.3)
     for label, (model, options) in {"sampled": (net, dict(record=["out", "h2"], sample_times=times)),
-                                    "initial_state": (net, dict(initial_state=start)),
+                                    "initial_state": (net, dict(initial_state=start, record=["h1"],
+                                                                sample_times=times)),
                                     "bias": (biased, dict(record=["h2"], sample_times=times))}.items():
         want, have = (e(model, inputs, DURATION, **options) for e in (simulate_events, gpu.simulate))
         for key, value in _same_spikes(want, have).items():
             out[f"{label}/{key}"] = value
         out[f"{label}/max_dv"] = float(np.max(np.abs(want.voltage - have.voltage), initial=0.0))
+        out[f"{label}/n_samples"] = int(have.voltage.size)
     keys = _keys(net, True)
     for name in ("combined", "max_voltage_ce"):
         loss = LOSSES[name]()
@@ -84,7 +86,7 @@ def check(res: dict, run: str = "") -> None:
         assert res[prefix + "same_neurons"], prefix
         assert res[prefix + "max_dt"] <= TIME_TOL and res[prefix + "max_dg"] <= 1e-9, prefix
     for prefix in ("sampled/", "initial_state/", "bias/"):
-        assert res[prefix + "max_dv"] <= 1e-12, prefix
+        assert res[prefix + "n_samples"] > 0 and res[prefix + "max_dv"] <= 1e-12, prefix
     assert res["nonzero_grads"]
     for key, value in res.items():
         if key.endswith("grad_rel"):

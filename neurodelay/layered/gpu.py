@@ -46,10 +46,11 @@ import time
 import numpy as np
 
 from ..events.adjoint import adjoint as events_adjoint
-from ..events.adjoint import check_replay, prepare_reverse
+from ..events.adjoint import check_replay, neuron_ptr, prepare_reverse
+from ..flat import KIND_LIF
 from ..network import Network
 from ..record import AdjointResult, EventRecord, prepare_run
-from .engine import _plan_for
+from .engine import _plan_for, _too_many
 
 __all__ = ["CudaEngine", "supports", "simulate", "adjoint", "device_function"]
 
@@ -138,12 +139,17 @@ def supports(net) -> str | None:
     return _gpu_reason()
 
 
-def _incoming(plan, counts: np.ndarray, n: int) -> np.ndarray:
-    """(T, N): per trial and postsynaptic neuron, its incoming synapses times their presynaptic spikes
-    (:func:`~neurodelay.layered._kernels.incoming_count`), from counts (T, N) of spikes per neuron."""
+def _synapse_counts(plan, n: int):
+    """(N, N) sparse: entry (post, pre) = the number of synapses pre -> post (of the post-major table)."""
     from scipy.sparse import csr_matrix
-    a = csr_matrix((np.ones(len(plan.in_pre)), plan.in_pre, plan.in_ptr), shape=(n, n))
-    return np.rint((a @ counts.T).T).astype(np.int64)
+    return csr_matrix((np.ones(len(plan.in_pre)), plan.in_pre, plan.in_ptr), shape=(n, n))
+
+
+def _incoming(synapses, counts: np.ndarray) -> np.ndarray:
+    """(T, N): per trial and postsynaptic neuron, its incoming synapses times their presynaptic spikes
+    (:func:`~neurodelay.layered._kernels.incoming_count`), from :func:`_synapse_counts` and counts (T, N)
+    of spikes per neuron."""
+    return np.rint((synapses @ counts.T).T).astype(np.int64)
 
 
 def _ptr(sizes: np.ndarray) -> np.ndarray:
@@ -168,7 +174,7 @@ def _by_trial_neuron(trial, neuron, n_trials: int, n: int):
     """Stable order grouping entries by (trial, neuron), and (T, N) start / end into the reordered entries."""
     key = trial.astype(np.int64) * n + neuron
     order = np.argsort(key, kind="stable")
-    ptr = _ptr(np.bincount(key, minlength=n_trials * n))
+    ptr = neuron_ptr(key, n_trials * n)
     start = ptr[:-1].reshape(n_trials, n).copy()
     return order, start, ptr[1:].reshape(n_trials, n).copy()
 
@@ -201,13 +207,14 @@ def simulate(net: Network, inputs, duration, *, record=(), sample_times=None, n_
     n_inputs = len(order)
     # a bias b: the scans run on u = V - b with threshold theta - b and reset - b (as the layered engine's)
     static = tuple(cuda.to_device(np.ascontiguousarray(a)) for a in (
-        flat.kind == 1, flat.tau_m, flat.tau_s, flat.theta - flat.bias, flat.reset - flat.bias, flat.refractory,
+        flat.kind == KIND_LIF, flat.tau_m, flat.tau_s, flat.theta - flat.bias, flat.reset - flat.bias, flat.refractory,
         plan.closed, plan.in_ptr, plan.in_pre, plan.in_d, plan.in_w))
     start = np.stack([prepared.initial_state(k) for k in range(n_trials)]) if n_trials else np.zeros((0, 2, n))
     state = (cuda.to_device(np.ascontiguousarray(start[:, 0] - flat.bias)),
              cuda.to_device(np.ascontiguousarray(start[:, 1])), cuda.to_device(np.ascontiguousarray(flat.bias)))
     no_ids = cuda.to_device(np.zeros(1, np.int64))
     sampling = (cuda.to_device(sample_times), cuda.to_device(col_of))
+    synapses = _synapse_counts(plan, n)
     ws = _Workspace()
     cap = FIRST_CAP
     while True:
@@ -222,7 +229,8 @@ def simulate(net: Network, inputs, duration, *, record=(), sample_times=None, n_
         d_start = cuda.to_device(s_start)
         full = False
         for off, size, name, _ in layers:
-            inc = _incoming(plan, s_end - s_start, n)[:, off: off + size]
+            inc = _incoming(synapses, s_end - s_start)[:, off: off + size]
+            # workspace per arrival: counts, time, synapse (8 bytes each)
             for k0, k1 in _groups(inc.sum(axis=1) * 24):
                 ws_ptr = _ptr(inc[k0:k1].ravel())
                 m_all = int(ws_ptr[-1])
@@ -241,10 +249,7 @@ def simulate(net: Network, inputs, duration, *, record=(), sample_times=None, n_
                 break
             per_trial = (s_end - s_start)[:, lif_index >= 0].sum(axis=1)
             if np.any(per_trial > max_spikes_per_trial):
-                k = int(np.argmax(per_trial > max_spikes_per_trial))
-                raise RuntimeError(f"trial {k}: the network emitted more than max_spikes_per_trial="
-                                   f"{max_spikes_per_trial} spikes (runaway activity?); raise the limit if this "
-                                   f"is intended")
+                raise _too_many(int(np.argmax(per_trial > max_spikes_per_trial)), max_spikes_per_trial)
         if not full:
             break
         cap *= 2
@@ -303,9 +308,11 @@ def adjoint(record: EventRecord, sources, *, time_constants: bool = False, n_thr
     rec_trial = np.bincount(record.trial, minlength=n_trials)
     counts = (np.bincount(ins.trial * n + ins.neuron, minlength=n_trials * n)
               + np.bincount(record.trial * n + record.neuron, minlength=n_trials * n)).reshape(n_trials, n)
-    incoming = _incoming(plan, counts, n)
+    incoming = _incoming(_synapse_counts(plan, n), counts)
     layers = plan.layers[::-1]
     rows = max(size for _, size, _, _ in layers)
+    # workspace bytes per trial: per arrival counts, time, synapse, source (8 bytes each) and a log entry
+    # (5 x 8); per spike of the neuron two log entries and its time and index
     work = np.max([incoming[:, off: off + size].sum(axis=1) * 72 + counts[:, off: off + size].sum(axis=1) * 96
                    for off, size, _, _ in layers], axis=0)
     totals = [_zeros(m) for m in (n_syn, n_syn, n, n, n)]
@@ -379,7 +386,7 @@ def _trial_rows(loss_terms, k0: int, k1: int) -> tuple:
 def _trial_ptr(bounds, neuron, n_trials: int, n: int) -> np.ndarray:
     """(T, N + 1) pointers into loss sources sorted by (trial, neuron) (per-trial slices `bounds`)."""
     trial = np.repeat(np.arange(n_trials), np.diff(bounds))
-    ptr = _ptr(np.bincount(trial * n + np.asarray(neuron, np.int64), minlength=n_trials * n))
+    ptr = neuron_ptr(trial * n + np.asarray(neuron, np.int64), n_trials * n)
     return ptr[np.arange(n_trials)[:, None] * n + np.arange(n + 1)]
 
 
