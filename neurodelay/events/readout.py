@@ -20,6 +20,7 @@ import numpy as np
 from numba import njit
 
 from ..network import SpikeSource
+from .batch import map_trials
 from .dynamics import free_voltage, peak_time
 
 __all__ = ["exp_overlap", "incoming_arrivals", "max_voltage", "window_max_voltage", "weighted_voltage_integral"]
@@ -335,6 +336,8 @@ def _stats(record, population: str, rate: float, mask=None, want_max: bool = Tru
         silent &= mask
     out = [np.empty((n_trials, n)) for _ in range(3)]
     targets = np.arange(off, off + n)
+    # bounded memory for large batches: chunks of trials, on a thread pool (the kernels release the GIL)
+    chunks = [(first, min(first + _TRIALS_PER_CHUNK, n_trials)) for first in range(0, n_trials, _TRIALS_PER_CHUNK)]
     if not want_max:
         # the integral alone: V is linear in the arrivals, which need no sort (the initial state
         # and the bias add their own terms)
@@ -348,25 +351,28 @@ def _stats(record, population: str, rate: float, mask=None, want_max: bool = Tru
             v0, i0 = record.initial_state(k)
             out[2][k] = ((v0[off:off + n] - b) * e_m + i0[off:off + n] * (ts / (tm - ts)) * (e_m - e_s)
                          + b * e_b)
-        for first in range(0, n_trials, _TRIALS_PER_CHUNK):
-            stop = min(first + _TRIALS_PER_CHUNK, n_trials)
-            out[2][first:stop] += _arrival_integrals(*_incoming_spikes(record, targets, (first, stop)), targets,
-                                                     flat.tau_m, flat.tau_s, float(rate)).reshape(stop - first, n)
-        for x in out:
-            x[~silent] = np.nan
-        return out
-    for first in range(0, n_trials, _TRIALS_PER_CHUNK):     # bounded memory for large batches
-        stop = min(first + _TRIALS_PER_CHUNK, n_trials)
-        group_ptr, time, weight = incoming_arrivals(record, targets, (first, stop))
-        group_neuron = np.tile(targets, stop - first).astype(np.int64)
-        starts = [record.initial_state(k) for k in range(first, stop)]
-        v_start = np.concatenate([v[off:off + n] for v, _ in starts]).astype(float)
-        i_start = np.concatenate([i[off:off + n] for _, i in starts]).astype(float)
-        stats = _trajectory_stats(group_ptr, group_neuron, time, weight,
-                                  flat.tau_m, flat.tau_s, float(record.duration), float(rate), flat.bias,
-                                  v_start, i_start)
-        for x, y in zip(out, stats):
-            x[first:stop] = y.reshape(stop - first, n)
+
+        def integrals(c):
+            first, stop = chunks[c]
+            return _arrival_integrals(*_incoming_spikes(record, targets, (first, stop)), targets,
+                                      flat.tau_m, flat.tau_s, float(rate)).reshape(stop - first, n)
+
+        for (first, stop), value in zip(chunks, map_trials(integrals, len(chunks))):
+            out[2][first:stop] += value
+    else:
+        def trajectories(c):
+            first, stop = chunks[c]
+            group_ptr, time, weight = incoming_arrivals(record, targets, (first, stop))
+            group_neuron = np.tile(targets, stop - first).astype(np.int64)
+            starts = [record.initial_state(k) for k in range(first, stop)]
+            v_start = np.concatenate([v[off:off + n] for v, _ in starts]).astype(float)
+            i_start = np.concatenate([i[off:off + n] for _, i in starts]).astype(float)
+            return _trajectory_stats(group_ptr, group_neuron, time, weight, flat.tau_m, flat.tau_s,
+                                     float(record.duration), float(rate), flat.bias, v_start, i_start)
+
+        for (first, stop), stats in zip(chunks, map_trials(trajectories, len(chunks))):
+            for x, y in zip(out, stats):
+                x[first:stop] = y.reshape(stop - first, n)
     for x in out:
         x[~silent] = np.nan
     return out
