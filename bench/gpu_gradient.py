@@ -6,7 +6,8 @@ weighted-integral cross-entropy of the readouts) run on the GPU engine (:mod:`ne
 simulate, the loss on the host, adjoint) for batches of growing size, and on the CPU layered engine
 (fused path, every core of the machine) at the smallest batch, in the same run. Printed and written
 as JSON: ms per trial (wall; the GPU figures after a warm-up that compiles the kernels; the faster of two
-runs), the time in each kernel (a third run with every launch synchronised), the GPU/CPU ratio, the implied SHD epoch (8156 trials), and the agreement of the two engines (identical spike
+runs), the time in each kernel (a third run with every launch synchronised), the time in each phase (simulate,
+loss, adjoint: a fourth run), the GPU/CPU ratio, the implied SHD epoch (8156 trials), and the agreement of the two engines (identical spike
 counts, largest spike-time difference, largest gradient difference relative to the largest entry).
 Needs a CUDA GPU (numba.cuda); exits 2 with one line otherwise.
 
@@ -54,6 +55,25 @@ def run(net, inputs, labels, duration, engine):
     return time.perf_counter() - t0, out
 
 
+def phases(net, inputs, labels, duration) -> dict:
+    """ms per trial of each phase of one GPU run, run one after another (simulate and adjoint synchronised):
+    where the time outside the kernels goes."""
+    from numba import cuda
+
+    from neurodelay.engines import get_engine
+    engine, loss, b = get_engine("cuda", net), WeightedIntegralCrossEntropy("out", tau_weight=0.5), len(labels)
+    t0 = time.perf_counter()
+    record = engine.simulate(net, inputs, duration)
+    cuda.synchronize()
+    t1 = time.perf_counter()
+    _, sources = loss.value_and_sources(record, labels)
+    t2 = time.perf_counter()
+    engine.adjoint(record, sources)
+    cuda.synchronize()
+    t3 = time.perf_counter()
+    return {"simulate": 1e3 * (t1 - t0) / b, "loss": 1e3 * (t2 - t1) / b, "adjoint": 1e3 * (t3 - t2) / b}
+
+
 def agreement(ref, got) -> dict:
     ra, rb = ref.record, got.record
     oa, ob = np.lexsort((ra.time, ra.neuron, ra.trial)), np.lexsort((rb.time, rb.neuron, rb.trial))
@@ -99,17 +119,20 @@ def main(argv=None) -> dict:
             gpu.kernel_seconds(True)                       # a third run, each launch synchronised and timed
             run(net, inputs, labels, duration, "cuda")
             kernels = gpu.kernel_seconds(False)
+            phase = phases(net, inputs, labels, duration)         # a fourth run, phase by phase
             entry = {"batch": b, "gpu_ms_per_trial": 1e3 * t_gpu / b,
                      "hidden_spikes_per_trial": len(got.record.time) / b,
                      "shd_epoch_s_gpu": SHD_TRIALS * t_gpu / b,
-                     "kernel_ms_per_trial": {k: 1e3 * v / b for k, v in kernels.items()}}
+                     "kernel_ms_per_trial": {k: 1e3 * v / b for k, v in kernels.items()},
+                     "phase_ms_per_trial": phase}
             if b == batches[0]:
                 t_cpu, ref = run(net, inputs, labels, duration, "layered")
                 entry.update(cpu_ms_per_trial=1e3 * t_cpu / b, cpu_over_gpu=t_cpu / t_gpu, **agreement(ref, got))
             case[str(b)] = entry
             print(f"{label} batch {b}: GPU {entry['gpu_ms_per_trial']:.2f} ms/trial; CPU "
                   f"{entry.get('cpu_ms_per_trial', float('nan')):.1f} ms/trial; kernels (ms/trial, synchronised run) "
-                  f"{ {k: round(v, 2) for k, v in entry['kernel_ms_per_trial'].items()} }; peak RSS "
+                  f"{ {k: round(v, 2) for k, v in entry['kernel_ms_per_trial'].items()} }; phases (ms/trial) "
+                  f"{ {k: round(v, 2) for k, v in phase.items()} }; peak RSS "
                   f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB", flush=True)
             rows.append({"network": label, "batch": b, "GPU ms/trial": entry["gpu_ms_per_trial"],
                          "CPU ms/trial": entry.get("cpu_ms_per_trial"), "CPU/GPU": entry.get("cpu_over_gpu"),
