@@ -49,7 +49,7 @@ from numba import njit
 
 from ..events.dynamics import biased_crossing, state_at
 from ._kernels import (EV_REF_END, EV_SPIKE, _spike_costate, advance_costate, arrival_costate, below_until,
-                       gather_sorted, incoming_count, replay_neuron)
+                       factored_event, factored_log, gather_sorted, incoming_count, replay_neuron)
 
 STATUS_OK = 0
 STATUS_TOO_MANY_SPIKES = 1
@@ -457,7 +457,7 @@ def forward_group(members, in_ptr, in_pre, in_d, in_w, tau_m, tau_s, theta, rese
 def adjoint_group(members, rec_ptr, rec_post, rec_d, in_ptr, in_pre, in_d, in_w, tau_m, tau_s, theta, reset, refractory,
                   s_start, s_end, s_time, s_id, t_end, n_in, sp_i_minus_theta, sp_source,
                   ps_ptr, ps_time, ps_value, cs_ptr, cs_coef, cs_rate, want_tau,
-                  g_w, g_d, g_tm, g_ts, g_th, g_time, spike_grad):
+                  g_w, g_d, g_tm, g_ts, g_th, g_time, spike_grad, factored, in_dm, in_ds, s_em, s_es):
     """Reverse pass of one recurrent group in one trial; returns max |V - theta| at its recorded spikes.
 
     Arguments as :func:`~._kernels.adjoint_range` (one row of g_time; s_*: every spike of the
@@ -472,34 +472,60 @@ def adjoint_group(members, rec_ptr, rec_post, rec_d, in_ptr, in_pre, in_d, in_w,
     T, and then spike k. Most arrivals lie behind their target's walk already, so each neuron
     walks long stretches of its log at a time. (The walk is written once, inline, for numba: a
     call with the logs as arguments would cost reference counts per step.)
+
+    factored (the group's neurons share tau_m and tau_s, in_dm, in_ds: exp(d/tau) per synapse,
+    s_em, s_es: exp(t/tau) per spike id; ignored where a neuron of the group has a loss source
+    or want_tau): the steps of :func:`~._kernels.reverse_factored` instead, with the same walk.
+    Each neuron's log then holds only its sorted arrivals (time, synapse, source: 16 bytes each)
+    and, from running sums (:func:`~._kernels.factored_log`), its spikes and ends of
+    refractoriness; between those events its costate is a constant pair of coefficients, so an
+    arrival costs a few multiplications and no exponential.
     """
     n_g = members.shape[0]
+    fac = factored and not want_tau
+    for l in range(n_g):
+        j = members[l]
+        if ps_ptr[j] != ps_ptr[j + 1] or cs_ptr[j] != cs_ptr[j + 1]:
+            fac = False
     # ---- replay every neuron into its part of the logs
-    log_ptr = np.zeros(n_g + 1, np.int64)
+    log_ptr = np.zeros(n_g + 1, np.int64)     # exact: the events; factored: the arrivals
+    lg_ptr = np.zeros(n_g + 1, np.int64)      # factored: the spikes and ends of refractoriness
     mmax = 0
     nsmax = 0
     for l in range(n_g):
         j = members[l]
         m = incoming_count(j, in_ptr, in_pre, s_start, s_end)
         ns = s_end[j] - s_start[j]
-        log_ptr[l + 1] = log_ptr[l] + m + 2 * ns
+        log_ptr[l + 1] = log_ptr[l] + (m if fac else m + 2 * ns)
+        lg_ptr[l + 1] = lg_ptr[l] + 2 * ns
         mmax = max(mmax, m)
         nsmax = max(nsmax, ns)
     n_log = log_ptr[n_g]
-    n_one = mmax + 2 * nsmax                 # one neuron's log, replayed here, then interleaved into ev
+    n_one = 0 if fac else mmax + 2 * nsmax   # exact: one neuron's log, replayed here, then interleaved into ev
     ev_t = np.empty(n_one)
     ev_q = np.empty(n_one, np.int64)
     ev_s = np.empty(n_one, np.int64)
     ev_v = np.empty(n_one)
     ev_i = np.empty(n_one)
-    ev = np.empty((n_log, 5))
+    ev = np.empty((0 if fac else n_log, 5))
+    n_fa = n_log if fac else 0
+    n_lg = lg_ptr[n_g] if fac else 0
+    fa_t = np.empty(n_fa)
+    fa_q = np.empty(n_fa, np.uint32)
+    fa_s = np.empty(n_fa, np.uint32)
+    lg_t = np.empty(n_lg)
+    lg_c = np.empty(n_lg, np.int64)
+    lg_s = np.empty(n_lg, np.int64)
+    lg_i = np.empty(n_lg)
+    lg_pos = np.empty(n_lg, np.int64)
     counts = np.empty(mmax + 1, np.int64)
-    arr_t = np.empty(mmax)
-    arr_q = np.empty(mmax, np.int64)
-    arr_s = np.empty(mmax, np.int64)
+    arr_t = np.empty(0 if fac else mmax)
+    arr_q = np.empty(0 if fac else mmax, np.int64)
+    arr_s = np.empty(0 if fac else mmax, np.int64)
     sp_t = np.empty(nsmax)
     sp_k = np.empty(nsmax, np.int64)
     cursor = np.empty(n_g, np.int64)          # the next log entry to walk back (absolute), -1 below the start
+    lg_cur = np.empty(n_g, np.int64)          # factored: the next spike or end of refractoriness to walk back
     worst = 0.0
     n_spk = 0
     for l in range(n_g):
@@ -509,9 +535,21 @@ def adjoint_group(members, rec_ptr, rec_post, rec_d, in_ptr, in_pre, in_d, in_w,
         for r in range(ns):
             sp_t[r] = s_time[s_start[j] + r]
             sp_k[r] = s_id[s_start[j] + r] - n_in
+        lo = log_ptr[l]
+        if fac:
+            hi = log_ptr[l + 1]
+            m = gather_sorted(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, s_id, t_end, True,
+                              counts, fa_t[lo:hi], fa_q[lo:hi], fa_s[lo:hi])
+            e0, e1 = lg_ptr[l], lg_ptr[l + 1]
+            ne, m, w = factored_log(m, fa_t[lo:hi], fa_q[lo:hi], fa_s[lo:hi], in_w, in_dm, in_ds, s_em, s_es,
+                                    sp_t[:ns], sp_k[:ns], tau_m[j], tau_s[j], theta[j], reset[j], refractory[j],
+                                    t_end, lg_t[e0:e1], lg_c[e0:e1], lg_s[e0:e1], lg_i[e0:e1], lg_pos[e0:e1])
+            worst = max(worst, w)
+            cursor[l] = lo + m - 1
+            lg_cur[l] = e0 + ne - 1
+            continue
         m = gather_sorted(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, s_id, t_end, True,
                           counts, arr_t, arr_q, arr_s)
-        lo = log_ptr[l]
         n_ev, w = replay_neuron(m, arr_t, arr_q, arr_s, in_w, sp_t[:ns], sp_k[:ns], tau_m[j], tau_s[j], theta[j],
                                 reset[j], refractory[j], t_end, ev_t, ev_q, ev_s, ev_v, ev_i)
         worst = max(worst, w)
@@ -532,7 +570,7 @@ def adjoint_group(members, rec_ptr, rec_post, rec_d, in_ptr, in_pre, in_d, in_w,
             g_t[c], g_l[c], g_k[c] = s_time[r], l, s_id[r] - n_in
             c += 1
     order = np.argsort(-g_t, kind="mergesort")
-    # ---- per-neuron costate walk state (reverse_neuron's locals)
+    # ---- per-neuron costate walk state (reverse_neuron's locals; factored: the coefficients in p_v, p_i)
     p_v = np.zeros(n_g)
     p_i = np.zeros(n_g)
     t_at = np.full(n_g, t_end)
@@ -546,14 +584,24 @@ def adjoint_group(members, rec_ptr, rec_post, rec_d, in_ptr, in_pre, in_d, in_w,
         ns = s_end[j] - s_start[j]
         clamped[l] = ns > 0 and refractory[j] > 0.0 and s_time[s_end[j] - 1] + refractory[j] > t_end
         src[l] = ps_ptr[j + 1] - 1
-    # work list: (neuron, walk down to time, the own spike to include at that time, or -9)
     # the time of the event each neuron's walk reaches next (-inf when done): an arrival of a spike
     # that lies later than it has been walked through already
     next_t = np.empty(n_g)
     for l in range(n_g):
-        next_t[l] = ev[cursor[l], 0] if cursor[l] >= log_ptr[l] else -np.inf
+        if fac:
+            e, lo, el = cursor[l], log_ptr[l], lg_cur[l]
+            if el >= lg_ptr[l] and lg_pos[el] > e - lo:
+                next_t[l] = lg_t[el]
+            else:
+                next_t[l] = fa_t[e] if e >= lo else -np.inf
+        else:
+            next_t[l] = ev[cursor[l], 0] if cursor[l] >= log_ptr[l] else -np.inf
+    # work list: (neuron, walk down to time); the last entry of a step includes the own spike at that time
     todo_l = np.empty(max(n_g, rec_ptr[n_g]) + 1, np.int64)
     todo_t = np.empty(max(n_g, rec_ptr[n_g]) + 1)
+    kk = 0.0
+    if fac and n_g > 0:
+        kk = tau_s[members[0]] / (tau_m[members[0]] - tau_s[members[0]])
     o = 0
     for step in range(n_spk + 1):
         n_todo = 0
@@ -582,10 +630,50 @@ def adjoint_group(members, rec_ptr, rec_post, rec_d, in_ptr, in_pre, in_d, in_w,
             own = g_k[o] if (step < n_spk and w_ == n_todo - 1) else -9
             j = members[l]
             tm, ts, rs, refr = tau_m[j], tau_s[j], reset[j], refractory[j]
-            ps_lo = ps_ptr[j]
-            cs_lo, cs_hi = cs_ptr[j], cs_ptr[j + 1]
             lo = log_ptr[l]
             e = cursor[l]
+            if fac:
+                # ---- the steps of reverse_factored: arrivals (down to t_stop) and the neuron's events
+                el_lo = lg_ptr[l]
+                el = lg_cur[l]
+                cm, cs_, pvr, ir = p_v[l], p_i[l], pv_ref[l], i_ref[l]
+                d_th = 0.0
+                while True:
+                    if el >= el_lo and lg_pos[el] > e - lo:
+                        t = lg_t[el]
+                        code = lg_c[el]
+                        if not (t > t_stop or (t == t_stop and (code != EV_SPIKE or lg_s[el] == own))):
+                            next_t[l] = t
+                            break
+                        cm, cs_, pvr, ir, dd = factored_event(t, code, lg_s[el], lg_i[el], cm, cs_, pvr, ir, kk,
+                                                              tm, ts, rs, refr, n_in, g_time, sp_source,
+                                                              sp_i_minus_theta, spike_grad)
+                        d_th += dd
+                        el -= 1
+                    elif e >= lo:
+                        t = fa_t[e]
+                        if t < t_stop:
+                            next_t[l] = t
+                            break
+                        q = np.int64(fa_q[e])
+                        k = np.int64(fa_s[e])
+                        pv = cm * (s_em[k] * in_dm[q])
+                        pi = cs_ * (s_es[k] * in_ds[q]) + kk * pv
+                        g_w[q] += pi
+                        dl_dt = in_w[q] * (pi / ts - pv / tm)
+                        g_d[q] += dl_dt
+                        g_time[0, k] += dl_dt
+                        e -= 1
+                    else:
+                        next_t[l] = -np.inf
+                        break
+                cursor[l] = e
+                lg_cur[l] = el
+                p_v[l], p_i[l], pv_ref[l], i_ref[l] = cm, cs_, pvr, ir
+                acc[l, 2] += d_th
+                continue
+            ps_lo = ps_ptr[j]
+            cs_lo, cs_hi = cs_ptr[j], cs_ptr[j + 1]
             pv, pi, tat, cl, k = p_v[l], p_i[l], t_at[l], clamped[l], src[l]
             pvr, ir = pv_ref[l], i_ref[l]
             d_tm = 0.0
