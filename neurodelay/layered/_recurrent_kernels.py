@@ -93,13 +93,16 @@ def _predict(v, cur, t_last, ref_end, reset, tm, ts, theta, closed, t_next):
 # columns of the state rows: V (u = V - bias), I, t_last, ref_end, predicted crossing
 _V, _I, _TL, _RE, _PRED = 0, 1, 2, 3, 4
 # columns of the position rows: next input arrival, next sample, and (tentative rows) what the scan stopped at
-_A, _SP, _KIND = 0, 1, 2
+_A, _SP, _KIND, _TC = 0, 1, 2, 3
 _AT_SPIKE, _AT_RECURRENT, _AT_LIMIT = 0, 1, 2
 #: input arrivals one tentative scan takes at most before it stops (and is resumed as an event of the
 #: index): a neuron with no recurrent arrival pending would otherwise scan to its next crossing, maybe
 #: the end of the trial, and scan all that again after each arrival pushed before it. 8 was the
 #: fastest of 3, 8, 16, 32, 256 on a sparse 1000-neuron network and the dense SHD-size layer.
-SCAN_LIMIT = 8
+SCAN_LIMIT = 16
+#: a tentative scan stops GUARD_BUCKETS time buckets after its front bucket's, so that the
+#: pending arrivals (front bucket to now + the largest delay) stay within the ring of N_BUCKETS
+GUARD_BUCKETS = 29
 
 
 @njit(cache=True, nogil=True)
@@ -110,14 +113,16 @@ def _group_loop(members, tau_m, tau_s, theta, reset, refractory, closed, in_w, t
     """Process the group's events in time order until t_end, or until a bucket or the record is full
     (then return _NEED_PENDING / _NEED_RECORDS with the state intact, else _DONE).
 
-    Local neuron l (global members[l]) has a committed state (cst, cpos: after its last
-    recurrent arrival or spike) and a tentative one (tst, tpos): the committed state carried
-    through its input arrivals up to its next pending recurrent arrival or its first crossing,
-    whichever is first (the key of l in the indexed heap key/item/pos); the tentative state
-    holds until (end_t, end_q), before which a newly pushed recurrent arrival sends l back
-    to its committed state (a rescan). Neurons to (re)scan are listed in todo (todo[n_g]:
-    their number). Every helper called here takes at most two arrays, so that numba's
-    reference counting stays out of the loop's cost.
+    Local neuron l (global members[l]) has a committed state (cst, cpos, and the head of its
+    front bucket: after its last index event) and a tentative one (tst, tpos): the committed
+    state carried through its input arrivals and the pending recurrent arrivals of its front
+    bucket (tpos[l, _TC] of them) up to the first of: its first crossing, the first pending
+    recurrent arrival of a later bucket, SCAN_LIMIT arrivals, or GUARD_BUCKETS buckets past the
+    front (the key of l in the indexed heap key/item/pos, where it resumes). The tentative state
+    holds until (end_t, end_q), before which a newly pushed recurrent arrival sends l back to its
+    committed state (a rescan). Neurons to (re)scan are listed in todo (todo[n_g]: their number).
+    Every helper called here takes at most two arrays, so that numba's reference counting stays
+    out of the loop's cost.
     """
     n_g = members.shape[0]
     n_spk = counters[_NSPK]
@@ -131,13 +136,26 @@ def _group_loop(members, tau_m, tau_s, theta, reset, refractory, closed, in_w, t
             u = todo[k]
             j = members[u]
             tm, ts, th, rs, cl, col = tau_m[j], tau_s[j], theta[j], reset[j], closed[j], col_of[j]
+            # the front bucket's pending arrivals from its head on (sorted), then the first of a later one
             nb = bm[u, _FRONT, 1]
             bt = np.inf
             bq = 0.0
+            f_sl = 0
+            f_hd = 0
+            f_n = 0                           # pending arrivals of the front bucket
+            guard = np.inf
             if nb > 0:
-                sl = bm[u, _FRONT, 0] % N_BUCKETS
-                hd = bm[u, sl, 1]
-                bt, bq = bk[u, sl, 2 * hd], bk[u, sl, 2 * hd + 1]
+                fb = bm[u, _FRONT, 0]
+                f_sl = fb % N_BUCKETS
+                f_hd = bm[u, f_sl, 1]
+                f_n = bm[u, f_sl, 0] - f_hd
+                guard = (fb + GUARD_BUCKETS) / inv_width
+            later = nb > f_n                  # pending arrivals in later buckets
+            tc = 0
+            if tc < f_n:
+                bt, bq = bk[u, f_sl, 2 * f_hd], bk[u, f_sl, 2 * f_hd + 1]
+            elif later:
+                bt, bq = _bucket_min(bk, bm, occ, u, f_sl)
             v, cur, t_last, ref_end, pred = cst[u, _V], cst[u, _I], cst[u, _TL], cst[u, _RE], cst[u, _PRED]
             a, sp = cpos[u, _A], cpos[u, _SP]
             lo = ext_ptr[u]
@@ -146,35 +164,53 @@ def _group_loop(members, tau_m, tau_s, theta, reset, refractory, closed, in_w, t
             steps = 0
             kind = _AT_SPIKE
             while True:
-                within = False
                 t_a = np.inf
                 q_a = 0
                 if a < n:
                     t_a = ext_t[lo + a]
                     q_a = ext_q[lo + a]
-                    within = _before(t_a, float(q_a), bt, bq)
-                if pred <= (t_a if within else np.inf) and pred <= bt:
+                is_rec = _before(bt, bq, t_a, float(q_a))
+                t_n = bt if is_rec else t_a
+                if min(pred, t_n) > guard:    # resume at the guard (the front bucket is used up)
+                    bt, bq = guard, -2.0
+                    kind = _AT_LIMIT
+                    break
+                if pred <= t_n:
                     break                     # a spike at pred comes first
-                if not within or t_a > t_end:
-                    pred = np.inf             # up to the bound; the recurrent arrival there predicts again
+                if t_n > t_end:
+                    bt, bq = t_n, 0.0         # nothing more before the end (unless a push comes)
+                    kind = _AT_LIMIT
+                    break
+                if is_rec and tc == f_n:      # the first arrival of a later bucket: an event of the index
                     kind = _AT_RECURRENT
                     break
-                if steps == SCAN_LIMIT:       # resume at this input arrival later (pred lies after it)
-                    bt, bq = t_a, float(q_a)
+                if steps == SCAN_LIMIT:       # resume at this arrival later (pred lies after it)
+                    if not is_rec:
+                        bt, bq = t_a, float(q_a)
                     kind = _AT_LIMIT
                     break
                 steps += 1
-                while sp < ns and sample_times[sp] < t_a:
+                while sp < ns and sample_times[sp] < t_n:
                     samples[sp, col] = state_at(v, cur, t_last, ref_end, rs, tm, ts, sample_times[sp])[0] + v_off[j]
                     sp += 1
-                v, cur = state_at(v, cur, t_last, ref_end, rs, tm, ts, t_a)
-                t_last = t_a
-                cur += in_w[q_a]
-                a += 1
+                v, cur = state_at(v, cur, t_last, ref_end, rs, tm, ts, t_n)
+                t_last = t_n
+                if is_rec:
+                    cur += in_w[np.int64(bq)]
+                    tc += 1
+                    if tc < f_n:
+                        bt, bq = bk[u, f_sl, 2 * (f_hd + tc)], bk[u, f_sl, 2 * (f_hd + tc) + 1]
+                    elif later:
+                        bt, bq = _bucket_min(bk, bm, occ, u, f_sl)
+                    else:
+                        bt, bq = np.inf, 0.0
+                else:
+                    cur += in_w[q_a]
+                    a += 1
                 t_next = min(ext_t[lo + a] if a < n else np.inf, bt, t_end)
                 pred = _predict(v, cur, t_last, ref_end, rs, tm, ts, th, cl, t_next)
             tst[u, _V], tst[u, _I], tst[u, _TL], tst[u, _RE], tst[u, _PRED] = v, cur, t_last, ref_end, pred
-            tpos[u, _A], tpos[u, _SP], tpos[u, _KIND] = a, sp, kind
+            tpos[u, _A], tpos[u, _SP], tpos[u, _KIND], tpos[u, _TC] = a, sp, kind, tc
             if kind == _AT_SPIKE:
                 end_t[u], end_q[u] = pred, -1.0
                 new = pred
@@ -232,7 +268,7 @@ def _group_loop(members, tau_m, tau_s, theta, reset, refractory, closed, in_w, t
             if full:
                 code = _NEED_PENDING
                 break
-        # commit the tentative scan up to t_now, then the event
+        # commit the tentative scan up to t_now (its recurrent arrivals leave the front bucket), then the event
         v, cur, t_last, ref_end = tst[l, _V], tst[l, _I], tst[l, _TL], tst[l, _RE]
         a = tpos[l, _A]
         sp = tpos[l, _SP]
@@ -241,6 +277,43 @@ def _group_loop(members, tau_m, tau_s, theta, reset, refractory, closed, in_w, t
             while sp < n_samples and sample_times[sp] < t_now:
                 samples[sp, col] = state_at(v, cur, t_last, ref_end, rs, tm, ts, sample_times[sp])[0] + v_off[j]
                 sp += 1
+        for rep in range(2):
+            if rep == 0:
+                take = tpos[l, _TC]
+            else:
+                take = 1 if kind == _AT_RECURRENT else 0
+                if take:                      # the first arrival of the next bucket, now the front
+                    v, cur = state_at(v, cur, t_last, ref_end, rs, tm, ts, t_now)
+                    t_last = t_now
+                    sl = bm[l, _FRONT, 0] % N_BUCKETS
+                    cur += in_w[np.int64(bk[l, sl, 2 * bm[l, sl, 1] + 1])]
+            if take == 0:
+                continue
+            # remove them from the front bucket (as _pending_pop, inline)
+            sl = bm[l, _FRONT, 0] % N_BUCKETS
+            bm[l, sl, 1] += take
+            bm[l, _FRONT, 1] -= take
+            if bm[l, sl, 1] == bm[l, sl, 0]:
+                bm[l, sl, 0] = 0
+                bm[l, sl, 1] = 0
+                occ[l] &= ~(np.uint64(1) << np.uint64(sl))
+                if bm[l, _FRONT, 1] > 0:
+                    # the next occupied slot in ring order: the lowest set bit above sl, else the lowest
+                    nxt = _next_slot(occ[l], sl)
+                    b = bm[l, _FRONT, 0] + (nxt - sl) % N_BUCKETS
+                    bm[l, _FRONT, 0] = b
+                    sl = b % N_BUCKETS
+                    h0 = bm[l, sl, 1]
+                    for e in range(h0 + 1, bm[l, sl, 0]):
+                        te = bk[l, sl, 2 * e]
+                        qe = bk[l, sl, 2 * e + 1]
+                        k = e
+                        while k > h0 and _before(te, qe, bk[l, sl, 2 * k - 2], bk[l, sl, 2 * k - 1]):
+                            bk[l, sl, 2 * k] = bk[l, sl, 2 * k - 2]
+                            bk[l, sl, 2 * k + 1] = bk[l, sl, 2 * k - 1]
+                            k -= 1
+                        bk[l, sl, 2 * k] = te
+                        bk[l, sl, 2 * k + 1] = qe
         if is_spike:
             _, cur = state_at(v, cur, t_last, ref_end, rs, tm, ts, t_now)
             t_last = t_now
@@ -285,40 +358,6 @@ def _group_loop(members, tau_m, tau_s, theta, reset, refractory, closed, in_w, t
                     end_t[post] = -np.inf            # queued for a rescan (once)
                     todo[todo[n_g]] = post
                     todo[n_g] += 1
-        elif kind == _AT_RECURRENT:
-            v, cur = state_at(v, cur, t_last, ref_end, rs, tm, ts, t_now)
-            t_last = t_now
-            sl = bm[l, _FRONT, 0] % N_BUCKETS
-            cur += in_w[np.int64(bk[l, sl, 2 * bm[l, sl, 1] + 1])]
-            # remove it (as _pending_pop, inline)
-            bm[l, sl, 1] += 1
-            bm[l, _FRONT, 1] -= 1
-            if bm[l, sl, 1] == bm[l, sl, 0]:
-                bm[l, sl, 0] = 0
-                bm[l, sl, 1] = 0
-                occ[l] &= ~(np.uint64(1) << np.uint64(sl))
-                if bm[l, _FRONT, 1] > 0:
-                    # the next occupied slot in ring order: the lowest set bit above sl, else the lowest
-                    x = occ[l] >> np.uint64(sl + 1) if sl + 1 < N_BUCKETS else np.uint64(0)
-                    if x != 0:
-                        nxt = sl + 1 + np.int64(math.log2(float(x & (~x + np.uint64(1)))))
-                    else:
-                        x = occ[l]
-                        nxt = np.int64(math.log2(float(x & (~x + np.uint64(1)))))
-                    b = bm[l, _FRONT, 0] + (nxt - sl) % N_BUCKETS
-                    bm[l, _FRONT, 0] = b
-                    sl = b % N_BUCKETS
-                    h0 = bm[l, sl, 1]
-                    for e in range(h0 + 1, bm[l, sl, 0]):
-                        te = bk[l, sl, 2 * e]
-                        qe = bk[l, sl, 2 * e + 1]
-                        k = e
-                        while k > h0 and _before(te, qe, bk[l, sl, 2 * k - 2], bk[l, sl, 2 * k - 1]):
-                            bk[l, sl, 2 * k] = bk[l, sl, 2 * k - 2]
-                            bk[l, sl, 2 * k + 1] = bk[l, sl, 2 * k - 1]
-                            k -= 1
-                        bk[l, sl, 2 * k] = te
-                        bk[l, sl, 2 * k + 1] = qe
         t_x = ext_t[ext_ptr[l] + a] if a < ext_n[l] else np.inf
         t_r = np.inf
         if bm[l, _FRONT, 1] > 0:
@@ -335,6 +374,27 @@ def _group_loop(members, tau_m, tau_s, theta, reset, refractory, closed, in_w, t
     counters[_NSPK] = n_spk
     counters[_STATUS] = status
     return code
+
+
+@njit(cache=True, inline="always")
+def _next_slot(bits, sl):
+    """The next occupied slot after sl in ring order (bits: the occupied slots; one other than sl is set)."""
+    x = bits >> np.uint64(sl + 1) if sl + 1 < N_BUCKETS else np.uint64(0)
+    if x != 0:
+        return sl + 1 + np.int64(math.log2(float(x & (~x + np.uint64(1)))))
+    return np.int64(math.log2(float(bits & (~bits + np.uint64(1)))))
+
+
+@njit(cache=True)
+def _bucket_min(bk, bm, occ, u, f_sl):
+    """The first pending arrival (time, q) of neuron u after its front bucket (slot f_sl): the least
+    entry of the next occupied bucket (unsorted until it becomes the front)."""
+    sl = _next_slot(occ[u] & ~(np.uint64(1) << np.uint64(f_sl)), f_sl)
+    bt, bq = bk[u, sl, 0], bk[u, sl, 1]
+    for e in range(1, bm[u, sl, 0]):
+        if _before(bk[u, sl, 2 * e], bk[u, sl, 2 * e + 1], bt, bq):
+            bt, bq = bk[u, sl, 2 * e], bk[u, sl, 2 * e + 1]
+    return bt, bq
 
 
 @njit(cache=True, nogil=True)
@@ -385,7 +445,7 @@ def forward_group(members, in_ptr, in_pre, in_d, in_w, tau_m, tau_s, theta, rese
             cst[l, _PRED] = biased_crossing(u_init[j], i_init[j], tau_m[j], tau_s[j], theta[j], closed[j], 0.0)
     tst = cst.copy()
     cpos = np.zeros((n_g, 2), np.int64)
-    tpos = np.zeros((n_g, 3), np.int64)
+    tpos = np.zeros((n_g, 4), np.int64)
     end_t = np.full(n_g, np.inf)
     end_q = np.zeros(n_g)
     key = np.full(n_g, np.inf)
@@ -397,7 +457,7 @@ def forward_group(members, in_ptr, in_pre, in_d, in_w, tau_m, tau_s, theta, rese
     d_max = 0.0
     for c in range(rec_ptr[n_g]):
         d_max = max(d_max, rec_d[c])
-    inv_width = (N_BUCKETS - 3) / d_max if d_max > 0.0 else 1.0
+    inv_width = (N_BUCKETS - 3 - GUARD_BUCKETS) / d_max if d_max > 0.0 else 1.0
     # the most synapses from one neuron of the group onto another (arrivals one spike adds to one bucket)
     mult = 1
     seen = np.zeros(n_g, np.int64)
