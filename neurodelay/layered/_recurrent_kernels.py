@@ -53,7 +53,7 @@ from numba import njit
 
 from ..events.dynamics import biased_crossing, state_at
 from ._kernels import (EV_REF_END, EV_SPIKE, _spike_costate, advance_costate, arrival_costate, below_until,
-                       factored_event, factored_log, gather_sorted, incoming_count, replay_neuron)
+                       crossing_within, factored_event, factored_log, gather_sorted, incoming_count, replay_neuron)
 
 STATUS_OK = 0
 STATUS_TOO_MANY_SPIKES = 1
@@ -91,6 +91,8 @@ def _predict(v, cur, t_last, ref_end, reset, tm, ts, theta, closed, t_next):
         return ref_end + biased_crossing(reset, i0, tm, ts, theta, closed, 0.0)
     if below_until(v, cur, tm, ts, theta, t_next - t_last):
         return np.inf
+    if theta >= 0.0:     # (biased_crossing is then next_crossing) no root search past t_next
+        return t_last + crossing_within(v, cur, tm, ts, theta, closed, t_next - t_last)
     return t_last + biased_crossing(v, cur, tm, ts, theta, closed, 0.0)
 
 
@@ -174,7 +176,7 @@ def _group_loop(members, tau_m, tau_s, theta, reset, refractory, closed, in_w, t
                 q_a = 0
                 if a < n:
                     t_a = ext_t[lo + a]
-                    q_a = ext_q[lo + a]
+                    q_a = np.int64(ext_q[lo + a])
                 is_rec = _before(bt, bq, t_a, float(q_a))
                 t_n = bt if is_rec else t_a
                 if min(pred, t_n) > guard:    # resume at the guard (the front bucket is used up)
@@ -431,7 +433,7 @@ def forward_group(members, in_ptr, in_pre, in_d, in_w, tau_m, tau_s, theta, rese
         mmax = max(mmax, m)
     counts = np.empty(mmax + 1, np.int64)
     ext_t = np.empty(ext_ptr[n_g])
-    ext_q = np.empty(ext_ptr[n_g], np.int64)
+    ext_q = np.empty(ext_ptr[n_g], np.uint32)   # 12 bytes per arrival with its time: the scans are memory-bound
     ext_n = np.zeros(n_g, np.int64)
     no_id = np.empty(0, np.int64)
     for l in range(n_g):
