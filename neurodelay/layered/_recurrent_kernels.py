@@ -103,11 +103,11 @@ _A, _SP, _KIND, _TC = 0, 1, 2, 3
 _AT_SPIKE, _AT_RECURRENT, _AT_LIMIT = 0, 1, 2
 #: arrivals one tentative scan takes at most before it stops (and is resumed as an event of the
 #: index): a neuron would otherwise scan to its next crossing, maybe the end of the trial, and scan
-#: all that again after each arrival pushed before it. 8 was the fastest of 3, 8, 16, 32, 256 on a
-#: sparse 1000-neuron network and the dense SHD-size layer when only input arrivals counted; with
-#: the front bucket's recurrent arrivals scanned too, 8, 16 and 32 cost the same at SHD size
-#: (302, 311, 299 ms per trial, one run each on a shared machine).
-SCAN_LIMIT = 8
+#: all that again after each arrival pushed before it. forward_group's CPU ms per trial for 8, 16,
+#: 32, 64 (fastest of 3, one run each, shared machine): 265, 235, 213, 227 at SHD size
+#: (bench/gradient.py's recurrent network) and 449, 410, 422, 449 on bench/forward.py's sparse
+#: 1000-neuron network.
+SCAN_LIMIT = 32
 #: a tentative scan stops GUARD_BUCKETS time buckets after its front bucket's, so that the
 #: pending arrivals (front bucket to now + the largest delay) stay within the ring of N_BUCKETS
 GUARD_BUCKETS = 29
