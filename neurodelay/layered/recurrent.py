@@ -8,8 +8,10 @@ feedforward layer, simulated neuron by neuron by the feedforward kernels
 population projecting onto itself, or several populations projecting onto each
 other) is a *recurrent group*, simulated by
 :func:`~neurodelay.layered._recurrent_kernels.forward_group`: its input
-arrivals presorted per neuron, its own arrivals in per-neuron heaps as its
-spikes happen, the next event taken from an index over its neurons. Results
+arrivals presorted per neuron, its own arrivals in per-neuron time buckets as its
+spikes happen, both scanned tentatively per neuron in (time, synapse) order, the
+next event (a spike, or where a neuron's scan stopped) taken from an index over
+its neurons. Results
 equal the event engine's (spike times bit for bit where arrivals at one
 neuron never tie in time; see the kernel's module).
 
@@ -20,7 +22,8 @@ spikes (:func:`~neurodelay.layered._recurrent_kernels.adjoint_group`). A group o
 tau_m and one tau_s that the loss reaches only through its spike times takes the factored
 steps there (:data:`~neurodelay.layered.engine.FACTORED_REVERSE`, without time-constant
 gradients): no exponential per arrival, gradients equal to the exact steps' to rounding
-(4e-15 of the largest entry measured at SHD size, bench/gradient.py's recurrent network).
+(bench/gradient.py's recurrent network, 700 -> 256 recurrent -> 20, 64 trials: weight and delay
+gradients within 1.7e-15 and 1.7e-14 of the largest entry of the event engine's adjoint).
 """
 
 from __future__ import annotations
