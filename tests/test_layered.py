@@ -409,6 +409,26 @@ def test_recurrent_factored_reverse(refractory, monkeypatch):
         assert_close_grad(getattr(got[0], field), getattr(exact, field), field)
         np.testing.assert_array_equal(getattr(got[0], field), getattr(got[1], field))
     assert got[0].worst_threshold_error < 1e-12
+    if refractory > 0.0:
+        # self-synapses whose delay equals the refractory period: arrivals at the ends of refractoriness
+        n = 6
+        diag = np.eye(n, dtype=bool).ravel()
+        tie = (Network().add(SpikeSource("inp", 4), LIF("hid", n, tau_m=10e-3, tau_s=3e-3, refractory=refractory),
+                             Readout("out", 2, tau_m=15e-3, tau_s=3e-3))
+               .connect("inp", "hid", np.linspace(0.8, 1.8, 4 * n))
+               .connect("hid", "hid", np.where(diag, 0.4, np.tile(np.linspace(-0.1, 0.15, n), n)),
+                        delays=Delays(synaptic=np.where(diag, refractory, 0.5e-3)))
+               .connect("hid", "out", np.linspace(-0.5, 1.0, 2 * n)))
+        trains = SpikeTrains.from_lists([[np.array([1e-3, 4e-3, 9e-3])] * 4, [np.array([2e-3, 6e-3])] * 4])
+        rec = events_simulate(tie, trains, 0.03)
+        assert len(rec.time) > 2 * n
+        _, sources = losses.WeightedIntegralCrossEntropy("out").value_and_sources(rec, np.array([0, 1]))
+        want = events_adjoint(rec, sources)
+        monkeypatch.setattr(layered.engine, "FACTORED_REVERSE", True)
+        have = layered.adjoint(rec, sources)
+        assert np.any(want.weight[rec.flat.out_proj == 1][diag] != 0)
+        for field in ("weight", "delay", "theta", "input_time"):
+            assert_close_grad(getattr(have, field), getattr(want, field), field)
 
 
 def test_recurrent_gradients_and_runaway():

@@ -53,7 +53,7 @@ from numba import njit
 
 from ..events.dynamics import biased_crossing, state_at
 from ._kernels import (EV_REF_END, EV_SPIKE, _spike_costate, advance_costate, arrival_costate, below_until,
-                       crossing_within, factored_event, factored_log, gather_sorted, incoming_count, replay_neuron)
+                       crossing_within, factored_event, gather_sorted, incoming_count, replay_neuron)
 
 STATUS_OK = 0
 STATUS_TOO_MANY_SPIKES = 1
@@ -522,8 +522,8 @@ def forward_group(members, in_ptr, in_pre, in_d, in_w, tau_m, tau_s, theta, rese
 
 # ---------------------------------------------------------------- reverse ----
 @njit(cache=True, nogil=True)
-def adjoint_group(members, rec_ptr, rec_post, rec_d, in_ptr, in_pre, in_d, in_w, tau_m, tau_s, theta, reset, refractory,
-                  s_start, s_end, s_time, s_id, t_end, n_in, sp_i_minus_theta, sp_source,
+def adjoint_group(members, rec_ptr, rec_post, rec_d, rec_q, in_ptr, in_pre, in_d, in_w, tau_m, tau_s, theta, reset,
+                  refractory, s_start, s_end, s_time, s_id, t_end, n_in, sp_i_minus_theta, sp_source,
                   ps_ptr, ps_time, ps_value, cs_ptr, cs_coef, cs_rate, want_tau,
                   g_w, g_d, g_tm, g_ts, g_th, g_time, spike_grad, factored, in_dm, in_ds, s_em, s_es):
     """Reverse pass of one recurrent group in one trial; returns max |V - theta| at its recorded spikes.
@@ -541,13 +541,9 @@ def adjoint_group(members, rec_ptr, rec_post, rec_d, in_ptr, in_pre, in_d, in_w,
     walks long stretches of its log at a time. (The walk is written once, inline, for numba: a
     call with the logs as arguments would cost reference counts per step.)
 
-    factored (the group's neurons share tau_m and tau_s, in_dm, in_ds: exp(d/tau) per synapse,
+    factored (the group's neurons share tau_m and tau_s; in_dm, in_ds: exp(d/tau) per synapse,
     s_em, s_es: exp(t/tau) per spike id; ignored where a neuron of the group has a loss source
-    or want_tau): the steps of :func:`~._kernels.reverse_factored` instead, with the same walk.
-    Each neuron's log then holds only its sorted arrivals (time, synapse, source: 16 bytes each)
-    and, from running sums (:func:`~._kernels.factored_log`), its spikes and ends of
-    refractoriness; between those events its costate is a constant pair of coefficients, so an
-    arrival costs a few multiplications and no exponential.
+    or want_tau): :func:`_adjoint_group_factored` instead.
     """
     n_g = members.shape[0]
     fac = factored and not want_tau
@@ -555,45 +551,37 @@ def adjoint_group(members, rec_ptr, rec_post, rec_d, in_ptr, in_pre, in_d, in_w,
         j = members[l]
         if ps_ptr[j] != ps_ptr[j + 1] or cs_ptr[j] != cs_ptr[j + 1]:
             fac = False
+    if fac:
+        return _adjoint_group_factored(members, rec_ptr, rec_post, rec_d, rec_q, in_ptr, in_pre, in_w, tau_m, tau_s,
+                                       theta, reset, refractory, s_start, s_end, s_time, s_id, in_d, t_end, n_in,
+                                       sp_i_minus_theta, sp_source, g_w, g_d, g_th, g_time, spike_grad, in_dm,
+                                       in_ds, s_em, s_es)
     # ---- replay every neuron into its part of the logs
-    log_ptr = np.zeros(n_g + 1, np.int64)     # exact: the events; factored: the arrivals
-    lg_ptr = np.zeros(n_g + 1, np.int64)      # factored: the spikes and ends of refractoriness
+    log_ptr = np.zeros(n_g + 1, np.int64)
     mmax = 0
     nsmax = 0
     for l in range(n_g):
         j = members[l]
         m = incoming_count(j, in_ptr, in_pre, s_start, s_end)
         ns = s_end[j] - s_start[j]
-        log_ptr[l + 1] = log_ptr[l] + (m if fac else m + 2 * ns)
-        lg_ptr[l + 1] = lg_ptr[l] + 2 * ns
+        log_ptr[l + 1] = log_ptr[l] + m + 2 * ns
         mmax = max(mmax, m)
         nsmax = max(nsmax, ns)
     n_log = log_ptr[n_g]
-    n_one = 0 if fac else mmax + 2 * nsmax   # exact: one neuron's log, replayed here, then interleaved into ev
+    n_one = mmax + 2 * nsmax                 # one neuron's log, replayed here, then interleaved into ev
     ev_t = np.empty(n_one)
     ev_q = np.empty(n_one, np.int64)
     ev_s = np.empty(n_one, np.int64)
     ev_v = np.empty(n_one)
     ev_i = np.empty(n_one)
-    ev = np.empty((0 if fac else n_log, 5))
-    n_fa = n_log if fac else 0
-    n_lg = lg_ptr[n_g] if fac else 0
-    fa_t = np.empty(n_fa)
-    fa_q = np.empty(n_fa, np.uint32)
-    fa_s = np.empty(n_fa, np.uint32)
-    lg_t = np.empty(n_lg)
-    lg_c = np.empty(n_lg, np.int64)
-    lg_s = np.empty(n_lg, np.int64)
-    lg_i = np.empty(n_lg)
-    lg_pos = np.empty(n_lg, np.int64)
+    ev = np.empty((n_log, 5))
     counts = np.empty(mmax + 1, np.int64)
-    arr_t = np.empty(0 if fac else mmax)
-    arr_q = np.empty(0 if fac else mmax, np.int64)
-    arr_s = np.empty(0 if fac else mmax, np.int64)
+    arr_t = np.empty(mmax)
+    arr_q = np.empty(mmax, np.int64)
+    arr_s = np.empty(mmax, np.int64)
     sp_t = np.empty(nsmax)
     sp_k = np.empty(nsmax, np.int64)
     cursor = np.empty(n_g, np.int64)          # the next log entry to walk back (absolute), -1 below the start
-    lg_cur = np.empty(n_g, np.int64)          # factored: the next spike or end of refractoriness to walk back
     worst = 0.0
     n_spk = 0
     for l in range(n_g):
@@ -603,21 +591,9 @@ def adjoint_group(members, rec_ptr, rec_post, rec_d, in_ptr, in_pre, in_d, in_w,
         for r in range(ns):
             sp_t[r] = s_time[s_start[j] + r]
             sp_k[r] = s_id[s_start[j] + r] - n_in
-        lo = log_ptr[l]
-        if fac:
-            hi = log_ptr[l + 1]
-            m = gather_sorted(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, s_id, t_end, True,
-                              counts, fa_t[lo:hi], fa_q[lo:hi], fa_s[lo:hi])
-            e0, e1 = lg_ptr[l], lg_ptr[l + 1]
-            ne, m, w = factored_log(m, fa_t[lo:hi], fa_q[lo:hi], fa_s[lo:hi], in_w, in_dm, in_ds, s_em, s_es,
-                                    sp_t[:ns], sp_k[:ns], tau_m[j], tau_s[j], theta[j], reset[j], refractory[j],
-                                    t_end, lg_t[e0:e1], lg_c[e0:e1], lg_s[e0:e1], lg_i[e0:e1], lg_pos[e0:e1])
-            worst = max(worst, w)
-            cursor[l] = lo + m - 1
-            lg_cur[l] = e0 + ne - 1
-            continue
         m = gather_sorted(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, s_id, t_end, True,
                           counts, arr_t, arr_q, arr_s)
+        lo = log_ptr[l]
         n_ev, w = replay_neuron(m, arr_t, arr_q, arr_s, in_w, sp_t[:ns], sp_k[:ns], tau_m[j], tau_s[j], theta[j],
                                 reset[j], refractory[j], t_end, ev_t, ev_q, ev_s, ev_v, ev_i)
         worst = max(worst, w)
@@ -638,7 +614,7 @@ def adjoint_group(members, rec_ptr, rec_post, rec_d, in_ptr, in_pre, in_d, in_w,
             g_t[c], g_l[c], g_k[c] = s_time[r], l, s_id[r] - n_in
             c += 1
     order = np.argsort(-g_t, kind="mergesort")
-    # ---- per-neuron costate walk state (reverse_neuron's locals; factored: the coefficients in p_v, p_i)
+    # ---- per-neuron costate walk state (reverse_neuron's locals)
     p_v = np.zeros(n_g)
     p_i = np.zeros(n_g)
     t_at = np.full(n_g, t_end)
@@ -652,24 +628,14 @@ def adjoint_group(members, rec_ptr, rec_post, rec_d, in_ptr, in_pre, in_d, in_w,
         ns = s_end[j] - s_start[j]
         clamped[l] = ns > 0 and refractory[j] > 0.0 and s_time[s_end[j] - 1] + refractory[j] > t_end
         src[l] = ps_ptr[j + 1] - 1
+    # work list: (neuron, walk down to time, the own spike to include at that time, or -9)
     # the time of the event each neuron's walk reaches next (-inf when done): an arrival of a spike
     # that lies later than it has been walked through already
     next_t = np.empty(n_g)
     for l in range(n_g):
-        if fac:
-            e, lo, el = cursor[l], log_ptr[l], lg_cur[l]
-            if el >= lg_ptr[l] and lg_pos[el] > e - lo:
-                next_t[l] = lg_t[el]
-            else:
-                next_t[l] = fa_t[e] if e >= lo else -np.inf
-        else:
-            next_t[l] = ev[cursor[l], 0] if cursor[l] >= log_ptr[l] else -np.inf
-    # work list: (neuron, walk down to time); the last entry of a step includes the own spike at that time
+        next_t[l] = ev[cursor[l], 0] if cursor[l] >= log_ptr[l] else -np.inf
     todo_l = np.empty(max(n_g, rec_ptr[n_g]) + 1, np.int64)
     todo_t = np.empty(max(n_g, rec_ptr[n_g]) + 1)
-    kk = 0.0
-    if fac and n_g > 0:
-        kk = tau_s[members[0]] / (tau_m[members[0]] - tau_s[members[0]])
     o = 0
     for step in range(n_spk + 1):
         n_todo = 0
@@ -698,50 +664,10 @@ def adjoint_group(members, rec_ptr, rec_post, rec_d, in_ptr, in_pre, in_d, in_w,
             own = g_k[o] if (step < n_spk and w_ == n_todo - 1) else -9
             j = members[l]
             tm, ts, rs, refr = tau_m[j], tau_s[j], reset[j], refractory[j]
-            lo = log_ptr[l]
-            e = cursor[l]
-            if fac:
-                # ---- the steps of reverse_factored: arrivals (down to t_stop) and the neuron's events
-                el_lo = lg_ptr[l]
-                el = lg_cur[l]
-                cm, cs_, pvr, ir = p_v[l], p_i[l], pv_ref[l], i_ref[l]
-                d_th = 0.0
-                while True:
-                    if el >= el_lo and lg_pos[el] > e - lo:
-                        t = lg_t[el]
-                        code = lg_c[el]
-                        if not (t > t_stop or (t == t_stop and (code != EV_SPIKE or lg_s[el] == own))):
-                            next_t[l] = t
-                            break
-                        cm, cs_, pvr, ir, dd = factored_event(t, code, lg_s[el], lg_i[el], cm, cs_, pvr, ir, kk,
-                                                              tm, ts, rs, refr, n_in, g_time, sp_source,
-                                                              sp_i_minus_theta, spike_grad)
-                        d_th += dd
-                        el -= 1
-                    elif e >= lo:
-                        t = fa_t[e]
-                        if t < t_stop:
-                            next_t[l] = t
-                            break
-                        q = np.int64(fa_q[e])
-                        k = np.int64(fa_s[e])
-                        pv = cm * (s_em[k] * in_dm[q])
-                        pi = cs_ * (s_es[k] * in_ds[q]) + kk * pv
-                        g_w[q] += pi
-                        dl_dt = in_w[q] * (pi / ts - pv / tm)
-                        g_d[q] += dl_dt
-                        g_time[0, k] += dl_dt
-                        e -= 1
-                    else:
-                        next_t[l] = -np.inf
-                        break
-                cursor[l] = e
-                lg_cur[l] = el
-                p_v[l], p_i[l], pv_ref[l], i_ref[l] = cm, cs_, pvr, ir
-                acc[l, 2] += d_th
-                continue
             ps_lo = ps_ptr[j]
             cs_lo, cs_hi = cs_ptr[j], cs_ptr[j + 1]
+            lo = log_ptr[l]
+            e = cursor[l]
             pv, pi, tat, cl, k = p_v[l], p_i[l], t_at[l], clamped[l], src[l]
             pvr, ir = pv_ref[l], i_ref[l]
             d_tm = 0.0
@@ -797,4 +723,218 @@ def adjoint_group(members, rec_ptr, rec_post, rec_d, in_ptr, in_pre, in_d, in_w,
         g_tm[j] += acc[l, 0]
         g_ts[j] += acc[l, 1]
         g_th[j] += acc[l, 2]
+    return worst
+
+
+@njit(cache=True, nogil=True)
+def _stretch_arrivals(grad, j, e0, ne, s0, skip, in_ptr, in_pre, in_d, in_w, in_ds, in_dm, s_start, s_end, by_pos,
+                      t_end, ev_t, ev_c, kk, inv_ts, inv_tm, per_s, per_m, g_pos, g_w, g_d):
+    """The arrivals at neuron j from the presynaptic neurons not in `skip`, in generation order (synapse,
+    then spike), each in its stretch (the neuron's ne events ev_*[e0:e0 + ne]; its stretches s0..s0 + ne):
+    without grad, sum w F_s and K w F_m per stretch into per_s, per_m; with grad, the arrival's
+    sensitivities with the stretch's coefficients (per_s, per_m: b and a of
+    :func:`~._kernels.reverse_factored`) into g_w, g_d and g_pos (by position in s_time). by_pos: the
+    spikes' time, exp(t/tau_s), exp(t/tau_m) by position; in_ds, in_dm: exp(d/tau) per synapse."""
+    for q in range(in_ptr[j], in_ptr[j + 1]):
+        p = in_pre[q]
+        if skip[p]:
+            continue
+        d = in_d[q]
+        w = in_w[q]
+        f_ds, f_dm = in_ds[q], in_dm[q]
+        st = 0
+        gw = 0.0
+        gd = 0.0
+        for k in range(s_start[p], s_end[p]):
+            t = by_pos[k, 0] + d
+            if t > t_end:
+                break
+            while st < ne and (ev_t[e0 + st] < t or (ev_t[e0 + st] == t and ev_c[e0 + st] == EV_SPIKE)):
+                st += 1                      # the arrival's stretch (a spike at t comes first)
+            f_s = by_pos[k, 1] * f_ds
+            f_m = by_pos[k, 2] * f_dm
+            if grad:
+                pv = per_m[s0 + st] * f_m
+                pi = per_s[s0 + st] * f_s + kk * pv
+                gw += pi
+                dl_dt = w * (pi * inv_ts - pv * inv_tm)
+                gd += dl_dt
+                g_pos[k] += dl_dt
+            else:
+                per_s[s0 + st] += w * f_s
+                per_m[s0 + st] += kk * w * f_m
+        if grad:
+            g_w[q] += gw
+            g_d[q] += gd
+
+
+@njit(cache=True, nogil=True)
+def _adjoint_group_factored(members, rec_ptr, rec_post, rec_d, rec_q, in_ptr, in_pre, in_w, tau_m, tau_s, theta,
+                            reset, refractory, s_start, s_end, s_time, s_id, in_d, t_end, n_in, sp_i_minus_theta,
+                            sp_source, g_w, g_d, g_th, g_time, spike_grad, in_dm, in_ds, s_em, s_es):
+    """:func:`adjoint_group` of a group of one tau_m and one tau_s that the loss reaches only through
+    its spike times, with the steps of :func:`~._kernels.reverse_factored` and no sort.
+
+    Between a neuron's events (its spikes and ends of refractoriness: the boundaries of its
+    *stretches*) its costate is a constant pair of coefficients (p_V = a F_m, p_I = b F_s + K a F_m),
+    so an arrival's sensitivities need only the coefficients of its stretch, whatever the order
+    of the arrivals within it. Hence: (0) each neuron's arrivals, in generation order (synapse, then
+    spike: the stretch found by a pointer that moves up along each synapse), summed per stretch give
+    I at its events and V at its spikes (the forward half of reverse_factored); (1) the group's
+    events are taken latest first (at one time, ends of refractoriness first): before spike k of
+    neuron i at T, its recurrent arrivals at T + d are evaluated with the coefficients of their
+    target's stretch, final by then (the stretch ends at an event later than T, or at an end of
+    refractoriness at T), which completes k's time sensitivity; each event gives its neuron's
+    coefficients before it (:func:`~._kernels.factored_event`); (2) the other arrivals (from the
+    inputs and the earlier layers) with the final coefficients, neuron by neuron. Gradients equal
+    those of the exact steps to rounding (sums taken in another order).
+    """
+    n_g = members.shape[0]
+    kk = 0.0
+    tm = ts = 1.0
+    if n_g > 0:
+        tm, ts = tau_m[members[0]], tau_s[members[0]]
+        kk = ts / (tm - ts)
+    in_group = np.zeros(s_start.shape[0], np.bool_)
+    no_skip = np.zeros(s_start.shape[0], np.bool_)
+    for l in range(n_g):
+        in_group[members[l]] = True
+    # the spikes by position in s_time (grouped by neuron, as the arrivals are generated): time and
+    # factors side by side, and the time sensitivities of the spikes from outside the group
+    n_s = s_time.shape[0]
+    by_pos = np.empty((n_s, 3))
+    for k in range(n_s):
+        by_pos[k, 0], by_pos[k, 1], by_pos[k, 2] = s_time[k], s_es[s_id[k]], s_em[s_id[k]]
+    g_pos = np.zeros(n_s)
+    # ---- each neuron's events (order of factored_log), at most 2 per spike
+    lg_ptr = np.zeros(n_g + 1, np.int64)
+    for l in range(n_g):
+        j = members[l]
+        lg_ptr[l + 1] = lg_ptr[l] + 2 * (s_end[j] - s_start[j])
+    n_lg = lg_ptr[n_g]
+    ev_t = np.empty(n_lg)
+    ev_c = np.empty(n_lg, np.int64)
+    ev_s = np.empty(n_lg, np.int64)
+    ev_i = np.empty(n_lg)
+    ne_of = np.zeros(n_g, np.int64)
+    for l in range(n_g):
+        j = members[l]
+        e = lg_ptr[l]
+        ref_end = -np.inf
+        ref_spike = -1
+        for r in range(s_start[j], s_end[j]):
+            t_p = s_time[r]
+            if ref_spike >= 0 and t_p > ref_end:
+                ev_t[e], ev_c[e], ev_s[e] = ref_end, EV_REF_END, ref_spike
+                e += 1
+                ref_spike = -1
+            ev_t[e], ev_c[e], ev_s[e] = t_p, EV_SPIKE, s_id[r] - n_in
+            e += 1
+            ref_end = t_p + refractory[j]
+            ref_spike = s_id[r] - n_in if refractory[j] > 0.0 else -1
+        if ref_spike >= 0 and ref_end <= t_end:
+            ev_t[e], ev_c[e], ev_s[e] = ref_end, EV_REF_END, ref_spike
+            e += 1
+        ne_of[l] = e - lg_ptr[l]
+    # ---- (0) sums per stretch of w F_s (all arrivals) and K w F_m, then I at the events, V at the spikes
+    st_ptr = np.zeros(n_g + 1, np.int64)        # stretches: ne + 1 per neuron
+    for l in range(n_g):
+        st_ptr[l + 1] = st_ptr[l] + ne_of[l] + 1
+    sum_s = np.zeros(st_ptr[n_g])
+    sum_m = np.zeros(st_ptr[n_g])
+    worst = 0.0
+    for l in range(n_g):
+        j = members[l]
+        e0, ne, s0 = lg_ptr[l], ne_of[l], st_ptr[l]
+        _stretch_arrivals(False, j, e0, ne, s0, no_skip, in_ptr, in_pre, in_d, in_w, in_ds, in_dm, s_start, s_end,
+                          by_pos, t_end, ev_t, ev_c, kk, 1.0 / ts, 1.0 / tm, sum_s, sum_m, g_pos, g_w, g_d)
+        c_s = 0.0
+        b_m = 0.0
+        ref_end = -np.inf
+        for e in range(ne):
+            c_s += sum_s[s0 + e]
+            # V integrates the stretch's arrivals unless it follows a spike with a refractory period
+            if e == 0 or ev_c[e0 + e - 1] == EV_REF_END or refractory[j] == 0.0:
+                b_m += sum_m[s0 + e]
+            t = ev_t[e0 + e]
+            if ev_c[e0 + e] == EV_SPIKE:
+                i_b = c_s * math.exp(-t / ts)
+                v_b = reset[j] if ref_end >= t else b_m * math.exp(-t / tm) - kk * i_b
+                worst = max(worst, abs(v_b - theta[j]))
+                ev_i[e0 + e] = i_b
+                ref_end = t + refractory[j]
+                if refractory[j] == 0.0:
+                    b_m = (reset[j] + kk * i_b) * math.exp(t / tm)
+            else:
+                i_r = c_s * math.exp(-t / ts)
+                ev_i[e0 + e] = i_r
+                b_m = (reset[j] + kk * i_r) * math.exp(t / tm)
+    # ---- (1) the group's events, latest first (ends of refractoriness before spikes at one time)
+    n_all = 0
+    for l in range(n_g):
+        n_all += ne_of[l]
+    all_t = np.empty(n_all)
+    all_c = np.empty(n_all, np.int64)
+    all_l = np.empty(n_all, np.int64)
+    all_e = np.empty(n_all, np.int64)
+    c = 0
+    for l in range(n_g):
+        for e in range(lg_ptr[l], lg_ptr[l] + ne_of[l]):
+            all_t[c], all_c[c], all_l[c], all_e[c] = ev_t[e], ev_c[e], l, e
+            c += 1
+    by_code = np.argsort(all_c, kind="mergesort")             # EV_REF_END (-2) before EV_SPIKE (-1)
+    order = by_code[np.argsort(-all_t[by_code], kind="mergesort")]
+    coef_m = np.zeros(st_ptr[n_g])
+    coef_s = np.zeros(st_ptr[n_g])
+    cur = np.empty(n_g, np.int64)              # the stretch whose coefficients came last (final from it on)
+    pv_ref = np.zeros(n_g)
+    i_ref = np.zeros(n_g)
+    d_th = np.zeros(n_g)
+    for l in range(n_g):
+        cur[l] = ne_of[l]
+    inv_ts, inv_tm = 1.0 / ts, 1.0 / tm
+    for o in range(n_all):
+        c = order[o]
+        i = all_l[c]
+        e = all_e[c]
+        t_ev = all_t[c]
+        if all_c[c] == EV_SPIKE:
+            sid = n_in + ev_s[e]
+            f_es, f_em = s_es[sid], s_em[sid]
+            for cc in range(rec_ptr[i], rec_ptr[i + 1]):
+                t_arr = t_ev + rec_d[cc]
+                if t_arr > t_end:
+                    continue
+                post = rec_post[cc]
+                q = rec_q[cc]
+                e0 = lg_ptr[post]
+                st = cur[post]
+                ne = ne_of[post]
+                while st < ne and (ev_t[e0 + st] < t_arr or (ev_t[e0 + st] == t_arr and ev_c[e0 + st] == EV_SPIKE)):
+                    st += 1
+                pv = coef_m[st_ptr[post] + st] * (f_em * in_dm[q])
+                pi = coef_s[st_ptr[post] + st] * (f_es * in_ds[q]) + kk * pv
+                g_w[q] += pi
+                dl_dt = in_w[q] * (pi * inv_ts - pv * inv_tm)
+                g_d[q] += dl_dt
+                g_time[0, sid] += dl_dt
+        j = members[i]
+        sc = st_ptr[i] + e - lg_ptr[i]          # the stretch after this event
+        cm, cs_, pvr, ir, dd = factored_event(t_ev, ev_c[e], ev_s[e], ev_i[e], coef_m[sc + 1], coef_s[sc + 1],
+                                              pv_ref[i], i_ref[i], kk, tm, ts, reset[j], refractory[j], n_in,
+                                              g_time, sp_source, sp_i_minus_theta, spike_grad)
+        coef_m[sc], coef_s[sc] = cm, cs_
+        pv_ref[i], i_ref[i] = pvr, ir
+        d_th[i] += dd
+        cur[i] = e - lg_ptr[i]
+    # ---- (2) the arrivals from outside the group, with the final coefficients
+    for l in range(n_g):
+        j = members[l]
+        g_th[j] += d_th[l]
+        e0, ne, s0 = lg_ptr[l], ne_of[l], st_ptr[l]
+        _stretch_arrivals(True, j, e0, ne, s0, in_group, in_ptr, in_pre, in_d, in_w, in_ds, in_dm, s_start, s_end,
+                          by_pos, t_end, ev_t, ev_c, kk, inv_ts, inv_tm, coef_s, coef_m, g_pos, g_w, g_d)
+    for k in range(n_s):
+        if g_pos[k] != 0.0:
+            g_time[0, s_id[k]] += g_pos[k]
     return worst

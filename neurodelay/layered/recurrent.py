@@ -20,8 +20,10 @@ The reverse pass (:func:`adjoint`) replays each neuron of a recurrent group
 locally and walks the group's neurons back together, pausing at the group's
 spikes (:func:`~neurodelay.layered._recurrent_kernels.adjoint_group`). A group of one
 tau_m and one tau_s that the loss reaches only through its spike times takes the factored
-steps there (:data:`~neurodelay.layered.engine.FACTORED_REVERSE`, without time-constant
-gradients): no exponential per arrival, gradients equal to the exact steps' to rounding
+reverse pass instead (:data:`~neurodelay.layered.engine.FACTORED_REVERSE`, without time-constant
+gradients; :func:`~neurodelay.layered._recurrent_kernels._adjoint_group_factored`): constant
+costate coefficients between each neuron's spikes, its arrivals neither sorted nor replayed, no
+exponential per arrival; gradients equal to the exact steps' to rounding
 (bench/gradient.py's recurrent network, 700 -> 256 recurrent -> 20, 64 trials: weight and delay
 gradients within 1.7e-15 and 1.7e-14 of the largest entry of the event engine's adjoint).
 """
@@ -202,8 +204,9 @@ def adjoint(record: EventRecord, sources: AdjointSources, *, time_constants: boo
         for step in steps:
             if isinstance(step, _Group):
                 factors = _scan_factors(taus[id(step)], plan, all_t, duration)
-                w = RK.adjoint_group(step.members, step.rec_ptr, step.rec_post, step.rec_d, *static, *spikes,
-                                     duration, n_in, *terms, time_constants, *acc, g_time, spike_grad, *factors)
+                w = RK.adjoint_group(step.members, step.rec_ptr, step.rec_post, step.rec_d, step.rec_q, *static,
+                                     *spikes, duration, n_in, *terms, time_constants, *acc, g_time, spike_grad,
+                                     *factors)
             else:
                 off, size = step[0], step[1]
                 w = K.adjoint_range(off, off + size, 0, *static, *spikes, duration, n_in, sp_time, *terms,
