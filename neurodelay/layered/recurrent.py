@@ -25,7 +25,7 @@ gradients; :func:`~neurodelay.layered._recurrent_kernels._adjoint_group_factored
 costate coefficients between each neuron's spikes, its arrivals neither sorted nor replayed, no
 exponential per arrival; gradients equal to the exact steps' to rounding
 (bench/gradient.py's recurrent network, 700 -> 256 recurrent -> 20, 64 trials: weight and delay
-gradients within 1.7e-15 and 1.7e-14 of the largest entry of the event engine's adjoint).
+gradients within 1.6e-15 and 1.7e-14 of the largest entry of the event engine's adjoint).
 """
 
 from __future__ import annotations
