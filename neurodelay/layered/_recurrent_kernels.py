@@ -36,7 +36,9 @@ arrival, pushed later, only shortens that interval, and re-predicts).
 
 The reverse pass (:func:`adjoint_group`) replays each neuron locally and walks
 the neurons' logs back together, pausing where they are coupled (the group's
-spikes).
+spikes). A group of one tau_m and one tau_s that the loss reaches only through
+its spike times takes :func:`_adjoint_group_factored` instead: no sort, no
+replay, no exponential per arrival.
 
 Times in seconds. The event loop's arrays are arguments and never reassigned
 (see the performance note of :mod:`neurodelay.events.kernel`): when a time
