@@ -369,6 +369,68 @@ def test_recurrent_gradients_equal_event_engine(loss_name):
         assert_close_grad(b.grads[key], a.grads[key], str(key))
 
 
+@pytest.mark.parametrize("refractory", [0.0, 1e-3])
+def test_recurrent_factored_reverse(refractory, monkeypatch):
+    """A recurrent group of one tau_m and one tau_s that the loss reaches only through its spike
+    times takes the factored reverse pass (coefficients between its spikes, no exponential per
+    arrival): the same gradients as the event engine's adjoint and as the exact group pass
+    (FACTORED_REVERSE off), which computes them another way (not bit for bit), on 1 and 2 threads
+    (bit-identical); zero recurrent delays (arrivals at the spike's time) included."""
+    rng = np.random.default_rng(7)
+    n_in, n_h, n_o = 8, 14, 3
+    net = Network().add(SpikeSource("inp", n_in),
+                        LIF("hid", n_h, tau_m=10e-3, tau_s=4e-3, refractory=refractory),
+                        Readout("out", n_o, tau_m=15e-3, tau_s=3e-3), LIF("ttfs", n_o, tau_m=8e-3, tau_s=2.5e-3))
+    net = net.connect("inp", "hid", rng.uniform(0.0, 1.3, n_in * n_h),
+                      delays=Delays(axonal=rng.uniform(0, 2e-3, n_in), synaptic=rng.uniform(0, 4e-3, n_in * n_h)))
+    d_rec = np.where(rng.random(n_h * n_h) < 0.2, 0.0, rng.uniform(0, 3e-3, n_h * n_h))
+    net = net.connect("hid", "hid", rng.uniform(-0.25, 0.35, n_h * n_h),
+                      delays=Delays(dendritic=rng.uniform(0, 1e-3, n_h), synaptic=d_rec))
+    net = net.connect("hid", "out", rng.uniform(-0.5, 1.0, n_h * n_o),
+                      delays=Delays(synaptic=rng.uniform(0, 5e-3, n_h * n_o)))
+    net = net.connect("hid", "ttfs", rng.uniform(-0.2, 1.2, n_h * n_o),
+                      delays=Delays(synaptic=rng.uniform(0, 5e-3, n_h * n_o)))
+    inputs = SpikeTrains.from_lists([[np.sort(rng.uniform(0, 0.035, rng.integers(1, 5))) for _ in range(n_in)]
+                                     for _ in range(3)])
+    labels = rng.integers(0, n_o, 3)
+    loss = losses.FirstSpikeCrossEntropy("ttfs", xi=3e-3) + 0.5 * losses.WeightedIntegralCrossEntropy("out")
+    record = events_simulate(net, inputs, DURATION)
+    assert len(record.spikes("hid").time) > 3 * n_h
+    _, sources = loss.value_and_sources(record, labels)
+    ref = events_adjoint(record, sources)
+    assert layered.engine.FACTORED_REVERSE
+    got = [layered.adjoint(record, sources, n_threads=t) for t in (1, 2)]
+    monkeypatch.setattr(layered.engine, "FACTORED_REVERSE", False)
+    exact = layered.adjoint(record, sources)
+    assert np.any(ref.weight[record.flat.out_proj == 1] != 0)            # hid -> hid matters
+    assert np.any(got[0].weight != exact.weight)                          # another computation
+    for field in ("weight", "delay", "theta", "spike_time", "input_time"):
+        assert_close_grad(getattr(got[0], field), getattr(ref, field), field)
+        assert_close_grad(getattr(got[0], field), getattr(exact, field), field)
+        np.testing.assert_array_equal(getattr(got[0], field), getattr(got[1], field))
+    assert got[0].worst_threshold_error < 1e-12
+    if refractory > 0.0:
+        # self-synapses whose delay equals the refractory period: arrivals at the ends of refractoriness
+        n = 6
+        diag = np.eye(n, dtype=bool).ravel()
+        tie = (Network().add(SpikeSource("inp", 4), LIF("hid", n, tau_m=10e-3, tau_s=3e-3, refractory=refractory),
+                             Readout("out", 2, tau_m=15e-3, tau_s=3e-3))
+               .connect("inp", "hid", np.linspace(0.8, 1.8, 4 * n))
+               .connect("hid", "hid", np.where(diag, 0.4, np.tile(np.linspace(-0.1, 0.15, n), n)),
+                        delays=Delays(synaptic=np.where(diag, refractory, 0.5e-3)))
+               .connect("hid", "out", np.linspace(-0.5, 1.0, 2 * n)))
+        trains = SpikeTrains.from_lists([[np.array([1e-3, 4e-3, 9e-3])] * 4, [np.array([2e-3, 6e-3])] * 4])
+        rec = events_simulate(tie, trains, 0.03)
+        assert len(rec.time) > 2 * n
+        _, sources = losses.WeightedIntegralCrossEntropy("out").value_and_sources(rec, np.array([0, 1]))
+        want = events_adjoint(rec, sources)
+        monkeypatch.setattr(layered.engine, "FACTORED_REVERSE", True)
+        have = layered.adjoint(rec, sources)
+        assert np.any(want.weight[rec.flat.out_proj == 1][diag] != 0)
+        for field in ("weight", "delay", "theta", "input_time"):
+            assert_close_grad(getattr(have, field), getattr(want, field), field)
+
+
 def test_recurrent_gradients_and_runaway():
     """The finite-difference-checked recurrent network of neurodelay.gradcheck through loss_and_grad
     on the layered engine equals the event engine; runaway activity is stopped."""

@@ -592,26 +592,16 @@ def reverse_neuron(n_ev, ev_t, ev_q, ev_s, ev_v, ev_i, in_w, tm, ts, reset, refr
 
 
 @njit(cache=True, nogil=True)
-def reverse_factored(m, arr_t, arr_q, arr_s, in_w, dm, ds, em, es, sp_time, sp_k, tm, ts, theta, reset,
-                     refractory, t_end, sp_i_minus_theta, sp_source, n_in, g_time, row, g_w, g_d, spike_grad,
-                     ev_t, ev_c, ev_s, ev_i, ev_pos):
-    """Reverse pass of a LIF neuron whose loss reaches it only through its spike times, without an
-    exponential per arrival; returns (dL/dtheta, max |V - theta| at its recorded spikes).
-
-    Between the neuron's spikes (and ends of refractoriness) the costate of
-    :func:`reverse_neuron` is ``p_V = a F_m(t)``, ``p_I = b F_s(t) + K a F_m(t)`` with
-    F(t) = exp(t/tau), K = tau_s / (tau_m - tau_s) and a, b constant (``a = 0``
-    inside a refractory clamp). At an arrival F is the product of the spike factor
-    (em, es by source id arr_s) and the synapse factor (dm, ds by q), so dL/dw = p_I
-    and dL/dt_a = w (p_I/tau_s - p_V/tau_m) cost a few multiplications. Only the
-    spikes need the forward state (I before each spike, I at each end of
-    refractoriness, V at the spikes for the record check), which a forward pass of
-    running sums provides (as :func:`scan_factored`). The log ev_* (2 entries per
-    spike) holds those events and how many arrivals precede each.
-    """
+def factored_log(m, arr_t, arr_q, arr_s, in_w, dm, ds, em, es, sp_time, sp_k, tm, ts, theta, reset, refractory,
+                 t_end, ev_t, ev_c, ev_s, ev_i, ev_pos):
+    """The forward half of :func:`reverse_factored`: running sums of ``w exp(t/tau)`` over the neuron's
+    sorted arrivals give the state at its recorded spikes (times sp_time, record indices sp_k) and ends
+    of refractoriness, in the order of :func:`replay_neuron`, logged in ev_* (time, EV_SPIKE or
+    EV_REF_END, record index of the spike (that started it), I there, number of arrivals before it;
+    2 len(sp_time) entries at most). Returns (logged events, arrivals passed, max |V - theta| at the
+    recorded spikes)."""
     kk = ts / (tm - ts)
     n_sp = sp_time.shape[0]
-    # ---- forward: the state at the spikes and ends of refractoriness (order of replay_neuron)
     c_s = 0.0
     b_m = 0.0
     ref_end = -np.inf
@@ -656,6 +646,55 @@ def reverse_factored(m, arr_t, arr_q, arr_s, in_w, dm, ds, em, es, sp_time, sp_k
         ev_t[ne], ev_c[ne], ev_s[ne], ev_i[ne], ev_pos[ne] = (ref_end, EV_REF_END, ref_spike,
                                                               c_s * math.exp(-ref_end / ts), a)
         ne += 1
+    return ne, a, worst
+
+
+@njit(cache=True, forceinline=True)
+def factored_event(t, code, src, i_at, coef_m, coef_s, pv_ref, i_ref, kk, tm, ts, reset, refractory, n_in, g_time,
+                   sp_source, sp_i_minus_theta, spike_grad):
+    """A spike (code EV_SPIKE, record index src) or an end of refractoriness (EV_REF_END) at t in the
+    factored reverse pass (:func:`reverse_factored`; I there: i_at): the costate's coefficients
+    (coef_m, coef_s) before it from those after it. Returns (coef_m, coef_s, pv_ref, i_ref, dL/dtheta
+    of this event)."""
+    f_m = math.exp(t / tm)
+    f_s = math.exp(t / ts)
+    pv = coef_m * f_m
+    pi = coef_s * f_s + kk * pv
+    d_th = 0.0
+    if code == EV_REF_END:
+        pv_ref = pv
+        i_ref = i_at
+        pv = 0.0
+    else:
+        pv = _spike_costate(src, pv, pv_ref, i_ref, i_at, refractory, reset, tm, n_in, g_time, sp_source,
+                            sp_i_minus_theta, spike_grad)
+        if refractory > 0.0:
+            pv_ref = 0.0
+        d_th = -pv
+    return pv / f_m, (pi - kk * pv) / f_s, pv_ref, i_ref, d_th
+
+
+@njit(cache=True, nogil=True)
+def reverse_factored(m, arr_t, arr_q, arr_s, in_w, dm, ds, em, es, sp_time, sp_k, tm, ts, theta, reset,
+                     refractory, t_end, sp_i_minus_theta, sp_source, n_in, g_time, row, g_w, g_d, spike_grad,
+                     ev_t, ev_c, ev_s, ev_i, ev_pos):
+    """Reverse pass of a LIF neuron whose loss reaches it only through its spike times, without an
+    exponential per arrival; returns (dL/dtheta, max |V - theta| at its recorded spikes).
+
+    Between the neuron's spikes (and ends of refractoriness) the costate of
+    :func:`reverse_neuron` is ``p_V = a F_m(t)``, ``p_I = b F_s(t) + K a F_m(t)`` with
+    F(t) = exp(t/tau), K = tau_s / (tau_m - tau_s) and a, b constant (``a = 0``
+    inside a refractory clamp). At an arrival F is the product of the spike factor
+    (em, es by source id arr_s) and the synapse factor (dm, ds by q), so dL/dw = p_I
+    and dL/dt_a = w (p_I/tau_s - p_V/tau_m) cost a few multiplications. Only the
+    spikes need the forward state (I before each spike, I at each end of
+    refractoriness, V at the spikes for the record check), which a forward pass of
+    running sums provides (:func:`factored_log`). The log ev_* (2 entries per
+    spike) holds those events and how many arrivals precede each.
+    """
+    kk = ts / (tm - ts)
+    ne, a, worst = factored_log(m, arr_t, arr_q, arr_s, in_w, dm, ds, em, es, sp_time, sp_k, tm, ts, theta, reset,
+                                refractory, t_end, ev_t, ev_c, ev_s, ev_i, ev_pos)
     # ---- reverse: arrivals a-1 .. 0, each spike event before the arrivals that precede it
     coef_m = 0.0                 # a
     coef_s = 0.0                 # b
@@ -665,23 +704,10 @@ def reverse_factored(m, arr_t, arr_q, arr_s, in_w, dm, ds, em, es, sp_time, sp_k
     e = ne - 1
     for a in range(a - 1, -2, -1):
         while e >= 0 and ev_pos[e] > a:
-            t = ev_t[e]
-            f_m = math.exp(t / tm)
-            f_s = math.exp(t / ts)
-            pv = coef_m * f_m
-            pi = coef_s * f_s + kk * pv
-            if ev_c[e] == EV_REF_END:
-                pv_ref = pv
-                i_ref = ev_i[e]
-                pv = 0.0
-            else:
-                pv = _spike_costate(ev_s[e], pv, pv_ref, i_ref, ev_i[e], refractory, reset, tm, n_in, g_time,
-                                    sp_source, sp_i_minus_theta, spike_grad)
-                if refractory > 0.0:
-                    pv_ref = 0.0
-                g_th -= pv
-            coef_m = pv / f_m
-            coef_s = (pi - kk * pv) / f_s
+            coef_m, coef_s, pv_ref, i_ref, d_th = factored_event(
+                ev_t[e], ev_c[e], ev_s[e], ev_i[e], coef_m, coef_s, pv_ref, i_ref, kk, tm, ts, reset, refractory,
+                n_in, g_time, sp_source, sp_i_minus_theta, spike_grad)
+            g_th += d_th
             e -= 1
         if a < 0:
             break
@@ -1021,23 +1047,10 @@ def reverse_factored_kept(m, arr_q, arr_s, in_w, syn_f, spk_f, sp_k, tm, ts, res
         a_hi = a_lo
         if e < 0:
             break
-        t = ev_t[e]
-        f_m = math.exp(t / tm)
-        f_s = math.exp(t / ts)
-        pv = coef_m * f_m
-        pi = coef_s * f_s + kk * pv
-        if ev_c[e] == EV_REF_END:
-            pv_ref = pv
-            i_ref = ev_i[e]
-            pv = 0.0
-        else:
-            pv = _spike_costate(sp_k[ev_s[e]], pv, pv_ref, i_ref, ev_i[e], refractory, reset, tm, n_in, g_time,
-                                sp_source, sp_i_minus_theta, spike_grad)
-            if refractory > 0.0:
-                pv_ref = 0.0
-            g_th -= pv
-        coef_m = pv / f_m
-        coef_s = (pi - kk * pv) / f_s
+        coef_m, coef_s, pv_ref, i_ref, d_th = factored_event(
+            ev_t[e], ev_c[e], sp_k[ev_s[e]], ev_i[e], coef_m, coef_s, pv_ref, i_ref, kk, tm, ts, reset, refractory,
+            n_in, g_time, sp_source, sp_i_minus_theta, spike_grad)
+        g_th += d_th
         e -= 1
     return g_th
 

@@ -13,12 +13,16 @@ time, but each neuron keeps its own event sources:
   per-neuron time buckets (a ring over the largest recurrent delay; the bucket
   in front is kept sorted by (time, synapse));
 * the **next event** of the group is taken from an indexed min-heap over the
-  group's neurons keyed by each neuron's next event that can involve another
-  neuron: its next recurrent arrival or its next threshold crossing. Input
-  arrivals are not events of the index: each neuron scans them *tentatively*
-  from its committed state up to that next event (at most SCAN_LIMIT of them,
-  then the scan resumes as an event of the index); a recurrent arrival pushed
-  before the end of a neuron's scan sends it back to its committed state.
+  group's neurons keyed by where each neuron's *tentative* scan stopped: from
+  its committed state, each neuron scans its input arrivals and the pending
+  recurrent arrivals of its front bucket, merged in (time, synapse) order, up
+  to its next threshold crossing, the first recurrent arrival of a later
+  bucket, SCAN_LIMIT arrivals or a guard time (then the scan resumes as an
+  event of the index); a recurrent arrival pushed before the end of a
+  neuron's scan sends it back to its committed state. So most recurrent
+  arrivals are scanned like input arrivals, without an event of the index
+  (when each was an event of the index: ~1M per trial at SHD size, 700 -> 256
+  recurrent -> 20, 95 % of them recurrent arrivals).
 
 Each neuron's events are applied with the event engine's exact dynamics
 (:func:`~neurodelay.events.dynamics.state_at`,
@@ -32,7 +36,9 @@ arrival, pushed later, only shortens that interval, and re-predicts).
 
 The reverse pass (:func:`adjoint_group`) replays each neuron locally and walks
 the neurons' logs back together, pausing where they are coupled (the group's
-spikes).
+spikes). A group of one tau_m and one tau_s that the loss reaches only through
+its spike times takes :func:`_adjoint_group_factored` instead: no sort, no
+replay, no exponential per arrival.
 
 Times in seconds. The event loop's arrays are arguments and never reassigned
 (see the performance note of :mod:`neurodelay.events.kernel`): when a time
@@ -49,7 +55,7 @@ from numba import njit
 
 from ..events.dynamics import biased_crossing, state_at
 from ._kernels import (EV_REF_END, EV_SPIKE, _spike_costate, advance_costate, arrival_costate, below_until,
-                       gather_sorted, incoming_count, replay_neuron)
+                       crossing_within, factored_event, gather_sorted, incoming_count, replay_neuron)
 
 STATUS_OK = 0
 STATUS_TOO_MANY_SPIKES = 1
@@ -87,19 +93,26 @@ def _predict(v, cur, t_last, ref_end, reset, tm, ts, theta, closed, t_next):
         return ref_end + biased_crossing(reset, i0, tm, ts, theta, closed, 0.0)
     if below_until(v, cur, tm, ts, theta, t_next - t_last):
         return np.inf
+    if theta >= 0.0:     # (biased_crossing is then next_crossing) no root search past t_next
+        return t_last + crossing_within(v, cur, tm, ts, theta, closed, t_next - t_last)
     return t_last + biased_crossing(v, cur, tm, ts, theta, closed, 0.0)
 
 
 # columns of the state rows: V (u = V - bias), I, t_last, ref_end, predicted crossing
 _V, _I, _TL, _RE, _PRED = 0, 1, 2, 3, 4
 # columns of the position rows: next input arrival, next sample, and (tentative rows) what the scan stopped at
-_A, _SP, _KIND = 0, 1, 2
+_A, _SP, _KIND, _TC = 0, 1, 2, 3
 _AT_SPIKE, _AT_RECURRENT, _AT_LIMIT = 0, 1, 2
-#: input arrivals one tentative scan takes at most before it stops (and is resumed as an event of the
-#: index): a neuron with no recurrent arrival pending would otherwise scan to its next crossing, maybe
-#: the end of the trial, and scan all that again after each arrival pushed before it. 8 was the
-#: fastest of 3, 8, 16, 32, 256 on a sparse 1000-neuron network and the dense SHD-size layer.
-SCAN_LIMIT = 8
+#: arrivals one tentative scan takes at most before it stops (and is resumed as an event of the
+#: index): a neuron would otherwise scan to its next crossing, maybe the end of the trial, and scan
+#: all that again after each arrival pushed before it. forward_group's CPU ms per trial for 8, 16,
+#: 32, 64 (fastest of 3, one run each, shared machine): 265, 235, 213, 227 at SHD size
+#: (bench/gradient.py's recurrent network) and 449, 410, 422, 449 on bench/forward.py's sparse
+#: 1000-neuron network.
+SCAN_LIMIT = 32
+#: a tentative scan stops GUARD_BUCKETS time buckets after its front bucket's, so that the
+#: pending arrivals (front bucket to now + the largest delay) stay within the ring of N_BUCKETS
+GUARD_BUCKETS = 29
 
 
 @njit(cache=True, nogil=True)
@@ -110,14 +123,16 @@ def _group_loop(members, tau_m, tau_s, theta, reset, refractory, closed, in_w, t
     """Process the group's events in time order until t_end, or until a bucket or the record is full
     (then return _NEED_PENDING / _NEED_RECORDS with the state intact, else _DONE).
 
-    Local neuron l (global members[l]) has a committed state (cst, cpos: after its last
-    recurrent arrival or spike) and a tentative one (tst, tpos): the committed state carried
-    through its input arrivals up to its next pending recurrent arrival or its first crossing,
-    whichever is first (the key of l in the indexed heap key/item/pos); the tentative state
-    holds until (end_t, end_q), before which a newly pushed recurrent arrival sends l back
-    to its committed state (a rescan). Neurons to (re)scan are listed in todo (todo[n_g]:
-    their number). Every helper called here takes at most two arrays, so that numba's
-    reference counting stays out of the loop's cost.
+    Local neuron l (global members[l]) has a committed state (cst, cpos, and the head of its
+    front bucket: after its last index event) and a tentative one (tst, tpos): the committed
+    state carried through its input arrivals and the pending recurrent arrivals of its front
+    bucket (tpos[l, _TC] of them) up to the first of: its first crossing, the first pending
+    recurrent arrival of a later bucket, SCAN_LIMIT arrivals, or GUARD_BUCKETS buckets past the
+    front (the key of l in the indexed heap key/item/pos, where it resumes). The tentative state
+    holds until (end_t, end_q), before which a newly pushed recurrent arrival sends l back to its
+    committed state (a rescan). Neurons to (re)scan are listed in todo (todo[n_g]: their number).
+    Every helper called here takes at most two arrays, so that numba's reference counting stays
+    out of the loop's cost.
     """
     n_g = members.shape[0]
     n_spk = counters[_NSPK]
@@ -131,13 +146,26 @@ def _group_loop(members, tau_m, tau_s, theta, reset, refractory, closed, in_w, t
             u = todo[k]
             j = members[u]
             tm, ts, th, rs, cl, col = tau_m[j], tau_s[j], theta[j], reset[j], closed[j], col_of[j]
+            # the front bucket's pending arrivals from its head on (sorted), then the first of a later one
             nb = bm[u, _FRONT, 1]
             bt = np.inf
             bq = 0.0
+            f_sl = 0
+            f_hd = 0
+            f_n = 0                           # pending arrivals of the front bucket
+            guard = np.inf
             if nb > 0:
-                sl = bm[u, _FRONT, 0] % N_BUCKETS
-                hd = bm[u, sl, 1]
-                bt, bq = bk[u, sl, 2 * hd], bk[u, sl, 2 * hd + 1]
+                fb = bm[u, _FRONT, 0]
+                f_sl = fb % N_BUCKETS
+                f_hd = bm[u, f_sl, 1]
+                f_n = bm[u, f_sl, 0] - f_hd
+                guard = (fb + GUARD_BUCKETS) / inv_width
+            later = nb > f_n                  # pending arrivals in later buckets
+            tc = 0
+            if tc < f_n:
+                bt, bq = bk[u, f_sl, 2 * f_hd], bk[u, f_sl, 2 * f_hd + 1]
+            elif later:
+                bt, bq = _bucket_min(bk, bm, occ, u, f_sl)
             v, cur, t_last, ref_end, pred = cst[u, _V], cst[u, _I], cst[u, _TL], cst[u, _RE], cst[u, _PRED]
             a, sp = cpos[u, _A], cpos[u, _SP]
             lo = ext_ptr[u]
@@ -146,35 +174,53 @@ def _group_loop(members, tau_m, tau_s, theta, reset, refractory, closed, in_w, t
             steps = 0
             kind = _AT_SPIKE
             while True:
-                within = False
                 t_a = np.inf
                 q_a = 0
                 if a < n:
                     t_a = ext_t[lo + a]
-                    q_a = ext_q[lo + a]
-                    within = _before(t_a, float(q_a), bt, bq)
-                if pred <= (t_a if within else np.inf) and pred <= bt:
+                    q_a = np.int64(ext_q[lo + a])
+                is_rec = _before(bt, bq, t_a, float(q_a))
+                t_n = bt if is_rec else t_a
+                if min(pred, t_n) > guard:    # resume at the guard (the front bucket is used up)
+                    bt, bq = guard, -2.0
+                    kind = _AT_LIMIT
+                    break
+                if pred <= t_n:
                     break                     # a spike at pred comes first
-                if not within or t_a > t_end:
-                    pred = np.inf             # up to the bound; the recurrent arrival there predicts again
+                if t_n > t_end:
+                    bt, bq = t_n, 0.0         # nothing more before the end (unless a push comes)
+                    kind = _AT_LIMIT
+                    break
+                if is_rec and tc == f_n:      # the first arrival of a later bucket: an event of the index
                     kind = _AT_RECURRENT
                     break
-                if steps == SCAN_LIMIT:       # resume at this input arrival later (pred lies after it)
-                    bt, bq = t_a, float(q_a)
+                if steps == SCAN_LIMIT:       # resume at this arrival later (pred lies after it)
+                    if not is_rec:
+                        bt, bq = t_a, float(q_a)
                     kind = _AT_LIMIT
                     break
                 steps += 1
-                while sp < ns and sample_times[sp] < t_a:
+                while sp < ns and sample_times[sp] < t_n:
                     samples[sp, col] = state_at(v, cur, t_last, ref_end, rs, tm, ts, sample_times[sp])[0] + v_off[j]
                     sp += 1
-                v, cur = state_at(v, cur, t_last, ref_end, rs, tm, ts, t_a)
-                t_last = t_a
-                cur += in_w[q_a]
-                a += 1
+                v, cur = state_at(v, cur, t_last, ref_end, rs, tm, ts, t_n)
+                t_last = t_n
+                if is_rec:
+                    cur += in_w[np.int64(bq)]
+                    tc += 1
+                    if tc < f_n:
+                        bt, bq = bk[u, f_sl, 2 * (f_hd + tc)], bk[u, f_sl, 2 * (f_hd + tc) + 1]
+                    elif later:
+                        bt, bq = _bucket_min(bk, bm, occ, u, f_sl)
+                    else:
+                        bt, bq = np.inf, 0.0
+                else:
+                    cur += in_w[q_a]
+                    a += 1
                 t_next = min(ext_t[lo + a] if a < n else np.inf, bt, t_end)
                 pred = _predict(v, cur, t_last, ref_end, rs, tm, ts, th, cl, t_next)
             tst[u, _V], tst[u, _I], tst[u, _TL], tst[u, _RE], tst[u, _PRED] = v, cur, t_last, ref_end, pred
-            tpos[u, _A], tpos[u, _SP], tpos[u, _KIND] = a, sp, kind
+            tpos[u, _A], tpos[u, _SP], tpos[u, _KIND], tpos[u, _TC] = a, sp, kind, tc
             if kind == _AT_SPIKE:
                 end_t[u], end_q[u] = pred, -1.0
                 new = pred
@@ -232,7 +278,7 @@ def _group_loop(members, tau_m, tau_s, theta, reset, refractory, closed, in_w, t
             if full:
                 code = _NEED_PENDING
                 break
-        # commit the tentative scan up to t_now, then the event
+        # commit the tentative scan up to t_now (its recurrent arrivals leave the front bucket), then the event
         v, cur, t_last, ref_end = tst[l, _V], tst[l, _I], tst[l, _TL], tst[l, _RE]
         a = tpos[l, _A]
         sp = tpos[l, _SP]
@@ -241,6 +287,43 @@ def _group_loop(members, tau_m, tau_s, theta, reset, refractory, closed, in_w, t
             while sp < n_samples and sample_times[sp] < t_now:
                 samples[sp, col] = state_at(v, cur, t_last, ref_end, rs, tm, ts, sample_times[sp])[0] + v_off[j]
                 sp += 1
+        for rep in range(2):
+            if rep == 0:
+                take = tpos[l, _TC]
+            else:
+                take = 1 if kind == _AT_RECURRENT else 0
+                if take:                      # the first arrival of the next bucket, now the front
+                    v, cur = state_at(v, cur, t_last, ref_end, rs, tm, ts, t_now)
+                    t_last = t_now
+                    sl = bm[l, _FRONT, 0] % N_BUCKETS
+                    cur += in_w[np.int64(bk[l, sl, 2 * bm[l, sl, 1] + 1])]
+            if take == 0:
+                continue
+            # remove them from the front bucket (as _pending_pop, inline)
+            sl = bm[l, _FRONT, 0] % N_BUCKETS
+            bm[l, sl, 1] += take
+            bm[l, _FRONT, 1] -= take
+            if bm[l, sl, 1] == bm[l, sl, 0]:
+                bm[l, sl, 0] = 0
+                bm[l, sl, 1] = 0
+                occ[l] &= ~(np.uint64(1) << np.uint64(sl))
+                if bm[l, _FRONT, 1] > 0:
+                    # the next occupied slot in ring order: the lowest set bit above sl, else the lowest
+                    nxt = _next_slot(occ[l], sl)
+                    b = bm[l, _FRONT, 0] + (nxt - sl) % N_BUCKETS
+                    bm[l, _FRONT, 0] = b
+                    sl = b % N_BUCKETS
+                    h0 = bm[l, sl, 1]
+                    for e in range(h0 + 1, bm[l, sl, 0]):
+                        te = bk[l, sl, 2 * e]
+                        qe = bk[l, sl, 2 * e + 1]
+                        k = e
+                        while k > h0 and _before(te, qe, bk[l, sl, 2 * k - 2], bk[l, sl, 2 * k - 1]):
+                            bk[l, sl, 2 * k] = bk[l, sl, 2 * k - 2]
+                            bk[l, sl, 2 * k + 1] = bk[l, sl, 2 * k - 1]
+                            k -= 1
+                        bk[l, sl, 2 * k] = te
+                        bk[l, sl, 2 * k + 1] = qe
         if is_spike:
             _, cur = state_at(v, cur, t_last, ref_end, rs, tm, ts, t_now)
             t_last = t_now
@@ -285,40 +368,6 @@ def _group_loop(members, tau_m, tau_s, theta, reset, refractory, closed, in_w, t
                     end_t[post] = -np.inf            # queued for a rescan (once)
                     todo[todo[n_g]] = post
                     todo[n_g] += 1
-        elif kind == _AT_RECURRENT:
-            v, cur = state_at(v, cur, t_last, ref_end, rs, tm, ts, t_now)
-            t_last = t_now
-            sl = bm[l, _FRONT, 0] % N_BUCKETS
-            cur += in_w[np.int64(bk[l, sl, 2 * bm[l, sl, 1] + 1])]
-            # remove it (as _pending_pop, inline)
-            bm[l, sl, 1] += 1
-            bm[l, _FRONT, 1] -= 1
-            if bm[l, sl, 1] == bm[l, sl, 0]:
-                bm[l, sl, 0] = 0
-                bm[l, sl, 1] = 0
-                occ[l] &= ~(np.uint64(1) << np.uint64(sl))
-                if bm[l, _FRONT, 1] > 0:
-                    # the next occupied slot in ring order: the lowest set bit above sl, else the lowest
-                    x = occ[l] >> np.uint64(sl + 1) if sl + 1 < N_BUCKETS else np.uint64(0)
-                    if x != 0:
-                        nxt = sl + 1 + np.int64(math.log2(float(x & (~x + np.uint64(1)))))
-                    else:
-                        x = occ[l]
-                        nxt = np.int64(math.log2(float(x & (~x + np.uint64(1)))))
-                    b = bm[l, _FRONT, 0] + (nxt - sl) % N_BUCKETS
-                    bm[l, _FRONT, 0] = b
-                    sl = b % N_BUCKETS
-                    h0 = bm[l, sl, 1]
-                    for e in range(h0 + 1, bm[l, sl, 0]):
-                        te = bk[l, sl, 2 * e]
-                        qe = bk[l, sl, 2 * e + 1]
-                        k = e
-                        while k > h0 and _before(te, qe, bk[l, sl, 2 * k - 2], bk[l, sl, 2 * k - 1]):
-                            bk[l, sl, 2 * k] = bk[l, sl, 2 * k - 2]
-                            bk[l, sl, 2 * k + 1] = bk[l, sl, 2 * k - 1]
-                            k -= 1
-                        bk[l, sl, 2 * k] = te
-                        bk[l, sl, 2 * k + 1] = qe
         t_x = ext_t[ext_ptr[l] + a] if a < ext_n[l] else np.inf
         t_r = np.inf
         if bm[l, _FRONT, 1] > 0:
@@ -335,6 +384,27 @@ def _group_loop(members, tau_m, tau_s, theta, reset, refractory, closed, in_w, t
     counters[_NSPK] = n_spk
     counters[_STATUS] = status
     return code
+
+
+@njit(cache=True, inline="always")
+def _next_slot(bits, sl):
+    """The next occupied slot after sl in ring order (bits: the occupied slots; one other than sl is set)."""
+    x = bits >> np.uint64(sl + 1) if sl + 1 < N_BUCKETS else np.uint64(0)
+    if x != 0:
+        return sl + 1 + np.int64(math.log2(float(x & (~x + np.uint64(1)))))
+    return np.int64(math.log2(float(bits & (~bits + np.uint64(1)))))
+
+
+@njit(cache=True)
+def _bucket_min(bk, bm, occ, u, f_sl):
+    """The first pending arrival (time, q) of neuron u after its front bucket (slot f_sl): the least
+    entry of the next occupied bucket (unsorted until it becomes the front)."""
+    sl = _next_slot(occ[u] & ~(np.uint64(1) << np.uint64(f_sl)), f_sl)
+    bt, bq = bk[u, sl, 0], bk[u, sl, 1]
+    for e in range(1, bm[u, sl, 0]):
+        if _before(bk[u, sl, 2 * e], bk[u, sl, 2 * e + 1], bt, bq):
+            bt, bq = bk[u, sl, 2 * e], bk[u, sl, 2 * e + 1]
+    return bt, bq
 
 
 @njit(cache=True, nogil=True)
@@ -365,7 +435,7 @@ def forward_group(members, in_ptr, in_pre, in_d, in_w, tau_m, tau_s, theta, rese
         mmax = max(mmax, m)
     counts = np.empty(mmax + 1, np.int64)
     ext_t = np.empty(ext_ptr[n_g])
-    ext_q = np.empty(ext_ptr[n_g], np.int64)
+    ext_q = np.empty(ext_ptr[n_g], np.uint32)   # 12 bytes per arrival with its time: the scans are memory-bound
     ext_n = np.zeros(n_g, np.int64)
     no_id = np.empty(0, np.int64)
     for l in range(n_g):
@@ -385,7 +455,7 @@ def forward_group(members, in_ptr, in_pre, in_d, in_w, tau_m, tau_s, theta, rese
             cst[l, _PRED] = biased_crossing(u_init[j], i_init[j], tau_m[j], tau_s[j], theta[j], closed[j], 0.0)
     tst = cst.copy()
     cpos = np.zeros((n_g, 2), np.int64)
-    tpos = np.zeros((n_g, 3), np.int64)
+    tpos = np.zeros((n_g, 4), np.int64)
     end_t = np.full(n_g, np.inf)
     end_q = np.zeros(n_g)
     key = np.full(n_g, np.inf)
@@ -397,7 +467,7 @@ def forward_group(members, in_ptr, in_pre, in_d, in_w, tau_m, tau_s, theta, rese
     d_max = 0.0
     for c in range(rec_ptr[n_g]):
         d_max = max(d_max, rec_d[c])
-    inv_width = (N_BUCKETS - 3) / d_max if d_max > 0.0 else 1.0
+    inv_width = (N_BUCKETS - 3 - GUARD_BUCKETS) / d_max if d_max > 0.0 else 1.0
     # the most synapses from one neuron of the group onto another (arrivals one spike adds to one bucket)
     mult = 1
     seen = np.zeros(n_g, np.int64)
@@ -454,10 +524,10 @@ def forward_group(members, in_ptr, in_pre, in_d, in_w, tau_m, tau_s, theta, rese
 
 # ---------------------------------------------------------------- reverse ----
 @njit(cache=True, nogil=True)
-def adjoint_group(members, rec_ptr, rec_post, rec_d, in_ptr, in_pre, in_d, in_w, tau_m, tau_s, theta, reset, refractory,
-                  s_start, s_end, s_time, s_id, t_end, n_in, sp_i_minus_theta, sp_source,
+def adjoint_group(members, rec_ptr, rec_post, rec_d, rec_q, in_ptr, in_pre, in_d, in_w, tau_m, tau_s, theta, reset,
+                  refractory, s_start, s_end, s_time, s_id, t_end, n_in, sp_i_minus_theta, sp_source,
                   ps_ptr, ps_time, ps_value, cs_ptr, cs_coef, cs_rate, want_tau,
-                  g_w, g_d, g_tm, g_ts, g_th, g_time, spike_grad):
+                  g_w, g_d, g_tm, g_ts, g_th, g_time, spike_grad, factored, in_dm, in_ds, s_em, s_es):
     """Reverse pass of one recurrent group in one trial; returns max |V - theta| at its recorded spikes.
 
     Arguments as :func:`~._kernels.adjoint_range` (one row of g_time; s_*: every spike of the
@@ -472,8 +542,22 @@ def adjoint_group(members, rec_ptr, rec_post, rec_d, in_ptr, in_pre, in_d, in_w,
     T, and then spike k. Most arrivals lie behind their target's walk already, so each neuron
     walks long stretches of its log at a time. (The walk is written once, inline, for numba: a
     call with the logs as arguments would cost reference counts per step.)
+
+    factored (the group's neurons share tau_m and tau_s; in_dm, in_ds: exp(d/tau) per synapse,
+    s_em, s_es: exp(t/tau) per spike id; ignored where a neuron of the group has a loss source
+    or want_tau): :func:`_adjoint_group_factored` instead.
     """
     n_g = members.shape[0]
+    fac = factored and not want_tau
+    for l in range(n_g):
+        j = members[l]
+        if ps_ptr[j] != ps_ptr[j + 1] or cs_ptr[j] != cs_ptr[j + 1]:
+            fac = False
+    if fac:
+        return _adjoint_group_factored(members, rec_ptr, rec_post, rec_d, rec_q, in_ptr, in_pre, in_w, tau_m, tau_s,
+                                       theta, reset, refractory, s_start, s_end, s_time, s_id, in_d, t_end, n_in,
+                                       sp_i_minus_theta, sp_source, g_w, g_d, g_th, g_time, spike_grad, in_dm,
+                                       in_ds, s_em, s_es)
     # ---- replay every neuron into its part of the logs
     log_ptr = np.zeros(n_g + 1, np.int64)
     mmax = 0
@@ -641,4 +725,218 @@ def adjoint_group(members, rec_ptr, rec_post, rec_d, in_ptr, in_pre, in_d, in_w,
         g_tm[j] += acc[l, 0]
         g_ts[j] += acc[l, 1]
         g_th[j] += acc[l, 2]
+    return worst
+
+
+@njit(cache=True, nogil=True)
+def _stretch_arrivals(grad, j, e0, ne, s0, skip, in_ptr, in_pre, in_d, in_w, in_ds, in_dm, s_start, s_end, by_pos,
+                      t_end, ev_t, ev_c, kk, inv_ts, inv_tm, per_s, per_m, g_pos, g_w, g_d):
+    """The arrivals at neuron j from the presynaptic neurons not in `skip`, in generation order (synapse,
+    then spike), each in its stretch (the neuron's ne events ev_*[e0:e0 + ne]; its stretches s0..s0 + ne):
+    without grad, sum w F_s and K w F_m per stretch into per_s, per_m; with grad, the arrival's
+    sensitivities with the stretch's coefficients (per_s, per_m: b and a of
+    :func:`~._kernels.reverse_factored`) into g_w, g_d and g_pos (by position in s_time). by_pos: the
+    spikes' time, exp(t/tau_s), exp(t/tau_m) by position; in_ds, in_dm: exp(d/tau) per synapse."""
+    for q in range(in_ptr[j], in_ptr[j + 1]):
+        p = in_pre[q]
+        if skip[p]:
+            continue
+        d = in_d[q]
+        w = in_w[q]
+        f_ds, f_dm = in_ds[q], in_dm[q]
+        st = 0
+        gw = 0.0
+        gd = 0.0
+        for k in range(s_start[p], s_end[p]):
+            t = by_pos[k, 0] + d
+            if t > t_end:
+                break
+            while st < ne and (ev_t[e0 + st] < t or (ev_t[e0 + st] == t and ev_c[e0 + st] == EV_SPIKE)):
+                st += 1                      # the arrival's stretch (a spike at t comes first)
+            f_s = by_pos[k, 1] * f_ds
+            f_m = by_pos[k, 2] * f_dm
+            if grad:
+                pv = per_m[s0 + st] * f_m
+                pi = per_s[s0 + st] * f_s + kk * pv
+                gw += pi
+                dl_dt = w * (pi * inv_ts - pv * inv_tm)
+                gd += dl_dt
+                g_pos[k] += dl_dt
+            else:
+                per_s[s0 + st] += w * f_s
+                per_m[s0 + st] += kk * w * f_m
+        if grad:
+            g_w[q] += gw
+            g_d[q] += gd
+
+
+@njit(cache=True, nogil=True)
+def _adjoint_group_factored(members, rec_ptr, rec_post, rec_d, rec_q, in_ptr, in_pre, in_w, tau_m, tau_s, theta,
+                            reset, refractory, s_start, s_end, s_time, s_id, in_d, t_end, n_in, sp_i_minus_theta,
+                            sp_source, g_w, g_d, g_th, g_time, spike_grad, in_dm, in_ds, s_em, s_es):
+    """:func:`adjoint_group` of a group of one tau_m and one tau_s that the loss reaches only through
+    its spike times, with the steps of :func:`~._kernels.reverse_factored` and no sort.
+
+    Between a neuron's events (its spikes and ends of refractoriness: the boundaries of its
+    *stretches*) its costate is a constant pair of coefficients (p_V = a F_m, p_I = b F_s + K a F_m),
+    so an arrival's sensitivities need only the coefficients of its stretch, whatever the order
+    of the arrivals within it. Hence: (0) each neuron's arrivals, in generation order (synapse, then
+    spike: the stretch found by a pointer that moves up along each synapse), summed per stretch give
+    I at its events and V at its spikes (the forward half of reverse_factored); (1) the group's
+    events are taken latest first (at one time, ends of refractoriness first): before spike k of
+    neuron i at T, its recurrent arrivals at T + d are evaluated with the coefficients of their
+    target's stretch, final by then (the stretch ends at an event later than T, or at an end of
+    refractoriness at T), which completes k's time sensitivity; each event gives its neuron's
+    coefficients before it (:func:`~._kernels.factored_event`); (2) the other arrivals (from the
+    inputs and the earlier layers) with the final coefficients, neuron by neuron. Gradients equal
+    those of the exact steps to rounding (sums taken in another order).
+    """
+    n_g = members.shape[0]
+    kk = 0.0
+    tm = ts = 1.0
+    if n_g > 0:
+        tm, ts = tau_m[members[0]], tau_s[members[0]]
+        kk = ts / (tm - ts)
+    in_group = np.zeros(s_start.shape[0], np.bool_)
+    no_skip = np.zeros(s_start.shape[0], np.bool_)
+    for l in range(n_g):
+        in_group[members[l]] = True
+    # the spikes by position in s_time (grouped by neuron, as the arrivals are generated): time and
+    # factors side by side, and the time sensitivities of the spikes from outside the group
+    n_s = s_time.shape[0]
+    by_pos = np.empty((n_s, 3))
+    for k in range(n_s):
+        by_pos[k, 0], by_pos[k, 1], by_pos[k, 2] = s_time[k], s_es[s_id[k]], s_em[s_id[k]]
+    g_pos = np.zeros(n_s)
+    # ---- each neuron's events (order of factored_log), at most 2 per spike
+    lg_ptr = np.zeros(n_g + 1, np.int64)
+    for l in range(n_g):
+        j = members[l]
+        lg_ptr[l + 1] = lg_ptr[l] + 2 * (s_end[j] - s_start[j])
+    n_lg = lg_ptr[n_g]
+    ev_t = np.empty(n_lg)
+    ev_c = np.empty(n_lg, np.int64)
+    ev_s = np.empty(n_lg, np.int64)
+    ev_i = np.empty(n_lg)
+    ne_of = np.zeros(n_g, np.int64)
+    for l in range(n_g):
+        j = members[l]
+        e = lg_ptr[l]
+        ref_end = -np.inf
+        ref_spike = -1
+        for r in range(s_start[j], s_end[j]):
+            t_p = s_time[r]
+            if ref_spike >= 0 and t_p > ref_end:
+                ev_t[e], ev_c[e], ev_s[e] = ref_end, EV_REF_END, ref_spike
+                e += 1
+                ref_spike = -1
+            ev_t[e], ev_c[e], ev_s[e] = t_p, EV_SPIKE, s_id[r] - n_in
+            e += 1
+            ref_end = t_p + refractory[j]
+            ref_spike = s_id[r] - n_in if refractory[j] > 0.0 else -1
+        if ref_spike >= 0 and ref_end <= t_end:
+            ev_t[e], ev_c[e], ev_s[e] = ref_end, EV_REF_END, ref_spike
+            e += 1
+        ne_of[l] = e - lg_ptr[l]
+    # ---- (0) sums per stretch of w F_s (all arrivals) and K w F_m, then I at the events, V at the spikes
+    st_ptr = np.zeros(n_g + 1, np.int64)        # stretches: ne + 1 per neuron
+    for l in range(n_g):
+        st_ptr[l + 1] = st_ptr[l] + ne_of[l] + 1
+    sum_s = np.zeros(st_ptr[n_g])
+    sum_m = np.zeros(st_ptr[n_g])
+    worst = 0.0
+    for l in range(n_g):
+        j = members[l]
+        e0, ne, s0 = lg_ptr[l], ne_of[l], st_ptr[l]
+        _stretch_arrivals(False, j, e0, ne, s0, no_skip, in_ptr, in_pre, in_d, in_w, in_ds, in_dm, s_start, s_end,
+                          by_pos, t_end, ev_t, ev_c, kk, 1.0 / ts, 1.0 / tm, sum_s, sum_m, g_pos, g_w, g_d)
+        c_s = 0.0
+        b_m = 0.0
+        ref_end = -np.inf
+        for e in range(ne):
+            c_s += sum_s[s0 + e]
+            # V integrates the stretch's arrivals unless it follows a spike with a refractory period
+            if e == 0 or ev_c[e0 + e - 1] == EV_REF_END or refractory[j] == 0.0:
+                b_m += sum_m[s0 + e]
+            t = ev_t[e0 + e]
+            if ev_c[e0 + e] == EV_SPIKE:
+                i_b = c_s * math.exp(-t / ts)
+                v_b = reset[j] if ref_end >= t else b_m * math.exp(-t / tm) - kk * i_b
+                worst = max(worst, abs(v_b - theta[j]))
+                ev_i[e0 + e] = i_b
+                ref_end = t + refractory[j]
+                if refractory[j] == 0.0:
+                    b_m = (reset[j] + kk * i_b) * math.exp(t / tm)
+            else:
+                i_r = c_s * math.exp(-t / ts)
+                ev_i[e0 + e] = i_r
+                b_m = (reset[j] + kk * i_r) * math.exp(t / tm)
+    # ---- (1) the group's events, latest first (ends of refractoriness before spikes at one time)
+    n_all = 0
+    for l in range(n_g):
+        n_all += ne_of[l]
+    all_t = np.empty(n_all)
+    all_c = np.empty(n_all, np.int64)
+    all_l = np.empty(n_all, np.int64)
+    all_e = np.empty(n_all, np.int64)
+    c = 0
+    for l in range(n_g):
+        for e in range(lg_ptr[l], lg_ptr[l] + ne_of[l]):
+            all_t[c], all_c[c], all_l[c], all_e[c] = ev_t[e], ev_c[e], l, e
+            c += 1
+    by_code = np.argsort(all_c, kind="mergesort")             # EV_REF_END (-2) before EV_SPIKE (-1)
+    order = by_code[np.argsort(-all_t[by_code], kind="mergesort")]
+    coef_m = np.zeros(st_ptr[n_g])
+    coef_s = np.zeros(st_ptr[n_g])
+    cur = np.empty(n_g, np.int64)              # the stretch whose coefficients came last (final from it on)
+    pv_ref = np.zeros(n_g)
+    i_ref = np.zeros(n_g)
+    d_th = np.zeros(n_g)
+    for l in range(n_g):
+        cur[l] = ne_of[l]
+    inv_ts, inv_tm = 1.0 / ts, 1.0 / tm
+    for o in range(n_all):
+        c = order[o]
+        i = all_l[c]
+        e = all_e[c]
+        t_ev = all_t[c]
+        if all_c[c] == EV_SPIKE:
+            sid = n_in + ev_s[e]
+            f_es, f_em = s_es[sid], s_em[sid]
+            for cc in range(rec_ptr[i], rec_ptr[i + 1]):
+                t_arr = t_ev + rec_d[cc]
+                if t_arr > t_end:
+                    continue
+                post = rec_post[cc]
+                q = rec_q[cc]
+                e0 = lg_ptr[post]
+                st = cur[post]
+                ne = ne_of[post]
+                while st < ne and (ev_t[e0 + st] < t_arr or (ev_t[e0 + st] == t_arr and ev_c[e0 + st] == EV_SPIKE)):
+                    st += 1
+                pv = coef_m[st_ptr[post] + st] * (f_em * in_dm[q])
+                pi = coef_s[st_ptr[post] + st] * (f_es * in_ds[q]) + kk * pv
+                g_w[q] += pi
+                dl_dt = in_w[q] * (pi * inv_ts - pv * inv_tm)
+                g_d[q] += dl_dt
+                g_time[0, sid] += dl_dt
+        j = members[i]
+        sc = st_ptr[i] + e - lg_ptr[i]          # the stretch after this event
+        cm, cs_, pvr, ir, dd = factored_event(t_ev, ev_c[e], ev_s[e], ev_i[e], coef_m[sc + 1], coef_s[sc + 1],
+                                              pv_ref[i], i_ref[i], kk, tm, ts, reset[j], refractory[j], n_in,
+                                              g_time, sp_source, sp_i_minus_theta, spike_grad)
+        coef_m[sc], coef_s[sc] = cm, cs_
+        pv_ref[i], i_ref[i] = pvr, ir
+        d_th[i] += dd
+        cur[i] = e - lg_ptr[i]
+    # ---- (2) the arrivals from outside the group, with the final coefficients
+    for l in range(n_g):
+        j = members[l]
+        g_th[j] += d_th[l]
+        e0, ne, s0 = lg_ptr[l], ne_of[l], st_ptr[l]
+        _stretch_arrivals(True, j, e0, ne, s0, in_group, in_ptr, in_pre, in_d, in_w, in_ds, in_dm, s_start, s_end,
+                          by_pos, t_end, ev_t, ev_c, kk, inv_ts, inv_tm, coef_s, coef_m, g_pos, g_w, g_d)
+    for k in range(n_s):
+        if g_pos[k] != 0.0:
+            g_time[0, s_id[k]] += g_pos[k]
     return worst

@@ -143,11 +143,15 @@ def _plan_for(net: Network, flat: FlatNetwork) -> _Plan:
 
 def _factored_taus(flat: FlatNetwork, off: int, size: int, duration: float, sampled: bool):
     """(tau_m, tau_s) if this LIF layer can use factored exponentials, else None."""
-    sl = slice(off, off + size)
-    tm, ts = flat.tau_m[sl], flat.tau_s[sl]
-    if sampled or size == 0 or np.ptp(tm) != 0 or np.ptp(ts) != 0:
+    return _factored_taus_of(flat, slice(off, off + size), duration, sampled)
+
+
+def _factored_taus_of(flat: FlatNetwork, neurons, duration: float, sampled: bool):
+    """:func:`_factored_taus` of the LIF neurons `neurons` (a slice or an index array)."""
+    tm, ts = flat.tau_m[neurons], flat.tau_s[neurons]
+    if sampled or tm.size == 0 or np.ptp(tm) != 0 or np.ptp(ts) != 0:
         return None
-    horizon = duration + float(np.max(flat.refractory[sl]))
+    horizon = duration + float(np.max(flat.refractory[neurons]))
     if horizon / min(tm[0], ts[0]) > _MAX_EXPONENT:
         return None
     return float(tm[0]), float(ts[0])
