@@ -70,6 +70,19 @@ def _before(t1, q1, t2, q2):
     return t1 < t2 or (t1 == t2 and q1 < q2)
 
 
+@njit(cache=True, forceinline=True)
+def _sift_into(bk, row, sl, h0, k, t, q):
+    """Write the pending arrival (t, q) into bucket slot sl of neuron row at position k or below: the
+    entries above position h0 that come after it in (time, q) order move up one (an insertion-sort
+    step; h0 = k appends)."""
+    while k > h0 and _before(t, q, bk[row, sl, 2 * k - 2], bk[row, sl, 2 * k - 1]):
+        bk[row, sl, 2 * k] = bk[row, sl, 2 * k - 2]
+        bk[row, sl, 2 * k + 1] = bk[row, sl, 2 * k - 1]
+        k -= 1
+    bk[row, sl, 2 * k] = t
+    bk[row, sl, 2 * k + 1] = q
+
+
 #: Pending recurrent arrivals of local neuron l: row l of bk holds N_BUCKETS time buckets (a ring:
 #: bucket b = int(t inv_width) in slot b % N_BUCKETS), each a list of (time, q) pairs, with
 #: bm[l, slot] = (count, consumed). The bucket of the earliest pending arrival (the front,
@@ -315,15 +328,7 @@ def _group_loop(members, tau_m, tau_s, theta, reset, refractory, closed, in_w, t
                     sl = b % N_BUCKETS
                     h0 = bm[l, sl, 1]
                     for e in range(h0 + 1, bm[l, sl, 0]):
-                        te = bk[l, sl, 2 * e]
-                        qe = bk[l, sl, 2 * e + 1]
-                        k = e
-                        while k > h0 and _before(te, qe, bk[l, sl, 2 * k - 2], bk[l, sl, 2 * k - 1]):
-                            bk[l, sl, 2 * k] = bk[l, sl, 2 * k - 2]
-                            bk[l, sl, 2 * k + 1] = bk[l, sl, 2 * k - 1]
-                            k -= 1
-                        bk[l, sl, 2 * k] = te
-                        bk[l, sl, 2 * k + 1] = qe
+                        _sift_into(bk, l, sl, h0, e, bk[l, sl, 2 * e], bk[l, sl, 2 * e + 1])
         if is_spike:
             _, cur = state_at(v, cur, t_last, ref_end, rs, tm, ts, t_now)
             t_last = t_now
@@ -339,7 +344,7 @@ def _group_loop(members, tau_m, tau_s, theta, reset, refractory, closed, in_w, t
                     continue
                 post = rec_post[c]
                 q = rec_q[c]
-                # add (t_arr, q) to post's pending arrivals (as _pending_push, inline: no reference counts)
+                # add (t_arr, q) to post's pending arrivals: sorted into the front bucket, appended to others
                 fq = float(q)
                 b = np.int64(t_arr * inv_width)
                 sl = b % N_BUCKETS
@@ -354,14 +359,7 @@ def _group_loop(members, tau_m, tau_s, theta, reset, refractory, closed, in_w, t
                     k = bm[post, sl, 0]
                     if k == 0:
                         occ[post] |= np.uint64(1) << np.uint64(sl)
-                    if b == bm[post, _FRONT, 0]:
-                        h0 = bm[post, sl, 1]
-                        while k > h0 and _before(t_arr, fq, bk[post, sl, 2 * k - 2], bk[post, sl, 2 * k - 1]):
-                            bk[post, sl, 2 * k] = bk[post, sl, 2 * k - 2]
-                            bk[post, sl, 2 * k + 1] = bk[post, sl, 2 * k - 1]
-                            k -= 1
-                    bk[post, sl, 2 * k] = t_arr
-                    bk[post, sl, 2 * k + 1] = fq
+                    _sift_into(bk, post, sl, bm[post, sl, 1] if b == bm[post, _FRONT, 0] else k, k, t_arr, fq)
                     bm[post, sl, 0] += 1
                 bm[post, _FRONT, 1] += 1
                 if post != l and _before(t_arr, float(q), end_t[post], end_q[post]):
