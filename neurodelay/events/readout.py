@@ -162,16 +162,54 @@ def _arrival_integrals(sp_trial, sp_neuron, sp_time, sub_ptr, sub_syn, target_of
     exp(-rate t) V(t) dt of the arrivals alone (V from rest, no bias). V is then a sum of PSPs, so
     the integral is a sum over the arrivals t = t_spike + d <= t_end, each on its own, unsorted:
     ``w K exp(-rate t) (E(t_end - t, rate + 1/tau_m) - E(t_end - t, rate + 1/tau_s))`` with
-    K = tau_s / (tau_m - tau_s) and E(L, a) = integral_0^L exp(-a x) dx (:func:`exp_overlap`)."""
+    K = tau_s / (tau_m - tau_s) and E(L, a) = integral_0^L exp(-a x) dx (:func:`exp_overlap`).
+
+    Where every target has the same tau_m and tau_s and no exponential below over- or underflows,
+    ``exp(-rate t) E(t_end - t, a) = (exp(-rate t) - exp(-a t_end) exp(t/tau)) / a`` (a = rate + 1/tau)
+    is computed from factors of the spike (exp(-rate t_spike), exp(t_spike/tau)) and of the synapse
+    (the same with d): no exponential per arrival."""
     out = np.zeros(n_trials * n_targets)
     kk = np.empty(n_targets)                # per target: K, rate + 1/tau_m, rate + 1/tau_s
     a_m = np.empty(n_targets)
     a_s = np.empty(n_targets)
+    uniform = True
     for g in range(n_targets):
         tm, ts = tau_m[targets[g]], tau_s[targets[g]]
         kk[g] = ts / (tm - ts)
         a_m[g] = rate + 1.0 / tm
         a_s[g] = rate + 1.0 / ts
+        uniform = uniform and tm == tau_m[targets[0]] and ts == tau_s[targets[0]]
+    factored = False
+    if uniform and n_targets > 0:
+        tm, ts = tau_m[targets[0]], tau_s[targets[0]]
+        c_m = math.exp(-a_m[0] * t_end)
+        c_s = math.exp(-a_s[0] * t_end)
+        factored = max(t_end / tm, t_end / ts) < 600.0 and min(c_m, c_s) > 1e-280
+    if factored:
+        # per synapse (position in sub_syn): exp(-rate d), exp(d/tau_m), exp(d/tau_s)
+        syn = np.empty((sub_syn.shape[0], 3))
+        for q in range(sub_syn.shape[0]):
+            d = out_d[sub_syn[q]]
+            syn[q, 0] = math.exp(-rate * d)
+            syn[q, 1] = math.exp(min(d, t_end) / tm)
+            syn[q, 2] = math.exp(min(d, t_end) / ts)
+        w_x = kk[0] * (1.0 / a_m[0] - 1.0 / a_s[0])      # per unit w: the exp(-rate t) part, ...
+        w_m = kk[0] * c_m / a_m[0]                        # ... the exp(t/tau_m) and exp(t/tau_s) parts
+        w_s = kk[0] * c_s / a_s[0]
+        for k in range(sp_time.shape[0]):
+            n = sp_neuron[k]
+            if sub_ptr[n] == sub_ptr[n + 1] or sp_time[k] > t_end:
+                continue
+            x_k = math.exp(-rate * sp_time[k])
+            m_k = math.exp(sp_time[k] / tm)
+            s_k = math.exp(sp_time[k] / ts)
+            row = sp_trial[k] * n_targets
+            for q in range(sub_ptr[n], sub_ptr[n + 1]):
+                c = sub_syn[q]
+                if sp_time[k] + out_d[c] <= t_end:
+                    out[row + target_of_syn[c]] += out_w[c] * (w_x * (x_k * syn[q, 0]) - w_m * (m_k * syn[q, 1])
+                                                              + w_s * (s_k * syn[q, 2]))
+        return out
     for k in range(sp_time.shape[0]):
         n = sp_neuron[k]
         for q in range(sub_ptr[n], sub_ptr[n + 1]):

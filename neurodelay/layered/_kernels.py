@@ -16,8 +16,10 @@ so each one is handled alone, neuron by neuron:
    the same numbers as the event engine, so spikes are bit-identical. The
    exact crossing check is skipped where a bound (:func:`below_until`) shows
    that V stays below theta until the next arrival, which cannot change the
-   result. :func:`scan_factored` (optional) replaces the exponentials per
-   arrival by running sums of ``w exp(t/tau)``;
+   result. :func:`scan_binned` (optional) replaces the exponentials per
+   arrival by running sums of ``w exp(t/tau)`` and takes the arrivals in
+   time bins (:func:`bin_arrivals`), adding most bins as a whole and sorting
+   only those where V may reach theta;
 3. **reverse pass** (:func:`replay_neuron`, :func:`reverse_neuron`): the
    neuron's arrivals and recorded spikes are replayed locally into a small
    event log (state just before each event), then walked backwards with the
@@ -119,22 +121,12 @@ def gather_unsorted(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, s_id, t_end
 
 
 @njit(cache=True, nogil=True)
-def gather_sorted(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, s_id, t_end, want_src,
-                  counts, arr_t, arr_q, arr_s, per_arrival=1):
-    """Arrivals t_spike + d <= t_end at neuron j, sorted by (time, synapse q, spike); returns their number.
-
-    s_start/s_end: each neuron's spikes in s_time (sorted by time), ids s_id (copied
-    to arr_s when want_src; cast to arr_s's type). arr_*: at least :func:`incoming_count` entries;
-    counts (workspace): at least per_arrival :func:`incoming_count` + 1. per_arrival: time buckets
-    per arrival (the order does not depend on it; more buckets, less insertion sort).
-    """
-    # counting sort on time buckets over [0, t_end], per_arrival per arrival at most: count per
-    # bucket, then generate again and scatter (the bucket is monotone in t, and the scatter keeps
-    # the generation order, q ascending, within a bucket) ...
-    bound = incoming_count(j, in_ptr, in_pre, s_start, s_end)
-    if bound == 0:
-        return 0                        # (counts may then have a single entry)
-    nb = per_arrival * bound
+def _bucket_starts(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, t_end, nb, counts):
+    """The count pass of a counting sort of neuron j's arrivals t_spike + d <= t_end into nb time buckets
+    over [0, t_end] (bucket int(t nb / t_end), at most nb - 1): ``counts[b]`` = the start of bucket b
+    (b <= nb; counts: at least nb + 1 entries); returns the number of arrivals. The bucket is monotone in
+    t, so every arrival of a bucket comes at or after every arrival of the buckets before it, and equal
+    times share a bucket."""
     scale = nb / t_end
     for b in range(nb + 1):
         counts[b] = 0
@@ -146,13 +138,29 @@ def gather_sorted(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, s_id, t_end, 
             t = s_time[k] + d
             if t > t_end:
                 break                   # p's spikes are sorted: the later ones arrive later
-            b = min(max(int(t * scale), 0), nb - 1)
-            counts[b + 1] += 1
+            counts[min(max(int(t * scale), 0), nb - 1) + 1] += 1
             m += 1
-    if m == 0:
-        return 0
     for b in range(nb):
         counts[b + 1] += counts[b]
+    return m
+
+
+@njit(cache=True, nogil=True)
+def bucket_arrivals(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, s_id, t_end, want_src, nb,
+                    counts, arr_t, arr_q, arr_s):
+    """Arrivals t_spike + d <= t_end at neuron j in nb time buckets (:func:`_bucket_starts`); returns
+    their number m.
+
+    arr_* receive the arrivals bucket after bucket, in generation order (synapse q ascending, then
+    spike) within a bucket; afterwards ``counts[b]`` is the end of bucket b in arr_* (b < nb).
+    s_start/s_end: each neuron's spikes in s_time (sorted by time), ids s_id (copied to arr_s when
+    want_src; cast to arr_s's type). counts: at least nb + 1 entries; arr_*: at least
+    :func:`incoming_count` entries.
+    """
+    m = _bucket_starts(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, t_end, nb, counts)
+    if m == 0:
+        return 0
+    scale = nb / t_end
     for q in range(in_ptr[j], in_ptr[j + 1]):
         p = in_pre[q]
         d = in_d[q]
@@ -167,15 +175,58 @@ def gather_sorted(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, s_id, t_end, 
             arr_q[pos] = q
             if want_src:
                 arr_s[pos] = s_id[k]
-    # ... then a stable insertion sort, which moves items only within their bucket
-    for a in range(1, m):
+    return m
+
+
+@njit(cache=True, nogil=True)
+def bin_arrivals(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, t_end, nb, counts, arr_q, arr_k,
+                 in_w, syn_f, spk_f, sums):
+    """:func:`bucket_arrivals` for :func:`scan_binned` without the times (arr_k: the spikes' positions in
+    s_time; :func:`scan_binned` computes the times of the bins it sorts), also summing per bin b, in
+    generation order: ``sums[b]`` = (sum of w exp(t/tau_s), sum of w exp(t/tau_m), sum of the positive
+    w) over its arrivals, with the factors of :func:`scan_binned`. sums: (nb, 3)."""
+    m = _bucket_starts(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, t_end, nb, counts)
+    for b in range(nb):
+        sums[b, 0] = 0.0
+        sums[b, 1] = 0.0
+        sums[b, 2] = 0.0
+    if m == 0:
+        return 0
+    scale = nb / t_end
+    for q in range(in_ptr[j], in_ptr[j + 1]):
+        p = in_pre[q]
+        d = in_d[q]
+        w = in_w[q]
+        w_pos = max(w, 0.0)
+        syn_s = syn_f[q, 0]
+        syn_m = syn_f[q, 1]
+        for k in range(s_start[p], s_end[p]):
+            t = s_time[k] + d
+            if t > t_end:
+                break
+            b = min(max(int(t * scale), 0), nb - 1)
+            pos = counts[b]
+            counts[b] = pos + 1
+            arr_q[pos] = q
+            arr_k[pos] = k
+            sums[b, 0] += w * (spk_f[k, 0] * syn_s)
+            sums[b, 1] += w * (spk_f[k, 1] * syn_m)
+            sums[b, 2] += w_pos
+    return m
+
+
+@njit(cache=True, nogil=True)
+def sort_range(lo, hi, arr_t, arr_q, arr_s, want_src):
+    """Stable insertion sort of arr_*[lo:hi] by time (arr_s moved along when want_src): cheap on arrivals in
+    time buckets, where items move only within their bucket."""
+    for a in range(lo + 1, hi):
         t = arr_t[a]
         if arr_t[a - 1] <= t:
             continue
         q = arr_q[a]
         s = arr_s[a] if want_src else 0
         b = a
-        while b > 0 and arr_t[b - 1] > t:
+        while b > lo and arr_t[b - 1] > t:
             arr_t[b] = arr_t[b - 1]
             arr_q[b] = arr_q[b - 1]
             if want_src:
@@ -185,6 +236,26 @@ def gather_sorted(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, s_id, t_end, 
         arr_q[b] = q
         if want_src:
             arr_s[b] = s
+
+
+@njit(cache=True, nogil=True)
+def gather_sorted(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, s_id, t_end, want_src,
+                  counts, arr_t, arr_q, arr_s, per_arrival=1):
+    """Arrivals t_spike + d <= t_end at neuron j, sorted by (time, synapse q, spike); returns their number.
+
+    s_start/s_end: each neuron's spikes in s_time (sorted by time), ids s_id (copied
+    to arr_s when want_src; cast to arr_s's type). arr_*: at least :func:`incoming_count` entries;
+    counts (workspace): at least per_arrival :func:`incoming_count` + 1. per_arrival: time buckets
+    per arrival (the order does not depend on it; more buckets, less insertion sort).
+    """
+    # a counting sort on time buckets (:func:`bucket_arrivals`, generation order, q ascending, within
+    # a bucket), then a stable insertion sort, which moves items only within their bucket
+    bound = incoming_count(j, in_ptr, in_pre, s_start, s_end)
+    if bound == 0:
+        return 0                        # (counts may then have a single entry)
+    m = bucket_arrivals(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, s_id, t_end, want_src, per_arrival * bound,
+                        counts, arr_t, arr_q, arr_s)
+    sort_range(0, m, arr_t, arr_q, arr_s, want_src)
     return m
 
 
@@ -273,77 +344,6 @@ def scan_forward(m, arr_t, arr_q, in_w, tm, ts, theta, reset, refractory, closed
 
 
 @njit(cache=True, nogil=True)
-def scan_factored(m, arr_t, arr_q, arr_k, in_w, dm, ds, em, es, tm, ts, theta, reset, refractory, closed, t_end,
-                  out_t, out_g):
-    """:func:`scan_forward` of a LIF neuron with factored exponentials: no exp per arrival.
-
-    With F(t) = exp(t/tau), I(t) = C_s / F_s(t) and V(t) = B_m / F_m(t) - K I(t)
-    (K = tau_s / (tau_m - tau_s)), an arrival of weight w at t = t_k + d adds
-    w F_s(t) to C_s and K w F_m(t) to B_m (V is continuous), where
-    F(t) = exp(t_k/tau) exp(d/tau) is a product of a factor of the presynaptic
-    spike (em, es, by position arr_k) and one of the synapse (dm, ds, by q):
-    state and prediction after an arrival cost a few multiplications and two
-    divisions, and :func:`~neurodelay.events.dynamics.next_crossing` rejects most
-    states with its cheap bound. A reset sets B_m = (reset + K I) F_m. The caller
-    ensures that F stays finite on [0, t_end + refractory]. Spike times equal the
-    event engine's to rounding (about 1e-15 s).
-    """
-    kk = ts / (tm - ts)
-    c_s = 0.0
-    b_m = 0.0
-    ref_end = -np.inf
-    pending = False              # in a refractory period whose end has not been passed yet
-    pred = np.inf
-    n_out = 0
-    cap = out_t.shape[0]
-    a = 0
-    while True:
-        t_a = arr_t[a] if a < m else np.inf
-        is_spike = pred <= t_a
-        t_now = pred if is_spike else t_a
-        if t_now > t_end:
-            break
-        if pending and t_now >= ref_end:
-            b_m = (reset + kk * c_s * math.exp(-ref_end / ts)) * math.exp(ref_end / tm)
-            pending = False
-        if is_spike:
-            if n_out == cap:
-                return -1
-            i_s = c_s * math.exp(-t_now / ts)
-            out_t[n_out] = t_now
-            out_g[n_out] = i_s - theta
-            n_out += 1
-            ref_end = t_now + refractory
-            if refractory > 0.0:
-                pending = True
-            else:
-                b_m = (reset + kk * i_s) * math.exp(t_now / tm)
-                pred = t_now + next_crossing(reset, i_s, tm, ts, theta, closed)
-                continue
-        else:
-            q = arr_q[a]
-            k = arr_k[a]
-            w = in_w[q]
-            f_s = es[k] * ds[q]
-            c_s += w * f_s
-            a += 1
-            if not pending:
-                f_m = em[k] * dm[q]
-                b_m += kk * w * f_m
-                i0 = c_s / f_s
-                v0 = b_m / f_m - kk * i0
-                t_next = min(arr_t[a] if a < m else np.inf, t_end)
-                if below_until(v0, i0, tm, ts, theta, t_next - t_now):
-                    pred = np.inf        # no crossing before the next event, which predicts again
-                else:
-                    pred = t_now + next_crossing(v0, i0, tm, ts, theta, closed)
-                continue
-        # in a refractory period: V restarts from reset at its end
-        pred = ref_end + next_crossing(reset, c_s * math.exp(-ref_end / ts), tm, ts, theta, closed)
-    return n_out
-
-
-@njit(cache=True, nogil=True)
 def _append_spikes(res_t, res_g, total, out_t, out_g, ns):
     """res_t, res_g (filled up to total) with out_t[:ns], out_g[:ns] appended: grown (doubled at
     least) when too short; returns the arrays, new or the same."""
@@ -361,16 +361,16 @@ def _append_spikes(res_t, res_g, total, out_t, out_g, ns):
 @njit(cache=True, nogil=True)
 def forward_range(j0, j1, kind, tau_m, tau_s, theta, reset, refractory, closed, in_ptr, in_pre, in_d, in_w,
                   s_start, s_end, s_time, t_end, sample_times, col_of, samples, max_spikes,
-                  factored, in_dm, in_ds, s_em, s_es, u_init, i_init, v_off):
+                  factored, syn_f, spk_f, u_init, i_init, v_off):
     """Forward scans of neurons j0..j1-1 (one layer) given the spikes of the earlier layers.
 
     theta and reset are in bias-shifted form (theta - b, reset - b), u_init = V(0) - b,
     i_init = I(0) and v_off = b per neuron (see :func:`scan_forward`; factored scans only
     for neurons without bias that start at rest).
 
-    factored: use :func:`scan_factored` (a LIF layer with one tau_m and one tau_s whose
-    factors stay finite, no sampled voltage) with the synapse factors in_dm, in_ds
-    (exp(d/tau) per synapse q) and spike factors s_em, s_es (exp(t/tau) per entry of s_time).
+    factored: use :func:`scan_binned` (a LIF layer with one tau_m and one tau_s whose
+    factors stay finite, no sampled voltage) with the factors per synapse q (syn_f) and per
+    entry of s_time (spk_f), as :func:`forward_keep_range` does, so that both give the same spikes.
 
     Returns (count per neuron, spike times, I - theta), the spikes grouped by neuron
     in order and sorted by time within a neuron; stops early (counts of the rest 0)
@@ -379,7 +379,8 @@ def forward_range(j0, j1, kind, tau_m, tau_s, theta, reset, refractory, closed, 
     mmax = 0
     for j in range(j0, j1):
         mmax = max(mmax, incoming_count(j, in_ptr, in_pre, s_start, s_end))
-    counts = np.empty(mmax + 1, np.int64)
+    nb, bnd, sums = chunk_bins(j0, j1, in_ptr, in_pre, s_start, s_end, t_end, tau_m, tau_s, factored)
+    counts = np.empty(max(mmax, nb) + 2, np.int64)
     arr_t = np.empty(mmax)
     arr_q = np.empty(mmax, np.int64)
     arr_k = np.empty(mmax if factored else 0, np.int64)
@@ -389,14 +390,17 @@ def forward_range(j0, j1, kind, tau_m, tau_s, theta, reset, refractory, closed, 
     res_g = np.empty(64)
     out_t = np.empty(16)
     out_g = np.empty(16)
+    ev = _event_log(2 * out_t.shape[0] if factored else 0)
     total = 0
     for j in range(j0, j1):
-        m = gather_sorted(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, pos_id, t_end, factored,
-                          counts, arr_t, arr_q, arr_k)
+        if not factored:
+            m = gather_sorted(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, pos_id, t_end, False,
+                              counts, arr_t, arr_q, arr_k)
         while True:
             if factored:
-                ns = scan_factored(m, arr_t, arr_q, arr_k, in_w, in_dm, in_ds, s_em, s_es, tau_m[j], tau_s[j],
-                                   theta[j], reset[j], refractory[j], closed[j], t_end, out_t, out_g)
+                ns = _binned_scan(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, t_end, nb, bnd, sums, counts,
+                                  arr_t, arr_q, arr_k, in_w, syn_f, spk_f, tau_m, tau_s, theta, reset, refractory,
+                                  closed, out_t, out_g, ev)[0]
             else:
                 ns = scan_forward(m, arr_t, arr_q, in_w, tau_m[j], tau_s[j], theta[j], reset[j], refractory[j],
                                   closed[j], kind[j] == 1, t_end, sample_times, col_of[j], samples, out_t, out_g,
@@ -405,12 +409,43 @@ def forward_range(j0, j1, kind, tau_m, tau_s, theta, reset, refractory, closed, 
                 break
             out_t = np.empty(2 * out_t.shape[0])
             out_g = np.empty(2 * out_g.shape[0])
+            if factored:
+                ev = _event_log(2 * out_t.shape[0])
         res_t, res_g = _append_spikes(res_t, res_g, total, out_t, out_g, ns)
         total += ns
         n_per[j - j0] = ns
         if total > max_spikes:
             break
     return n_per, res_t[:total].copy(), res_g[:total].copy()
+
+
+@njit(cache=True, nogil=True)
+def chunk_bins(j0, j1, in_ptr, in_pre, s_start, s_end, t_end, tau_m, tau_s, factored):
+    """The time bins of :func:`scan_binned` for neurons j0..j1-1 (one tau_m, tau_s): (nb, boundaries
+    (:func:`bin_bounds`), sums workspace (nb, 3)), nb such that a neuron has :data:`ARRIVALS_PER_BIN`
+    arrivals per bin on average; without `factored` no bins (nb 0)."""
+    if not factored or j1 <= j0:
+        return 0, np.empty((0, 5)), np.empty((0, 3))
+    total = 0
+    for j in range(j0, j1):
+        total += incoming_count(j, in_ptr, in_pre, s_start, s_end)
+    nb = total // ((j1 - j0) * ARRIVALS_PER_BIN) + 1
+    return nb, bin_bounds(nb, t_end, tau_m[j0], tau_s[j0]), np.empty((nb, 3))
+
+
+@njit(cache=True, nogil=True)
+def _binned_scan(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, t_end, nb, bnd, sums, counts, arr_t, arr_q, arr_k,
+                 in_w, syn_f, spk_f, tau_m, tau_s, theta, reset, refractory, closed, out_t, out_g, ev):
+    """Neuron j's arrivals in the nb bins of :func:`chunk_bins` (:func:`bin_arrivals`; counts: at least
+    nb + 1 entries) and its :func:`scan_binned` (logging into the arrays of ev): (number of spikes or -1
+    if out_t is too small, logged events, worst, arrivals). Bins afresh on every call, so a call again
+    after -1 sees the same arrival order."""
+    m = bin_arrivals(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, t_end, nb, counts, arr_q, arr_k, in_w, syn_f,
+                     spk_f, sums)
+    ns, ne, worst = scan_binned(m, nb, counts, sums, bnd, s_time, in_d, arr_t, arr_q, arr_k, in_w, syn_f, spk_f,
+                                tau_m[j], tau_s[j], theta[j], reset[j], refractory[j], closed[j], t_end, out_t, out_g,
+                                ev[0], ev[1], ev[2], ev[3], ev[4])
+    return ns, ne, worst, m
 
 
 # -------------------------------------------------------------- reverse ----
@@ -724,7 +759,7 @@ def reverse_factored(m, arr_t, arr_q, arr_s, in_w, dm, ds, em, es, sp_time, sp_k
 
 @njit(cache=True, nogil=True)
 def reverse_linear(m, arr_t, arr_q, arr_s, in_w, tm, ts, t_end, cs_lo, cs_hi, cs_coef, cs_rate, g_time, row,
-                   g_w, g_d):
+                   g_w, g_d, factored, in_dm, in_ds, s_em, s_es):
     """Reverse pass of a neuron that does not spike and whose loss sources are continuous
     (``dl/dV = coef exp(-rate t)`` on [0, t_end], entries cs_lo..cs_hi-1), tau_m != tau_s.
 
@@ -734,28 +769,40 @@ def reverse_linear(m, arr_t, arr_q, arr_s, in_w, tm, ts, t_end, cs_lo, cs_hi, cs
     ``p_V(t) = sum_r coef_r exp(-rate_r t) E(t_end - t, rate_r + 1/tau_m)`` and
     ``p_I(t) = K sum_r coef_r exp(-rate_r t) [E(t_end - t, rate_r + 1/tau_m) - E(t_end - t, rate_r + 1/tau_s)]``
     (the effect on V(s) of a unit perturbation of V, resp. I, at t is exp(-(s-t)/tau_m), resp.
-    K (exp(-(s-t)/tau_m) - exp(-(s-t)/tau_s))). Each arrival then costs a few exponentials, with
-    no replay: dL/dw = p_I and dL/dt_a = w (p_I/tau_s - p_V/tau_m) at its time, as in
-    :func:`reverse_neuron`.
+    K (exp(-(s-t)/tau_m) - exp(-(s-t)/tau_s))). No replay: dL/dw = p_I and dL/dt_a =
+    w (p_I/tau_s - p_V/tau_m) at each arrival's time, as in :func:`reverse_neuron`, source by source.
+    factored: exp(-rate t) E(t_end - t, a) = (exp(-rate t) - exp(-a t_end) F(t)) / a with
+    a = rate + 1/tau and F(t) = exp(t/tau) = s_em[spike] in_dm[synapse] for tau_m (s_es, in_ds for
+    tau_s; the factors of :func:`reverse_factored`): one exponential per arrival instead of five,
+    where exp(-a t_end) does not underflow.
     """
     kk = ts / (tm - ts)
-    for a in range(m):
-        t = arr_t[a]
-        span = t_end - t
-        pv = 0.0
-        pi = 0.0
-        for r in range(cs_lo, cs_hi):
-            rate = cs_rate[r]
-            f = cs_coef[r] * math.exp(-rate * t)
-            e_m = exp_overlap(span, rate + 1.0 / tm, 0.0)
-            e_s = exp_overlap(span, rate + 1.0 / ts, 0.0)
-            pv += f * e_m
-            pi += f * kk * (e_m - e_s)
-        q = arr_q[a]
-        g_w[q] += pi
-        dl_dt = in_w[q] * (pi / ts - pv / tm)
-        g_d[q] += dl_dt
-        g_time[row, arr_s[a]] += dl_dt
+    for r in range(cs_lo, cs_hi):
+        rate = cs_rate[r]
+        coef = cs_coef[r]
+        a_m = rate + 1.0 / tm
+        a_s = rate + 1.0 / ts
+        c_m = math.exp(-a_m * t_end)
+        c_s = math.exp(-a_s * t_end)
+        use_f = factored and c_m > 1e-280 and c_s > 1e-280
+        for a in range(m):
+            t = arr_t[a]
+            f = coef * math.exp(-rate * t)
+            q = arr_q[a]
+            if use_f:
+                s = arr_s[a]
+                e_m = (f - coef * c_m * (s_em[s] * in_dm[q])) / a_m
+                e_s = (f - coef * c_s * (s_es[s] * in_ds[q])) / a_s
+            else:
+                span = t_end - t
+                e_m = f * exp_overlap(span, a_m, 0.0)
+                e_s = f * exp_overlap(span, a_s, 0.0)
+            pv = e_m
+            pi = kk * (e_m - e_s)
+            g_w[q] += pi
+            dl_dt = in_w[q] * (pi / ts - pv / tm)
+            g_d[q] += dl_dt
+            g_time[row, arr_s[a]] += dl_dt
 
 
 @njit(cache=True, nogil=True)
@@ -767,7 +814,7 @@ def _reverse_one(j, m, arr_t, arr_q, arr_s, in_w, tau_m, tau_s, theta, reset, re
     the body of :func:`adjoint_range`. Returns max |V - theta| at its spikes."""
     if n_sp == 0 and ps_ptr[j] == ps_ptr[j + 1] and not want_tau and tau_m[j] != tau_s[j]:
         reverse_linear(m, arr_t, arr_q, arr_s, in_w, tau_m[j], tau_s[j], t_end, cs_ptr[j], cs_ptr[j + 1], cs_coef,
-                       cs_rate, g_time, row, g_w, g_d)
+                       cs_rate, g_time, row, g_w, g_d, factored, in_dm, in_ds, s_em, s_es)
         return 0.0
     if factored and ps_ptr[j] == ps_ptr[j + 1] and cs_ptr[j] == cs_ptr[j + 1]:
         d_th, w = reverse_factored(m, arr_t, arr_q, arr_s, in_w, in_dm, in_ds, s_em, s_es, sp_t[:n_sp],
@@ -866,31 +913,82 @@ def adjoint_range(j0, j1, row, in_ptr, in_pre, in_d, in_w, tau_m, tau_s, theta, 
 BUCKETS_PER_ARRIVAL = 4
 
 
+#: arrivals per time bin (on average) of :func:`scan_binned`'s counting sort
+ARRIVALS_PER_BIN = 4
+
+
+@njit(cache=True, forceinline=True)
+def _predict_factored(c_s, b_m, f_s, f_m, g_s, g_m, kk, inv_tm, tm, ts, theta, closed, t_now, t_next):
+    """Delay to the crossing of a LIF neuron in factored form (running sums c_s, b_m at t_now, with
+    f = exp(t_now/tau) and g = 1/f for tau_s and tau_m) if one may come before t_next, else inf.
+
+    V is first estimated with g (no division) and tested against theta with a margin (1e-9 of the
+    magnitudes involved, far above the estimate's rounding); where that cannot exclude a crossing,
+    the state is computed with f and tested with :func:`below_until`, and then searched by
+    :func:`crossing_within`. Returns t_now + delay, or inf."""
+    i_e = c_s * g_s
+    x_m = b_m * g_m
+    x_s = kk * i_e
+    v_e = x_m - x_s
+    rise = (t_next - t_now) * (max(i_e, 0.0) - min(v_e, i_e, 0.0)) * inv_tm
+    if v_e + rise < theta - 1e-9 * (abs(x_m) + abs(x_s) + rise + abs(theta)):
+        return np.inf
+    i0 = c_s / f_s
+    v0 = b_m / f_m - kk * i0
+    if below_until(v0, i0, tm, ts, theta, t_next - t_now):
+        return np.inf
+    return t_now + crossing_within(v0, i0, tm, ts, theta, closed, t_next - t_now)
+
+
 @njit(cache=True, nogil=True)
-def scan_factored_kept(m, arr_t, arr_q, arr_k, in_w, syn_f, spk_f, tm, ts, theta, reset, refractory, closed,
-                       t_end, out_t, out_g, ev_t, ev_c, ev_s, ev_i, ev_pos):
-    """:func:`scan_factored` with the factors packed by synapse (``syn_f[q]`` = exp(d/tau_s),
-    exp(d/tau_m), exp(-d/tau_s), exp(-d/tau_m)) and by spike (``spk_f[k]`` = exp(t/tau_s),
-    exp(t/tau_m), exp(-t/tau_s), exp(-t/tau_m)), and cheaper per arrival:
+def bin_bounds(nb, t_end, tm, ts):
+    """(nb + 1, 5): per bin boundary T_b = b t_end / nb (b = 0..nb, T_nb = t_end) of :func:`scan_binned`:
+    T_b, exp(-T_b/tau_s), exp(-T_b/tau_m), exp(T_b/tau_s), exp(T_b/tau_m)."""
+    bnd = np.empty((nb + 1, 5))
+    for b in range(nb + 1):
+        t = b * (t_end / nb) if b < nb else t_end
+        bnd[b, 0] = t
+        bnd[b, 1] = math.exp(-t / ts)
+        bnd[b, 2] = math.exp(-t / tm)
+        bnd[b, 3] = math.exp(t / ts)
+        bnd[b, 4] = math.exp(t / tm)
+    return bnd
 
-    * no division: the state after an arrival is first estimated with the reciprocal factors and
-      tested against theta with a margin (1e-9 of the magnitudes involved, far above the
-      estimate's rounding); only where that test cannot exclude a crossing before the next arrival
-      (about 1 % of arrivals at SHD size) is the state computed as in :func:`scan_factored`;
-    * the crossing is searched only where it may come before the next arrival
-      (:func:`crossing_within`, after a test without exponentials: V below theta and rising at
-      the next arrival, from the factors);
-    * a loop specialised for arrivals while no crossing is predicted and the neuron is not
-      refractory.
 
-    The same spikes as :func:`scan_factored` (the running sums are the same operations; the
-    estimate only skips :func:`below_until` where it would hold). Also logs what the reverse pass
-    (:func:`reverse_factored_kept`) needs, exactly as :func:`reverse_factored`'s forward pass
-    computes it: the spikes and ends of refractoriness in order (time ev_t, ev_c EV_SPIKE or
-    EV_REF_END, ev_s the spike's ordinal among the neuron's spikes (for an end: of the spike that
-    started it), ev_i I there, ev_pos the number of arrivals before it). ev_*: at least
-    2 len(out_t) entries. Returns (number of spikes or -1 if out_t is too small, number of logged
-    events, max |V - theta| at the spikes).
+@njit(cache=True, nogil=True)
+def scan_binned(m, nb, ends, sums, bnd, s_time, in_d, arr_t, arr_q, arr_k, in_w, syn_f, spk_f, tm, ts, theta, reset,
+                refractory, closed, t_end, out_t, out_g, ev_t, ev_c, ev_s, ev_i, ev_pos):
+    """Forward scan of a LIF neuron at rest without bias, with factored exponentials, bin by bin:
+    :func:`scan_forward`'s spikes (to rounding) without sorting or visiting most arrivals.
+
+    Factored form: with F(t) = exp(t/tau), I(t) = C_s / F_s(t) and V(t) = B_m / F_m(t) - K I(t)
+    (K = tau_s / (tau_m - tau_s)); an arrival of weight w at t = t_k + d adds w F_s(t) to C_s and
+    K w F_m(t) to B_m (V is continuous), F(t) the product of a factor of the presynaptic spike
+    (``spk_f[k]`` = exp(t_k/tau_s), exp(t_k/tau_m), exp(-t_k/tau_s), exp(-t_k/tau_m), by position
+    arr_k) and one of the synapse (``syn_f[q]``, the same with d, by q); a reset sets
+    B_m = (reset + K I) F_m. No exponential per arrival. The caller ensures that F stays finite on
+    [0, t_end + refractory].
+
+    Bins: the arrivals (m) in nb time bins [T_b, T_b+1) (:func:`bin_arrivals`: ``ends[b]`` the end of
+    bin b in arr_q, arr_k, ``sums[b]`` its sums; boundaries and their factors ``bnd``, :func:`bin_bounds`;
+    arr_t: the times, s_time[arr_k] + in_d[arr_q], written here for the bins that are sorted).
+    Where the neuron is not refractory and no crossing is predicted, a whole bin is added at once
+    (its sums) if V provably stays below theta over it: from the state (v0, i0) at T_b, with W+ the
+    bin's positive weights and D = T_b+1 - T_b, V <= v0 + D (max(i0, 0) - min(v0, i0, 0) + W+) / tau_m
+    (free evolution plus each excitatory PSP, which rises at most at 1/tau_m per unit weight;
+    inhibitory ones only lower V), tested with a margin of 1e-9 of the magnitudes involved. Otherwise
+    the bin is sorted in place (:func:`sort_range`: by time, then generation order, as
+    :func:`gather_sorted`) and taken arrival by arrival as the exact scan does (a spike due at the
+    time of an arrival comes first), after checking for a crossing between T_b and its first arrival.
+    Spike times equal the event engine's to rounding (the sums are taken in another order).
+
+    Also logs what the reverse pass (:func:`reverse_factored_kept`) needs: the spikes and ends of
+    refractoriness in order (time ev_t, ev_c EV_SPIKE or EV_REF_END, ev_s the spike's ordinal among
+    the neuron's spikes (for an end: of the spike that started it), ev_i I there, ev_pos the number of
+    arrivals before it: events lie in sorted bins or between bins, and the reverse pass needs the
+    arrivals between two events only as a set). ev_*: at least 2 len(out_t) entries. Returns (number
+    of spikes or -1 if out_t is too small, number of logged events, max |V - theta| at the spikes).
+    arr_* are left partly sorted: bin again before scanning again.
     """
     kk = ts / (tm - ts)
     inv_tm = 1.0 / tm
@@ -905,14 +1003,40 @@ def scan_factored_kept(m, arr_t, arr_q, arr_k, in_w, syn_f, spk_f, tm, ts, theta
     worst = 0.0
     cap = out_t.shape[0]
     a = 0
+    srt = 0                      # arrivals [0, srt) are taken or sorted: those of the bins before bi
+    bi = 0
     while True:
-        if pred == np.inf and not pending and not log_ref:
-            # fast path (the body of the arrival branch below, specialised): arrivals while no
-            # crossing is predicted and the neuron is not refractory
-            while a < m:
+        quiet = pred == np.inf and not pending and not log_ref     # (then no crossing before bnd[bi, 0])
+        if a == srt and bi < nb and (quiet or pred >= bnd[bi, 0]):
+            b = bi
+            hi = ends[b]
+            bi += 1
+            if quiet:
+                # the whole bin at once where V provably stays below theta over it
+                x_m = b_m * bnd[b, 2]
+                i0 = c_s * bnd[b, 1]
+                x_s = kk * i0
+                v0 = x_m - x_s
+                rise = (bnd[b + 1, 0] - bnd[b, 0]) * (max(i0, 0.0) - min(v0, i0, 0.0) + sums[b, 2]) * inv_tm
+                if v0 + rise < theta - 1e-9 * (abs(x_m) + abs(x_s) + rise + abs(theta)):
+                    c_s += sums[b, 0]
+                    b_m += kk * sums[b, 1]
+                    a = hi
+                    srt = hi
+                    continue
+            for r in range(a, hi):
+                arr_t[r] = s_time[arr_k[r]] + in_d[arr_q[r]]      # (the sum that bin_arrivals binned)
+            sort_range(a, hi, arr_t, arr_q, arr_k, True)
+            srt = hi
+            if quiet:
+                # a crossing between the start of the bin and its first arrival (its end if none)?
+                pred = _predict_factored(c_s, b_m, bnd[b, 3], bnd[b, 4], bnd[b, 1], bnd[b, 2], kk, inv_tm, tm, ts,
+                                         theta, closed, bnd[b, 0], arr_t[a] if a < hi else bnd[b + 1, 0])
+            continue
+        if quiet and a < srt:
+            # arrivals of the sorted bins while no crossing is predicted and the neuron is not refractory
+            while a < srt:
                 t_now = arr_t[a]
-                if t_now > t_end:
-                    break
                 q = arr_q[a]
                 k = arr_k[a]
                 w = in_w[q]
@@ -921,35 +1045,13 @@ def scan_factored_kept(m, arr_t, arr_q, arr_k, in_w, syn_f, spk_f, tm, ts, theta
                 c_s += w * f_s
                 b_m += kk * w * f_m
                 a += 1
-                t_next = min(arr_t[a] if a < m else np.inf, t_end)
-                i_e = c_s * (spk_f[k, 2] * syn_f[q, 2])
-                x_m = b_m * (spk_f[k, 3] * syn_f[q, 3])
-                x_s = kk * i_e
-                v_e = x_m - x_s
-                rise = (t_next - t_now) * (max(i_e, 0.0) - min(v_e, i_e, 0.0)) * inv_tm
-                margin = 1e-9 * (abs(x_m) + abs(x_s) + rise + abs(theta))
-                if v_e + rise < theta - margin:
-                    continue
-                i0 = c_s / f_s
-                v0 = b_m / f_m - kk * i0
-                if below_until(v0, i0, tm, ts, theta, t_next - t_now):
-                    continue
-                if a < m and v0 < theta:
-                    # V at the next arrival from the factors (no exponential): if it is below theta
-                    # and still rising there, it rose all along (at most one extremum, a maximum
-                    # ahead) and no crossing precedes that arrival
-                    k_n = arr_k[a]
-                    q_n = arr_q[a]
-                    i_n = c_s * (spk_f[k_n, 2] * syn_f[q_n, 2])
-                    y_m = b_m * (spk_f[k_n, 3] * syn_f[q_n, 3])
-                    v_n = y_m - kk * i_n
-                    slack = 1e-9 * (abs(y_m) + abs(kk * i_n) + abs(theta))
-                    if v_n < theta - slack and i_n - v_n > slack:
-                        continue
-                pred = t_now + crossing_within(v0, i0, tm, ts, theta, closed, t_next - t_now)
+                pred = _predict_factored(c_s, b_m, f_s, f_m, spk_f[k, 2] * syn_f[q, 2], spk_f[k, 3] * syn_f[q, 3],
+                                         kk, inv_tm, tm, ts, theta, closed, t_now,
+                                         min(arr_t[a] if a < srt else bnd[bi, 0], t_end))
                 if pred < np.inf:
                     break
-        t_a = arr_t[a] if a < m else np.inf
+            continue
+        t_a = arr_t[a] if a < srt else np.inf
         is_spike = pred <= t_a
         t_now = pred if is_spike else t_a
         if t_now > t_end:
@@ -991,23 +1093,9 @@ def scan_factored_kept(m, arr_t, arr_q, arr_k, in_w, syn_f, spk_f, tm, ts, theta
             if not pending:
                 f_m = spk_f[k, 1] * syn_f[q, 1]
                 b_m += kk * w * f_m
-                t_next = min(arr_t[a] if a < m else np.inf, t_end)
-                # estimate (no division) and a margin that covers its rounding
-                i_e = c_s * (spk_f[k, 2] * syn_f[q, 2])
-                x_m = b_m * (spk_f[k, 3] * syn_f[q, 3])
-                x_s = kk * i_e
-                v_e = x_m - x_s
-                rise = (t_next - t_now) * (max(i_e, 0.0) - min(v_e, i_e, 0.0)) * inv_tm
-                margin = 1e-9 * (abs(x_m) + abs(x_s) + rise + abs(theta))
-                if v_e + rise < theta - margin:
-                    pred = np.inf        # below_until holds
-                    continue
-                i0 = c_s / f_s
-                v0 = b_m / f_m - kk * i0
-                if below_until(v0, i0, tm, ts, theta, t_next - t_now):
-                    pred = np.inf        # no crossing before the next event, which predicts again
-                else:
-                    pred = t_now + crossing_within(v0, i0, tm, ts, theta, closed, t_next - t_now)
+                pred = _predict_factored(c_s, b_m, f_s, f_m, spk_f[k, 2] * syn_f[q, 2], spk_f[k, 3] * syn_f[q, 3],
+                                         kk, inv_tm, tm, ts, theta, closed, t_now,
+                                         min(arr_t[a] if a < srt else bnd[bi, 0], t_end))
                 continue
         # in a refractory period: V restarts from reset at its end
         pred = ref_end + next_crossing(reset, c_s * math.exp(-ref_end / ts), tm, ts, theta, closed)
@@ -1021,10 +1109,12 @@ def scan_factored_kept(m, arr_t, arr_q, arr_k, in_w, syn_f, spk_f, tm, ts, theta
 @njit(cache=True, nogil=True)
 def reverse_factored_kept(m, arr_q, arr_s, in_w, syn_f, spk_f, sp_k, tm, ts, reset, refractory, ev_t, ev_c, ev_s,
                           ev_i, ev_pos, sp_i_minus_theta, sp_source, n_in, g_time, row, g_w, g_d, spike_grad):
-    """The reverse half of :func:`reverse_factored` on the log that :func:`scan_factored_kept` wrote in the
+    """The reverse half of :func:`reverse_factored` on the log that :func:`scan_binned` wrote in the
     forward pass (ev_*: the neuron's events; ev_s: ordinals among its spikes, whose record indices are
-    sp_k), so that the arrivals are not walked forward again: the same operations, the same gradients bit
-    for bit. m: the neuron's arrivals (all of them precede t_end). Returns dL/dtheta of the neuron."""
+    sp_k), so that the arrivals are not walked forward again: the same operations, the same gradients to
+    rounding (between two events the arrivals come in bin order, not time order, which only matters to
+    the order of the sums). m: the neuron's arrivals (all of them precede t_end; those after its last
+    event have a zero costate and are skipped). Returns dL/dtheta of the neuron."""
     kk = ts / (tm - ts)
     coef_m = 0.0                 # a
     coef_s = 0.0                 # b
@@ -1032,7 +1122,7 @@ def reverse_factored_kept(m, arr_q, arr_s, in_w, syn_f, spk_f, sp_k, tm, ts, res
     i_ref = 0.0
     g_th = 0.0
     e = ev_t.shape[0] - 1
-    a_hi = m
+    a_hi = ev_pos[e] if e >= 0 else 0     # the arrivals after the last event have a zero costate
     while True:
         a_lo = ev_pos[e] if e >= 0 else 0
         for a in range(a_hi - 1, a_lo - 1, -1):
@@ -1099,19 +1189,20 @@ def _event_log(size):
 def forward_keep_range(j0, j1, tau_m, tau_s, theta, reset, refractory, closed, in_ptr, in_pre, in_d, in_w,
                        s_start, s_end, s_time, t_end, max_spikes, a_q, a_s, factored, syn_f, spk_f):
     """:func:`forward_range` of LIF neurons j0..j1-1 at rest without bias, keeping each
-    neuron's sorted arrivals for the reverse pass (:func:`adjoint_kept_range`), so that they are
+    neuron's arrivals for the reverse pass (:func:`adjoint_kept_range`), so that they are
     generated and sorted once per trial.
 
-    factored: scan with :func:`scan_factored_kept` (syn_f: factors per synapse q, spk_f: per entry
+    factored: scan with :func:`scan_binned` (syn_f: factors per synapse q, spk_f: per entry
     of s_time; see there), which also logs each neuron's spikes and ends of refractoriness for the
-    reverse pass, else with the exact :func:`scan_forward` (no log).
+    reverse pass and leaves the arrivals in time bins, sorted only within some; else sort them
+    (:func:`gather_sorted`) and scan with the exact :func:`scan_forward` (no log).
     a_q, a_s (uint32 workspace, reused across trials): at least the sum of :func:`incoming_count`
     over the neurons. Returns (count per neuron, spike times, I - theta, a_ptr, e_ptr, log, worst):
     the arrivals of neuron j0 + i are ``a_ptr[i]:a_ptr[i + 1]`` of a_q (synapse) and a_s (source:
     position in s_time), their times not kept (8 bytes per arrival instead of 16):
     ``s_time[a_s] + in_d[a_q]`` gives them back bit for bit (the sum that :func:`gather_sorted`
     computed); its logged events are ``e_ptr[i]:e_ptr[i + 1]`` of the arrays of `log`; worst: max
-    |V - theta| at the logged spikes.
+    |V - theta| at the logged spikes. The same spikes as :func:`forward_range` bit for bit.
     """
     n_j = j1 - j0
     bound = 0
@@ -1122,9 +1213,10 @@ def forward_keep_range(j0, j1, tau_m, tau_s, theta, reset, refractory, closed, i
         mmax = max(mmax, c)
     if bound > a_q.shape[0] or bound > a_s.shape[0]:
         raise ValueError("forward_keep_range: arrival workspace too small")
-    counts = np.empty(BUCKETS_PER_ARRIVAL * mmax + 1, np.int32)
+    nb, bnd, sums = chunk_bins(j0, j1, in_ptr, in_pre, s_start, s_end, t_end, tau_m, tau_s, factored)
+    counts = np.empty(max(BUCKETS_PER_ARRIVAL * mmax, nb) + 2, np.int32)
     pos_id = np.arange(s_time.shape[0])   # a_s holds positions in s_time
-    arr_t = np.empty(mmax)                # sorted here (cache-resident); q and s go straight to a_q, a_s
+    arr_t = np.empty(mmax)                # times here (cache-resident); q and s go straight to a_q, a_s
     a_ptr = np.zeros(n_j + 1, np.int64)
     e_ptr = np.zeros(n_j + 1, np.int64)
     no_samples = np.empty(0)
@@ -1141,26 +1233,27 @@ def forward_keep_range(j0, j1, tau_m, tau_s, theta, reset, refractory, closed, i
     for j in range(j0, j1):
         i = j - j0
         lo = a_ptr[i]
-        m = gather_sorted(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, pos_id, t_end, True, counts, arr_t,
-                          a_q[lo:], a_s[lo:], BUCKETS_PER_ARRIVAL)
-        a_ptr[i + 1] = lo + m
-        arr_q = a_q[lo: lo + m]
-        arr_s = a_s[lo: lo + m]
+        m = 0
+        if not factored:
+            m = gather_sorted(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, pos_id, t_end, True, counts, arr_t,
+                              a_q[lo:], a_s[lo:], BUCKETS_PER_ARRIVAL)
         ne = 0
         while True:
             if factored:
-                ns, ne, w = scan_factored_kept(m, arr_t, arr_q, arr_s, in_w, syn_f, spk_f, tau_m[j], tau_s[j],
-                                               theta[j], reset[j], refractory[j], closed[j], t_end, out_t, out_g,
-                                               ev[0], ev[1], ev[2], ev[3], ev[4])
+                ns, ne, w, m = _binned_scan(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, t_end, nb, bnd, sums,
+                                            counts, arr_t, a_q[lo:], a_s[lo:], in_w, syn_f, spk_f, tau_m, tau_s, theta,
+                                            reset, refractory, closed, out_t, out_g, ev)
                 worst = max(worst, w)
             else:
-                ns = scan_forward(m, arr_t, arr_q, in_w, tau_m[j], tau_s[j], theta[j], reset[j], refractory[j],
-                                  closed[j], True, t_end, no_samples, -1, samples, out_t, out_g, 0.0, 0.0, 0.0)
+                ns = scan_forward(m, arr_t, a_q[lo: lo + m], in_w, tau_m[j], tau_s[j], theta[j], reset[j],
+                                  refractory[j], closed[j], True, t_end, no_samples, -1, samples, out_t, out_g,
+                                  0.0, 0.0, 0.0)
             if ns >= 0:
                 break
             out_t = np.empty(2 * out_t.shape[0])
             out_g = np.empty(2 * out_g.shape[0])
             ev = _event_log(2 * out_t.shape[0])
+        a_ptr[i + 1] = lo + m
         res_t, res_g = _append_spikes(res_t, res_g, total, out_t, out_g, ns)
         log = _append_log(log, e_ptr[i], ev, ne)
         e_ptr[i + 1] = e_ptr[i] + ne
@@ -1187,8 +1280,9 @@ def adjoint_kept_range(j0, j1, row, a_ptr, a_q, a_s, in_d, in_w, tau_m, tau_s, t
     (the trial's spikes: inputs, then the network's, grouped by neuron; spike id n_in + r is entry r
     of sp_*). logged: the forward pass was factored and logged each neuron's events (e_ptr, log;
     syn_f, spk_f its factors); the neurons that take :func:`reverse_factored` (factored, no voltage
-    sources) then take :func:`reverse_factored_kept` on that log instead (the same numbers, without
-    walking their arrivals forward again). Returns max |V - theta| at the replayed spikes."""
+    sources) then take :func:`reverse_factored_kept` on that log instead (the same numbers to rounding,
+    without walking their arrivals forward again); the others sort their arrivals first (those of a
+    factored scan are only binned by time). Returns max |V - theta| at the replayed spikes."""
     mmax = 0
     nsmax = 0
     for j in range(j0, j1):
@@ -1214,6 +1308,7 @@ def adjoint_kept_range(j0, j1, row, a_ptr, a_q, a_s, in_d, in_w, tau_m, tau_s, t
             continue
         for a in range(hi - lo):
             arr_t[a] = s_time[a_s[lo + a]] + in_d[a_q[lo + a]]
+        sort_range(0, hi - lo, arr_t, a_q[lo:hi], a_s[lo:hi], True)    # (binned by a factored scan)
         worst = max(worst, _reverse_one(
             j, hi - lo, arr_t, a_q[lo:hi], a_s[lo:hi], in_w, tau_m, tau_s, theta, reset, refractory, t_end,
             n_in, n_sp, sp_t, sp_k, sp_i_minus_theta, sp_source, ps_ptr, ps_time, ps_value, cs_ptr, cs_coef,

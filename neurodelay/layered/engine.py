@@ -157,6 +157,16 @@ def _factored_taus_of(flat: FlatNetwork, neurons, duration: float, sampled: bool
     return float(tm[0]), float(ts[0])
 
 
+def _reverse_taus(flat: FlatNetwork, off: int, size: int, duration: float, is_lif: bool, time_constants: bool):
+    """(tau_m, tau_s) where the reverse pass of layer `off` may use factored exponentials
+    (:data:`FACTORED_REVERSE`, no time-constant gradients, :func:`_factored_taus`): LIF layers
+    (reverse_factored) and readouts with tau_m != tau_s (reverse_linear); else None."""
+    if not FACTORED_REVERSE or time_constants:
+        return None
+    taus = _factored_taus(flat, off, size, duration, False)
+    return taus if taus is not None and (is_lif or taus[0] != taus[1]) else None
+
+
 def _scan_factors(taus, plan: _Plan, times: np.ndarray, duration: float) -> tuple:
     """The kernels' factored-scan arguments for a layer: with taus = (tau_m, tau_s) from
     :func:`_factored_taus`, (True, exp(d/tau) per synapse (plan.in_dm, plan.in_ds), exp(t/tau) of
@@ -180,10 +190,16 @@ def _synapse_factors(flat: FlatNetwork, plan: _Plan) -> np.ndarray:
 
 def _kept_factors(flat: FlatNetwork, syn_f, off: int, size: int, times: np.ndarray, duration: float) -> tuple:
     """:func:`~neurodelay.layered._kernels.forward_keep_range`'s scan arguments for LIF layer `off`:
-    (True, syn_f (:func:`_synapse_factors`), factors per spike of `times` capped at duration
-    (exp(t/tau_s), exp(t/tau_m), exp(-t/tau_s), exp(-t/tau_m))) when FACTORED_FORWARD is on and
-    :func:`_factored_taus` allows it, else (False, empty arrays)."""
-    taus = _factored_taus(flat, off, size, duration, False) if FACTORED_FORWARD else None
+    :func:`_packed_factors` when FACTORED_FORWARD is on and :func:`_factored_taus` allows it."""
+    return _packed_factors(_factored_taus(flat, off, size, duration, False) if FACTORED_FORWARD else None, syn_f,
+                           times, duration)
+
+
+def _packed_factors(taus, syn_f, times: np.ndarray, duration: float) -> tuple:
+    """The factored forward scan's arguments (:func:`~neurodelay.layered._kernels.scan_binned`) for a LIF
+    layer with taus = (tau_m, tau_s): (True, syn_f (:func:`_synapse_factors`), factors per spike of
+    `times` capped at duration (exp(t/tau_s), exp(t/tau_m), exp(-t/tau_s), exp(-t/tau_m))); with
+    taus None, (False, empty arrays)."""
     if taus is None:
         return False, _EMPTY2, _EMPTY2
     tm, ts = taus
@@ -388,6 +404,9 @@ def simulate(net: Network, inputs, duration, *, record=(), sample_times=None, n_
               plan.closed, plan.in_ptr, plan.in_pre, plan.in_d, plan.in_w)
     moved = np.zeros(n, bool) if prepared.v_init is None and not flat.has_initial_state else np.ones(n, bool)
     moved |= flat.bias != 0.0                                # neurons that may not take the factored scan
+    taus = {off: _factored_taus(flat, off, size, duration, np.any(col_of[off: off + size] >= 0))
+            for off, size, _, is_lif in layers if is_lif and FACTORED_FORWARD and not np.any(moved[off: off + size])}
+    syn_f = _synapse_factors(flat, plan) if any(t is not None for t in taus.values()) else _EMPTY2
     bounds = merged.trial_slices()
 
     def run_trial(k, pool):
@@ -402,9 +421,7 @@ def simulate(net: Network, inputs, duration, *, record=(), sample_times=None, n_
         out_n, out_t, out_g = [], [], []
         total = 0
         for off, size, _, is_lif in layers:
-            taus = (_factored_taus(flat, off, size, duration, np.any(col_of[off: off + size] >= 0))
-                    if is_lif and FACTORED_FORWARD and not np.any(moved[off: off + size]) else None)
-            factors = _scan_factors(taus, plan, s_time, duration)
+            factors = _packed_factors(taus.get(off), syn_f, s_time, duration)
 
             def work(chunk, s_time=s_time, factors=factors):
                 c0, c1, _ = chunk
@@ -468,9 +485,8 @@ def adjoint(record: EventRecord, sources: AdjointSources, *, time_constants: boo
         spike_grad = np.zeros(len(sp_time))
         worst = 0.0
         for off, size, _, is_lif in layers:
-            taus = (_factored_taus(flat, off, size, duration, False)
-                    if is_lif and FACTORED_REVERSE and not time_constants else None)
-            factors = _scan_factors(taus, plan, all_t, duration)
+            factors = _scan_factors(_reverse_taus(flat, off, size, duration, is_lif, time_constants), plan, all_t,
+                                    duration)
 
             def work(chunk, factors=factors):
                 c0, c1, row = chunk
@@ -584,9 +600,8 @@ def fused_loss_and_grad(net: Network, inputs, duration, loss, labels=None, *, ti
         s_id = np.arange(len(s_time), dtype=np.int64)
         worst = fwd_worst
         for off, size, _, is_lif in plan.layers[::-1]:
-            taus = (_factored_taus(flat, off, size, duration, False)
-                    if is_lif and FACTORED_REVERSE and not time_constants else None)
-            factors = _scan_factors(taus, plan, s_time, duration)
+            factors = _scan_factors(_reverse_taus(flat, off, size, duration, is_lif, time_constants), plan, s_time,
+                                    duration)
             if is_lif:
                 items, (logged, _, spk_f) = kept.pop(off)
 

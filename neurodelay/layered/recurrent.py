@@ -48,6 +48,7 @@ from .engine import (_adjoint_result, _by_neuron, _factored_taus_of, _new_acc, _
 __all__ = ["population_groups", "simulate", "adjoint"]
 
 _EMPTY = np.zeros(0)
+_EMPTY2 = np.zeros((0, 4))
 
 
 def population_groups(net: Network) -> list[tuple[tuple[str, ...], bool]]:
@@ -153,7 +154,7 @@ def simulate(net: Network, inputs, duration, *, record=(), sample_times=None, n_
                 off, size, _, is_lif = step
                 counts, times, g = K.forward_range(off, off + size, *static, s_start, s_end, s_time, duration,
                                                    sample_times, col_of, samples, max_spikes_per_trial - total,
-                                                   False, _EMPTY, _EMPTY, _EMPTY, _EMPTY, u0, i0, bias)
+                                                   False, _EMPTY2, _EMPTY2, u0, i0, bias)
                 neurons = np.arange(off, off + size)
                 nrn = np.repeat(neurons, counts)
             total += len(times)
