@@ -12,10 +12,11 @@ go to :mod:`neurodelay.layered.recurrent`, which runs each recurrent group of
 populations as a whole and the other layers as here. Results equal those of
 :mod:`neurodelay.events` to rounding. LIF layers with one tau_m and one tau_s
 are scanned by default with factored exponentials (:data:`FACTORED_FORWARD`:
-running sums of w exp(t/tau), no exponential per arrival): spike times then
-differ from the event engine's by rounding (at most 1.2e-13 s measured by
-bench/gradient.py at SHD size: 700 -> 256 -> 20, 64 trials, 388k hidden spikes,
-identical counts) and gradients by at most 9e-11 of their largest entry
+running sums of w exp(t/tau), no exponential per arrival, arrivals in time bins
+most of which are added whole, see :func:`~neurodelay.layered._kernels.scan_binned`):
+spike times then differ from the event engine's by rounding (at most 1.2e-13 s
+measured by bench/gradient.py at SHD size: 700 -> 256 -> 20, 64 trials, 388k
+hidden spikes, identical counts) and gradients by at most 1.3e-10 of their largest entry
 (elementwise up to 1e-9 for entries above 1e-3 of it, measured on 8 trials:
 near-grazing crossings amplify the rounding). With
 FACTORED_FORWARD off every neuron performs the event engine's floating-point
@@ -65,7 +66,7 @@ N_CHUNKS = 8
 #: exp(t/tau) stays below exp(_MAX_EXPONENT) up to the end of the trial.
 #: Forward scans: on by default (about half the cost of the exact scan at SHD size); spike times
 #: differ from the event engine's by rounding (at most 1.2e-13 s measured at SHD size, identical
-#: counts), gradients by at most 9e-11 of their largest entry (near-grazing crossings amplify the
+#: counts), gradients by at most 1.3e-10 of their largest entry (near-grazing crossings amplify the
 #: rounding: elementwise up to 1e-9 for entries above 1e-3 of the largest). Off: every layer
 #: performs the event engine's operations and spikes are bit-identical to its.
 FACTORED_FORWARD = True
