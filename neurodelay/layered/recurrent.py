@@ -30,8 +30,10 @@ gradients within 1.6e-15 and 1.7e-14 of the largest entry of the event engine's 
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 from ..events.adjoint import prepare_reverse, trial_blocks
@@ -49,6 +51,14 @@ __all__ = ["population_groups", "simulate", "adjoint"]
 
 _EMPTY = np.zeros(0)
 
+#: a recurrent group of at least this many neurons is split into one partition per thread when a
+#: batch has fewer trials than threads (:func:`~neurodelay.layered._recurrent_kernels.forward_partitioned`);
+#: results do not depend on it (0 forces the split, as the tests do)
+PARTITION_MIN_NEURONS = 200
+# numba's workqueue threading layer (the fallback without OpenMP or TBB) must not be entered by two
+# threads at once
+_PARALLEL = threading.Lock()
+
 
 def population_groups(net: Network) -> list[tuple[tuple[str, ...], bool]]:
     """The non-source populations grouped for this engine: :meth:`Network.population_groups` without
@@ -65,6 +75,23 @@ class _Group:
     rec_post: np.ndarray    # postsynaptic local index
     rec_d: np.ndarray       # total delay, s
     rec_q: np.ndarray       # the synapse's index in the post-major table
+
+    def partitions(self, n_parts: int):
+        """(bounds, window, rec_post_part) of the split of the group's local neurons into n_parts
+        contiguous partitions for :func:`~neurodelay.layered._recurrent_kernels.forward_partitioned`
+        (window: the smallest delay between two partitions, s; inf if none), or None where a
+        synapse between two partitions has no delay."""
+        n_g = len(self.members)
+        bounds = (np.arange(n_parts + 1, dtype=np.int64) * n_g) // n_parts
+        pre = np.repeat(np.arange(n_g, dtype=np.int64), np.diff(self.rec_ptr))
+        part_pre = np.searchsorted(bounds, pre, side="right") - 1
+        part_post = np.searchsorted(bounds, self.rec_post, side="right") - 1
+        cross = part_pre != part_post
+        window = float(self.rec_d[cross].min()) if cross.any() else np.inf
+        if not window > 0.0:
+            return None
+        rec_post_part = np.where(cross, -1 - self.rec_post, self.rec_post - bounds[part_pre]).astype(np.int64)
+        return bounds, window, rec_post_part
 
 
 @dataclass(frozen=True)
@@ -123,6 +150,11 @@ def simulate(net: Network, inputs, duration, *, record=(), sample_times=None, n_
     static = (flat.kind, flat.tau_m, flat.tau_s, theta, reset, flat.refractory,
               plan.closed, plan.in_ptr, plan.in_pre, plan.in_d, plan.in_w)
     bounds = merged.trial_slices()
+    threads = n_threads or default_threads()
+    # fewer trials than threads: the large recurrent groups of one trial take every thread
+    n_parts = threads if 1 < threads and merged.n_trials < threads else 1
+    split = {id(s): s.partitions(n_parts) if n_parts > 1 and len(s.members) >= max(PARTITION_MIN_NEURONS, n_parts)
+             else None for s in steps if isinstance(s, _Group)}
 
     def run_trial(k):
         sl = slice(bounds[k], bounds[k + 1])
@@ -137,11 +169,21 @@ def simulate(net: Network, inputs, duration, *, record=(), sample_times=None, n_
         total = 0
         for step in steps:
             if isinstance(step, _Group):
-                t, nrn, g, status = RK.forward_group(
-                    step.members, plan.in_ptr, plan.in_pre, plan.in_d, plan.in_w, flat.tau_m, flat.tau_s, theta,
-                    reset, flat.refractory, plan.closed, s_start, s_end, s_time, duration, sample_times, col_of,
-                    samples, max_spikes_per_trial - total, u0, i0, bias,
-                    step.rec_ptr, step.rec_post, step.rec_d, step.rec_q)
+                args = (step.members, plan.in_ptr, plan.in_pre, plan.in_d, plan.in_w, flat.tau_m, flat.tau_s, theta,
+                        reset, flat.refractory, plan.closed, s_start, s_end, s_time, duration, sample_times, col_of,
+                        samples, max_spikes_per_trial - total, u0, i0, bias,
+                        step.rec_ptr, step.rec_post, step.rec_d, step.rec_q)
+                part = split[id(step)]
+                if part is None:
+                    t, nrn, g, status = RK.forward_group(*args)
+                else:
+                    with _PARALLEL:
+                        before = numba.get_num_threads()
+                        numba.set_num_threads(min(n_parts, numba.config.NUMBA_NUM_THREADS))
+                        try:
+                            t, nrn, g, status = RK.forward_partitioned(part[0], part[1], *args, part[2])
+                        finally:
+                            numba.set_num_threads(before)
                 if status != RK.STATUS_OK:
                     raise _too_many(k, max_spikes_per_trial)
                 by = np.argsort(nrn, kind="stable")           # grouped by neuron, in time order within one
@@ -169,7 +211,7 @@ def simulate(net: Network, inputs, duration, *, record=(), sample_times=None, n_
                 out_g.append(g)
         return _trial_spikes(out_n, out_t, out_g, samples)
 
-    results = map_trials(run_trial, merged.n_trials, n_threads or default_threads(), progress)
+    results = map_trials(run_trial, merged.n_trials, 1 if n_parts > 1 else threads, progress)
     return prepared.record(net, results, engine="layered")
 
 
