@@ -667,7 +667,7 @@ def forward_partitioned(bounds, d_win, members, in_ptr, in_pre, in_d, in_w, tau_
     counters = np.zeros((n_p, _N_COUNTERS), np.int64)
     # outboxes, the spikes (time, whole-group local index) of each partition in the window being
     # run (side par) and in the last one (1 - par)
-    ob = np.empty((2, n_p, 256, 2))
+    ob = np.empty((2, n_p, 16, 2))
     ob_n = np.zeros((2, n_p), np.int64)
     codes = np.zeros(n_p, np.int64)
     done = np.zeros(n_p, np.bool_)
