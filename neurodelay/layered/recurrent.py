@@ -30,6 +30,7 @@ gradients within 1.6e-15 and 1.7e-14 of the largest entry of the event engine's 
 
 from __future__ import annotations
 
+import sys
 import threading
 from dataclasses import dataclass
 
@@ -58,6 +59,22 @@ PARTITION_MIN_NEURONS = 200
 # numba's workqueue threading layer (the fallback without OpenMP or TBB) must not be entered by two
 # threads at once
 _PARALLEL = threading.Lock()
+
+
+def _forward_partitioned(n_parts: int, part, args):
+    """:func:`~neurodelay.layered._recurrent_kernels.forward_partitioned` on min(n_parts, numba's
+    threads) numba threads. numba's OpenMP layer, started while NEST (which brings its own libgomp)
+    is loaded and has not run yet, makes NEST's next ResetKernel crash (NEST 3.10): numba's own
+    workqueue layer (slower wake-ups) is chosen then, unless NUMBA_THREADING_LAYER says otherwise."""
+    if "nest" in sys.modules and numba.config.THREADING_LAYER == "default":
+        numba.config.THREADING_LAYER = "workqueue"     # (no effect once numba's threads are started)
+    with _PARALLEL:
+        before = numba.get_num_threads()
+        numba.set_num_threads(min(n_parts, numba.config.NUMBA_NUM_THREADS))
+        try:
+            return RK.forward_partitioned(part[0], part[1], *args, part[2])
+        finally:
+            numba.set_num_threads(before)
 
 
 def population_groups(net: Network) -> list[tuple[tuple[str, ...], bool]]:
@@ -177,13 +194,7 @@ def simulate(net: Network, inputs, duration, *, record=(), sample_times=None, n_
                 if part is None:
                     t, nrn, g, status = RK.forward_group(*args)
                 else:
-                    with _PARALLEL:
-                        before = numba.get_num_threads()
-                        numba.set_num_threads(min(n_parts, numba.config.NUMBA_NUM_THREADS))
-                        try:
-                            t, nrn, g, status = RK.forward_partitioned(part[0], part[1], *args, part[2])
-                        finally:
-                            numba.set_num_threads(before)
+                    t, nrn, g, status = _forward_partitioned(n_parts, part, args)
                 if status != RK.STATUS_OK:
                     raise _too_many(k, max_spikes_per_trial)
                 by = np.argsort(nrn, kind="stable")           # grouped by neuron, in time order within one
