@@ -460,12 +460,16 @@ def _bucket_min(bk, bm, occ, u, f_sl):
 
 
 @njit(cache=True, nogil=True)
-def _group_setup(members, in_ptr, in_pre, in_d, tau_m, tau_s, theta, closed, s_start, s_end, s_time, t_end,
+def _group_setup(bounds, members, in_ptr, in_pre, in_d, tau_m, tau_s, theta, closed, s_start, s_end, s_time, t_end,
                  u_init, i_init, v_off, rec_ptr, rec_post, rec_d):
-    """The state of a recurrent group before its first event (see :func:`forward_group`): its input
-    arrivals sorted per neuron (ext_ptr, ext_n, ext_t, ext_q), the committed state cst, the bucket
-    width (inv_width: buckets per second) and mult, the most synapses from one neuron of the group
-    onto another (the arrivals one spike adds to one bucket)."""
+    """The state of a recurrent group before its first event, for :func:`_group_loop` on its
+    partitions (local neurons bounds[p]..bounds[p+1]-1; [0, n_g] for the whole group): its input
+    arrivals sorted per neuron (ext_ptr, ext_n, ext_t, ext_q), the bucket width (inv_width: buckets
+    per second), mult (the most synapses from one neuron of the group onto another: the arrivals
+    one spike adds to one bucket), the committed and tentative states (cst, tst, cpos, tpos,
+    end_t, end_q), each partition's index of next events over its own local indices (key, item,
+    pos) and list of neurons to scan (todo: rows bounds[p] + p.., its count after them), and the
+    empty buckets (bk, bm, occ)."""
     n_g = members.shape[0]
     # the input arrivals of every neuron, sorted by (time, synapse)
     ext_ptr = np.zeros(n_g + 1, np.int64)
@@ -507,7 +511,27 @@ def _group_setup(members, in_ptr, in_pre, in_d, tau_m, tau_s, theta, closed, s_s
             mult = max(mult, seen[rec_post[c]])
         for c in range(rec_ptr[l], rec_ptr[l + 1]):
             seen[rec_post[c]] = 0
-    return ext_ptr, ext_n, ext_t, ext_q, cst, inv_width, mult
+    tst = cst.copy()
+    cpos = np.zeros((n_g, 2), np.int64)
+    tpos = np.zeros((n_g, 4), np.int64)
+    end_t = np.full(n_g, np.inf)
+    end_q = np.zeros(n_g)
+    key = np.full(n_g, np.inf)
+    n_p = bounds.shape[0] - 1
+    item = np.empty(n_g, np.int64)
+    todo = np.empty(n_g + n_p, np.int64)
+    for p in range(n_p):
+        for l in range(bounds[p], bounds[p + 1]):
+            item[l] = l - bounds[p]
+            todo[l + p] = l - bounds[p]
+        todo[bounds[p + 1] + p] = bounds[p + 1] - bounds[p]
+    pos = item.copy()
+    cap = 8
+    bk = np.empty((n_g, N_BUCKETS, 2 * cap))
+    bm = np.zeros((n_g, N_BUCKETS + 1, 2), np.int64)
+    occ = np.zeros(n_g, np.uint64)           # bit s: slot s holds pending arrivals
+    return (ext_ptr, ext_n, ext_t, ext_q, inv_width, mult, cst, tst, cpos, tpos, end_t, end_q, key, item, pos, todo,
+            bk, bm, occ)
 
 
 @njit(cache=True, nogil=True)
@@ -555,25 +579,11 @@ def forward_group(members, in_ptr, in_pre, in_d, in_w, tau_m, tau_s, theta, rese
     Returns (spike times, global neurons, I - theta, status): the spikes in time
     order, STATUS_TOO_MANY_SPIKES if more than max_spikes were emitted.
     """
-    n_g = members.shape[0]
-    ext_ptr, ext_n, ext_t, ext_q, cst, inv_width, mult = _group_setup(
-        members, in_ptr, in_pre, in_d, tau_m, tau_s, theta, closed, s_start, s_end, s_time, t_end, u_init, i_init,
-        v_off, rec_ptr, rec_post, rec_d)
-    # tentative state, the index of next events, every neuron to scan first
-    tst = cst.copy()
-    cpos = np.zeros((n_g, 2), np.int64)
-    tpos = np.zeros((n_g, 4), np.int64)
-    end_t = np.full(n_g, np.inf)
-    end_q = np.zeros(n_g)
-    key = np.full(n_g, np.inf)
-    item = np.arange(n_g)
-    pos = np.arange(n_g)
-    todo = np.arange(n_g + 1)
-    todo[n_g] = n_g
-    cap = 8
-    bk = np.empty((n_g, N_BUCKETS, 2 * cap))
-    bm = np.zeros((n_g, N_BUCKETS + 1, 2), np.int64)
-    occ = np.zeros(n_g, np.uint64)           # bit s: slot s holds pending arrivals
+    whole = np.array([0, members.shape[0]])
+    (ext_ptr, ext_n, ext_t, ext_q, inv_width, mult, cst, tst, cpos, tpos, end_t, end_q, key, item, pos, todo, bk, bm,
+     occ) = _group_setup(whole, members, in_ptr, in_pre, in_d, tau_m, tau_s, theta, closed, s_start, s_end, s_time,
+                         t_end, u_init, i_init, v_off, rec_ptr, rec_post, rec_d)
+    cap = bk.shape[2] // 2
     r_t = np.empty(1024)
     r_n = np.empty(1024, np.int64)
     r_g = np.empty(1024)
@@ -638,29 +648,11 @@ def forward_partitioned(bounds, d_win, members, in_ptr, in_pre, in_d, in_w, tau_
     for bit. Returns forward_group's result, its spikes grouped by partition (in time order within
     one).
     """
-    n_g = members.shape[0]
     n_p = bounds.shape[0] - 1
-    ext_ptr, ext_n, ext_t, ext_q, cst, inv_width, mult = _group_setup(
-        members, in_ptr, in_pre, in_d, tau_m, tau_s, theta, closed, s_start, s_end, s_time, t_end, u_init, i_init,
-        v_off, rec_ptr, rec_post, rec_d)
-    tst = cst.copy()
-    cpos = np.zeros((n_g, 2), np.int64)
-    tpos = np.zeros((n_g, 4), np.int64)
-    end_t = np.full(n_g, np.inf)
-    end_q = np.zeros(n_g)
-    key = np.full(n_g, np.inf)
-    item = np.empty(n_g, np.int64)            # each partition's heap over its own local indices
-    todo = np.empty(n_g + n_p, np.int64)      # each partition's list, its count after it
-    for p in range(n_p):
-        for l in range(bounds[p], bounds[p + 1]):
-            item[l] = l - bounds[p]
-            todo[l + p] = l - bounds[p]
-        todo[bounds[p + 1] + p] = bounds[p + 1] - bounds[p]
-    pos = item.copy()
-    cap = 8
-    bk = np.empty((n_g, N_BUCKETS, 2 * cap))
-    bm = np.zeros((n_g, N_BUCKETS + 1, 2), np.int64)
-    occ = np.zeros(n_g, np.uint64)
+    (ext_ptr, ext_n, ext_t, ext_q, inv_width, mult, cst, tst, cpos, tpos, end_t, end_q, key, item, pos, todo, bk, bm,
+     occ) = _group_setup(bounds, members, in_ptr, in_pre, in_d, tau_m, tau_s, theta, closed, s_start, s_end, s_time,
+                         t_end, u_init, i_init, v_off, rec_ptr, rec_post, rec_d)
+    cap = bk.shape[2] // 2
     r_t = np.empty((n_p, 1024))
     r_n = np.empty((n_p, 1024), np.int64)
     r_g = np.empty((n_p, 1024))
