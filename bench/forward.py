@@ -48,8 +48,15 @@ os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(os.environ.get("NEURODELAY_CAC
 os.environ.setdefault("PYNEST_QUIET", "1")
 # NEST's OpenMP threads meet at a barrier every min-delay step; spinning there (the default
 # policy) collapses NEST's multi-threaded speed as soon as the machine is shared. Set
-# OMP_WAIT_POLICY=ACTIVE explicitly to measure NEST with spinning threads on a quiet machine.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# OMP_WAIT_POLICY=ACTIVE explicitly to measure NEST with spinning threads on a quiet machine, or
+# `--omp-wait-policy default` for libgomp's default (spin briefly, then sleep). The policy holds for
+# the engine's threads (numba's OpenMP layer, which meets at the end of each window) too.
+_POLICY = (sys.argv[sys.argv.index("--omp-wait-policy") + 1] if "--omp-wait-policy" in sys.argv[:-1]
+           else os.environ.get("OMP_WAIT_POLICY", "passive")).upper()
+if _POLICY == "DEFAULT":
+    os.environ.pop("OMP_WAIT_POLICY", None)
+else:
+    os.environ["OMP_WAIT_POLICY"] = _POLICY
 
 from _common import (default_json_path, package_versions, print_table, stopwatch,  # noqa: E402
                      write_json_atomic)
@@ -246,6 +253,10 @@ def main(argv=None) -> dict:
                         "(default 3, quick 1)")
     parser.add_argument("--seed", type=int, default=1, help="network seed; input seeds follow it")
     parser.add_argument("--no-nest", action="store_true", help="engine only")
+    parser.add_argument("--omp-wait-policy", choices=["passive", "active", "default"],
+                        help="OpenMP threads waiting at a barrier: sleep (passive; the default unless "
+                        "OMP_WAIT_POLICY says otherwise), spin (active), "
+                        "or libgomp's default (spin briefly, then sleep); NEST's threads and the engine's")
     parser.add_argument("--cold-compile", action=argparse.BooleanOptionalAction, default=None,
                         help="also time a compile with an empty numba cache (default: on, off with --quick)")
     args = parser.parse_args(argv)
@@ -273,7 +284,7 @@ def main(argv=None) -> dict:
                    "quick": args.quick, "repeats": repeats,
                    "events": "sum over input and LIF spikes of the sender's out-degree",
                    "nest_batch": "trials one after another, each in a fresh kernel; Simulate times summed",
-                   "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY")},
+                   "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "libgomp default")},
         "versions": package_versions("neurodelay", "numpy", "numba", "nest-simulator"),
         "threads_single": 1, "threads_single_mt": args.threads, "threads_batch": args.threads,
         "load_average_at_start": load_at_start,
