@@ -34,6 +34,11 @@ of every engine). The exact crossing search is skipped, as in
 V stays below theta until the neuron's next known arrival (an earlier recurrent
 arrival, pushed later, only shortens that interval, and re-predicts).
 
+One trial of a group can run on several threads (:func:`forward_partitioned`): the
+group's neurons split into partitions, each run by the same event loop
+(:func:`_group_loop`) on its own neurons, in lock-step windows no longer than the
+smallest delay between two partitions, exchanging their spikes at the end of each.
+
 The reverse pass (:func:`adjoint_group`) replays each neuron locally and walks
 the neurons' logs back together, pausing where they are coupled (the group's
 spikes). A group of one tau_m and one tau_s that the loss reaches only through

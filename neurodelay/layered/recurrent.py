@@ -15,7 +15,16 @@ its neurons. Results
 equal the event engine's (spike times bit for bit where arrivals at one
 neuron never tie in time; see the kernel's module).
 
-Trials run in parallel (the neurons of a recurrent group are coupled).
+Trials run in parallel. With fewer trials than threads (one trial on 2 threads), a
+recurrent group of at least :data:`PARTITION_MIN_NEURONS` neurons is split into one
+partition per thread, and the partitions advance in lock-step windows no longer than the
+smallest delay of a synapse between two partitions
+(:func:`~neurodelay.layered._recurrent_kernels.forward_partitioned`, numba threads): a spike
+emitted in a window reaches another partition after its end, when the partitions exchange
+their spikes. The record is the one-thread run's bit for bit (arrivals at a neuron are
+applied in (time, synapse) order whichever partition delivered them first). On
+bench/forward.py's network (1000 neurons, smallest delay 1 ms: 1000 windows per simulated
+second) see the README for what 2 threads gain.
 The reverse pass (:func:`adjoint`) replays each neuron of a recurrent group
 locally and walks the group's neurons back together, pausing at the group's
 spikes (:func:`~neurodelay.layered._recurrent_kernels.adjoint_group`). A group of one
