@@ -63,8 +63,10 @@ _EMPTY = np.zeros(0)
 
 #: a recurrent group of at least this many neurons is split into one partition per thread when a
 #: batch has fewer trials than threads (:func:`~neurodelay.layered._recurrent_kernels.forward_partitioned`);
-#: results do not depend on it (0 forces the split, as the tests do)
-PARTITION_MIN_NEURONS = 200
+#: results do not depend on it (0 forces the split, as the tests do). bench/forward.py's network at
+#: 250, 500 and 1000 neurons (15 Hz, 1 ms windows), one 5 s trial, fastest of 3, 1 -> 2 threads on a
+#: quiet moment of a shared 2-core machine: 0.36 -> 0.45 s, 0.83 -> 0.69 s, 1.93 -> 1.33 s.
+PARTITION_MIN_NEURONS = 500
 # numba's workqueue threading layer (the fallback without OpenMP or TBB) must not be entered by two
 # threads at once
 _PARALLEL = threading.Lock()
