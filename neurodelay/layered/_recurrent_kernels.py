@@ -647,11 +647,14 @@ def forward_partitioned(bounds, d_win, members, in_ptr, in_pre, in_d, in_w, tau_
     so each partition processes its events before the window's end alone (:func:`_group_loop`,
     writing its spikes to its outbox), and pushes the arrivals of the other partitions' spikes at
     its neurons into its buckets at the start of the next window. rec_post_part: rec_post where pre
-    and post lie in one partition (as the partition's local index: post - its first), else -1 - post. Each neuron's pending arrivals, and what is known of them when it is scanned, then
-    differ from :func:`forward_group`'s only in when arrivals are pushed, not in which arrivals it
-    applies or in the order and arithmetic of its events: its spikes and samples are the same bit
-    for bit. Returns forward_group's result, its spikes grouped by partition (in time order within
-    one).
+    and post lie in one partition (as the partition's local index: post - its first), else -1 - post.
+    Each neuron's pending arrivals, and what is known of them when it is scanned, then differ from
+    :func:`forward_group`'s only in when arrivals are pushed, not in which arrivals it applies or in
+    the order and arithmetic of its events (a scan that went past a pushed arrival is redone from
+    the committed state; a crossing predicted with fewer arrivals known lies after the next one):
+    its spikes and samples are the same bit for bit (up to the rounding of an exact root search at
+    the end of a below-threshold bound). Returns forward_group's result, its spikes grouped by
+    partition (in time order within one).
     """
     n_p = bounds.shape[0] - 1
     (ext_ptr, ext_n, ext_t, ext_q, inv_width, mult, cst, tst, cpos, tpos, end_t, end_q, key, item, pos, todo, bk, bm,

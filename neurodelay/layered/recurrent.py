@@ -16,8 +16,8 @@ equal the event engine's (spike times bit for bit where arrivals at one
 neuron never tie in time; see the kernel's module).
 
 Trials run in parallel. With fewer trials than threads (one trial on 2 threads), a
-recurrent group of at least :data:`PARTITION_MIN_NEURONS` neurons is split into one
-partition per thread, and the partitions advance in lock-step windows no longer than the
+recurrent group of at least :data:`PARTITION_MIN_NEURONS` neurons per thread is split into
+one partition per thread, and the partitions advance in lock-step windows no longer than the
 smallest delay of a synapse between two partitions
 (:func:`~neurodelay.layered._recurrent_kernels.forward_partitioned`, numba threads): a spike
 emitted in a window reaches another partition after its end, when the partitions exchange
@@ -61,12 +61,13 @@ __all__ = ["population_groups", "simulate", "adjoint"]
 
 _EMPTY = np.zeros(0)
 
-#: a recurrent group of at least this many neurons is split into one partition per thread when a
-#: batch has fewer trials than threads (:func:`~neurodelay.layered._recurrent_kernels.forward_partitioned`);
-#: results do not depend on it (0 forces the split, as the tests do). bench/forward.py's network at
-#: 250, 500 and 1000 neurons (15 Hz, 1 ms windows), one 5 s trial, fastest of 3, 1 -> 2 threads on a
-#: quiet moment of a shared 2-core machine: 0.36 -> 0.45 s, 0.83 -> 0.69 s, 1.93 -> 1.33 s.
-PARTITION_MIN_NEURONS = 500
+#: when a batch has fewer trials than threads, a recurrent group is split into one partition per
+#: thread (:func:`~neurodelay.layered._recurrent_kernels.forward_partitioned`; the trials then run one
+#: after the other) where each partition gets at least this many neurons; results do not depend on
+#: it (0 forces the split, as the tests do). bench/forward.py's network at 250, 500 and 1000 neurons
+#: (15 Hz, 1 ms windows), one 5 s trial, fastest of 3, 1 -> 2 threads on a quiet moment of a shared
+#: 2-core machine: 0.36 -> 0.45 s, 0.83 -> 0.69 s, 1.93 -> 1.33 s.
+PARTITION_MIN_NEURONS = 250
 # numba's workqueue threading layer (the fallback without OpenMP or TBB) must not be entered by two
 # threads at once
 _PARALLEL = threading.Lock()
@@ -181,8 +182,11 @@ def simulate(net: Network, inputs, duration, *, record=(), sample_times=None, n_
     threads = n_threads or default_threads()
     # fewer trials than threads: the large recurrent groups of one trial take every thread
     n_parts = threads if 1 < threads and merged.n_trials < threads else 1
-    split = {id(s): s.partitions(n_parts) if n_parts > 1 and len(s.members) >= max(PARTITION_MIN_NEURONS, n_parts)
-             else None for s in steps if isinstance(s, _Group)}
+    least = n_parts * max(PARTITION_MIN_NEURONS, 1)
+    split = {id(s): s.partitions(n_parts) if n_parts > 1 and len(s.members) >= least else None
+             for s in steps if isinstance(s, _Group)}
+    if all(part is None for part in split.values()):
+        n_parts = 1                                   # the trials in parallel
 
     def run_trial(k):
         sl = slice(bounds[k], bounds[k + 1])
