@@ -11,13 +11,18 @@ about mean delay / duration, are counted too).
 
 * single trial, 1 thread each: engine `simulate(..., n_threads=1)` vs NEST
   with local_num_threads=1 (NEST's network construction excluded, reported);
+* single trial, T threads each: the engine splits the recurrent group into T
+  partitions advancing in lock-step windows of the smallest delay between
+  partitions (1 ms here; its spikes are checked identical to the 1-thread run)
+  vs NEST with local_num_threads=T;
 * batch of independent trials (different input seeds), T threads each
   (T = neurodelay's default_threads()): engine with n_threads=T over trials vs
   NEST with local_num_threads=T running the trials one after another.
 
 Each configuration is timed `--repeats` times, engine and NEST interleaved, and
-the fastest run counts. The numba compile (or cache load) is excluded and
-reported separately.
+the fastest run counts; the engine's CPU time (all its threads) is reported with
+its wall time. The numba compile (or cache load) is excluded and reported
+separately.
 
 usage: python bench/forward.py [--quick] [--json PATH] [--duration S] [--trials N]
                                [--threads T] [--repeats R] [--no-nest] [--no-cold-compile]
@@ -26,10 +31,12 @@ usage: python bench/forward.py [--quick] [--json PATH] [--duration S] [--trials 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -41,8 +48,15 @@ os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(os.environ.get("NEURODELAY_CAC
 os.environ.setdefault("PYNEST_QUIET", "1")
 # NEST's OpenMP threads meet at a barrier every min-delay step; spinning there (the default
 # policy) collapses NEST's multi-threaded speed as soon as the machine is shared. Set
-# OMP_WAIT_POLICY=ACTIVE explicitly to measure NEST with spinning threads on a quiet machine.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# OMP_WAIT_POLICY=ACTIVE explicitly to measure NEST with spinning threads on a quiet machine, or
+# `--omp-wait-policy default` for libgomp's default (spin briefly, then sleep). The policy holds for
+# the engine's threads (numba's OpenMP layer, which meets at the end of each window) too.
+_POLICY = (sys.argv[sys.argv.index("--omp-wait-policy") + 1] if "--omp-wait-policy" in sys.argv[:-1]
+           else os.environ.get("OMP_WAIT_POLICY", "passive")).upper()
+if _POLICY == "DEFAULT":
+    os.environ.pop("OMP_WAIT_POLICY", None)
+else:
+    os.environ["OMP_WAIT_POLICY"] = _POLICY
 
 from _common import (default_json_path, package_versions, print_table, stopwatch,  # noqa: E402
                      write_json_atomic)
@@ -128,11 +142,13 @@ def synaptic_events(net: Network, inputs: SpikeTrains, lif_neuron: np.ndarray) -
     return int(out_ext[inputs.neuron].sum() + out_lif[lif_neuron].sum())
 
 
-def warm_engine(net: Network) -> dict:
-    """Load or compile the engine's numba code on a tiny run; returns its wall time and cache hits."""
+def warm_engine(net: Network, threads: int) -> dict:
+    """Load or compile the engine's numba code on a tiny run (1 and `threads` threads); returns its
+    wall time and cache hits."""
     tiny = SpikeTrains(np.zeros(1, np.int64), np.zeros(1, np.int64), np.array([1e-3]), 1, net["ext"].n)
     with stopwatch() as t:
         simulate(net, tiny, 2e-3, n_threads=1)
+        simulate(net, tiny, 2e-3, n_threads=threads)
     stats = simulate_trial.stats
     return {"first_call_s": t(), "numba_cache_hits": int(sum(stats.cache_hits.values())),
             "numba_cache_misses": int(sum(stats.cache_misses.values()))}
@@ -164,10 +180,12 @@ def cold_compile_seconds() -> float:
 
 
 def run_engine(net: Network, inputs: SpikeTrains, duration: float, threads: int) -> dict:
+    cpu = time.process_time()
     with stopwatch() as t:
         rec = simulate(net, inputs, duration, n_threads=threads)
+    cpu = time.process_time() - cpu
     sp = rec.spikes("lif")
-    return {"wall_s": t(), "trial": sp.trial, "neuron": sp.neuron, "time": sp.time}
+    return {"wall_s": t(), "cpu_s": cpu, "trial": sp.trial, "neuron": sp.neuron, "time": sp.time}
 
 
 def run_nest(net: Network, inputs: SpikeTrains, trial: int, duration: float, threads: int) -> dict:
@@ -207,14 +225,16 @@ def measure(net: Network, single_in: SpikeTrains, batch_in: SpikeTrains, duratio
             repeats: int, use_nest: bool) -> dict:
     """Fastest of `repeats` timed runs of each configuration, interleaved so that both
     simulators see the same machine load. Events are counted from each run's own spikes."""
-    runs = {"engine": [], "nest": [], "engine_batch": [], "nest_batch": []}
+    runs = {"engine": [], "nest": [], "engine_mt": [], "nest_mt": [], "engine_batch": [], "nest_batch": []}
     for _ in range(repeats):
         runs["engine"].append(run_engine(net, single_in, duration, threads=1))
+        runs["engine_mt"].append(run_engine(net, single_in, duration, threads=threads))
         runs["engine_batch"].append(run_engine(net, batch_in, duration, threads=threads))
         if use_nest:
             runs["nest"].append(run_nest(net, single_in, 0, duration, threads=1))
+            runs["nest_mt"].append(run_nest(net, single_in, 0, duration, threads=threads))
             runs["nest_batch"].append(run_nest_batch(net, batch_in, duration, threads=threads))
-    for r in runs["engine"] + runs["nest"]:
+    for r in runs["engine"] + runs["engine_mt"] + runs["nest"] + runs["nest_mt"]:
         r["events"] = synaptic_events(net, single_in, r["neuron"])
     for r in runs["engine_batch"]:
         r["events"] = synaptic_events(net, batch_in, r["neuron"])
@@ -233,6 +253,10 @@ def main(argv=None) -> dict:
                         "(default 3, quick 1)")
     parser.add_argument("--seed", type=int, default=1, help="network seed; input seeds follow it")
     parser.add_argument("--no-nest", action="store_true", help="engine only")
+    parser.add_argument("--omp-wait-policy", choices=["passive", "active", "default"],
+                        help="OpenMP threads waiting at a barrier: sleep (passive; the default unless "
+                        "OMP_WAIT_POLICY says otherwise), spin (active), "
+                        "or libgomp's default (spin briefly, then sleep); NEST's threads and the engine's")
     parser.add_argument("--cold-compile", action=argparse.BooleanOptionalAction, default=None,
                         help="also time a compile with an empty numba cache (default: on, off with --quick)")
     args = parser.parse_args(argv)
@@ -241,14 +265,14 @@ def main(argv=None) -> dict:
     repeats = args.repeats or (1 if args.quick else 3)
     cold = args.cold_compile if args.cold_compile is not None else not args.quick
     use_nest = not args.no_nest
-    if use_nest:
-        import nest  # fail early if missing
+    if use_nest and importlib.util.find_spec("nest") is None:   # fail early if missing (imported later: see
+        raise SystemExit("NEST is not installed (pass --no-nest)")  # neurodelay.layered.recurrent's threads)
     cfg = Config(seed=args.seed)
     load_at_start = list(os.getloadavg())  # 1, 5, 15 min: a busy machine slows everything down
 
     with stopwatch() as t_build:
         net = build_network(cfg)
-    warm = warm_engine(net)
+    warm = warm_engine(net, args.threads)
     if cold:
         warm["cold_compile_s"] = cold_compile_seconds()
     single_in = poisson_inputs(cfg, 1, duration, seed=1000 * cfg.seed)
@@ -260,14 +284,16 @@ def main(argv=None) -> dict:
                    "quick": args.quick, "repeats": repeats,
                    "events": "sum over input and LIF spikes of the sender's out-degree",
                    "nest_batch": "trials one after another, each in a fresh kernel; Simulate times summed",
-                   "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY")},
+                   "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "libgomp default")},
         "versions": package_versions("neurodelay", "numpy", "numba", "nest-simulator"),
-        "threads_single": 1, "threads_batch": args.threads, "load_average_at_start": load_at_start,
+        "threads_single": 1, "threads_single_mt": args.threads, "threads_batch": args.threads,
+        "load_average_at_start": load_at_start,
         "network_build_s": t_build(), "engine_warmup": warm,
     }
     rows = []
-    labels = {"engine": ("engine", 1, 1), "engine_batch": ("engine batch", args.threads, n_trials),
-              "nest": ("NEST iaf_psc_exp_ps", 1, 1),
+    labels = {"engine": ("engine", 1, 1), "engine_mt": ("engine", args.threads, 1),
+              "engine_batch": ("engine batch", args.threads, n_trials),
+              "nest": ("NEST iaf_psc_exp_ps", 1, 1), "nest_mt": ("NEST iaf_psc_exp_ps", args.threads, 1),
               "nest_batch": ("NEST batch (serial trials)", args.threads, n_trials)}
     for name, r in best.items():
         label, threads, trials = labels[name]
@@ -275,15 +301,25 @@ def main(argv=None) -> dict:
         result.update({f"{name}_wall_s": r["wall_s"], f"{name}_all_wall_s": r["all_wall_s"],
                        f"{name}_events": r["events"], f"{name}_events_per_s": r["events"] / r["wall_s"],
                        f"{name}_spikes": len(r["neuron"]), f"{name}_rate_hz": rate})
+        cpu = r.get("cpu_s")
+        if cpu is not None:    # CPU time of all the engine's threads, and the cores it kept busy
+            result.update({f"{name}_cpu_s": cpu, f"{name}_cpu_utilisation": cpu / r["wall_s"]})
         rows.append({"run": label, "threads": threads, "trials": trials, "wall_s": r["wall_s"],
+                     "cpu_s": cpu if cpu is not None else float("nan"),
                      "events": r["events"], "events/s": r["events"] / r["wall_s"], "rate_Hz": rate})
+    one, mt = best["engine"], best["engine_mt"]
+    result["engine_mt_identical_to_1_thread"] = bool(np.array_equal(one["neuron"], mt["neuron"])
+                                                     and np.array_equal(one["time"], mt["time"]))
+    result["engine_mt_speedup"] = one["wall_s"] / mt["wall_s"]
     if use_nest:
         result["nest_ps_events_per_s"] = result["nest_events_per_s"]  # the name the issue asks for
         result.update({
-            "versions": {**result["versions"], "nest_kernel": nest.__version__},
+            "versions": {**result["versions"], "nest_kernel": sys.modules["nest"].__version__},
             "nest_model": "iaf_psc_exp_ps", "nest_build_s": best["nest"]["build_s"],
             "nest_batch_build_s": best["nest_batch"]["build_s"],
             "ratio_engine_over_nest": result["engine_events_per_s"] / result["nest_events_per_s"],
+            "ratio_mt_engine_over_nest": result["engine_mt_events_per_s"] / result["nest_mt_events_per_s"],
+            "nest_mt_speedup": best["nest"]["wall_s"] / best["nest_mt"]["wall_s"],
             "ratio_batch_engine_over_nest": result["engine_batch_events_per_s"] / result["nest_batch_events_per_s"],
             "agreement_single": agreement(best["engine"]["neuron"], best["engine"]["time"],
                                           best["nest"]["neuron"], best["nest"]["time"], cfg.n),
@@ -304,6 +340,7 @@ def main(argv=None) -> dict:
     if use_nest:
         a = result["agreement_single"]
         print(f"engine / NEST events per second: single trial {result['ratio_engine_over_nest']:.3g}, "
+              f"single trial on {args.threads} threads each {result['ratio_mt_engine_over_nest']:.3g}, "
               f"batch {result['ratio_batch_engine_over_nest']:.3g}")
         print(f"single trial: {a['spikes_engine']} vs {a['spikes_nest']} spikes, identical rasters (|dt| <= 1 ns) "
               f"for the first {a['identical_spikes_before_divergence']} spikes"
@@ -311,6 +348,10 @@ def main(argv=None) -> dict:
               + (f", max |dt| there {a['max_abs_dt_before_divergence_s']:.3g} s"
                  if a["max_abs_dt_before_divergence_s"] is not None else ""))
         print(f"NEST network construction (excluded): {result['nest_build_s']:.2f} s per trial")
+    print(f"single trial on {args.threads} threads: engine {result['engine_mt_speedup']:.2f}x its 1-thread wall, "
+          f"CPU {result['engine_mt_cpu_utilisation']:.2f} cores busy, spikes identical to its 1-thread run: "
+          f"{result['engine_mt_identical_to_1_thread']}"
+          + (f"; NEST {result['nest_mt_speedup']:.2f}x" if use_nest else ""))
     print(f"load average (1, 5, 15 min) at start {load_at_start}, at end {result['load_average_at_end']}")
     path = write_json_atomic(args.json, result)
     print(f"wrote {path}")

@@ -34,6 +34,11 @@ of every engine). The exact crossing search is skipped, as in
 V stays below theta until the neuron's next known arrival (an earlier recurrent
 arrival, pushed later, only shortens that interval, and re-predicts).
 
+One trial of a group can run on several threads (:func:`forward_partitioned`): the
+group's neurons split into partitions, each run by the same event loop
+(:func:`_group_loop`) on its own neurons, in lock-step windows no longer than the
+smallest delay between two partitions, exchanging their spikes at the end of each.
+
 The reverse pass (:func:`adjoint_group`) replays each neuron locally and walks
 the neurons' logs back together, pausing where they are coupled (the group's
 spikes). A group of one tau_m and one tau_s that the loss reaches only through
@@ -51,7 +56,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from ..events.dynamics import biased_crossing, state_at
 from ._kernels import (EV_REF_END, EV_SPIKE, _spike_costate, advance_costate, arrival_costate, below_until,
@@ -60,8 +65,11 @@ from ._kernels import (EV_REF_END, EV_SPIKE, _spike_costate, advance_costate, ar
 STATUS_OK = 0
 STATUS_TOO_MANY_SPIKES = 1
 
-_DONE, _NEED_PENDING, _NEED_RECORDS = 0, 1, 2
-_NSPK, _STATUS = 0, 1
+_DONE, _NEED_PENDING, _NEED_RECORDS, _NEED_OUTBOX = 0, 1, 2, 3
+# counters of one run of the event loop: spikes recorded, status, arrivals in the outbox, and where
+# the pull of the inbox stands (source partition, entry)
+_NSPK, _STATUS, _NOB, _PULL_S, _PULL_E = 0, 1, 2, 3, 4
+_N_COUNTERS = 5
 
 
 @njit(cache=True)
@@ -132,9 +140,19 @@ GUARD_BUCKETS = 29
 def _group_loop(members, tau_m, tau_s, theta, reset, refractory, closed, in_w, t_end, sample_times, col_of,
                 samples, max_spikes, v_off, ext_ptr, ext_n, ext_t, ext_q, rec_ptr, rec_post, rec_d, rec_q, mult,
                 cst, tst, cpos, tpos, end_t, end_q, key, item, pos, todo, bk, bm, occ, inv_width, r_t, r_n,
-                r_g, counters):
+                r_g, counters, t_win, l0, rec_post_part, inbox, inbox_n, outbox):
     """Process the group's events in time order until t_end, or until a bucket or the record is full
     (then return _NEED_PENDING / _NEED_RECORDS with the state intact, else _DONE).
+
+    The group may be one partition of a larger one (:func:`forward_partitioned`: the arrays of its
+    neurons, local indices 0.., are views of the whole group's, l0 being the whole group's local
+    index of its first neuron; rec_ptr, rec_post, rec_d, rec_q are the whole group's, rec_post_part
+    is rec_post in the partition's local indices, negative for a target in another partition). It
+    then first pushes into its buckets the arrivals at its neurons of the spikes of the other
+    partitions' last window (inbox[s, :inbox_n[s]] of partition s: (time, whole-group local index)),
+    stops before its first event at t_win or later, and writes its spikes to outbox (_NEED_OUTBOX
+    when full). A whole group: l0 = 0, rec_post_part = rec_post, no inbox (shape (0, 0, 2)) and no
+    outbox (shape (0, 0)), t_win = inf.
 
     Local neuron l (global members[l]) has a committed state (cst, cpos, and the head of its
     front bucket: after its last index event) and a tentative one (tst, tpos): the committed
@@ -150,12 +168,16 @@ def _group_loop(members, tau_m, tau_s, theta, reset, refractory, closed, in_w, t
     n_g = members.shape[0]
     n_spk = counters[_NSPK]
     status = counters[_STATUS]
+    n_ob = counters[_NOB]
     cap = bk.shape[2] // 2
     n_samples = sample_times.shape[0]
+    n_src = inbox_n.shape[0]
+    pull_s, pull_e = counters[_PULL_S], counters[_PULL_E]   # the next spike of the inbox to push
     code = _DONE
     while True:
-        # ---- (re)scan the neurons in todo, tentatively, and re-key them
-        for k in range(todo[n_g]):
+        # ---- (re)scan the neurons in todo, tentatively, and re-key them (once the inbox is pushed)
+        n_scan = todo[n_g] if pull_s == n_src else 0
+        for k in range(n_scan):
             u = todo[k]
             j = members[u]
             tm, ts, th, rs, cl, col = tau_m[j], tau_s[j], theta[j], reset[j], closed[j], col_of[j]
@@ -269,82 +291,113 @@ def _group_loop(members, tau_m, tau_s, theta, reset, refractory, closed, in_w, t
                     c = child
             item[c] = u
             pos[u] = c
-        todo[n_g] = 0
-        # ---- the next event of the group: a spike or a recurrent arrival of neuron l, or where its scan stopped
-        l = item[0]
-        t_now = key[l]
-        if t_now > t_end:
-            break
-        j = members[l]
-        tm, ts, th, rs = tau_m[j], tau_s[j], theta[j], reset[j]
-        kind = tpos[l, _KIND]
-        is_spike = kind == _AT_SPIKE
-        if is_spike:
-            if n_spk == r_t.shape[0]:
-                code = _NEED_RECORDS
+        todo[n_g] -= n_scan
+        # ---- the next thing to do: push the arrivals of the next spike of the inbox, else the next
+        # event of the group: a spike or a recurrent arrival of neuron l, or where its scan stopped
+        pulling = pull_s < n_src
+        if pulling:
+            if pull_e == inbox_n[pull_s]:
+                pull_s += 1
+                pull_e = 0
+                continue
+            t_now = inbox[pull_s, pull_e, 0]
+            src = np.int64(inbox[pull_s, pull_e, 1])
+            l = -1
+            is_spike = False
+            if l0 <= src < l0 + n_g:          # its own spike (pushed already)
+                pull_e += 1
+                continue
+        else:
+            l = item[0]
+            t_now = key[l]
+            if t_now > t_end or t_now >= t_win:
                 break
+            src = l0 + l
+            j = members[l]
+            tm, ts, th, rs = tau_m[j], tau_s[j], theta[j], reset[j]
+            kind = tpos[l, _KIND]
+            is_spike = kind == _AT_SPIKE
+            if is_spike:
+                if n_spk == r_t.shape[0]:
+                    code = _NEED_RECORDS
+                    break
+                if outbox.shape[1] > 0 and n_ob == outbox.shape[0]:
+                    code = _NEED_OUTBOX
+                    break
+        if pulling or is_spike:
+            # room for the spike's arrivals at this group's (partition's) neurons
             full = False
-            for c in range(rec_ptr[l], rec_ptr[l + 1]):
-                if bm[rec_post[c], np.int64((t_now + rec_d[c]) * inv_width) % N_BUCKETS, 0] + mult > cap:
+            for c in range(rec_ptr[src], rec_ptr[src + 1]):
+                post = rec_post_part[c] if l >= 0 else rec_post[c] - l0
+                if 0 <= post < n_g and bm[post, np.int64((t_now + rec_d[c]) * inv_width) % N_BUCKETS, 0] + mult > cap:
                     full = True
                     break
             if full:
                 code = _NEED_PENDING
                 break
-        # commit the tentative scan up to t_now (its recurrent arrivals leave the front bucket), then the event
-        v, cur, t_last, ref_end = tst[l, _V], tst[l, _I], tst[l, _TL], tst[l, _RE]
-        a = tpos[l, _A]
-        sp = tpos[l, _SP]
-        col = col_of[j]
-        if col >= 0:
-            while sp < n_samples and sample_times[sp] < t_now:
-                samples[sp, col] = state_at(v, cur, t_last, ref_end, rs, tm, ts, sample_times[sp])[0] + v_off[j]
-                sp += 1
-        for rep in range(2):
-            if rep == 0:
-                take = tpos[l, _TC]
-            else:
-                take = 1 if kind == _AT_RECURRENT else 0
-                if take:                      # the first arrival of the next bucket, now the front
-                    v, cur = state_at(v, cur, t_last, ref_end, rs, tm, ts, t_now)
-                    t_last = t_now
-                    sl = bm[l, _FRONT, 0] % N_BUCKETS
-                    cur += in_w[np.int64(bk[l, sl, 2 * bm[l, sl, 1] + 1])]
-            if take == 0:
-                continue
-            # remove them from the front bucket (as _pending_pop, inline)
-            sl = bm[l, _FRONT, 0] % N_BUCKETS
-            bm[l, sl, 1] += take
-            bm[l, _FRONT, 1] -= take
-            if bm[l, sl, 1] == bm[l, sl, 0]:
-                bm[l, sl, 0] = 0
-                bm[l, sl, 1] = 0
-                occ[l] &= ~(np.uint64(1) << np.uint64(sl))
-                if bm[l, _FRONT, 1] > 0:
-                    # the next occupied slot in ring order: the lowest set bit above sl, else the lowest
-                    nxt = _next_slot(occ[l], sl)
-                    b = bm[l, _FRONT, 0] + (nxt - sl) % N_BUCKETS
-                    bm[l, _FRONT, 0] = b
-                    sl = b % N_BUCKETS
-                    h0 = bm[l, sl, 1]
-                    for e in range(h0 + 1, bm[l, sl, 0]):
-                        _sift_into(bk, l, sl, h0, e, bk[l, sl, 2 * e], bk[l, sl, 2 * e + 1])
-        if is_spike:
-            _, cur = state_at(v, cur, t_last, ref_end, rs, tm, ts, t_now)
-            t_last = t_now
-            r_t[n_spk] = t_now
-            r_n[n_spk] = j
-            r_g[n_spk] = cur - th
-            n_spk += 1
-            v = rs
-            ref_end = t_now + refractory[j]
-            for c in range(rec_ptr[l], rec_ptr[l + 1]):
+        if not pulling:
+            # commit the tentative scan up to t_now (its recurrent arrivals leave the front bucket), then the event
+            v, cur, t_last, ref_end = tst[l, _V], tst[l, _I], tst[l, _TL], tst[l, _RE]
+            a = tpos[l, _A]
+            sp = tpos[l, _SP]
+            col = col_of[j]
+            if col >= 0:
+                while sp < n_samples and sample_times[sp] < t_now:
+                    samples[sp, col] = state_at(v, cur, t_last, ref_end, rs, tm, ts, sample_times[sp])[0] + v_off[j]
+                    sp += 1
+            for rep in range(2):
+                if rep == 0:
+                    take = tpos[l, _TC]
+                else:
+                    take = 1 if kind == _AT_RECURRENT else 0
+                    if take:                      # the first arrival of the next bucket, now the front
+                        v, cur = state_at(v, cur, t_last, ref_end, rs, tm, ts, t_now)
+                        t_last = t_now
+                        sl = bm[l, _FRONT, 0] % N_BUCKETS
+                        cur += in_w[np.int64(bk[l, sl, 2 * bm[l, sl, 1] + 1])]
+                if take == 0:
+                    continue
+                # remove them from the front bucket (as _pending_pop, inline)
+                sl = bm[l, _FRONT, 0] % N_BUCKETS
+                bm[l, sl, 1] += take
+                bm[l, _FRONT, 1] -= take
+                if bm[l, sl, 1] == bm[l, sl, 0]:
+                    bm[l, sl, 0] = 0
+                    bm[l, sl, 1] = 0
+                    occ[l] &= ~(np.uint64(1) << np.uint64(sl))
+                    if bm[l, _FRONT, 1] > 0:
+                        # the next occupied slot in ring order: the lowest set bit above sl, else the lowest
+                        nxt = _next_slot(occ[l], sl)
+                        b = bm[l, _FRONT, 0] + (nxt - sl) % N_BUCKETS
+                        bm[l, _FRONT, 0] = b
+                        sl = b % N_BUCKETS
+                        h0 = bm[l, sl, 1]
+                        for e in range(h0 + 1, bm[l, sl, 0]):
+                            _sift_into(bk, l, sl, h0, e, bk[l, sl, 2 * e], bk[l, sl, 2 * e + 1])
+            if is_spike:
+                _, cur = state_at(v, cur, t_last, ref_end, rs, tm, ts, t_now)
+                t_last = t_now
+                r_t[n_spk] = t_now
+                r_n[n_spk] = j
+                r_g[n_spk] = cur - th
+                n_spk += 1
+                v = rs
+                ref_end = t_now + refractory[j]
+                if outbox.shape[1] > 0:        # for the other partitions, after the window
+                    outbox[n_ob, 0] = t_now
+                    outbox[n_ob, 1] = src
+                    n_ob += 1
+        if pulling or is_spike:
+            # the spike's arrivals at this group's (partition's) neurons: sorted into the front
+            # bucket, appended to others
+            for c in range(rec_ptr[src], rec_ptr[src + 1]):
                 t_arr = t_now + rec_d[c]
                 if t_arr > t_end:
                     continue
-                post = rec_post[c]
+                post = rec_post_part[c] if l >= 0 else rec_post[c] - l0
+                if post < 0 or post >= n_g:
+                    continue
                 q = rec_q[c]
-                # add (t_arr, q) to post's pending arrivals: sorted into the front bucket, appended to others
                 fq = float(q)
                 b = np.int64(t_arr * inv_width)
                 sl = b % N_BUCKETS
@@ -362,10 +415,13 @@ def _group_loop(members, tau_m, tau_s, theta, reset, refractory, closed, in_w, t
                     _sift_into(bk, post, sl, bm[post, sl, 1] if b == bm[post, _FRONT, 0] else k, k, t_arr, fq)
                     bm[post, sl, 0] += 1
                 bm[post, _FRONT, 1] += 1
-                if post != l and _before(t_arr, float(q), end_t[post], end_q[post]):
+                if post != l and _before(t_arr, fq, end_t[post], end_q[post]):
                     end_t[post] = -np.inf            # queued for a rescan (once)
                     todo[todo[n_g]] = post
                     todo[n_g] += 1
+        if pulling:
+            pull_e += 1
+            continue
         t_x = ext_t[ext_ptr[l] + a] if a < ext_n[l] else np.inf
         t_r = np.inf
         if bm[l, _FRONT, 1] > 0:
@@ -381,6 +437,9 @@ def _group_loop(members, tau_m, tau_s, theta, reset, refractory, closed, in_w, t
             break
     counters[_NSPK] = n_spk
     counters[_STATUS] = status
+    counters[_NOB] = n_ob
+    counters[_PULL_S] = pull_s
+    counters[_PULL_E] = pull_e
     return code
 
 
@@ -406,23 +465,16 @@ def _bucket_min(bk, bm, occ, u, f_sl):
 
 
 @njit(cache=True, nogil=True)
-def forward_group(members, in_ptr, in_pre, in_d, in_w, tau_m, tau_s, theta, reset, refractory, closed,
-                  s_start, s_end, s_time, t_end, sample_times, col_of, samples, max_spikes, u_init, i_init, v_off,
-                  rec_ptr, rec_post, rec_d, rec_q):
-    """Exact forward simulation of one recurrent group (LIF neurons `members`, global indices) in one trial.
-
-    in_*: the post-major synapse table (every incoming synapse q of neuron j in
-    in_ptr[j]..in_ptr[j+1]-1: presynaptic neuron, total delay s, weight); the
-    spikes of the earlier layers in s_time (grouped by neuron: s_start/s_end, the
-    group's own neurons empty). rec_*: the group's own synapses, grouped by
-    presynaptic local index (rec_ptr), with the postsynaptic local index, delay
-    and the synapse's q. theta, reset: bias-shifted (theta - b, reset - b); u_init
-    = V(0) - b, i_init = I(0), v_off = b (see :func:`~._kernels.scan_forward`).
-    V of neurons with col_of >= 0 goes to samples[:, col] at sample_times.
-
-    Returns (spike times, global neurons, I - theta, status): the spikes in time
-    order, STATUS_TOO_MANY_SPIKES if more than max_spikes were emitted.
-    """
+def _group_setup(bounds, members, in_ptr, in_pre, in_d, tau_m, tau_s, theta, closed, s_start, s_end, s_time, t_end,
+                 u_init, i_init, v_off, rec_ptr, rec_post, rec_d):
+    """The state of a recurrent group before its first event, for :func:`_group_loop` on its
+    partitions (local neurons bounds[p]..bounds[p+1]-1; [0, n_g] for the whole group): its input
+    arrivals sorted per neuron (ext_ptr, ext_n, ext_t, ext_q), the bucket width (inv_width: buckets
+    per second), mult (the most synapses from one neuron of the group onto another: the arrivals
+    one spike adds to one bucket), the committed and tentative states (cst, tst, cpos, tpos,
+    end_t, end_q), each partition's index of next events over its own local indices (key, item,
+    pos) and list of neurons to scan (todo: rows bounds[p] + p.., its count after them), and the
+    empty buckets (bk, bm, occ)."""
     n_g = members.shape[0]
     # the input arrivals of every neuron, sorted by (time, synapse)
     ext_ptr = np.zeros(n_g + 1, np.int64)
@@ -441,7 +493,7 @@ def forward_group(members, in_ptr, in_pre, in_d, in_w, tau_m, tau_s, theta, rese
         if hi > lo:
             ext_n[l] = gather_sorted(members[l], in_ptr, in_pre, in_d, s_start, s_end, s_time, no_id, t_end, False,
                                      counts, ext_t[lo:hi], ext_q[lo:hi], no_id)
-    # committed and tentative state per neuron, the index of next events, every neuron to scan first
+    # committed state per neuron
     cst = np.zeros((n_g, 5))
     for l in range(n_g):
         j = members[l]
@@ -451,22 +503,11 @@ def forward_group(members, in_ptr, in_pre, in_d, in_w, tau_m, tau_s, theta, rese
         cst[l, _PRED] = np.inf
         if u_init[j] != 0.0 or i_init[j] != 0.0 or v_off[j] != 0.0:
             cst[l, _PRED] = biased_crossing(u_init[j], i_init[j], tau_m[j], tau_s[j], theta[j], closed[j], 0.0)
-    tst = cst.copy()
-    cpos = np.zeros((n_g, 2), np.int64)
-    tpos = np.zeros((n_g, 4), np.int64)
-    end_t = np.full(n_g, np.inf)
-    end_q = np.zeros(n_g)
-    key = np.full(n_g, np.inf)
-    item = np.arange(n_g)
-    pos = np.arange(n_g)
-    todo = np.arange(n_g + 1)
-    todo[n_g] = n_g
     # pending recurrent arrivals: time buckets per neuron over the largest recurrent delay (with margin)
     d_max = 0.0
     for c in range(rec_ptr[n_g]):
         d_max = max(d_max, rec_d[c])
     inv_width = (N_BUCKETS - 3 - GUARD_BUCKETS) / d_max if d_max > 0.0 else 1.0
-    # the most synapses from one neuron of the group onto another (arrivals one spike adds to one bucket)
     mult = 1
     seen = np.zeros(n_g, np.int64)
     for l in range(n_g):
@@ -475,27 +516,94 @@ def forward_group(members, in_ptr, in_pre, in_d, in_w, tau_m, tau_s, theta, rese
             mult = max(mult, seen[rec_post[c]])
         for c in range(rec_ptr[l], rec_ptr[l + 1]):
             seen[rec_post[c]] = 0
+    tst = cst.copy()
+    cpos = np.zeros((n_g, 2), np.int64)
+    tpos = np.zeros((n_g, 4), np.int64)
+    end_t = np.full(n_g, np.inf)
+    end_q = np.zeros(n_g)
+    key = np.full(n_g, np.inf)
+    n_p = bounds.shape[0] - 1
+    item = np.empty(n_g, np.int64)
+    todo = np.empty(n_g + n_p, np.int64)
+    for p in range(n_p):
+        for l in range(bounds[p], bounds[p + 1]):
+            item[l] = l - bounds[p]
+            todo[l + p] = l - bounds[p]
+        todo[bounds[p + 1] + p] = bounds[p + 1] - bounds[p]
+    pos = item.copy()
     cap = 8
     bk = np.empty((n_g, N_BUCKETS, 2 * cap))
     bm = np.zeros((n_g, N_BUCKETS + 1, 2), np.int64)
     occ = np.zeros(n_g, np.uint64)           # bit s: slot s holds pending arrivals
+    return (ext_ptr, ext_n, ext_t, ext_q, inv_width, mult, cst, tst, cpos, tpos, end_t, end_q, key, item, pos, todo,
+            bk, bm, occ)
+
+
+@njit(cache=True, nogil=True)
+def _grown_buckets(bk, bm, cap, mult):
+    """bk with room for 2 cap + mult arrivals per bucket (the pending ones copied); returns it and its capacity."""
+    cap = 2 * cap + mult
+    new_bk = np.empty((bk.shape[0], N_BUCKETS, 2 * cap))
+    for l in range(bk.shape[0]):
+        for b in range(N_BUCKETS):
+            for c in range(2 * bm[l, b, 0]):
+                new_bk[l, b, c] = bk[l, b, c]
+    return new_bk, cap
+
+
+@njit(cache=True, nogil=True)
+def _final_samples(members, tst, tpos, reset, tau_m, tau_s, t_end, sample_times, col_of, samples, v_off):
+    """The samples after the last event of each neuron (its tentative scan has reached t_end)."""
+    for l in range(members.shape[0]):
+        j = members[l]
+        col = col_of[j]
+        if col < 0:
+            continue
+        for s in range(tpos[l, _SP], sample_times.shape[0]):
+            if sample_times[s] > t_end:
+                break
+            samples[s, col] = state_at(tst[l, _V], tst[l, _I], tst[l, _TL], tst[l, _RE], reset[j], tau_m[j],
+                                       tau_s[j], sample_times[s])[0] + v_off[j]
+
+
+@njit(cache=True, nogil=True)
+def forward_group(members, in_ptr, in_pre, in_d, in_w, tau_m, tau_s, theta, reset, refractory, closed,
+                  s_start, s_end, s_time, t_end, sample_times, col_of, samples, max_spikes, u_init, i_init, v_off,
+                  rec_ptr, rec_post, rec_d, rec_q):
+    """Exact forward simulation of one recurrent group (LIF neurons `members`, global indices) in one trial.
+
+    in_*: the post-major synapse table (every incoming synapse q of neuron j in
+    in_ptr[j]..in_ptr[j+1]-1: presynaptic neuron, total delay s, weight); the
+    spikes of the earlier layers in s_time (grouped by neuron: s_start/s_end, the
+    group's own neurons empty). rec_*: the group's own synapses, grouped by
+    presynaptic local index (rec_ptr), with the postsynaptic local index, delay
+    and the synapse's q. theta, reset: bias-shifted (theta - b, reset - b); u_init
+    = V(0) - b, i_init = I(0), v_off = b (see :func:`~._kernels.scan_forward`).
+    V of neurons with col_of >= 0 goes to samples[:, col] at sample_times.
+
+    Returns (spike times, global neurons, I - theta, status): the spikes in time
+    order, STATUS_TOO_MANY_SPIKES if more than max_spikes were emitted.
+    """
+    whole = np.array([0, members.shape[0]])
+    (ext_ptr, ext_n, ext_t, ext_q, inv_width, mult, cst, tst, cpos, tpos, end_t, end_q, key, item, pos, todo, bk, bm,
+     occ) = _group_setup(whole, members, in_ptr, in_pre, in_d, tau_m, tau_s, theta, closed, s_start, s_end, s_time,
+                         t_end, u_init, i_init, v_off, rec_ptr, rec_post, rec_d)
+    cap = bk.shape[2] // 2
     r_t = np.empty(1024)
     r_n = np.empty(1024, np.int64)
     r_g = np.empty(1024)
-    counters = np.zeros(2, np.int64)
+    counters = np.zeros(_N_COUNTERS, np.int64)
+    no_inbox = np.empty((0, 0, 2))
+    no_inbox_n = np.empty(0, np.int64)
+    no_outbox = np.empty((0, 0))
     while True:
         code = _group_loop(members, tau_m, tau_s, theta, reset, refractory, closed, in_w, t_end, sample_times,
                            col_of, samples, max_spikes, v_off, ext_ptr, ext_n, ext_t, ext_q, rec_ptr, rec_post,
                            rec_d, rec_q, mult, cst, tst, cpos, tpos, end_t, end_q, key, item, pos, todo, bk, bm,
-                           occ, inv_width, r_t, r_n, r_g, counters)
+                           occ, inv_width, r_t, r_n, r_g, counters, np.inf, 0, rec_post, no_inbox, no_inbox_n,
+                           no_outbox)
         if code == _NEED_PENDING:
-            cap = 2 * cap + mult
-            new_bk = np.empty((n_g, N_BUCKETS, 2 * cap))
-            for l in range(n_g):
-                for b in range(N_BUCKETS):
-                    for c in range(2 * bm[l, b, 0]):
-                        new_bk[l, b, c] = bk[l, b, c]
-            bk = new_bk
+            bk, cap = _grown_buckets(bk, bm, cap, mult)
         elif code == _NEED_RECORDS:
             size = 2 * r_t.shape[0]
             new_t, new_n, new_g = np.empty(size), np.empty(size, np.int64), np.empty(size)
@@ -506,18 +614,147 @@ def forward_group(members, in_ptr, in_pre, in_d, in_w, tau_m, tau_s, theta, rese
             break
     n_spk, status = counters[_NSPK], counters[_STATUS]
     if status == STATUS_OK:
-        # samples after the last event of each neuron (its tentative scan has reached t_end)
-        for l in range(n_g):
-            j = members[l]
-            col = col_of[j]
-            if col < 0:
-                continue
-            for s in range(tpos[l, _SP], sample_times.shape[0]):
-                if sample_times[s] > t_end:
-                    break
-                samples[s, col] = state_at(tst[l, _V], tst[l, _I], tst[l, _TL], tst[l, _RE], reset[j], tau_m[j],
-                                           tau_s[j], sample_times[s])[0] + v_off[j]
+        _final_samples(members, tst, tpos, reset, tau_m, tau_s, t_end, sample_times, col_of, samples, v_off)
     return r_t[:n_spk].copy(), r_n[:n_spk].copy(), r_g[:n_spk].copy(), status
+
+
+@njit(cache=True, nogil=True)
+def _partition_window(p, bounds, members, tau_m, tau_s, theta, reset, refractory, closed, in_w, t_end,
+                      sample_times, col_of, samples, max_spikes, v_off, ext_ptr, ext_n, ext_t, ext_q, rec_ptr,
+                      rec_post, rec_d, rec_q, mult, cst, tst, cpos, tpos, end_t, end_q, key, item, pos, todo, bk, bm,
+                      occ, inv_width, r_t, r_n, r_g, counters, t_win, rec_post_part, inbox, inbox_n, outbox):
+    """:func:`_group_loop` on partition p (local neurons bounds[p]..bounds[p+1]-1) of a group: the
+    views of its rows of the whole group's arrays (todo: rows l0 + p .. l1 + p, its count last)."""
+    l0, l1 = bounds[p], bounds[p + 1]
+    return _group_loop(members[l0:l1], tau_m, tau_s, theta, reset, refractory, closed, in_w, t_end, sample_times,
+                       col_of, samples, max_spikes, v_off, ext_ptr[l0:l1 + 1], ext_n[l0:l1], ext_t, ext_q,
+                       rec_ptr, rec_post, rec_d, rec_q, mult, cst[l0:l1], tst[l0:l1], cpos[l0:l1],
+                       tpos[l0:l1], end_t[l0:l1], end_q[l0:l1], key[l0:l1], item[l0:l1], pos[l0:l1],
+                       todo[l0 + p:l1 + p + 1], bk[l0:l1], bm[l0:l1], occ[l0:l1], inv_width, r_t[p], r_n[p], r_g[p],
+                       counters[p], t_win, l0, rec_post_part, inbox, inbox_n, outbox[p])
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def forward_partitioned(bounds, d_win, members, in_ptr, in_pre, in_d, in_w, tau_m, tau_s, theta, reset, refractory,
+                        closed, s_start, s_end, s_time, t_end, sample_times, col_of, samples, max_spikes, u_init,
+                        i_init, v_off, rec_ptr, rec_post, rec_d, rec_q, rec_post_part):
+    """:func:`forward_group` with the group's local neurons split into partitions (bounds: P + 1
+    ascending local indices) simulated in parallel (numba threads), in lock-step windows.
+
+    A window starts at T, the time of the group's next event (no partition has an event before it),
+    and ends at T + d_win, d_win > 0 being at most the smallest delay of a synapse between two
+    partitions: a spike emitted in the window arrives at another partition at T + d_win or later,
+    so each partition processes its events before the window's end alone (:func:`_group_loop`,
+    writing its spikes to its outbox), and pushes the arrivals of the other partitions' spikes at
+    its neurons into its buckets at the start of the next window. rec_post_part: rec_post where pre
+    and post lie in one partition (as the partition's local index: post - its first), else -1 - post.
+    Each neuron's pending arrivals, and what is known of them when it is scanned, then differ from
+    :func:`forward_group`'s only in when arrivals are pushed, not in which arrivals it applies or in
+    the order and arithmetic of its events (a scan that went past a pushed arrival is redone from
+    the committed state; a crossing predicted with fewer arrivals known lies after the next one):
+    its spikes and samples are the same bit for bit (up to the rounding of an exact root search at
+    the end of a below-threshold bound). Returns forward_group's result, its spikes grouped by
+    partition (in time order within one).
+    """
+    n_p = bounds.shape[0] - 1
+    (ext_ptr, ext_n, ext_t, ext_q, inv_width, mult, cst, tst, cpos, tpos, end_t, end_q, key, item, pos, todo, bk, bm,
+     occ) = _group_setup(bounds, members, in_ptr, in_pre, in_d, tau_m, tau_s, theta, closed, s_start, s_end, s_time,
+                         t_end, u_init, i_init, v_off, rec_ptr, rec_post, rec_d)
+    cap = bk.shape[2] // 2
+    r_t = np.empty((n_p, 1024))
+    r_n = np.empty((n_p, 1024), np.int64)
+    r_g = np.empty((n_p, 1024))
+    counters = np.zeros((n_p, _N_COUNTERS), np.int64)
+    # outboxes, the spikes (time, whole-group local index) of each partition in the window being
+    # run (side par) and in the last one (1 - par)
+    ob = np.empty((2, n_p, 16, 2))
+    ob_n = np.zeros((2, n_p), np.int64)
+    codes = np.zeros(n_p, np.int64)
+    done = np.zeros(n_p, np.bool_)
+    par = 0
+    t_win = 0.0
+    started = False
+    status = STATUS_OK
+    while True:
+        # ---- one window: from the group's next event (the partitions' next events, and the arrivals
+        # of the spikes in the outboxes, at d_win after them or later; all at t_win or later) for d_win
+        t0 = np.inf if started else 0.0
+        started = True
+        for p in range(n_p):
+            if bounds[p + 1] > bounds[p]:
+                t0 = min(t0, key[bounds[p] + item[bounds[p]]])
+            for e in range(ob_n[1 - par, p]):
+                t0 = min(t0, ob[1 - par, p, e, 0] + d_win)
+        if t0 > t_end:
+            break
+        t_win = t0 + d_win
+        if t_win > t_end:
+            t_win = np.inf
+        for p in range(n_p):
+            done[p] = False
+            counters[p, _NOB] = 0
+            counters[p, _PULL_S] = 0
+            counters[p, _PULL_E] = 0
+        while True:
+            for p in prange(n_p):
+                if not done[p]:
+                    codes[p] = _partition_window(p, bounds, members, tau_m, tau_s, theta, reset, refractory, closed,
+                                                 in_w, t_end, sample_times, col_of, samples, max_spikes, v_off,
+                                                 ext_ptr, ext_n, ext_t, ext_q, rec_ptr, rec_post, rec_d, rec_q,
+                                                 mult, cst, tst, cpos, tpos, end_t, end_q, key, item, pos, todo, bk,
+                                                 bm, occ, inv_width, r_t, r_n, r_g, counters, t_win, rec_post_part,
+                                                 ob[1 - par], ob_n[1 - par], ob[par])
+            grow_bk = False
+            grow_r = False
+            grow_ob = False
+            for p in range(n_p):
+                if codes[p] == _DONE:
+                    done[p] = True
+                grow_bk |= codes[p] == _NEED_PENDING
+                grow_r |= codes[p] == _NEED_RECORDS
+                grow_ob |= codes[p] == _NEED_OUTBOX
+            if grow_bk:
+                bk, cap = _grown_buckets(bk, bm, cap, mult)
+            if grow_r:
+                size = 2 * r_t.shape[1]
+                new_t, new_n, new_g = np.empty((n_p, size)), np.empty((n_p, size), np.int64), np.empty((n_p, size))
+                for p in range(n_p):
+                    for k in range(counters[p, _NSPK]):
+                        new_t[p, k], new_n[p, k], new_g[p, k] = r_t[p, k], r_n[p, k], r_g[p, k]
+                r_t, r_n, r_g = new_t, new_n, new_g
+            if grow_ob:
+                new_ob = np.empty((2, n_p, 2 * ob.shape[2], 2))
+                for p in range(n_p):
+                    for e in range(ob_n[1 - par, p]):
+                        new_ob[1 - par, p, e, 0], new_ob[1 - par, p, e, 1] = ob[1 - par, p, e, 0], ob[1 - par, p, e, 1]
+                    for e in range(counters[p, _NOB]):
+                        new_ob[par, p, e, 0], new_ob[par, p, e, 1] = ob[par, p, e, 0], ob[par, p, e, 1]
+                ob = new_ob
+            if not (grow_bk or grow_r or grow_ob):
+                break
+        n_spk = 0
+        for p in range(n_p):
+            n_spk += counters[p, _NSPK]
+            ob_n[par, p] = counters[p, _NOB]
+            if counters[p, _STATUS] != STATUS_OK:
+                status = counters[p, _STATUS]
+        if n_spk > max_spikes:
+            status = STATUS_TOO_MANY_SPIKES
+        if status != STATUS_OK:
+            break
+        par = 1 - par
+    n_spk = 0
+    for p in range(n_p):
+        n_spk += counters[p, _NSPK]
+    out_t, out_n, out_g = np.empty(n_spk), np.empty(n_spk, np.int64), np.empty(n_spk)
+    k = 0
+    for p in range(n_p):
+        for e in range(counters[p, _NSPK]):
+            out_t[k], out_n[k], out_g[k] = r_t[p, e], r_n[p, e], r_g[p, e]
+            k += 1
+    if status == STATUS_OK:
+        _final_samples(members, tst, tpos, reset, tau_m, tau_s, t_end, sample_times, col_of, samples, v_off)
+    return out_t, out_n, out_g, status
 
 
 # ---------------------------------------------------------------- reverse ----

@@ -15,7 +15,16 @@ its neurons. Results
 equal the event engine's (spike times bit for bit where arrivals at one
 neuron never tie in time; see the kernel's module).
 
-Trials run in parallel (the neurons of a recurrent group are coupled).
+Trials run in parallel. With fewer trials than threads (one trial on 2 threads), a
+recurrent group of at least :data:`PARTITION_MIN_NEURONS` neurons per thread is split into
+one partition per thread, and the partitions advance in lock-step windows no longer than the
+smallest delay of a synapse between two partitions
+(:func:`~neurodelay.layered._recurrent_kernels.forward_partitioned`, numba threads): a spike
+emitted in a window reaches another partition after its end, when the partitions exchange
+their spikes. The record is the one-thread run's bit for bit (arrivals at a neuron are
+applied in (time, synapse) order whichever partition delivered them first). On
+bench/forward.py's network (1000 neurons, smallest delay 1 ms: 1000 windows per simulated
+second) see the README for what 2 threads gain.
 The reverse pass (:func:`adjoint`) replays each neuron of a recurrent group
 locally and walks the group's neurons back together, pausing at the group's
 spikes (:func:`~neurodelay.layered._recurrent_kernels.adjoint_group`). A group of one
@@ -30,8 +39,11 @@ gradients within 1.6e-15 and 1.7e-14 of the largest entry of the event engine's 
 
 from __future__ import annotations
 
+import sys
+import threading
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 from ..events.adjoint import prepare_reverse, trial_blocks
@@ -50,6 +62,33 @@ __all__ = ["population_groups", "simulate", "adjoint"]
 _EMPTY = np.zeros(0)
 _EMPTY2 = np.zeros((0, 4))
 
+#: when a batch has fewer trials than threads, a recurrent group is split into one partition per
+#: thread (:func:`~neurodelay.layered._recurrent_kernels.forward_partitioned`; the trials then run one
+#: after the other) where each partition gets at least this many neurons; results do not depend on
+#: it (0 forces the split, as the tests do). bench/forward.py's network at 250, 500 and 1000 neurons
+#: (15 Hz, 1 ms windows), one 5 s trial, fastest of 3, 1 -> 2 threads on a quiet moment of a shared
+#: 2-core machine: 0.36 -> 0.45 s, 0.83 -> 0.69 s, 1.93 -> 1.33 s.
+PARTITION_MIN_NEURONS = 250
+# numba's workqueue threading layer (the fallback without OpenMP or TBB) must not be entered by two
+# threads at once
+_PARALLEL = threading.Lock()
+
+
+def _forward_partitioned(n_parts: int, part, args):
+    """:func:`~neurodelay.layered._recurrent_kernels.forward_partitioned` on min(n_parts, numba's
+    threads) numba threads. numba's OpenMP layer, started while NEST (which brings its own libgomp)
+    is loaded and has not run yet, makes NEST's next ResetKernel crash (NEST 3.10): numba's own
+    workqueue layer (slower wake-ups) is chosen then, unless NUMBA_THREADING_LAYER says otherwise."""
+    if "nest" in sys.modules and numba.config.THREADING_LAYER == "default":
+        numba.config.THREADING_LAYER = "workqueue"     # (no effect once numba's threads are started)
+    with _PARALLEL:
+        before = numba.get_num_threads()
+        numba.set_num_threads(min(n_parts, numba.config.NUMBA_NUM_THREADS))
+        try:
+            return RK.forward_partitioned(part[0], part[1], *args, part[2])
+        finally:
+            numba.set_num_threads(before)
+
 
 def population_groups(net: Network) -> list[tuple[tuple[str, ...], bool]]:
     """The non-source populations grouped for this engine: :meth:`Network.population_groups` without
@@ -66,6 +105,23 @@ class _Group:
     rec_post: np.ndarray    # postsynaptic local index
     rec_d: np.ndarray       # total delay, s
     rec_q: np.ndarray       # the synapse's index in the post-major table
+
+    def partitions(self, n_parts: int):
+        """(bounds, window, rec_post_part) of the split of the group's local neurons into n_parts
+        contiguous partitions for :func:`~neurodelay.layered._recurrent_kernels.forward_partitioned`
+        (window: the smallest delay between two partitions, s; inf if none), or None where a
+        synapse between two partitions has no delay."""
+        n_g = len(self.members)
+        bounds = (np.arange(n_parts + 1, dtype=np.int64) * n_g) // n_parts
+        pre = np.repeat(np.arange(n_g, dtype=np.int64), np.diff(self.rec_ptr))
+        part_pre = np.searchsorted(bounds, pre, side="right") - 1
+        part_post = np.searchsorted(bounds, self.rec_post, side="right") - 1
+        cross = part_pre != part_post
+        window = float(self.rec_d[cross].min()) if cross.any() else np.inf
+        if not window > 0.0:
+            return None
+        rec_post_part = np.where(cross, -1 - self.rec_post, self.rec_post - bounds[part_pre]).astype(np.int64)
+        return bounds, window, rec_post_part
 
 
 @dataclass(frozen=True)
@@ -124,6 +180,14 @@ def simulate(net: Network, inputs, duration, *, record=(), sample_times=None, n_
     static = (flat.kind, flat.tau_m, flat.tau_s, theta, reset, flat.refractory,
               plan.closed, plan.in_ptr, plan.in_pre, plan.in_d, plan.in_w)
     bounds = merged.trial_slices()
+    threads = n_threads or default_threads()
+    # fewer trials than threads: the large recurrent groups of one trial take every thread
+    n_parts = threads if 1 < threads and merged.n_trials < threads else 1
+    least = n_parts * max(PARTITION_MIN_NEURONS, 1)
+    split = {id(s): s.partitions(n_parts) if n_parts > 1 and len(s.members) >= least else None
+             for s in steps if isinstance(s, _Group)}
+    if all(part is None for part in split.values()):
+        n_parts = 1                                   # the trials in parallel
 
     def run_trial(k):
         sl = slice(bounds[k], bounds[k + 1])
@@ -138,11 +202,15 @@ def simulate(net: Network, inputs, duration, *, record=(), sample_times=None, n_
         total = 0
         for step in steps:
             if isinstance(step, _Group):
-                t, nrn, g, status = RK.forward_group(
-                    step.members, plan.in_ptr, plan.in_pre, plan.in_d, plan.in_w, flat.tau_m, flat.tau_s, theta,
-                    reset, flat.refractory, plan.closed, s_start, s_end, s_time, duration, sample_times, col_of,
-                    samples, max_spikes_per_trial - total, u0, i0, bias,
-                    step.rec_ptr, step.rec_post, step.rec_d, step.rec_q)
+                args = (step.members, plan.in_ptr, plan.in_pre, plan.in_d, plan.in_w, flat.tau_m, flat.tau_s, theta,
+                        reset, flat.refractory, plan.closed, s_start, s_end, s_time, duration, sample_times, col_of,
+                        samples, max_spikes_per_trial - total, u0, i0, bias,
+                        step.rec_ptr, step.rec_post, step.rec_d, step.rec_q)
+                part = split[id(step)]
+                if part is None:
+                    t, nrn, g, status = RK.forward_group(*args)
+                else:
+                    t, nrn, g, status = _forward_partitioned(n_parts, part, args)
                 if status != RK.STATUS_OK:
                     raise _too_many(k, max_spikes_per_trial)
                 by = np.argsort(nrn, kind="stable")           # grouped by neuron, in time order within one
@@ -170,7 +238,7 @@ def simulate(net: Network, inputs, duration, *, record=(), sample_times=None, n_
                 out_g.append(g)
         return _trial_spikes(out_n, out_t, out_g, samples)
 
-    results = map_trials(run_trial, merged.n_trials, n_threads or default_threads(), progress)
+    results = map_trials(run_trial, merged.n_trials, 1 if n_parts > 1 else threads, progress)
     return prepared.record(net, results, engine="layered")
 
 
