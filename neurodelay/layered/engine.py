@@ -25,9 +25,9 @@ another order).
 
 :func:`fused_loss_and_grad` (what :func:`neurodelay.loss_and_grad` runs on
 this engine when the loss is ``separable``) goes forward, through the loss and
-backward one trial at a time, keeping each LIF neuron's sorted arrivals from
-the forward scan for the reverse pass, so nothing is generated and sorted
-twice and only one trial's arrivals (8 bytes each: synapse and source spike) are held per worker;
+backward one trial at a time, keeping each LIF neuron's arrivals (sorted, or
+binned by time) from the forward scan for the reverse pass, so nothing is
+generated and sorted twice and only one trial's arrivals (8 bytes each: synapse and source spike) are held per worker;
 factored layers also keep each neuron's spikes and ends of refractoriness with the
 state there (the forward half of the factored reverse pass), so that the reverse
 pass walks each neuron's arrivals once, backwards.
@@ -508,13 +508,13 @@ def fused_loss_and_grad(net: Network, inputs, duration, loss, labels=None, *, ti
 
     Applies to feedforward networks (recurrent groups take the unfused path) without bias currents
     or initial states, and to losses whose ``separable`` attribute is true (each trial's value and
-    sources depend only on that trial). Each trial is simulated (the LIF layers' arrivals are generated, sorted
-    and kept, per neuron), its one-trial record goes through ``loss.value_and_sources`` with its
-    labels, and the reverse pass walks the kept arrivals backwards instead of generating and
-    sorting them again; only one trial's arrivals are held per worker. Results: the same spikes
-    as :func:`simulate` (bit for bit), the loss values of the batch record, and the gradients of
-    :func:`adjoint` (to rounding: sums over synapses are taken in the same order, the per-trial
-    sources are the same numbers). Arguments as for :func:`neurodelay.loss_and_grad` (inputs:
+    sources depend only on that trial). Each trial is simulated (the LIF layers' arrivals are generated,
+    sorted (factored scans: binned by time) and kept, per neuron), its one-trial record goes through
+    ``loss.value_and_sources`` with its labels, and the reverse pass walks the kept arrivals backwards
+    instead of generating and sorting them again; only one trial's arrivals are held per worker.
+    Results: the same spikes as :func:`simulate` (bit for bit), the loss values of the batch record,
+    and the gradients of :func:`adjoint` (to rounding: the per-trial sources are the same numbers; the
+    factored reverse pass takes each neuron's arrivals in bin order, :func:`adjoint` in time order). Arguments as for :func:`neurodelay.loss_and_grad` (inputs:
     SpikeTrains or a dict source name -> SpikeTrains; duration: s).
     """
     if supports(net) is not None or not net.is_feedforward() or not getattr(loss, "separable", False):
