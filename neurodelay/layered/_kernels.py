@@ -384,7 +384,7 @@ def forward_range(j0, j1, kind, tau_m, tau_s, theta, reset, refractory, closed, 
     arr_t = np.empty(mmax)
     arr_q = np.empty(mmax, np.int64)
     arr_k = np.empty(mmax if factored else 0, np.int64)
-    pos_id = np.arange(s_time.shape[0] if factored else 0)
+    no_id = np.empty(0, np.int64)        # (the exact path gathers no source ids)
     n_per = np.zeros(j1 - j0, np.int64)
     res_t = np.empty(64)
     res_g = np.empty(64)
@@ -394,7 +394,7 @@ def forward_range(j0, j1, kind, tau_m, tau_s, theta, reset, refractory, closed, 
     total = 0
     for j in range(j0, j1):
         if not factored:
-            m = gather_sorted(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, pos_id, t_end, False,
+            m = gather_sorted(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, no_id, t_end, False,
                               counts, arr_t, arr_q, arr_k)
         while True:
             if factored:
@@ -1107,14 +1107,14 @@ def scan_binned(m, nb, ends, sums, bnd, s_time, in_d, arr_t, arr_q, arr_k, in_w,
 
 
 @njit(cache=True, nogil=True)
-def reverse_factored_kept(m, arr_q, arr_s, in_w, syn_f, spk_f, sp_k, tm, ts, reset, refractory, ev_t, ev_c, ev_s,
+def reverse_factored_kept(arr_q, arr_s, in_w, syn_f, spk_f, sp_k, tm, ts, reset, refractory, ev_t, ev_c, ev_s,
                           ev_i, ev_pos, sp_i_minus_theta, sp_source, n_in, g_time, row, g_w, g_d, spike_grad):
     """The reverse half of :func:`reverse_factored` on the log that :func:`scan_binned` wrote in the
     forward pass (ev_*: the neuron's events; ev_s: ordinals among its spikes, whose record indices are
     sp_k), so that the arrivals are not walked forward again: the same operations, the same gradients to
     rounding (between two events the arrivals come in bin order, not time order, which only matters to
-    the order of the sums). m: the neuron's arrivals (all of them precede t_end; those after its last
-    event have a zero costate and are skipped). Returns dL/dtheta of the neuron."""
+    the order of the sums). arr_q, arr_s: the neuron's arrivals (all of them precede t_end; those after
+    its last event have a zero costate and are skipped). Returns dL/dtheta of the neuron."""
     kk = ts / (tm - ts)
     coef_m = 0.0                 # a
     coef_s = 0.0                 # b
@@ -1215,7 +1215,7 @@ def forward_keep_range(j0, j1, tau_m, tau_s, theta, reset, refractory, closed, i
         raise ValueError("forward_keep_range: arrival workspace too small")
     nb, bnd, sums = chunk_bins(j0, j1, in_ptr, in_pre, s_start, s_end, t_end, tau_m, tau_s, factored)
     counts = np.empty(max(BUCKETS_PER_ARRIVAL * mmax, nb) + 2, np.int32)
-    pos_id = np.arange(s_time.shape[0])   # a_s holds positions in s_time
+    pos_id = np.arange(0 if factored else s_time.shape[0])   # a_s: positions in s_time (bin_arrivals: its own)
     arr_t = np.empty(mmax)                # times here (cache-resident); q and s go straight to a_q, a_s
     a_ptr = np.zeros(n_j + 1, np.int64)
     e_ptr = np.zeros(n_j + 1, np.int64)
@@ -1301,7 +1301,7 @@ def adjoint_kept_range(j0, j1, row, a_ptr, a_q, a_s, in_d, in_w, tau_m, tau_s, t
         lo, hi = a_ptr[j - j0], a_ptr[j - j0 + 1]
         if logged and factored and ps_ptr[j] == ps_ptr[j + 1] and cs_ptr[j] == cs_ptr[j + 1]:
             e0, e1 = e_ptr[j - j0], e_ptr[j - j0 + 1]
-            g_th[j] += reverse_factored_kept(hi - lo, a_q[lo:hi], a_s[lo:hi], in_w, syn_f, spk_f, sp_k, tau_m[j],
+            g_th[j] += reverse_factored_kept(a_q[lo:hi], a_s[lo:hi], in_w, syn_f, spk_f, sp_k, tau_m[j],
                                              tau_s[j], reset[j], refractory[j], log[0][e0:e1], log[1][e0:e1],
                                              log[2][e0:e1], log[3][e0:e1], log[4][e0:e1], sp_i_minus_theta,
                                              sp_source, n_in, g_time, row, g_w, g_d, spike_grad)
