@@ -26,11 +26,11 @@ depend on the scheduling. Per-thread workspaces (arrivals and the local event
 log) are sized from the spike counts; batches whose workspace would exceed
 :data:`WORKSPACE_BYTES` run in groups of trials.
 
-Speed (``bench/gpu_gradient.py``, H100, SHD size, 8000 input spikes per trial): forward + backward
-12.5 ms per trial for 700 -> 256 -> 20 at batch 256 and 1024 (13.7 at batch 64; the layered engine on
-the same machine's 16 cores: 13.4), 14.7 for 700 -> 256 -> 256 -> 20 (16 cores: 17.0). The kernels take
-about 6 ms of it (forward 1.0-1.3, reverse 4.3-4.7), the rest is host work (sorting, the loss,
-transfers). Host memory grows linearly with the batch (peak RSS 3.5 GiB at batch 1024).
+Speed (``bench/gpu_gradient.py``, H100, SHD size, 8000 input spikes per trial, measured 2026-11-26):
+forward + backward 15.9 / 13.7 ms per trial for 700 -> 256 -> 20 at batch 64 / 256 (the layered engine on
+the same machine's 16 cores: 11.9 at batch 64), 17.9 / 16.8 for 700 -> 256 -> 256 -> 20 (16 cores: 16.8).
+The kernels take about 5.5 ms of it (forward 1.0-1.3, reverse 4.5), the rest is host work (sorting,
+the loss, transfers). Host memory grows linearly with the batch (peak RSS 1.8 GiB at batch 256).
 
 Limits (:func:`supports` names them): feedforward networks only. Bias
 currents, initial states and sampled voltages are simulated on the GPU (as on the
