@@ -18,6 +18,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ._sorting import grouped_lexsort
 from .network import LIF, Network, Readout, SpikeSource
 
 __all__ = ["FlatNetwork", "KernelNetwork", "flatten", "is_closed_form", "KIND_SOURCE", "KIND_LIF",
@@ -140,7 +141,7 @@ def flatten(net: Network) -> FlatNetwork:
     pre, post = cat(pre, np.int64), cat(post, np.int64)
     w, d = cat(w, float), cat(d, float)
     proj_no, syn_no = cat(proj_no, np.int64), cat(syn_no, np.int64)
-    order = np.lexsort((post, d, pre))
+    order = grouped_lexsort(pre, n, d, post)      # np.lexsort((post, d, pre))
     out_ptr = np.zeros(n + 1, np.int64)
     np.cumsum(np.bincount(pre, minlength=n), out=out_ptr[1:])
     return FlatNetwork(kind, tau_m, tau_s, theta, reset, refractory, out_ptr,

@@ -296,6 +296,9 @@ class Network:
         pre_idx, post_idx = _connectivity(connectivity, pre_pop.n, post_pop.n, name, rng)
         _check_weight_unit(weight, post_pop, name)
         w = as_voltage(weight, f"{name} weight", (len(pre_idx),))
+        if delays is not None and not isinstance(delays, Delays):
+            raise ValueError(f"{name}: delays must be a Delays (e.g. Delays(synaptic=...), seconds), got "
+                             f"{type(delays).__name__}")
         d = (delays or Delays()).resolved(pre_pop.n, post_pop.n, len(pre_idx), where=name)
         proj = Projection(pre, post, pre_idx, post_idx, w, d)
         return replace(self, projections=self.projections + (proj,))

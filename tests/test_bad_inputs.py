@@ -93,6 +93,8 @@ PROBES = [
      ValueError, "axonal delay must be numeric"),
     ("negative delay", lambda r, f, m: _net().connect("inp", "ro", 1.0, delays=Delays(synaptic=-1e-3)),
      ValueError, "synaptic delay must be >= 0"),
+    ("delays as a bare array", lambda r, f, m: _net().connect("inp", "ro", 1.0, delays=np.array([1e-3, 2e-3])),
+     ValueError, r"inp->ro: delays must be a Delays"),
     ("weight None", lambda r, f, m: _net().connect("inp", "ro", None), ValueError, "inp->ro weight is None"),
     ("weight NaN", lambda r, f, m: _net().connect("inp", "ro", np.nan), ValueError, "weight contains non-finite"),
     ("weight in mV, theta dimensionless", lambda r, f, m: Network().add(SpikeSource("i", 1), LIF("o", 1))
