@@ -117,7 +117,8 @@ def _plan(net: Network, flat: FlatNetwork) -> _Plan:
         todo = [p for p in todo if p.name not in done]
     n = flat.n_neurons
     pre_of = np.repeat(np.arange(n, dtype=np.int64), np.diff(flat.out_ptr))
-    order = np.argsort(flat.out_post, kind="stable")        # by post, flat order within a post
+    post_key = flat.out_post.astype(np.uint16) if n <= 2 ** 16 else flat.out_post   # 16 bits: numpy's radix sort
+    order = np.argsort(post_key, kind="stable")            # by post, flat order within a post
     in_ptr = np.zeros(n + 1, np.int64)
     np.cumsum(np.bincount(flat.out_post, minlength=n), out=in_ptr[1:])
     in_d = np.ascontiguousarray(flat.out_d[order])
