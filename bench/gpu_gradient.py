@@ -13,10 +13,9 @@ Needs a CUDA GPU (numba.cuda); exits 2 with one line otherwise.
 
 usage: python bench/gpu_gradient.py [--quick] [--batches 64,256] [--json PATH]
 
-Measured on an H100 (2026-11-26, ``--batches 64,256``, after the CPU engine's binned scans): 700-256-20
-15.9 / 13.7 ms per trial (CPU, 16 cores: 11.9 at batch 64), 700-256-256-20 17.9 / 16.8 (CPU 16.8); peak RSS
-1.8 GiB at 256. An earlier run (before the binned scans, ``--batches 64,256,1024``): 13.7 / 12.5 / 12.5 ms per
-trial (CPU 13.4), 15.1 / 14.7 / 14.8 (CPU 17.0), peak RSS 3.5 GiB at 1024.
+Measured on an H100 (2026-11-26, ``--batches 64,256``): 700-256-20 10.3 / 9.0 ms per trial (CPU, 16 cores:
+7.8 at batch 64), 700-256-256-20 12.1 / 11.3 (CPU 11.8); peak RSS 1.8 GiB at 256. Earlier the same day, before
+the O(n) input sort and the factored reverse on the GPU: 15.9 / 13.7 (CPU 11.9) and 17.9 / 16.8 (CPU 16.8).
 Before, results were assembled per trial from a full reordered copy of the batch's spikes (time and
 memory quadratic in the batch: 37 ms per trial, 10.6 GiB at batch 256, batch 1024 out of memory).
 """

@@ -6,6 +6,7 @@ GPU from the same source by :func:`device_function`.
 
 from __future__ import annotations
 
+import math
 import types
 
 import numpy as np
@@ -79,12 +80,14 @@ def forward_layer(off, size, k0, n_k, spiking, tau_m, tau_s, theta, reset, refra
 def adjoint_layer(off, size, n_k, in_ptr, in_pre, in_d, in_w, tau_m, tau_s, theta, reset, refractory,
                   s_start, s_end, s_time, s_id, t_end, sp_i_minus_theta, sp_source, ps_ptr, ps_time, ps_value,
                   cs_ptr, cs_coef, cs_rate, want_tau, g_w, g_d, g_tm, g_ts, g_th, g_time, spike_grad, ws_ptr,
-                  sp_ptr, counts, arr_t, arr_q, arr_s, ev_t, ev_q, ev_s, ev_v, ev_i, sp_t, sp_k, no_f, no_i,
-                  worst):
+                  sp_ptr, counts, arr_t, arr_q, arr_s, ev_t, ev_q, ev_s, ev_v, ev_i, sp_t, sp_k, factored, in_dm,
+                  in_ds, s_em, s_es, ev_pos, worst):
     """Thread (trial tid // size of the group, neuron off + tid % size): the neuron's reverse pass
     (adjoint_neuron) over the group's spikes (s_*, ids local to the group; ps_ptr, cs_ptr: the group's
     rows), its gradients into row tid // size of g_*, its presynaptic spikes' time sensitivities into
-    row tid % size of g_time; worst[tid]: max |V - theta| at its spikes."""
+    row tid % size of g_time; worst[tid]: max |V - theta| at its spikes. factored: the layer's reverse
+    pass may use factored exponentials (in_dm, in_ds: exp(d/tau) per synapse; s_em, s_es: exp(t/tau) per
+    spike id; ev_pos: 2 entries per spike of the thread's neuron), as on the CPU."""
     tid = cuda.grid(1)
     if tid >= n_k * size:
         return
@@ -99,9 +102,9 @@ def adjoint_layer(off, size, n_k, in_ptr, in_pre, in_d, in_w, tau_m, tau_s, thet
     worst[tid] = neuron_adjoint(
         off + row, row, in_ptr, in_pre, in_d, in_w, tau_m, tau_s, theta, reset, refractory, s_start[kl],
         s_end[kl], s_time, s_id, t_end, 0, sp_i_minus_theta, sp_source, ps_ptr[kl], ps_time, ps_value, cs_ptr[kl], cs_coef,
-        cs_rate, want_tau, g_w[kl], g_d[kl], g_tm[kl], g_ts[kl], g_th[kl], g_time, spike_grad, False, no_f, no_f,
-        no_f, no_f, counts[a0 + tid: a1 + tid + 1], arr_t[a0:a1], arr_q[a0:a1], arr_s[a0:a1], ev_t[e0:e1],
-        ev_q[e0:e1], ev_s[e0:e1], ev_v[e0:e1], ev_i[e0:e1], no_i, sp_t[p0:p1], sp_k[p0:p1])
+        cs_rate, want_tau, g_w[kl], g_d[kl], g_tm[kl], g_ts[kl], g_th[kl], g_time, spike_grad, factored, in_dm,
+        in_ds, s_em, s_es, counts[a0 + tid: a1 + tid + 1], arr_t[a0:a1], arr_q[a0:a1], arr_s[a0:a1], ev_t[e0:e1],
+        ev_q[e0:e1], ev_s[e0:e1], ev_v[e0:e1], ev_i[e0:e1], ev_pos[2 * p0: 2 * p1], sp_t[p0:p1], sp_k[p0:p1])
 
 
 @cuda.jit
@@ -116,10 +119,20 @@ def add_rows(rows, n_rows, total):
 
 
 @cuda.jit
+def exp_factor(t, t_max, tau, out):
+    """out[i] = exp(min(t[i], t_max) / tau): the factored reverse pass's factor of each spike (as the CPU
+    engine's ``_scan_factors``)."""
+    i = cuda.grid(1)
+    if i < out.shape[0]:
+        out[i] = math.exp(min(t[i], t_max) / tau)
+
+
+@cuda.jit
 def zero(a):
     i = cuda.grid(1)
     if i < a.shape[0]:
         a[i] = 0.0
 
 
-KERNELS = {"forward_layer": forward_layer, "adjoint_layer": adjoint_layer, "add_rows": add_rows, "zero": zero}
+KERNELS = {"forward_layer": forward_layer, "adjoint_layer": adjoint_layer, "add_rows": add_rows,
+           "exp_factor": exp_factor, "zero": zero}

@@ -27,10 +27,14 @@ log) are sized from the spike counts; batches whose workspace would exceed
 :data:`WORKSPACE_BYTES` run in groups of trials.
 
 Speed (``bench/gpu_gradient.py``, H100, SHD size, 8000 input spikes per trial, measured 2026-11-26):
-forward + backward 15.9 / 13.7 ms per trial for 700 -> 256 -> 20 at batch 64 / 256 (the layered engine on
-the same machine's 16 cores: 11.9 at batch 64), 17.9 / 16.8 for 700 -> 256 -> 256 -> 20 (16 cores: 16.8).
-The kernels take about 5.5 ms of it (forward 1.0-1.3, reverse 4.5), the rest is host work (sorting,
-the loss, transfers). Host memory grows linearly with the batch (peak RSS 1.8 GiB at batch 256).
+forward + backward 10.3 / 9.0 ms per trial for 700 -> 256 -> 20 at batch 64 / 256 (the layered engine on
+the same machine's 16 cores: 7.8 at batch 64), 12.1 / 11.3 for 700 -> 256 -> 256 -> 20 (16 cores: 11.8).
+The kernels take about 5.2 ms of it (forward 1.0-1.3, reverse 4.1), the rest is host work (the loss,
+transfers, grouping spikes by neuron). Host memory grows linearly with the batch (peak RSS 1.8 GiB at
+batch 256). Layers whose reverse pass the CPU engine runs with factored exponentials
+(``engine._reverse_taus``) run it so here too (:func:`~neurodelay.layered._kernels.reverse_factored`,
+:func:`~neurodelay.layered._kernels.reverse_linear`; the spike factors by the ``exp_factor`` kernel
+on the device).
 
 Limits (:func:`supports` names them): feedforward networks only. Bias
 currents, initial states and sampled voltages are simulated on the GPU (as on the
@@ -51,7 +55,7 @@ from ..events.adjoint import check_replay, neuron_ptr, prepare_reverse
 from ..flat import KIND_LIF
 from ..network import Network
 from ..record import AdjointResult, EventRecord, prepare_run
-from .engine import _plan_for, _too_many
+from .engine import _plan_for, _reverse_taus, _too_many
 
 __all__ = ["CudaEngine", "supports", "simulate", "adjoint", "device_function"]
 
@@ -306,6 +310,10 @@ def adjoint(record: EventRecord, sources, *, time_constants: bool = False, n_thr
     dev = cuda.to_device
     shared = (dev(plan.in_ptr), dev(plan.in_pre), dev(plan.in_d), dev(plan.in_w), dev(flat.tau_m), dev(flat.tau_s),
               dev(flat.theta), dev(flat.reset), dev(flat.refractory))
+    duration = float(record.duration)
+    taus = {off: _reverse_taus(flat, off, size, duration, is_lif, time_constants)
+            for off, size, _, is_lif in plan.layers}
+    syn_factors = (dev(plan.in_dm), dev(plan.in_ds)) if any(t is not None for t in taus.values()) else None
     jb, j_neuron, j_time, j_value = rp.jumps
     rb, r_neuron, r_rate, r_coef = rp.rates
     ps_ptr = _trial_ptr(jb, j_neuron, n_trials, n)
@@ -326,7 +334,7 @@ def adjoint(record: EventRecord, sources, *, time_constants: bool = False, n_thr
     totals = [_zeros(m) for m in (n_syn, n_syn, n, n, n)]
     spike_grad_h, input_time_h = np.zeros(len(record.time)), np.zeros(len(ins.time))
     in_ptr_t, rec_ptr_t = _ptr(in_trial), _ptr(rec_trial)
-    no_f, no_i = dev(np.zeros(1)), dev(np.zeros(1, np.int64))
+    no_f = dev(np.zeros(1))
     ws = _Workspace()
     worst = 0.0
     for k0, k1 in _groups(work + rows * 8 * (in_trial + rec_trial)):
@@ -340,7 +348,8 @@ def adjoint(record: EventRecord, sources, *, time_constants: bool = False, n_thr
         sp_g[n_in:], sp_src[n_in:] = record.i_minus_theta[r0:r1], rp.spike_time_src[r0:r1]
         g_time, spike_grad = _zeros((rows, max(len(all_t), 1))), _zeros(max(len(all_t), 1))
         group = (dev(s_start), dev(s_end), dev(np.ascontiguousarray(all_t[order])), dev(order.astype(np.int64)),
-                 float(record.duration), dev(sp_g), dev(sp_src))
+                 duration, dev(sp_g), dev(sp_src))
+        spike_factors = _SpikeFactors(all_t, duration, ws)
         for off, size, _, _ in layers:
             inc, ns = incoming[k0:k1, off: off + size], counts[k0:k1, off: off + size]
             ws_ptr, sp_ptr = _ptr(inc.ravel()), _ptr(ns.ravel())
@@ -353,7 +362,8 @@ def adjoint(record: EventRecord, sources, *, time_constants: bool = False, n_thr
                     ws.get("counts", m_all + t, np.int64), ws.get("arr_t", m_all), ws.get("arr_q", m_all, np.int64),
                     ws.get("arr_s", m_all, np.int64), ws.get("ev_t", log), ws.get("ev_q", log, np.int64),
                     ws.get("ev_s", log, np.int64), ws.get("ev_v", log), ws.get("ev_i", log), ws.get("sp_t", s_all),
-                    ws.get("sp_k", s_all, np.int64), no_f, no_i, w_thread)
+                    ws.get("sp_k", s_all, np.int64), *_reverse_factors(taus[off], syn_factors, spike_factors, no_f),
+                    ws.get("ev_pos", 2 * s_all, np.int64), w_thread)
             for rows_g, total in zip(g_rows, totals):
                 _launch("add_rows", total.shape[0], rows_g, k1 - k0, total)
             worst = max(worst, float(np.max(w_thread.copy_to_host(), initial=0.0)))
@@ -368,6 +378,34 @@ def adjoint(record: EventRecord, sources, *, time_constants: bool = False, n_thr
     w_flat[plan.in_c], d_flat[plan.in_c] = g_w, g_d
     return AdjointResult(w_flat, d_flat, g_tm if time_constants else None, g_ts if time_constants else None,
                          g_th + rp.theta_src, spike_grad_h, input_time_h, n_trials, float(worst))
+
+
+class _SpikeFactors:
+    """exp(min(t, duration) / tau) of every spike of a group (times `all_t`, by id), on the GPU, computed once
+    per tau and kept for the group's layers (:func:`_reverse_factors`)."""
+
+    def __init__(self, all_t: np.ndarray, duration: float, ws: _Workspace):
+        self.all_t, self.duration, self.ws = all_t, duration, ws
+        self._times = None
+        self._by_tau: dict = {}
+
+    def get(self, tau: float):
+        from numba import cuda
+        if tau not in self._by_tau:
+            if self._times is None:
+                self._times = cuda.to_device(np.ascontiguousarray(self.all_t, float))
+            out = self.ws.get(f"spike_factor_{len(self._by_tau)}", len(self.all_t))
+            _launch("exp_factor", len(self.all_t), self._times, self.duration, tau, out)
+            self._by_tau[tau] = out
+        return self._by_tau[tau]
+
+
+def _reverse_factors(taus, syn_factors, spike_factors: _SpikeFactors, no_f) -> tuple:
+    """The adjoint kernel's (factored, in_dm, in_ds, s_em, s_es) for a layer whose reverse pass may use factored
+    exponentials (taus = (tau_m, tau_s) from the CPU engine's ``_reverse_taus``), else (False, empty arrays)."""
+    if taus is None:
+        return False, no_f, no_f, no_f, no_f
+    return True, *syn_factors, spike_factors.get(taus[0]), spike_factors.get(taus[1])
 
 
 def _zeros(shape):
