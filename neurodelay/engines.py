@@ -231,7 +231,7 @@ class BrianEngine:
                  initial_state=None):
         import numpy as np
 
-        from .brian import BrianSimulator
+        from .brian.simulator import BrianSimulator
         from .units import as_seconds
 
         record = (record,) if isinstance(record, str) else tuple(record)

@@ -41,7 +41,7 @@ State per learned synapse (O(synapses), no event lists)
 
 At the end of each trial the record (spikes, exactly as
 :class:`.BrianSimulator` reads it) gives the loss's adjoint sources, hence the
-learning signals (:func:`neurodelay.plasticity.three_factor.learning_signals`, the
+learning signals (:func:`neurodelay.plasticity.signals.learning_signals`, the
 event engine's own code), and per synapse ``grad = L_j E_ji + g_j snapshot_ji``.
 
 Measured (tests/test_brian_plasticity.py, precise mode, dt = 0.01 ms): the exact
@@ -68,8 +68,8 @@ from ..flat import flatten
 from ..gradients import check_key
 from ..losses import Loss
 from ..network import LIF, Network, Readout
-from ..plasticity import ThreeFactorRule
-from ..plasticity.three_factor import feedback_weights, learning_signals
+from ..plasticity.rule import ThreeFactorRule
+from ..plasticity.signals import feedback_weights, learning_signals
 from ..record import EventRecord, merge_inputs
 from ..units import as_seconds
 from . import builder as B

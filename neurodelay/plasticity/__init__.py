@@ -92,7 +92,7 @@ Departures from the exact gradient
    above through its B, a linear chain, not the adjoint).
 4. The readout terms and point sources are evaluated at the *current* times of the maxima.
 5. Recurrent projections (those on a cycle of the population graph, e.g. ``hidden->hidden``;
-   :func:`~neurodelay.plasticity.three_factor.recurrent_projections`), as in e-prop: the
+   :func:`~neurodelay.plasticity.signals.recurrent_projections`), as in e-prop: the
    traces of a recurrent synapse i -> j are the same local p_ji, q_ji, driven by its own
    arrivals (i's spikes, delayed), so ``E^x_ji`` is the *direct* dependence of j's spikes on x
    through that synapse only; the learning signal of j is the one above, from the error of
@@ -113,7 +113,8 @@ test reports the cosine).
 """
 
 from .rule import APPLY_MODES, FEEDBACKS, PSEUDO_DERIVATIVES, RULE_KINDS, ThreeFactorRule
-from .three_factor import ENGINES, feedback_weights, learning_signals, recurrent_projections, three_factor_gradients
+from .signals import feedback_weights, learning_signals, recurrent_projections
+from .three_factor import ENGINES, three_factor_gradients
 
 __all__ = ["ThreeFactorRule", "three_factor_gradients", "feedback_weights", "learning_signals",
            "recurrent_projections", "RULE_KINDS", "PSEUDO_DERIVATIVES", "FEEDBACKS", "APPLY_MODES", "ENGINES"]
