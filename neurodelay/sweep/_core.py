@@ -18,12 +18,8 @@ import hashlib
 import importlib.metadata
 import json
 import math
-import os
 import re
-import socket
 import sys
-import time
-import traceback
 from dataclasses import dataclass
 from itertools import product
 from pathlib import Path
@@ -32,17 +28,13 @@ import numpy as np
 import xarray as xr
 
 from ..io import NetCDFReadError, atomic_output, provenance, read_netcdf, to_json, write_netcdf
+from ._point import ERROR_LENGTH, RESERVED
 
 __all__ = ["run_sweep", "collect", "derive_seeds", "sweep_points", "point_path", "STATUSES", "ERROR_LENGTH"]
 
 SPEC = "sweep.json"
 #: the states of a point in a merged result
 STATUSES = ("ok", "failed", "missing", "corrupt")
-#: longest error text kept per point in the merged result (characters; the failure file keeps the traceback)
-ERROR_LENGTH = 2000
-#: variables the merged result adds per point (a point's Dataset must not use these names)
-POINT_VARIABLES = ("status", "error", "wall_time", "host", "attempts")
-_RESERVED = set(POINT_VARIABLES) | {"seed", "seed_value"}
 _ATTR = "sweep_"
 
 
@@ -57,7 +49,7 @@ def _check_grid(grid) -> dict:
     for key, values in grid.items():
         if not isinstance(key, str) or not key.isidentifier():
             raise ValueError(f"grid key {key!r} must be a Python identifier (it becomes a keyword argument)")
-        if key in _RESERVED:
+        if key in RESERVED:
             raise ValueError(f"grid key {key!r} is reserved by the sweep; rename it")
         if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
             raise ValueError(f"grid[{key!r}] must be a list of values, got {values!r}")
@@ -141,57 +133,6 @@ def _failure_path(folder, point: Point) -> Path:
 
 def _function_name(func) -> str:
     return f"{getattr(func, '__module__', '?')}.{getattr(func, '__qualname__', type(func).__name__)}"
-
-
-# ---- one point, where it runs ----------------------------------------------------------------------------
-
-def _error_text(exc: BaseException) -> str:
-    text = f"{type(exc).__name__}: {exc}"
-    return text if len(text) <= ERROR_LENGTH else text[: ERROR_LENGTH - 3] + "..."
-
-
-def _check_result(ds, point_dims) -> None:
-    if not isinstance(ds, xr.Dataset):
-        raise TypeError(f"the sweep function returned {type(ds).__name__}, expected an xarray Dataset")
-    clash = sorted((set(ds.variables) | set(ds.dims)) & (_RESERVED | set(point_dims)))
-    if clash:
-        raise ValueError(f"the sweep function's Dataset uses the names {clash}, which the sweep reserves "
-                         f"(grid keys, seed, {', '.join(POINT_VARIABLES)})")
-
-
-def execute_point(func, kwargs: dict, fixed: dict, retries: int, engine_threads: int | None,
-                  point_dims: tuple = ()) -> dict:
-    """Call ``func(**fixed, **kwargs)`` up to 1 + `retries` times; never raises for an exception of func.
-
-    Runs where the executor puts it (a worker process). Returns a dict: status
-    ("ok" / "failed"), dataset (ok) or error and traceback (failed), wall_time
-    (s, of the last attempt), host, pid and attempts. With `engine_threads`, the
-    engines' thread count ($NEURODELAY_THREADS) is set for the call.
-    """
-    previous = os.environ.get("NEURODELAY_THREADS")
-    if engine_threads is not None:
-        os.environ["NEURODELAY_THREADS"] = str(int(engine_threads))
-    try:
-        out = {}
-        for attempt in range(1, retries + 2):
-            start = time.perf_counter()
-            try:
-                ds = func(**fixed, **kwargs)
-                _check_result(ds, point_dims)
-                out = dict(status="ok", dataset=ds)
-            except Exception as exc:  # noqa: BLE001 - a failing point is recorded, not raised
-                out = dict(status="failed", error=_error_text(exc), traceback=traceback.format_exc())
-            out.update(wall_time=time.perf_counter() - start, host=socket.gethostname(), pid=os.getpid(),
-                       attempts=attempt)
-            if out["status"] == "ok":
-                break
-        return out
-    finally:
-        if engine_threads is not None:
-            if previous is None:
-                os.environ.pop("NEURODELAY_THREADS", None)
-            else:
-                os.environ["NEURODELAY_THREADS"] = previous
 
 
 # ---- storing and reading points ------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Where the points of a sweep run: this process, a local Dask cluster, a Dask scheduler, SLURM.
 
 Every executor has ``run(func, points, done, *, fixed, retries, point_dims)``:
-it calls :func:`~neurodelay.sweep._core.execute_point` for each point (where
+it calls :func:`~neurodelay.sweep._point.execute_point` for each point (where
 it likes) and ``done(point, result)`` in the calling process as each point
 finishes, in any order. ``done`` writes the point's file, so a result reaches
 the disk as soon as it reaches the client, and the Dask executors drop their
@@ -19,7 +19,7 @@ import os
 import sys
 from functools import partial
 
-from ._core import execute_point
+from ._point import execute_point
 
 __all__ = ["SerialExecutor", "LocalExecutor", "DaskExecutor", "SlurmExecutor", "resolve_executor"]
 
