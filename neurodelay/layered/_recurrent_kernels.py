@@ -963,15 +963,31 @@ def adjoint_group(members, rec_ptr, rec_post, rec_d, rec_q, in_ptr, in_pre, in_d
     return worst
 
 
+#: time cells per neuron in which :func:`_stretch_arrivals` looks up an arrival's first candidate stretch
+STRETCH_CELLS = 256
+
+
 @njit(cache=True, nogil=True)
 def _stretch_arrivals(grad, j, e0, ne, s0, skip, in_ptr, in_pre, in_d, in_w, in_ds, in_dm, s_start, s_end, by_pos,
-                      t_end, ev_t, ev_c, kk, inv_ts, inv_tm, per_s, per_m, g_pos, g_w, g_d):
+                      t_end, ev_t, ev_c, kk, inv_ts, inv_tm, per_s, per_m, g_pos, g_w, g_d, cells):
     """The arrivals at neuron j from the presynaptic neurons not in `skip`, in generation order (synapse,
     then spike), each in its stretch (the neuron's ne events ev_*[e0:e0 + ne]; its stretches s0..s0 + ne):
     without grad, sum w F_s and K w F_m per stretch into per_s, per_m; with grad, the arrival's
     sensitivities with the stretch's coefficients (per_s, per_m: b and a of
     :func:`~._kernels.reverse_factored`) into g_w, g_d and g_pos (by position in s_time). by_pos: the
-    spikes' time, exp(t/tau_s), exp(t/tau_m) by position; in_ds, in_dm: exp(d/tau) per synapse."""
+    spikes' time, exp(t/tau_s), exp(t/tau_m) by position; in_ds, in_dm: exp(d/tau) per synapse.
+
+    An arrival's stretch is searched from the first event of its time cell on (cells: workspace of
+    len(cells) - 1 cells over [0, t_end]; cells[c] = the events in cells before c, all of them before
+    any arrival in cell c), not from the synapse's previous arrival: a synapse then costs its
+    arrivals, not the neuron's events (the same stretches)."""
+    n_cells = cells.shape[0] - 1
+    scale = n_cells / t_end if t_end > 0.0 else 0.0
+    e = 0
+    for c in range(n_cells + 1):
+        while e < ne and min(max(int(ev_t[e0 + e] * scale), 0), n_cells) < c:
+            e += 1
+        cells[c] = e
     for q in range(in_ptr[j], in_ptr[j + 1]):
         p = in_pre[q]
         if skip[p]:
@@ -979,13 +995,13 @@ def _stretch_arrivals(grad, j, e0, ne, s0, skip, in_ptr, in_pre, in_d, in_w, in_
         d = in_d[q]
         w = in_w[q]
         f_ds, f_dm = in_ds[q], in_dm[q]
-        st = 0
         gw = 0.0
         gd = 0.0
         for k in range(s_start[p], s_end[p]):
             t = by_pos[k, 0] + d
             if t > t_end:
                 break
+            st = cells[min(max(int(t * scale), 0), n_cells)]
             while st < ne and (ev_t[e0 + st] < t or (ev_t[e0 + st] == t and ev_c[e0 + st] == EV_SPIKE)):
                 st += 1                      # the arrival's stretch (a spike at t comes first)
             f_s = by_pos[k, 1] * f_ds
@@ -1079,12 +1095,13 @@ def _adjoint_group_factored(members, rec_ptr, rec_post, rec_d, rec_q, in_ptr, in
         st_ptr[l + 1] = st_ptr[l] + ne_of[l] + 1
     sum_s = np.zeros(st_ptr[n_g])
     sum_m = np.zeros(st_ptr[n_g])
+    cells = np.empty(STRETCH_CELLS + 1, np.int64)
     worst = 0.0
     for l in range(n_g):
         j = members[l]
         e0, ne, s0 = lg_ptr[l], ne_of[l], st_ptr[l]
         _stretch_arrivals(False, j, e0, ne, s0, no_skip, in_ptr, in_pre, in_d, in_w, in_ds, in_dm, s_start, s_end,
-                          by_pos, t_end, ev_t, ev_c, kk, 1.0 / ts, 1.0 / tm, sum_s, sum_m, g_pos, g_w, g_d)
+                          by_pos, t_end, ev_t, ev_c, kk, 1.0 / ts, 1.0 / tm, sum_s, sum_m, g_pos, g_w, g_d, cells)
         c_s = 0.0
         b_m = 0.0
         ref_end = -np.inf
@@ -1130,6 +1147,15 @@ def _adjoint_group_factored(members, rec_ptr, rec_post, rec_d, rec_q, in_ptr, in
     for l in range(n_g):
         cur[l] = ne_of[l]
     inv_ts, inv_tm = 1.0 / ts, 1.0 / tm
+    # the group's own synapses in their order (grouped by presynaptic neuron: one spike's arrivals read
+    # consecutive rows, not one row of the post-major table per target): w, exp(d/tau_m), exp(d/tau_s),
+    # and g_w, g_d, accumulated here in the same order and written back after the walk
+    n_rec = rec_ptr[n_g]
+    rec_syn = np.empty((n_rec, 5))
+    for cc in range(n_rec):
+        q = rec_q[cc]
+        rec_syn[cc, 0], rec_syn[cc, 1], rec_syn[cc, 2] = in_w[q], in_dm[q], in_ds[q]
+        rec_syn[cc, 3], rec_syn[cc, 4] = g_w[q], g_d[q]
     for o in range(n_all):
         c = order[o]
         i = all_l[c]
@@ -1143,17 +1169,16 @@ def _adjoint_group_factored(members, rec_ptr, rec_post, rec_d, rec_q, in_ptr, in
                 if t_arr > t_end:
                     continue
                 post = rec_post[cc]
-                q = rec_q[cc]
                 e0 = lg_ptr[post]
                 st = cur[post]
                 ne = ne_of[post]
                 while st < ne and (ev_t[e0 + st] < t_arr or (ev_t[e0 + st] == t_arr and ev_c[e0 + st] == EV_SPIKE)):
                     st += 1
-                pv = coef_m[st_ptr[post] + st] * (f_em * in_dm[q])
-                pi = coef_s[st_ptr[post] + st] * (f_es * in_ds[q]) + kk * pv
-                g_w[q] += pi
-                dl_dt = in_w[q] * (pi * inv_ts - pv * inv_tm)
-                g_d[q] += dl_dt
+                pv = coef_m[st_ptr[post] + st] * (f_em * rec_syn[cc, 1])
+                pi = coef_s[st_ptr[post] + st] * (f_es * rec_syn[cc, 2]) + kk * pv
+                rec_syn[cc, 3] += pi
+                dl_dt = rec_syn[cc, 0] * (pi * inv_ts - pv * inv_tm)
+                rec_syn[cc, 4] += dl_dt
                 g_time[0, sid] += dl_dt
         j = members[i]
         sc = st_ptr[i] + e - lg_ptr[i]          # the stretch after this event
@@ -1164,13 +1189,15 @@ def _adjoint_group_factored(members, rec_ptr, rec_post, rec_d, rec_q, in_ptr, in
         pv_ref[i], i_ref[i] = pvr, ir
         d_th[i] += dd
         cur[i] = e - lg_ptr[i]
+    for cc in range(n_rec):
+        g_w[rec_q[cc]], g_d[rec_q[cc]] = rec_syn[cc, 3], rec_syn[cc, 4]
     # ---- (2) the arrivals from outside the group, with the final coefficients
     for l in range(n_g):
         j = members[l]
         g_th[j] += d_th[l]
         e0, ne, s0 = lg_ptr[l], ne_of[l], st_ptr[l]
         _stretch_arrivals(True, j, e0, ne, s0, in_group, in_ptr, in_pre, in_d, in_w, in_ds, in_dm, s_start, s_end,
-                          by_pos, t_end, ev_t, ev_c, kk, inv_ts, inv_tm, coef_s, coef_m, g_pos, g_w, g_d)
+                          by_pos, t_end, ev_t, ev_c, kk, inv_ts, inv_tm, coef_s, coef_m, g_pos, g_w, g_d, cells)
     for k in range(n_s):
         if g_pos[k] != 0.0:
             g_time[0, s_id[k]] += g_pos[k]
