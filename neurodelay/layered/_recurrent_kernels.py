@@ -66,10 +66,10 @@ STATUS_OK = 0
 STATUS_TOO_MANY_SPIKES = 1
 
 _DONE, _NEED_PENDING, _NEED_RECORDS, _NEED_OUTBOX = 0, 1, 2, 3
-# counters of one run of the event loop: spikes recorded, status, arrivals in the outbox, and where
-# the pull of the inbox stands (source partition, entry)
-_NSPK, _STATUS, _NOB, _PULL_S, _PULL_E = 0, 1, 2, 3, 4
-_N_COUNTERS = 5
+# counters of one run of the event loop: spikes recorded, status, arrivals in the outbox, where the
+# pull of the inbox stands (source partition, entry), and the most arrivals a bucket has held
+_NSPK, _STATUS, _NOB, _PULL_S, _PULL_E, _FILL = 0, 1, 2, 3, 4, 5
+_N_COUNTERS = 6
 
 
 @njit(cache=True)
@@ -173,6 +173,7 @@ def _group_loop(members, tau_m, tau_s, theta, reset, refractory, closed, in_w, t
     n_samples = sample_times.shape[0]
     n_src = inbox_n.shape[0]
     pull_s, pull_e = counters[_PULL_S], counters[_PULL_E]   # the next spike of the inbox to push
+    fill = counters[_FILL]
     code = _DONE
     while True:
         # ---- (re)scan the neurons in todo, tentatively, and re-key them (once the inbox is pushed)
@@ -324,17 +325,11 @@ def _group_loop(members, tau_m, tau_s, theta, reset, refractory, closed, in_w, t
                 if outbox.shape[1] > 0 and n_ob == outbox.shape[0]:
                     code = _NEED_OUTBOX
                     break
-        if pulling or is_spike:
-            # room for the spike's arrivals at this group's (partition's) neurons
-            full = False
-            for c in range(rec_ptr[src], rec_ptr[src + 1]):
-                post = rec_post_part[c] if l >= 0 else rec_post[c] - l0
-                if 0 <= post < n_g and bm[post, np.int64((t_now + rec_d[c]) * inv_width) % N_BUCKETS, 0] + mult > cap:
-                    full = True
-                    break
-            if full:
-                code = _NEED_PENDING
-                break
+        if (pulling or is_spike) and fill + mult > cap:
+            # room for the spike's arrivals in every bucket (at most mult in one): checked against the
+            # most any bucket has held, not bucket by bucket (a pass over the spike's synapses)
+            code = _NEED_PENDING
+            break
         if not pulling:
             # commit the tentative scan up to t_now (its recurrent arrivals leave the front bucket), then the event
             v, cur, t_last, ref_end = tst[l, _V], tst[l, _I], tst[l, _TL], tst[l, _RE]
@@ -408,12 +403,14 @@ def _group_loop(members, tau_m, tau_s, theta, reset, refractory, closed, in_w, t
                     bm[post, sl, 0] = 1
                     bm[post, sl, 1] = 0
                     occ[post] |= np.uint64(1) << np.uint64(sl)
+                    fill = max(fill, 1)
                 else:
                     k = bm[post, sl, 0]
                     if k == 0:
                         occ[post] |= np.uint64(1) << np.uint64(sl)
                     _sift_into(bk, post, sl, bm[post, sl, 1] if b == bm[post, _FRONT, 0] else k, k, t_arr, fq)
-                    bm[post, sl, 0] += 1
+                    bm[post, sl, 0] = k + 1
+                    fill = max(fill, k + 1)
                 bm[post, _FRONT, 1] += 1
                 if post != l and _before(t_arr, fq, end_t[post], end_q[post]):
                     end_t[post] = -np.inf            # queued for a rescan (once)
@@ -440,6 +437,7 @@ def _group_loop(members, tau_m, tau_s, theta, reset, refractory, closed, in_w, t
     counters[_NOB] = n_ob
     counters[_PULL_S] = pull_s
     counters[_PULL_E] = pull_e
+    counters[_FILL] = fill
     return code
 
 
