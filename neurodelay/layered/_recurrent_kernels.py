@@ -1030,12 +1030,13 @@ def _adjoint_group_factored(members, rec_ptr, rec_post, rec_d, rec_q, in_ptr, in
     *stretches*) its costate is a constant pair of coefficients (p_V = a F_m, p_I = b F_s + K a F_m),
     so an arrival's sensitivities need only the coefficients of its stretch, whatever the order
     of the arrivals within it. Hence: (0) each neuron's arrivals, in generation order (synapse, then
-    spike: the stretch found by a pointer that moves up along each synapse), summed per stretch give
+    spike: the stretch looked up by time, :func:`_stretch_arrivals`), summed per stretch give
     I at its events and V at its spikes (the forward half of reverse_factored); (1) the group's
     events are taken latest first (at one time, ends of refractoriness first): before spike k of
     neuron i at T, its recurrent arrivals at T + d are evaluated with the coefficients of their
     target's stretch, final by then (the stretch ends at an event later than T, or at an end of
-    refractoriness at T), which completes k's time sensitivity; each event gives its neuron's
+    refractoriness at T), which completes k's time sensitivity (the group's synapses read, and their
+    gradients summed, in a copy grouped by presynaptic neuron); each event gives its neuron's
     coefficients before it (:func:`~._kernels.factored_event`); (2) the other arrivals (from the
     inputs and the earlier layers) with the final coefficients, neuron by neuron. Gradients equal
     those of the exact steps to rounding (sums taken in another order).
