@@ -978,7 +978,9 @@ def _stretch_arrivals(grad, j, e0, ne, s0, skip, in_ptr, in_pre, in_d, in_w, in_
     An arrival's stretch is searched from the first event of its time cell on (cells: workspace of
     len(cells) - 1 cells over [0, t_end]; cells[c] = the events in cells before c, all of them before
     any arrival in cell c), not from the synapse's previous arrival: a synapse then costs its
-    arrivals, not the neuron's events (the same stretches)."""
+    arrivals, not the neuron's events (the same stretches). Arrivals after the neuron's last event
+    are left out: their stretch's sums are never used, and its coefficients are zero (no loss
+    source reaches the neuron but through its spikes), so they would add zeros."""
     n_cells = cells.shape[0] - 1
     scale = n_cells / t_end if t_end > 0.0 else 0.0
     e = 0
@@ -1002,6 +1004,8 @@ def _stretch_arrivals(grad, j, e0, ne, s0, skip, in_ptr, in_pre, in_d, in_w, in_
             st = cells[min(max(int(t * scale), 0), n_cells)]
             while st < ne and (ev_t[e0 + st] < t or (ev_t[e0 + st] == t and ev_c[e0 + st] == EV_SPIKE)):
                 st += 1                      # the arrival's stretch (a spike at t comes first)
+            if st == ne:
+                break                        # in the last stretch (as this synapse's later arrivals): no use
             f_s = by_pos[k, 1] * f_ds
             f_m = by_pos[k, 2] * f_dm
             if grad:
@@ -1173,6 +1177,8 @@ def _adjoint_group_factored(members, rec_ptr, rec_post, rec_d, rec_q, in_ptr, in
                 ne = ne_of[post]
                 while st < ne and (ev_t[e0 + st] < t_arr or (ev_t[e0 + st] == t_arr and ev_c[e0 + st] == EV_SPIKE)):
                     st += 1
+                if st == ne:
+                    continue                 # after post's last event: zero coefficients
                 pv = coef_m[st_ptr[post] + st] * (f_em * rec_syn[cc, 1])
                 pi = coef_s[st_ptr[post] + st] * (f_es * rec_syn[cc, 2]) + kk * pv
                 rec_syn[cc, 3] += pi
