@@ -66,10 +66,10 @@ STATUS_OK = 0
 STATUS_TOO_MANY_SPIKES = 1
 
 _DONE, _NEED_PENDING, _NEED_RECORDS, _NEED_OUTBOX = 0, 1, 2, 3
-# counters of one run of the event loop: spikes recorded, status, arrivals in the outbox, and where
-# the pull of the inbox stands (source partition, entry)
-_NSPK, _STATUS, _NOB, _PULL_S, _PULL_E = 0, 1, 2, 3, 4
-_N_COUNTERS = 5
+# counters of one run of the event loop: spikes recorded, status, arrivals in the outbox, where the
+# pull of the inbox stands (source partition, entry), and the most arrivals a bucket has held
+_NSPK, _STATUS, _NOB, _PULL_S, _PULL_E, _FILL = 0, 1, 2, 3, 4, 5
+_N_COUNTERS = 6
 
 
 @njit(cache=True)
@@ -134,6 +134,12 @@ SCAN_LIMIT = 32
 #: a tentative scan stops GUARD_BUCKETS time buckets after its front bucket's, so that the
 #: pending arrivals (front bucket to now + the largest delay) stay within the ring of N_BUCKETS
 GUARD_BUCKETS = 29
+#: time buckets over the largest recurrent delay (at most N_BUCKETS - 3 - GUARD_BUCKETS, so that the
+#: ring holds the pending arrivals). Results do not depend on it; each bucket a neuron's scan reaches
+#: is an event of the index (its first arrival), each bucket that becomes a neuron's front is sorted.
+#: forward_group's CPU ms on SHD-size trials (bench/gradient.py's recurrent network; 3 trials, fastest
+#: of 10, paired, load 3.5-3.9) with 32 -> 16: 242 -> 230, 246 -> 233, 232 -> 227.
+BUCKETS_PER_DELAY = 16
 
 
 @njit(cache=True, nogil=True)
@@ -173,6 +179,7 @@ def _group_loop(members, tau_m, tau_s, theta, reset, refractory, closed, in_w, t
     n_samples = sample_times.shape[0]
     n_src = inbox_n.shape[0]
     pull_s, pull_e = counters[_PULL_S], counters[_PULL_E]   # the next spike of the inbox to push
+    fill = counters[_FILL]
     code = _DONE
     while True:
         # ---- (re)scan the neurons in todo, tentatively, and re-key them (once the inbox is pushed)
@@ -324,17 +331,11 @@ def _group_loop(members, tau_m, tau_s, theta, reset, refractory, closed, in_w, t
                 if outbox.shape[1] > 0 and n_ob == outbox.shape[0]:
                     code = _NEED_OUTBOX
                     break
-        if pulling or is_spike:
-            # room for the spike's arrivals at this group's (partition's) neurons
-            full = False
-            for c in range(rec_ptr[src], rec_ptr[src + 1]):
-                post = rec_post_part[c] if l >= 0 else rec_post[c] - l0
-                if 0 <= post < n_g and bm[post, np.int64((t_now + rec_d[c]) * inv_width) % N_BUCKETS, 0] + mult > cap:
-                    full = True
-                    break
-            if full:
-                code = _NEED_PENDING
-                break
+        if (pulling or is_spike) and fill + mult > cap:
+            # room for the spike's arrivals in every bucket (at most mult in one): checked against the
+            # most any bucket has held, not bucket by bucket (a pass over the spike's synapses)
+            code = _NEED_PENDING
+            break
         if not pulling:
             # commit the tentative scan up to t_now (its recurrent arrivals leave the front bucket), then the event
             v, cur, t_last, ref_end = tst[l, _V], tst[l, _I], tst[l, _TL], tst[l, _RE]
@@ -408,12 +409,14 @@ def _group_loop(members, tau_m, tau_s, theta, reset, refractory, closed, in_w, t
                     bm[post, sl, 0] = 1
                     bm[post, sl, 1] = 0
                     occ[post] |= np.uint64(1) << np.uint64(sl)
+                    fill = max(fill, 1)
                 else:
                     k = bm[post, sl, 0]
                     if k == 0:
                         occ[post] |= np.uint64(1) << np.uint64(sl)
                     _sift_into(bk, post, sl, bm[post, sl, 1] if b == bm[post, _FRONT, 0] else k, k, t_arr, fq)
-                    bm[post, sl, 0] += 1
+                    bm[post, sl, 0] = k + 1
+                    fill = max(fill, k + 1)
                 bm[post, _FRONT, 1] += 1
                 if post != l and _before(t_arr, fq, end_t[post], end_q[post]):
                     end_t[post] = -np.inf            # queued for a rescan (once)
@@ -440,6 +443,7 @@ def _group_loop(members, tau_m, tau_s, theta, reset, refractory, closed, in_w, t
     counters[_NOB] = n_ob
     counters[_PULL_S] = pull_s
     counters[_PULL_E] = pull_e
+    counters[_FILL] = fill
     return code
 
 
@@ -507,7 +511,7 @@ def _group_setup(bounds, members, in_ptr, in_pre, in_d, tau_m, tau_s, theta, clo
     d_max = 0.0
     for c in range(rec_ptr[n_g]):
         d_max = max(d_max, rec_d[c])
-    inv_width = (N_BUCKETS - 3 - GUARD_BUCKETS) / d_max if d_max > 0.0 else 1.0
+    inv_width = BUCKETS_PER_DELAY / d_max if d_max > 0.0 else 1.0
     mult = 1
     seen = np.zeros(n_g, np.int64)
     for l in range(n_g):
@@ -963,15 +967,33 @@ def adjoint_group(members, rec_ptr, rec_post, rec_d, rec_q, in_ptr, in_pre, in_d
     return worst
 
 
+#: time cells per neuron in which :func:`_stretch_arrivals` looks up an arrival's first candidate stretch
+STRETCH_CELLS = 256
+
+
 @njit(cache=True, nogil=True)
 def _stretch_arrivals(grad, j, e0, ne, s0, skip, in_ptr, in_pre, in_d, in_w, in_ds, in_dm, s_start, s_end, by_pos,
-                      t_end, ev_t, ev_c, kk, inv_ts, inv_tm, per_s, per_m, g_pos, g_w, g_d):
+                      t_end, ev_t, ev_c, kk, inv_ts, inv_tm, per_s, per_m, g_pos, g_w, g_d, cells):
     """The arrivals at neuron j from the presynaptic neurons not in `skip`, in generation order (synapse,
     then spike), each in its stretch (the neuron's ne events ev_*[e0:e0 + ne]; its stretches s0..s0 + ne):
     without grad, sum w F_s and K w F_m per stretch into per_s, per_m; with grad, the arrival's
     sensitivities with the stretch's coefficients (per_s, per_m: b and a of
     :func:`~._kernels.reverse_factored`) into g_w, g_d and g_pos (by position in s_time). by_pos: the
-    spikes' time, exp(t/tau_s), exp(t/tau_m) by position; in_ds, in_dm: exp(d/tau) per synapse."""
+    spikes' time, exp(t/tau_s), exp(t/tau_m) by position; in_ds, in_dm: exp(d/tau) per synapse.
+
+    An arrival's stretch is searched from the first event of its time cell on (cells: workspace of
+    len(cells) - 1 cells over [0, t_end]; cells[c] = the events in cells before c, all of them before
+    any arrival in cell c), not from the synapse's previous arrival: a synapse then costs its
+    arrivals, not the neuron's events (the same stretches). Arrivals after the neuron's last event
+    are left out: their stretch's sums are never used, and its coefficients are zero (no loss
+    source reaches the neuron but through its spikes), so they would add zeros."""
+    n_cells = cells.shape[0] - 1
+    scale = n_cells / t_end if t_end > 0.0 else 0.0
+    e = 0
+    for c in range(n_cells + 1):
+        while e < ne and min(max(int(ev_t[e0 + e] * scale), 0), n_cells) < c:
+            e += 1
+        cells[c] = e
     for q in range(in_ptr[j], in_ptr[j + 1]):
         p = in_pre[q]
         if skip[p]:
@@ -979,15 +1001,17 @@ def _stretch_arrivals(grad, j, e0, ne, s0, skip, in_ptr, in_pre, in_d, in_w, in_
         d = in_d[q]
         w = in_w[q]
         f_ds, f_dm = in_ds[q], in_dm[q]
-        st = 0
         gw = 0.0
         gd = 0.0
         for k in range(s_start[p], s_end[p]):
             t = by_pos[k, 0] + d
             if t > t_end:
                 break
+            st = cells[min(max(int(t * scale), 0), n_cells)]
             while st < ne and (ev_t[e0 + st] < t or (ev_t[e0 + st] == t and ev_c[e0 + st] == EV_SPIKE)):
                 st += 1                      # the arrival's stretch (a spike at t comes first)
+            if st == ne:
+                break                        # in the last stretch (as this synapse's later arrivals): no use
             f_s = by_pos[k, 1] * f_ds
             f_m = by_pos[k, 2] * f_dm
             if grad:
@@ -1016,12 +1040,13 @@ def _adjoint_group_factored(members, rec_ptr, rec_post, rec_d, rec_q, in_ptr, in
     *stretches*) its costate is a constant pair of coefficients (p_V = a F_m, p_I = b F_s + K a F_m),
     so an arrival's sensitivities need only the coefficients of its stretch, whatever the order
     of the arrivals within it. Hence: (0) each neuron's arrivals, in generation order (synapse, then
-    spike: the stretch found by a pointer that moves up along each synapse), summed per stretch give
+    spike: the stretch looked up by time, :func:`_stretch_arrivals`), summed per stretch give
     I at its events and V at its spikes (the forward half of reverse_factored); (1) the group's
     events are taken latest first (at one time, ends of refractoriness first): before spike k of
     neuron i at T, its recurrent arrivals at T + d are evaluated with the coefficients of their
     target's stretch, final by then (the stretch ends at an event later than T, or at an end of
-    refractoriness at T), which completes k's time sensitivity; each event gives its neuron's
+    refractoriness at T), which completes k's time sensitivity (the group's synapses read, and their
+    gradients summed, in a copy grouped by presynaptic neuron); each event gives its neuron's
     coefficients before it (:func:`~._kernels.factored_event`); (2) the other arrivals (from the
     inputs and the earlier layers) with the final coefficients, neuron by neuron. Gradients equal
     those of the exact steps to rounding (sums taken in another order).
@@ -1079,12 +1104,13 @@ def _adjoint_group_factored(members, rec_ptr, rec_post, rec_d, rec_q, in_ptr, in
         st_ptr[l + 1] = st_ptr[l] + ne_of[l] + 1
     sum_s = np.zeros(st_ptr[n_g])
     sum_m = np.zeros(st_ptr[n_g])
+    cells = np.empty(STRETCH_CELLS + 1, np.int64)
     worst = 0.0
     for l in range(n_g):
         j = members[l]
         e0, ne, s0 = lg_ptr[l], ne_of[l], st_ptr[l]
         _stretch_arrivals(False, j, e0, ne, s0, no_skip, in_ptr, in_pre, in_d, in_w, in_ds, in_dm, s_start, s_end,
-                          by_pos, t_end, ev_t, ev_c, kk, 1.0 / ts, 1.0 / tm, sum_s, sum_m, g_pos, g_w, g_d)
+                          by_pos, t_end, ev_t, ev_c, kk, 1.0 / ts, 1.0 / tm, sum_s, sum_m, g_pos, g_w, g_d, cells)
         c_s = 0.0
         b_m = 0.0
         ref_end = -np.inf
@@ -1130,6 +1156,15 @@ def _adjoint_group_factored(members, rec_ptr, rec_post, rec_d, rec_q, in_ptr, in
     for l in range(n_g):
         cur[l] = ne_of[l]
     inv_ts, inv_tm = 1.0 / ts, 1.0 / tm
+    # the group's own synapses in their order (grouped by presynaptic neuron: one spike's arrivals read
+    # consecutive rows, not one row of the post-major table per target): w, exp(d/tau_m), exp(d/tau_s),
+    # and g_w, g_d, accumulated here in the same order and written back after the walk
+    n_rec = rec_ptr[n_g]
+    rec_syn = np.empty((n_rec, 5))
+    for cc in range(n_rec):
+        q = rec_q[cc]
+        rec_syn[cc, 0], rec_syn[cc, 1], rec_syn[cc, 2] = in_w[q], in_dm[q], in_ds[q]
+        rec_syn[cc, 3], rec_syn[cc, 4] = g_w[q], g_d[q]
     for o in range(n_all):
         c = order[o]
         i = all_l[c]
@@ -1143,17 +1178,18 @@ def _adjoint_group_factored(members, rec_ptr, rec_post, rec_d, rec_q, in_ptr, in
                 if t_arr > t_end:
                     continue
                 post = rec_post[cc]
-                q = rec_q[cc]
                 e0 = lg_ptr[post]
                 st = cur[post]
                 ne = ne_of[post]
                 while st < ne and (ev_t[e0 + st] < t_arr or (ev_t[e0 + st] == t_arr and ev_c[e0 + st] == EV_SPIKE)):
                     st += 1
-                pv = coef_m[st_ptr[post] + st] * (f_em * in_dm[q])
-                pi = coef_s[st_ptr[post] + st] * (f_es * in_ds[q]) + kk * pv
-                g_w[q] += pi
-                dl_dt = in_w[q] * (pi * inv_ts - pv * inv_tm)
-                g_d[q] += dl_dt
+                if st == ne:
+                    continue                 # after post's last event: zero coefficients
+                pv = coef_m[st_ptr[post] + st] * (f_em * rec_syn[cc, 1])
+                pi = coef_s[st_ptr[post] + st] * (f_es * rec_syn[cc, 2]) + kk * pv
+                rec_syn[cc, 3] += pi
+                dl_dt = rec_syn[cc, 0] * (pi * inv_ts - pv * inv_tm)
+                rec_syn[cc, 4] += dl_dt
                 g_time[0, sid] += dl_dt
         j = members[i]
         sc = st_ptr[i] + e - lg_ptr[i]          # the stretch after this event
@@ -1164,13 +1200,15 @@ def _adjoint_group_factored(members, rec_ptr, rec_post, rec_d, rec_q, in_ptr, in
         pv_ref[i], i_ref[i] = pvr, ir
         d_th[i] += dd
         cur[i] = e - lg_ptr[i]
+    for cc in range(n_rec):
+        g_w[rec_q[cc]], g_d[rec_q[cc]] = rec_syn[cc, 3], rec_syn[cc, 4]
     # ---- (2) the arrivals from outside the group, with the final coefficients
     for l in range(n_g):
         j = members[l]
         g_th[j] += d_th[l]
         e0, ne, s0 = lg_ptr[l], ne_of[l], st_ptr[l]
         _stretch_arrivals(True, j, e0, ne, s0, in_group, in_ptr, in_pre, in_d, in_w, in_ds, in_dm, s_start, s_end,
-                          by_pos, t_end, ev_t, ev_c, kk, inv_ts, inv_tm, coef_s, coef_m, g_pos, g_w, g_d)
+                          by_pos, t_end, ev_t, ev_c, kk, inv_ts, inv_tm, coef_s, coef_m, g_pos, g_w, g_d, cells)
     for k in range(n_s):
         if g_pos[k] != 0.0:
             g_time[0, s_id[k]] += g_pos[k]
