@@ -33,7 +33,7 @@ Scales: ``--quick`` (seconds, for the tests: 8 hidden neurons, 100 trials,
 d_max 5 and 10 ms, seeds 0-2: hours), default (reduced: 30 hidden neurons,
 1500 training trials, 30 epochs, all three kinds, bits 1, 2, 3, 4, 6,
 d_max 5 and 10 ms for synaptic delays and 10 ms for the others, the 1 ms
-grid for synaptic delays, seed 0; ~25 runs of ~2-8 min), or any of
+grid for synaptic delays, seeds 0-2; 75 runs of ~1-5 min, about 75 min with --jobs 2), or any of
 ``--kinds``, ``--bits``, ``--d-max`` (then for every kind), ``--seeds``,
 ``--epochs``, ``--n-train``, ``--hidden``.
 Every run keeps its checkpoints in ``--runs`` (default
@@ -67,7 +67,7 @@ import xarray as xr
 ROOT = Path(__file__).resolve().parent.parent
 RESULT = "delay_quantisation.nc"
 DEFAULT_OUT = ROOT / "analyses" / "results" / RESULT
-EXPECTED_SECONDS = {"quick": 120, "default": 2400, "full": 40000}   # wall time on 2 quiet cores (--jobs 2)
+EXPECTED_SECONDS = {"quick": 120, "default": 4500, "full": 40000}   # wall time on 2 quiet cores (--jobs 2)
 STEP_1MS = 1e-3
 #: the quantisation-aware recipe of the grid runs (RunConfig fields; bench/qat_recipes.py compares recipes):
 #: continuous delays for the first half of the epochs, then fixed on the grid while the weights train (the
@@ -80,7 +80,7 @@ SCALES = {
                   train=dict(hidden=8, n_train=100, n_validation=50, n_test=100, epochs=2, batch_size=50)),
     "default": dict(kinds=("synaptic", "axonal", "dendritic"), bits=(1, 2, 3, 4, 6), d_max=(5e-3, 10e-3),
                     d_max_by_kind=dict(axonal=(10e-3,), dendritic=(10e-3,)), step_1ms_kinds=("synaptic",),
-                    seeds=(0,), step_1ms=True,
+                    seeds=(0, 1, 2), step_1ms=True,
                     train=dict(hidden=30, n_train=1500, n_validation=300, n_test=1000, epochs=30)),
     "full": dict(kinds=("synaptic", "axonal", "dendritic"), bits=(1, 2, 3, 4, 5, 6, 8), d_max=(5e-3, 10e-3),
                  seeds=(0, 1, 2), step_1ms=True, train=dict(hidden=30)),
