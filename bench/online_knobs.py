@@ -51,7 +51,8 @@ from _common import REPO_ROOT, run_each
 
 #: the reduced scale of analyses/online_vs_exact.py per task
 SCALES = dict(yinyang=dict(n_train=1500, n_validation=300, n_test=1000),
-              mts_xor=dict(n_train=500, n_validation=200, n_test=500))
+              mts_xor=dict(n_train=500, n_validation=200, n_test=500),
+              digits=dict(n_train=1000, n_test=500))
 
 VARIANTS = {
     "exact": dict(rule=None),
