@@ -114,12 +114,12 @@ def test_forward_factored_and_bit_identical(seed, monkeypatch):
     net, inputs, _ = layered_network(seed)
     flat = flatten(net)
     for pop in ("h1", "ttfs"):
-        assert layered.engine._factored_taus(flat, flat.offsets[pop], net[pop].n, DURATION, False) is not None
+        assert layered.plan._factored_taus(flat, flat.offsets[pop], net[pop].n, DURATION, False) is not None
     ref = events_simulate(net, inputs, DURATION)
-    assert layered.engine.FACTORED_FORWARD
+    assert layered.plan.FACTORED_FORWARD
     factored = layered.simulate(net, inputs, DURATION)
     assert_same_spikes(ref, factored)
-    monkeypatch.setattr(layered.engine, "FACTORED_FORWARD", False)
+    monkeypatch.setattr(layered.plan, "FACTORED_FORWARD", False)
     rec = layered.simulate(net, inputs, DURATION)
     for x, y in zip(_by_neuron(ref), _by_neuron(rec)):
         np.testing.assert_array_equal(x, y)
@@ -159,7 +159,7 @@ def test_gradients_equal_event_engine(loss_name, with_tau, monkeypatch):
     ref = gradients.loss_and_grad(net, inputs, DURATION, loss, labels, keys, engine="events")
     assert all(np.any(ref.grads[(p, "weight")] != 0) for p in ("inp->h1", "h1->h2", "h2->ttfs" if "first" in loss_name
                                                                 else "h2->out"))
-    monkeypatch.setattr(layered.engine, "FACTORED_FORWARD", True)    # records that differ by rounding
+    monkeypatch.setattr(layered.plan, "FACTORED_FORWARD", True)    # records that differ by rounding
     for record in (ref.record, layered.simulate(net, inputs, DURATION)):
         got = gradients.loss_and_grad(net, None, None, loss, labels, keys, record=record, engine="layered")
         assert got.loss == pytest.approx(ref.loss, rel=1e-12)
@@ -398,9 +398,9 @@ def test_recurrent_factored_reverse(refractory, monkeypatch):
     assert len(record.spikes("hid").time) > 3 * n_h
     _, sources = loss.value_and_sources(record, labels)
     ref = events_adjoint(record, sources)
-    assert layered.engine.FACTORED_REVERSE
+    assert layered.plan.FACTORED_REVERSE
     got = [layered.adjoint(record, sources, n_threads=t) for t in (1, 2)]
-    monkeypatch.setattr(layered.engine, "FACTORED_REVERSE", False)
+    monkeypatch.setattr(layered.plan, "FACTORED_REVERSE", False)
     exact = layered.adjoint(record, sources)
     assert np.any(ref.weight[record.flat.out_proj == 1] != 0)            # hid -> hid matters
     assert np.any(got[0].weight != exact.weight)                          # another computation
@@ -424,7 +424,7 @@ def test_recurrent_factored_reverse(refractory, monkeypatch):
         assert len(rec.time) > 2 * n
         _, sources = losses.WeightedIntegralCrossEntropy("out").value_and_sources(rec, np.array([0, 1]))
         want = events_adjoint(rec, sources)
-        monkeypatch.setattr(layered.engine, "FACTORED_REVERSE", True)
+        monkeypatch.setattr(layered.plan, "FACTORED_REVERSE", True)
         have = layered.adjoint(rec, sources)
         assert np.any(want.weight[rec.flat.out_proj == 1][diag] != 0)
         for field in ("weight", "delay", "theta", "input_time"):

@@ -11,14 +11,14 @@ layers (a population projecting onto itself, or a cycle between populations)
 go to :mod:`neurodelay.layered.recurrent`, which runs each recurrent group of
 populations as a whole and the other layers as here. Results equal those of
 :mod:`neurodelay.events` to rounding. LIF layers with one tau_m and one tau_s
-are scanned by default with factored exponentials (:data:`FACTORED_FORWARD`:
+are scanned by default with factored exponentials (:data:`~neurodelay.layered.plan.FACTORED_FORWARD`:
 running sums of w exp(t/tau), no exponential per arrival, arrivals in time bins
 most of which are added whole, see :func:`~neurodelay.layered._kernels.scan_binned`):
 spike times then differ from the event engine's by rounding (at most 1.2e-13 s
 measured by bench/gradient.py at SHD size: 700 -> 256 -> 20, 64 trials, 388k
-hidden spikes, identical counts) and gradients by at most 1.3e-10 of their largest entry
-(elementwise up to 1e-9 for entries above 1e-3 of it, measured on 8 trials:
-near-grazing crossings amplify the rounding). With
+hidden spikes, identical counts) and gradients by 1.3e-10 of their largest entry there,
+by 7.0e-10 (one hidden layer) and 1.3e-9 (two hidden layers) on 16 other trials, where
+spike times differ by up to 2e-14 s (near-grazing crossings amplify the rounding). With
 FACTORED_FORWARD off every neuron performs the event engine's floating-point
 operations: spike times bit for bit, gradients to rounding (sums are taken in
 another order).
@@ -40,45 +40,22 @@ whatever the number of threads, so the results do not depend on it.
 
 from __future__ import annotations
 
-import threading
-import weakref
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-
 import numpy as np
 
 from ..events import adjoint as _events_adjoint
-from ..events.adjoint import check_replay, neuron_ptr, prepare_reverse, sum_blocks, trial_blocks
+from ..events.adjoint import check_replay, neuron_ptr, prepare_reverse
 from ..events.batch import default_threads, map_trials
-from ..flat import FlatNetwork, is_closed_form
 from ..record import AdjointResult, AdjointSources, EventRecord, prepare_run
-from ..network import LIF, Network, SpikeSource
+from ..network import Network
 from ..spikes import SpikeTrains
 from . import _kernels as K
+from . import plan as layer_plan
+from .plan import (_EMPTY2, _factored_taus, _kept_factors, _packed_factors, _plan, _plan_for, _reverse_taus,
+                   _scan_factors, _synapse_factors)
+from .trials import (N_CHUNKS, _adjoint_result, _block_gradients, _by_neuron, _chunks, _layer_spikes, _map,
+                     _parallel, _place, _run_blocks, _sample_columns, _trial_spikes, _reverse_trial)
 
 __all__ = ["supports", "simulate", "adjoint", "fused_loss_and_grad"]
-
-#: chunks of neurons per layer: the unit of parallel work within a trial (fixed, so that sums
-#: of the presynaptic spikes' time sensitivities do not depend on the number of threads)
-N_CHUNKS = 8
-
-#: LIF layers with one tau_m and one tau_s may use factored exponentials (no exp per arrival) where
-#: exp(t/tau) stays below exp(_MAX_EXPONENT) up to the end of the trial.
-#: Forward scans: on by default (about half the cost of the exact scan at SHD size); spike times
-#: differ from the event engine's by rounding (at most 1.2e-13 s measured at SHD size, identical
-#: counts), gradients by at most 1.3e-10 of their largest entry (near-grazing crossings amplify the
-#: rounding: elementwise up to 1e-9 for entries above 1e-3 of the largest). Off: every layer
-#: performs the event engine's operations and spikes are bit-identical to its.
-FACTORED_FORWARD = True
-#: Reverse pass of LIF neurons reached only through their spike times: on by default (gradients
-#: equal the exact reverse pass's to ~1e-14 relative on the same record, 2-3x cheaper).
-FACTORED_REVERSE = True
-_MAX_EXPONENT = 600.0
-
-_KIND_LIF = 1
-_EMPTY = np.zeros(0)
-_EMPTY2 = np.zeros((0, 4))
-
 
 def supports(net) -> str | None:
     """None if the layered engine handles `net` (feedforward layers, and recurrent groups of populations:
@@ -86,293 +63,6 @@ def supports(net) -> str | None:
     if not isinstance(net, Network):
         return f"expected a Network, got {type(net).__name__}"
     return None
-
-
-@dataclass(frozen=True)
-class _Plan:
-    """The populations in an order where every projection goes forward, and the post-major synapse table."""
-
-    layers: tuple          # (first global index, n, name, is LIF) of every non-source population
-    in_ptr: np.ndarray     # (N+1,) over postsynaptic neurons
-    in_pre: np.ndarray     # (S,) presynaptic global index
-    in_d: np.ndarray       # (S,) total delay, s
-    in_w: np.ndarray       # (S,) weight
-    in_c: np.ndarray       # (S,) the synapse's index in flat (pre-major) order
-    closed: np.ndarray     # (N,) closed-form crossing
-    in_dm: np.ndarray      # (S,) exp(d / tau_m of the postsynaptic neuron) (inf where it overflows)
-    in_ds: np.ndarray      # (S,) exp(d / tau_s of the postsynaptic neuron)
-
-
-def _plan(net: Network, flat: FlatNetwork) -> _Plan:
-    done = {p.name for p in net.sources}
-    todo = [p for p in net.populations if not isinstance(p, SpikeSource)]
-    layers = []
-    while todo:
-        ready = [p for p in todo if all(q.pre in done for q in net.projections if q.post == p.name)]
-        if not ready:
-            raise ValueError(f"net: {supports(net)}")
-        for p in ready:
-            layers.append((flat.offsets[p.name], p.n, p.name, isinstance(p, LIF)))
-            done.add(p.name)
-        todo = [p for p in todo if p.name not in done]
-    n = flat.n_neurons
-    pre_of = np.repeat(np.arange(n, dtype=np.int64), np.diff(flat.out_ptr))
-    post_key = flat.out_post.astype(np.uint16) if n <= 2 ** 16 else flat.out_post   # 16 bits: numpy's radix sort
-    order = np.argsort(post_key, kind="stable")            # by post, flat order within a post
-    in_ptr = np.zeros(n + 1, np.int64)
-    np.cumsum(np.bincount(flat.out_post, minlength=n), out=in_ptr[1:])
-    in_d = np.ascontiguousarray(flat.out_d[order])
-    post = flat.out_post[order]
-    with np.errstate(over="ignore"):
-        in_dm, in_ds = np.exp(in_d / flat.tau_m[post]), np.exp(in_d / flat.tau_s[post])
-    return _Plan(tuple(layers), in_ptr, pre_of[order], in_d, np.ascontiguousarray(flat.out_w[order]),
-                 order.astype(np.int64), is_closed_form(flat.tau_m, flat.tau_s), in_dm, in_ds)
-
-
-_PLANS: dict = {}   # id(flat) -> (weak reference to flat, its _Plan): simulate's plan serves the adjoint too
-
-
-def _plan_for(net: Network, flat: FlatNetwork) -> _Plan:
-    """:func:`_plan`, kept while `flat` (e.g. a record's) lives."""
-    key = id(flat)
-    hit = _PLANS.get(key)
-    if hit is not None and hit[0]() is flat:
-        return hit[1]
-    plan = _plan(net, flat)
-    _PLANS[key] = (weakref.ref(flat, lambda _, key=key: _PLANS.pop(key, None)), plan)
-    return plan
-
-
-def _factored_taus(flat: FlatNetwork, off: int, size: int, duration: float, sampled: bool):
-    """(tau_m, tau_s) if this LIF layer can use factored exponentials, else None."""
-    return _factored_taus_of(flat, slice(off, off + size), duration, sampled)
-
-
-def _factored_taus_of(flat: FlatNetwork, neurons, duration: float, sampled: bool):
-    """:func:`_factored_taus` of the LIF neurons `neurons` (a slice or an index array)."""
-    tm, ts = flat.tau_m[neurons], flat.tau_s[neurons]
-    if sampled or tm.size == 0 or np.ptp(tm) != 0 or np.ptp(ts) != 0:
-        return None
-    horizon = duration + float(np.max(flat.refractory[neurons]))
-    if horizon / min(tm[0], ts[0]) > _MAX_EXPONENT:
-        return None
-    return float(tm[0]), float(ts[0])
-
-
-def _reverse_taus(flat: FlatNetwork, off: int, size: int, duration: float, is_lif: bool, time_constants: bool):
-    """(tau_m, tau_s) where the reverse pass of layer `off` may use factored exponentials
-    (:data:`FACTORED_REVERSE`, no time-constant gradients, :func:`_factored_taus`): LIF layers
-    (reverse_factored) and readouts with tau_m != tau_s (reverse_linear); else None."""
-    if not FACTORED_REVERSE or time_constants:
-        return None
-    taus = _factored_taus(flat, off, size, duration, False)
-    return taus if taus is not None and (is_lif or taus[0] != taus[1]) else None
-
-
-def _scan_factors(taus, plan: _Plan, times: np.ndarray, duration: float) -> tuple:
-    """The kernels' factored-scan arguments for a layer: with taus = (tau_m, tau_s) from
-    :func:`_factored_taus`, (True, exp(d/tau) per synapse (plan.in_dm, plan.in_ds), exp(t/tau) of
-    `times` capped at duration (spikes after the end have no arrivals)); with None, (False, empty
-    arrays)."""
-    if taus is None:
-        return False, _EMPTY, _EMPTY, _EMPTY, _EMPTY
-    capped = np.minimum(times, duration)
-    return True, plan.in_dm, plan.in_ds, np.exp(capped / taus[0]), np.exp(capped / taus[1])
-
-
-def _synapse_factors(flat: FlatNetwork, plan: _Plan) -> np.ndarray:
-    """(S, 4) per synapse of the post-major table: exp(d/tau_s), exp(d/tau_m) (plan.in_ds, plan.in_dm),
-    exp(-d/tau_s), exp(-d/tau_m), with the taus of the postsynaptic neuron."""
-    post = np.repeat(np.arange(flat.n_neurons), np.diff(plan.in_ptr))
-    syn_f = np.empty((len(plan.in_d), 4))
-    syn_f[:, 0], syn_f[:, 1] = plan.in_ds, plan.in_dm
-    syn_f[:, 2], syn_f[:, 3] = np.exp(-plan.in_d / flat.tau_s[post]), np.exp(-plan.in_d / flat.tau_m[post])
-    return syn_f
-
-
-def _kept_factors(flat: FlatNetwork, syn_f, off: int, size: int, times: np.ndarray, duration: float) -> tuple:
-    """:func:`~neurodelay.layered._kernels.forward_keep_range`'s scan arguments for LIF layer `off`:
-    :func:`_packed_factors` when FACTORED_FORWARD is on and :func:`_factored_taus` allows it."""
-    return _packed_factors(_factored_taus(flat, off, size, duration, False) if FACTORED_FORWARD else None, syn_f,
-                           times, duration)
-
-
-def _packed_factors(taus, syn_f, times: np.ndarray, duration: float) -> tuple:
-    """The factored forward scan's arguments (:func:`~neurodelay.layered._kernels.scan_binned`) for a LIF
-    layer with taus = (tau_m, tau_s): (True, syn_f (:func:`_synapse_factors`), factors per spike of
-    `times` capped at duration (exp(t/tau_s), exp(t/tau_m), exp(-t/tau_s), exp(-t/tau_m))); with
-    taus None, (False, empty arrays)."""
-    if taus is None:
-        return False, _EMPTY2, _EMPTY2
-    tm, ts = taus
-    capped = np.minimum(times, duration)
-    spk_f = np.empty((len(times), 4))
-    spk_f[:, 0], spk_f[:, 1] = np.exp(capped / ts), np.exp(capped / tm)
-    spk_f[:, 2], spk_f[:, 3] = np.exp(-capped / ts), np.exp(-capped / tm)
-    return True, syn_f, spk_f
-
-
-def _chunks(off: int, n: int) -> list[tuple[int, int, int]]:
-    """(first, stop, chunk number) of the fixed chunks of a layer, empty ones left out."""
-    bounds = [off + (n * c) // N_CHUNKS for c in range(N_CHUNKS + 1)]
-    return [(bounds[c], bounds[c + 1], c) for c in range(N_CHUNKS) if bounds[c + 1] > bounds[c]]
-
-
-def _by_neuron(neuron: np.ndarray, time: np.ndarray, n: int):
-    """Spikes grouped by neuron (stable: each neuron's spikes keep their time order):
-    (order, start, end) with start/end per neuron into the reordered spikes."""
-    order = np.argsort(neuron.astype(np.uint16) if n <= 2 ** 16 else neuron, kind="stable")  # uint16: radix sort
-    counts = np.bincount(neuron, minlength=n)
-    end = np.cumsum(counts)
-    return order, end - counts, end
-
-
-def _parallel(threads: int, n_trials: int):
-    """Pool for chunks within a trial (None: parallel over trials or serial)."""
-    return ThreadPoolExecutor(threads) if 1 < threads and n_trials < threads else None
-
-
-def _map(pool, fn, tasks):
-    return list(pool.map(fn, tasks)) if pool is not None and len(tasks) > 1 else [fn(t) for t in tasks]
-
-
-def _sample_columns(n: int, sample_neurons: np.ndarray) -> np.ndarray:
-    """Per neuron, its column in the sampled voltages (-1: not sampled)."""
-    col_of = np.full(n, -1, np.int64)
-    col_of[sample_neurons] = np.arange(len(sample_neurons))
-    return col_of
-
-
-def _too_many(k: int, limit: int) -> RuntimeError:
-    return RuntimeError(f"trial {k}: the network emitted more than max_spikes_per_trial={limit} spikes "
-                        f"(runaway activity?); raise the limit if this is intended")
-
-
-def _layer_spikes(res, k: int, total: int, limit: int):
-    """One layer's spikes from its chunks' results `res` (each starting with counts per neuron,
-    spike times): (counts, times, the trial's spike total with them); RuntimeError past `limit`."""
-    counts = np.concatenate([r[0] for r in res])
-    times = np.concatenate([r[1] for r in res])
-    total += len(times)
-    if total > limit:
-        raise _too_many(k, limit)
-    return counts, times, total
-
-
-def _place(counts: np.ndarray, pos: int, s_start: np.ndarray, s_end: np.ndarray, neurons) -> int:
-    """Sets s_start, s_end of `neurons` (their spikes counts, stored from position pos on, grouped
-    by neuron); returns the position after them."""
-    end = pos + np.cumsum(counts)
-    s_start[neurons], s_end[neurons] = end - counts, end
-    return pos + int(counts.sum())
-
-
-def _trial_spikes(out_n: list, out_t: list, out_g: list, samples: np.ndarray):
-    """A trial's result for ``prepared.record`` from its LIF layers' neuron ids, spike times and
-    I - theta: (time, neuron, I - theta) sorted by (time, neuron), and the sampled voltages."""
-    neuron = np.concatenate(out_n) if out_n else np.zeros(0, np.int64)
-    time = np.concatenate(out_t) if out_t else np.zeros(0)
-    g = np.concatenate(out_g) if out_g else np.zeros(0)
-    order = np.lexsort((neuron, time))
-    return time[order], neuron[order], g[order], samples
-
-
-def _reverse_trial(record: EventRecord, rp, k: int, n: int):
-    """Trial k of `record` for a reverse pass (rp: :func:`prepare_reverse`'s): (number of input spikes,
-    the record's spike times, the times of the trial's spikes by source id (inputs first), those
-    spikes grouped by neuron as (s_start, s_end, s_time, s_id), and the loss terms per spike and per
-    neuron (I - theta, dL/dt_k, point sources (ptr, time, value), continuous sources (ptr, coef,
-    rate)) in the order the kernels take them)."""
-    rs, ins = slice(rp.rec_bounds[k], rp.rec_bounds[k + 1]), slice(rp.in_bounds[k], rp.in_bounds[k + 1])
-    sp_time = record.time[rs]
-    all_n = np.concatenate([record.inputs.neuron[ins], record.neuron[rs]])
-    all_t = np.concatenate([record.inputs.time[ins], sp_time])
-    order, s_start, s_end = _by_neuron(all_n, all_t, n)
-    jb, j_neuron, j_time, j_value = rp.jumps
-    rb, r_neuron, r_rate, r_coef = rp.rates
-    js, rsl = slice(jb[k], jb[k + 1]), slice(rb[k], rb[k + 1])
-    spikes = (s_start, s_end, all_t[order], order.astype(np.int64))
-    terms = (np.ascontiguousarray(record.i_minus_theta[rs]), np.ascontiguousarray(rp.spike_time_src[rs]),
-             neuron_ptr(j_neuron[js], n), j_time[js], j_value[js],
-             neuron_ptr(r_neuron[rsl], n), r_coef[rsl], r_rate[rsl])
-    return ins.stop - ins.start, sp_time, all_t, spikes, terms
-
-
-def _new_acc(n_syn: int, n: int):
-    """Gradient accumulators of one block of trials: (dL/dw, dL/dd by synapse q, dL/dtau_m, dL/dtau_s,
-    dL/dtheta by neuron)."""
-    return np.zeros(n_syn), np.zeros(n_syn), np.zeros(n), np.zeros(n), np.zeros(n)
-
-
-def _run_blocks(run_trial, n_trials: int, n_threads: int | None, n_syn: int, n: int) -> list:
-    """``run_trial(k, acc, pool, ws)`` for every trial k, per fixed block of trials in trial order
-    (:func:`trial_blocks`; acc: the block's :func:`_new_acc`, ws: a dict that a worker keeps across
-    its trials): the blocks in parallel, or, with fewer blocks than threads, one after the other with
-    a pool for chunks of neurons (``pool``, None on the first trial, which compiles). Returns
-    [(acc, [result per trial])]: one entry whose acc is the blocks' accumulators summed in block order
-    (as :func:`sum_blocks` sums them: the same numbers whatever the threads), folded in as the blocks
-    finish, so that only the blocks in flight hold accumulators."""
-    blocks = trial_blocks(n_trials)
-    n_blocks = len(blocks) - 1
-    threads = n_threads or default_threads()
-    pool = _parallel(threads, n_blocks)
-    total, results = None, []
-
-    def fold(done_block):
-        nonlocal total
-        acc, res = done_block
-        if total is None:
-            total = acc
-        else:
-            for t, a in zip(total, acc):
-                np.add(t, a, out=t)
-        results.extend(res)
-
-    if pool is None:
-        local = threading.local()            # each worker thread keeps its workspace across its blocks
-
-        def run_block(b):
-            acc = _new_acc(n_syn, n)
-            if not hasattr(local, "ws"):
-                local.ws = {}
-            return acc, [run_trial(k, acc, None, local.ws) for k in range(blocks[b], blocks[b + 1])]
-        fold(run_block(0))                  # trial 0 alone: it compiles (or loads) the kernels
-        if threads > 1 and n_blocks > 2:
-            with ThreadPoolExecutor(min(threads, n_blocks - 1)) as workers:
-                for done_block in workers.map(run_block, range(1, n_blocks)):
-                    fold(done_block)
-        else:
-            for b in range(1, n_blocks):
-                fold(run_block(b))
-        return [(total, results)]
-    ws = {}
-    with pool:
-        for b in range(n_blocks):
-            acc = _new_acc(n_syn, n)
-            fold((acc, [run_trial(k, acc, pool if k else None, ws) for k in range(blocks[b], blocks[b + 1])]))
-    return [(total, results)]
-
-
-def _block_gradients(done, flat: FlatNetwork, in_c: np.ndarray):
-    """Gradients summed over the blocks of trials `done` (:func:`sum_blocks`), dL/dw and dL/dd by
-    flat synapse: (g_w, g_d, g_tm, g_ts, g_th)."""
-    n_syn = len(flat.out_post)
-    g_w, g_d, g_tm, g_ts, g_th = sum_blocks(done, n_syn, flat.n_neurons)
-    w_flat, d_flat = np.empty(n_syn), np.empty(n_syn)
-    w_flat[in_c], d_flat[in_c] = g_w, g_d
-    return w_flat, d_flat, g_tm, g_ts, g_th
-
-
-def _adjoint_result(done, flat: FlatNetwork, in_c: np.ndarray, theta_src: np.ndarray, n_trials: int,
-                    time_constants: bool, record_tolerance: float) -> AdjointResult:
-    """The AdjointResult of blocks `done` ((gradient accumulators, per trial (dL/dt of the record's
-    spikes, dL/dt of the inputs, worst |V - theta|))); theta_src: the loss's own dL/dtheta."""
-    results = [r for _, per_trial in done for r in per_trial]
-    worst = check_replay(max((r[2] for r in results), default=0.0), flat, record_tolerance)
-    w_flat, d_flat, g_tm, g_ts, g_th = _block_gradients(done, flat, in_c)
-    cat = (lambda i: np.concatenate([r[i] for r in results]) if results else np.zeros(0))
-    return AdjointResult(w_flat, d_flat, g_tm if time_constants else None, g_ts if time_constants else None,
-                         g_th + theta_src, cat(0), cat(1), n_trials, float(worst))
 
 
 # ---------------------------------------------------------------- forward ----
@@ -407,7 +97,8 @@ def simulate(net: Network, inputs, duration, *, record=(), sample_times=None, n_
     moved = np.zeros(n, bool) if prepared.v_init is None and not flat.has_initial_state else np.ones(n, bool)
     moved |= flat.bias != 0.0                                # neurons that may not take the factored scan
     taus = {off: _factored_taus(flat, off, size, duration, np.any(col_of[off: off + size] >= 0))
-            for off, size, _, is_lif in layers if is_lif and FACTORED_FORWARD and not np.any(moved[off: off + size])}
+            for off, size, _, is_lif in layers
+            if is_lif and layer_plan.FACTORED_FORWARD and not np.any(moved[off: off + size])}
     syn_f = _synapse_factors(flat, plan) if any(t is not None for t in taus.values()) else _EMPTY2
     bounds = merged.trial_slices()
 
@@ -531,7 +222,7 @@ def fused_loss_and_grad(net: Network, inputs, duration, loss, labels=None, *, ti
             return None                    # the loss's own check raises on the unfused path
     plan = _plan(net, flat)     # not cached: nothing else reuses it, and the record it returns keeps flat alive
     lif_layers = [ly for ly in plan.layers if ly[3]]
-    factored = FACTORED_FORWARD and any(_factored_taus(flat, off, size, duration, False) is not None
+    factored = layer_plan.FACTORED_FORWARD and any(_factored_taus(flat, off, size, duration, False) is not None
                                         for off, size, _, _ in lif_layers)
     syn_f = _synapse_factors(flat, plan) if factored else _EMPTY2
     n, n_syn = flat.n_neurons, len(flat.out_post)

@@ -32,7 +32,7 @@ the same machine's 16 cores: 7.8 at batch 64), 12.1 / 11.3 for 700 -> 256 -> 256
 The kernels take about 5.2 ms of it (forward 1.0-1.3, reverse 4.1), the rest is host work (the loss,
 transfers, grouping spikes by neuron). Host memory grows linearly with the batch (peak RSS 1.8 GiB at
 batch 256). Layers whose reverse pass the CPU engine runs with factored exponentials
-(``engine._reverse_taus``) run it so here too (:func:`~neurodelay.layered._kernels.reverse_factored`,
+(``plan._reverse_taus``) run it so here too (:func:`~neurodelay.layered._kernels.reverse_factored`,
 :func:`~neurodelay.layered._kernels.reverse_linear`; the spike factors by the ``exp_factor`` kernel
 on the device).
 
@@ -55,7 +55,8 @@ from ..events.adjoint import check_replay, neuron_ptr, prepare_reverse
 from ..flat import KIND_LIF
 from ..network import Network
 from ..record import AdjointResult, EventRecord, prepare_run
-from .engine import _plan_for, _reverse_taus, _too_many
+from .plan import _plan_for, _reverse_taus
+from .trials import _too_many
 
 __all__ = ["CudaEngine", "supports", "simulate", "adjoint", "device_function"]
 

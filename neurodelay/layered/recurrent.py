@@ -29,7 +29,7 @@ The reverse pass (:func:`adjoint`) replays each neuron of a recurrent group
 locally and walks the group's neurons back together, pausing at the group's
 spikes (:func:`~neurodelay.layered._recurrent_kernels.adjoint_group`). A group of one
 tau_m and one tau_s that the loss reaches only through its spike times takes the factored
-reverse pass instead (:data:`~neurodelay.layered.engine.FACTORED_REVERSE`, without time-constant
+reverse pass instead (:data:`~neurodelay.layered.plan.FACTORED_REVERSE`, without time-constant
 gradients; :func:`~neurodelay.layered._recurrent_kernels._adjoint_group_factored`): constant
 costate coefficients between each neuron's spikes, its arrivals neither sorted nor replayed, no
 exponential per arrival; gradients equal to the exact steps' to rounding
@@ -53,9 +53,10 @@ from ..network import LIF, Network
 from ..record import AdjointResult, AdjointSources, EventRecord, prepare_run
 from . import _kernels as K
 from . import _recurrent_kernels as RK
-from . import engine as _engine
-from .engine import (_adjoint_result, _by_neuron, _factored_taus_of, _new_acc, _place, _reverse_trial,
-                     _sample_columns, _scan_factors, _too_many, _trial_spikes)
+from . import plan as layer_plan
+from .plan import _factored_taus_of, _scan_factors
+from .trials import (_adjoint_result, _by_neuron, _new_acc, _place, _reverse_trial, _sample_columns, _too_many,
+                     _trial_spikes)
 
 __all__ = ["population_groups", "simulate", "adjoint"]
 
@@ -262,7 +263,7 @@ def adjoint(record: EventRecord, sources: AdjointSources, *, time_constants: boo
     steps = plan.steps[::-1]
     # the groups that take the factored reverse pass: (tau_m, tau_s), else None
     taus = {id(s): _factored_taus_of(flat, s.members, duration, False)
-            if _engine.FACTORED_REVERSE and not time_constants else None
+            if layer_plan.FACTORED_REVERSE and not time_constants else None
             for s in steps if isinstance(s, _Group)}
 
     def run_trial(k, acc):
