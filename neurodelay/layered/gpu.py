@@ -29,7 +29,8 @@ log) are sized from the spike counts; batches whose workspace would exceed
 Speed (``bench/gpu_gradient.py``, H100, SHD size, 8000 input spikes per trial, measured 2026-11-26):
 forward + backward 10.3 / 9.0 ms per trial for 700 -> 256 -> 20 at batch 64 / 256 (the layered engine on
 the same machine's 16 cores: 7.8 at batch 64), 12.1 / 11.3 for 700 -> 256 -> 256 -> 20 (16 cores: 11.8).
-The kernels take about 5.2 ms of it (forward 1.0-1.3, reverse 4.1), the rest is host work (the loss,
+The kernels take about 5.2 ms of it (forward 1.0-1.3, reverse 4.1: 3.55 of it the hidden layer's, whose
+threads gather and sort each neuron's ~8000 arrivals again), the rest is host work (the loss,
 transfers, grouping spikes by neuron). Host memory grows linearly with the batch (peak RSS 1.8 GiB at
 batch 256). Layers whose reverse pass the CPU engine runs with factored exponentials
 (``plan._reverse_taus``) run it so here too (:func:`~neurodelay.layered._kernels.reverse_factored`,
@@ -84,7 +85,7 @@ def _kernels() -> dict:
 _KERNEL_SECONDS: dict | None = None     # when a dict: seconds per kernel name (each launch synchronised)
 
 
-def _launch(name: str, n_threads: int, *args) -> None:
+def _launch(name: str, n_threads: int, *args, label: str | None = None) -> None:
     if n_threads <= 0:
         return
     kernel = _kernels()[name]
@@ -93,13 +94,14 @@ def _launch(name: str, n_threads: int, *args) -> None:
     if _KERNEL_SECONDS is not None:
         from numba import cuda
         cuda.synchronize()
-        _KERNEL_SECONDS[name] = _KERNEL_SECONDS.get(name, 0.0) + time.perf_counter() - t0
+        key = label or name
+        _KERNEL_SECONDS[key] = _KERNEL_SECONDS.get(key, 0.0) + time.perf_counter() - t0
 
 
 def kernel_seconds(on: bool) -> dict | None:
     """Start (on: every launch is then synchronised and timed) or stop timing the kernels; returns the
-    seconds per kernel name measured since the last start (for benchmarks: the rest is host work and
-    transfers)."""
+    seconds per kernel name (the forward and reverse kernels per population: ``"adjoint_layer hid"``)
+    measured since the last start (for benchmarks: the rest is host work and transfers)."""
     global _KERNEL_SECONDS
     done = _KERNEL_SECONDS
     _KERNEL_SECONDS = {} if on else None
@@ -249,7 +251,7 @@ def simulate(net: Network, inputs, duration, *, record=(), sample_times=None, n_
                 _launch("forward_layer", t, off, size, k0, k1 - k0, *static, d_start, cuda.to_device(s_end), s_time,
                         s_g, duration, cap, cuda.to_device(ws_ptr), ws.get("counts", m_all + t, np.int64),
                         ws.get("arr_t", m_all), ws.get("arr_q", m_all, np.int64), no_ids, *sampling, samples,
-                        *state, n_out)
+                        *state, n_out, label=f"forward_layer {name}")
                 got = n_out.copy_to_host().reshape(k1 - k0, size)
                 if np.any(got < 0):
                     full = True
@@ -351,7 +353,7 @@ def adjoint(record: EventRecord, sources, *, time_constants: bool = False, n_thr
         group = (dev(s_start), dev(s_end), dev(np.ascontiguousarray(all_t[order])), dev(order.astype(np.int64)),
                  duration, dev(sp_g), dev(sp_src))
         spike_factors = _SpikeFactors(all_t, duration, ws)
-        for off, size, _, _ in layers:
+        for off, size, pop, _ in layers:
             inc, ns = incoming[k0:k1, off: off + size], counts[k0:k1, off: off + size]
             ws_ptr, sp_ptr = _ptr(inc.ravel()), _ptr(ns.ravel())
             m_all, s_all, t = int(ws_ptr[-1]), int(sp_ptr[-1]), (k1 - k0) * size
@@ -364,7 +366,7 @@ def adjoint(record: EventRecord, sources, *, time_constants: bool = False, n_thr
                     ws.get("arr_s", m_all, np.int64), ws.get("ev_t", log), ws.get("ev_q", log, np.int64),
                     ws.get("ev_s", log, np.int64), ws.get("ev_v", log), ws.get("ev_i", log), ws.get("sp_t", s_all),
                     ws.get("sp_k", s_all, np.int64), *_reverse_factors(taus[off], syn_factors, spike_factors, no_f),
-                    ws.get("ev_pos", 2 * s_all, np.int64), w_thread)
+                    ws.get("ev_pos", 2 * s_all, np.int64), w_thread, label=f"adjoint_layer {pop}")
             for rows_g, total in zip(g_rows, totals):
                 _launch("add_rows", total.shape[0], rows_g, k1 - k0, total)
             worst = max(worst, float(np.max(w_thread.copy_to_host(), initial=0.0)))
