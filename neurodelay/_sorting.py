@@ -137,9 +137,19 @@ def grouped_lexsort(group, n_groups: int, primary, secondary) -> np.ndarray:
     -------
     np.ndarray
         int64 permutation (n,).
+
+    Raises
+    ------
+    ValueError
+        A group outside [0, n_groups), or keys of different lengths.
     """
     group = np.ascontiguousarray(group, np.int64)
     if len(group) == 0:
         return np.zeros(0, np.int64)
+    if group.min() < 0 or group.max() >= n_groups:     # the kernel indexes by group without bounds checks
+        raise ValueError(f"group index out of range [0, {n_groups}): min {group.min()}, max {group.max()}")
+    if not (len(primary) == len(secondary) == len(group)):
+        raise ValueError(f"group, primary and secondary must have one length, got {len(group)}, {len(primary)}, "
+                         f"{len(secondary)}")
     return _grouped_lexsort(group, int(n_groups), np.ascontiguousarray(primary, np.float64),
                             np.ascontiguousarray(secondary, np.int64))

@@ -58,6 +58,13 @@ def test_large_buckets_are_not_quadratic_and_exact():
     _check(np.zeros(n, np.int64), 1, primary, rng.integers(0, 3, n))
 
 
+def test_refuses_groups_out_of_range_and_unequal_lengths():
+    with pytest.raises(ValueError, match=r"group index out of range \[0, 3\): min 0, max 3"):
+        grouped_lexsort(np.array([0, 3]), 3, np.zeros(2), np.zeros(2, np.int64))
+    with pytest.raises(ValueError, match="one length"):
+        grouped_lexsort(np.array([0, 1]), 3, np.zeros(3), np.zeros(2, np.int64))
+
+
 def test_empty_input():
     assert len(grouped_lexsort(np.zeros(0, np.int64), 3, np.zeros(0), np.zeros(0, np.int64))) == 0
 
