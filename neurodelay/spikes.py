@@ -87,7 +87,7 @@ class SpikeTrains:
         need no sort; inputs whose trials are each contiguous and in order, e.g. a shuffled batch
         of them, need only a stable sort by trial, indices below 2**16 as uint16, which numpy sorts
         by radix), else :func:`neurodelay._sorting.grouped_lexsort` (a counting sort by trial, then
-        each trial by time buckets: O(n), 6x faster than numpy's stable sorts on a batch of 64 SHD-sized
+        each trial by time buckets: O(n), 3-4x faster than numpy's stable sorts on a batch of 64 SHD-sized
         trials).
         """
         trial, neuron, time = self.trial, self.neuron, self.time

@@ -50,8 +50,8 @@ def test_matches_numpy_lexsort(case):
     _check(group, n_groups, primary, secondary)
 
 
-def test_large_buckets_are_not_quadratic_and_exact():
-    """Keys clustered into two values: two buckets of n/2 entries (mergesorted, not insertion-sorted)."""
+def test_buckets_far_above_the_insertion_limit_are_exact():
+    """Keys clustered into two values: two buckets of n/2 entries, which take the mergesort path."""
     rng = np.random.default_rng(1)
     n = 40 * LARGE_BUCKET * 100
     primary = rng.integers(0, 2, n).astype(float)
