@@ -407,16 +407,18 @@ def test_cpp_standalone_gives_the_runtime_estimates():
 @pytest.mark.slow
 @pytest.mark.skipif(__import__("neurodelay.brian", fromlist=["nvcc_path"]).nvcc_path() is None,
                     reason="nvcc (CUDA toolkit) not found")
-# one variant in CI (each CUDA build takes about 150 s): "exact" generates the on_post pathway and the
-# readout snapshots; the Gaussian variant's per-step synaptic integration compiled too when last run
-# with both (stop 9's CI), and cpp_standalone runs it in test_cpp_standalone_gives_the_runtime_estimates
+# one variant in CI: "exact" generates the on_post pathway and the readout snapshots; the Gaussian
+# variant's per-step synaptic integration compiled too when last built whole with both (stop 9's CI), and
+# cpp_standalone runs it in test_cpp_standalone_gives_the_runtime_estimates
 @pytest.mark.parametrize("pseudo", ["exact"])
 def test_cuda_project_of_the_rule_compiles_without_gpu(pseudo, tmp_path):
-    """brian2cuda generates and compiles the rule's code (on_post, synaptic run_regularly, the extended
-    groups) unchanged, with the CUDA 13 set-up of neurodelay.brian.devices (C++17, no fast math in
-    precise mode); the only CUDA compile in CI (the plain network's code is part of this project).
-    Running it needs a GPU (test_the_rule_on_a_gpu_gives_the_cpp_standalone_estimates)."""
-    import os
+    """brian2cuda generates the rule's code (on_post, synaptic run_regularly, the extended groups)
+    unchanged, with the CUDA 13 set-up of neurodelay.brian.devices (C++17, no fast math in precise
+    mode), and nvcc compiles every generated file that carries the rule's variables (``tf_*``) with the
+    project's own makefile. The rest of the project is brian2cuda's templates (about 10 s of nvcc each,
+    200 s for the whole project on 2 cores); the whole project is built, linked and run by
+    test_the_rule_on_a_gpu_gives_the_cpp_standalone_estimates where a GPU is present."""
+    import subprocess
 
     import brian2
 
@@ -425,14 +427,21 @@ def test_cuda_project_of_the_rule_compiles_without_gpu(pseudo, tmp_path):
     net, rule, inputs, loss, labels = _standalone_case()
     rule = ThreeFactorRule(dict(rule.updates), pseudo_derivative=pseudo)
     before = brian2.get_device()
+    project = tmp_path / "project"
     _standalone_build(net, rule, loss, "precise", 1e-4, "cuda_standalone", history(net), 5,
-                      rule_extension(net, rule, "precise", loss), 0.05, tmp_path / "project")
+                      rule_extension(net, rule, "precise", loss), 0.05, project, compile=False)
     assert brian2.get_device() is before
-    binary = tmp_path / "project" / "main"
-    assert binary.is_file() and os.access(binary, os.X_OK)
-    makefile = (tmp_path / "project" / "makefile").read_text()
+    makefile = (project / "makefile").read_text()
     assert "-std=c++17" in makefile
     assert "-use_fast_math" not in makefile, "precise mode must not use fast math on the GPU"
+    carrying = sorted(f"code_objects/{f.stem}.o" for f in (project / "code_objects").glob("*.cu")
+                      if "tf_" in f.read_text())
+    # the on_post pathway, both projections' on_pre and the readout's snapshot code at least
+    assert {"code_objects/nd_syn0_post_codeobject.o", "code_objects/nd_syn1_pre_codeobject.o"} <= set(carrying)
+    assert any("tf_peak" in name for name in carrying)
+    done = subprocess.run(["make", "-j2", *carrying], cwd=project, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert all((project / name).is_file() for name in carrying)
 
 
 @pytest.mark.gpu
