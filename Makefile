@@ -6,6 +6,9 @@ STAMP   := $(VENV)/.installed
 export NEURODELAY_CACHE ?= $(CURDIR)/build/cache
 export MPLBACKEND := Agg
 export PYTHONHASHSEED := 0
+# the tests run on one worker process per core, up to 4 (pytest-xdist); a test file stays on one worker,
+# so its module fixtures are computed once. `make test PARALLEL=` runs them in one process.
+PARALLEL ?= -n auto --maxprocesses=4 --dist loadfile
 
 .PHONY: setup test test-fast figures bench docs clean
 
@@ -20,10 +23,10 @@ $(STAMP): setup.cfg pyproject.toml
 	@touch $(STAMP)
 
 test: $(STAMP)
-	$(PY) -m pytest -q --durations=25
+	$(PY) -m pytest -q $(PARALLEL) --durations=25
 
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q $(PARALLEL) -m "not slow"
 
 figures: $(STAMP)
 	$(PY) paper_figures/make_all.py
