@@ -16,9 +16,12 @@ running sums of w exp(t/tau), no exponential per arrival, arrivals in time bins
 most of which are added whole, see :func:`~neurodelay.layered._kernels.scan_binned`):
 spike times then differ from the event engine's by rounding (at most 1.2e-13 s
 measured by bench/gradient.py at SHD size: 700 -> 256 -> 20, 64 trials, 388k
-hidden spikes, identical counts) and gradients by 1.3e-10 of their largest entry there,
-by 7.0e-10 (one hidden layer) and 1.3e-9 (two hidden layers) on 16 other trials, where
-spike times differ by up to 2e-14 s (near-grazing crossings amplify the rounding). With
+hidden spikes, identical counts) and gradients by 1.3e-10 of their largest entry there;
+on three other batches of 16 trials (bench/exactness.py) by 1.0e-10 to 4.8e-10 with one
+hidden layer and 9.6e-11 to 1.1e-9 with two, spike times by up to 2e-14 s. Near-grazing
+crossings amplify any rounding: moving every input time of the same trials by one float64
+step moves the event engine's own gradients by 3.7e-11 to 4.5e-10, and the factored
+forward's differences are at most 2.5 times that. With
 FACTORED_FORWARD off every neuron performs the event engine's floating-point
 operations: spike times bit for bit, gradients to rounding (sums are taken in
 another order).
