@@ -23,7 +23,6 @@ import argparse
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import xarray as xr
 

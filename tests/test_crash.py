@@ -24,7 +24,7 @@ import pytest
 
 import neurodelay.io as ndio
 from neurodelay.cli import main
-from neurodelay.io import read_netcdf, stale_temporaries, write_netcdf
+from neurodelay.io import read_netcdf, stale_temporaries
 from neurodelay.train.checkpoint import load_checkpoint
 
 ARGS = ["train", "sequence", "--epochs", "2", "--batch-size", "10", "--n-train", "20", "--n-validation", "10",

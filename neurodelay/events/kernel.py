@@ -105,7 +105,6 @@ def _event_loop(kind, tau_m, tau_s, theta, reset, refractory, closed_form,
     needs no reference counting inside the loop, which would otherwise dominate
     its cost. Returns _DONE, _NEED_SLOTS or _NEED_RECORDS.
     """
-    n = kind.shape[0]
     hsize, n_free, k_in = counters[_HSIZE], counters[_NFREE], counters[_KIN]
     n_spk, sp, status = counters[_NSPK], counters[_SP], counters[_STATUS]
     n_in, n_samples = in_time.shape[0], sample_times.shape[0]
