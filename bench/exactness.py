@@ -47,7 +47,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import default_json_path, package_versions, print_table, write_json_atomic  # noqa: E402
-from gradient import INPUT_WINDOW, N_HID, N_IN, N_OUT, build_network, random_inputs  # noqa: E402
+from gradient import INPUT_WINDOW, N_HID, N_IN, N_OUT, agreement, build_network, random_inputs  # noqa: E402
 
 from neurodelay import events, layered  # noqa: E402
 from neurodelay.layered import plan  # noqa: E402
@@ -72,17 +72,9 @@ def nudged(inputs: SpikeTrains, direction: float) -> SpikeTrains:
 
 
 def difference(ref, other) -> dict:
-    """Spike counts, largest spike-time difference (s) and relative gradient differences of `other`
-    (record, result) from `ref`."""
-    (ra, ga), (rb, gb) = ref, other
-    oa, ob = (np.lexsort((r.time, r.neuron, r.trial)) for r in (ra, rb))
-    same = len(ra.time) == len(rb.time) and np.array_equal(ra.neuron[oa], rb.neuron[ob]) \
-        and np.array_equal(ra.trial[oa], rb.trial[ob])
-    rel = (lambda x, y: float(np.max(np.abs(x - y)) / max(np.max(np.abs(x)), 1e-300)))
-    return {"identical_spike_counts": bool(same),
-            "max_spike_time_difference_s": float(np.max(np.abs(ra.time[oa] - rb.time[ob]), initial=0.0))
-            if same else None,
-            "weight_gradient_rel": rel(ga.weight, gb.weight), "delay_gradient_rel": rel(ga.delay, gb.delay)}
+    """:func:`gradient.agreement` of two (record, adjoint result) pairs: spike counts, largest spike-time
+    difference (s), gradient differences relative to `ref`'s largest entry."""
+    return agreement(*({"_record": record, "_grad": result} for record, result in (ref, other)))
 
 
 def compare(net, inputs, labels, threads: int) -> dict:
@@ -113,11 +105,16 @@ def main(argv=None) -> dict:
     parser.add_argument("--threads", type=int, default=2, help="worker threads (default 2)")
     parser.add_argument("--json", type=Path, default=default_json_path("exactness"), help="output JSON path")
     args = parser.parse_args(argv)
-    seeds = [int(s) for s in (args.seeds or ("1" if args.quick else "1,2,3")).split(",")]
-    layers = [int(n) for n in (args.layers or ("1" if args.quick else "1,2")).split(",")]
+    try:
+        seeds = [int(s) for s in (args.seeds or ("1" if args.quick else "1,2,3")).split(",")]
+        layers = [int(n) for n in (args.layers or ("1" if args.quick else "1,2")).split(",")]
+    except ValueError:
+        parser.error(f"--seeds and --layers take comma-separated integers, got {args.seeds!r}, {args.layers!r}")
     if any(n not in (1, 2) for n in layers):
         parser.error(f"--layers takes 1 and/or 2 hidden layers, got {args.layers!r}")
     batch = args.batch or (4 if args.quick else 16)
+    if batch < 1:
+        parser.error(f"--batch must be >= 1, got {batch}")
     size = dict(n_in=70, n_hid=32, n_out=5) if args.quick else dict(n_in=N_IN, n_hid=N_HID, n_out=N_OUT)
     spikes = 8000   # per trial: the quick network gets as much input as the SHD-size one
     results, rows = {}, []
@@ -135,13 +132,14 @@ def main(argv=None) -> dict:
                                  "variant": variant,
                                  "same counts": d["identical_spike_counts"],
                                  "max dt (s)": d["max_spike_time_difference_s"],
-                                 "weight grad": d["weight_gradient_rel"], "delay grad": d["delay_gradient_rel"]})
+                                 "weight grad": d["max_relative_difference_weight_gradient"],
+                                 "delay grad": d["max_relative_difference_delay_gradient"]})
     print_table(rows)
     out = {"batch": batch, "seeds": seeds, "max_delay_s": MAX_DELAY, "cases": results,
            "seconds": time.perf_counter() - start, "package_versions": package_versions("numpy", "numba"),
            "units": {"max_spike_time_difference_s": "s",
-                     "weight_gradient_rel": "max |difference| / max |reference entry|",
-                     "delay_gradient_rel": "max |difference| / max |reference entry|"}}
+                     "max_relative_difference_weight_gradient": "max |difference| / max |reference entry|",
+                     "max_relative_difference_delay_gradient": "max |difference| / max |reference entry|"}}
     write_json_atomic(args.json, out)
     print(f"written {args.json}")
     return out
