@@ -37,9 +37,14 @@ Scales: ``--quick`` (seconds, for the tests: Yin-Yang only, 8 hidden neurons, 60
 :func:`neurodelay.sweep.run_sweep` into its own NetCDF file (``--parts``, default
 ``<out>.parts``), so an interrupted analysis resumes.
 
-Result: analyses/results/online_vs_exact.nc (read by paper_figures/fig_online_vs_exact.py).
+Result: analyses/results/online_vs_exact.nc (read by paper_figures/fig_online_vs_exact.py); the
+recipes' scale for digits and MTS-XOR, weights and weights + delays, is in
+analyses/results/online_vs_exact_full.nc (``--full --params weights,weights+delays --out
+analyses/results/online_vs_exact_full.nc`` with ``--tasks digits``, then ``--tasks mts_xor --update``; ~40
+min on 2 cores; drawn by the same script).
 Usage: python analyses/online_vs_exact.py [--quick | --full] [--out PATH] [--executor serial|local]
-[--tasks digits --update] (``--update``: rerun some tasks and replace only their rows in --out)
+[--tasks digits --update] [--params weights,weights+delays] (``--update``: rerun some tasks and replace
+only their rows in --out)
 """
 
 from __future__ import annotations
@@ -191,6 +196,7 @@ def main(argv=None) -> int:
                               ("--parts",), dict(type=Path, help="sweep folder of the per-point files "
                                                                  "(default <out>.parts)"))])
     parser.add_argument("--tasks", help="tasks, comma-separated (default: the scale's)")
+    parser.add_argument("--params", help=f"parameter sets, comma-separated (default: all of {', '.join(PARAMS)})")
     parser.add_argument("--seeds", type=int, help="seeds per point (default: the scale's)")
     parser.add_argument("--epochs", type=int, help="epochs of every task (default: the scale's)")
     parser.add_argument("--n-train", type=int, help="training trials of every task (default: the scale's)")
@@ -206,22 +212,26 @@ def main(argv=None) -> int:
         scale["tasks"] = tuple(args.tasks.split(","))
         unknown = sorted(set(scale["tasks"]) - set(scale["task"]))
         if unknown:
-            raise ValueError(f"--tasks: unknown task(s) {unknown}; choose from {sorted(scale['task'])}")
+            parser.error(f"--tasks: unknown task(s) {unknown}; choose from {sorted(scale['task'])}")
+    params = tuple(args.params.split(",")) if args.params else PARAMS
+    unknown = sorted(set(params) - set(PARAMS))
+    if unknown:
+        parser.error(f"--params: unknown parameter set(s) {unknown}; choose from {list(PARAMS)}")
     if args.seeds is not None:
         if args.seeds < 1:
-            raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
+            parser.error(f"--seeds must be >= 1, got {args.seeds}")
         scale["seeds"] = args.seeds
     for option in ("epochs", "n_train"):
         value = getattr(args, option)
         if value is not None:
             if value < 1:
-                raise ValueError(f"--{option.replace('_', '-')} must be >= 1, got {value}")
+                parser.error(f"--{option.replace('_', '-')} must be >= 1, got {value}")
             for task in scale["task"].values():
                 task[option] = value
             name = "custom" if name != "quick" else name
     os.environ.setdefault("NEURODELAY_THREADS", "1")
     parts = args.parts or args.out.with_name(args.out.name + ".parts")
-    ds = run_sweep(online_exact_point, grid=dict(task=list(scale["tasks"]), rule=list(RULES), params=list(PARAMS)),
+    ds = run_sweep(online_exact_point, grid=dict(task=list(scale["tasks"]), rule=list(RULES), params=list(params)),
                    seeds=int(scale["seeds"]), folder=parts, executor=args.executor or ("serial" if args.quick
                                                                                           else "local"),
                    progress=not args.no_progress, fixed=dict(scale=scale))

@@ -383,10 +383,26 @@ def netcdf_bytes(ds: xr.Dataset, *, compress: bool = True) -> memoryview:
     """`ds` as the bytes of a NetCDF4/HDF5 file, built in memory."""
     if not isinstance(ds, xr.Dataset):
         raise TypeError(f"write_netcdf expects an xarray Dataset, got {type(ds).__name__}")
+    ds = _without_stale_string_dtypes(ds)
     buffer = io.BytesIO()
     with _local_scheduler():
         ds.to_netcdf(buffer, engine="h5netcdf", encoding=_encoding(ds) if compress else None)
     return buffer.getbuffer()
+
+
+def _without_stale_string_dtypes(ds: xr.Dataset) -> xr.Dataset:
+    """`ds` (a shallow copy where needed) without the string dtype that reading a file leaves in a
+    variable's encoding when the values no longer have it: xarray would write them in that width and
+    cut longer ones (a file of task ``'digits'`` (<U6) extended by ``'mts_xor'`` wrote ``'mts_xo'``)."""
+    stale = [name for name, var in ds.variables.items()
+             if var.dtype.kind in "US" and "dtype" in var.encoding and np.dtype(var.encoding["dtype"]) != var.dtype]
+    if not stale:
+        return ds
+    ds = ds.copy(deep=False)
+    for name in stale:
+        var = ds.variables[name]
+        var.encoding = {key: value for key, value in var.encoding.items() if key != "dtype"}
+    return ds
 
 
 def _local_scheduler():

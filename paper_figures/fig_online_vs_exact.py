@@ -7,7 +7,9 @@ three-factor update to the exact gradient per parameter kind, for the initial an
 networks (mean ± std over seeds and parameter sets). Points that failed are left out and named in
 the title.
 
-Writes paper_figures/output/online_vs_exact.png and .pdf. Never simulates.
+Writes paper_figures/output/online_vs_exact.png and .pdf, and online_vs_exact_full.png and .pdf from
+analyses/results/online_vs_exact_full.nc where that exists (the same comparison at the recipes' data and
+epochs, ``analyses/online_vs_exact.py --full``). Never simulates.
 Usage: python paper_figures/fig_online_vs_exact.py [--results DIR] [--out DIR]
 """
 
@@ -29,6 +31,8 @@ from _figure import figure_main  # noqa: E402
 
 RESULT = "online_vs_exact.nc"
 NAME = "online_vs_exact"
+#: the same comparison at the recipes' scale, where it has been run (analyses/online_vs_exact.py --full)
+FULL_RESULT, FULL_NAME = "online_vs_exact_full.nc", "online_vs_exact_full"
 CHANCE = {"yinyang": 1 / 3, "mts_xor": 1 / 2, "digits": 1 / 10, "sequence": 1 / 2}
 COLOURS = {"eventprop": ("#1b9e77", "#66c2a5", "#b3e2cd"), "three-factor": ("#d95f02", "#fc8d62", "#fdcdac")}
 
@@ -110,7 +114,8 @@ def draw(ds) -> plt.Figure:
                     failed.append(f"{task}/{rule}: {int(bad)} failed")
     import json
     settings = json.loads(ds.attrs.get("scale_settings", "{}")).get("task", {})
-    sizes = "; ".join(f"{t}: {', '.join(f'{k} {v}' for k, v in settings[t].items())}" for t in tasks if t in settings)
+    sizes = "; ".join(f"{t}: {', '.join(f'{k} {v}' for k, v in settings[t].items()) or 'the recipe'}"
+                      for t in tasks if t in settings)
     title = (f"Online (three-factor) vs exact (EventProp) learning, {ds.attrs.get('scale', '?')} scale"
              + (f" ({sizes})" if sizes else ""))
     if failed:
@@ -121,7 +126,7 @@ def draw(ds) -> plt.Figure:
 
 
 def main(argv=None) -> int:
-    return figure_main(argv, __doc__, RESULT, NAME, draw)
+    return figure_main(argv, __doc__, RESULT, NAME, draw, optional=((FULL_RESULT, FULL_NAME),))
 
 
 if __name__ == "__main__":

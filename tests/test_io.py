@@ -160,6 +160,19 @@ def test_write_creates_parents_with_ordinary_permissions(tmp_path):
         write_netcdf({"not": "a dataset"}, tmp_path / "x.nc")
 
 
+def test_strings_longer_than_those_a_file_was_read_with_are_written_whole(tmp_path):
+    """A dataset read from a file carries its string width in the encoding (<U6 for 'digits');
+    extended by a longer label and written again, the label must not be cut ('mts_xor')."""
+    first = xr.Dataset({"acc": (("task",), [0.5])}, coords={"task": ["digits"]})
+    write_netcdf(first, tmp_path / "a.nc")
+    old = read_netcdf(tmp_path / "a.nc").load()
+    longer = xr.Dataset({"acc": (("task",), [0.7])}, coords={"task": ["mts_xor"]})
+    both = xr.concat([old, longer], dim="task")
+    write_netcdf(both, tmp_path / "b.nc")
+    assert list(read_netcdf(tmp_path / "b.nc")["task"].values) == ["digits", "mts_xor"]
+    assert old["task"].encoding.get("dtype") == np.dtype("<U6")     # the caller's dataset is left as it was
+
+
 def test_truncated_and_garbage_files_give_clear_errors(tmp_path):
     good = tmp_path / "good.nc"
     data = _good_file(good)

@@ -75,3 +75,39 @@ def test_update_replaces_only_the_rerun_tasks(comparison):
     assert json.loads(again.attrs["sweep_counts"])["ok"] == int((again["status"].values == "ok").sum())
     with pytest.raises(ValueError, match="seed"):
         module.merge_tasks(ds, other.isel(seed=[]))
+
+
+def test_params_option_runs_only_the_named_sets_and_refuses_unknown_ones(comparison, tmp_path, capsys):
+    module, _, _ = comparison
+    for bad, message in ((["--params", "weights,delays"], "--params: unknown parameter set(s) ['delays']"),
+                         (["--tasks", "mnist"], "--tasks: unknown task(s) ['mnist']"),
+                         (["--seeds", "0"], "--seeds must be >= 1, got 0")):
+        with pytest.raises(SystemExit) as exit_info:
+            module.main(["--quick", *bad, "--out", str(tmp_path / "x.nc")])
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "x.nc").exists()
+    from neurodelay.io import read_netcdf
+
+    assert module.main(["--quick", "--params", "weights", "--out", str(tmp_path / module.RESULT),
+                        "--no-progress"]) == 0
+    ds = read_netcdf(tmp_path / module.RESULT)
+    assert list(ds["params"].values) == ["weights"] and (ds["status"].values == "ok").all()
+
+
+def test_full_scale_result_is_drawn_too_where_it_exists(comparison, tmp_path, load_script):
+    """paper_figures/fig_online_vs_exact.py also draws online_vs_exact_full.nc (the --full run) when the
+    results folder has it, as a second image, and only then."""
+    import shutil
+
+    _, _, results = comparison
+    folder = tmp_path / "results"
+    folder.mkdir()
+    shutil.copy(results / "online_vs_exact.nc", folder / "online_vs_exact.nc")
+    figure = load_script("paper_figures/fig_online_vs_exact.py")
+    out = tmp_path / "out"
+    assert figure.main(["--results", str(folder), "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["online_vs_exact.pdf", "online_vs_exact.png"]
+    shutil.copy(results / "online_vs_exact.nc", folder / "online_vs_exact_full.nc")
+    assert figure.main(["--results", str(folder), "--out", str(out)]) == 0
+    assert (out / "online_vs_exact_full.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / "online_vs_exact_full.pdf").read_bytes()[:5] == b"%PDF-"

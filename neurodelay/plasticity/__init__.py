@@ -102,6 +102,16 @@ Departures from the exact gradient
    -> ... -> loss. Each such path crosses at least one recurrent synapse k <- j and carries
    the factor ``dt_k/dt_j``, proportional to w_kj (the PSP it delivers, times 1/Vdot_k);
    with all recurrent weights 0 the ignored part is exactly 0, and its size grows with them.
+   This is what limits the rule on the recurrent digits task (``python bench/online_departures.py``,
+   seeds 0-2): exact training makes the recurrent weights 4.6x larger (root mean square 0.088 ->
+   0.408), and the cosine between the rule's update and the exact gradient falls from 0.86 / 0.77 /
+   0.46 (input weights / recurrent weights / recurrent delays, initial network) to 0.18 / 0.14 /
+   -0.01; on the same trained networks with their recurrent weights set to 0 it is 0.88 / 0.86
+   (weights), and the exact pseudo-derivative does not help (0.19 / 0.21 / 0.07). Feeding the
+   per-trial error back along the recurrent synapses as along feedforward ones (1-4 hops) made the
+   cosine worse (seed 0, trained network: 0.36 -> between 0.12 and -0.28 for the input weights; a prototype,
+   not kept), presumably because whether a recurrent spike advances or delays its target's spikes
+   depends on its timing, which one signal per neuron and trial cannot carry.
 
 Hence: on a one-layer network whose outputs spike at most once, with a first-spike loss and
 ``pseudo_derivative="exact"``, departures 1-3 vanish and the estimate equals the exact
