@@ -48,9 +48,10 @@ against exact 70.9 ± 2.5, x 2 (lr2 / exact_lr2) 70.9 ± 4.7 against 69.3 ± 2.4
 
 At the recipes' scale (``--full``, seeds 0-2, 2026-11-27, load 2-3): MTS-XOR exact 87.2 ± 12.6 (94.7, 94.3,
 72.7), exact_lr4 70.5 ± 9.7, base 71.2 ± 3.7, lr4 91.9 ± 3.4 (88.5, 92.1, 95.2): with 4x the rates the rule
-is as good as exact learning at its best rates. Digits exact 76.7 ± 4.3 (75.1, 81.6, 73.3), base 57.4 ± 3.7,
-sigma0.1 56.4 ± 6.0, sigma0.1_lr4 55.5 ± 6.3: no knob closes the gap there, which comes from the recurrent
-paths the rule leaves out (``bench/online_departures.py``).
+is as good as exact learning at its best rates. Digits exact 76.7 ± 4.3 (75.1, 81.6, 73.3), base 57.4 ± 3.7
+(60.7, 58.2, 53.3), lr4 51.1 ± 1.4 (52.0, 49.6, 51.8), sigma0.1 56.4 ± 6.0, sigma0.1_lr4 55.5 ± 6.3: no knob
+closes the gap there, which comes from the recurrent paths the rule leaves out
+(``bench/online_departures.py``), and x 4 makes it worse.
 """
 
 from __future__ import annotations
