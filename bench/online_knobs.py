@@ -137,7 +137,10 @@ def main(argv=None) -> int:
         a.epochs = get_recipe(a.task).defaults["epochs"] if a.full else 10
     if a.epochs < 1 or a.jobs < 1:
         p.error(f"--epochs and --jobs must be >= 1, got {a.epochs} and {a.jobs}")
-    seeds = [int(s) for s in a.seeds.split(",")]
+    try:
+        seeds = [int(s) for s in a.seeds.split(",")]
+    except ValueError:
+        p.error(f"--seeds must be comma-separated integers, got {a.seeds!r}")
     args = [(v, s, a.epochs, str(a.runs), a.task, a.full) for s in seeds for v in variants]
     done = run_each(one, args, a.jobs)
     print(f"\n{a.task}, weights + synaptic delays, {a.epochs} epochs{', full data' if a.full else ''}, seeds {seeds}: "

@@ -390,12 +390,20 @@ def netcdf_bytes(ds: xr.Dataset, *, compress: bool = True) -> memoryview:
     return buffer.getbuffer()
 
 
+def _characters(dtype: np.dtype) -> int:
+    """Characters of a fixed-width string dtype (0: not one, or of variable width)."""
+    if dtype.kind not in "US":
+        return 0
+    return dtype.itemsize // (4 if dtype.kind == "U" else 1)
+
+
 def _without_stale_string_dtypes(ds: xr.Dataset) -> xr.Dataset:
     """`ds` (a shallow copy where needed) without the string dtype that reading a file leaves in a
-    variable's encoding when the values no longer have it: xarray would write them in that width and
-    cut longer ones (a file of task ``'digits'`` (<U6) extended by ``'mts_xor'`` wrote ``'mts_xo'``)."""
+    variable's encoding where the values have grown wider: xarray would write them in that width and
+    cut the longer ones (a file of task ``'digits'`` (<U6) extended by ``'mts_xor'`` wrote ``'mts_xo'``)."""
     stale = [name for name, var in ds.variables.items()
-             if var.dtype.kind in "US" and "dtype" in var.encoding and np.dtype(var.encoding["dtype"]) != var.dtype]
+             if var.dtype.kind in "US" and "dtype" in var.encoding
+             and 0 < _characters(np.dtype(var.encoding["dtype"])) < _characters(var.dtype)]
     if not stale:
         return ds
     ds = ds.copy(deep=False)
