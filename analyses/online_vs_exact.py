@@ -40,8 +40,8 @@ Scales: ``--quick`` (seconds, for the tests: Yin-Yang only, 8 hidden neurons, 60
 Result: analyses/results/online_vs_exact.nc (read by paper_figures/fig_online_vs_exact.py); the
 recipes' scale for digits and MTS-XOR, weights and weights + delays, is in
 analyses/results/online_vs_exact_full.nc (``--full --params weights,weights+delays --out
-analyses/results/online_vs_exact_full.nc`` with ``--tasks digits``, then ``--tasks mts_xor --update``; ~40
-min on 2 cores; drawn by the same script).
+analyses/results/online_vs_exact_full.nc`` with ``--tasks digits``, then ``--tasks mts_xor --update``; 18 +
+12 min on 2 cores; drawn by the same script).
 Usage: python analyses/online_vs_exact.py [--quick | --full] [--out PATH] [--executor serial|local]
 [--tasks digits --update] [--params weights,weights+delays] (``--update``: rerun some tasks and replace
 only their rows in --out)
