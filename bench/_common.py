@@ -3,6 +3,7 @@ worker processes."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -13,8 +14,8 @@ from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-__all__ = ["REPO_ROOT", "default_json_path", "stopwatch", "package_versions", "print_table", "write_json_atomic",
-           "run_each"]
+__all__ = ["REPO_ROOT", "default_json_path", "writable_path", "stopwatch", "package_versions", "print_table",
+           "write_json_atomic", "run_each"]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -22,6 +23,22 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 def default_json_path(name: str) -> Path:
     """build/bench/<name>.json inside the repository (git-ignored)."""
     return REPO_ROOT / "build" / "bench" / f"{name}.json"
+
+
+def writable_path(value: str) -> Path:
+    """argparse ``type`` of an output file: its folder exists or can be made, and can be written to. Checked
+    when the arguments are read, so that a bad ``--json`` ends the script (exit 2, one line) before it
+    computes anything, not with a traceback after."""
+    path = Path(value)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{value} is a folder; give a file name")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise argparse.ArgumentTypeError(f"cannot create the folder {path.parent}: {exc.strerror}") from None
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        raise argparse.ArgumentTypeError(f"cannot write to the folder {path.parent}")
+    return path
 
 
 @contextmanager

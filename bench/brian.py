@@ -38,7 +38,8 @@ _ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(os.environ.get("NEURODELAY_CACHE", _ROOT / "build" / "cache"))
                                              / "numba"))
 
-from _common import default_json_path, package_versions, print_table, stopwatch, write_json_atomic  # noqa: E402
+from _common import (default_json_path, package_versions, print_table, stopwatch,  # noqa: E402
+                     write_json_atomic, writable_path)
 from forward import Config, build_network, poisson_inputs, synaptic_events  # noqa: E402
 
 from neurodelay.brian import BrianSimulator  # noqa: E402
@@ -123,7 +124,7 @@ def bench_dt(net, net_b, inputs, duration: float, dt: float, device: str, clean:
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="0.5 s simulated, 2 trials")
-    parser.add_argument("--json", type=Path, default=default_json_path("brian"), help="output JSON path")
+    parser.add_argument("--json", type=writable_path, default=default_json_path("brian"), help="output JSON path")
     parser.add_argument("--device", default="cpp_standalone", choices=("cpp_standalone", "cuda_standalone"))
     parser.add_argument("--duration", type=float, help="simulated seconds per trial (default 5, quick 0.5)")
     parser.add_argument("--trials", type=int, help="input trials re-run per build (default 3, quick 2)")

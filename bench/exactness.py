@@ -46,7 +46,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import default_json_path, package_versions, print_table, write_json_atomic  # noqa: E402
+from _common import default_json_path, package_versions, print_table, write_json_atomic, writable_path  # noqa: E402
 from gradient import INPUT_WINDOW, N_HID, N_IN, N_OUT, agreement, build_network, random_inputs  # noqa: E402
 
 from neurodelay import events, layered  # noqa: E402
@@ -103,7 +103,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--layers", help="hidden layers of the networks compared (default 1,2; quick 1: the "
                         "small network's second layer stays silent)")
     parser.add_argument("--threads", type=int, default=2, help="worker threads (default 2)")
-    parser.add_argument("--json", type=Path, default=default_json_path("exactness"), help="output JSON path")
+    parser.add_argument("--json", type=writable_path, default=default_json_path("exactness"), help="output JSON path")
     args = parser.parse_args(argv)
     try:
         seeds = [int(s) for s in (args.seeds or ("1" if args.quick else "1,2,3")).split(",")]

@@ -37,7 +37,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _common import REPO_ROOT, default_json_path, package_versions, print_table, write_json_atomic
+from _common import (REPO_ROOT, default_json_path, package_versions, print_table, write_json_atomic,
+                     writable_path)
 
 _CHILD = r"""
 import json, sys, time
@@ -107,7 +108,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=1, help="cold + warm pairs per code version (default 1)")
     ap.add_argument("--baseline", metavar="REF", help="also measure the package of this git revision")
-    ap.add_argument("--json", type=Path, default=default_json_path("first_call"), help="where to write results")
+    ap.add_argument("--json", type=writable_path, default=default_json_path("first_call"),
+                    help="where to write results")
     args = ap.parse_args(argv)
     if args.repeats < 1:
         raise ValueError(f"--repeats must be >= 1, got {args.repeats}")

@@ -59,7 +59,7 @@ else:
     os.environ["OMP_WAIT_POLICY"] = _POLICY
 
 from _common import (default_json_path, package_versions, print_table, stopwatch,  # noqa: E402
-                     write_json_atomic)
+                     write_json_atomic, writable_path)
 
 from neurodelay.delays import Delays  # noqa: E402
 from neurodelay import simulate  # noqa: E402
@@ -244,7 +244,7 @@ def measure(net: Network, single_in: SpikeTrains, batch_in: SpikeTrains, duratio
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="1 s simulated, 3 trials (under a minute)")
-    parser.add_argument("--json", type=Path, default=default_json_path("forward"), help="output JSON path")
+    parser.add_argument("--json", type=writable_path, default=default_json_path("forward"), help="output JSON path")
     parser.add_argument("--duration", type=float, help="simulated seconds per trial (default 5, quick 1)")
     parser.add_argument("--trials", type=int, help="trials in the batch comparison (default 5, quick 3)")
     parser.add_argument("--threads", type=int, default=default_threads(),

@@ -35,7 +35,7 @@ _ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(os.environ.get("NEURODELAY_CACHE", _ROOT / "build" / "cache"))
                                              / "numba"))
 
-from _common import default_json_path, package_versions, print_table, write_json_atomic  # noqa: E402
+from _common import default_json_path, package_versions, print_table, write_json_atomic, writable_path  # noqa: E402
 from gradient import INPUT_WINDOW, build_network, param_keys, random_inputs  # noqa: E402
 
 from neurodelay import gradients  # noqa: E402
@@ -90,7 +90,7 @@ def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="a small network (70-32-5) and batches 4, 8")
     p.add_argument("--batches", help="comma-separated batch sizes for the GPU (default 64,256; quick 4,8)")
-    p.add_argument("--json", type=Path, default=default_json_path("gpu_gradient"))
+    p.add_argument("--json", type=writable_path, default=default_json_path("gpu_gradient"))
     a = p.parse_args(argv)
     reason = gpu.supports(build_network(MAX_DELAY, False, n_in=4, n_hid=4, n_out=2))
     if reason is not None:

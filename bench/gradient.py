@@ -59,7 +59,7 @@ os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(os.environ.get("NEURODELAY_CAC
                                              / "numba"))
 
 from _common import (default_json_path, package_versions, print_table, stopwatch,  # noqa: E402
-                     write_json_atomic)
+                     write_json_atomic, writable_path)
 
 import neurodelay  # noqa: E402
 from neurodelay import events, layered  # noqa: E402
@@ -211,7 +211,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--engine", choices=["events", "layered", "layered_unfused", "both"], default="both",
                         help="engine(s) to measure (default both: layered, layered_unfused and events, "
                              "in the same run)")
-    parser.add_argument("--json", type=Path, default=default_json_path("gradient"), help="output JSON path")
+    parser.add_argument("--json", type=writable_path, default=default_json_path("gradient"), help="output JSON path")
     parser.add_argument("--batch", type=int, help="trials per batch for the main measurements (default 64, quick 4)")
     parser.add_argument("--sweep-batch", type=int, help="trials per batch in the sweeps (default 8, quick 2)")
     parser.add_argument("--threads", type=int, default=default_threads(), help="worker threads (default: all cores)")

@@ -29,7 +29,8 @@ import dataclasses
 import sys
 
 import numpy as np
-from _common import default_json_path, package_versions, print_table, run_each, stopwatch, write_json_atomic
+from _common import (default_json_path, package_versions, print_table, run_each, stopwatch, write_json_atomic,
+                     writable_path)
 
 #: (projection, kind) pairs whose cosine is reported (the readout's is 1 by construction)
 KEYS = (("input->hidden", "weight"), ("hidden->hidden", "weight"), ("hidden->hidden", "synaptic"))
@@ -97,7 +98,7 @@ def main(argv=None) -> int:
     p.add_argument("--epochs", type=int, default=15)
     p.add_argument("--n-train", type=int, default=1000)
     p.add_argument("--jobs", type=int, default=1)
-    p.add_argument("--json", type=str, default=str(default_json_path("online_departures")))
+    p.add_argument("--json", type=writable_path, default=default_json_path("online_departures"))
     a = p.parse_args(argv)
     try:
         seeds = _seeds(a.seeds)
@@ -119,7 +120,8 @@ def main(argv=None) -> int:
     print_table(rows)
     rms = np.array([[r["recurrent_weight_rms"]["initial"], r["recurrent_weight_rms"]["trained"]] for r in runs])
     print(f"recurrent weight rms: initial {rms[:, 0].mean():.3f}, trained {rms[:, 1].mean():.3f}")
-    path = write_json_atomic(a.json, dict(runs=runs, settings=vars(a), versions=package_versions("numpy", "numba")))
+    path = write_json_atomic(a.json, dict(runs=runs, settings=dict(vars(a), json=str(a.json)),
+                                          versions=package_versions("numpy", "numba")))
     print(f"wrote {path}")
     return 0
 

@@ -4,8 +4,9 @@ one training run per (variant, seed) at the reduced scale of analyses/online_vs_
 500 / 200 / 500 trials, 10 epochs, the recipe's network; ``--task digits``: 1000 training and 500 test
 trials, the recipe's recurrent network, run with ``--epochs 15``), test accuracy of the final network.
 
-Variants (three-factor rule unless named ``exact``; the recipe's learning rates lr 0.005 and lr_delay
-0.005 tau_s unless scaled):
+Variants (three-factor rule unless named ``exact``; the learning rates of the recipe's exact learning,
+e.g. Yin-Yang's lr 0.005 and lr_delay 0.005 tau_s, and sigma 0.3 unless the variant says otherwise, whatever
+the recipe's own defaults for the rule):
 
 * ``exact``       EventProp gradients (the target)
 * ``base``        the rule's defaults: Gaussian surrogate sigma 0.3 theta, symmetric feedback
@@ -64,6 +65,9 @@ from pathlib import Path
 import numpy as np
 from _common import REPO_ROOT, run_each
 
+#: the surrogate width of every variant that names none (the rule's default when these runs were made)
+BASE_SIGMA = 0.3
+
 #: the reduced scale of analyses/online_vs_exact.py per task
 SCALES = dict(yinyang=dict(n_train=1500, n_validation=300, n_test=1000),
               mts_xor=dict(n_train=500, n_validation=200, n_test=500),
@@ -88,7 +92,7 @@ VARIANTS = {
 
 
 def one(variant: str, seed: int, epochs: int, runs: str, task: str = "yinyang", full: bool = False) -> dict:
-    from neurodelay.train import RunConfig
+    from neurodelay.train import RunConfig, get_recipe
     from neurodelay.train.recipes import resolve_config
     from neurodelay.train.runs import train_run
 
@@ -99,13 +103,13 @@ def one(variant: str, seed: int, epochs: int, runs: str, task: str = "yinyang", 
     options = dict(VARIANTS[variant])
     scale = options.pop("lr_scale", 1.0)
     rule = options.pop("rule", "three-factor")
+    if rule == "three-factor":
+        options.setdefault("sigma", BASE_SIGMA)
     data = {} if full else SCALES[task]
+    base = get_recipe(task).defaults     # rates relative to the exact learning's, whatever the rule's defaults
     cfg = resolve_config(RunConfig(task=task, learn=["weight", "synaptic"], seed=seed, epochs=epochs,
-                                   rule=rule, **data, **options))
-    if scale != 1.0:
-        cfg = resolve_config(RunConfig(task=task, learn=["weight", "synaptic"], seed=seed, epochs=epochs,
-                                       rule=rule, lr=cfg.lr * scale, lr_delay=cfg.lr_delay * scale,
-                                       **data, **options))
+                                   rule=rule, lr=base["lr"] * scale, lr_delay=base["lr_delay"] * scale,
+                                   **data, **options))
     t0 = time.perf_counter()
     result, evaluation = train_run(cfg, None, progress=False, n_threads=1)
     out = dict(variant=variant, seed=seed, epochs=epochs, seconds=time.perf_counter() - t0,

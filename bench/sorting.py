@@ -29,7 +29,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import default_json_path, package_versions, print_table, write_json_atomic  # noqa: E402
+from _common import default_json_path, package_versions, print_table, write_json_atomic, writable_path  # noqa: E402
 
 from neurodelay._sorting import grouped_lexsort  # noqa: E402
 
@@ -78,7 +78,7 @@ def fastest(f, repeats: int) -> float:
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=5, help="timed calls per sort, the fastest counts")
-    parser.add_argument("--json", type=Path, default=default_json_path("sorting"), help="output JSON path")
+    parser.add_argument("--json", type=writable_path, default=default_json_path("sorting"), help="output JSON path")
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error(f"--repeats must be >= 1, got {args.repeats}")

@@ -36,7 +36,8 @@ _ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(os.environ.get("NEURODELAY_CACHE", _ROOT / "build" / "cache"))
                                              / "numba"))
 
-from _common import default_json_path, package_versions, print_table, stopwatch, write_json_atomic  # noqa: E402
+from _common import (default_json_path, package_versions, print_table, stopwatch,  # noqa: E402
+                     write_json_atomic, writable_path)
 
 import xarray as xr  # noqa: E402
 
@@ -74,7 +75,7 @@ def _timed_sweep(func, grid, seeds, folder, executor, fixed=None):
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer points and runs (about two minutes)")
-    parser.add_argument("--json", type=Path, default=default_json_path("sweep"), help="output JSON path")
+    parser.add_argument("--json", type=writable_path, default=default_json_path("sweep"), help="output JSON path")
     parser.add_argument("--points", type=int, help="points of the overhead sweep (default 200, quick 40)")
     parser.add_argument("--runs", type=int, help="training runs of the speed-up sweep (default 8, quick 4)")
     args = parser.parse_args(argv)

@@ -168,8 +168,10 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--learn", help="parameter kinds to train, comma-separated (e.g. weight,synaptic)")
     tr.add_argument("--epochs", type=_positive_int, help="number of epochs")
     tr.add_argument("--batch-size", type=_positive_int, help="trials per minibatch")
-    tr.add_argument("--lr", type=_positive_float, help="Adam learning rate of the weights")
-    tr.add_argument("--lr-delay", type=_positive_float, help="Adam learning rate of the delays (seconds per step)")
+    tr.add_argument("--lr", type=_positive_float,
+                    help="Adam learning rate of the weights (default: the recipe's, which may differ per --rule)")
+    tr.add_argument("--lr-delay", type=_positive_float,
+                    help="Adam learning rate of the delays (seconds per step; default as --lr)")
     tr.add_argument("--lr-tau", type=_positive_float,
                     help="Adam learning rate of tau_m / tau_s (relative change per step: trained in log space)")
     tr.add_argument("--d-max", type=_positive_float, help="largest allowed delay (s)")
@@ -201,7 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--pseudo-derivative", choices=("gaussian", "exact"),
                     help="three-factor: Gaussian surrogate (default) or the exact 1/(dV/dt) at each spike")
     tr.add_argument("--sigma", type=_positive_float,
-                    help="three-factor: width of the Gaussian surrogate in units of theta (default 0.3)")
+                    help="three-factor: width of the Gaussian surrogate in units of theta (default: the "
+                         "recipe's, Yin-Yang 0.1, else 0.3)")
     tr.add_argument("--feedback", choices=("symmetric", "random"),
                     help="three-factor: feedback to hidden neurons through the output weights (default) or "
                          "fixed random weights")

@@ -275,6 +275,26 @@ def test_rule_description_round_trips_and_names_its_keys():
         ThreeFactorRule.from_keys([("out", "tau_m")])
 
 
+def test_a_recipe_s_own_defaults_for_the_rule_apply_only_under_that_rule_and_yield_to_given_values():
+    from neurodelay.train import RunConfig, get_recipe
+    from neurodelay.train.recipes import resolve_config
+
+    base = get_recipe("mts_xor").defaults
+    exact = resolve_config(RunConfig(task="mts_xor"))
+    online = resolve_config(RunConfig(task="mts_xor", rule="three-factor"))
+    assert (exact.lr, exact.lr_delay) == (base["lr"], base["lr_delay"])
+    assert (online.lr, online.lr_delay) == pytest.approx((4 * base["lr"], 4 * base["lr_delay"]))
+    assert online.lr_tau == base["lr_tau"] and online.epochs == base["epochs"]   # the rest is the recipe's
+    given = resolve_config(RunConfig(task="mts_xor", rule="three-factor", lr=1e-3))
+    assert (given.lr, given.lr_delay) == pytest.approx((1e-3, 4 * base["lr_delay"]))
+    assert resolve_config(online) == online                                      # resolving twice changes nothing
+    digits = get_recipe("digits").defaults
+    assert resolve_config(RunConfig(task="digits", rule="three-factor")).lr == digits["lr"]
+    assert resolve_config(RunConfig(task="yinyang", rule="three-factor")).sigma == 0.1
+    assert resolve_config(RunConfig(task="yinyang", rule="three-factor", sigma=0.3)).sigma == 0.3
+    assert resolve_config(RunConfig(task="yinyang")).sigma is None          # not an option of exact learning
+
+
 def test_trainer_runs_the_rule_records_it_and_resumes(tmp_path, capsys):
     from neurodelay.cli import main
     from neurodelay.io import read_netcdf

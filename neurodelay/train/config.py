@@ -76,7 +76,7 @@ class RunConfig:
     model_options: dict = field(default_factory=dict)  # passed to the task's network builder
     rule: str | None = None                # None / 'eventprop' (exact gradients) or 'three-factor'
     pseudo_derivative: str | None = None   # three-factor: 'gaussian' (default) or 'exact'
-    sigma: float | None = None             # three-factor: surrogate width in units of theta (default 0.3)
+    sigma: float | None = None             # three-factor: surrogate width / theta (default 0.3 or the recipe's)
     feedback: str | None = None            # three-factor: 'symmetric' (default) or 'random'
     feedback_seed: int | None = None       # three-factor: seed of random feedback (default: seed)
 
