@@ -87,23 +87,10 @@ RECORD_BYTES_PER_SPIKE = 4 * _F8
 def _cosines(model, batch) -> dict:
     """{kind: cosine} between the model's three-factor update and its exact gradient on `batch`
     (all keys of a kind concatenated)."""
-    from neurodelay.gradients import loss_and_grad
-    from neurodelay.plasticity import three_factor_gradients
+    from neurodelay.plasticity import cosine_to_exact
 
-    net, duration = model.network, float(batch.duration)
-    est = three_factor_gradients(net, model.rule, batch.inputs, duration, model.loss, batch.labels).grads
-    exact = loss_and_grad(net, batch.inputs, duration, model.loss, batch.labels, params=list(est),
-                          engine="events").grads
-    out = {}
-    for kind in KINDS:
-        keys = [k for k in est if k[1] == kind]
-        if not keys:
-            continue
-        a = np.concatenate([np.ravel(est[k]) for k in keys])
-        b = np.concatenate([np.ravel(exact[k]) for k in keys])
-        norm = np.linalg.norm(a) * np.linalg.norm(b)
-        out[kind] = float(a @ b / norm) if norm > 0 else float("nan")
-    return out
+    return cosine_to_exact(model.network, model.rule, batch.inputs, float(batch.duration), model.loss,
+                           batch.labels, group="kind")
 
 
 def _memory_per_trial(model, rule: str, data) -> float:

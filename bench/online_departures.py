@@ -38,18 +38,10 @@ RECURRENT = ("hidden->hidden", "weight")
 
 
 def _cosines(net, rule, batch, loss) -> dict:
-    from neurodelay.gradients import loss_and_grad
-    from neurodelay.plasticity import three_factor_gradients
+    from neurodelay.plasticity import cosine_to_exact
 
-    duration = float(batch.duration)
-    est = three_factor_gradients(net, rule, batch.inputs, duration, loss, batch.labels).grads
-    exact = loss_and_grad(net, batch.inputs, duration, loss, batch.labels, params=list(est), engine="events").grads
-    out = {}
-    for key in KEYS:
-        a, b = np.ravel(est[key]), np.ravel(exact[key])
-        norm = np.linalg.norm(a) * np.linalg.norm(b)
-        out[f"{key[0]}:{key[1]}"] = float(a @ b / norm) if norm > 0 else float("nan")
-    return out
+    cos = cosine_to_exact(net, rule, batch.inputs, float(batch.duration), loss, batch.labels)
+    return {f"{key[0]}:{key[1]}": cos[key] for key in KEYS}
 
 
 def one_seed(seed: int, trials: int, epochs: int, n_train: int) -> dict:

@@ -32,7 +32,8 @@ from neurodelay.events import flatten
 from neurodelay.events.plastic import simulate_plastic
 from neurodelay.gradients import get_param, loss_and_grad, set_param
 from neurodelay.network import LIF, Network, Readout, SpikeSource
-from neurodelay.plasticity import ThreeFactorRule, feedback_weights, recurrent_projections, three_factor_gradients
+from neurodelay.plasticity import (ThreeFactorRule, cosine, cosine_to_exact, feedback_weights, recurrent_projections,
+                                   three_factor_gradients)
 from neurodelay.spikes import SpikeTrains
 
 DURATION = 40e-3
@@ -52,10 +53,6 @@ def _one_layer(seed=1, n_in=6, n_out=3, n_trials=6, weight=(1.0, 2.5)):
            .connect("inp", "out", rng.uniform(*weight, n_in * n_out),
                     delays=Delays(axonal=rng.uniform(0, 2e-3, n_in), synaptic=rng.uniform(0, 5e-3, n_in * n_out))))
     return net, _inputs(rng, n_trials, n_in), rng.integers(0, n_out, n_trials)
-
-
-def _cosine(a, b):
-    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
 
 
 def _rule(**options):
@@ -110,7 +107,7 @@ def test_gaussian_surrogate_approaches_the_exact_gradient_as_sigma_shrinks(one_l
     for sigma in sigmas:
         grads = three_factor_gradients(net, _rule(sigma=sigma), inputs, DURATION, loss, labels).grads
         for key in keys:
-            cos[key[1]].append(_cosine(grads[key], exact[key]))
+            cos[key[1]].append(cosine(grads[key], exact[key]))
             err[key[1]].append(np.linalg.norm(grads[key] - exact[key]) / np.linalg.norm(exact[key]))
     for kind in KINDS:
         print(f"{kind}: cosine similarity with EventProp for sigma = {sigmas} theta: "
@@ -120,6 +117,24 @@ def test_gaussian_surrogate_approaches_the_exact_gradient_as_sigma_shrinks(one_l
         assert cos[kind][-1] > 0.9995                          # sigma = 0.003 theta
         assert all(b < a for a, b in zip(err[kind], err[kind][1:])), err[kind]   # monotone towards exact
         assert err[kind][-1] < 0.05
+
+
+def test_cosine_to_exact_is_one_where_the_rule_is_the_exact_gradient_and_groups_by_key_or_kind(one_layer):
+    net, inputs, labels = one_layer
+    loss = losses.FirstSpikeMSE("out", margin=2e-3)
+    exact_rule = cosine_to_exact(net, _rule(pseudo_derivative="exact"), inputs, DURATION, loss, labels)
+    assert sorted(exact_rule) == sorted(("inp->out", k) for k in KINDS)
+    assert all(abs(c - 1.0) < 1e-12 for c in exact_rule.values()), exact_rule
+    by_key = cosine_to_exact(net, _rule(sigma=0.3), inputs, DURATION, loss, labels)
+    by_kind = cosine_to_exact(net, _rule(sigma=0.3), inputs, DURATION, loss, labels, group="kind")
+    assert list(by_kind) == list(KINDS)
+    assert all(0.0 < c < 1.0 - 1e-6 for c in by_key.values()), by_key     # a surrogate: close, not equal
+    assert by_kind == {kind: by_key[("inp->out", kind)] for kind in KINDS}  # one key per kind: the same
+    with pytest.raises(ValueError, match="group must be one of"):
+        cosine_to_exact(net, _rule(), inputs, DURATION, loss, labels, group="projection")
+    assert np.isnan(cosine([0.0, 0.0], [1.0, 2.0])) and cosine([1.0, 0.0], [-2.0, 0.0]) == -1.0
+    with pytest.raises(ValueError, match="different sizes"):
+        cosine([1.0], [1.0, 2.0])
 
 
 def test_readout_synapses_are_exact_in_every_mode():
@@ -147,7 +162,7 @@ def test_readout_synapses_are_exact_in_every_mode():
         # the hidden layer's estimate is only an estimate (printed, not asserted)
         hidden = loss_and_grad(net, inputs, DURATION, loss, labels, params=[("inp->hid", "weight")],
                                engine="events").grads[("inp->hid", "weight")]
-        print(f"{options}: hidden weights, cosine with EventProp {_cosine(grads[('inp->hid', 'weight')], hidden):.3f}")
+        print(f"{options}: hidden weights, cosine with EventProp {cosine(grads[('inp->hid', 'weight')], hidden):.3f}")
 
 
 def test_traces_at_the_maximum_match_finite_differences_of_the_voltage():
@@ -419,8 +434,8 @@ def test_recurrent_weights_nonzero_cosine_to_eventprop_and_the_ignored_part_grow
         b = np.concatenate([exact[k] for k in RECURRENT_KEYS])
         errors.append(np.linalg.norm(a - b) / np.linalg.norm(b))
         print(f"w_rec scale {scale}: relative difference {errors[-1]:.3g}; cosine per key "
-              + ", ".join(f"{k[0]} {k[1]} {_cosine(grads[k], exact[k]):.4f}" for k in RECURRENT_KEYS))
-        assert _cosine(a, b) > 0.5
+              + ", ".join(f"{k[0]} {k[1]} {cosine(grads[k], exact[k]):.4f}" for k in RECURRENT_KEYS))
+        assert cosine(a, b) > 0.5
     assert errors[0] < errors[1] < errors[2], errors
     assert errors[0] < 0.05
 

@@ -125,6 +125,7 @@ test reports the cosine).
 from .rule import APPLY_MODES, FEEDBACKS, PSEUDO_DERIVATIVES, RULE_KINDS, ThreeFactorRule
 from .signals import feedback_weights, learning_signals, recurrent_projections
 from .three_factor import ENGINES, three_factor_gradients
+from .alignment import cosine, cosine_to_exact
 
-__all__ = ["ThreeFactorRule", "three_factor_gradients", "feedback_weights", "learning_signals",
-           "recurrent_projections", "RULE_KINDS", "PSEUDO_DERIVATIVES", "FEEDBACKS", "APPLY_MODES", "ENGINES"]
+__all__ = ["ThreeFactorRule", "three_factor_gradients", "cosine_to_exact", "cosine", "feedback_weights",
+           "learning_signals", "recurrent_projections", "RULE_KINDS", "PSEUDO_DERIVATIVES", "FEEDBACKS", "APPLY_MODES", "ENGINES"]
