@@ -295,12 +295,15 @@ def test_a_recipe_s_own_defaults_for_the_rule_apply_only_under_that_rule_and_yie
     from neurodelay.train.recipes import resolve_config
 
     base = get_recipe("mts_xor").defaults
-    exact = resolve_config(RunConfig(task="mts_xor"))
-    online = resolve_config(RunConfig(task="mts_xor", rule="three-factor"))
+    delays = ["weight", "synaptic"]
+    exact = resolve_config(RunConfig(task="mts_xor", learn=delays))
+    online = resolve_config(RunConfig(task="mts_xor", learn=delays, rule="three-factor"))
     assert (exact.lr, exact.lr_delay) == (base["lr"], base["lr_delay"])
     assert (online.lr, online.lr_delay) == pytest.approx((4 * base["lr"], 4 * base["lr_delay"]))
     assert online.lr_tau == base["lr_tau"] and online.epochs == base["epochs"]   # the rest is the recipe's
-    given = resolve_config(RunConfig(task="mts_xor", rule="three-factor", lr=1e-3))
+    weights = resolve_config(RunConfig(task="mts_xor", rule="three-factor"))    # the recipe learns weights only
+    assert weights.learn == ("weight",) and weights.lr == base["lr"]
+    given = resolve_config(RunConfig(task="mts_xor", learn=delays, rule="three-factor", lr=1e-3))
     assert (given.lr, given.lr_delay) == pytest.approx((1e-3, 4 * base["lr_delay"]))
     assert resolve_config(online) == online                                      # resolving twice changes nothing
     digits = get_recipe("digits").defaults

@@ -37,10 +37,11 @@ Recipes (times in seconds):
   (``shared_moment``, default tau_m and tau_s): with raw weights the tau
   gradient is almost all PSP *height* (bench/tau_gradient_split.py), taus
   act as a second gain and only some seeds found the long-memory solution
-  (README, "Trained time constants"). Under ``rule='three-factor'`` the
-  learning rates default to four times these (lr 0.02, lr_delay 0.012): at
-  the recipe's scale the rule then reaches 92 % against 69 % at these rates,
-  while exact learning is worse at x 4 (README, "Online against exact learning").
+  (README, "Trained time constants"). Under ``rule='three-factor'`` with
+  learned delays the learning rates default to four times these (lr 0.02,
+  lr_delay 0.012): at the recipe's scale the rule then reaches 92 % against
+  69 % at these rates, while exact learning, and the rule on weights alone,
+  are worse at x 4 (README, "Online against exact learning").
   Diagnosis: bench/tau_training_diagnosis.py. Options for that study:
   ``tau_populations`` (which populations' taus are trained, default both),
   ``shared_tau_populations`` (populations whose trained time constants are one shared value, e.g.
@@ -128,6 +129,16 @@ class Recipe:
     generator: Callable | None = None    # the data generator that receives task_options
     fixed_arguments: tuple = ()          # generator arguments the recipe sets itself
     rule_defaults: dict = field(default_factory=dict)   # rule name -> its own defaults (before `defaults`)
+    rule_delay_defaults: dict = field(default_factory=dict)  # the same, first, where a delay kind is learned
+
+    def defaults_for(self, rule: str | None, learn) -> list[dict]:
+        """The defaults that apply to a configuration with this rule and these learned kinds (None:
+        the recipe's), first to last: those of the rule when delays are learned, those of the rule,
+        the recipe's."""
+        learn = self.defaults.get("learn", ()) if learn is None else learn
+        delays = any(kind in DELAY_KINDS for kind in learn)
+        return [self.rule_delay_defaults.get(rule, {}) if delays else {}, self.rule_defaults.get(rule, {}),
+                self.defaults]
 
     def task_options(self) -> tuple:
         """The task_options keys: the data generator's keyword-only arguments that the recipe leaves free."""
@@ -317,9 +328,10 @@ RECIPES = {
          "tau_populations", "shared_tau_populations", "hidden_tau_s_range", "count_strength", "count_target",
          "readout_bias", "psp_normalised"),
         mts_xor, ("seed",),
-        # the three-factor rule at 4x the rates (chosen for exact learning): at the recipe's scale, seeds
-        # 0-2 and the full-scale analysis's 3, it reaches 92.3 % against 69.0 % at x1 (bench/online_knobs.py)
-        rule_defaults={"three-factor": dict(lr=4 * 0.005, lr_delay=4 * 3e-3)}),
+        # the three-factor rule learning delays at 4x the rates (chosen for exact learning): at the recipe's
+        # scale, weights + synaptic delays, seeds 0-2 and the full-scale analysis's 3, it reaches 92.3 %
+        # against 69.0 % at x1 (bench/online_knobs.py); weights alone at x4 fell from 65.9 to 52.8 %
+        rule_delay_defaults={"three-factor": dict(lr=4 * 0.005, lr_delay=4 * 3e-3)}),
     "digits": Recipe("digits", dict(
         hidden=32, learn=["weight"], epochs=30, batch_size=32, lr=0.02, lr_delay=1e-3, lr_tau=0.05,
         schedule=dict(kind="cosine", floor=0.1), d_max=0.064,
@@ -360,11 +372,11 @@ def get_recipe(task: str) -> Recipe:
 
 def resolve_config(cfg: RunConfig) -> RunConfig:
     """`cfg` with every unset field filled from its task's defaults: first those of its rule where the
-    recipe has its own for that rule (:attr:`Recipe.rule_defaults`), then the task's, and, with a delay
-    grid, the quantisation-aware recipe's from :data:`QAT_DEFAULTS`."""
+    recipe has its own for that rule (:meth:`Recipe.defaults_for`: with learned delays, then any), then
+    the task's, and, with a delay grid, the quantisation-aware recipe's from :data:`QAT_DEFAULTS`."""
     recipe = get_recipe(cfg.task)
-    cfg = cfg.with_defaults(recipe.rule_defaults.get(cfg.rule, {}))
-    cfg = cfg.with_defaults(recipe.defaults)
+    for defaults in recipe.defaults_for(cfg.rule, cfg.learn):
+        cfg = cfg.with_defaults(defaults)
     if cfg.delay_step is not None or cfg.delay_bits is not None:
         cfg = cfg.with_defaults(QAT_DEFAULTS)
     if cfg.epochs is None or cfg.batch_size is None:
