@@ -1,10 +1,10 @@
 """Figure: online three-factor learning against exact offline learning (reads analyses/results/online_vs_exact.nc).
 
-Four panels over the tasks: test accuracy (%, mean ± std over seeds, one bar per rule and
+Four panels over the tasks: test accuracy (%, mean ± sample std over seeds, one bar per rule and
 parameter set, chance per task dashed), trained parameters, memory one trial keeps for its update
 (bytes, log scale) and training wall time (s, log scale); a fifth panel: cosine similarity of the
 three-factor update to the exact gradient per parameter kind, for the initial and the trained
-networks (mean ± std over seeds and parameter sets). Points that failed are left out and named in
+networks (mean ± sample std over seeds and parameter sets). Points that failed are left out and named in
 the title.
 
 Writes paper_figures/output/online_vs_exact.png and .pdf, and online_vs_exact_full.png and .pdf from
@@ -49,7 +49,7 @@ def _mean_std(v, axis):
     with np.errstate(all="ignore"), __import__("warnings").catch_warnings():
         __import__("warnings").simplefilter("ignore", RuntimeWarning)
         n = np.sum(np.isfinite(v), axis=axis)
-        return np.nanmean(v, axis=axis), np.where(n > 1, np.nanstd(v, axis=axis), 0.0)
+        return np.nanmean(v, axis=axis), np.where(n > 1, np.nanstd(v, axis=axis, ddof=1), 0.0)
 
 
 def draw(ds) -> plt.Figure:
@@ -81,7 +81,7 @@ def draw(ds) -> plt.Figure:
         ax.set_xticks(x, tasks)
         ax.set_ylabel(label)
         ax.grid(alpha=0.3, axis="y")
-    axes[0].set_title(f"mean ± std of {n_seeds} seed(s)", fontsize=9)
+    axes[0].set_title(f"mean ± sample std of {n_seeds} seed(s)", fontsize=9)
     # cosine per kind, three-factor runs only
     ax = axes[4]
     cos = _ok(ds, "cosine")                                    # task, rule, params, seed, kind, when
@@ -117,7 +117,8 @@ def draw(ds) -> plt.Figure:
     sizes = "; ".join(f"{t}: {', '.join(f'{k} {v}' for k, v in settings[t].items()) or 'the recipe'}"
                       for t in tasks if t in settings)
     title = (f"Online (three-factor) vs exact (EventProp) learning, {ds.attrs.get('scale', '?')} scale"
-             + (f" ({sizes})" if sizes else ""))
+             + (f" ({sizes})" if sizes else "")
+             + "\nthree-factor: each recipe's defaults for the rule (Recipe.rule_defaults, rule_delay_defaults)")
     if failed:
         title += "  [" + "; ".join(failed) + "]"
     fig.suptitle(title, fontsize=11)
