@@ -128,4 +128,5 @@ from .three_factor import ENGINES, three_factor_gradients
 from .alignment import cosine, cosine_to_exact
 
 __all__ = ["ThreeFactorRule", "three_factor_gradients", "cosine_to_exact", "cosine", "feedback_weights",
-           "learning_signals", "recurrent_projections", "RULE_KINDS", "PSEUDO_DERIVATIVES", "FEEDBACKS", "APPLY_MODES", "ENGINES"]
+           "learning_signals", "recurrent_projections", "RULE_KINDS", "PSEUDO_DERIVATIVES", "FEEDBACKS",
+           "APPLY_MODES", "ENGINES"]
