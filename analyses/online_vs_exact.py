@@ -5,10 +5,10 @@ updates point along the exact gradient (issue #16 part 3).
 For each task (Yin-Yang, multi-time-scale XOR, permuted sequential digits), rule (``eventprop``:
 exact gradients; ``three-factor``: :mod:`neurodelay.plasticity`, end-of-trial updates, Gaussian
 surrogate, symmetric feedback, with the recipe's defaults for the rule: Yin-Yang sigma 0.1 theta,
-MTS-XOR 4x the learning rates of its exact learning) and parameter set (``weights``; ``weights+delays``: synaptic delays
-of the task's trainable projections; ``weights+delays@grid``: the same with the delays trained on a
-grid of ``grid_bits`` bits over [0, d_max], quantisation-aware with the library's default recipe)
-and seed, one network of the task's recipe (same hidden size for both rules: equal model size) is
+MTS-XOR with learned delays 4x the learning rates of its exact learning) and parameter set
+(``weights``; ``weights+delays``: synaptic delays of the task's trainable projections;
+``weights+delays@grid``: the same with the delays trained on a grid of ``grid_bits`` bits over
+[0, d_max], quantisation-aware with the library's default recipe) and seed, one network of the task's recipe (same hidden size for both rules: equal model size) is
 trained with :func:`neurodelay.train.train_run` and evaluated on the test split (final network).
 
 Recorded per run:

@@ -207,6 +207,7 @@ def _seq_build(cfg: RunConfig, rng: np.random.Generator) -> Built:
 
 
 # ------------------------------------------------------------------------------------------ MTS-XOR
+XOR_LR, XOR_LR_DELAY = 0.005, 3e-3    # Adam rates of exact learning: weights, delays (s per step)
 def _xor_splits(cfg: RunConfig):
     opts = dict(cfg.task_options)
     return (mts_xor(cfg.n_train or 1000, seed=0, **opts), mts_xor(cfg.n_validation or 300, seed=1, **opts),
@@ -321,7 +322,7 @@ RECIPES = {
         _seq_splits, _seq_build, "two-neuron sequence detection (only delays can solve it)",
         ("tau_m", "tau_s", "weight"), sequence, ("seed",)),
     "mts_xor": Recipe("mts_xor", dict(
-        hidden=32, learn=["weight"], epochs=40, batch_size=50, lr=0.005, lr_delay=3e-3, lr_tau=0.05,
+        hidden=32, learn=["weight"], epochs=40, batch_size=50, lr=XOR_LR, lr_delay=XOR_LR_DELAY, lr_tau=0.05,
         schedule=dict(kind="cosine", floor=0.1), d_max=0.2, shared_moment=["tau_m", "tau_s"],
         delay_init=dict(scheme="uniform", low=0.0, high=0.01)),
         _xor_splits, _xor_build, "multi-time-scale XOR",
@@ -332,7 +333,7 @@ RECIPES = {
         # the three-factor rule learning delays at 4x the rates (chosen for exact learning): at the recipe's
         # scale, weights + synaptic delays, seeds 0-2 and the full-scale analysis's 3, it reaches 92.3 %
         # against 69.0 % at x1 (bench/online_knobs.py); weights alone at x4 fell from 65.9 to 52.8 %
-        rule_delay_defaults={"three-factor": dict(lr=4 * 0.005, lr_delay=4 * 3e-3)}),
+        rule_delay_defaults={"three-factor": dict(lr=4 * XOR_LR, lr_delay=4 * XOR_LR_DELAY)}),
     "digits": Recipe("digits", dict(
         hidden=32, learn=["weight"], epochs=30, batch_size=32, lr=0.02, lr_delay=1e-3, lr_tau=0.05,
         schedule=dict(kind="cosine", floor=0.1), d_max=0.064,
