@@ -420,7 +420,7 @@ def three_factor_gradients(net: Network, rule: ThreeFactorRule, inputs, duration
         The network (unchanged by the rule), feedforward or recurrent (the traces of recurrent
         synapses are synaptic variables like the others; departure 5 of :mod:`neurodelay.plasticity`).
     rule : ThreeFactorRule
-        What is learned and how (checked against `net`; ``apply="end"`` only).
+        What is learned and how (checked against `net`).
     inputs : SpikeTrains or dict
         Input spikes (s), as for :func:`neurodelay.brian.simulate`.
     duration : float
@@ -453,9 +453,6 @@ def three_factor_gradients(net: Network, rule: ThreeFactorRule, inputs, duration
     if not isinstance(rule, ThreeFactorRule):
         raise ValueError(f"rule must be a ThreeFactorRule, got {type(rule).__name__}")
     rule.check(net)
-    if rule.apply != "end":
-        raise ValueError(f"rule.apply={rule.apply!r}: the Brian2 implementation applies updates at the end of "
-                         f"the trial only (apply='end')")
     _check_loss(loss)
     if mode not in B.MODES:
         raise ValueError(f"mode must be one of {B.MODES}, got {mode!r}")

@@ -22,7 +22,8 @@ __all__ = ["ThreeFactorRule", "RULE_KINDS", "PSEUDO_DERIVATIVES", "FEEDBACKS", "
 RULE_KINDS = ("weight", "synaptic", "axonal")
 PSEUDO_DERIVATIVES = ("gaussian", "exact")
 FEEDBACKS = ("symmetric", "random")
-APPLY_MODES = ("end", "online")
+#: when updates are applied: at the end of each trial (the only mode; see ThreeFactorRule, ``apply``)
+APPLY_MODES = ("end",)
 
 
 def _projection_name(target) -> str:
@@ -76,11 +77,12 @@ class ThreeFactorRule:
         standard normal times the root mean square of that projection's current weights).
     feedback_seed : int
         Seed of the random feedback weights (>= 0).
-    apply : {"end", "online"}
-        Updates applied at the end of each trial (the gradient estimate, default) or during it
-        every `interval` seconds.
-    interval : float or None
-        Seconds between online updates (> 0; only with ``apply="online"``).
+    apply : {"end"}
+        Updates are applied at the end of each trial (on hardware: after every sample, i.e.
+        training with ``batch_size=1``). Updates *during* a trial are refused: the third factor
+        of every loss the rule supports (first-spike times, maxima of readout voltages) is known
+        only once the trial is over, so there is nothing to apply earlier without inventing a
+        learning signal the loss does not define.
 
     Examples
     --------
@@ -95,7 +97,6 @@ class ThreeFactorRule:
     feedback: str = "symmetric"
     feedback_seed: int = 0
     apply: str = "end"
-    interval: float | None = None
 
     def __post_init__(self):
         updates = self.updates
@@ -125,16 +126,12 @@ class ThreeFactorRule:
                 or self.feedback_seed < 0):
             raise ValueError(f"feedback_seed must be an integer >= 0, got {self.feedback_seed!r}")
         object.__setattr__(self, "feedback_seed", int(self.feedback_seed))
+        if self.apply == "online":
+            raise ValueError("apply='online' (updates during a trial) is not supported: the losses the rule "
+                             "supports give their error only at the end of a trial; use apply='end' (with "
+                             "batch_size=1 for an update after every trial)")
         if self.apply not in APPLY_MODES:
             raise ValueError(f"apply must be one of {APPLY_MODES}, got {self.apply!r}")
-        if self.apply == "online":
-            if (self.interval is None or isinstance(self.interval, bool) or not isinstance(self.interval, numbers.Real)
-                    or not 0.0 < float(self.interval) < float("inf")):
-                raise ValueError(f"interval (s between online updates) must be a finite number > 0 with "
-                                 f"apply='online', got {self.interval!r}")
-            object.__setattr__(self, "interval", float(self.interval))
-        elif self.interval is not None:
-            raise ValueError(f"interval is only used with apply='online' (apply={self.apply!r}); leave it None")
 
     # ---- access --------------------------------------------------------------------------------
     @property
@@ -166,7 +163,7 @@ class ThreeFactorRule:
         """The rule as JSON-able settings (inverse: ``ThreeFactorRule(**d)``)."""
         return dict(updates={name: list(kinds) for name, kinds in self.updates},
                     pseudo_derivative=self.pseudo_derivative, sigma=self.sigma, feedback=self.feedback,
-                    feedback_seed=self.feedback_seed, apply=self.apply, interval=self.interval)
+                    feedback_seed=self.feedback_seed, apply=self.apply)
 
     # ---- validation against a network -----------------------------------------------------------
     def check(self, net: Network) -> "ThreeFactorRule":

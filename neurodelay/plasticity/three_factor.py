@@ -30,11 +30,6 @@ def _engine_name(engine) -> str:
     return name
 
 
-def _refuse_unsupported(net: Network, rule: ThreeFactorRule) -> None:
-    if rule.apply != "end":
-        raise ValueError("apply='online' is not implemented in the event engine; use apply='end'")
-
-
 def three_factor_gradients(net: Network, rule: ThreeFactorRule, inputs, duration, loss, labels=None, *,
                            n_threads: int | None = None, engine="events", **brian_options) -> LossAndGrad:
     """Run `rule` on a batch: (mean loss, {key: gradient estimate}, record), like
@@ -83,7 +78,6 @@ def three_factor_gradients(net: Network, rule: ThreeFactorRule, inputs, duration
         raise ValueError(f"{', '.join(sorted(brian_options))}: options of engine='brian' (the event engine "
                          f"takes n_threads only)")
     rule.check(net)
-    _refuse_unsupported(net, rule)
     from ..events.plastic import simulate_plastic
     from ..flat import flatten
 
