@@ -8,8 +8,9 @@ surrogate, symmetric feedback, with the recipe's defaults for the rule: Yin-Yang
 MTS-XOR with learned delays 4x the learning rates of its exact learning) and parameter set
 (``weights``; ``weights+delays``: synaptic delays of the task's trainable projections;
 ``weights+delays@grid``: the same with the delays trained on a grid of ``grid_bits`` bits over
-[0, d_max], quantisation-aware with the library's default recipe) and seed, one network of the task's recipe (same hidden size for both rules: equal model size) is
-trained with :func:`neurodelay.train.train_run` and evaluated on the test split (final network).
+[0, d_max], quantisation-aware with the library's default recipe) and seed, one network of the
+task's recipe (same hidden size for both rules: equal model size) is trained with
+:func:`neurodelay.train.train_run` and evaluated on the test split (final network).
 
 Recorded per run:
 

@@ -14,7 +14,8 @@ Four parts, written to ``analyses/results/temporal_hierarchy.nc``:
 * ``learned_accuracy`` (learn, lr_tau, learned_seed) and ``learned_tau_m`` / ``learned_tau_s`` (learn,
   lr_tau, learned_seed, layer, neuron): time constants trained with the weights from the homogeneous start
   (delta_tau = 0, 3 layers, per-neuron spread 10 %; ``learn`` = tau_s, or tau_m + tau_s; ``lr_tau``: Adam's
-  step on the log time constants, a relative change per step), on the same seeds as the sweep; ``baseline_accuracy`` (learned_seed): the sweep's fixed homogeneous network
+  step on the log time constants, a relative change per step), on the same seeds as the sweep;
+  ``baseline_accuracy`` (learned_seed): the sweep's fixed homogeneous network
   (delta_tau = 0, 3 layers, weights only: the same initial network), ``learned_median`` / ``_q25`` /
   ``_q75`` (learn, lr_tau, constant, learned_seed, layer) and ``learned_slope`` (learn, lr_tau, constant,
   learned_seed) from

@@ -359,7 +359,6 @@ def test_the_rule_is_deterministic_and_random_feedback_follows_its_seed():
 
 
 @pytest.mark.parametrize("change, message", [
-    ({"rule": ThreeFactorRule({"inp->out": ("weight",)}, apply="online", interval=1e-3)}, "apply"),
     ({"rule": ThreeFactorRule({"inp->nowhere": ("weight",)})}, "does not have"),
     ({"rule": "not a rule"}, "rule must be"),
     ({"mode": "exact"}, "mode must be"),
