@@ -168,9 +168,10 @@ def main(argv=None) -> int:
     rows = {}
     for d in done:
         rows.setdefault(d["variant"], []).append(100 * d["test"])
+    width = max(map(len, rows), default=0)
     for v, acc in rows.items():
         acc = np.array(acc)
-        print(f"{v:9s} {acc.mean():5.1f} ± {acc.std(ddof=1) if len(acc) > 1 else 0.0:4.1f}   "
+        print(f"{v:{width}s} {acc.mean():5.1f} ± {acc.std(ddof=1) if len(acc) > 1 else 0.0:4.1f}   "
               f"({', '.join(f'{x:.1f}' for x in acc)})")
     return 0
 
