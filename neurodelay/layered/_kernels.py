@@ -180,38 +180,61 @@ def bucket_arrivals(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, s_id, t_end
 
 @njit(cache=True, nogil=True)
 def bin_arrivals(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, t_end, nb, counts, arr_q, arr_k,
-                 in_w, syn_f, spk_f, sums):
+                 in_w, syn_f, spk_f, sums, gen):
     """:func:`bucket_arrivals` for :func:`scan_binned` without the times (arr_k: the spikes' positions in
     s_time; :func:`scan_binned` computes the times of the bins it sorts), also summing per bin b, in
     generation order: ``sums[b]`` = (sum of w exp(t/tau_s), sum of w exp(t/tau_m), sum of the positive
-    w) over its arrivals, with the factors of :func:`scan_binned`. sums: (nb, 3)."""
-    m = _bucket_starts(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, t_end, nb, counts)
+    w) over its arrivals, with the factors of :func:`scan_binned`. sums: (nb, 3).
+
+    One pass over the arrivals computes their times, bins, counts and sums, writing each arrival's bin
+    (in generation order) and each synapse's number of arrivals to `gen` (workspace: at least the
+    neuron's fan-in plus :func:`incoming_count` entries); a second pass places them bin by bin, without
+    computing a time again."""
+    for b in range(nb + 1):
+        counts[b] = 0
     for b in range(nb):
         sums[b, 0] = 0.0
         sums[b, 1] = 0.0
         sums[b, 2] = 0.0
-    if m == 0:
-        return 0
+    q0, q1 = in_ptr[j], in_ptr[j + 1]
+    e0 = q1 - q0                      # gen[:e0]: arrivals per synapse; gen[e0:]: bin per arrival
+    e = e0
     scale = nb / t_end
-    for q in range(in_ptr[j], in_ptr[j + 1]):
+    for q in range(q0, q1):
         p = in_pre[q]
         d = in_d[q]
         w = in_w[q]
         w_pos = max(w, 0.0)
         syn_s = syn_f[q, 0]
         syn_m = syn_f[q, 1]
+        e_q = e
         for k in range(s_start[p], s_end[p]):
             t = s_time[k] + d
             if t > t_end:
-                break
+                break                   # p's spikes are sorted: the later ones arrive later
             b = min(max(int(t * scale), 0), nb - 1)
+            gen[e] = b
+            e += 1
+            counts[b + 1] += 1
+            sums[b, 0] += w * (spk_f[k, 0] * syn_s)
+            sums[b, 1] += w * (spk_f[k, 1] * syn_m)
+            sums[b, 2] += w_pos
+        gen[q - q0] = e - e_q
+    m = e - e0
+    if m == 0:
+        return 0
+    for b in range(nb):
+        counts[b + 1] += counts[b]
+    e = e0
+    for q in range(q0, q1):
+        k0 = s_start[in_pre[q]]
+        for k in range(k0, k0 + gen[q - q0]):
+            b = gen[e]
+            e += 1
             pos = counts[b]
             counts[b] = pos + 1
             arr_q[pos] = q
             arr_k[pos] = k
-            sums[b, 0] += w * (spk_f[k, 0] * syn_s)
-            sums[b, 1] += w * (spk_f[k, 1] * syn_m)
-            sums[b, 2] += w_pos
     return m
 
 
@@ -381,6 +404,7 @@ def forward_range(j0, j1, kind, tau_m, tau_s, theta, reset, refractory, closed, 
         mmax = max(mmax, incoming_count(j, in_ptr, in_pre, s_start, s_end))
     nb, bnd, sums = chunk_bins(j0, j1, in_ptr, in_pre, s_start, s_end, t_end, tau_m, tau_s, factored)
     counts = np.empty(max(mmax, nb) + 2, np.int64)
+    gen = _bin_workspace(j0, j1, in_ptr, mmax, factored)
     arr_t = np.empty(mmax)
     arr_q = np.empty(mmax, np.int64)
     arr_k = np.empty(mmax if factored else 0, np.int64)
@@ -400,7 +424,7 @@ def forward_range(j0, j1, kind, tau_m, tau_s, theta, reset, refractory, closed, 
             if factored:
                 ns = _binned_scan(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, t_end, nb, bnd, sums, counts,
                                   arr_t, arr_q, arr_k, in_w, syn_f, spk_f, tau_m, tau_s, theta, reset, refractory,
-                                  closed, out_t, out_g, ev)[0]
+                                  closed, out_t, out_g, ev, gen)[0]
             else:
                 ns = scan_forward(m, arr_t, arr_q, in_w, tau_m[j], tau_s[j], theta[j], reset[j], refractory[j],
                                   closed[j], kind[j] == 1, t_end, sample_times, col_of[j], samples, out_t, out_g,
@@ -434,14 +458,24 @@ def chunk_bins(j0, j1, in_ptr, in_pre, s_start, s_end, t_end, tau_m, tau_s, fact
 
 
 @njit(cache=True, nogil=True)
+def _bin_workspace(j0, j1, in_ptr, mmax, factored):
+    """The workspace of :func:`bin_arrivals` for neurons j0..j1-1 (mmax: the most arrivals of one)."""
+    fan_in = 0
+    if factored:
+        for j in range(j0, j1):
+            fan_in = max(fan_in, in_ptr[j + 1] - in_ptr[j])
+    return np.empty(fan_in + mmax if factored else 0, np.int32)
+
+
+@njit(cache=True, nogil=True)
 def _binned_scan(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, t_end, nb, bnd, sums, counts, arr_t, arr_q, arr_k,
-                 in_w, syn_f, spk_f, tau_m, tau_s, theta, reset, refractory, closed, out_t, out_g, ev):
+                 in_w, syn_f, spk_f, tau_m, tau_s, theta, reset, refractory, closed, out_t, out_g, ev, gen):
     """Neuron j's arrivals in the nb bins of :func:`chunk_bins` (:func:`bin_arrivals`; counts: at least
     nb + 1 entries) and its :func:`scan_binned` (logging into the arrays of ev): (number of spikes or -1
     if out_t is too small, logged events, worst, arrivals). Bins afresh on every call, so a call again
     after -1 sees the same arrival order."""
     m = bin_arrivals(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, t_end, nb, counts, arr_q, arr_k, in_w, syn_f,
-                     spk_f, sums)
+                     spk_f, sums, gen)
     ns, ne, worst = scan_binned(m, nb, counts, sums, bnd, s_time, in_d, arr_t, arr_q, arr_k, in_w, syn_f, spk_f,
                                 tau_m[j], tau_s[j], theta[j], reset[j], refractory[j], closed[j], t_end, out_t, out_g,
                                 ev[0], ev[1], ev[2], ev[3], ev[4])
@@ -728,6 +762,7 @@ def reverse_factored(m, arr_t, arr_q, arr_s, in_w, dm, ds, em, es, sp_time, sp_k
     spike) holds those events and how many arrivals precede each.
     """
     kk = ts / (tm - ts)
+    inv_ts, inv_tm = 1.0 / ts, 1.0 / tm     # (multiplications in the loop: a division costs several)
     ne, a, worst = factored_log(m, arr_t, arr_q, arr_s, in_w, dm, ds, em, es, sp_time, sp_k, tm, ts, theta, reset,
                                 refractory, t_end, ev_t, ev_c, ev_s, ev_i, ev_pos)
     # ---- reverse: arrivals a-1 .. 0, each spike event before the arrivals that precede it
@@ -751,7 +786,7 @@ def reverse_factored(m, arr_t, arr_q, arr_s, in_w, dm, ds, em, es, sp_time, sp_k
         pv = coef_m * (em[k] * dm[q])
         pi = coef_s * (es[k] * ds[q]) + kk * pv
         g_w[q] += pi
-        dl_dt = in_w[q] * (pi / ts - pv / tm)
+        dl_dt = in_w[q] * (pi * inv_ts - pv * inv_tm)
         g_d[q] += dl_dt
         g_time[row, k] += dl_dt
     return g_th, worst
@@ -1116,6 +1151,7 @@ def reverse_factored_kept(arr_q, arr_s, in_w, syn_f, spk_f, sp_k, tm, ts, reset,
     the order of the sums). arr_q, arr_s: the neuron's arrivals (all of them precede t_end; those after
     its last event have a zero costate and are skipped). Returns dL/dtheta of the neuron."""
     kk = ts / (tm - ts)
+    inv_ts, inv_tm = 1.0 / ts, 1.0 / tm
     coef_m = 0.0                 # a
     coef_s = 0.0                 # b
     pv_ref = 0.0
@@ -1131,7 +1167,7 @@ def reverse_factored_kept(arr_q, arr_s, in_w, syn_f, spk_f, sp_k, tm, ts, reset,
             pv = coef_m * (spk_f[k, 1] * syn_f[q, 1])
             pi = coef_s * (spk_f[k, 0] * syn_f[q, 0]) + kk * pv
             g_w[q] += pi
-            dl_dt = in_w[q] * (pi / ts - pv / tm)
+            dl_dt = in_w[q] * (pi * inv_ts - pv * inv_tm)
             g_d[q] += dl_dt
             g_time[row, k] += dl_dt
         a_hi = a_lo
@@ -1215,6 +1251,7 @@ def forward_keep_range(j0, j1, tau_m, tau_s, theta, reset, refractory, closed, i
         raise ValueError("forward_keep_range: arrival workspace too small")
     nb, bnd, sums = chunk_bins(j0, j1, in_ptr, in_pre, s_start, s_end, t_end, tau_m, tau_s, factored)
     counts = np.empty(max(BUCKETS_PER_ARRIVAL * mmax, nb) + 2, np.int32)
+    gen = _bin_workspace(j0, j1, in_ptr, mmax, factored)
     pos_id = np.arange(0 if factored else s_time.shape[0])   # a_s: positions in s_time (bin_arrivals: its own)
     arr_t = np.empty(mmax)                # times here (cache-resident); q and s go straight to a_q, a_s
     a_ptr = np.zeros(n_j + 1, np.int64)
@@ -1242,7 +1279,7 @@ def forward_keep_range(j0, j1, tau_m, tau_s, theta, reset, refractory, closed, i
             if factored:
                 ns, ne, w, m = _binned_scan(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, t_end, nb, bnd, sums,
                                             counts, arr_t, a_q[lo:], a_s[lo:], in_w, syn_f, spk_f, tau_m, tau_s, theta,
-                                            reset, refractory, closed, out_t, out_g, ev)
+                                            reset, refractory, closed, out_t, out_g, ev, gen)
                 worst = max(worst, w)
             else:
                 ns = scan_forward(m, arr_t, a_q[lo: lo + m], in_w, tau_m[j], tau_s[j], theta[j], reset[j],
