@@ -25,7 +25,9 @@ max-delay sweep.
 Measured per trial (batch run on the default worker threads, divided by the
 batch size): wall time, fastest of --repeats runs, and the process's CPU time
 (user + system, all threads), which the load of other processes on a shared
-machine inflates much less than the wall time:
+machine inflates much less than the wall time. The engines take turns (one run
+of each, then the next repeat), so that a drift of the machine's speed during
+the run reaches them alike:
 
 * forward (``simulate``) and backward (the loss's sources and the engine's
   ``adjoint``) separately; forward + backward is their sum (the fused path has
@@ -180,6 +182,18 @@ def measure(net: Network, inputs: SpikeTrains, labels, duration: float, threads:
             "_record": record, "_grad": result}
 
 
+def fastest(a: dict, b: dict) -> dict:
+    """`a` with each of its per-trial times (``*ms_per_trial``) the least of a's and b's, forward and
+    backward separately, their sum the total where there are both (as :func:`measure` does over its
+    repeats)."""
+    out = {k: (min(v, b[k]) if k.endswith("ms_per_trial") and v is not None else v) for k, v in a.items()}
+    for pre in ("", "cpu_"):
+        fwd, bwd = out[f"forward_{pre}ms_per_trial"], out[f"backward_{pre}ms_per_trial"]
+        if fwd is not None and bwd is not None:
+            out[f"{pre}ms_per_trial"] = fwd + bwd
+    return out
+
+
 def measured(engine: str, net: Network) -> bool:
     """False for layered_unfused on a recurrent network (the fused path is feedforward only, so layered
     already runs the unfused path there)."""
@@ -244,15 +258,22 @@ def main(argv=None) -> dict:
     by_engine: dict = {e: {} for e in engines}
 
     def run(case, net, inputs, labels, duration, n_batch, max_delay_ms, store=None):
-        """Measure `net` on every selected engine that supports it; returns {engine: result}."""
+        """Measure `net` on every selected engine that supports it, the engines taking turns, repeat
+        after repeat; returns {engine: result} (times: the least of the repeats; peak RSS growth: during
+        the engine's first run)."""
         out = {}
-        for engine in engines:
-            if engine in LAYERED and layered.supports(net) is not None or not measured(engine, net):
-                continue
-            rss0 = peak_rss_mib()
-            r = measure(net, inputs, labels, duration, args.threads, repeats, engine)
-            r["peak_rss_growth_mib"] = peak_rss_mib() - rss0
-            out[engine] = r
+        chosen = [e for e in engines
+                  if not (e in LAYERED and layered.supports(net) is not None) and measured(e, net)]
+        for _ in range(repeats):
+            for engine in chosen:
+                rss0 = peak_rss_mib()
+                r = measure(net, inputs, labels, duration, args.threads, 1, engine)
+                if engine not in out:
+                    r["peak_rss_growth_mib"] = peak_rss_mib() - rss0
+                    out[engine] = r
+                else:
+                    out[engine] = fastest(out[engine], r)
+        for engine, r in out.items():
             rows.append({"case": case, "max_delay_ms": max_delay_ms, "batch": n_batch,
                          **{k: v for k, v in r.items() if not k.startswith("_")}})
         label = f"{case}, {max_delay_ms} ms" + (f", {store[1]}" if store and store[0] == "by_input_spikes" else "")
