@@ -86,15 +86,29 @@ def assert_identical(a, b):
         np.testing.assert_array_equal(x, y)
 
 
-@pytest.mark.parametrize("n_trials, threads", [(1, (2, 3)), (3, (4,))])
-def test_records_identical_across_threads(split, n_trials, threads):
+@pytest.mark.parametrize("n_trials, threads, block", [(1, (2, 3), 8), (3, (4,), 8), (1, (2, 3), 2)])
+def test_records_identical_across_threads(split, n_trials, threads, block, monkeypatch):
     """1 trial on 2 and 3 threads (3 partitions on the cores there are), 3 trials on 4 threads (one
     after the other, 4 partitions each): the one-thread record bit for bit, and the event engine's
-    spikes (the same counts, times within 1e-12 s: arrivals that tie are applied in one order)."""
+    spikes (the same counts, times within 1e-12 s: arrivals that tie are applied in one order).
+    Blocks of 8 input arrivals (the default) are never added at once in this busy network; blocks
+    of 2 are, and whether one is depends only on what lies before its end, known to every partition
+    by then."""
+    monkeypatch.setattr(recurrent, "BLOCK_ARRIVALS", block)
+    blocks = []
+    whole = recurrent.RK.forward_group
+
+    def counted(*args):
+        out = whole(*args)
+        blocks.append(out[4])
+        return out
+
+    monkeypatch.setattr(recurrent.RK, "forward_group", counted)
     net = tied_network(0)
     inputs = grid_inputs(1, n_trials)
     one = layered_simulate(net, inputs, DURATION, record=["hid", "out"], sample_times=SAMPLES, n_threads=1)
     assert split == []
+    assert (sum(blocks) > 100) == (block == 2)
     hid = one.spikes("hid")
     assert len(hid.time) > 20 * net["hid"].n * n_trials                    # busy: bursts, ties
     assert len(np.unique(hid.time)) < len(hid.time)                         # simultaneous spikes

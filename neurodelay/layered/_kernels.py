@@ -284,17 +284,29 @@ def gather_sorted(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, s_id, t_end, 
 
 # -------------------------------------------------------------- forward ----
 @njit(cache=True, inline="always")
-def below_until(v0, i0, tm, ts, theta, span):
-    """True if V stays below theta for `span` seconds of free evolution from (v0, i0) (a sufficient test).
+def free_rise(v0, i0):
+    """tau_m times a bound on the rate of rise of V in free evolution from (v0, i0), at any time:
+    V(s) <= v0 + s free_rise(v0, i0) / tau_m.
 
-    I stays between 0 and i0 and V never falls below min(v0, i0, 0), so
-    tau_m dV/dt = I - V <= max(i0, 0) - min(v0, i0, 0): V(s) <= v0 + s * rate, and,
-    with no input ahead, :func:`~neurodelay.events.dynamics.voltage_bound` < theta.
+    With i0 >= 0, I stays >= 0; while I > V, tau_m^2 V'' = -tau_m I / tau_s - (I - V) <= 0, and once V
+    reaches I it stays above it and falls (d(V - I)/dt = I / tau_s >= 0 there): V lies below its
+    tangent at 0, of slope (i0 - v0) / tau_m, or below v0 where that slope is negative. With i0 < 0, I
+    stays between i0 and 0 and V above min(v0, i0, 0), so tau_m dV/dt = I - V <= -min(v0, i0, 0).
+    """
+    if i0 >= 0.0:
+        return max(i0 - v0, 0.0)
+    return -min(v0, i0, 0.0)
+
+
+@njit(cache=True, inline="always")
+def below_until(v0, i0, tm, ts, theta, span):
+    """True if V stays below theta for `span` seconds of free evolution from (v0, i0) (a sufficient test):
+    V(s) <= v0 + s :func:`free_rise` / tau_m, and, with no input ahead,
+    :func:`~neurodelay.events.dynamics.voltage_bound` < theta.
     """
     if v0 >= theta:
         return False
-    rate = (max(i0, 0.0) - min(v0, i0, 0.0)) / tm
-    return v0 + span * rate < theta or voltage_bound(v0, i0, tm, ts) < theta
+    return v0 + span * free_rise(v0, i0) / tm < theta or voltage_bound(v0, i0, tm, ts) < theta
 
 
 @njit(cache=True, nogil=True)
@@ -965,7 +977,7 @@ def _predict_factored(c_s, b_m, f_s, f_m, g_s, g_m, kk, inv_tm, tm, ts, theta, c
     x_m = b_m * g_m
     x_s = kk * i_e
     v_e = x_m - x_s
-    rise = (t_next - t_now) * (max(i_e, 0.0) - min(v_e, i_e, 0.0)) * inv_tm
+    rise = (t_next - t_now) * free_rise(v_e, i_e) * inv_tm
     if v_e + rise < theta - 1e-9 * (abs(x_m) + abs(x_s) + rise + abs(theta)):
         return np.inf
     i0 = c_s / f_s
@@ -1009,7 +1021,7 @@ def scan_binned(m, nb, ends, sums, bnd, s_time, in_d, arr_t, arr_q, arr_k, in_w,
     arr_t: the times, s_time[arr_k] + in_d[arr_q], written here for the bins that are sorted).
     Where the neuron is not refractory and no crossing is predicted, a whole bin is added at once
     (its sums) if V provably stays below theta over it: from the state (v0, i0) at T_b, with W+ the
-    bin's positive weights and D = T_b+1 - T_b, V <= v0 + D (max(i0, 0) - min(v0, i0, 0) + W+) / tau_m
+    bin's positive weights and D = T_b+1 - T_b, V <= v0 + D (free_rise(v0, i0) + W+) / tau_m
     (free evolution plus each excitatory PSP, which rises at most at 1/tau_m per unit weight;
     inhibitory ones only lower V), tested with a margin of 1e-9 of the magnitudes involved. Otherwise
     the bin is sorted in place (:func:`sort_range`: by time, then generation order, as
@@ -1052,7 +1064,7 @@ def scan_binned(m, nb, ends, sums, bnd, s_time, in_d, arr_t, arr_q, arr_k, in_w,
                 i0 = c_s * bnd[b, 1]
                 x_s = kk * i0
                 v0 = x_m - x_s
-                rise = (bnd[b + 1, 0] - bnd[b, 0]) * (max(i0, 0.0) - min(v0, i0, 0.0) + sums[b, 2]) * inv_tm
+                rise = (bnd[b + 1, 0] - bnd[b, 0]) * (free_rise(v0, i0) + sums[b, 2]) * inv_tm
                 if v0 + rise < theta - 1e-9 * (abs(x_m) + abs(x_s) + rise + abs(theta)):
                     c_s += sums[b, 0]
                     b_m += kk * sums[b, 1]

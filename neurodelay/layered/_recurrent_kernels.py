@@ -34,6 +34,22 @@ of every engine). The exact crossing search is skipped, as in
 V stays below theta until the neuron's next known arrival (an earlier recurrent
 arrival, pushed later, only shortens that interval, and re-predicts).
 
+**Blocks** (groups of one tau_m and one tau_s, ``block`` > 0): a neuron's sorted
+input arrivals are cut into blocks of ``block`` (from its first), each with the
+sums over its arrivals of w exp(-(t_L - t)/tau_s), w exp(-(t_L - t)/tau_m) (t_L
+its last arrival; factored, exp(t/tau) = spike's factor x synapse's factor, so
+no exponential per arrival) and of its positive weights (:func:`_block_sums`).
+Where a scan reaches the start of a block with no crossing predicted, outside a
+refractory period, no sample and no later bucket's arrival before t_L, it adds
+the block and the pending recurrent arrivals of its front bucket before t_L at
+once (two exponentials each) if V provably stays below theta until t_L: V <= v
++ (t_L - t) (free_rise + W+) / tau_m (:func:`~._kernels.free_rise`; each
+excitatory arrival rises at most at 1/tau_m per unit weight, inhibitory ones
+only lower V; a margin of 1e-9 of the magnitudes), as
+:func:`~._kernels.scan_binned` adds bins. The sums are taken in another order
+than arrival by arrival: spike times differ from the event engine's by
+rounding.
+
 One trial of a group can run on several threads (:func:`forward_partitioned`): the
 group's neurons split into partitions, each run by the same event loop
 (:func:`_group_loop`) on its own neurons, in lock-step windows no longer than the
@@ -69,16 +85,17 @@ from numba import njit, prange
 
 from ..events.dynamics import biased_crossing, state_at
 from ._kernels import (EV_REF_END, EV_SPIKE, _spike_costate, advance_costate, arrival_costate, below_until,
-                       crossing_within, factored_event, gather_sorted, incoming_count, replay_neuron)
+                       crossing_within, free_rise, factored_event, gather_sorted, incoming_count, replay_neuron)
 
 STATUS_OK = 0
 STATUS_TOO_MANY_SPIKES = 1
 
 _DONE, _NEED_PENDING, _NEED_RECORDS, _NEED_OUTBOX = 0, 1, 2, 3
 # counters of one run of the event loop: spikes recorded, status, arrivals in the outbox, where the
-# pull of the inbox stands (source partition, entry), and the most arrivals a bucket has held
-_NSPK, _STATUS, _NOB, _PULL_S, _PULL_E, _FILL = 0, 1, 2, 3, 4, 5
-_N_COUNTERS = 6
+# pull of the inbox stands (source partition, entry), the most arrivals a bucket has held, and the
+# blocks of input arrivals added at once
+_NSPK, _STATUS, _NOB, _PULL_S, _PULL_E, _FILL, _BLOCKS = 0, 1, 2, 3, 4, 5, 6
+_N_COUNTERS = 7
 
 
 @njit(cache=True)
@@ -140,6 +157,8 @@ _AT_SPIKE, _AT_RECURRENT, _AT_LIMIT = 0, 1, 2
 #: (bench/gradient.py's recurrent network) and 449, 410, 422, 449 on bench/forward.py's sparse
 #: 1000-neuron network.
 SCAN_LIMIT = 32
+#: the steps a block of input arrivals counts for in a tentative scan (besides its recurrent arrivals)
+BLOCK_STEPS = 4
 #: a tentative scan stops GUARD_BUCKETS time buckets after its front bucket's, so that the
 #: pending arrivals (front bucket to now + the largest delay) stay within the ring of N_BUCKETS
 GUARD_BUCKETS = 29
@@ -153,9 +172,9 @@ BUCKETS_PER_DELAY = 16
 
 @njit(cache=True, nogil=True)
 def _group_loop(members, tau_m, tau_s, theta, reset, refractory, closed, in_w, t_end, sample_times, col_of,
-                samples, max_spikes, v_off, ext_ptr, ext_n, ext_t, ext_q, rec_ptr, rec_post, rec_d, rec_q, mult,
-                cst, tst, cpos, tpos, end_t, end_q, key, item, pos, todo, bk, bm, occ, inv_width, r_t, r_n,
-                r_g, counters, t_win, l0, rec_post_part, inbox, inbox_n, outbox):
+                samples, max_spikes, v_off, ext_ptr, ext_n, ext_t, ext_q, block, blk, rec_ptr, rec_post, rec_d, rec_q,
+                mult, cst, tst, cpos, tpos, end_t, end_q, key, item, pos, todo, bk, bm, occ, inv_width,
+                r_t, r_n, r_g, counters, t_win, l0, rec_post_part, inbox, inbox_n, outbox):
     """Process the group's events in time order until t_end, or until a bucket or the record is full
     (then return _NEED_PENDING / _NEED_RECORDS with the state intact, else _DONE).
 
@@ -189,6 +208,7 @@ def _group_loop(members, tau_m, tau_s, theta, reset, refractory, closed, in_w, t
     n_src = inbox_n.shape[0]
     pull_s, pull_e = counters[_PULL_S], counters[_PULL_E]   # the next spike of the inbox to push
     fill = counters[_FILL]
+    n_blocks = counters[_BLOCKS]
     code = _DONE
     while True:
         # ---- (re)scan the neurons in todo, tentatively, and re-key them (once the inbox is pushed)
@@ -245,11 +265,63 @@ def _group_loop(members, tau_m, tau_s, theta, reset, refractory, closed, in_w, t
                 if is_rec and tc == f_n:      # the first arrival of a later bucket: an event of the index
                     kind = _AT_RECURRENT
                     break
-                if steps == SCAN_LIMIT:       # resume at this arrival later (pred lies after it)
+                if steps >= SCAN_LIMIT:       # resume at this arrival later (pred lies after it)
                     if not is_rec:
                         bt, bq = t_a, float(q_a)
                     kind = _AT_LIMIT
                     break
+                if block > 0 and not is_rec and a % block == 0 and a + block <= n and pred == np.inf \
+                        and ref_end <= t_last:
+                    # a block of input arrivals (and the pending recurrent ones among them) at once, if V
+                    # provably stays below theta until its last arrival (t_l, q_l): V <= v + span (free
+                    # rise + each excitatory arrival's, at most 1/tau_m per unit weight), as scan_binned's
+                    # bins; not past the front bucket (unless no later arrival comes first), nor a sample
+                    b_last = lo + a + block - 1
+                    b_row = b_last // block
+                    t_l = ext_t[b_last]
+                    q_l = float(ext_q[b_last])
+                    span = (t_l - t_last) / tm
+                    free = free_rise(v, cur)
+                    w_pos = blk[b_row, 2]
+                    n_rec = 0                  # the pending recurrent arrivals before (t_l, q_l)
+                    ok = t_l <= guard and (sp == ns or sample_times[sp] >= t_l)
+                    while ok and tc + n_rec < f_n:
+                        r_at = f_hd + tc + n_rec
+                        if not _before(bk[u, f_sl, 2 * r_at], bk[u, f_sl, 2 * r_at + 1], t_l, q_l):
+                            break
+                        w_pos += max(in_w[np.int64(bk[u, f_sl, 2 * r_at + 1])], 0.0)
+                        n_rec += 1
+                    rise = span * (free + w_pos)
+                    ok = ok and v + rise < th - 1e-9 * (abs(v) + rise + abs(th))
+                    nxt_t, nxt_q = bt, bq      # the first pending recurrent arrival after the block
+                    if ok and tc + n_rec < f_n:
+                        r_at = f_hd + tc + n_rec
+                        nxt_t, nxt_q = bk[u, f_sl, 2 * r_at], bk[u, f_sl, 2 * r_at + 1]
+                    elif ok and tc < f_n:
+                        nxt_t, nxt_q = np.inf, 0.0
+                        if later:
+                            nxt_t, nxt_q = _bucket_min(bk, bm, occ, u, f_sl)
+                    if ok and _before(t_l, q_l, nxt_t, nxt_q):
+                        v, cur = state_at(v, cur, t_last, ref_end, rs, tm, ts, t_l)
+                        kk = ts / (tm - ts)
+                        cur += blk[b_row, 0]
+                        v += kk * (blk[b_row, 1] - blk[b_row, 0])
+                        for r_k in range(n_rec):
+                            r_at = f_hd + tc + r_k
+                            r_dt = bk[u, f_sl, 2 * r_at] - t_l
+                            r_w = in_w[np.int64(bk[u, f_sl, 2 * r_at + 1])]
+                            e_s = math.exp(r_dt / ts)
+                            cur += r_w * e_s
+                            v += kk * r_w * (math.exp(r_dt / tm) - e_s)
+                        t_last = t_l
+                        a += block
+                        tc += n_rec
+                        steps += BLOCK_STEPS + n_rec
+                        n_blocks += 1
+                        bt, bq = nxt_t, nxt_q
+                        t_next = min(ext_t[lo + a] if a < n else np.inf, bt, t_end)
+                        pred = _predict(v, cur, t_last, ref_end, rs, tm, ts, th, cl, t_next)
+                        continue
                 steps += 1
                 while sp < ns and sample_times[sp] < t_n:
                     samples[sp, col] = state_at(v, cur, t_last, ref_end, rs, tm, ts, sample_times[sp])[0] + v_off[j]
@@ -455,6 +527,7 @@ def _group_loop(members, tau_m, tau_s, theta, reset, refractory, closed, in_w, t
     counters[_PULL_S] = pull_s
     counters[_PULL_E] = pull_e
     counters[_FILL] = fill
+    counters[_BLOCKS] = n_blocks
     return code
 
 
@@ -480,8 +553,8 @@ def _bucket_min(bk, bm, occ, u, f_sl):
 
 
 @njit(cache=True, nogil=True)
-def _group_setup(bounds, members, in_ptr, in_pre, in_d, tau_m, tau_s, theta, closed, s_start, s_end, s_time, t_end,
-                 u_init, i_init, v_off, rec_ptr, rec_post, rec_d):
+def _group_setup(bounds, members, in_ptr, in_pre, in_d, in_w, tau_m, tau_s, theta, closed, s_start, s_end, s_time,
+                 t_end, u_init, i_init, v_off, rec_ptr, rec_post, rec_d, block, spk_fs, spk_fm, syn_fs, syn_fm):
     """The state of a recurrent group before its first event, for :func:`_group_loop` on its
     partitions (local neurons bounds[p]..bounds[p+1]-1; [0, n_g] for the whole group): its input
     arrivals sorted per neuron (ext_ptr, ext_n, ext_t, ext_q), the bucket width (inv_width: buckets
@@ -491,23 +564,28 @@ def _group_setup(bounds, members, in_ptr, in_pre, in_d, tau_m, tau_s, theta, clo
     pos) and list of neurons to scan (todo: rows bounds[p] + p.., its count after them), and the
     empty buckets (bk, bm, occ)."""
     n_g = members.shape[0]
-    # the input arrivals of every neuron, sorted by (time, synapse)
+    # the input arrivals of every neuron, sorted by (time, synapse); with blocks, each neuron's from a
+    # multiple of `block` on
     ext_ptr = np.zeros(n_g + 1, np.int64)
     mmax = 0
     for l in range(n_g):
         m = incoming_count(members[l], in_ptr, in_pre, s_start, s_end)
-        ext_ptr[l + 1] = ext_ptr[l] + m
+        ext_ptr[l + 1] = ext_ptr[l] + (m if block == 0 else -(-m // block) * block)
         mmax = max(mmax, m)
     counts = np.empty(mmax + 1, np.int64)
     ext_t = np.empty(ext_ptr[n_g])
     ext_q = np.empty(ext_ptr[n_g], np.uint32)   # 12 bytes per arrival with its time: the scans are memory-bound
     ext_n = np.zeros(n_g, np.int64)
-    no_id = np.empty(0, np.int64)
+    blk = np.empty((ext_ptr[n_g] // block if block > 0 else 0, 3))
+    spk = np.empty(mmax if block > 0 else 0, np.int64)           # the spike (position in s_time) of each arrival
+    ids = np.arange(s_time.shape[0] if block > 0 else 0)
     for l in range(n_g):
-        lo, hi = ext_ptr[l], ext_ptr[l + 1]
+        lo, hi = ext_ptr[l], ext_ptr[l] + incoming_count(members[l], in_ptr, in_pre, s_start, s_end)
         if hi > lo:
-            ext_n[l] = gather_sorted(members[l], in_ptr, in_pre, in_d, s_start, s_end, s_time, no_id, t_end, False,
-                                     counts, ext_t[lo:hi], ext_q[lo:hi], no_id)
+            ext_n[l] = gather_sorted(members[l], in_ptr, in_pre, in_d, s_start, s_end, s_time, ids, t_end, block > 0,
+                                     counts, ext_t[lo:hi], ext_q[lo:hi], spk)
+            if block > 0:
+                _block_sums(block, ext_n[l], lo, ext_q, spk, in_w, spk_fs, spk_fm, syn_fs, syn_fm, blk)
     # committed state per neuron
     cst = np.zeros((n_g, 5))
     for l in range(n_g):
@@ -550,8 +628,36 @@ def _group_setup(bounds, members, in_ptr, in_pre, in_d, tau_m, tau_s, theta, clo
     bk = np.empty((n_g, N_BUCKETS, 2 * cap))
     bm = np.zeros((n_g, N_BUCKETS + 1, 2), np.int64)
     occ = np.zeros(n_g, np.uint64)           # bit s: slot s holds pending arrivals
-    return (ext_ptr, ext_n, ext_t, ext_q, inv_width, mult, cst, tst, cpos, tpos, end_t, end_q, key, item, pos, todo,
-            bk, bm, occ)
+    return (ext_ptr, ext_n, ext_t, ext_q, blk, inv_width, mult, cst, tst, cpos, tpos, end_t, end_q, key, item, pos,
+            todo, bk, bm, occ)
+
+
+@njit(cache=True, nogil=True)
+def _block_sums(block, n, lo, ext_q, spk, in_w, spk_fs, spk_fm, syn_fs, syn_fm, blk):
+    """The sums of each full block of `block` sorted input arrivals of a neuron (its n arrivals from
+    ext_*[lo] on, lo a multiple of block; spk: their spikes' positions, from 0): row (lo + a) // block
+    of blk for the block a.. holds sum w exp(-(t_L - t)/tau_s), sum w exp(-(t_L - t)/tau_m) (t_L: the
+    block's last arrival) and the sum of its positive weights. The exponentials are factored,
+    exp(t/tau) = (spike's factor) (synapse's factor), so no exponential is evaluated here."""
+    for a0 in range(0, n - block + 1, block):
+        c_s = 0.0
+        c_m = 0.0
+        w_pos = 0.0
+        f_s = 1.0
+        f_m = 1.0
+        for a in range(a0, a0 + block):
+            q = ext_q[lo + a]
+            k = spk[a]
+            w = in_w[q]
+            f_s = spk_fs[k] * syn_fs[q]
+            f_m = spk_fm[k] * syn_fm[q]
+            c_s += w * f_s
+            c_m += w * f_m
+            w_pos += max(w, 0.0)
+        g = (lo + a0) // block
+        blk[g, 0] = c_s / f_s
+        blk[g, 1] = c_m / f_m
+        blk[g, 2] = w_pos
 
 
 @njit(cache=True, nogil=True)
@@ -584,7 +690,7 @@ def _final_samples(members, tst, tpos, reset, tau_m, tau_s, t_end, sample_times,
 @njit(cache=True, nogil=True)
 def forward_group(members, in_ptr, in_pre, in_d, in_w, tau_m, tau_s, theta, reset, refractory, closed,
                   s_start, s_end, s_time, t_end, sample_times, col_of, samples, max_spikes, u_init, i_init, v_off,
-                  rec_ptr, rec_post, rec_d, rec_q):
+                  rec_ptr, rec_post, rec_d, rec_q, block, spk_fs, spk_fm, syn_fs, syn_fm):
     """Exact forward simulation of one recurrent group (LIF neurons `members`, global indices) in one trial.
 
     in_*: the post-major synapse table (every incoming synapse q of neuron j in
@@ -595,14 +701,21 @@ def forward_group(members, in_ptr, in_pre, in_d, in_w, tau_m, tau_s, theta, rese
     and the synapse's q. theta, reset: bias-shifted (theta - b, reset - b); u_init
     = V(0) - b, i_init = I(0), v_off = b (see :func:`~._kernels.scan_forward`).
     V of neurons with col_of >= 0 goes to samples[:, col] at sample_times.
+    block > 0 (the group's neurons of one tau_m and one tau_s): input arrivals in
+    blocks of `block` that a scan adds at once where V provably stays below theta
+    (see the module's docstring), with exp(t/tau_s), exp(t/tau_m) of each spike of
+    s_time in spk_fs, spk_fm and exp(d/tau_s), exp(d/tau_m) of each synapse in
+    syn_fs, syn_fm; 0: none (the factors are not read).
 
-    Returns (spike times, global neurons, I - theta, status): the spikes in time
-    order, STATUS_TOO_MANY_SPIKES if more than max_spikes were emitted.
+    Returns (spike times, global neurons, I - theta, status, blocks): the spikes in
+    time order, STATUS_TOO_MANY_SPIKES if more than max_spikes were emitted, and the
+    number of blocks added at once (a diagnostic).
     """
     whole = np.array([0, members.shape[0]])
-    (ext_ptr, ext_n, ext_t, ext_q, inv_width, mult, cst, tst, cpos, tpos, end_t, end_q, key, item, pos, todo, bk, bm,
-     occ) = _group_setup(whole, members, in_ptr, in_pre, in_d, tau_m, tau_s, theta, closed, s_start, s_end, s_time,
-                         t_end, u_init, i_init, v_off, rec_ptr, rec_post, rec_d)
+    (ext_ptr, ext_n, ext_t, ext_q, blk, inv_width, mult, cst, tst, cpos, tpos, end_t, end_q, key, item, pos, todo,
+     bk, bm, occ) = _group_setup(whole, members, in_ptr, in_pre, in_d, in_w, tau_m, tau_s, theta, closed, s_start,
+                                 s_end, s_time, t_end, u_init, i_init, v_off, rec_ptr, rec_post, rec_d, block, spk_fs,
+                                 spk_fm, syn_fs, syn_fm)
     cap = bk.shape[2] // 2
     r_t = np.empty(1024)
     r_n = np.empty(1024, np.int64)
@@ -613,9 +726,9 @@ def forward_group(members, in_ptr, in_pre, in_d, in_w, tau_m, tau_s, theta, rese
     no_outbox = np.empty((0, 0))
     while True:
         code = _group_loop(members, tau_m, tau_s, theta, reset, refractory, closed, in_w, t_end, sample_times,
-                           col_of, samples, max_spikes, v_off, ext_ptr, ext_n, ext_t, ext_q, rec_ptr, rec_post,
-                           rec_d, rec_q, mult, cst, tst, cpos, tpos, end_t, end_q, key, item, pos, todo, bk, bm,
-                           occ, inv_width, r_t, r_n, r_g, counters, np.inf, 0, rec_post, no_inbox, no_inbox_n,
+                           col_of, samples, max_spikes, v_off, ext_ptr, ext_n, ext_t, ext_q, block, blk, rec_ptr,
+                           rec_post, rec_d, rec_q, mult, cst, tst, cpos, tpos, end_t, end_q, key, item, pos, todo,
+                           bk, bm, occ, inv_width, r_t, r_n, r_g, counters, np.inf, 0, rec_post, no_inbox, no_inbox_n,
                            no_outbox)
         if code == _NEED_PENDING:
             bk, cap = _grown_buckets(bk, bm, cap, mult)
@@ -630,20 +743,21 @@ def forward_group(members, in_ptr, in_pre, in_d, in_w, tau_m, tau_s, theta, rese
     n_spk, status = counters[_NSPK], counters[_STATUS]
     if status == STATUS_OK:
         _final_samples(members, tst, tpos, reset, tau_m, tau_s, t_end, sample_times, col_of, samples, v_off)
-    return r_t[:n_spk].copy(), r_n[:n_spk].copy(), r_g[:n_spk].copy(), status
+    return r_t[:n_spk].copy(), r_n[:n_spk].copy(), r_g[:n_spk].copy(), status, counters[_BLOCKS]
 
 
 @njit(cache=True, nogil=True)
 def _partition_window(p, bounds, members, tau_m, tau_s, theta, reset, refractory, closed, in_w, t_end,
-                      sample_times, col_of, samples, max_spikes, v_off, ext_ptr, ext_n, ext_t, ext_q, rec_ptr,
-                      rec_post, rec_d, rec_q, mult, cst, tst, cpos, tpos, end_t, end_q, key, item, pos, todo, bk, bm,
-                      occ, inv_width, r_t, r_n, r_g, counters, t_win, rec_post_part, inbox, inbox_n, outbox):
+                      sample_times, col_of, samples, max_spikes, v_off, ext_ptr, ext_n, ext_t, ext_q, block, blk,
+                      rec_ptr, rec_post, rec_d, rec_q, mult, cst, tst, cpos, tpos, end_t, end_q, key, item, pos,
+                      todo, bk, bm, occ, inv_width, r_t, r_n, r_g, counters, t_win, rec_post_part, inbox, inbox_n,
+                      outbox):
     """:func:`_group_loop` on partition p (local neurons bounds[p]..bounds[p+1]-1) of a group: the
     views of its rows of the whole group's arrays (todo: rows l0 + p .. l1 + p, its count last)."""
     l0, l1 = bounds[p], bounds[p + 1]
     return _group_loop(members[l0:l1], tau_m, tau_s, theta, reset, refractory, closed, in_w, t_end, sample_times,
-                       col_of, samples, max_spikes, v_off, ext_ptr[l0:l1 + 1], ext_n[l0:l1], ext_t, ext_q,
-                       rec_ptr, rec_post, rec_d, rec_q, mult, cst[l0:l1], tst[l0:l1], cpos[l0:l1],
+                       col_of, samples, max_spikes, v_off, ext_ptr[l0:l1 + 1], ext_n[l0:l1], ext_t, ext_q, block,
+                       blk, rec_ptr, rec_post, rec_d, rec_q, mult, cst[l0:l1], tst[l0:l1], cpos[l0:l1],
                        tpos[l0:l1], end_t[l0:l1], end_q[l0:l1], key[l0:l1], item[l0:l1], pos[l0:l1],
                        todo[l0 + p:l1 + p + 1], bk[l0:l1], bm[l0:l1], occ[l0:l1], inv_width, r_t[p], r_n[p], r_g[p],
                        counters[p], t_win, l0, rec_post_part, inbox, inbox_n, outbox[p])
@@ -652,7 +766,8 @@ def _partition_window(p, bounds, members, tau_m, tau_s, theta, reset, refractory
 @njit(cache=True, nogil=True, parallel=True)
 def forward_partitioned(bounds, d_win, members, in_ptr, in_pre, in_d, in_w, tau_m, tau_s, theta, reset, refractory,
                         closed, s_start, s_end, s_time, t_end, sample_times, col_of, samples, max_spikes, u_init,
-                        i_init, v_off, rec_ptr, rec_post, rec_d, rec_q, rec_post_part):
+                        i_init, v_off, rec_ptr, rec_post, rec_d, rec_q, block, spk_fs, spk_fm, syn_fs, syn_fm,
+                        rec_post_part):
     """:func:`forward_group` with the group's local neurons split into partitions (bounds: P + 1
     ascending local indices) simulated in parallel (numba threads), in lock-step windows.
 
@@ -668,13 +783,15 @@ def forward_partitioned(bounds, d_win, members, in_ptr, in_pre, in_d, in_w, tau_
     the order and arithmetic of its events (a scan that went past a pushed arrival is redone from
     the committed state; a crossing predicted with fewer arrivals known lies after the next one):
     its spikes and samples are the same bit for bit (up to the rounding of an exact root search at
-    the end of a below-threshold bound). Returns forward_group's result, its spikes grouped by
-    partition (in time order within one).
+    the end of a below-threshold bound; whether a block of input arrivals is added at once depends only on
+    the state and the arrivals before its end, all known by then). Returns forward_group's result, its
+    spikes grouped by partition (in time order within one).
     """
     n_p = bounds.shape[0] - 1
-    (ext_ptr, ext_n, ext_t, ext_q, inv_width, mult, cst, tst, cpos, tpos, end_t, end_q, key, item, pos, todo, bk, bm,
-     occ) = _group_setup(bounds, members, in_ptr, in_pre, in_d, tau_m, tau_s, theta, closed, s_start, s_end, s_time,
-                         t_end, u_init, i_init, v_off, rec_ptr, rec_post, rec_d)
+    (ext_ptr, ext_n, ext_t, ext_q, blk, inv_width, mult, cst, tst, cpos, tpos, end_t, end_q, key, item, pos, todo,
+     bk, bm, occ) = _group_setup(bounds, members, in_ptr, in_pre, in_d, in_w, tau_m, tau_s, theta, closed, s_start,
+                                 s_end, s_time, t_end, u_init, i_init, v_off, rec_ptr, rec_post, rec_d, block, spk_fs,
+                                 spk_fm, syn_fs, syn_fm)
     cap = bk.shape[2] // 2
     r_t = np.empty((n_p, 1024))
     r_n = np.empty((n_p, 1024), np.int64)
@@ -715,10 +832,10 @@ def forward_partitioned(bounds, d_win, members, in_ptr, in_pre, in_d, in_w, tau_
                 if not done[p]:
                     codes[p] = _partition_window(p, bounds, members, tau_m, tau_s, theta, reset, refractory, closed,
                                                  in_w, t_end, sample_times, col_of, samples, max_spikes, v_off,
-                                                 ext_ptr, ext_n, ext_t, ext_q, rec_ptr, rec_post, rec_d, rec_q,
-                                                 mult, cst, tst, cpos, tpos, end_t, end_q, key, item, pos, todo, bk,
-                                                 bm, occ, inv_width, r_t, r_n, r_g, counters, t_win, rec_post_part,
-                                                 ob[1 - par], ob_n[1 - par], ob[par])
+                                                 ext_ptr, ext_n, ext_t, ext_q, block, blk, rec_ptr, rec_post,
+                                                 rec_d, rec_q, mult, cst, tst, cpos, tpos, end_t, end_q, key,
+                                                 item, pos, todo, bk, bm, occ, inv_width, r_t, r_n, r_g, counters,
+                                                 t_win, rec_post_part, ob[1 - par], ob_n[1 - par], ob[par])
             grow_bk = False
             grow_r = False
             grow_ob = False
@@ -759,8 +876,10 @@ def forward_partitioned(bounds, d_win, members, in_ptr, in_pre, in_d, in_w, tau_
             break
         par = 1 - par
     n_spk = 0
+    n_blocks = 0
     for p in range(n_p):
         n_spk += counters[p, _NSPK]
+        n_blocks += counters[p, _BLOCKS]
     out_t, out_n, out_g = np.empty(n_spk), np.empty(n_spk, np.int64), np.empty(n_spk)
     k = 0
     for p in range(n_p):
@@ -769,7 +888,7 @@ def forward_partitioned(bounds, d_win, members, in_ptr, in_pre, in_d, in_w, tau_
             k += 1
     if status == STATUS_OK:
         _final_samples(members, tst, tpos, reset, tau_m, tau_s, t_end, sample_times, col_of, samples, v_off)
-    return out_t, out_n, out_g, status
+    return out_t, out_n, out_g, status, n_blocks
 
 
 # ---------------------------------------------------------------- reverse ----

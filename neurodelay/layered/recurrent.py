@@ -70,6 +70,12 @@ _EMPTY2 = np.zeros((0, 4))
 #: (15 Hz, 1 ms windows), one 5 s trial, fastest of 3, 1 -> 2 threads on a quiet moment of a shared
 #: 2-core machine: 0.36 -> 0.45 s, 0.83 -> 0.69 s, 1.93 -> 1.33 s.
 PARTITION_MIN_NEURONS = 250
+#: input arrivals per block of a recurrent group's forward scans: where V provably stays below
+#: theta, a neuron adds a whole block of its sorted input arrivals (and its pending recurrent
+#: arrivals among them) at once, from sums with factored exponentials (groups of one tau_m and one
+#: tau_s, :data:`~neurodelay.layered.plan.FACTORED_FORWARD`); spike times then differ from the
+#: event engine's by rounding. 0: arrival by arrival, the event engine's operations.
+BLOCK_ARRIVALS = 8
 # numba's workqueue threading layer (the fallback without OpenMP or TBB) must not be entered by two
 # threads at once
 _PARALLEL = threading.Lock()
@@ -166,6 +172,16 @@ def _plan(net: Network, flat: FlatNetwork) -> _Plan:
                  is_closed_form(flat.tau_m, flat.tau_s), order.astype(np.int64), in_dm, in_ds)
 
 
+def _block_args(taus, plan: _Plan, s_time: np.ndarray, duration: float) -> tuple:
+    """The block arguments of :func:`~neurodelay.layered._recurrent_kernels.forward_group` for a group
+    with taus = (tau_m, tau_s) (else no blocks): (arrivals per block, exp(t/tau_s) and exp(t/tau_m)
+    of each spike of s_time capped at duration, exp(d/tau_s) and exp(d/tau_m) of each synapse)."""
+    if taus is None:
+        return 0, _EMPTY, _EMPTY, _EMPTY, _EMPTY
+    capped = np.minimum(s_time, duration)
+    return BLOCK_ARRIVALS, np.exp(capped / taus[1]), np.exp(capped / taus[0]), plan.in_ds, plan.in_dm
+
+
 def simulate(net: Network, inputs, duration, *, record=(), sample_times=None, n_threads: int | None = None,
              max_spikes_per_trial: int = 10_000_000, progress: bool = False, initial_state=None) -> EventRecord:
     """:func:`neurodelay.layered.simulate` for a network with recurrent groups (any network works:
@@ -189,6 +205,9 @@ def simulate(net: Network, inputs, duration, *, record=(), sample_times=None, n_
              for s in steps if isinstance(s, _Group)}
     if all(part is None for part in split.values()):
         n_parts = 1                                   # the trials in parallel
+    block_taus = {id(s): _factored_taus_of(flat, s.members, duration, False)
+                  if layer_plan.FACTORED_FORWARD and BLOCK_ARRIVALS > 0 else None
+                  for s in steps if isinstance(s, _Group)}
 
     def run_trial(k):
         sl = slice(bounds[k], bounds[k + 1])
@@ -206,12 +225,13 @@ def simulate(net: Network, inputs, duration, *, record=(), sample_times=None, n_
                 args = (step.members, plan.in_ptr, plan.in_pre, plan.in_d, plan.in_w, flat.tau_m, flat.tau_s, theta,
                         reset, flat.refractory, plan.closed, s_start, s_end, s_time, duration, sample_times, col_of,
                         samples, max_spikes_per_trial - total, u0, i0, bias,
-                        step.rec_ptr, step.rec_post, step.rec_d, step.rec_q)
+                        step.rec_ptr, step.rec_post, step.rec_d, step.rec_q, *_block_args(block_taus[id(step)], plan,
+                                                                                          s_time, duration))
                 part = split[id(step)]
                 if part is None:
-                    t, nrn, g, status = RK.forward_group(*args)
+                    t, nrn, g, status, _ = RK.forward_group(*args)
                 else:
-                    t, nrn, g, status = _forward_partitioned(n_parts, part, args)
+                    t, nrn, g, status, _ = _forward_partitioned(n_parts, part, args)
                 if status != RK.STATUS_OK:
                     raise _too_many(k, max_spikes_per_trial)
                 by = np.argsort(nrn, kind="stable")           # grouped by neuron, in time order within one
