@@ -62,13 +62,22 @@ its spike times takes :func:`_adjoint_group_factored` instead: no sort, no
 replay, no exponential per arrival.
 
 Where the time goes (bench/gradient.py's recurrent network, 700 -> 256 recurrent -> 20, one
-thread, cycle counts of a temporarily instrumented copy, 2026-11-27): per trial ~280 ms for the
-forward, of which the input arrivals' gather and sort (:func:`_group_setup`, ~16 ns per arrival)
-~35 ms, the tentative scans ~140 ms (3.26M arrival steps, ~40 ns each, 7 % of them redone after a
-push), the index events' commits ~30 ms and re-keying ~12 ms (105k events), the pushes of the
-recurrent arrivals ~27 ms (0.95M, ~1 cache miss each). Tried and not kept: factored exponentials in
-the scans (exp(t/tau) of each input arrival precomputed; spikes within 3e-15 s) gained 4-8 %; a
-SCAN_LIMIT of 128 or 512 makes a step 10-15 % cheaper but doubles the steps.
+thread, cycle counts of a temporarily instrumented copy, 2026-11-27). Before blocks: per trial ~280
+ms for the forward, of which the input arrivals' gather and sort (:func:`_group_setup`, ~16 ns per
+arrival) ~35 ms, the tentative scans ~140 ms (3.26M arrival steps, ~40 ns each, 7 % of them redone
+after a push), the index events' commits ~30 ms (over half of it sorting buckets that became the
+front) and re-keying ~12 ms (105k events), the pushes of the recurrent arrivals ~27 ms (0.95M, ~1
+cache miss each). With blocks of 8 and the counting sort of buckets (the cycle counter's clock,
+2.1 GHz, converted to ms): setup ~45 ms (the sort plus the block sums), the scans ~115 ms (282k
+blocks, ~155 ns each with ~3 recurrent arrivals and their 6 exponentials; 0.60M arrival steps,
+~115 ns each: the steps left are those near theta, with exact crossing checks; 22 % of the
+arrivals scanned are redone after a push, as a scan with blocks reaches further), commits ~19 ms
+(76k index events), pushes ~27 ms. Tried and not kept: factored exponentials in the steps
+(exp(t/tau) of each input arrival precomputed; spikes within 3e-15 s) gained 4-8 %; a SCAN_LIMIT of
+128 or 512 makes a step 10-15 % cheaper but doubles the steps, and 16, 24 or 48 with blocks gain
+nothing measurable; going on from the tentative state when a push lands after its last arrival
+(instead of from the committed state) saved under 1 % of the steps (a push almost always lands
+before it: the tentative state is the last arrival before where the scan stopped) and was slower.
 
 Times in seconds. The event loop's arrays are arguments and never reassigned
 (see the performance note of :mod:`neurodelay.events.kernel`): when a time
