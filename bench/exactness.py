@@ -16,9 +16,12 @@ Printed as a table and written as JSON: identical spike counts, the largest spik
 and the largest gradient difference relative to the gradient's largest entry, for the weights and the
 delays.
 
-usage: python bench/exactness.py [--quick] [--seeds 1,2,3] [--batch 16] [--layers 1,2] [--json PATH]
+usage: python bench/exactness.py [--quick] [--seeds 1,2,3] [--batch 16] [--layers 1,2 | --recurrent] [--json PATH]
 
-``--quick``: a 70 -> 32 -> 5 network, batch 4, one seed (seconds).
+``--quick``: a 70 -> 32 -> 5 network, batch 4, one seed (seconds). ``--recurrent``: the network with a
+recurrent hidden layer (700 -> 256 recurrent -> 20, as bench/gradient.py's) instead, whose recurrent
+group adds blocks of input arrivals at once (:data:`neurodelay.layered.recurrent.BLOCK_ARRIVALS`) only
+with the factored forward on.
 
 Measured 2026-11-26 (defaults, 2 cores at load 2-4, 17 min): identical spike counts everywhere; spike
 times within 2.0e-14 s (direct: bit for bit); largest delay-gradient difference, seeds 1 / 2 / 3:
@@ -102,6 +105,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--batch", type=int, default=None, help="trials per seed (default 16; quick 4)")
     parser.add_argument("--layers", help="hidden layers of the networks compared (default 1,2; quick 1: the "
                         "small network's second layer stays silent)")
+    parser.add_argument("--recurrent", action="store_true",
+                        help="the network with a recurrent hidden layer instead of the feedforward ones")
     parser.add_argument("--threads", type=int, default=2, help="worker threads (default 2)")
     parser.add_argument("--json", type=writable_path, default=default_json_path("exactness"), help="output JSON path")
     args = parser.parse_args(argv)
@@ -112,6 +117,8 @@ def main(argv=None) -> dict:
         parser.error(f"--seeds and --layers take comma-separated integers, got {args.seeds!r}, {args.layers!r}")
     if any(n not in (1, 2) for n in layers):
         parser.error(f"--layers takes 1 and/or 2 hidden layers, got {args.layers!r}")
+    if args.recurrent and args.layers:
+        parser.error("--recurrent and --layers exclude each other")
     batch = args.batch or (4 if args.quick else 16)
     if batch < 1:
         parser.error(f"--batch must be >= 1, got {batch}")
@@ -119,9 +126,11 @@ def main(argv=None) -> dict:
     spikes = 8000   # per trial: the quick network gets as much input as the SHD-size one
     results, rows = {}, []
     start = time.perf_counter()
-    for n_layers in layers:
-        net = build_network(MAX_DELAY, False, hidden_layers=n_layers, **size)
-        case = "-".join(str(n) for n in (size["n_in"], *[size["n_hid"]] * n_layers, size["n_out"]))
+    nets = [(f"{size['n_in']}-{size['n_hid']}r-{size['n_out']}", build_network(MAX_DELAY, True, **size))]
+    if not args.recurrent:
+        nets = [("-".join(str(n) for n in (size["n_in"], *[size["n_hid"]] * n_layers, size["n_out"])),
+                 build_network(MAX_DELAY, False, hidden_layers=n_layers, **size)) for n_layers in layers]
+    for case, net in nets:
         for seed in seeds:
             inputs, labels = random_inputs(batch, spikes, seed, n_in=size["n_in"], n_classes=size["n_out"])
             found = compare(net, inputs, labels, args.threads)
@@ -135,7 +144,7 @@ def main(argv=None) -> dict:
                                  "weight grad": d["max_relative_difference_weight_gradient"],
                                  "delay grad": d["max_relative_difference_delay_gradient"]})
     print_table(rows)
-    out = {"batch": batch, "seeds": seeds, "max_delay_s": MAX_DELAY, "cases": results,
+    out = {"batch": batch, "seeds": seeds, "max_delay_s": MAX_DELAY, "recurrent": args.recurrent, "cases": results,
            "seconds": time.perf_counter() - start, "package_versions": package_versions("numpy", "numba"),
            "units": {"max_spike_time_difference_s": "s",
                      "max_relative_difference_weight_gradient": "max |difference| / max |reference entry|",
