@@ -579,8 +579,8 @@ def test_readout_arrivals_sorted_stably():
 
 
 def dense_recurrent_network(seed: int, n_in: int = 40, n_hid: int = 24, n_trials: int = 2):
-    """inp (n_in, ~60 Hz) -> hid (n_hid LIF of one tau_m and one tau_s, 1 ms refractory, bias currents on
-    half of them, all-to-all recurrence with delays up to 6 ms) -> out (3 readouts): hundreds of input
+    """inp (n_in, ~100 Hz for 50 ms) -> hid (n_hid LIF of one tau_m and one tau_s, 1 ms refractory, bias
+    currents on half of them, all-to-all recurrence with delays up to 6 ms) -> out (3 readouts): ~200 input
     arrivals per neuron, some stretches far below theta and others near it, so that the recurrent
     group's scans add some blocks of input arrivals at once and take others arrival by arrival."""
     rng = np.random.default_rng(seed)

@@ -609,11 +609,12 @@ def _group_setup(bounds, members, in_ptr, in_pre, in_d, in_w, tau_m, tau_s, thet
     # the input arrivals of every neuron, sorted by (time, synapse); with blocks, each neuron's from a
     # multiple of `block` on
     ext_ptr = np.zeros(n_g + 1, np.int64)
-    mmax = 0
+    bound = np.empty(n_g, np.int64)            # the most input arrivals of each neuron
     for l in range(n_g):
         m = incoming_count(members[l], in_ptr, in_pre, s_start, s_end)
+        bound[l] = m
         ext_ptr[l + 1] = ext_ptr[l] + (m if block == 0 else -(-m // block) * block)
-        mmax = max(mmax, m)
+    mmax = bound.max() if n_g > 0 else 0
     counts = np.empty(mmax + 1, np.int64)
     ext_t = np.empty(ext_ptr[n_g])
     ext_q = np.empty(ext_ptr[n_g], np.uint32)   # 12 bytes per arrival with its time: the scans are memory-bound
@@ -622,7 +623,7 @@ def _group_setup(bounds, members, in_ptr, in_pre, in_d, in_w, tau_m, tau_s, thet
     spk = np.empty(mmax if block > 0 else 0, np.int64)           # the spike (position in s_time) of each arrival
     ids = np.arange(s_time.shape[0] if block > 0 else 0)
     for l in range(n_g):
-        lo, hi = ext_ptr[l], ext_ptr[l] + incoming_count(members[l], in_ptr, in_pre, s_start, s_end)
+        lo, hi = ext_ptr[l], ext_ptr[l] + bound[l]
         if hi > lo:
             ext_n[l] = gather_sorted(members[l], in_ptr, in_pre, in_d, s_start, s_end, s_time, ids, t_end, block > 0,
                                      counts, ext_t[lo:hi], ext_q[lo:hi], spk)

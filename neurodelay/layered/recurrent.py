@@ -181,11 +181,9 @@ def _plan(net: Network, flat: FlatNetwork) -> _Plan:
 def _block_args(taus, plan: _Plan, s_time: np.ndarray, duration: float) -> tuple:
     """The block arguments of :func:`~neurodelay.layered._recurrent_kernels.forward_group` for a group
     with taus = (tau_m, tau_s) (else no blocks): (arrivals per block, exp(t/tau_s) and exp(t/tau_m)
-    of each spike of s_time capped at duration, exp(d/tau_s) and exp(d/tau_m) of each synapse)."""
-    if taus is None:
-        return 0, _EMPTY, _EMPTY, _EMPTY, _EMPTY
-    capped = np.minimum(s_time, duration)
-    return BLOCK_ARRIVALS, np.exp(capped / taus[1]), np.exp(capped / taus[0]), plan.in_ds, plan.in_dm
+    of each spike of s_time, exp(d/tau_s) and exp(d/tau_m) of each synapse: :func:`_scan_factors`)."""
+    factored, syn_m, syn_s, spk_m, spk_s = _scan_factors(taus, plan, s_time, duration)
+    return BLOCK_ARRIVALS if factored else 0, spk_s, spk_m, syn_s, syn_m
 
 
 def simulate(net: Network, inputs, duration, *, record=(), sample_times=None, n_threads: int | None = None,
