@@ -131,8 +131,9 @@ def main(argv=None) -> dict:
     spikes = 8000   # per trial: the quick network gets as much input as the SHD-size one
     results, rows = {}, []
     start = time.perf_counter()
-    nets = [(f"{size['n_in']}-{size['n_hid']}r-{size['n_out']}", build_network(MAX_DELAY, True, **size))]
-    if not args.recurrent:
+    if args.recurrent:
+        nets = [(f"{size['n_in']}-{size['n_hid']}r-{size['n_out']}", build_network(MAX_DELAY, True, **size))]
+    else:
         nets = [("-".join(str(n) for n in (size["n_in"], *[size["n_hid"]] * n_layers, size["n_out"])),
                  build_network(MAX_DELAY, False, hidden_layers=n_layers, **size)) for n_layers in layers]
     for case, net in nets:
