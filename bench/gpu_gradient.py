@@ -11,7 +11,18 @@ loss, adjoint: a fourth run), the GPU/CPU ratio, the implied SHD epoch (8156 tri
 counts, largest spike-time difference, largest gradient difference relative to the largest entry).
 Needs a CUDA GPU (numba.cuda); exits 2 with one line otherwise.
 
-usage: python bench/gpu_gradient.py [--quick] [--batches 64,256] [--json PATH]
+usage: python bench/gpu_gradient.py [--quick] [--batches 64,256] [--per-neuron-reverse] [--json PATH]
+
+``--per-neuron-reverse``: LIF layers' reverse pass by one thread per (trial, neuron) (``gpu.SPLIT_REVERSE``
+off), the kernel before the split reverse pass.
+
+Measured on an H100 (2026-11-27, ``--batches 64,256``, split reverse pass): 700-256-20 9.3 / 7.1 ms per
+trial, an SHD epoch in 58 s (CPU, 16 cores: 17.6 at batch 64 in that run, 9.8 in a run 20 minutes
+earlier), 700-256-256-20 10.1 / 8.1 (CPU 25.6, 12.4 earlier); kernels 2.2 ms per trial of the 7.1 (hidden
+layer's reverse pass 0.41, was 3.5), the rest host work. The reverse kernels against each other in one
+process (a scratch script, two runs each, batch 64 / 256): 700-256-20 10.4-10.7 / 9.9-10.2 ms per trial
+per-neuron, 7.8-8.8 / 6.9-7.1 split; two hidden layers 13.3-13.4 / 12.4-12.5 against 11.2-11.8 / 8.2-8.4;
+gradients 1.6e-15 apart. With 64 or 128 threads per neuron instead of 32: no gain (0.38-0.41 ms).
 
 Measured on an H100 (2026-11-26, ``--batches 64,256``): 700-256-20 10.3 / 9.0 ms per trial (CPU, 16 cores:
 7.8 at batch 64), 700-256-256-20 12.1 / 11.3 (CPU 11.8); peak RSS 1.8 GiB at 256. Earlier the same day, before
@@ -90,15 +101,19 @@ def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="a small network (70-32-5) and batches 4, 8")
     p.add_argument("--batches", help="comma-separated batch sizes for the GPU (default 64,256; quick 4,8)")
+    p.add_argument("--per-neuron-reverse", action="store_true",
+                   help="LIF layers' reverse pass by one thread per (trial, neuron) instead of the split kernel")
     p.add_argument("--json", type=writable_path, default=default_json_path("gpu_gradient"))
     a = p.parse_args(argv)
+    gpu.SPLIT_REVERSE = not a.per_neuron_reverse
     reason = gpu.supports(build_network(MAX_DELAY, False, n_in=4, n_hid=4, n_out=2))
     if reason is not None:
         print(f"gpu_gradient: {reason}", file=sys.stderr)
         raise SystemExit(2)
     batches = [int(b) for b in (a.batches or ("4,8" if a.quick else "64,256")).split(",")]
     duration = INPUT_WINDOW + MAX_DELAY
-    rows, out = [], {"cases": {}, "threads_cpu": default_threads(), "package_versions": package_versions()}
+    rows, out = [], {"cases": {}, "threads_cpu": default_threads(), "split_reverse": gpu.SPLIT_REVERSE,
+                     "package_versions": package_versions()}
     from numba import cuda
     name = cuda.get_current_device().name if hasattr(cuda, "get_current_device") else "numba's CUDA simulator"
     out["gpu"] = name.decode() if isinstance(name, bytes) else str(name)

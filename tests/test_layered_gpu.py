@@ -6,7 +6,8 @@ closed-form layer, readouts and a TTFS layer) runs on the GPU engine: spike
 counts must equal the event engine's, spike times within 1e-12 s, and the
 gradients of every parameter kind (weights, the three delay kinds, tau_m, tau_s,
 theta) for two losses within 1e-9 of the largest entry, also on the event
-engine's own record. Without a GPU the kernels run in numba's CUDA simulator, in
+engine's own record; without the time constants, h1's reverse pass must take
+the split kernel (:mod:`neurodelay.layered._split_reverse`). Without a GPU the kernels run in numba's CUDA simulator, in
 a subprocess (the simulator is chosen when numba.cuda is first imported);
 with a GPU (marked ``gpu``) the same checks run on it.
 """
@@ -25,6 +26,7 @@ import pytest
 from neurodelay import engines, gradients
 from neurodelay.brian import gpu_visible
 from neurodelay.events import simulate_events
+from neurodelay.layered import gpu as gpu_engine
 from neurodelay.network import LIF, Network, SpikeSource
 from test_layered import DURATION, LOSSES, _keys, layered_network
 
@@ -53,16 +55,22 @@ def compare(n_trials: int = 2, seed: int = 1) -> dict:
             out[f"{label}/{key}"] = value
         out[f"{label}/max_dv"] = float(np.max(np.abs(want.voltage - have.voltage), initial=0.0))
         out[f"{label}/n_samples"] = int(have.voltage.size)
-    keys = _keys(net, True)
-    for name in ("combined", "max_voltage_ce"):
+    kernels = set()
+    for with_tau, name in ((True, "combined"), (True, "max_voltage_ce"), (False, "max_voltage_ce")):
+        # without the time constants, h1's reverse pass is factored: the split kernel
+        keys = _keys(net, with_tau)
         loss = LOSSES[name]()
         want = gradients.loss_and_grad(net, None, None, loss, labels, keys, record=ref, engine="events")
         for label, record in (("events_record", ref), ("own_record", got)):
+            gpu_engine.kernel_seconds(True)
             have = gradients.loss_and_grad(net, None, None, loss, labels, keys, record=record, engine="cuda")
-            out[f"{name}/{label}/loss_rel"] = abs(have.loss - want.loss) / abs(want.loss)
-            out[f"{name}/{label}/grad_rel"] = max(
+            kernels |= set(gpu_engine.kernel_seconds(False))
+            run = f"{name}{'' if with_tau else '_without_tau'}/{label}"
+            out[f"{run}/loss_rel"] = abs(have.loss - want.loss) / abs(want.loss)
+            out[f"{run}/grad_rel"] = max(
                 float(np.max(np.abs(have.grads[k] - want.grads[k])) / max(np.max(np.abs(want.grads[k])), 1e-300))
                 for k in keys)
+    out["reverse_kernels"] = sorted(k for k in kernels if k.startswith(("adjoint_layer", "split_reverse")))
     out["nonzero_grads"] = all(bool(np.any(want.grads[(p, "weight")] != 0)) for p in ("inp->h1", "h1->h2", "h2->out"))
     return out
 
@@ -88,6 +96,8 @@ def check(res: dict, run: str = "") -> None:
     for prefix in ("sampled/", "initial_state/", "bias/"):
         assert res[prefix + "n_samples"] > 0 and res[prefix + "max_dv"] <= 1e-12, prefix
     assert res["nonzero_grads"]
+    # h1 without time constants takes the split reverse kernel, with them the per-neuron one
+    assert {"split_reverse h1", "adjoint_layer h1"} <= set(res["reverse_kernels"])
     for key, value in res.items():
         if key.endswith("grad_rel"):
             assert value <= GRAD_RTOL, key
@@ -123,8 +133,6 @@ def test_gpu_engine_refuses_what_it_does_not_run():
 
 
 if __name__ == "__main__":     # the simulator run of test_gpu_engine_in_the_cuda_simulator
-    from neurodelay.layered import gpu as gpu_engine
-
     result = compare()
     gpu_engine.WORKSPACE_BYTES = 1
     result.update({f"grouped/{k}": v for k, v in compare().items()})

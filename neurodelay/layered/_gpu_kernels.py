@@ -21,6 +21,7 @@ from numba import cuda  # noqa: E402
 from numba.core.dispatcher import Dispatcher  # noqa: E402
 
 from . import _kernels as K
+from . import _split_reverse as S
 
 _DEVICE: dict = {}
 
@@ -49,6 +50,11 @@ def device_function(kernel):
 gather = device_function(K.gather_sorted)
 scan = device_function(K.scan_forward)
 neuron_adjoint = device_function(K.adjoint_neuron)
+split_events = device_function(S.split_events)
+split_sums = device_function(S.split_sums)
+split_reduce = device_function(S.split_reduce)
+split_costate = device_function(S.split_costate)
+split_grads = device_function(S.split_grads)
 
 
 @cuda.jit
@@ -108,6 +114,62 @@ def adjoint_layer(off, size, n_k, in_ptr, in_pre, in_d, in_w, tau_m, tau_s, thet
 
 
 @cuda.jit
+def split_reverse_layer(off, size, n_k, in_ptr, in_pre, in_d, in_w, tau_m, tau_s, theta, reset, refractory, s_start,
+                        s_end, s_time, s_id, t_end, sp_i_minus_theta, sp_source, g_w, g_d, g_th, g_time, g_down,
+                        spike_grad, sp_ptr, in_dm, in_ds, s_em, s_es, ev_t, ev_c, ev_s, ev_i, seg_s, seg_m, coef_m,
+                        coef_s, part_s, part_m, n_ev, worst):
+    """Block b: the factored reverse pass of (trial b // size of the group, neuron off + b % size) split over
+    the block's threads (:mod:`neurodelay.layered._split_reverse`; a LIF neuron reached only through its
+    spike times, at most one synapse from each presynaptic neuron). Arguments as adjoint_layer's; g_down:
+    (1, spikes), the rows of g_time added up (the time sensitivities sent back by the layers downstream);
+    ev_* (2 entries per spike of the block's neuron, from 2 sp_ptr[b]), seg_*, coef_* (2 per spike + 1,
+    from 2 sp_ptr[b] + b), part_* (as many times the threads per block), n_ev (one per block): workspaces;
+    worst[b]: max |V - theta| at its spikes."""
+    blk = cuda.blockIdx.x
+    lane = cuda.threadIdx.x
+    n_lanes = cuda.blockDim.x
+    if blk >= n_k * size:
+        return
+    kl = blk // size
+    row = blk - kl * size
+    j = off + row
+    st = s_start[kl]
+    en = s_end[kl]
+    lo = st[j]
+    hi = en[j]
+    if hi == lo:                    # no spike and no loss term: a zero costate
+        if lane == 0:
+            worst[blk] = 0.0
+        return
+    e0 = 2 * sp_ptr[blk]
+    e1 = 2 * sp_ptr[blk + 1]
+    g0 = e0 + blk
+    g1 = e1 + blk + 1
+    p0 = n_lanes * g0
+    p1 = n_lanes * g1
+    if lane == 0:
+        n_ev[blk] = split_events(lo, hi, s_time, s_id, 0, refractory[j], t_end, ev_t[e0:e1], ev_c[e0:e1],
+                                 ev_s[e0:e1])
+    cuda.syncthreads()
+    ne = n_ev[blk]
+    split_sums(lane, n_lanes, j, in_ptr, in_pre, in_d, in_w, st, en, s_time, s_id, t_end, in_dm, in_ds, s_em, s_es,
+               ne, ev_t[e0:e1], ev_c[e0:e1], part_s[p0:p1], part_m[p0:p1])
+    cuda.syncthreads()
+    split_reduce(lane, n_lanes, ne, part_s[p0:p1], part_m[p0:p1], seg_s[g0:g1], seg_m[g0:g1])
+    cuda.syncthreads()
+    if lane == 0:
+        d_th, w = split_costate(ne, ev_t[e0:e1], ev_c[e0:e1], ev_s[e0:e1], ev_i[e0:e1], seg_s[g0:g1], seg_m[g0:g1],
+                                tau_m[j], tau_s[j], theta[j], reset[j], refractory[j], 0, g_down, sp_source,
+                                sp_i_minus_theta, spike_grad, coef_m[g0:g1], coef_s[g0:g1])
+        g_th[kl, j] += d_th
+        worst[blk] = w
+    cuda.syncthreads()
+    split_grads(lane, n_lanes, j, row, in_ptr, in_pre, in_d, in_w, st, en, s_time, s_id, t_end, in_dm, in_ds, s_em,
+                s_es, tau_m[j], tau_s[j], ne, ev_t[e0:e1], ev_c[e0:e1], coef_m[g0:g1], coef_s[g0:g1], g_w[kl],
+                g_d[kl], g_time)
+
+
+@cuda.jit
 def add_rows(rows, n_rows, total):
     """total[i] += sum of rows[r, i] for r < n_rows, in row order."""
     i = cuda.grid(1)
@@ -134,5 +196,5 @@ def zero(a):
         a[i] = 0.0
 
 
-KERNELS = {"forward_layer": forward_layer, "adjoint_layer": adjoint_layer, "add_rows": add_rows,
-           "exp_factor": exp_factor, "zero": zero}
+KERNELS = {"forward_layer": forward_layer, "adjoint_layer": adjoint_layer, "split_reverse_layer": split_reverse_layer,
+           "add_rows": add_rows, "exp_factor": exp_factor, "zero": zero}

@@ -26,16 +26,21 @@ depend on the scheduling. Per-thread workspaces (arrivals and the local event
 log) are sized from the spike counts; batches whose workspace would exceed
 :data:`WORKSPACE_BYTES` run in groups of trials.
 
-Speed (``bench/gpu_gradient.py``, H100, SHD size, 8000 input spikes per trial, measured 2026-11-26):
-forward + backward 10.3 / 9.0 ms per trial for 700 -> 256 -> 20 at batch 64 / 256 (the layered engine on
-the same machine's 16 cores: 7.8 at batch 64), 12.1 / 11.3 for 700 -> 256 -> 256 -> 20 (16 cores: 11.8).
-The kernels take about 5.2 ms of it (forward 1.0-1.3, reverse 4.1: 3.55 of it the hidden layer's, whose
-threads gather and sort each neuron's ~8000 arrivals again), the rest is host work (the loss,
+Speed (``bench/gpu_gradient.py``, H100, SHD size, 8000 input spikes per trial, measured 2026-11-27):
+forward + backward 9.3 / 7.1 ms per trial for 700 -> 256 -> 20 at batch 64 / 256 (an SHD epoch in 58 s),
+10.1 / 8.1 for 700 -> 256 -> 256 -> 20. The kernels take about 2.2 ms of the 7.1 (the hidden layer's
+forward 1.0, its reverse 0.41, the readouts' reverse 0.64), the rest is host work (the loss,
 transfers, grouping spikes by neuron). Host memory grows linearly with the batch (peak RSS 1.8 GiB at
 batch 256). Layers whose reverse pass the CPU engine runs with factored exponentials
 (``plan._reverse_taus``) run it so here too (:func:`~neurodelay.layered._kernels.reverse_factored`,
 :func:`~neurodelay.layered._kernels.reverse_linear`; the spike factors by the ``exp_factor`` kernel
-on the device).
+on the device). LIF layers reached only through their spike times, with one synapse per pair of neurons,
+take the split reverse pass (:data:`SPLIT_REVERSE`, :mod:`neurodelay.layered._split_reverse`): a block
+of :data:`SPLIT_LANES` threads per (trial, neuron), each taking a share of its synapses, no arrival
+sorted. With one thread per (trial, neuron), which gathers and sorts the neuron's ~8000 arrivals again,
+that kernel took 3.5 ms per trial (Nsight Compute at batch 16: 2 warps per SM, 13 cycles between
+instructions, waiting on memory; SMs busy 47 % of the time): the whole step took 9.9-10.2 ms per trial
+at batch 256, 12.4-12.5 with two hidden layers, gradients 1.6e-15 apart.
 
 Limits (:func:`supports` names them): feedforward networks only. Bias
 currents, initial states and sampled voltages are simulated on the GPU (as on the
@@ -48,6 +53,7 @@ is how the tests check them on CPU.
 from __future__ import annotations
 
 import time
+import weakref
 
 import numpy as np
 
@@ -68,6 +74,11 @@ THREADS_PER_BLOCK = 64
 FIRST_CAP = 64
 #: GPU memory (bytes) for the per-thread workspaces of one launch: larger batches run in groups of trials
 WORKSPACE_BYTES = 6 * 2 ** 30
+#: reverse pass of LIF layers reached only through their spike times (factored, one synapse per pair of
+#: neurons) by a block of SPLIT_LANES threads per (trial, neuron) (:mod:`neurodelay.layered._split_reverse`)
+#: instead of one thread that sorts the neuron's arrivals
+SPLIT_REVERSE = True
+SPLIT_LANES = 32
 
 
 def device_function(kernel):
@@ -86,12 +97,14 @@ def _kernels() -> dict:
 _KERNEL_SECONDS: dict | None = None     # when a dict: seconds per kernel name (each launch synchronised)
 
 
-def _launch(name: str, n_threads: int, *args, label: str | None = None) -> None:
+def _launch(name: str, n_threads: int, *args, label: str | None = None, block: int | None = None) -> None:
+    """Launch kernel `name` on n_threads threads in blocks of `block` (default THREADS_PER_BLOCK)."""
     if n_threads <= 0:
         return
     kernel = _kernels()[name]
+    block = block or THREADS_PER_BLOCK
     t0 = time.perf_counter()
-    kernel[(int(n_threads) + THREADS_PER_BLOCK - 1) // THREADS_PER_BLOCK, THREADS_PER_BLOCK](*args)
+    kernel[(int(n_threads) + block - 1) // block, block](*args)
     if _KERNEL_SECONDS is not None:
         from numba import cuda
         cuda.synchronize()
@@ -331,9 +344,12 @@ def adjoint(record: EventRecord, sources, *, time_constants: bool = False, n_thr
     layers = plan.layers[::-1]
     rows = max(size for _, size, _, _ in layers)
     # workspace bytes per trial: per arrival counts, time, synapse, source (8 bytes each) and a log entry
-    # (5 x 8); per spike of the neuron two log entries and its time and index
-    work = np.max([incoming[:, off: off + size].sum(axis=1) * 72 + counts[:, off: off + size].sum(axis=1) * 96
-                   for off, size, _, _ in layers], axis=0)
+    # (5 x 8); per spike of the neuron two log entries and its time and index; the split reverse pass:
+    # per spike of the neuron 2 events and 2 segments (4 x 8 bytes each), 2 segments' sums per lane, and
+    # one more segment per neuron
+    split_bytes = 2 * (32 + 32 + 16 * SPLIT_LANES)
+    work = np.max([incoming[:, off: off + size].sum(axis=1) * 72 + counts[:, off: off + size].sum(axis=1)
+                   * (96 + split_bytes) + size * split_bytes for off, size, _, _ in layers], axis=0)
     totals = [_zeros(m) for m in (n_syn, n_syn, n, n, n)]
     spike_grad_h, input_time_h = np.zeros(len(record.time)), np.zeros(len(ins.time))
     in_ptr_t, rec_ptr_t = _ptr(in_trial), _ptr(rec_trial)
@@ -353,20 +369,26 @@ def adjoint(record: EventRecord, sources, *, time_constants: bool = False, n_thr
         group = (dev(s_start), dev(s_end), dev(np.ascontiguousarray(all_t[order])), dev(order.astype(np.int64)),
                  duration, dev(sp_g), dev(sp_src))
         spike_factors = _SpikeFactors(all_t, duration, ws)
-        for off, size, pop, _ in layers:
+        for off, size, pop, is_lif in layers:
             inc, ns = incoming[k0:k1, off: off + size], counts[k0:k1, off: off + size]
             ws_ptr, sp_ptr = _ptr(inc.ravel()), _ptr(ns.ravel())
             m_all, s_all, t = int(ws_ptr[-1]), int(sp_ptr[-1]), (k1 - k0) * size
             log = max(m_all + 2 * s_all, 1)
             g_rows = [_zeros((k1 - k0, m)) for m in (n_syn, n_syn, n, n, n)]
             w_thread = ws.get("worst", t)
-            _launch("adjoint_layer", t, off, size, k1 - k0, *shared, *group, *_trial_rows(loss_terms, k0, k1),
-                    bool(time_constants), *g_rows, g_time, spike_grad, dev(ws_ptr), dev(sp_ptr),
-                    ws.get("counts", m_all + t, np.int64), ws.get("arr_t", m_all), ws.get("arr_q", m_all, np.int64),
-                    ws.get("arr_s", m_all, np.int64), ws.get("ev_t", log), ws.get("ev_q", log, np.int64),
-                    ws.get("ev_s", log, np.int64), ws.get("ev_v", log), ws.get("ev_i", log), ws.get("sp_t", s_all),
-                    ws.get("sp_k", s_all, np.int64), *_reverse_factors(taus[off], syn_factors, spike_factors, no_f),
-                    ws.get("ev_pos", 2 * s_all, np.int64), w_thread, label=f"adjoint_layer {pop}")
+            if (SPLIT_REVERSE and is_lif and taus[off] is not None and _one_synapse_per_pair(plan, off, size)
+                    and not _loss_terms(ps_ptr, k0, k1, off, size) and not _loss_terms(cs_ptr, k0, k1, off, size)):
+                _split_reverse(off, size, k1 - k0, shared, group, g_rows, g_time, spike_grad, sp_ptr,
+                               _reverse_factors(taus[off], syn_factors, spike_factors, no_f)[1:], ws, w_thread, pop)
+            else:
+                _launch("adjoint_layer", t, off, size, k1 - k0, *shared, *group, *_trial_rows(loss_terms, k0, k1),
+                        bool(time_constants), *g_rows, g_time, spike_grad, dev(ws_ptr), dev(sp_ptr),
+                        ws.get("counts", m_all + t, np.int64), ws.get("arr_t", m_all),
+                        ws.get("arr_q", m_all, np.int64), ws.get("arr_s", m_all, np.int64), ws.get("ev_t", log),
+                        ws.get("ev_q", log, np.int64), ws.get("ev_s", log, np.int64), ws.get("ev_v", log),
+                        ws.get("ev_i", log), ws.get("sp_t", s_all), ws.get("sp_k", s_all, np.int64),
+                        *_reverse_factors(taus[off], syn_factors, spike_factors, no_f),
+                        ws.get("ev_pos", 2 * s_all, np.int64), w_thread, label=f"adjoint_layer {pop}")
             for rows_g, total in zip(g_rows, totals):
                 _launch("add_rows", total.shape[0], rows_g, k1 - k0, total)
             worst = max(worst, float(np.max(w_thread.copy_to_host(), initial=0.0)))
@@ -381,6 +403,47 @@ def adjoint(record: EventRecord, sources, *, time_constants: bool = False, n_thr
     w_flat[plan.in_c], d_flat[plan.in_c] = g_w, g_d
     return AdjointResult(w_flat, d_flat, g_tm if time_constants else None, g_ts if time_constants else None,
                          g_th + rp.theta_src, spike_grad_h, input_time_h, n_trials, float(worst))
+
+
+def _split_reverse(off, size, n_k, shared, group, g_rows, g_time, spike_grad, sp_ptr, factors, ws, worst,
+                   pop) -> None:
+    """The reverse pass of LIF layer `off` by the split kernel (a block of SPLIT_LANES threads per (trial,
+    neuron)): the rows of g_time first added up into g_down (what the layers downstream sent back to
+    this layer's spikes), then the launch with its workspaces."""
+    from numba import cuda
+    g_down = _zeros((1, g_time.shape[1]))
+    _launch("add_rows", g_time.shape[1], g_time, g_time.shape[0], g_down[0])
+    t, s_all = n_k * size, int(sp_ptr[-1])
+    n_seg = 2 * s_all + t + 1
+    s_start, s_end, s_time, s_id, duration, sp_g, sp_src = group
+    _launch("split_reverse_layer", t * SPLIT_LANES, off, size, n_k, *shared, s_start, s_end, s_time, s_id, duration,
+            sp_g, sp_src, g_rows[0], g_rows[1], g_rows[4], g_time, g_down, spike_grad, cuda.to_device(sp_ptr), *factors,
+            ws.get("ev_t", 2 * s_all), ws.get("ev_c", 2 * s_all, np.int64), ws.get("ev_s", 2 * s_all, np.int64),
+            ws.get("ev_i", 2 * s_all), ws.get("seg_s", n_seg), ws.get("seg_m", n_seg), ws.get("coef_m", n_seg),
+            ws.get("coef_s", n_seg), ws.get("part_s", SPLIT_LANES * n_seg), ws.get("part_m", SPLIT_LANES * n_seg),
+            ws.get("n_ev", t, np.int64), worst, label=f"split_reverse {pop}", block=SPLIT_LANES)
+
+
+_PAIRS: dict = {}   # (id(plan), off) -> (weak reference to the plan, whether layer off has one synapse per pair)
+
+
+def _one_synapse_per_pair(plan, off: int, size: int) -> bool:
+    """Whether no neuron of layer `off` receives two synapses from the same presynaptic neuron."""
+    key = (id(plan), off)
+    hit = _PAIRS.get(key)
+    if hit is not None and hit[0]() is plan:
+        return hit[1]
+    lo, hi = int(plan.in_ptr[off]), int(plan.in_ptr[off + size])
+    post = np.repeat(np.arange(size, dtype=np.int64), np.diff(plan.in_ptr[off: off + size + 1]))
+    pair = post * (int(plan.in_pre.max(initial=0)) + 1) + plan.in_pre[lo:hi]
+    unique = len(np.unique(pair)) == hi - lo
+    _PAIRS[key] = (weakref.ref(plan, lambda _, key=key: _PAIRS.pop(key, None)), unique)
+    return unique
+
+
+def _loss_terms(ptr: np.ndarray, k0: int, k1: int, off: int, size: int) -> bool:
+    """Whether the loss has terms (pointer table `ptr`, (T, N + 1)) on neurons off..off+size-1 of trials k0..k1-1."""
+    return bool(np.any(ptr[k0:k1, off + size] != ptr[k0:k1, off]))
 
 
 class _SpikeFactors:
