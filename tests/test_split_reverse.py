@@ -111,3 +111,21 @@ def test_split_reverse_equals_serial(refractory):
                 else:
                     for key in want:
                         assert np.array_equal(got[key], ref[key]), key
+
+
+def test_gpu_split_needs_one_synapse_per_pair():
+    """The GPU engine takes the split kernel only for layers where no presynaptic neuron has two synapses onto one
+    neuron (two lanes would add to one time sensitivity): a second projection between the same populations
+    (index pairs with a repeated pair) makes it fall back to one thread per neuron."""
+    from neurodelay.flat import flatten
+    from neurodelay.layered.gpu import _one_synapse_per_pair
+    from neurodelay.layered.plan import _plan
+    from neurodelay.network import LIF, Network, SpikeSource
+
+    base = Network().add(SpikeSource("a", 3), LIF("h", 2), LIF("o", 2)).connect("h", "o", 0.2)
+    once = base.connect("a", "h", 0.5, connectivity=([0, 1, 2, 0], [0, 0, 1, 1]))
+    twice = base.connect("a", "h", 0.5, connectivity=([0, 1, 2, 0], [0, 0, 1, 0]))     # 0 -> 0 twice
+    for model, want in ((once, (True, True)), (twice, (False, True))):
+        plan = _plan(model, flatten(model))
+        got = tuple(_one_synapse_per_pair(plan, off, size) for off, size, _, _ in plan.layers)
+        assert got == want
