@@ -75,20 +75,21 @@ def _split(nr: dict, n_lanes: int, lane_order):
                               np.zeros(2 * (hi - lo), np.int64), np.zeros(2 * (hi - lo)))
     ne = S.split_events(lo, hi, nr["s_time"], nr["s_id"], 0, nr["refractory"], T_END, ev_t, ev_c, ev_s)
     part_s, part_m = np.full(n_lanes * (ne + 1), np.nan), np.full(n_lanes * (ne + 1), np.nan)
+    grads = np.zeros(len(nr["in_w"])), np.zeros(len(nr["in_w"])), np.zeros((1, n))     # g_w, g_d, g_time
     seg_s, seg_m, coef_m, coef_s = (np.full(ne + 1, np.nan) for _ in range(4))
     table = (j, nr["in_ptr"], nr["in_pre"], nr["in_d"], nr["in_w"], nr["s_start"], nr["s_end"], nr["s_time"],
              nr["s_id"], T_END, nr["dm"], nr["ds"], nr["em"], nr["es"])
     for lane in lane_order:
-        S.split_sums(lane, n_lanes, *table, ne, ev_t, ev_c, part_s, part_m)
+        S.split_arrivals(False, lane, n_lanes, j, 0, *table[1:], TM, TS, ne, ev_t, ev_c, part_s, part_m, *grads)
     for lane in lane_order:
         S.split_reduce(lane, n_lanes, ne, part_s, part_m, seg_s, seg_m)
     spike_grad = np.zeros(n)
     g_th, worst = S.split_costate(ne, ev_t, ev_c, ev_s, ev_i, seg_s, seg_m, TM, TS, 1.0, 0.0, nr["refractory"], 0,
                                   nr["down"].sum(axis=0, keepdims=True), nr["sp_source"], nr["sp_i_minus_theta"],
                                   spike_grad, coef_m, coef_s)
-    g_w, g_d, g_time = np.zeros(len(nr["in_w"])), np.zeros(len(nr["in_w"])), np.zeros((1, n))
     for lane in lane_order:
-        S.split_grads(lane, n_lanes, j, 0, *table[1:], TM, TS, ne, ev_t, ev_c, coef_m, coef_s, g_w, g_d, g_time)
+        S.split_arrivals(True, lane, n_lanes, j, 0, *table[1:], TM, TS, ne, ev_t, ev_c, coef_s, coef_m, *grads)
+    g_w, g_d, g_time = grads
     return dict(g_w=g_w, g_d=g_d, g_time=g_time[0], spike_grad=spike_grad, g_th=g_th, worst=worst), ne
 
 

@@ -51,10 +51,9 @@ gather = device_function(K.gather_sorted)
 scan = device_function(K.scan_forward)
 neuron_adjoint = device_function(K.adjoint_neuron)
 split_events = device_function(S.split_events)
-split_sums = device_function(S.split_sums)
+split_arrivals = device_function(S.split_arrivals)
 split_reduce = device_function(S.split_reduce)
 split_costate = device_function(S.split_costate)
-split_grads = device_function(S.split_grads)
 
 
 @cuda.jit
@@ -152,8 +151,9 @@ def split_reverse_layer(off, size, n_k, in_ptr, in_pre, in_d, in_w, tau_m, tau_s
                                  ev_s[e0:e1])
     cuda.syncthreads()
     ne = n_ev[blk]
-    split_sums(lane, n_lanes, j, in_ptr, in_pre, in_d, in_w, st, en, s_time, s_id, t_end, in_dm, in_ds, s_em, s_es,
-               ne, ev_t[e0:e1], ev_c[e0:e1], part_s[p0:p1], part_m[p0:p1])
+    split_arrivals(False, lane, n_lanes, j, row, in_ptr, in_pre, in_d, in_w, st, en, s_time, s_id, t_end, in_dm, in_ds,
+                   s_em, s_es, tau_m[j], tau_s[j], ne, ev_t[e0:e1], ev_c[e0:e1], part_s[p0:p1], part_m[p0:p1],
+                   g_w[kl], g_d[kl], g_time)
     cuda.syncthreads()
     split_reduce(lane, n_lanes, ne, part_s[p0:p1], part_m[p0:p1], seg_s[g0:g1], seg_m[g0:g1])
     cuda.syncthreads()
@@ -164,9 +164,9 @@ def split_reverse_layer(off, size, n_k, in_ptr, in_pre, in_d, in_w, tau_m, tau_s
         g_th[kl, j] += d_th
         worst[blk] = w
     cuda.syncthreads()
-    split_grads(lane, n_lanes, j, row, in_ptr, in_pre, in_d, in_w, st, en, s_time, s_id, t_end, in_dm, in_ds, s_em,
-                s_es, tau_m[j], tau_s[j], ne, ev_t[e0:e1], ev_c[e0:e1], coef_m[g0:g1], coef_s[g0:g1], g_w[kl],
-                g_d[kl], g_time)
+    split_arrivals(True, lane, n_lanes, j, row, in_ptr, in_pre, in_d, in_w, st, en, s_time, s_id, t_end, in_dm, in_ds,
+                   s_em, s_es, tau_m[j], tau_s[j], ne, ev_t[e0:e1], ev_c[e0:e1], coef_s[g0:g1], coef_m[g0:g1],
+                   g_w[kl], g_d[kl], g_time)
 
 
 @cuda.jit

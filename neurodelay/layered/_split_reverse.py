@@ -8,19 +8,31 @@ hidden layer). But the costate of a neuron reached only through its spike times 
 ``p_V = a F_m(t)``, ``p_I = b F_s(t) + K a F_m(t)`` with (a, b) constant between its events (spikes and
 ends of refractoriness), so an arrival needs only the (a, b) of the *segment* between two events that
 it falls in, and no order among the arrivals. Here the neuron's work is shared by ``n_lanes`` lanes
-(the threads of a CUDA block), lane ``l`` taking synapses ``in_ptr[j] + l, + 2 n_lanes, ...`` and each
-synapse's arrivals in the order of its presynaptic spikes (time order), so that no arrival is sorted:
+(the threads of a CUDA block), lane ``l`` taking synapses ``in_ptr[j] + l``, ``in_ptr[j] + l + n_lanes``,
+... and each synapse's arrivals in the order of its presynaptic spikes (time order), so that no arrival
+is sorted:
 
 1. :func:`split_events` (one lane): the neuron's events, in the order of
    :func:`~neurodelay.layered._kernels.factored_log`;
-2. :func:`split_sums` (every lane): per segment, the sums of ``w exp(t/tau_s)`` and ``w exp(t/tau_m)``
-   (factored: spike factor x synapse factor) of its arrivals, a row per lane;
+2. :func:`split_arrivals` without ``grad`` (every lane): per segment, the sums of ``w exp(t/tau_s)``
+   and ``w exp(t/tau_m)`` (factored: spike factor x synapse factor) of its arrivals, a row per lane;
 3. :func:`split_reduce` (every lane, a share of the segments): the rows added in lane order;
 4. :func:`split_costate` (one lane): the state at each event from those sums (``factored_log``),
    then the events backwards (:func:`~neurodelay.layered._kernels.factored_event`), giving (a, b) per
    segment, dL/dtheta and the record check;
-5. :func:`split_grads` (every lane): dL/dw, dL/dd of its synapses, each written once, and the time
-   sensitivities of its presynaptic spikes.
+5. :func:`split_arrivals` with ``grad`` (every lane): dL/dw, dL/dd of its synapses, each written once,
+   and the time sensitivities of its presynaptic spikes.
+
+The recurrent groups' factored reverse pass
+(:func:`~neurodelay.layered._recurrent_kernels._adjoint_group_factored`) rests on the same segments
+(its *stretches*), on one thread, and finds an arrival's stretch from a table of time cells. Here
+each synapse searches from its previous arrival's segment, which walks up to all of the neuron's
+events per synapse: on the CPU (one lane, a neuron of 700 synapses, ~8000 arrivals and 46 events) 39
+ns per arrival in step 5 against 11 with a table of 256 cells (a micro benchmark, 2026-11-27). The
+table is not used here yet: this code was measured on a GPU without it. Run serially on the CPU this
+pass is slower than :func:`~neurodelay.layered._kernels.reverse_factored_kept` over kept arrivals
+(tried in the fused feedforward path: 3x slower with the linear search, and 6.6 against ~5 ns per
+arrival for a stripped-down loop with a table), so the CPU engines do not use it.
 
 An arrival precedes an event if it comes before it in ``factored_log``'s order: a spike at t_p when
 t_a >= t_p (a spike due at the time of an arrival is taken first), an end of refractoriness at t_r
@@ -42,7 +54,7 @@ from numba import njit
 
 from ._kernels import EV_REF_END, EV_SPIKE, factored_event
 
-__all__ = ["split_events", "split_sums", "split_reduce", "split_costate", "split_grads"]
+__all__ = ["split_events", "split_arrivals", "split_reduce", "split_costate"]
 
 
 @njit(cache=True, nogil=True)
@@ -84,16 +96,26 @@ def _segment(seg, t, ne, ev_t, ev_c):
 
 
 @njit(cache=True, nogil=True)
-def split_sums(lane, n_lanes, j, in_ptr, in_pre, in_d, in_w, s_start, s_end, s_time, s_id, t_end, dm, ds, em, es,
-               ne, ev_t, ev_c, part_s, part_m):
-    """Lane `lane`'s share of the segment sums of neuron j: part_s[lane (ne + 1) + s] = the sum of
-    w exp(t/tau_s) (w es[spike] ds[q]) over its arrivals t <= t_end in segment s, part_m the same with
-    tau_m (em, dm). s_start/s_end: each neuron's spikes in s_time (time-sorted), ids s_id."""
-    n_seg = ne + 1
-    base = lane * n_seg
-    for s in range(n_seg):
-        part_s[base + s] = 0.0
-        part_m[base + s] = 0.0
+def split_arrivals(grad, lane, n_lanes, j, row, in_ptr, in_pre, in_d, in_w, s_start, s_end, s_time, s_id, t_end, dm,
+                   ds, em, es, tm, ts, ne, ev_t, ev_c, per_s, per_m, g_w, g_d, g_time):
+    """Lane `lane`'s share of neuron j's arrivals t <= t_end: synapses in_ptr[j] + lane + i n_lanes, each
+    synapse's arrivals in the order of its presynaptic spikes (s_start/s_end: each neuron's spikes in
+    s_time, time-sorted; ids s_id), each in its segment (the events ev_*[:ne] before it).
+
+    Without grad (step 2): the segment sums, per_s[lane (ne + 1) + s] = the sum of w exp(t/tau_s)
+    (w es[spike] ds[q]) over the lane's arrivals in segment s, per_m the same with tau_m (em, dm).
+    With grad (step 5): per_m[s], per_s[s] are the costate's (a, b) over segment s
+    (:func:`split_costate`): g_w[q], g_d[q] += dL/dw, dL/dd of each synapse (summed over its arrivals in
+    time order), g_time[row, spike] += each arrival's dL/dt. Arrivals after the last event are
+    left out: their sums are never used and their costate is zero."""
+    kk = ts / (tm - ts)
+    inv_ts, inv_tm = 1.0 / ts, 1.0 / tm
+    base = 0
+    if not grad:
+        base = lane * (ne + 1)
+        for s in range(ne + 1):
+            per_s[base + s] = 0.0
+            per_m[base + s] = 0.0
     for q in range(in_ptr[j] + lane, in_ptr[j + 1], n_lanes):
         p = in_pre[q]
         d = in_d[q]
@@ -101,21 +123,34 @@ def split_sums(lane, n_lanes, j, in_ptr, in_pre, in_d, in_w, s_start, s_end, s_t
         f_s = ds[q]
         f_m = dm[q]
         seg = 0
+        gw = 0.0
+        gd = 0.0
         for k in range(s_start[p], s_end[p]):
             t = s_time[k] + d
             if t > t_end:
                 break                    # p's spikes are sorted: the later ones arrive later
             seg = _segment(seg, t, ne, ev_t, ev_c)
             if seg == ne:
-                break                    # after the last event: nothing depends on it
+                break
             i = s_id[k]
-            part_s[base + seg] += w * (es[i] * f_s)
-            part_m[base + seg] += w * (em[i] * f_m)
+            if grad:
+                pv = per_m[seg] * (em[i] * f_m)
+                pi = per_s[seg] * (es[i] * f_s) + kk * pv
+                gw += pi
+                dl_dt = w * (pi * inv_ts - pv * inv_tm)
+                gd += dl_dt
+                g_time[row, i] += dl_dt
+            else:
+                per_s[base + seg] += w * (es[i] * f_s)
+                per_m[base + seg] += w * (em[i] * f_m)
+        if grad:
+            g_w[q] += gw
+            g_d[q] += gd
 
 
 @njit(cache=True, nogil=True)
 def split_reduce(lane, n_lanes, ne, part_s, part_m, seg_s, seg_m):
-    """Segments lane, lane + n_lanes, ...: seg_* = the lanes' rows of part_* (:func:`split_sums`) added in
+    """Segments lane, lane + n_lanes, ...: seg_* = the lanes' rows of part_* (:func:`split_arrivals`) added in
     lane order."""
     n_seg = ne + 1
     for s in range(lane, n_seg, n_lanes):
@@ -176,38 +211,3 @@ def split_costate(ne, ev_t, ev_c, ev_s, ev_i, seg_s, seg_m, tm, ts, theta, reset
         coef_m[e] = a
         coef_s[e] = b
     return g_th, worst
-
-
-@njit(cache=True, nogil=True)
-def split_grads(lane, n_lanes, j, row, in_ptr, in_pre, in_d, in_w, s_start, s_end, s_time, s_id, t_end, dm, ds, em,
-                es, tm, ts, ne, ev_t, ev_c, coef_m, coef_s, g_w, g_d, g_time):
-    """Lane `lane`'s synapses of neuron j (as :func:`split_sums`): g_w[q], g_d[q] += dL/dw, dL/dd (summed
-    over the synapse's arrivals in time order), g_time[row, spike] += the arrival's dL/dt, with the
-    costate of its segment (:func:`split_costate`)."""
-    kk = ts / (tm - ts)
-    inv_ts, inv_tm = 1.0 / ts, 1.0 / tm
-    for q in range(in_ptr[j] + lane, in_ptr[j + 1], n_lanes):
-        p = in_pre[q]
-        d = in_d[q]
-        w = in_w[q]
-        f_s = ds[q]
-        f_m = dm[q]
-        seg = 0
-        gw = 0.0
-        gd = 0.0
-        for k in range(s_start[p], s_end[p]):
-            t = s_time[k] + d
-            if t > t_end:
-                break
-            seg = _segment(seg, t, ne, ev_t, ev_c)
-            if seg == ne:
-                break                    # zero costate after the last event
-            i = s_id[k]
-            pv = coef_m[seg] * (em[i] * f_m)
-            pi = coef_s[seg] * (es[i] * f_s) + kk * pv
-            gw += pi
-            dl_dt = w * (pi * inv_ts - pv * inv_tm)
-            gd += dl_dt
-            g_time[row, i] += dl_dt
-        g_w[q] += gw
-        g_d[q] += gd

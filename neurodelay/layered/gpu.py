@@ -40,7 +40,9 @@ of :data:`SPLIT_LANES` threads per (trial, neuron), each taking a share of its s
 sorted. With one thread per (trial, neuron), which gathers and sorts the neuron's ~8000 arrivals again,
 that kernel took 3.5 ms per trial (Nsight Compute at batch 16: 2 warps per SM, 13 cycles between
 instructions, waiting on memory; SMs busy 47 % of the time): the whole step took 9.9-10.2 ms per trial
-at batch 256, 12.4-12.5 with two hidden layers, gradients 1.6e-15 apart.
+at batch 256, 12.4-12.5 with two hidden layers, gradients 1.6e-15 apart. (Those runs had the split pass's
+two walks over the arrivals as two functions; they are now one, ``split_arrivals``, with the same
+operations, run since in numba's CUDA simulator only.)
 
 Limits (:func:`supports` names them): feedforward networks only. Bias
 currents, initial states and sampled voltages are simulated on the GPU (as on the
