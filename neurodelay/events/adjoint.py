@@ -95,8 +95,9 @@ def neuron_ptr(neuron, n):
 
 
 def trial_blocks(n_trials: int, n_blocks: int = 16) -> np.ndarray:
-    """Block boundaries: trial 0 alone (it runs first, compiling or loading the kernels), then
-    the other trials in up to n_blocks contiguous blocks."""
+    """Block boundaries: trial 0 alone (the first time a pass runs in the process, it runs before the
+    others, compiling or loading the kernels: :func:`~neurodelay.events.batch.map_trials`), then the
+    other trials in up to n_blocks contiguous blocks."""
     if n_trials <= 1:
         return np.array([0, n_trials])
     rest = np.linspace(1, n_trials, min(n_blocks, n_trials - 1) + 1).round().astype(int)

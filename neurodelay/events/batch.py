@@ -6,7 +6,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, TypeVar
 
-__all__ = ["default_threads", "map_trials"]
+__all__ = ["default_threads", "map_trials", "has_run", "mark_run"]
 
 T = TypeVar("T")
 
@@ -30,6 +30,21 @@ def default_threads() -> int:
         return os.cpu_count() or 1
 
 
+def has_run(run: Callable) -> bool:
+    """Whether a function with the code of `run` (the same closure of an earlier call counts) was marked by
+    :func:`mark_run` in this process: the numba functions it calls are then compiled or loaded, and its
+    first trial need not run alone."""
+    code = getattr(run, "__code__", None)
+    return code is not None and code in _WARM
+
+
+def mark_run(run: Callable) -> None:
+    """Mark `run` (by its code) as run in this process (see :func:`has_run`)."""
+    code = getattr(run, "__code__", None)
+    if code is not None:
+        _WARM.add(code)
+
+
 def map_trials(run: Callable[[int], T], n_trials: int, n_threads: int | None = None,
                progress: bool = False, desc: str = "trials") -> list[T]:
     """``[run(k) for k in range(n_trials)]``, in order, on `n_threads` threads (default: all usable cores).
@@ -42,12 +57,10 @@ def map_trials(run: Callable[[int], T], n_trials: int, n_threads: int | None = N
     worker, under numba's compiler lock). `run` must release the GIL to gain
     from threads.
     """
-    code = getattr(run, "__code__", None)
     results = []
-    if n_trials and (code is None or code not in _WARM):
+    if n_trials and not has_run(run):
         results.append(run(0))
-        if code is not None:
-            _WARM.add(code)
+        mark_run(run)
     todo = range(len(results), n_trials)
     threads = min(n_threads or default_threads(), len(todo))
     if progress:

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from ..events.adjoint import check_replay, neuron_ptr, sum_blocks, trial_blocks
-from ..events.batch import default_threads
+from ..events.batch import default_threads, has_run, mark_run
 from ..flat import FlatNetwork
 from ..record import AdjointResult, EventRecord
 
@@ -117,11 +117,12 @@ def _new_acc(n_syn: int, n: int):
 def _run_blocks(run_trial, n_trials: int, n_threads: int | None, n_syn: int, n: int) -> list:
     """``run_trial(k, acc, pool, ws)`` for every trial k, per fixed block of trials in trial order
     (:func:`trial_blocks`; acc: the block's :func:`_new_acc`, ws: a dict that a worker keeps across
-    its trials): the blocks in parallel, or, with fewer blocks than threads, one after the other with
-    a pool for chunks of neurons (``pool``, None on the first trial, which compiles). Returns
-    [(acc, [result per trial])]: one entry whose acc is the blocks' accumulators summed in block order
-    (as :func:`sum_blocks` sums them: the same numbers whatever the threads), folded in as the blocks
-    finish, so that only the blocks in flight hold accumulators."""
+    its trials): the blocks in parallel (the first one, trial 0, alone before the others the first
+    time this run_trial runs in the process: it compiles or loads the kernels), or, with fewer blocks
+    than threads, one after the other with a pool for chunks of neurons (``pool``, None on the first
+    trial). Returns [(acc, [result per trial])]: one entry whose acc is the blocks' accumulators summed
+    in block order (as :func:`sum_blocks` sums them: the same numbers whatever the threads), folded in
+    as the blocks finish, so that only the blocks in flight hold accumulators."""
     blocks = trial_blocks(n_trials)
     n_blocks = len(blocks) - 1
     threads = n_threads or default_threads()
@@ -146,14 +147,18 @@ def _run_blocks(run_trial, n_trials: int, n_threads: int | None, n_syn: int, n: 
             if not hasattr(local, "ws"):
                 local.ws = {}
             return acc, [run_trial(k, acc, None, local.ws) for k in range(blocks[b], blocks[b + 1])]
-        fold(run_block(0))                  # trial 0 alone: it compiles (or loads) the kernels
-        if threads > 1 and n_blocks > 2:
-            with ThreadPoolExecutor(min(threads, n_blocks - 1)) as workers:
-                for done_block in workers.map(run_block, range(1, n_blocks)):
+        first = 0
+        if not has_run(run_trial):
+            fold(run_block(0))              # trial 0 alone: it compiles (or loads) the kernels
+            first = 1
+        if threads > 1 and n_blocks - first > 1:
+            with ThreadPoolExecutor(min(threads, n_blocks - first)) as workers:
+                for done_block in workers.map(run_block, range(first, n_blocks)):
                     fold(done_block)
         else:
-            for b in range(1, n_blocks):
+            for b in range(first, n_blocks):
                 fold(run_block(b))
+        mark_run(run_trial)
         return [(total, results)]
     ws = {}
     with pool:
