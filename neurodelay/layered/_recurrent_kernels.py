@@ -98,6 +98,7 @@ from numba import njit, prange
 from ..events.dynamics import biased_crossing, state_at
 from ._kernels import (EV_REF_END, EV_SPIKE, _spike_costate, advance_costate, arrival_costate, below_until,
                        crossing_within, free_rise, factored_event, gather_sorted, incoming_count, replay_neuron)
+from ._split_reverse import segment_states, split_events
 
 STATUS_OK = 0
 STATUS_TOO_MANY_SPIKES = 1
@@ -1255,22 +1256,8 @@ def _adjoint_group_factored(members, rec_ptr, rec_post, rec_d, rec_q, in_ptr, in
     for l in range(n_g):
         j = members[l]
         e = lg_ptr[l]
-        ref_end = -np.inf
-        ref_spike = -1
-        for r in range(s_start[j], s_end[j]):
-            t_p = s_time[r]
-            if ref_spike >= 0 and t_p > ref_end:
-                ev_t[e], ev_c[e], ev_s[e] = ref_end, EV_REF_END, ref_spike
-                e += 1
-                ref_spike = -1
-            ev_t[e], ev_c[e], ev_s[e] = t_p, EV_SPIKE, s_id[r] - n_in
-            e += 1
-            ref_end = t_p + refractory[j]
-            ref_spike = s_id[r] - n_in if refractory[j] > 0.0 else -1
-        if ref_spike >= 0 and ref_end <= t_end:
-            ev_t[e], ev_c[e], ev_s[e] = ref_end, EV_REF_END, ref_spike
-            e += 1
-        ne_of[l] = e - lg_ptr[l]
+        ne_of[l] = split_events(s_start[j], s_end[j], s_time, s_id, n_in, refractory[j], t_end, ev_t[e:], ev_c[e:],
+                                ev_s[e:])
     # ---- (0) sums per stretch of w F_s (all arrivals) and K w F_m, then I at the events, V at the spikes
     st_ptr = np.zeros(n_g + 1, np.int64)        # stretches: ne + 1 per neuron
     for l in range(n_g):
@@ -1284,27 +1271,9 @@ def _adjoint_group_factored(members, rec_ptr, rec_post, rec_d, rec_q, in_ptr, in
         e0, ne, s0 = lg_ptr[l], ne_of[l], st_ptr[l]
         _stretch_arrivals(False, j, e0, ne, s0, no_skip, in_ptr, in_pre, in_d, in_w, in_ds, in_dm, s_start, s_end,
                           by_pos, t_end, ev_t, ev_c, kk, 1.0 / ts, 1.0 / tm, sum_s, sum_m, g_pos, g_w, g_d, cells)
-        c_s = 0.0
-        b_m = 0.0
-        ref_end = -np.inf
-        for e in range(ne):
-            c_s += sum_s[s0 + e]
-            # V integrates the stretch's arrivals unless it follows a spike with a refractory period
-            if e == 0 or ev_c[e0 + e - 1] == EV_REF_END or refractory[j] == 0.0:
-                b_m += sum_m[s0 + e]
-            t = ev_t[e0 + e]
-            if ev_c[e0 + e] == EV_SPIKE:
-                i_b = c_s * math.exp(-t / ts)
-                v_b = reset[j] if ref_end >= t else b_m * math.exp(-t / tm) - kk * i_b
-                worst = max(worst, abs(v_b - theta[j]))
-                ev_i[e0 + e] = i_b
-                ref_end = t + refractory[j]
-                if refractory[j] == 0.0:
-                    b_m = (reset[j] + kk * i_b) * math.exp(t / tm)
-            else:
-                i_r = c_s * math.exp(-t / ts)
-                ev_i[e0 + e] = i_r
-                b_m = (reset[j] + kk * i_r) * math.exp(t / tm)
+        # (sum_m holds K w F_m already: scaled by 1)
+        worst = max(worst, segment_states(ne, ev_t[e0:], ev_c[e0:], ev_i[e0:], sum_s[s0:], sum_m[s0:], 1.0, tm, ts,
+                                          theta[j], reset[j], refractory[j]))
     # ---- (1) the group's events, latest first (ends of refractoriness before spikes at one time)
     n_all = 0
     for l in range(n_g):

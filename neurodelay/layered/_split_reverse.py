@@ -17,7 +17,7 @@ is sorted:
 2. :func:`split_arrivals` without ``grad`` (every lane): per segment, the sums of ``w exp(t/tau_s)``
    and ``w exp(t/tau_m)`` (factored: spike factor x synapse factor) of its arrivals, a row per lane;
 3. :func:`split_reduce` (every lane, a share of the segments): the rows added in lane order;
-4. :func:`split_costate` (one lane): the state at each event from those sums (``factored_log``),
+4. :func:`split_costate` (one lane): the state at each event from those sums (:func:`segment_states`),
    then the events backwards (:func:`~neurodelay.layered._kernels.factored_event`), giving (a, b) per
    segment, dL/dtheta and the record check;
 5. :func:`split_arrivals` with ``grad`` (every lane): dL/dw, dL/dd of its synapses, each written once,
@@ -25,7 +25,8 @@ is sorted:
 
 The recurrent groups' factored reverse pass
 (:func:`~neurodelay.layered._recurrent_kernels._adjoint_group_factored`) rests on the same segments
-(its *stretches*), on one thread, and finds an arrival's stretch from a table of time cells. Here
+(its *stretches*), on one thread, with :func:`split_events` and :func:`segment_states`, and finds an
+arrival's stretch from a table of time cells. Here
 each synapse searches from its previous arrival's segment, which walks up to all of the neuron's
 events per synapse: on the CPU (one lane, a neuron of 700 synapses, ~8000 arrivals and 46 events) 39
 ns per arrival in step 5 against 11 with a table of 256 cells (a micro benchmark, 2026-11-27). The
@@ -54,7 +55,7 @@ from numba import njit
 
 from ._kernels import EV_REF_END, EV_SPIKE, factored_event
 
-__all__ = ["split_events", "split_arrivals", "split_reduce", "split_costate"]
+__all__ = ["split_events", "split_arrivals", "split_reduce", "segment_states", "split_costate"]
 
 
 @njit(cache=True, nogil=True)
@@ -164,14 +165,12 @@ def split_reduce(lane, n_lanes, ne, part_s, part_m, seg_s, seg_m):
 
 
 @njit(cache=True, nogil=True)
-def split_costate(ne, ev_t, ev_c, ev_s, ev_i, seg_s, seg_m, tm, ts, theta, reset, refractory, n_in, g_down,
-                  sp_source, sp_i_minus_theta, spike_grad, coef_m, coef_s):
-    """The neuron's events forwards (the state there from the segment sums, as
-    :func:`~neurodelay.layered._kernels.factored_log`; ev_i: I at each event), then backwards
-    (:func:`~neurodelay.layered._kernels.factored_event`): coef_m[s], coef_s[s] = the costate's (a, b)
-    over segment s (0 after the last event), spike_grad of its spikes. g_down: the time sensitivities of
-    the spikes sent back by the layers downstream (rows added by _spike_costate). Returns
-    (dL/dtheta, max |V - theta| at its spikes)."""
+def segment_states(ne, ev_t, ev_c, ev_i, seg_s, seg_m, m_scale, tm, ts, theta, reset, refractory):
+    """The state at a neuron's ne events (ev_t, ev_c) from its segment sums (seg_s[s]: the sum of
+    w exp(t/tau_s) over the arrivals of segment s; m_scale seg_m[s]: of K w exp(t/tau_m), K = tau_s /
+    (tau_m - tau_s)), as :func:`~neurodelay.layered._kernels.factored_log` (V integrates a segment's
+    arrivals unless it follows a spike with a refractory period): ev_i = I at each event; returns
+    max |V - theta| at its spikes."""
     kk = ts / (tm - ts)
     c_s = 0.0
     b_m = 0.0
@@ -181,7 +180,7 @@ def split_costate(ne, ev_t, ev_c, ev_s, ev_i, seg_s, seg_m, tm, ts, theta, reset
     for e in range(ne):
         c_s += seg_s[e]
         if not refractory_now:
-            b_m += kk * seg_m[e]
+            b_m += m_scale * seg_m[e]
         t = ev_t[e]
         i_at = c_s * math.exp(-t / ts)
         ev_i[e] = i_at
@@ -196,6 +195,20 @@ def split_costate(ne, ev_t, ev_c, ev_s, ev_i, seg_s, seg_m, tm, ts, theta, reset
                 refractory_now = True
             else:
                 b_m = (reset + kk * i_at) * math.exp(t / tm)
+    return worst
+
+
+@njit(cache=True, nogil=True)
+def split_costate(ne, ev_t, ev_c, ev_s, ev_i, seg_s, seg_m, tm, ts, theta, reset, refractory, n_in, g_down,
+                  sp_source, sp_i_minus_theta, spike_grad, coef_m, coef_s):
+    """The neuron's events forwards (the state there from the segment sums, as
+    :func:`~neurodelay.layered._kernels.factored_log`; ev_i: I at each event), then backwards
+    (:func:`~neurodelay.layered._kernels.factored_event`): coef_m[s], coef_s[s] = the costate's (a, b)
+    over segment s (0 after the last event), spike_grad of its spikes. g_down: the time sensitivities of
+    the spikes sent back by the layers downstream (rows added by _spike_costate). Returns
+    (dL/dtheta, max |V - theta| at its spikes)."""
+    kk = ts / (tm - ts)
+    worst = segment_states(ne, ev_t, ev_c, ev_i, seg_s, seg_m, kk, tm, ts, theta, reset, refractory)
     a = 0.0
     b = 0.0
     pv_ref = 0.0

@@ -41,8 +41,9 @@ sorted. With one thread per (trial, neuron), which gathers and sorts the neuron'
 that kernel took 3.5 ms per trial (Nsight Compute at batch 16: 2 warps per SM, 13 cycles between
 instructions, waiting on memory; SMs busy 47 % of the time): the whole step took 9.9-10.2 ms per trial
 at batch 256, 12.4-12.5 with two hidden layers, gradients 1.6e-15 apart. (Those runs had the split pass's
-two walks over the arrivals as two functions; they are now one, ``split_arrivals``, with the same
-operations, run since in numba's CUDA simulator only.)
+two walks over the arrivals as two functions, now one, ``split_arrivals``, and the states at the events
+inside ``split_costate``, now ``segment_states``, shared with the recurrent groups: the same operations,
+run since in numba's CUDA simulator only.)
 
 Limits (:func:`supports` names them): feedforward networks only. Bias
 currents, initial states and sampled voltages are simulated on the GPU (as on the
