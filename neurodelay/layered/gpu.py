@@ -43,7 +43,9 @@ instructions, waiting on memory; SMs busy 47 % of the time): the whole step took
 at batch 256, 12.4-12.5 with two hidden layers, gradients 1.6e-15 apart. (Those runs had the split pass's
 two walks over the arrivals as two functions, now one, ``split_arrivals``, and the states at the events
 inside ``split_costate``, now ``segment_states``, shared with the recurrent groups: the same operations,
-run since in numba's CUDA simulator only.)
+run since in numba's CUDA simulator only. Those runs also sized the groups of trials with a workspace per
+arrival for every layer, which the split kernel does not use: batch 256 ran in 8 groups of launches at SHD
+size; it now runs in 2, not yet timed on a GPU.)
 
 Limits (:func:`supports` names them): feedforward networks only. Bias
 currents, initial states and sampled voltages are simulated on the GPU (as on the
@@ -346,13 +348,20 @@ def adjoint(record: EventRecord, sources, *, time_constants: bool = False, n_thr
     incoming = _incoming(_synapse_counts(plan, n), counts)
     layers = plan.layers[::-1]
     rows = max(size for _, size, _, _ in layers)
+    # the layers whose reverse pass takes the split kernel (for every trial: the groups of trials are
+    # sized by it)
+    split = {off: bool(SPLIT_REVERSE and is_lif and taus[off] is not None and _one_synapse_per_pair(plan, off, size)
+                       and not _loss_terms(ps_ptr, 0, n_trials, off, size)
+                       and not _loss_terms(cs_ptr, 0, n_trials, off, size))
+             for off, size, _, is_lif in layers}
     # workspace bytes per trial: per arrival counts, time, synapse, source (8 bytes each) and a log entry
-    # (5 x 8); per spike of the neuron two log entries and its time and index; the split reverse pass:
-    # per spike of the neuron 2 events and 2 segments (4 x 8 bytes each), 2 segments' sums per lane, and
-    # one more segment per neuron
+    # (5 x 8); per spike of the neuron two log entries and its time and index; the split kernel: no
+    # workspace per arrival; per spike of the neuron 2 events and 2 segments (4 x 8 bytes each) and
+    # 2 segments' sums per lane, and one more segment per neuron
     split_bytes = 2 * (32 + 32 + 16 * SPLIT_LANES)
-    work = np.max([incoming[:, off: off + size].sum(axis=1) * 72 + counts[:, off: off + size].sum(axis=1)
-                   * (96 + split_bytes) + size * split_bytes for off, size, _, _ in layers], axis=0)
+    work = np.max([counts[:, off: off + size].sum(axis=1) * (96 + split_bytes) + size * split_bytes if split[off]
+                   else incoming[:, off: off + size].sum(axis=1) * 72 + counts[:, off: off + size].sum(axis=1) * 96
+                   for off, size, _, _ in layers], axis=0)
     totals = [_zeros(m) for m in (n_syn, n_syn, n, n, n)]
     spike_grad_h, input_time_h = np.zeros(len(record.time)), np.zeros(len(ins.time))
     in_ptr_t, rec_ptr_t = _ptr(in_trial), _ptr(rec_trial)
@@ -372,15 +381,14 @@ def adjoint(record: EventRecord, sources, *, time_constants: bool = False, n_thr
         group = (dev(s_start), dev(s_end), dev(np.ascontiguousarray(all_t[order])), dev(order.astype(np.int64)),
                  duration, dev(sp_g), dev(sp_src))
         spike_factors = _SpikeFactors(all_t, duration, ws)
-        for off, size, pop, is_lif in layers:
+        for off, size, pop, _ in layers:
             inc, ns = incoming[k0:k1, off: off + size], counts[k0:k1, off: off + size]
             ws_ptr, sp_ptr = _ptr(inc.ravel()), _ptr(ns.ravel())
             m_all, s_all, t = int(ws_ptr[-1]), int(sp_ptr[-1]), (k1 - k0) * size
             log = max(m_all + 2 * s_all, 1)
             g_rows = [_zeros((k1 - k0, m)) for m in (n_syn, n_syn, n, n, n)]
             w_thread = ws.get("worst", t)
-            if (SPLIT_REVERSE and is_lif and taus[off] is not None and _one_synapse_per_pair(plan, off, size)
-                    and not _loss_terms(ps_ptr, k0, k1, off, size) and not _loss_terms(cs_ptr, k0, k1, off, size)):
+            if split[off]:
                 _split_reverse(off, size, k1 - k0, shared, group, g_rows, g_time, spike_grad, sp_ptr,
                                _reverse_factors(taus[off], syn_factors, spike_factors, no_f)[1:], ws, w_thread, pop)
             else:
