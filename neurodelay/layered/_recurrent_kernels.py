@@ -211,6 +211,11 @@ GUARD_BUCKETS = 29
 #: forward_group's CPU ms on SHD-size trials (bench/gradient.py's recurrent network; 3 trials, fastest
 #: of 10, paired, load 3.5-3.9) with 32 -> 16: 242 -> 230, 246 -> 233, 232 -> 227.
 BUCKETS_PER_DELAY = 16
+#: time buckets per input arrival in the counting sort of a neuron's input arrivals (:func:`_group_setup`;
+#: the order does not depend on it). bench/gradient.py's recurrent network, 2 trials on one thread, in one
+#: process with the code of 1 (interleaved, 16 runs each, 2026-11-27): forward 0.985x with 2, 0.95-0.98x
+#: with 4 (a counting array of 4 entries per arrival); 2 kept.
+SETUP_BUCKETS = 2
 
 
 @njit(cache=True, nogil=True)
@@ -616,7 +621,7 @@ def _group_setup(bounds, members, in_ptr, in_pre, in_d, in_w, tau_m, tau_s, thet
         bound[l] = m
         ext_ptr[l + 1] = ext_ptr[l] + (m if block == 0 else -(-m // block) * block)
     mmax = bound.max() if n_g > 0 else 0
-    counts = np.empty(mmax + 1, np.int64)
+    counts = np.empty(SETUP_BUCKETS * mmax + 1, np.int64)
     ext_t = np.empty(ext_ptr[n_g])
     ext_q = np.empty(ext_ptr[n_g], np.uint32)   # 12 bytes per arrival with its time: the scans are memory-bound
     ext_n = np.zeros(n_g, np.int64)
@@ -627,7 +632,7 @@ def _group_setup(bounds, members, in_ptr, in_pre, in_d, in_w, tau_m, tau_s, thet
         lo, hi = ext_ptr[l], ext_ptr[l] + bound[l]
         if hi > lo:
             ext_n[l] = gather_sorted(members[l], in_ptr, in_pre, in_d, s_start, s_end, s_time, ids, t_end, block > 0,
-                                     counts, ext_t[lo:hi], ext_q[lo:hi], spk)
+                                     counts, ext_t[lo:hi], ext_q[lo:hi], spk, SETUP_BUCKETS)
             if block > 0:
                 _block_sums(block, ext_n[l], lo, ext_q, spk, in_w, spk_fs, spk_fm, syn_fs, syn_fm, blk)
     # committed state per neuron
@@ -1141,66 +1146,94 @@ def adjoint_group(members, rec_ptr, rec_post, rec_d, rec_q, in_ptr, in_pre, in_d
     return worst
 
 
-#: time cells per neuron in which :func:`_stretch_arrivals` looks up an arrival's first candidate stretch
+#: time cells per neuron in which :func:`_stretch_sums` and the walk of the group's spikes in
+#: :func:`_adjoint_group_factored` look up an arrival's first candidate stretch
 STRETCH_CELLS = 256
 
 
 @njit(cache=True, nogil=True)
-def _stretch_arrivals(grad, j, e0, ne, s0, skip, in_ptr, in_pre, in_d, in_w, in_ds, in_dm, s_start, s_end, by_pos,
-                      t_end, ev_t, ev_c, kk, inv_ts, inv_tm, per_s, per_m, g_pos, g_w, g_d, cells):
-    """The arrivals at neuron j from the presynaptic neurons not in `skip`, in generation order (synapse,
-    then spike), each in its stretch (the neuron's ne events ev_*[e0:e0 + ne]; its stretches s0..s0 + ne):
-    without grad, sum w F_s and K w F_m per stretch into per_s, per_m; with grad, the arrival's
-    sensitivities with the stretch's coefficients (per_s, per_m: b and a of
-    :func:`~._kernels.reverse_factored`) into g_w, g_d and g_pos (by position in s_time). by_pos: the
-    spikes' time, exp(t/tau_s), exp(t/tau_m) by position; in_ds, in_dm: exp(d/tau) per synapse.
+def _event_cells(ev_t, ne, scale, cells):
+    """cells[c] = the number of the ne events ev_t (in time order) in the time cells before c (cell
+    int(t scale), clipped to 0..len(cells) - 1): all of them come before any time in cell c, so the
+    stretch of an arrival in cell c is searched from event cells[c] on."""
+    n_cells = cells.shape[0] - 1
+    e = 0
+    for c in range(n_cells + 1):
+        while e < ne and min(max(int(ev_t[e] * scale), 0), n_cells) < c:
+            e += 1
+        cells[c] = e
 
-    An arrival's stretch is searched from the first event of its time cell on (cells: workspace of
-    len(cells) - 1 cells over [0, t_end]; cells[c] = the events in cells before c, all of them before
-    any arrival in cell c), not from the synapse's previous arrival: a synapse then costs its
-    arrivals, not the neuron's events (the same stretches). Arrivals after the neuron's last event
-    are left out: their stretch's sums are never used, and its coefficients are zero (no loss
-    source reaches the neuron but through its spikes), so they would add zeros."""
+
+@njit(cache=True, nogil=True)
+def _stretch_sums(j, ne, in_ptr, in_pre, in_d, in_w, in_ds, in_dm, s_start, s_end, by_pos, t_end, ev_t, ev_c, kk,
+                  cells, per_s, per_m, st_of, n_of):
+    """The arrivals at neuron j in generation order (synapse, then spike), each in its stretch (the
+    neuron's ne events ev_*; stretch k ends at event k): the sums per stretch of w F_s and K w F_m into
+    per_s, per_m, and the stretch of each arrival to st_of in that order (n_of[q]: the arrivals of
+    synapse q written), for :func:`_stretch_grads`. by_pos: the spikes' time, exp(t/tau_s), exp(t/tau_m)
+    by position in s_time; in_ds, in_dm: exp(d/tau) per synapse.
+
+    An arrival's stretch is searched from the first event of its time cell on (cells: the neuron's
+    :func:`_event_cells` over [0, t_end]), not from the synapse's previous arrival: a synapse then costs
+    its arrivals, not the neuron's events. Arrivals after the neuron's last event are left out: their
+    stretch's sums are never used, and its coefficients are zero (no loss source reaches the neuron but
+    through its spikes), so they would add zeros."""
     n_cells = cells.shape[0] - 1
     scale = n_cells / t_end if t_end > 0.0 else 0.0
     e = 0
-    for c in range(n_cells + 1):
-        while e < ne and min(max(int(ev_t[e0 + e] * scale), 0), n_cells) < c:
-            e += 1
-        cells[c] = e
     for q in range(in_ptr[j], in_ptr[j + 1]):
         p = in_pre[q]
-        if skip[p]:
-            continue
         d = in_d[q]
         w = in_w[q]
         f_ds, f_dm = in_ds[q], in_dm[q]
-        gw = 0.0
-        gd = 0.0
+        e_q = e
         for k in range(s_start[p], s_end[p]):
             t = by_pos[k, 0] + d
             if t > t_end:
                 break
             st = cells[min(max(int(t * scale), 0), n_cells)]
-            while st < ne and (ev_t[e0 + st] < t or (ev_t[e0 + st] == t and ev_c[e0 + st] == EV_SPIKE)):
+            while st < ne and (ev_t[st] < t or (ev_t[st] == t and ev_c[st] == EV_SPIKE)):
                 st += 1                      # the arrival's stretch (a spike at t comes first)
             if st == ne:
                 break                        # in the last stretch (as this synapse's later arrivals): no use
-            f_s = by_pos[k, 1] * f_ds
-            f_m = by_pos[k, 2] * f_dm
-            if grad:
-                pv = per_m[s0 + st] * f_m
-                pi = per_s[s0 + st] * f_s + kk * pv
-                gw += pi
-                dl_dt = w * (pi * inv_ts - pv * inv_tm)
-                gd += dl_dt
-                g_pos[k] += dl_dt
-            else:
-                per_s[s0 + st] += w * f_s
-                per_m[s0 + st] += kk * w * f_m
-        if grad:
-            g_w[q] += gw
-            g_d[q] += gd
+            st_of[e] = st
+            e += 1
+            per_s[st] += w * (by_pos[k, 1] * f_ds)
+            per_m[st] += kk * w * (by_pos[k, 2] * f_dm)
+        n_of[q] = e - e_q
+
+
+@njit(cache=True, nogil=True)
+def _stretch_grads(j, skip, in_ptr, in_pre, in_w, in_ds, in_dm, s_start, by_pos, kk, inv_ts, inv_tm, per_s, per_m,
+                   st_of, n_of, g_pos, g_w, g_d):
+    """The sensitivities of the arrivals at neuron j from the presynaptic neurons not in `skip`, with the
+    coefficients of their stretches (per_s, per_m: b and a of :func:`~._kernels.reverse_factored`; the
+    stretches as :func:`_stretch_sums` wrote them, st_of and n_of), into g_w, g_d and g_pos (by position
+    in s_time)."""
+    e = 0
+    for q in range(in_ptr[j], in_ptr[j + 1]):
+        p = in_pre[q]
+        nq = n_of[q]
+        if skip[p]:
+            e += nq
+            continue
+        w = in_w[q]
+        f_ds, f_dm = in_ds[q], in_dm[q]
+        gw = 0.0
+        gd = 0.0
+        k0 = s_start[p]
+        for i in range(nq):
+            k = k0 + i
+            st = st_of[e + i]
+            pv = per_m[st] * (by_pos[k, 2] * f_dm)
+            pi = per_s[st] * (by_pos[k, 1] * f_ds) + kk * pv
+            gw += pi
+            dl_dt = w * (pi * inv_ts - pv * inv_tm)
+            gd += dl_dt
+            g_pos[k] += dl_dt
+        e += nq
+        g_w[q] += gw
+        g_d[q] += gd
 
 
 @njit(cache=True, nogil=True)
@@ -1214,16 +1247,22 @@ def _adjoint_group_factored(members, rec_ptr, rec_post, rec_d, rec_q, in_ptr, in
     *stretches*) its costate is a constant pair of coefficients (p_V = a F_m, p_I = b F_s + K a F_m),
     so an arrival's sensitivities need only the coefficients of its stretch, whatever the order
     of the arrivals within it. Hence: (0) each neuron's arrivals, in generation order (synapse, then
-    spike: the stretch looked up by time, :func:`_stretch_arrivals`), summed per stretch give
+    spike: the stretch looked up by time, :func:`_stretch_sums`, and kept), summed per stretch give
     I at its events and V at its spikes (the forward half of reverse_factored); (1) the group's
     events are taken latest first (at one time, ends of refractoriness first): before spike k of
     neuron i at T, its recurrent arrivals at T + d are evaluated with the coefficients of their
-    target's stretch, final by then (the stretch ends at an event later than T, or at an end of
-    refractoriness at T), which completes k's time sensitivity (the group's synapses read, and their
-    gradients summed, in a copy grouped by presynaptic neuron); each event gives its neuron's
-    coefficients before it (:func:`~._kernels.factored_event`); (2) the other arrivals (from the
-    inputs and the earlier layers) with the final coefficients, neuron by neuron. Gradients equal
-    those of the exact steps to rounding (sums taken in another order).
+    target's stretch (searched from the first event of the arrival's time cell, or the target's
+    latest stretch so far, whichever is later), final by then (the stretch ends at an event later
+    than T, or at an end of refractoriness at T), which completes k's time sensitivity (the group's
+    synapses read, and their gradients summed, in a copy grouped by presynaptic neuron); each event
+    gives its neuron's coefficients before it (:func:`~._kernels.factored_event`); (2) the other
+    arrivals (from the inputs and the earlier layers) with the final coefficients of the stretches
+    kept in (0), neuron by neuron (:func:`_stretch_grads`). Gradients equal those of the exact steps
+    to rounding (sums taken in another order).
+
+    bench/gradient.py's recurrent network, 2 trials on one thread, in one process with the code that
+    searched every stretch from the target's latest (in (1)) and looked the stretches up again in (2)
+    (interleaved, 30 runs each, 2026-11-27): adjoint 0.80x, gradients bit for bit the same.
     """
     n_g = members.shape[0]
     kk = 0.0
@@ -1232,7 +1271,6 @@ def _adjoint_group_factored(members, rec_ptr, rec_post, rec_d, rec_q, in_ptr, in
         tm, ts = tau_m[members[0]], tau_s[members[0]]
         kk = ts / (tm - ts)
     in_group = np.zeros(s_start.shape[0], np.bool_)
-    no_skip = np.zeros(s_start.shape[0], np.bool_)
     for l in range(n_g):
         in_group[members[l]] = True
     # the spikes by position in s_time (grouped by neuron, as the arrivals are generated): time and
@@ -1264,13 +1302,22 @@ def _adjoint_group_factored(members, rec_ptr, rec_post, rec_d, rec_q, in_ptr, in
         st_ptr[l + 1] = st_ptr[l] + ne_of[l] + 1
     sum_s = np.zeros(st_ptr[n_g])
     sum_m = np.zeros(st_ptr[n_g])
-    cells = np.empty(STRETCH_CELLS + 1, np.int64)
+    # each neuron's events in time cells (:func:`_event_cells`), where the search of an arrival's stretch starts
+    c_scale = STRETCH_CELLS / t_end if t_end > 0.0 else 0.0
+    first = np.empty((n_g, STRETCH_CELLS + 1), np.int64)
+    # each arrival's stretch, in generation order per neuron (rows ar_ptr[l]..), for the pass (2)
+    ar_ptr = np.zeros(n_g + 1, np.int64)
+    for l in range(n_g):
+        _event_cells(ev_t[lg_ptr[l]:], ne_of[l], c_scale, first[l])
+        ar_ptr[l + 1] = ar_ptr[l] + incoming_count(members[l], in_ptr, in_pre, s_start, s_end)
+    st_of = np.empty(ar_ptr[n_g], np.int32)
+    n_of = np.zeros(in_pre.shape[0], np.int64)
     worst = 0.0
     for l in range(n_g):
         j = members[l]
         e0, ne, s0 = lg_ptr[l], ne_of[l], st_ptr[l]
-        _stretch_arrivals(False, j, e0, ne, s0, no_skip, in_ptr, in_pre, in_d, in_w, in_ds, in_dm, s_start, s_end,
-                          by_pos, t_end, ev_t, ev_c, kk, 1.0 / ts, 1.0 / tm, sum_s, sum_m, g_pos, g_w, g_d, cells)
+        _stretch_sums(j, ne, in_ptr, in_pre, in_d, in_w, in_ds, in_dm, s_start, s_end, by_pos, t_end, ev_t[e0:],
+                      ev_c[e0:], kk, first[l], sum_s[s0:], sum_m[s0:], st_of[ar_ptr[l]:ar_ptr[l + 1]], n_of)
         # (sum_m holds K w F_m already: scaled by 1)
         worst = max(worst, segment_states(ne, ev_t[e0:], ev_c[e0:], ev_i[e0:], sum_s[s0:], sum_m[s0:], 1.0, tm, ts,
                                           theta[j], reset[j], refractory[j]))
@@ -1321,7 +1368,7 @@ def _adjoint_group_factored(members, rec_ptr, rec_post, rec_d, rec_q, in_ptr, in
                     continue
                 post = rec_post[cc]
                 e0 = lg_ptr[post]
-                st = cur[post]
+                st = max(cur[post], first[post, min(max(int(t_arr * c_scale), 0), STRETCH_CELLS)])
                 ne = ne_of[post]
                 while st < ne and (ev_t[e0 + st] < t_arr or (ev_t[e0 + st] == t_arr and ev_c[e0 + st] == EV_SPIKE)):
                     st += 1
@@ -1348,9 +1395,9 @@ def _adjoint_group_factored(members, rec_ptr, rec_post, rec_d, rec_q, in_ptr, in
     for l in range(n_g):
         j = members[l]
         g_th[j] += d_th[l]
-        e0, ne, s0 = lg_ptr[l], ne_of[l], st_ptr[l]
-        _stretch_arrivals(True, j, e0, ne, s0, in_group, in_ptr, in_pre, in_d, in_w, in_ds, in_dm, s_start, s_end,
-                          by_pos, t_end, ev_t, ev_c, kk, inv_ts, inv_tm, coef_s, coef_m, g_pos, g_w, g_d, cells)
+        s0 = st_ptr[l]
+        _stretch_grads(j, in_group, in_ptr, in_pre, in_w, in_ds, in_dm, s_start, by_pos, kk, inv_ts, inv_tm,
+                       coef_s[s0:], coef_m[s0:], st_of[ar_ptr[l]:ar_ptr[l + 1]], n_of, g_pos, g_w, g_d)
     for k in range(n_s):
         if g_pos[k] != 0.0:
             g_time[0, s_id[k]] += g_pos[k]
