@@ -70,10 +70,24 @@ front) and re-keying ~12 ms (105k events), the pushes of the recurrent arrivals 
 cache miss each). With blocks of 8 and the counting sort of buckets (the cycle counter's clock,
 2.1 GHz, converted to ms): setup ~45 ms (the sort plus the block sums), the scans ~115 ms (282k
 blocks, ~155 ns each with ~3 recurrent arrivals and their 6 exponentials; 0.60M arrival steps,
-~115 ns each: the steps left are those near theta, with exact crossing checks; 22 % of the
-arrivals scanned are redone after a push, as a scan with blocks reaches further), commits ~19 ms
-(76k index events), pushes ~27 ms. Tried and not kept: factored exponentials in the steps
-(exp(t/tau) of each input arrival precomputed; spikes within 3e-15 s) gained 4-8 %; a SCAN_LIMIT of
+~115 ns each; 22 % of the arrivals scanned are redone after a push, as a scan with blocks reaches
+further), commits ~19 ms (76k index events), pushes ~27 ms. Counted later that day (2 trials):
+of 588k steps per trial 280k are recurrent arrivals and 274k input arrivals at positions that
+are not a block's start, reached after one of the 33k failed blocks (22k with the first pending
+arrival of a later bucket inside the block, 11k where the bound does not hold), each followed by
+up to 7 single steps; only ~4k predictions per trial need more than the tangent bound, and the
+49k made in refractory periods take ~6 ms. Tried and not kept (one process, the code before and
+after each change interleaved, 2 trials, 2026-11-27): time bins of ~8 input arrivals with sums,
+sorted only when a scan steps into one, instead of sorted blocks (setup 40 -> 54 ms: a bin's row
+updated per arrival costs more than the sort; forward 1.3x slower); blocks starting at any
+arrival, from running sums (24 bytes per arrival) and cut short before a later bucket's arrival
+(blocks 278k -> 320k, setup +20 ms, forward 1.07x slower); and, gaining 3 % or less (within
+the noise of the medians): a bound weighting each excitatory arrival by the time from it to the
+block's end (1.5 % more blocks, forward 0.985x), one exponential instead of two where tau_m is an
+integer multiple of tau_s (0.976x), blocks that start at a pending recurrent arrival (0.5 % more
+blocks, 0.986x), skipping the prediction in a refractory period while the next arrival comes
+before its end (1.003x). Earlier: factored exponentials in the steps (exp(t/tau) of each input
+arrival precomputed; spikes within 3e-15 s) gained 4-8 %; a SCAN_LIMIT of
 128 or 512 makes a step 10-15 % cheaper but doubles the steps, and 16, 24 or 48 with blocks gain
 nothing measurable; going on from the tentative state when a push lands after its last arrival
 (instead of from the committed state) saved under 1 % of the steps (a push almost always lands
