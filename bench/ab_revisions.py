@@ -100,6 +100,10 @@ class _Worker:
         self.proc = subprocess.Popen([sys.executable, "-c", _WORKER, str(root), str(REPO_ROOT / "bench"), case,
                                       str(trials), str(threads)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      text=True, env=env, cwd=str(root))
+        self.check = None
+
+    def ready(self):
+        """Wait for the worker's first run (compilation and the check: spike count, largest gradient)."""
         self.check = json.loads(self._line())
 
     def _line(self) -> str:
@@ -150,8 +154,10 @@ def main(argv=None):
                 roots[side] = _export(rev, tmp / side)
         workers = {}
         try:
-            for side in ("base", "head"):
+            for side in ("base", "head"):             # both start (and compile) at once
                 workers[side] = _Worker(roots[side], tmp / f"cache-{side}", args.case, args.trials, args.threads)
+            for w in workers.values():
+                w.ready()
             times = {"base": [], "head": []}
             for r in range(args.rounds):
                 for side in (("base", "head") if r % 2 == 0 else ("head", "base")):
