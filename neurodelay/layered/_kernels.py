@@ -34,6 +34,19 @@ so each one is handled alone, neuron by neuron:
 
 Times in seconds. Arrays are arguments and never reassigned in hot loops (see
 the performance note of :mod:`neurodelay.events.kernel`).
+
+Tried and not kept (bench/gradient.py's feedforward network, 2026-11-27): **per-bin lists instead
+of the counting sort's second pass.** :func:`bin_arrivals` numbered the arrivals in generation order,
+with a list per bin (head, next) in cache-resident workspace. :func:`scan_binned` collected only the
+bins it sorts, and kept a segment (the number of events before) per bin. The reverse pass took each
+synapse's arrivals in spike order and looked each one's segment up in that table, comparing with the
+events in the bins that hold one. Nothing was kept per arrival. Spikes were bit-identical and
+gradients within 2e-16. Single-thread kernel times per trial: forward 35 -> 27 ms, but reverse
+10 -> 16 ms (the lookup: the arrival's bin, the table, then the coefficients, ~3 ns per arrival).
+Interleaved (bench/ab_revisions.py, 16 trials, 16 rounds): 0.993 on 1 thread; on 2 threads 1.02
+(median) and 0.94 (fastest). Variants of that reverse pass, each measured at 14 ms or more:
+a segment stored per arrival (15-21 ms), the bin stored per arrival, one coefficient pair per bin,
+and a separate pass for the segments.
 """
 
 from __future__ import annotations

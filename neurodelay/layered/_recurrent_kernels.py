@@ -223,7 +223,8 @@ GUARD_BUCKETS = 29
 #: ring holds the pending arrivals). Results do not depend on it; each bucket a neuron's scan reaches
 #: is an event of the index (its first arrival), each bucket that becomes a neuron's front is sorted.
 #: forward_group's CPU ms on SHD-size trials (bench/gradient.py's recurrent network; 3 trials, fastest
-#: of 10, paired, load 3.5-3.9) with 32 -> 16: 242 -> 230, 246 -> 233, 232 -> 227.
+#: of 10, paired, load 3.5-3.9) with 32 -> 16: 242 -> 230, 246 -> 233, 232 -> 227; 16 -> 8: 0.994x
+#: (bench/ab_revisions.py recurrent-forward, 8 trials, 16 rounds, 1 thread, 2026-11-27), so 16 stays.
 BUCKETS_PER_DELAY = 16
 #: time buckets per input arrival in the counting sort of a neuron's input arrivals (:func:`_group_setup`;
 #: the order does not depend on it). bench/gradient.py's recurrent network, 2 trials on one thread, in one
