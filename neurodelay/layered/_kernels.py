@@ -43,8 +43,9 @@ synapse's arrivals in spike order and looked each one's segment up in that table
 events in the bins that hold one. Nothing was kept per arrival. Spikes were bit-identical and
 gradients within 2e-16. Single-thread kernel times per trial: forward 35 -> 27 ms, but reverse
 10 -> 16 ms (the lookup: the arrival's bin, the table, then the coefficients, ~3 ns per arrival).
-Interleaved (bench/ab_revisions.py, 16 trials, 16 rounds): 0.993 on 1 thread; on 2 threads 1.02
-(median) and 0.94 (fastest). Variants of that reverse pass, each measured at 14 ms or more:
+Interleaved (bench/ab_revisions.py --case feedforward; median of the per-round ratios, fastest
+runs): 0.993 and 0.993 on 1 thread (16 trials, 16 rounds); 0.983 and 0.946 on 2 threads (32 trials,
+32 rounds). Variants of that reverse pass, each measured at 14 ms or more:
 a segment stored per arrival (15-21 ms), the bin stored per arrival, one coefficient pair per bin,
 and a separate pass for the segments.
 """
