@@ -41,8 +41,8 @@ with a list per bin (head, next) in cache-resident workspace. :func:`scan_binned
 bins it sorts, and kept a segment (the number of events before) per bin. The reverse pass took each
 synapse's arrivals in spike order and looked each one's segment up in that table, comparing with the
 events in the bins that hold one. Nothing was kept per arrival. Spikes were bit-identical and
-gradients within 2e-16. Single-thread kernel times per trial: forward 35 -> 27 ms, but reverse
-10 -> 16 ms (the lookup: the arrival's bin, the table, then the coefficients, ~3 ns per arrival).
+gradients within 2e-16. Single-thread kernel times per trial: forward 35 -> 26-28 ms, but reverse
+10 -> 16-17 ms (the lookup: the arrival's bin, the table, then the coefficients, ~3 ns per arrival).
 Interleaved (bench/ab_revisions.py --case feedforward; median of the per-round ratios, fastest
 runs): 0.993 and 0.993 on 1 thread (16 trials, 16 rounds); 0.983 and 0.946 on 2 threads (32 trials,
 32 rounds). Variants of that reverse pass, each measured at 14 ms or more:
