@@ -1,6 +1,7 @@
 """grouped_lexsort equals np.lexsort((secondary, primary, group)) on every kind of input: ties in every
 key, clustered keys (large buckets), groups of equal or non-finite keys, empty and one-entry groups,
-groups already in order; and SpikeTrains.sort_order / flatten's synapse order still match numpy's."""
+groups already in order; counting_sort equals a stable argsort; and SpikeTrains.sort_order / flatten's
+synapse order still match numpy's."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from neurodelay._sorting import LARGE_BUCKET, grouped_lexsort
+from neurodelay._sorting import LARGE_BUCKET, THREADED_ENTRIES, counting_sort, grouped_lexsort
 from neurodelay.delays import Delays
 from neurodelay.flat import flatten
 from neurodelay.network import LIF, Network, SpikeSource
@@ -92,3 +93,28 @@ def test_spike_trains_and_synapse_table_keep_numpys_order():
     proj = net.projections[0]
     want = np.lexsort((proj.post_idx, proj.total_delay(), proj.pre_idx))
     np.testing.assert_array_equal(flat.out_syn, want)
+
+
+@pytest.mark.parametrize("n_groups", [1, 5, 3000])
+def test_counting_sort_is_a_stable_argsort_with_group_bounds(n_groups):
+    group = np.random.default_rng(n_groups).integers(0, n_groups, 10_000)
+    order, ptr = counting_sort(group, n_groups)
+    np.testing.assert_array_equal(order, np.argsort(group, kind="stable"))
+    np.testing.assert_array_equal(ptr, np.concatenate([[0], np.cumsum(np.bincount(group, minlength=n_groups))]))
+    empty_order, empty_ptr = counting_sort(np.zeros(0, np.int64), 2)
+    assert len(empty_order) == 0 and list(empty_ptr) == [0, 0, 0]
+    with pytest.raises(ValueError, match=r"group index out of range \[0, 2\): min -1, max 1"):
+        counting_sort(np.array([1, -1]), 2)
+
+
+@pytest.mark.parametrize("n_groups", [1, 3, 64])
+def test_threads_sort_ranges_of_groups_with_the_same_result(n_groups):
+    rng = np.random.default_rng(n_groups)
+    n = THREADED_ENTRIES + 999
+    group = rng.integers(0, n_groups, n)
+    primary, secondary = rng.integers(0, 50, n) / 7.0, rng.integers(0, 4, n)
+    want = np.lexsort((secondary, primary, group))
+    for threads in (1, 2, 5):
+        np.testing.assert_array_equal(grouped_lexsort(group, n_groups, primary, secondary, n_threads=threads), want)
+    with pytest.raises(ValueError, match="n_threads must be a positive integer, got 0"):
+        grouped_lexsort(group, n_groups, primary, secondary, n_threads=0)

@@ -2,32 +2,16 @@
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, TypeVar
+
+from .._threads import default_threads
 
 __all__ = ["default_threads", "map_trials", "has_run", "mark_run"]
 
 T = TypeVar("T")
 
 _WARM: set = set()  # code objects of the `run` functions that map_trials has run once in this process
-
-
-def default_threads() -> int:
-    """Worker threads for batched trials: $NEURODELAY_THREADS or the number of usable cores."""
-    env = os.environ.get("NEURODELAY_THREADS")
-    if env:
-        try:
-            value = int(env)
-        except ValueError:
-            raise ValueError(f"NEURODELAY_THREADS must be a positive integer, got {env!r}") from None
-        if value < 1:
-            raise ValueError(f"NEURODELAY_THREADS must be a positive integer, got {env!r}")
-        return value
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - non-Linux
-        return os.cpu_count() or 1
 
 
 def has_run(run: Callable) -> bool:

@@ -26,12 +26,18 @@ depend on the scheduling. Per-thread workspaces (arrivals and the local event
 log) are sized from the spike counts; batches whose workspace would exceed
 :data:`WORKSPACE_BYTES` run in groups of trials.
 
-Speed (``bench/gpu_gradient.py``, H100, SHD size, 8000 input spikes per trial, measured 2026-11-27):
-forward + backward 9.3 / 7.1 ms per trial for 700 -> 256 -> 20 at batch 64 / 256 (an SHD epoch in 58 s),
-10.1 / 8.1 for 700 -> 256 -> 256 -> 20. The kernels take about 2.2 ms of the 7.1 (the hidden layer's
-forward 1.0, its reverse 0.41, the readouts' reverse 0.64), the rest is host work (the loss,
-transfers, grouping spikes by neuron). Host memory grows linearly with the batch (peak RSS 1.8 GiB at
-batch 256). Layers whose reverse pass the CPU engine runs with factored exponentials
+Speed (``bench/gpu_gradient.py``, H100, SHD size, 8000 unsorted input spikes per trial, measured
+2026-11-27): forward + backward 6.0 / 4.1 ms per trial for 700 -> 256 -> 20 at batch 64 / 256 (an SHD
+epoch in 33 s), 6.9 / 5.1 for 700 -> 256 -> 256 -> 20 (41 s); the revision before the host work below
+took 6.7 / 8.5 ms at batch 256 in the same call (5.7-6.8 / 7.0-8.0 in two other calls). The kernels
+take about 1.6 ms of the 4.1 (the hidden layer's forward 1.0, its reverse 0.36, the readouts' reverse
+0.18); the rest is host work: sorting the inputs (:meth:`neurodelay.spikes.SpikeTrains.sort_order`,
+none for inputs already in order), the loss, transfers, grouping spikes by (trial, neuron)
+(:func:`neurodelay._sorting.counting_sort`, O(n); two stable numpy sorts took 100 ms a call at batch 256
+on a 2-core host against 17-23 ms), the record (:func:`_trial_results`; its sort by time runs on every
+core) and the count of each neuron's arrivals (:func:`_incoming`, dense where small). Host memory grows
+linearly with the batch (peak RSS 1.8 GiB at batch 256, 2.8 GiB at 1024, where a trial takes 4.3 ms:
+no faster than at 256). Layers whose reverse pass the CPU engine runs with factored exponentials
 (``plan._reverse_taus``) run it so here too (:func:`~neurodelay.layered._kernels.reverse_factored`,
 :func:`~neurodelay.layered._kernels.reverse_linear`; the spike factors by the ``exp_factor`` kernel
 on the device). LIF layers reached only through their spike times, with one synapse per pair of neurons,
@@ -61,8 +67,9 @@ import time
 import weakref
 
 import numpy as np
+from numba import njit
 
-from .._sorting import grouped_lexsort
+from .._sorting import counting_sort, grouped_lexsort
 from ..events.adjoint import adjoint as events_adjoint
 from ..events.adjoint import check_replay, neuron_ptr, prepare_reverse
 from ..flat import KIND_LIF
@@ -84,6 +91,9 @@ WORKSPACE_BYTES = 6 * 2 ** 30
 #: instead of one thread that sorts the neuron's arrivals
 SPLIT_REVERSE = True
 SPLIT_LANES = 32
+#: blocks of the synapse-count matrix with at most this many entries are multiplied as dense matrices
+#: (the count of each neuron's incoming arrivals, :func:`_incoming`)
+DENSE_INCOMING = 2 ** 22
 
 
 def device_function(kernel):
@@ -172,11 +182,18 @@ def _synapse_counts(plan, n: int):
     return csr_matrix((np.ones(len(plan.in_pre)), plan.in_pre, plan.in_ptr), shape=(n, n))
 
 
-def _incoming(synapses, counts: np.ndarray) -> np.ndarray:
-    """(T, N): per trial and postsynaptic neuron, its incoming synapses times their presynaptic spikes
-    (:func:`~neurodelay.layered._kernels.incoming_count`), from :func:`_synapse_counts` and counts (T, N)
-    of spikes per neuron."""
-    return np.rint((synapses @ counts.T).T).astype(np.int64)
+def _incoming(synapses, counts: np.ndarray, off: int = 0, size: int | None = None) -> np.ndarray:
+    """(T, size): per trial and postsynaptic neuron off..off+size-1 (default: all), its incoming synapses
+    times their presynaptic spikes (:func:`~neurodelay.layered._kernels.incoming_count`), from
+    :func:`_synapse_counts` and counts (T, N) of spikes per neuron. Where the block of the synapse matrix has
+    at most :data:`DENSE_INCOMING` entries it is multiplied as a dense matrix (BLAS, on every core: at SHD
+    size and batch 256 the sparse product took 28-44 ms a call on the H100's host); sums of integers, exact
+    either way."""
+    size = synapses.shape[0] - off if size is None else size
+    block = synapses[off: off + size]
+    if size * synapses.shape[1] <= DENSE_INCOMING:
+        return np.rint(counts.astype(np.float64) @ block.toarray().T).astype(np.int64)
+    return np.rint((block @ counts.T).T).astype(np.int64)
 
 
 def _ptr(sizes: np.ndarray) -> np.ndarray:
@@ -199,15 +216,8 @@ def _groups(per_trial_bytes: np.ndarray) -> list[tuple[int, int]]:
 
 def _by_trial_neuron(trial, neuron, n_trials: int, n: int):
     """Stable order grouping entries by (trial, neuron), and (T, N) start / end into the reordered entries."""
-    key = trial.astype(np.int64) * n + neuron
-    if max(n, n_trials) <= 2 ** 16:       # two stable sorts of 16-bit keys, which numpy does by radix
-        order = np.argsort(neuron.astype(np.uint16), kind="stable")
-        order = order[np.argsort(trial[order].astype(np.uint16), kind="stable")]
-    else:
-        order = np.argsort(key, kind="stable")
-    ptr = neuron_ptr(key, n_trials * n)
-    start = ptr[:-1].reshape(n_trials, n).copy()
-    return order, start, ptr[1:].reshape(n_trials, n).copy()
+    order, ptr = counting_sort(trial.astype(np.int64) * n + neuron, n_trials * n)
+    return order, ptr[:-1].reshape(n_trials, n).copy(), ptr[1:].reshape(n_trials, n).copy()
 
 
 def simulate(net: Network, inputs, duration, *, record=(), sample_times=None, n_threads=None,
@@ -260,7 +270,7 @@ def simulate(net: Network, inputs, duration, *, record=(), sample_times=None, n_
         d_start = cuda.to_device(s_start)
         full = False
         for off, size, name, _ in layers:
-            inc = _incoming(synapses, s_end - s_start)[:, off: off + size]
+            inc = _incoming(synapses, s_end - s_start, off, size)
             # workspace per arrival: counts, time, synapse (8 bytes each)
             for k0, k1 in _groups(inc.sum(axis=1) * 24):
                 ws_ptr = _ptr(inc[k0:k1].ravel())
@@ -293,19 +303,32 @@ def _trial_results(s_start, s_end, lif_index, s_time, s_g, samples) -> list:
     slots."""
     n_trials = s_start.shape[0]
     lif = np.flatnonzero(lif_index >= 0)
-    counts = (s_end - s_start)[:, lif]
-    c = counts.ravel()
-    first = np.repeat(s_start[:, lif].ravel(), c)
-    pos = first + np.arange(c.sum()) - np.repeat(_ptr(c)[:-1], c)
-    trial = np.repeat(np.repeat(np.arange(n_trials), len(lif)), c)
-    neuron = np.repeat(np.tile(lif, n_trials), c)
-    time, g = s_time[pos], s_g[pos]
+    trial, neuron, time, g = _gather_slots(s_start, s_end, lif, s_time, s_g)
     # lexsort((neuron, time, trial)) in O(n): at batch 256 with 6000 spikes per trial 45 ms against 281 ms
     # for the two stable numpy sorts it replaced (on a loaded 2-core machine, same order)
     o = grouped_lexsort(trial, n_trials, time, neuron)
     time, neuron, g = time[o], neuron[o], g[o]     # once: reordering inside the loop cost O(trials x spikes)
-    bounds = np.searchsorted(trial[o], np.arange(n_trials + 1))
+    bounds = _ptr((s_end - s_start)[:, lif].sum(axis=1))
     return [(time[a:b], neuron[a:b], g[a:b], samples[k]) for k, (a, b) in enumerate(zip(bounds[:-1], bounds[1:]))]
+
+
+@njit(cache=True, nogil=True)
+def _gather_slots(s_start, s_end, lif, s_time, s_g):
+    """(trial, neuron, time, I - theta) of the spikes in the slots s_start[k, j]..s_end[k, j] of the LIF
+    neurons `lif`, trial by trial, neuron by neuron."""
+    total = 0
+    for k in range(s_start.shape[0]):
+        for j in lif:
+            total += s_end[k, j] - s_start[k, j]
+    trial, neuron = np.empty(total, np.int64), np.empty(total, np.int64)
+    time, g = np.empty(total), np.empty(total)
+    m = 0
+    for k in range(s_start.shape[0]):
+        for j in lif:
+            for q in range(s_start[k, j], s_end[k, j]):
+                trial[m], neuron[m], time[m], g[m] = k, j, s_time[q], s_g[q]
+                m += 1
+    return trial, neuron, time, g
 
 
 def adjoint(record: EventRecord, sources, *, time_constants: bool = False, n_threads=None,
@@ -378,7 +401,7 @@ def adjoint(record: EventRecord, sources, *, time_constants: bool = False, n_thr
         sp_g, sp_src = np.zeros(len(all_t)), np.zeros(len(all_t))
         sp_g[n_in:], sp_src[n_in:] = record.i_minus_theta[r0:r1], rp.spike_time_src[r0:r1]
         g_time, spike_grad = _zeros((rows, max(len(all_t), 1))), _zeros(max(len(all_t), 1))
-        group = (dev(s_start), dev(s_end), dev(np.ascontiguousarray(all_t[order])), dev(order.astype(np.int64)),
+        group = (dev(s_start), dev(s_end), dev(np.ascontiguousarray(all_t[order])), dev(order),
                  duration, dev(sp_g), dev(sp_src))
         spike_factors = _SpikeFactors(all_t, duration, ws)
         for off, size, pop, _ in layers:
@@ -446,8 +469,11 @@ def _one_synapse_per_pair(plan, off: int, size: int) -> bool:
         return hit[1]
     lo, hi = int(plan.in_ptr[off]), int(plan.in_ptr[off + size])
     post = np.repeat(np.arange(size, dtype=np.int64), np.diff(plan.in_ptr[off: off + size + 1]))
-    pair = post * (int(plan.in_pre.max(initial=0)) + 1) + plan.in_pre[lo:hi]
-    unique = len(np.unique(pair)) == hi - lo
+    n_pre = int(plan.in_pre.max(initial=0)) + 1
+    pair = post * n_pre + plan.in_pre[lo:hi]
+    # a table of every (post, pre) pair where it is small (np.unique: 145 ms a call for 179k synapses, H100 host)
+    unique = bool(np.bincount(pair, minlength=1).max(initial=0) <= 1) if size * n_pre <= 8 * (hi - lo) + 2 ** 20 \
+        else not np.any(np.diff(np.sort(pair)) == 0)
     _PAIRS[key] = (weakref.ref(plan, lambda _, key=key: _PAIRS.pop(key, None)), unique)
     return unique
 
