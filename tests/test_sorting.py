@@ -115,6 +115,7 @@ def test_threads_sort_ranges_of_groups_with_the_same_result(n_groups):
     primary, secondary = rng.integers(0, 50, n) / 7.0, rng.integers(0, 4, n)
     want = np.lexsort((secondary, primary, group))
     for threads in (1, 2, 5):
-        np.testing.assert_array_equal(grouped_lexsort(group, n_groups, primary, secondary, n_threads=threads), want)
+        got = grouped_lexsort(group, n_groups, primary, secondary, n_threads=threads)
+        np.testing.assert_array_equal(got, want)
     with pytest.raises(ValueError, match="n_threads must be a positive integer, got 0"):
         grouped_lexsort(group, n_groups, primary, secondary, n_threads=0)

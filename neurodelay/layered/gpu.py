@@ -29,7 +29,7 @@ log) are sized from the spike counts; batches whose workspace would exceed
 Speed (``bench/gpu_gradient.py``, H100, SHD size, 8000 unsorted input spikes per trial, measured
 2026-11-27): forward + backward 6.0 / 4.1 ms per trial for 700 -> 256 -> 20 at batch 64 / 256 (an SHD
 epoch in 33 s), 6.9 / 5.1 for 700 -> 256 -> 256 -> 20 (41 s); the revision before the host work below
-took 6.7 / 8.5 ms at batch 256 in the same call (5.7-6.8 / 7.0-8.0 in two other calls). The kernels
+(cad76fd) took 6.7 / 8.5 ms at batch 256 in the same call (5.7-6.8 / 7.0-8.0 in two other calls). The kernels
 take about 1.6 ms of the 4.1 (the hidden layer's forward 1.0, its reverse 0.36, the readouts' reverse
 0.18); the rest is host work: sorting the inputs (:meth:`neurodelay.spikes.SpikeTrains.sort_order`,
 none for inputs already in order), the loss, transfers, grouping spikes by (trial, neuron)
@@ -187,7 +187,7 @@ def _incoming(synapses, counts: np.ndarray, off: int = 0, size: int | None = Non
     times their presynaptic spikes (:func:`~neurodelay.layered._kernels.incoming_count`), from
     :func:`_synapse_counts` and counts (T, N) of spikes per neuron. Where the block of the synapse matrix has
     at most :data:`DENSE_INCOMING` entries it is multiplied as a dense matrix (BLAS, on every core: at SHD
-    size and batch 256 the sparse product took 28-44 ms a call on the H100's host); sums of integers, exact
+    size and batch 256 the sparse product took 27-44 ms a call on the H100's host); sums of integers, exact
     either way."""
     size = synapses.shape[0] - off if size is None else size
     block = synapses[off: off + size]
