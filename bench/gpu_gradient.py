@@ -17,7 +17,7 @@ usage: python bench/gpu_gradient.py [--quick] [--batches 64,256] [--per-neuron-r
 off), the kernel before the split reverse pass.
 
 Measured on an H100 (2026-11-27, ``--batches 64,256``, after the host work: grouping by a counting sort,
-the split-kernel check by a table, the record's sort on every core, dense arrival counts): 700-256-20
+the split-kernel check without np.unique, the record's sort on every core, dense arrival counts): 700-256-20
 6.0 / 4.1 ms per trial (an SHD epoch in 33 s; the revision before, run first in the same call: 10.5 /
 6.7), 700-256-256-20 6.9 / 5.1 (41 s; before: 11.0 / 8.5); kernels 1.6 ms per trial of the 4.1. The CPU
 layered engine on the 16 cores, batch 64: 10.0 and 9.8 ms per trial. Against it: spike counts identical,

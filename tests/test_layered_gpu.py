@@ -122,6 +122,26 @@ def test_gpu_engine_on_a_gpu():
     check(compare(n_trials=6))
 
 
+def test_incoming_counts_are_the_same_dense_and_sparse(monkeypatch):
+    """_incoming (the arrivals each neuron gets, which size the kernels' workspaces) gives the same counts
+    from the dense product and from the sparse one, whole and by layer."""
+    from neurodelay.flat import flatten
+    from neurodelay.layered.plan import _plan
+    net, _, _ = layered_network(1, n_trials=3)
+    flat = flatten(net)
+    plan = _plan(net, flat)
+    synapses = gpu_engine._synapse_counts(plan, flat.n_neurons)
+    counts = np.random.default_rng(0).integers(0, 9, (3, flat.n_neurons))
+    dense = [gpu_engine._incoming(synapses, counts, off, size) for off, size, _, _ in plan.layers]
+    whole = gpu_engine._incoming(synapses, counts)
+    assert whole.sum() > 0
+    monkeypatch.setattr(gpu_engine, "DENSE_INCOMING", 0)
+    for (off, size, _, _), got in zip(plan.layers, dense):
+        np.testing.assert_array_equal(got, gpu_engine._incoming(synapses, counts, off, size))
+        np.testing.assert_array_equal(got, whole[:, off: off + size])
+    np.testing.assert_array_equal(whole, gpu_engine._incoming(synapses, counts))
+
+
 def test_gpu_engine_refuses_what_it_does_not_run():
     """Recurrent networks are refused with their reason; the GPU engine is never chosen by "auto"."""
     gpu = engines.get_engine("cuda")
