@@ -509,6 +509,36 @@ def test_fused_loss_and_grad(loss_name, with_tau, monkeypatch):
         np.testing.assert_array_equal(fused[0].grads[key], fused[1].grads[key])
 
 
+def test_packed_arrivals_narrow_and_wide(monkeypatch):
+    """The kept arrivals' packing: uint32 while (q - q0, k) fit its fields, else uint64; both round-trip
+    at the fields' limits, and the fused pass on uint64 arrivals gives the uint32 run's results bit for bit."""
+    from numba import njit
+
+    from neurodelay.layered import _kernels as K
+    assert K.packing(700, 8000) is np.uint32
+    assert K.packing(2 ** 14, 2 ** 18) is np.uint32
+    assert K.packing(2 ** 14 + 1, 10) is np.uint64 and K.packing(10, 2 ** 18 + 1) is np.uint64
+    with pytest.raises(ValueError, match="too many arrivals"):
+        K.packing(2 ** 33, 10)
+
+    @njit
+    def round_trip(arr, q, k, q0):
+        arr[0] = K.pack_arrival(q, k, q0, K.k_bits(arr))
+        return K.unpack_arrival(arr[0], q0, K.k_bits(arr))
+    for dtype, q_max, k_max in ((np.uint32, 2 ** 14 - 1, 2 ** 18 - 1), (np.uint64, 2 ** 32 - 1, 2 ** 32 - 1)):
+        for q_rel, k in ((0, 0), (q_max, k_max), (q_max, 0), (0, k_max), (5, 7)):
+            assert round_trip(np.zeros(1, dtype), 1000 + q_rel, k, 1000) == (1000 + q_rel, k)
+    net, inputs, labels = layered_network(3, n_trials=2)
+    loss = losses.FirstSpikeMSE("ttfs", margin=2e-3) + losses.WeightedIntegralCrossEntropy("out", 10e-3)
+    narrow = layered.fused_loss_and_grad(net, inputs, DURATION, loss, labels)
+    monkeypatch.setattr(K, "packing", lambda fan_in, n_sources: np.uint64)
+    wide = layered.fused_loss_and_grad(net, inputs, DURATION, loss, labels)
+    np.testing.assert_array_equal(wide[0], narrow[0])
+    np.testing.assert_array_equal(wide[2].time, narrow[2].time)
+    for field in ("weight", "delay", "theta", "spike_time", "input_time"):
+        np.testing.assert_array_equal(getattr(wide[1], field), getattr(narrow[1], field))
+
+
 def test_fused_result_fields_one_trial_and_fallbacks(monkeypatch):
     """fused_loss_and_grad's AdjointResult (per-spike and per-input times too) equals the adjoint's;
     one trial on two threads (chunks of neurons in parallel) equals one thread; losses that do not

@@ -56,6 +56,7 @@ import math
 
 import numpy as np
 from numba import njit
+from numba.extending import overload
 
 from ..events.adjoint_kernel import homogeneous, particular
 from ..events.dynamics import biased_crossing, free_voltage, next_crossing, peak_time, state_at, voltage_bound
@@ -192,18 +193,64 @@ def bucket_arrivals(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, s_id, t_end
     return m
 
 
+#: bits of k in an arrival packed by :func:`pack_arrival`, by the dtype of the packed arrivals (the other
+#: bits hold q - q0): fixed per dtype, so that the compiled kernels shift by constants (a shift by a
+#: variable made the reverse pass 1.07x as costly)
+K_BITS = {np.dtype(np.uint32): 18, np.dtype(np.uint64): 32}
+
+
+def k_bits(arr_qk):
+    """:data:`K_BITS` of the packed arrivals `arr_qk` (a constant in compiled code)."""
+    return K_BITS[arr_qk.dtype]
+
+
+@overload(k_bits, jit_options={"cache": True, "forceinline": True})
+def _k_bits(arr_qk):
+    bits = K_BITS[np.dtype(str(arr_qk.dtype))]
+    return lambda arr_qk: bits
+
+
+@njit(cache=True, forceinline=True)
+def pack_arrival(q, k, q0, bits):
+    """An arrival of synapse q (one of a neuron's, from q0 on) from the spike at position k of s_time as one
+    integer: (q - q0) << bits | k (bits: :func:`k_bits` of the array that receives it)."""
+    return ((q - q0) << bits) | k
+
+
+@njit(cache=True, forceinline=True)
+def unpack_arrival(x, q0, bits):
+    """(q, k) of an arrival packed by :func:`pack_arrival`, unsigned (indexing with them then needs no
+    test for negative indices, which made the reverse pass ~1.3x as costly)."""
+    v = np.uint64(x)
+    s = np.uint64(bits)
+    return np.uint64(q0) + (v >> s), v & ((np.uint64(1) << s) - np.uint64(1))
+
+
+def packing(fan_in: int, n_sources: int):
+    """The dtype of the packed arrivals (:func:`pack_arrival`) of a layer whose neurons have at most
+    `fan_in` synapses and whose sources (s_time) have `n_sources` entries: uint32 where k and q - q0 fit
+    in its fields (:data:`K_BITS`), else uint64."""
+    for dtype in (np.uint32, np.uint64):
+        bits = K_BITS[np.dtype(dtype)]
+        if n_sources <= 2 ** bits and fan_in <= 2 ** (8 * np.dtype(dtype).itemsize - bits):
+            return dtype
+    raise ValueError(f"too many arrivals to index: fan-in {fan_in}, {n_sources} spikes in a trial")
+
+
 @njit(cache=True, nogil=True)
-def bin_arrivals(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, t_end, nb, counts, arr_q, arr_k,
+def bin_arrivals(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, t_end, nb, counts, arr_qk,
                  in_w, syn_f, spk_f, sums, gen):
-    """:func:`bucket_arrivals` for :func:`scan_binned` without the times (arr_k: the spikes' positions in
-    s_time; :func:`scan_binned` computes the times of the bins it sorts), also summing per bin b, in
+    """:func:`bucket_arrivals` for :func:`scan_binned` without the times, each arrival packed into one
+    integer of arr_qk (:func:`pack_arrival`: its synapse q and the spike's position k in s_time;
+    :func:`scan_binned` computes the times of the bins it sorts), also summing per bin b, in
     generation order: ``sums[b]`` = (sum of w exp(t/tau_s), sum of w exp(t/tau_m), sum of the positive
     w) over its arrivals, with the factors of :func:`scan_binned`. sums: (nb, 3).
 
     One pass over the arrivals computes their times, bins, counts and sums, writing each arrival's bin
     (in generation order) and each synapse's number of arrivals to `gen` (workspace: at least the
     neuron's fan-in plus :func:`incoming_count` entries); a second pass places them bin by bin, without
-    computing a time again."""
+    computing a time again. Packing halves what that second pass scatters (uint32 where q - in_ptr[j]
+    and k fit in 32 bits together), which was half its cost."""
     for b in range(nb + 1):
         counts[b] = 0
     for b in range(nb):
@@ -240,6 +287,7 @@ def bin_arrivals(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, t_end, nb, cou
     for b in range(nb):
         counts[b + 1] += counts[b]
     e = e0
+    bits = k_bits(arr_qk)
     for q in range(q0, q1):
         k0 = s_start[in_pre[q]]
         for k in range(k0, k0 + gen[q - q0]):
@@ -247,8 +295,7 @@ def bin_arrivals(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, t_end, nb, cou
             e += 1
             pos = counts[b]
             counts[b] = pos + 1
-            arr_q[pos] = q
-            arr_k[pos] = k
+            arr_qk[pos] = pack_arrival(q, k, q0, bits)
     return m
 
 
@@ -432,8 +479,8 @@ def forward_range(j0, j1, kind, tau_m, tau_s, theta, reset, refractory, closed, 
     counts = np.empty(max(mmax, nb) + 2, np.int64)
     gen = _bin_workspace(j0, j1, in_ptr, mmax, factored)
     arr_t = np.empty(mmax)
-    arr_q = np.empty(mmax, np.int64)
-    arr_k = np.empty(mmax if factored else 0, np.int64)
+    arr_q = np.empty(0 if factored else mmax, np.int64)
+    arr_qk = np.empty(mmax if factored else 0, np.uint64)     # (pack_arrival)
     no_id = np.empty(0, np.int64)        # (the exact path gathers no source ids)
     n_per = np.zeros(j1 - j0, np.int64)
     res_t = np.empty(64)
@@ -445,11 +492,11 @@ def forward_range(j0, j1, kind, tau_m, tau_s, theta, reset, refractory, closed, 
     for j in range(j0, j1):
         if not factored:
             m = gather_sorted(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, no_id, t_end, False,
-                              counts, arr_t, arr_q, arr_k)
+                              counts, arr_t, arr_q, no_id)
         while True:
             if factored:
                 ns = _binned_scan(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, t_end, nb, bnd, sums, counts,
-                                  arr_t, arr_q, arr_k, in_w, syn_f, spk_f, tau_m, tau_s, theta, reset, refractory,
+                                  arr_t, arr_qk, in_w, syn_f, spk_f, tau_m, tau_s, theta, reset, refractory,
                                   closed, out_t, out_g, ev, gen)[0]
             else:
                 ns = scan_forward(m, arr_t, arr_q, in_w, tau_m[j], tau_s[j], theta[j], reset[j], refractory[j],
@@ -494,17 +541,17 @@ def _bin_workspace(j0, j1, in_ptr, mmax, factored):
 
 
 @njit(cache=True, nogil=True)
-def _binned_scan(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, t_end, nb, bnd, sums, counts, arr_t, arr_q, arr_k,
-                 in_w, syn_f, spk_f, tau_m, tau_s, theta, reset, refractory, closed, out_t, out_g, ev, gen):
+def _binned_scan(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, t_end, nb, bnd, sums, counts, arr_t, arr_qk, in_w,
+                 syn_f, spk_f, tau_m, tau_s, theta, reset, refractory, closed, out_t, out_g, ev, gen):
     """Neuron j's arrivals in the nb bins of :func:`chunk_bins` (:func:`bin_arrivals`; counts: at least
     nb + 1 entries) and its :func:`scan_binned` (logging into the arrays of ev): (number of spikes or -1
     if out_t is too small, logged events, worst, arrivals). Bins afresh on every call, so a call again
     after -1 sees the same arrival order."""
-    m = bin_arrivals(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, t_end, nb, counts, arr_q, arr_k, in_w, syn_f,
-                     spk_f, sums, gen)
-    ns, ne, worst = scan_binned(m, nb, counts, sums, bnd, s_time, in_d, arr_t, arr_q, arr_k, in_w, syn_f, spk_f,
-                                tau_m[j], tau_s[j], theta[j], reset[j], refractory[j], closed[j], t_end, out_t, out_g,
-                                ev[0], ev[1], ev[2], ev[3], ev[4])
+    m = bin_arrivals(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, t_end, nb, counts, arr_qk, in_w, syn_f, spk_f,
+                     sums, gen)
+    ns, ne, worst = scan_binned(m, nb, counts, sums, bnd, s_time, in_d, arr_t, arr_qk, in_ptr[j], in_w, syn_f,
+                                spk_f, tau_m[j], tau_s[j], theta[j], reset[j], refractory[j], closed[j], t_end, out_t,
+                                out_g, ev[0], ev[1], ev[2], ev[3], ev[4])
     return ns, ne, worst, m
 
 
@@ -1017,7 +1064,7 @@ def bin_bounds(nb, t_end, tm, ts):
 
 
 @njit(cache=True, nogil=True)
-def scan_binned(m, nb, ends, sums, bnd, s_time, in_d, arr_t, arr_q, arr_k, in_w, syn_f, spk_f, tm, ts, theta, reset,
+def scan_binned(m, nb, ends, sums, bnd, s_time, in_d, arr_t, arr_qk, q0, in_w, syn_f, spk_f, tm, ts, theta, reset,
                 refractory, closed, t_end, out_t, out_g, ev_t, ev_c, ev_s, ev_i, ev_pos):
     """Forward scan of a LIF neuron at rest without bias, with factored exponentials, bin by bin:
     :func:`scan_forward`'s spikes (to rounding) without sorting or visiting most arrivals.
@@ -1026,13 +1073,14 @@ def scan_binned(m, nb, ends, sums, bnd, s_time, in_d, arr_t, arr_q, arr_k, in_w,
     (K = tau_s / (tau_m - tau_s)); an arrival of weight w at t = t_k + d adds w F_s(t) to C_s and
     K w F_m(t) to B_m (V is continuous), F(t) the product of a factor of the presynaptic spike
     (``spk_f[k]`` = exp(t_k/tau_s), exp(t_k/tau_m), exp(-t_k/tau_s), exp(-t_k/tau_m), by position
-    arr_k) and one of the synapse (``syn_f[q]``, the same with d, by q); a reset sets
+    k) and one of the synapse (``syn_f[q]``, the same with d, by q); a reset sets
     B_m = (reset + K I) F_m. No exponential per arrival. The caller ensures that F stays finite on
     [0, t_end + refractory].
 
     Bins: the arrivals (m) in nb time bins [T_b, T_b+1) (:func:`bin_arrivals`: ``ends[b]`` the end of
-    bin b in arr_q, arr_k, ``sums[b]`` its sums; boundaries and their factors ``bnd``, :func:`bin_bounds`;
-    arr_t: the times, s_time[arr_k] + in_d[arr_q], written here for the bins that are sorted).
+    bin b in arr_qk (arrivals (q, k) packed by :func:`pack_arrival` with q0), ``sums[b]`` its sums;
+    boundaries and their factors ``bnd``, :func:`bin_bounds`; arr_t: the times, s_time[k] + in_d[q],
+    written here for the bins that are sorted).
     Where the neuron is not refractory and no crossing is predicted, a whole bin is added at once
     (its sums) if V provably stays below theta over it: from the state (v0, i0) at T_b, with W+ the
     bin's positive weights and D = T_b+1 - T_b, V <= v0 + D (free_rise(v0, i0) + W+) / tau_m
@@ -1049,10 +1097,11 @@ def scan_binned(m, nb, ends, sums, bnd, s_time, in_d, arr_t, arr_q, arr_k, in_w,
     arrivals before it: events lie in sorted bins or between bins, and the reverse pass needs the
     arrivals between two events only as a set). ev_*: at least 2 len(out_t) entries. Returns (number
     of spikes or -1 if out_t is too small, number of logged events, max |V - theta| at the spikes).
-    arr_* are left partly sorted: bin again before scanning again.
+    arr_t, arr_qk are left partly sorted: bin again before scanning again.
     """
     kk = ts / (tm - ts)
     inv_tm = 1.0 / tm
+    bits = k_bits(arr_qk)
     c_s = 0.0
     b_m = 0.0
     ref_end = -np.inf
@@ -1086,8 +1135,9 @@ def scan_binned(m, nb, ends, sums, bnd, s_time, in_d, arr_t, arr_q, arr_k, in_w,
                     srt = hi
                     continue
             for r in range(a, hi):
-                arr_t[r] = s_time[arr_k[r]] + in_d[arr_q[r]]      # (the sum that bin_arrivals binned)
-            sort_range(a, hi, arr_t, arr_q, arr_k, True)
+                q, k = unpack_arrival(arr_qk[r], q0, bits)
+                arr_t[r] = s_time[k] + in_d[q]      # (the sum that bin_arrivals binned)
+            sort_range(a, hi, arr_t, arr_qk, arr_qk, False)
             srt = hi
             if quiet:
                 # a crossing between the start of the bin and its first arrival (its end if none)?
@@ -1098,8 +1148,7 @@ def scan_binned(m, nb, ends, sums, bnd, s_time, in_d, arr_t, arr_q, arr_k, in_w,
             # arrivals of the sorted bins while no crossing is predicted and the neuron is not refractory
             while a < srt:
                 t_now = arr_t[a]
-                q = arr_q[a]
-                k = arr_k[a]
+                q, k = unpack_arrival(arr_qk[a], q0, bits)
                 w = in_w[q]
                 f_s = spk_f[k, 0] * syn_f[q, 0]
                 f_m = spk_f[k, 1] * syn_f[q, 1]
@@ -1145,8 +1194,7 @@ def scan_binned(m, nb, ends, sums, bnd, s_time, in_d, arr_t, arr_q, arr_k, in_w,
                 pred = t_now + next_crossing(reset, i_s, tm, ts, theta, closed)
                 continue
         else:
-            q = arr_q[a]
-            k = arr_k[a]
+            q, k = unpack_arrival(arr_qk[a], q0, bits)
             w = in_w[q]
             f_s = spk_f[k, 0] * syn_f[q, 0]
             c_s += w * f_s
@@ -1168,16 +1216,18 @@ def scan_binned(m, nb, ends, sums, bnd, s_time, in_d, arr_t, arr_q, arr_k, in_w,
 
 
 @njit(cache=True, nogil=True)
-def reverse_factored_kept(arr_q, arr_s, in_w, syn_f, spk_f, sp_k, tm, ts, reset, refractory, ev_t, ev_c, ev_s,
+def reverse_factored_kept(arr_qk, q0, in_w, syn_f, spk_f, sp_k, tm, ts, reset, refractory, ev_t, ev_c, ev_s,
                           ev_i, ev_pos, sp_i_minus_theta, sp_source, n_in, g_time, row, g_w, g_d, spike_grad):
     """The reverse half of :func:`reverse_factored` on the log that :func:`scan_binned` wrote in the
     forward pass (ev_*: the neuron's events; ev_s: ordinals among its spikes, whose record indices are
     sp_k), so that the arrivals are not walked forward again: the same operations, the same gradients to
     rounding (between two events the arrivals come in bin order, not time order, which only matters to
-    the order of the sums). arr_q, arr_s: the neuron's arrivals (all of them precede t_end; those after
-    its last event have a zero costate and are skipped). Returns dL/dtheta of the neuron."""
+    the order of the sums). arr_qk: the neuron's arrivals, packed (:func:`pack_arrival` with q0; all
+    of them precede t_end; those after its last event have a zero costate and are skipped). Returns
+    dL/dtheta of the neuron."""
     kk = ts / (tm - ts)
     inv_ts, inv_tm = 1.0 / ts, 1.0 / tm
+    bits = k_bits(arr_qk)
     coef_m = 0.0                 # a
     coef_s = 0.0                 # b
     pv_ref = 0.0
@@ -1188,8 +1238,7 @@ def reverse_factored_kept(arr_q, arr_s, in_w, syn_f, spk_f, sp_k, tm, ts, reset,
     while True:
         a_lo = ev_pos[e] if e >= 0 else 0
         for a in range(a_hi - 1, a_lo - 1, -1):
-            q = arr_q[a]
-            k = arr_s[a]
+            q, k = unpack_arrival(arr_qk[a], q0, bits)
             pv = coef_m * (spk_f[k, 1] * syn_f[q, 1])
             pi = coef_s * (spk_f[k, 0] * syn_f[q, 0]) + kk * pv
             g_w[q] += pi
@@ -1249,7 +1298,7 @@ def _event_log(size):
 
 @njit(cache=True, nogil=True)
 def forward_keep_range(j0, j1, tau_m, tau_s, theta, reset, refractory, closed, in_ptr, in_pre, in_d, in_w,
-                       s_start, s_end, s_time, t_end, max_spikes, a_q, a_s, factored, syn_f, spk_f):
+                       s_start, s_end, s_time, t_end, max_spikes, a_qk, factored, syn_f, spk_f):
     """:func:`forward_range` of LIF neurons j0..j1-1 at rest without bias, keeping each
     neuron's arrivals for the reverse pass (:func:`adjoint_kept_range`), so that they are
     generated and sorted once per trial.
@@ -1258,12 +1307,13 @@ def forward_keep_range(j0, j1, tau_m, tau_s, theta, reset, refractory, closed, i
     of s_time; see there), which also logs each neuron's spikes and ends of refractoriness for the
     reverse pass and leaves the arrivals in time bins, sorted only within some; else sort them
     (:func:`gather_sorted`) and scan with the exact :func:`scan_forward` (no log).
-    a_q, a_s (uint32 workspace, reused across trials): at least the sum of :func:`incoming_count`
-    over the neurons. Returns (count per neuron, spike times, I - theta, a_ptr, e_ptr, log, worst):
-    the arrivals of neuron j0 + i are ``a_ptr[i]:a_ptr[i + 1]`` of a_q (synapse) and a_s (source:
-    position in s_time), their times not kept (8 bytes per arrival instead of 16):
-    ``s_time[a_s] + in_d[a_q]`` gives them back bit for bit (the sum that :func:`gather_sorted`
-    computed); its logged events are ``e_ptr[i]:e_ptr[i + 1]`` of the arrays of `log`; worst: max
+    a_qk (workspace, reused across trials): at least the sum of :func:`incoming_count` over the
+    neurons, of the dtype that :func:`packing` gives. Returns (count per neuron, spike
+    times, I - theta, a_ptr, e_ptr, log, worst): the arrivals of neuron j0 + i are
+    ``a_ptr[i]:a_ptr[i + 1]`` of a_qk, each (synapse q, source k: position in s_time) packed by
+    :func:`pack_arrival` (q0 = in_ptr[j]), their times not kept (4 bytes per arrival instead of 16
+    where uint32): ``s_time[k] + in_d[q]`` gives them back bit for bit (the sum that
+    :func:`gather_sorted` computed); its logged events are ``e_ptr[i]:e_ptr[i + 1]`` of the arrays of `log`; worst: max
     |V - theta| at the logged spikes. The same spikes as :func:`forward_range` bit for bit.
     """
     n_j = j1 - j0
@@ -1273,13 +1323,15 @@ def forward_keep_range(j0, j1, tau_m, tau_s, theta, reset, refractory, closed, i
         c = incoming_count(j, in_ptr, in_pre, s_start, s_end)
         bound += c
         mmax = max(mmax, c)
-    if bound > a_q.shape[0] or bound > a_s.shape[0]:
+    if bound > a_qk.shape[0]:
         raise ValueError("forward_keep_range: arrival workspace too small")
     nb, bnd, sums = chunk_bins(j0, j1, in_ptr, in_pre, s_start, s_end, t_end, tau_m, tau_s, factored)
     counts = np.empty(max(BUCKETS_PER_ARRIVAL * mmax, nb) + 2, np.int32)
     gen = _bin_workspace(j0, j1, in_ptr, mmax, factored)
-    pos_id = np.arange(0 if factored else s_time.shape[0])   # a_s: positions in s_time (bin_arrivals: its own)
-    arr_t = np.empty(mmax)                # times here (cache-resident); q and s go straight to a_q, a_s
+    pos_id = np.arange(0 if factored else s_time.shape[0])   # k: positions in s_time (bin_arrivals: its own)
+    arr_t = np.empty(mmax)                # times here (cache-resident); bin_arrivals packs into a_qk itself
+    arr_q = np.empty(0 if factored else mmax, np.int64)      # gather_sorted's (q, k), packed after the scan
+    arr_s = np.empty(0 if factored else mmax, np.int64)
     a_ptr = np.zeros(n_j + 1, np.int64)
     e_ptr = np.zeros(n_j + 1, np.int64)
     no_samples = np.empty(0)
@@ -1299,16 +1351,18 @@ def forward_keep_range(j0, j1, tau_m, tau_s, theta, reset, refractory, closed, i
         m = 0
         if not factored:
             m = gather_sorted(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, pos_id, t_end, True, counts, arr_t,
-                              a_q[lo:], a_s[lo:], BUCKETS_PER_ARRIVAL)
+                              arr_q, arr_s, BUCKETS_PER_ARRIVAL)
+            for a in range(m):
+                a_qk[lo + a] = pack_arrival(arr_q[a], arr_s[a], in_ptr[j], k_bits(a_qk))
         ne = 0
         while True:
             if factored:
                 ns, ne, w, m = _binned_scan(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, t_end, nb, bnd, sums,
-                                            counts, arr_t, a_q[lo:], a_s[lo:], in_w, syn_f, spk_f, tau_m, tau_s, theta,
+                                            counts, arr_t, a_qk[lo:], in_w, syn_f, spk_f, tau_m, tau_s, theta,
                                             reset, refractory, closed, out_t, out_g, ev, gen)
                 worst = max(worst, w)
             else:
-                ns = scan_forward(m, arr_t, a_q[lo: lo + m], in_w, tau_m[j], tau_s[j], theta[j], reset[j],
+                ns = scan_forward(m, arr_t, arr_q, in_w, tau_m[j], tau_s[j], theta[j], reset[j],
                                   refractory[j], closed[j], True, t_end, no_samples, -1, samples, out_t, out_g,
                                   0.0, 0.0, 0.0)
             if ns >= 0:
@@ -1333,13 +1387,13 @@ def forward_keep_range(j0, j1, tau_m, tau_s, theta, reset, refractory, closed, i
 
 
 @njit(cache=True, nogil=True)
-def adjoint_kept_range(j0, j1, row, a_ptr, a_q, a_s, in_d, in_w, tau_m, tau_s, theta, reset, refractory,
+def adjoint_kept_range(j0, j1, row, a_ptr, a_qk, in_ptr, in_d, in_w, tau_m, tau_s, theta, reset, refractory,
                        s_start, s_end, s_time, t_end, n_in, sp_i_minus_theta, sp_source,
                        ps_ptr, ps_time, ps_value, cs_ptr, cs_coef, cs_rate, want_tau,
                        g_w, g_d, g_tm, g_ts, g_th, g_time, spike_grad, factored, in_dm, in_ds, s_em, s_es,
                        logged, e_ptr, log, syn_f, spk_f):
     """:func:`adjoint_range` of neurons j0..j1-1 over the arrivals kept by :func:`forward_keep_range`
-    (a_ptr over j0..j1-1; arrival times s_time[a_s] + in_d[a_q]), source ids = positions in s_time
+    (a_ptr over j0..j1-1, a_qk packed; arrival times s_time[k] + in_d[q]), source ids = positions in s_time
     (the trial's spikes: inputs, then the network's, grouped by neuron; spike id n_in + r is entry r
     of sp_*). logged: the forward pass was factored and logged each neuron's events (e_ptr, log;
     syn_f, spk_f its factors); the neurons that take :func:`reverse_factored` (factored, no voltage
@@ -1352,6 +1406,8 @@ def adjoint_kept_range(j0, j1, row, a_ptr, a_q, a_s, in_d, in_w, tau_m, tau_s, t
         mmax = max(mmax, a_ptr[j - j0 + 1] - a_ptr[j - j0])
         nsmax = max(nsmax, s_end[j] - s_start[j])
     arr_t = np.empty(mmax)
+    arr_q = np.empty(mmax, np.int64)
+    arr_s = np.empty(mmax, np.int64)
     ev_t, ev_q, ev_s, ev_v, ev_i, ev_pos, sp_t, sp_k = _reverse_workspace(mmax, nsmax, factored)
     worst = 0.0
     for j in range(j0, j1):
@@ -1364,16 +1420,18 @@ def adjoint_kept_range(j0, j1, row, a_ptr, a_q, a_s, in_d, in_w, tau_m, tau_s, t
         lo, hi = a_ptr[j - j0], a_ptr[j - j0 + 1]
         if logged and factored and ps_ptr[j] == ps_ptr[j + 1] and cs_ptr[j] == cs_ptr[j + 1]:
             e0, e1 = e_ptr[j - j0], e_ptr[j - j0 + 1]
-            g_th[j] += reverse_factored_kept(a_q[lo:hi], a_s[lo:hi], in_w, syn_f, spk_f, sp_k, tau_m[j],
+            g_th[j] += reverse_factored_kept(a_qk[lo:hi], in_ptr[j], in_w, syn_f, spk_f, sp_k, tau_m[j],
                                              tau_s[j], reset[j], refractory[j], log[0][e0:e1], log[1][e0:e1],
                                              log[2][e0:e1], log[3][e0:e1], log[4][e0:e1], sp_i_minus_theta,
                                              sp_source, n_in, g_time, row, g_w, g_d, spike_grad)
             continue
         for a in range(hi - lo):
-            arr_t[a] = s_time[a_s[lo + a]] + in_d[a_q[lo + a]]
-        sort_range(0, hi - lo, arr_t, a_q[lo:hi], a_s[lo:hi], True)    # (binned by a factored scan)
+            q, k = unpack_arrival(a_qk[lo + a], in_ptr[j], k_bits(a_qk))
+            arr_q[a], arr_s[a] = q, k
+            arr_t[a] = s_time[k] + in_d[q]
+        sort_range(0, hi - lo, arr_t, arr_q, arr_s, True)    # (binned by a factored scan)
         worst = max(worst, _reverse_one(
-            j, hi - lo, arr_t, a_q[lo:hi], a_s[lo:hi], in_w, tau_m, tau_s, theta, reset, refractory, t_end,
+            j, hi - lo, arr_t, arr_q, arr_s, in_w, tau_m, tau_s, theta, reset, refractory, t_end,
             n_in, n_sp, sp_t, sp_k, sp_i_minus_theta, sp_source, ps_ptr, ps_time, ps_value, cs_ptr, cs_coef,
             cs_rate, want_tau, g_w, g_d, g_tm, g_ts, g_th, g_time, row, spike_grad, factored, in_dm, in_ds,
             s_em, s_es, ev_t, ev_q, ev_s, ev_v, ev_i, ev_pos))

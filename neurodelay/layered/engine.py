@@ -235,16 +235,19 @@ def fused_loss_and_grad(net: Network, inputs, duration, loss, labels=None, *, ti
     bounds = merged.trial_slices()
     no_samples = np.zeros((0, 0))
 
-    def workspace(ws, off, chunks, s_start, s_end):
-        """Slices of this worker's arrival arrays for layer `off` (grown when needed, reused by its
-        next trials), one per chunk, each as long as the chunk's arrivals can be."""
+    fan_in = {off: int(np.diff(plan.in_ptr[off: off + size + 1]).max(initial=0)) for off, size, _, _ in lif_layers}
+
+    def workspace(ws, off, chunks, s_start, s_end, n_sources):
+        """Slices of this worker's packed arrivals for layer `off` (grown when needed, reused by its
+        next trials), one per chunk, each as long as the chunk's arrivals can be (packed:
+        :func:`~neurodelay.layered._kernels.packing`)."""
         ends = K.arrival_bounds(np.array([c1 for _, c1, _ in chunks], np.int64), chunks[0][0], plan.in_ptr,
                                 plan.in_pre, s_start, s_end)
         starts = np.concatenate([[0], ends[:-1]])
-        if off not in ws or len(ws[off][0]) < ends[-1]:
-            size = int(ends[-1] * 1.05) + 1024
-            ws[off] = (np.empty(size, np.uint32), np.empty(size, np.uint32))
-        return [tuple(x[a:b] for x in ws[off]) for a, b in zip(starts, ends)]
+        dtype = K.packing(fan_in[off], n_sources)
+        if off not in ws or len(ws[off]) < ends[-1] or ws[off].dtype != dtype:
+            ws[off] = np.empty(int(ends[-1] * 1.05) + 1024, dtype)
+        return [ws[off][a:b] for a, b in zip(starts, ends)]
 
     def run_trial(k, acc, pool, ws):
         sl = slice(bounds[k], bounds[k + 1])
@@ -257,13 +260,13 @@ def fused_loss_and_grad(net: Network, inputs, duration, loss, labels=None, *, ti
         # ---- forward, keeping every LIF neuron's sorted arrivals
         for off, size, _, _ in lif_layers:
             factors = _kept_factors(flat, syn_f, off, size, s_time, duration)
+            chunks = _chunks(off, size)
+            arrays = workspace(ws, off, chunks, s_start, s_end, len(s_time))
 
             def work(item, s_time=s_time, total=total, factors=factors):
-                (c0, c1, _), arrays = item
+                (c0, c1, _), a_qk = item
                 return K.forward_keep_range(c0, c1, *static_f, s_start, s_end, s_time, duration,
-                                            max_spikes_per_trial - total, *arrays, *factors)
-            chunks = _chunks(off, size)
-            arrays = workspace(ws, off, chunks, s_start, s_end)
+                                            max_spikes_per_trial - total, a_qk, *factors)
             res = _map(pool, work, list(zip(chunks, arrays)))
             counts, times, total = _layer_spikes(res, k, total, max_spikes_per_trial)
             pos = _place(counts, pos, s_start, s_end, slice(off, off + size))
@@ -271,7 +274,7 @@ def fused_loss_and_grad(net: Network, inputs, duration, loss, labels=None, *, ti
             parts_n.append(np.repeat(np.arange(off, off + size, dtype=np.int64), counts))
             parts_g.append(np.concatenate([r[2] for r in res]))
             s_time = np.concatenate(parts_t) if len(times) else s_time
-            kept[off] = ([(c, r[3], *x, r[4], r[5]) for c, r, x in zip(chunks, res, arrays)], factors)
+            kept[off] = ([(c, r[3], x, r[4], r[5]) for c, r, x in zip(chunks, res, arrays)], factors)
             fwd_worst = max([fwd_worst] + [r[6] for r in res])
         # the trial's spikes by position (grouped by neuron) and in record order (time, neuron)
         sp_n = np.concatenate(parts_n) if parts_n else np.zeros(0, np.int64)
@@ -302,9 +305,9 @@ def fused_loss_and_grad(net: Network, inputs, duration, loss, labels=None, *, ti
                 items, (logged, _, spk_f) = kept.pop(off)
 
                 def work(item, factors=factors, logged=logged, spk_f=spk_f):
-                    (c0, c1, row), a_ptr, a_q, a_s, e_ptr, log = item
-                    return K.adjoint_kept_range(c0, c1, row, a_ptr, a_q, a_s, plan.in_d, plan.in_w, *static_b,
-                                                s_start, s_end, s_time, duration, n_in, sp_g, sp_source,
+                    (c0, c1, row), a_ptr, a_qk, e_ptr, log = item
+                    return K.adjoint_kept_range(c0, c1, row, a_ptr, a_qk, plan.in_ptr, plan.in_d, plan.in_w,
+                                                *static_b, s_start, s_end, s_time, duration, n_in, sp_g, sp_source,
                                                 ps_ptr, j_time, j_value, cs_ptr, r_coef, r_rate, time_constants,
                                                 *acc, g_time, spike_grad, *factors, logged, e_ptr, log, syn_f, spk_f)
                 worst = max([worst] + _map(pool, work, items))
