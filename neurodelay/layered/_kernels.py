@@ -243,8 +243,8 @@ def bin_arrivals(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, t_end, nb, cou
     """:func:`bucket_arrivals` for :func:`scan_binned` without the times, each arrival packed into one
     integer of arr_qk (:func:`pack_arrival`: its synapse q and the spike's position k in s_time;
     :func:`scan_binned` computes the times of the bins it sorts), also summing per bin b, in
-    generation order: ``sums[b]`` = (sum of w exp(t/tau_s), sum of w exp(t/tau_m), sum of the positive
-    w) over its arrivals, with the factors of :func:`scan_binned`. sums: (nb, 3).
+    generation order: ``sums[:, b]`` = (sum of w exp(t/tau_s), sum of w exp(t/tau_m), sum of the positive
+    w) over its arrivals, with the factors of :func:`scan_binned`. sums: (3, nb).
 
     One pass over the arrivals computes their times, bins, counts and sums, writing each arrival's bin
     (in generation order) and each synapse's number of arrivals to `gen` (workspace: at least the
@@ -254,9 +254,9 @@ def bin_arrivals(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, t_end, nb, cou
     for b in range(nb + 1):
         counts[b] = 0
     for b in range(nb):
-        sums[b, 0] = 0.0
-        sums[b, 1] = 0.0
-        sums[b, 2] = 0.0
+        sums[0, b] = 0.0
+        sums[1, b] = 0.0
+        sums[2, b] = 0.0
     q0, q1 = in_ptr[j], in_ptr[j + 1]
     e0 = q1 - q0                      # gen[:e0]: arrivals per synapse; gen[e0:]: bin per arrival
     e = e0
@@ -266,10 +266,10 @@ def bin_arrivals(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, t_end, nb, cou
         d = in_d[q]
         w = in_w[q]
         w_pos = max(w, 0.0)
-        syn_s = syn_f[q, 0]
-        syn_m = syn_f[q, 1]
+        syn_s = syn_f[0, q]
+        syn_m = syn_f[1, q]
         e_q = e
-        for k in range(s_start[p], s_end[p]):
+        for k in range(np.uint64(s_start[p]), np.uint64(s_end[p])):     # (unsigned: no negative-index test)
             t = s_time[k] + d
             if t > t_end:
                 break                   # p's spikes are sorted: the later ones arrive later
@@ -277,9 +277,9 @@ def bin_arrivals(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, t_end, nb, cou
             gen[e] = b
             e += 1
             counts[b + 1] += 1
-            sums[b, 0] += w * (spk_f[k, 0] * syn_s)
-            sums[b, 1] += w * (spk_f[k, 1] * syn_m)
-            sums[b, 2] += w_pos
+            sums[0, b] += w * (spk_f[0, k] * syn_s)
+            sums[1, b] += w * (spk_f[1, k] * syn_m)
+            sums[2, b] += w_pos
         gen[q - q0] = e - e_q
     m = e - e0
     if m == 0:
@@ -519,15 +519,15 @@ def forward_range(j0, j1, kind, tau_m, tau_s, theta, reset, refractory, closed, 
 @njit(cache=True, nogil=True)
 def chunk_bins(j0, j1, in_ptr, in_pre, s_start, s_end, t_end, tau_m, tau_s, factored):
     """The time bins of :func:`scan_binned` for neurons j0..j1-1 (one tau_m, tau_s): (nb, boundaries
-    (:func:`bin_bounds`), sums workspace (nb, 3)), nb such that a neuron has :data:`ARRIVALS_PER_BIN`
+    (:func:`bin_bounds`), sums workspace (3, nb)), nb such that a neuron has :data:`ARRIVALS_PER_BIN`
     arrivals per bin on average; without `factored` no bins (nb 0)."""
     if not factored or j1 <= j0:
-        return 0, np.empty((0, 5)), np.empty((0, 3))
+        return 0, np.empty((0, 5)), np.empty((3, 0))
     total = 0
     for j in range(j0, j1):
         total += incoming_count(j, in_ptr, in_pre, s_start, s_end)
     nb = total // ((j1 - j0) * ARRIVALS_PER_BIN) + 1
-    return nb, bin_bounds(nb, t_end, tau_m[j0], tau_s[j0]), np.empty((nb, 3))
+    return nb, bin_bounds(nb, t_end, tau_m[j0], tau_s[j0]), np.empty((3, nb))
 
 
 @njit(cache=True, nogil=True)
@@ -1072,13 +1072,14 @@ def scan_binned(m, nb, ends, sums, bnd, s_time, in_d, arr_t, arr_qk, q0, in_w, s
     Factored form: with F(t) = exp(t/tau), I(t) = C_s / F_s(t) and V(t) = B_m / F_m(t) - K I(t)
     (K = tau_s / (tau_m - tau_s)); an arrival of weight w at t = t_k + d adds w F_s(t) to C_s and
     K w F_m(t) to B_m (V is continuous), F(t) the product of a factor of the presynaptic spike
-    (``spk_f[k]`` = exp(t_k/tau_s), exp(t_k/tau_m), exp(-t_k/tau_s), exp(-t_k/tau_m), by position
-    k) and one of the synapse (``syn_f[q]``, the same with d, by q); a reset sets
+    (``spk_f[:, k]`` = exp(t_k/tau_s), exp(t_k/tau_m), exp(-t_k/tau_s), exp(-t_k/tau_m), by position
+    k) and one of the synapse (``syn_f[:, q]``, the same with d, by q; tables of 4 rows, so that a
+    factor's address needs no multiplication); a reset sets
     B_m = (reset + K I) F_m. No exponential per arrival. The caller ensures that F stays finite on
     [0, t_end + refractory].
 
     Bins: the arrivals (m) in nb time bins [T_b, T_b+1) (:func:`bin_arrivals`: ``ends[b]`` the end of
-    bin b in arr_qk (arrivals (q, k) packed by :func:`pack_arrival` with q0), ``sums[b]`` its sums;
+    bin b in arr_qk (arrivals (q, k) packed by :func:`pack_arrival` with q0), ``sums[:, b]`` its sums;
     boundaries and their factors ``bnd``, :func:`bin_bounds`; arr_t: the times, s_time[k] + in_d[q],
     written here for the bins that are sorted).
     Where the neuron is not refractory and no crossing is predicted, a whole bin is added at once
@@ -1127,10 +1128,10 @@ def scan_binned(m, nb, ends, sums, bnd, s_time, in_d, arr_t, arr_qk, q0, in_w, s
                 i0 = c_s * bnd[b, 1]
                 x_s = kk * i0
                 v0 = x_m - x_s
-                rise = (bnd[b + 1, 0] - bnd[b, 0]) * (free_rise(v0, i0) + sums[b, 2]) * inv_tm
+                rise = (bnd[b + 1, 0] - bnd[b, 0]) * (free_rise(v0, i0) + sums[2, b]) * inv_tm
                 if v0 + rise < theta - 1e-9 * (abs(x_m) + abs(x_s) + rise + abs(theta)):
-                    c_s += sums[b, 0]
-                    b_m += kk * sums[b, 1]
+                    c_s += sums[0, b]
+                    b_m += kk * sums[1, b]
                     a = hi
                     srt = hi
                     continue
@@ -1150,12 +1151,12 @@ def scan_binned(m, nb, ends, sums, bnd, s_time, in_d, arr_t, arr_qk, q0, in_w, s
                 t_now = arr_t[a]
                 q, k = unpack_arrival(arr_qk[a], q0, bits)
                 w = in_w[q]
-                f_s = spk_f[k, 0] * syn_f[q, 0]
-                f_m = spk_f[k, 1] * syn_f[q, 1]
+                f_s = spk_f[0, k] * syn_f[0, q]
+                f_m = spk_f[1, k] * syn_f[1, q]
                 c_s += w * f_s
                 b_m += kk * w * f_m
                 a += 1
-                pred = _predict_factored(c_s, b_m, f_s, f_m, spk_f[k, 2] * syn_f[q, 2], spk_f[k, 3] * syn_f[q, 3],
+                pred = _predict_factored(c_s, b_m, f_s, f_m, spk_f[2, k] * syn_f[2, q], spk_f[3, k] * syn_f[3, q],
                                          kk, inv_tm, tm, ts, theta, closed, t_now,
                                          min(arr_t[a] if a < srt else bnd[bi, 0], t_end))
                 if pred < np.inf:
@@ -1196,13 +1197,13 @@ def scan_binned(m, nb, ends, sums, bnd, s_time, in_d, arr_t, arr_qk, q0, in_w, s
         else:
             q, k = unpack_arrival(arr_qk[a], q0, bits)
             w = in_w[q]
-            f_s = spk_f[k, 0] * syn_f[q, 0]
+            f_s = spk_f[0, k] * syn_f[0, q]
             c_s += w * f_s
             a += 1
             if not pending:
-                f_m = spk_f[k, 1] * syn_f[q, 1]
+                f_m = spk_f[1, k] * syn_f[1, q]
                 b_m += kk * w * f_m
-                pred = _predict_factored(c_s, b_m, f_s, f_m, spk_f[k, 2] * syn_f[q, 2], spk_f[k, 3] * syn_f[q, 3],
+                pred = _predict_factored(c_s, b_m, f_s, f_m, spk_f[2, k] * syn_f[2, q], spk_f[3, k] * syn_f[3, q],
                                          kk, inv_tm, tm, ts, theta, closed, t_now,
                                          min(arr_t[a] if a < srt else bnd[bi, 0], t_end))
                 continue
@@ -1239,8 +1240,8 @@ def reverse_factored_kept(arr_qk, q0, in_w, syn_f, spk_f, sp_k, tm, ts, reset, r
         a_lo = ev_pos[e] if e >= 0 else 0
         for a in range(a_hi - 1, a_lo - 1, -1):
             q, k = unpack_arrival(arr_qk[a], q0, bits)
-            pv = coef_m * (spk_f[k, 1] * syn_f[q, 1])
-            pi = coef_s * (spk_f[k, 0] * syn_f[q, 0]) + kk * pv
+            pv = coef_m * (spk_f[1, k] * syn_f[1, q])
+            pi = coef_s * (spk_f[0, k] * syn_f[0, q]) + kk * pv
             g_w[q] += pi
             dl_dt = in_w[q] * (pi * inv_ts - pv * inv_tm)
             g_d[q] += dl_dt

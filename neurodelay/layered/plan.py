@@ -32,7 +32,7 @@ _MAX_EXPONENT = 600.0
 
 _KIND_LIF = 1
 _EMPTY = np.zeros(0)
-_EMPTY2 = np.zeros((0, 4))
+_EMPTY2 = np.zeros((4, 0))
 
 
 @dataclass(frozen=True)
@@ -129,13 +129,11 @@ def _scan_factors(taus, plan: _Plan, times: np.ndarray, duration: float) -> tupl
 
 
 def _synapse_factors(flat: FlatNetwork, plan: _Plan) -> np.ndarray:
-    """(S, 4) per synapse of the post-major table: exp(d/tau_s), exp(d/tau_m) (plan.in_ds, plan.in_dm),
+    """(4, S), per synapse of the post-major table: exp(d/tau_s), exp(d/tau_m) (plan.in_ds, plan.in_dm),
     exp(-d/tau_s), exp(-d/tau_m), with the taus of the postsynaptic neuron."""
     post = np.repeat(np.arange(flat.n_neurons), np.diff(plan.in_ptr))
-    syn_f = np.empty((len(plan.in_d), 4))
-    syn_f[:, 0], syn_f[:, 1] = plan.in_ds, plan.in_dm
-    syn_f[:, 2], syn_f[:, 3] = np.exp(-plan.in_d / flat.tau_s[post]), np.exp(-plan.in_d / flat.tau_m[post])
-    return syn_f
+    return np.stack([plan.in_ds, plan.in_dm, np.exp(-plan.in_d / flat.tau_s[post]),
+                     np.exp(-plan.in_d / flat.tau_m[post])])
 
 
 def _kept_factors(flat: FlatNetwork, syn_f, off: int, size: int, times: np.ndarray, duration: float) -> tuple:
@@ -148,13 +146,10 @@ def _kept_factors(flat: FlatNetwork, syn_f, off: int, size: int, times: np.ndarr
 def _packed_factors(taus, syn_f, times: np.ndarray, duration: float) -> tuple:
     """The factored forward scan's arguments (:func:`~neurodelay.layered._kernels.scan_binned`) for a LIF
     layer with taus = (tau_m, tau_s): (True, syn_f (:func:`_synapse_factors`), factors per spike of
-    `times` capped at duration (exp(t/tau_s), exp(t/tau_m), exp(-t/tau_s), exp(-t/tau_m))); with
+    `times` capped at duration (rows exp(t/tau_s), exp(t/tau_m), exp(-t/tau_s), exp(-t/tau_m))); with
     taus None, (False, empty arrays)."""
     if taus is None:
         return False, _EMPTY2, _EMPTY2
     tm, ts = taus
     capped = np.minimum(times, duration)
-    spk_f = np.empty((len(times), 4))
-    spk_f[:, 0], spk_f[:, 1] = np.exp(capped / ts), np.exp(capped / tm)
-    spk_f[:, 2], spk_f[:, 3] = np.exp(-capped / ts), np.exp(-capped / tm)
-    return True, syn_f, spk_f
+    return True, syn_f, np.stack([np.exp(capped / ts), np.exp(capped / tm), np.exp(-capped / ts), np.exp(-capped / tm)])

@@ -57,14 +57,13 @@ from ..record import AdjointResult, AdjointSources, EventRecord, prepare_run
 from . import _kernels as K
 from . import _recurrent_kernels as RK
 from . import plan as layer_plan
-from .plan import _factored_taus_of, _scan_factors
+from .plan import _EMPTY2, _factored_taus_of, _scan_factors
 from .trials import (_adjoint_result, _by_neuron, _new_acc, _place, _reverse_trial, _sample_columns, _too_many,
                      _trial_spikes)
 
 __all__ = ["population_groups", "simulate", "adjoint"]
 
 _EMPTY = np.zeros(0)
-_EMPTY2 = np.zeros((0, 4))
 
 #: when a batch has fewer trials than threads, a recurrent group is split into one partition per
 #: thread (:func:`~neurodelay.layered._recurrent_kernels.forward_partitioned`; the trials then run one
