@@ -243,8 +243,9 @@ def bin_arrivals(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, t_end, nb, cou
     """:func:`bucket_arrivals` for :func:`scan_binned` without the times, each arrival packed into one
     integer of arr_qk (:func:`pack_arrival`: its synapse q and the spike's position k in s_time;
     :func:`scan_binned` computes the times of the bins it sorts), also summing per bin b, in
-    generation order: ``sums[:, b]`` = (sum of w exp(t/tau_s), sum of w exp(t/tau_m), sum of the positive
-    w) over its arrivals, with the factors of :func:`scan_binned`. sums: (3, nb).
+    generation order: ``sums[4 b: 4 b + 3]`` = (sum of w exp(t/tau_s), sum of w exp(t/tau_m), sum of the
+    positive w) over its arrivals, with the factors of :func:`scan_binned`. sums: 4 nb entries (a bin's
+    sums in one cache line, at an address without a multiplication by a runtime row length).
 
     One pass over the arrivals computes their times, bins, counts and sums, writing each arrival's bin
     (in generation order) and each synapse's number of arrivals to `gen` (workspace: at least the
@@ -254,9 +255,9 @@ def bin_arrivals(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, t_end, nb, cou
     for b in range(nb + 1):
         counts[b] = 0
     for b in range(nb):
-        sums[0, b] = 0.0
-        sums[1, b] = 0.0
-        sums[2, b] = 0.0
+        sums[4 * b] = 0.0
+        sums[4 * b + 1] = 0.0
+        sums[4 * b + 2] = 0.0
     q0, q1 = in_ptr[j], in_ptr[j + 1]
     e0 = q1 - q0                      # gen[:e0]: arrivals per synapse; gen[e0:]: bin per arrival
     e = e0
@@ -277,9 +278,9 @@ def bin_arrivals(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, t_end, nb, cou
             gen[e] = b
             e += 1
             counts[b + 1] += 1
-            sums[0, b] += w * (spk_f[0, k] * syn_s)
-            sums[1, b] += w * (spk_f[1, k] * syn_m)
-            sums[2, b] += w_pos
+            sums[4 * b] += w * (spk_f[0, k] * syn_s)
+            sums[4 * b + 1] += w * (spk_f[1, k] * syn_m)
+            sums[4 * b + 2] += w_pos
         gen[q - q0] = e - e_q
     m = e - e0
     if m == 0:
@@ -473,9 +474,12 @@ def forward_range(j0, j1, kind, tau_m, tau_s, theta, reset, refractory, closed, 
     once more than max_spikes spikes were emitted.
     """
     mmax = 0
+    bound = 0
     for j in range(j0, j1):
-        mmax = max(mmax, incoming_count(j, in_ptr, in_pre, s_start, s_end))
-    nb, bnd, sums = chunk_bins(j0, j1, in_ptr, in_pre, s_start, s_end, t_end, tau_m, tau_s, factored)
+        c = incoming_count(j, in_ptr, in_pre, s_start, s_end)
+        bound += c
+        mmax = max(mmax, c)
+    nb, bnd, sums = chunk_bins(j0, j1, bound, t_end, tau_m, tau_s, factored)
     counts = np.empty(max(mmax, nb) + 2, np.int64)
     gen = _bin_workspace(j0, j1, in_ptr, mmax, factored)
     arr_t = np.empty(mmax)
@@ -517,27 +521,26 @@ def forward_range(j0, j1, kind, tau_m, tau_s, theta, reset, refractory, closed, 
 
 
 @njit(cache=True, nogil=True)
-def chunk_bins(j0, j1, in_ptr, in_pre, s_start, s_end, t_end, tau_m, tau_s, factored):
-    """The time bins of :func:`scan_binned` for neurons j0..j1-1 (one tau_m, tau_s): (nb, boundaries
-    (:func:`bin_bounds`), sums workspace (3, nb)), nb such that a neuron has :data:`ARRIVALS_PER_BIN`
-    arrivals per bin on average; without `factored` no bins (nb 0)."""
+def chunk_bins(j0, j1, total, t_end, tau_m, tau_s, factored):
+    """The time bins of :func:`scan_binned` for neurons j0..j1-1 (one tau_m, tau_s; `total`: the sum of
+    their :func:`incoming_count`): (nb, boundaries (:func:`bin_bounds`), sums workspace (4 nb)), nb such
+    that a neuron has :data:`ARRIVALS_PER_BIN` arrivals per bin on average; without `factored` no bins
+    (nb 0)."""
     if not factored or j1 <= j0:
-        return 0, np.empty((0, 5)), np.empty((3, 0))
-    total = 0
-    for j in range(j0, j1):
-        total += incoming_count(j, in_ptr, in_pre, s_start, s_end)
+        return 0, np.empty((0, 5)), np.empty(0)
     nb = total // ((j1 - j0) * ARRIVALS_PER_BIN) + 1
-    return nb, bin_bounds(nb, t_end, tau_m[j0], tau_s[j0]), np.empty((3, nb))
+    return nb, bin_bounds(nb, t_end, tau_m[j0], tau_s[j0]), np.empty(4 * nb)
 
 
 @njit(cache=True, nogil=True)
 def _bin_workspace(j0, j1, in_ptr, mmax, factored):
-    """The workspace of :func:`bin_arrivals` for neurons j0..j1-1 (mmax: the most arrivals of one)."""
+    """The workspace of :func:`bin_arrivals` for neurons j0..j1-1 (mmax: the most arrivals of one);
+    unsigned, as its counts are, so that indexing with their entries needs no negative-index test."""
     fan_in = 0
     if factored:
         for j in range(j0, j1):
             fan_in = max(fan_in, in_ptr[j + 1] - in_ptr[j])
-    return np.empty(fan_in + mmax if factored else 0, np.int32)
+    return np.empty(fan_in + mmax if factored else 0, np.uint32)
 
 
 @njit(cache=True, nogil=True)
@@ -1079,9 +1082,9 @@ def scan_binned(m, nb, ends, sums, bnd, s_time, in_d, arr_t, arr_qk, q0, in_w, s
     [0, t_end + refractory].
 
     Bins: the arrivals (m) in nb time bins [T_b, T_b+1) (:func:`bin_arrivals`: ``ends[b]`` the end of
-    bin b in arr_qk (arrivals (q, k) packed by :func:`pack_arrival` with q0), ``sums[:, b]`` its sums;
-    boundaries and their factors ``bnd``, :func:`bin_bounds`; arr_t: the times, s_time[k] + in_d[q],
-    written here for the bins that are sorted).
+    bin b in arr_qk (arrivals (q, k) packed by :func:`pack_arrival` with q0), ``sums[4 b: 4 b + 3]`` its
+    sums; boundaries and their factors ``bnd``, :func:`bin_bounds`; arr_t: the times, s_time[k] +
+    in_d[q], written here for the bins that are sorted).
     Where the neuron is not refractory and no crossing is predicted, a whole bin is added at once
     (its sums) if V provably stays below theta over it: from the state (v0, i0) at T_b, with W+ the
     bin's positive weights and D = T_b+1 - T_b, V <= v0 + D (free_rise(v0, i0) + W+) / tau_m
@@ -1128,10 +1131,10 @@ def scan_binned(m, nb, ends, sums, bnd, s_time, in_d, arr_t, arr_qk, q0, in_w, s
                 i0 = c_s * bnd[b, 1]
                 x_s = kk * i0
                 v0 = x_m - x_s
-                rise = (bnd[b + 1, 0] - bnd[b, 0]) * (free_rise(v0, i0) + sums[2, b]) * inv_tm
+                rise = (bnd[b + 1, 0] - bnd[b, 0]) * (free_rise(v0, i0) + sums[4 * b + 2]) * inv_tm
                 if v0 + rise < theta - 1e-9 * (abs(x_m) + abs(x_s) + rise + abs(theta)):
-                    c_s += sums[0, b]
-                    b_m += kk * sums[1, b]
+                    c_s += sums[4 * b]
+                    b_m += kk * sums[4 * b + 1]
                     a = hi
                     srt = hi
                     continue
@@ -1326,8 +1329,8 @@ def forward_keep_range(j0, j1, tau_m, tau_s, theta, reset, refractory, closed, i
         mmax = max(mmax, c)
     if bound > a_qk.shape[0]:
         raise ValueError("forward_keep_range: arrival workspace too small")
-    nb, bnd, sums = chunk_bins(j0, j1, in_ptr, in_pre, s_start, s_end, t_end, tau_m, tau_s, factored)
-    counts = np.empty(max(BUCKETS_PER_ARRIVAL * mmax, nb) + 2, np.int32)
+    nb, bnd, sums = chunk_bins(j0, j1, bound, t_end, tau_m, tau_s, factored)
+    counts = np.empty(max(BUCKETS_PER_ARRIVAL * mmax, nb) + 2, np.uint32)
     gen = _bin_workspace(j0, j1, in_ptr, mmax, factored)
     pos_id = np.arange(0 if factored else s_time.shape[0])   # k: positions in s_time (bin_arrivals: its own)
     arr_t = np.empty(mmax)                # times here (cache-resident); bin_arrivals packs into a_qk itself
