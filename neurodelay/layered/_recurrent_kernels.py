@@ -1185,8 +1185,9 @@ def _stretch_sums(j, ne, in_ptr, in_pre, in_d, in_w, in_ds, in_dm, s_start, s_en
     """The arrivals at neuron j in generation order (synapse, then spike), each in its stretch (the
     neuron's ne events ev_*; stretch k ends at event k): the sums per stretch of w F_s and K w F_m into
     per_s, per_m, and the stretch of each arrival to st_of in that order (n_of[q]: the arrivals of
-    synapse q written), for :func:`_stretch_grads`. by_pos: the spikes' time, exp(t/tau_s), exp(t/tau_m)
-    by position in s_time; in_ds, in_dm: exp(d/tau) per synapse.
+    synapse q written), for :func:`_stretch_grads`. by_pos: rows of the spikes' time, exp(t/tau_s),
+    exp(t/tau_m), by position in s_time (rows, so that an entry's address needs no multiplication by a
+    runtime row length); in_ds, in_dm: exp(d/tau) per synapse.
 
     An arrival's stretch is searched from the first event of its time cell on (cells: the neuron's
     :func:`_event_cells` over [0, t_end]), not from the synapse's previous arrival: a synapse then costs
@@ -1202,8 +1203,8 @@ def _stretch_sums(j, ne, in_ptr, in_pre, in_d, in_w, in_ds, in_dm, s_start, s_en
         w = in_w[q]
         f_ds, f_dm = in_ds[q], in_dm[q]
         e_q = e
-        for k in range(s_start[p], s_end[p]):
-            t = by_pos[k, 0] + d
+        for k in range(np.uint64(s_start[p]), np.uint64(s_end[p])):     # (unsigned: no negative-index test)
+            t = by_pos[0, k] + d
             if t > t_end:
                 break
             st = cells[min(max(int(t * scale), 0), n_cells)]
@@ -1213,8 +1214,8 @@ def _stretch_sums(j, ne, in_ptr, in_pre, in_d, in_w, in_ds, in_dm, s_start, s_en
                 break                        # in the last stretch (as this synapse's later arrivals): no use
             st_of[e] = st
             e += 1
-            per_s[st] += w * (by_pos[k, 1] * f_ds)
-            per_m[st] += kk * w * (by_pos[k, 2] * f_dm)
+            per_s[st] += w * (by_pos[1, k] * f_ds)
+            per_m[st] += kk * w * (by_pos[2, k] * f_dm)
         n_of[q] = e - e_q
 
 
@@ -1236,17 +1237,15 @@ def _stretch_grads(j, skip, in_ptr, in_pre, in_w, in_ds, in_dm, s_start, by_pos,
         f_ds, f_dm = in_ds[q], in_dm[q]
         gw = 0.0
         gd = 0.0
-        k0 = s_start[p]
-        for i in range(nq):
-            k = k0 + i
-            st = st_of[e + i]
-            pv = per_m[st] * (by_pos[k, 2] * f_dm)
-            pi = per_s[st] * (by_pos[k, 1] * f_ds) + kk * pv
+        for k in range(np.uint64(s_start[p]), np.uint64(s_start[p] + nq)):     # (unsigned: no negative-index test)
+            st = st_of[e]
+            e += 1
+            pv = per_m[st] * (by_pos[2, k] * f_dm)
+            pi = per_s[st] * (by_pos[1, k] * f_ds) + kk * pv
             gw += pi
             dl_dt = w * (pi * inv_ts - pv * inv_tm)
             gd += dl_dt
             g_pos[k] += dl_dt
-        e += nq
         g_w[q] += gw
         g_d[q] += gd
 
@@ -1291,9 +1290,9 @@ def _adjoint_group_factored(members, rec_ptr, rec_post, rec_d, rec_q, in_ptr, in
     # the spikes by position in s_time (grouped by neuron, as the arrivals are generated): time and
     # factors side by side, and the time sensitivities of the spikes from outside the group
     n_s = s_time.shape[0]
-    by_pos = np.empty((n_s, 3))
+    by_pos = np.empty((3, n_s))
     for k in range(n_s):
-        by_pos[k, 0], by_pos[k, 1], by_pos[k, 2] = s_time[k], s_es[s_id[k]], s_em[s_id[k]]
+        by_pos[0, k], by_pos[1, k], by_pos[2, k] = s_time[k], s_es[s_id[k]], s_em[s_id[k]]
     g_pos = np.zeros(n_s)
     # ---- each neuron's events (order of factored_log), at most 2 per spike
     lg_ptr = np.zeros(n_g + 1, np.int64)
@@ -1325,7 +1324,7 @@ def _adjoint_group_factored(members, rec_ptr, rec_post, rec_d, rec_q, in_ptr, in
     for l in range(n_g):
         _event_cells(ev_t[lg_ptr[l]:], ne_of[l], c_scale, first[l])
         ar_ptr[l + 1] = ar_ptr[l] + incoming_count(members[l], in_ptr, in_pre, s_start, s_end)
-    st_of = np.empty(ar_ptr[n_g], np.int32)
+    st_of = np.empty(ar_ptr[n_g], np.uint32)    # (unsigned: indexing with its entries needs no negative-index test)
     n_of = np.zeros(in_pre.shape[0], np.int64)
     worst = 0.0
     for l in range(n_g):
