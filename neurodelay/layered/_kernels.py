@@ -527,7 +527,7 @@ def chunk_bins(j0, j1, total, t_end, tau_m, tau_s, factored):
     that a neuron has :data:`ARRIVALS_PER_BIN` arrivals per bin on average; without `factored` no bins
     (nb 0)."""
     if not factored or j1 <= j0:
-        return 0, np.empty((0, 5)), np.empty(0)
+        return 0, np.empty((5, 0)), np.empty(0)
     nb = total // ((j1 - j0) * ARRIVALS_PER_BIN) + 1
     return nb, bin_bounds(nb, t_end, tau_m[j0], tau_s[j0]), np.empty(4 * nb)
 
@@ -1053,16 +1053,16 @@ def _predict_factored(c_s, b_m, f_s, f_m, g_s, g_m, kk, inv_tm, tm, ts, theta, c
 
 @njit(cache=True, nogil=True)
 def bin_bounds(nb, t_end, tm, ts):
-    """(nb + 1, 5): per bin boundary T_b = b t_end / nb (b = 0..nb, T_nb = t_end) of :func:`scan_binned`:
-    T_b, exp(-T_b/tau_s), exp(-T_b/tau_m), exp(T_b/tau_s), exp(T_b/tau_m)."""
-    bnd = np.empty((nb + 1, 5))
+    """(5, nb + 1): per bin boundary T_b = b t_end / nb (b = 0..nb, T_nb = t_end) of :func:`scan_binned`,
+    rows T_b, exp(-T_b/tau_s), exp(-T_b/tau_m), exp(T_b/tau_s), exp(T_b/tau_m)."""
+    bnd = np.empty((5, nb + 1))
     for b in range(nb + 1):
         t = b * (t_end / nb) if b < nb else t_end
-        bnd[b, 0] = t
-        bnd[b, 1] = math.exp(-t / ts)
-        bnd[b, 2] = math.exp(-t / tm)
-        bnd[b, 3] = math.exp(t / ts)
-        bnd[b, 4] = math.exp(t / tm)
+        bnd[0, b] = t
+        bnd[1, b] = math.exp(-t / ts)
+        bnd[2, b] = math.exp(-t / tm)
+        bnd[3, b] = math.exp(t / ts)
+        bnd[4, b] = math.exp(t / tm)
     return bnd
 
 
@@ -1120,24 +1120,30 @@ def scan_binned(m, nb, ends, sums, bnd, s_time, in_d, arr_t, arr_qk, q0, in_w, s
     srt = 0                      # arrivals [0, srt) are taken or sorted: those of the bins before bi
     bi = 0
     while True:
-        quiet = pred == np.inf and not pending and not log_ref     # (then no crossing before bnd[bi, 0])
-        if a == srt and bi < nb and (quiet or pred >= bnd[bi, 0]):
+        quiet = pred == np.inf and not pending and not log_ref     # (then no crossing before bnd[0, bi])
+        if quiet and a == srt and bi < nb:
+            # whole bins at once, one after the other, while V provably stays below theta over each (~96 %
+            # of the arrivals at SHD size); the bin that fails the test is sorted below
+            b = bi
+            while b < nb:
+                x_m = b_m * bnd[2, b]
+                i0 = c_s * bnd[1, b]
+                x_s = kk * i0
+                v0 = x_m - x_s
+                rise = (bnd[0, b + 1] - bnd[0, b]) * (free_rise(v0, i0) + sums[4 * b + 2]) * inv_tm
+                if not v0 + rise < theta - 1e-9 * (abs(x_m) + abs(x_s) + rise + abs(theta)):
+                    break
+                c_s += sums[4 * b]
+                b_m += kk * sums[4 * b + 1]
+                b += 1
+            if b > bi:
+                a = ends[b - 1]
+                srt = a
+                bi = b
+        if a == srt and bi < nb and (quiet or pred >= bnd[0, bi]):
             b = bi
             hi = ends[b]
             bi += 1
-            if quiet:
-                # the whole bin at once where V provably stays below theta over it
-                x_m = b_m * bnd[b, 2]
-                i0 = c_s * bnd[b, 1]
-                x_s = kk * i0
-                v0 = x_m - x_s
-                rise = (bnd[b + 1, 0] - bnd[b, 0]) * (free_rise(v0, i0) + sums[4 * b + 2]) * inv_tm
-                if v0 + rise < theta - 1e-9 * (abs(x_m) + abs(x_s) + rise + abs(theta)):
-                    c_s += sums[4 * b]
-                    b_m += kk * sums[4 * b + 1]
-                    a = hi
-                    srt = hi
-                    continue
             for r in range(a, hi):
                 q, k = unpack_arrival(arr_qk[r], q0, bits)
                 arr_t[r] = s_time[k] + in_d[q]      # (the sum that bin_arrivals binned)
@@ -1145,8 +1151,8 @@ def scan_binned(m, nb, ends, sums, bnd, s_time, in_d, arr_t, arr_qk, q0, in_w, s
             srt = hi
             if quiet:
                 # a crossing between the start of the bin and its first arrival (its end if none)?
-                pred = _predict_factored(c_s, b_m, bnd[b, 3], bnd[b, 4], bnd[b, 1], bnd[b, 2], kk, inv_tm, tm, ts,
-                                         theta, closed, bnd[b, 0], arr_t[a] if a < hi else bnd[b + 1, 0])
+                pred = _predict_factored(c_s, b_m, bnd[3, b], bnd[4, b], bnd[1, b], bnd[2, b], kk, inv_tm, tm, ts,
+                                         theta, closed, bnd[0, b], arr_t[a] if a < hi else bnd[0, b + 1])
             continue
         if quiet and a < srt:
             # arrivals of the sorted bins while no crossing is predicted and the neuron is not refractory
@@ -1161,7 +1167,7 @@ def scan_binned(m, nb, ends, sums, bnd, s_time, in_d, arr_t, arr_qk, q0, in_w, s
                 a += 1
                 pred = _predict_factored(c_s, b_m, f_s, f_m, spk_f[2, k] * syn_f[2, q], spk_f[3, k] * syn_f[3, q],
                                          kk, inv_tm, tm, ts, theta, closed, t_now,
-                                         min(arr_t[a] if a < srt else bnd[bi, 0], t_end))
+                                         min(arr_t[a] if a < srt else bnd[0, bi], t_end))
                 if pred < np.inf:
                     break
             continue
@@ -1208,7 +1214,7 @@ def scan_binned(m, nb, ends, sums, bnd, s_time, in_d, arr_t, arr_qk, q0, in_w, s
                 b_m += kk * w * f_m
                 pred = _predict_factored(c_s, b_m, f_s, f_m, spk_f[2, k] * syn_f[2, q], spk_f[3, k] * syn_f[3, q],
                                          kk, inv_tm, tm, ts, theta, closed, t_now,
-                                         min(arr_t[a] if a < srt else bnd[bi, 0], t_end))
+                                         min(arr_t[a] if a < srt else bnd[0, bi], t_end))
                 continue
         # in a refractory period: V restarts from reset at its end
         pred = ref_end + next_crossing(reset, c_s * math.exp(-ref_end / ts), tm, ts, theta, closed)
