@@ -48,6 +48,16 @@ runs): 0.993 and 0.993 on 1 thread (16 trials, 16 rounds); 0.983 and 0.946 on 2 
 32 rounds). Variants of that reverse pass, each measured at 14 ms or more:
 a segment stored per arrival (15-21 ms), the bin stored per arrival, one coefficient pair per bin,
 and a separate pass for the segments.
+
+Indexing (2026-11-27): numba multiplies by a 2-d array's runtime row length at every access and tests
+signed indices for negative values. The hot loops therefore take factor tables by row ((4, n)), a bin's
+sums from a flat array at 4 b, unsigned loop counters, counts and packed arrivals (:func:`pack_arrival`:
+(q, k) in one uint32, as the counting sort's second pass spent half its time scattering the 8 bytes of
+two arrays), and the bins added whole in a loop of their own. With these, the fused feedforward pass
+costs 0.81x what it did (bench/ab_revisions.py --case feedforward --trials 64 --rounds 12 --threads 2,
+median of the per-round ratios), spikes and gradients bit for bit the same. Tried and not kept: a shift
+by a variable in the packing (reverse pass 1.07x), a bin's count kept with its sums (no gain),
+ARRIVALS_PER_BIN 3 or 6 (1.04x, 0.98x on 1 thread).
 """
 
 from __future__ import annotations
