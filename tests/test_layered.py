@@ -539,6 +539,41 @@ def test_packed_arrivals_narrow_and_wide(monkeypatch):
         np.testing.assert_array_equal(getattr(wide[1], field), getattr(narrow[1], field))
 
 
+def test_recurrent_sorted_arrivals_match_gather_sorted():
+    """A recurrent group's input arrivals (_recurrent_kernels._sorted_arrivals, packed in 32 or 64 bits
+    while they are placed) come in gather_sorted's order, (time, synapse, spike), bit for bit: ties
+    between synapses (two with one source and one delay), zero delays, arrivals after the end left out."""
+    from neurodelay.layered import _kernels as K
+    from neurodelay.layered import _recurrent_kernels as RK
+    rng = np.random.default_rng(11)
+    n_pre, t_end = 50, 0.3
+    trains = [np.sort(rng.uniform(0.0, 0.35, rng.integers(0, 12))) for _ in range(n_pre)]
+    trains[3], trains[7] = np.sort(np.append(trains[3], [0.05, 0.2])), np.sort(np.append(trains[7], 0.1))
+    counts = np.array([len(t) for t in trains] + [0])
+    s_start = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+    s_end = (s_start + counts).astype(np.int64)
+    s_time = np.concatenate(trains)
+    in_pre = np.concatenate([rng.permutation(n_pre), [3, 3, 7]]).astype(np.int64)
+    in_d = np.concatenate([rng.uniform(0.0, 0.05, n_pre), [0.01, 0.01, 0.0]])
+    in_ptr = np.array([0] * (n_pre + 1) + [len(in_pre)], np.int64)
+    j = n_pre
+    bound = K.incoming_count(j, in_ptr, in_pre, s_start, s_end)
+    ref_t, ref_q, ref_k = np.zeros(bound), np.zeros(bound, np.uint32), np.zeros(bound, np.int64)
+    m = K.gather_sorted(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, np.arange(len(s_time)), t_end, True,
+                        np.zeros(2 * bound + 1, np.int64), ref_t, ref_q, ref_k, 2)
+    assert 0 < m < bound                                       # some arrivals come after the end
+    assert np.any(np.diff(ref_t[:m]) == 0.0)                   # ties between synapses
+    for dtype in (np.uint32, np.uint64):
+        arr_t, arr_q, arr_k = np.zeros(bound), np.zeros(bound, np.uint32), np.zeros(bound, np.uint32)
+        got = RK._sorted_arrivals(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, t_end, 2 * bound,
+                                  np.zeros(2 * bound + 1, np.uint32), np.zeros(len(in_pre) + bound, np.uint32),
+                                  np.zeros(bound, dtype), arr_t, arr_q, arr_k)
+        assert got == m
+        np.testing.assert_array_equal(arr_t[:m], ref_t[:m])
+        np.testing.assert_array_equal(arr_q[:m], ref_q[:m])
+        np.testing.assert_array_equal(arr_k[:m], ref_k[:m])
+
+
 def test_fused_result_fields_one_trial_and_fallbacks(monkeypatch):
     """fused_loss_and_grad's AdjointResult (per-spike and per-input times too) equals the adjoint's;
     one trial on two threads (chunks of neurons in parallel) equals one thread; losses that do not
