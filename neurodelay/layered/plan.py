@@ -63,6 +63,14 @@ def _plan(net: Network, flat: FlatNetwork) -> _Plan:
             layers.append((flat.offsets[p.name], p.n, p.name, isinstance(p, LIF)))
             done.add(p.name)
         todo = [p for p in todo if p.name not in done]
+    in_ptr, in_pre, in_d, in_w, in_c, in_dm, in_ds = post_major(flat)
+    return _Plan(tuple(layers), in_ptr, in_pre, in_d, in_w, in_c, is_closed_form(flat.tau_m, flat.tau_s), in_dm, in_ds)
+
+
+def post_major(flat: FlatNetwork) -> tuple:
+    """flat's synapses in post-major order (each postsynaptic neuron's, in flat's order within one):
+    (in_ptr (N+1,), in_pre, in_d (s), in_w, in_c (the synapse's index in flat's pre-major order), in_dm,
+    in_ds (exp(d / tau_m), exp(d / tau_s) of the postsynaptic neuron; inf where it overflows))."""
     n = flat.n_neurons
     pre_of = np.repeat(np.arange(n, dtype=np.int64), np.diff(flat.out_ptr))
     post_key = flat.out_post.astype(np.uint16) if n <= 2 ** 16 else flat.out_post   # 16 bits: numpy's radix sort
@@ -73,20 +81,21 @@ def _plan(net: Network, flat: FlatNetwork) -> _Plan:
     post = flat.out_post[order]
     with np.errstate(over="ignore"):
         in_dm, in_ds = np.exp(in_d / flat.tau_m[post]), np.exp(in_d / flat.tau_s[post])
-    return _Plan(tuple(layers), in_ptr, pre_of[order], in_d, np.ascontiguousarray(flat.out_w[order]),
-                 order.astype(np.int64), is_closed_form(flat.tau_m, flat.tau_s), in_dm, in_ds)
+    return (in_ptr, pre_of[order], in_d, np.ascontiguousarray(flat.out_w[order]), order.astype(np.int64), in_dm,
+            in_ds)
 
 
-_PLANS: dict = {}   # id(flat) -> (weak reference to flat, its _Plan): simulate's plan serves the adjoint too
+_PLANS: dict = {}   # (id(flat), build) -> (weak reference to flat, its plan): simulate's plan serves the adjoint too
 
 
-def _plan_for(net: Network, flat: FlatNetwork) -> _Plan:
-    """:func:`_plan`, kept while `flat` (e.g. a record's) lives."""
-    key = id(flat)
+def _plan_for(net: Network, flat: FlatNetwork, build=None):
+    """build(net, flat) (default :func:`_plan`), kept while `flat` (e.g. a record's) lives."""
+    build = build or _plan
+    key = (id(flat), build)
     hit = _PLANS.get(key)
     if hit is not None and hit[0]() is flat:
         return hit[1]
-    plan = _plan(net, flat)
+    plan = build(net, flat)
     _PLANS[key] = (weakref.ref(flat, lambda _, key=key: _PLANS.pop(key, None)), plan)
     return plan
 

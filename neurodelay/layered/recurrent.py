@@ -57,13 +57,12 @@ from ..record import AdjointResult, AdjointSources, EventRecord, prepare_run
 from . import _kernels as K
 from . import _recurrent_kernels as RK
 from . import plan as layer_plan
-from .plan import _EMPTY2, _factored_taus_of, _scan_factors
+from .plan import _EMPTY2, _factored_taus_of, _plan_for, _reverse_taus, _scan_factors, post_major
 from .trials import (_adjoint_result, _by_neuron, _new_acc, _place, _reverse_trial, _sample_columns, _too_many,
                      _trial_spikes)
 
 __all__ = ["population_groups", "simulate", "adjoint"]
 
-_EMPTY = np.zeros(0)
 
 #: when a batch has fewer trials than threads, a recurrent group is split into one partition per
 #: thread (:func:`~neurodelay.layered._recurrent_kernels.forward_partitioned`; the trials then run one
@@ -150,12 +149,9 @@ class _Plan:
 
 
 def _plan(net: Network, flat: FlatNetwork) -> _Plan:
+    in_ptr, in_pre, in_d, in_w, in_c, in_dm, in_ds = post_major(flat)
     n = flat.n_neurons
-    pre_of = np.repeat(np.arange(n, dtype=np.int64), np.diff(flat.out_ptr))
-    order = np.argsort(flat.out_post, kind="stable")        # by post, flat order within a post
-    in_ptr = np.zeros(n + 1, np.int64)
-    np.cumsum(np.bincount(flat.out_post, minlength=n), out=in_ptr[1:])
-    in_pre, in_post, in_d = pre_of[order], flat.out_post[order], np.ascontiguousarray(flat.out_d[order])
+    in_post = np.repeat(np.arange(n, dtype=np.int64), np.diff(in_ptr))
     steps = []
     for names, recurrent in population_groups(net):
         if not recurrent:
@@ -171,10 +167,8 @@ def _plan(net: Network, flat: FlatNetwork) -> _Plan:
         rec_ptr = np.zeros(len(members) + 1, np.int64)
         np.cumsum(np.bincount(local[in_pre[q]], minlength=len(members)), out=rec_ptr[1:])
         steps.append(_Group(members, rec_ptr, local[in_post[q]], in_d[q], q.astype(np.int64)))
-    with np.errstate(over="ignore"):
-        in_dm, in_ds = np.exp(in_d / flat.tau_m[in_post]), np.exp(in_d / flat.tau_s[in_post])
-    return _Plan(tuple(steps), in_ptr, in_pre, in_d, np.ascontiguousarray(flat.out_w[order]),
-                 is_closed_form(flat.tau_m, flat.tau_s), order.astype(np.int64), in_dm, in_ds)
+    return _Plan(tuple(steps), in_ptr, in_pre, in_d, in_w, is_closed_form(flat.tau_m, flat.tau_s), in_c, in_dm,
+                 in_ds)
 
 
 def _block_args(taus, plan: _Plan, s_time: np.ndarray, duration: float) -> tuple:
@@ -191,7 +185,7 @@ def simulate(net: Network, inputs, duration, *, record=(), sample_times=None, n_
     a feedforward one is a sequence of one-population groups). Same arguments and result."""
     prepared = prepare_run(net, inputs, duration, record, sample_times, initial_state)
     duration, flat, merged, sample_times, sample_neurons = prepared[:5]
-    plan = _plan(net, flat)
+    plan = _plan_for(net, flat, _plan)
     n = flat.n_neurons
     col_of = _sample_columns(n, sample_neurons)
     # readouts never spike: scan them only when their voltage is sampled
@@ -272,7 +266,8 @@ def adjoint(record: EventRecord, sources: AdjointSources, *, time_constants: boo
     (the caller hands other runs to the event engine's adjoint). Same arguments and result.
 
     Steps in reverse order: a feedforward layer by
-    :func:`~neurodelay.layered._kernels.adjoint_range`, a recurrent group by
+    :func:`~neurodelay.layered._kernels.adjoint_range` (with factored exponentials where
+    :func:`~neurodelay.layered.plan._reverse_taus` allows them, as in the feedforward engine), a recurrent group by
     :func:`~neurodelay.layered._recurrent_kernels.adjoint_group`; the time sensitivities of
     the spikes of earlier steps are summed in one row of g_time. Gradients of the trials are
     summed per fixed block of trials in trial order, whatever the number of threads.
@@ -280,7 +275,7 @@ def adjoint(record: EventRecord, sources: AdjointSources, *, time_constants: boo
     net, flat = record.network, record.flat
     rp = prepare_reverse(record, sources, record_tolerance)
     n, n_trials, duration, n_syn = flat.n_neurons, record.n_trials, float(record.duration), len(flat.out_post)
-    plan = _plan(net, flat)
+    plan = _plan_for(net, flat, _plan)
     static = (plan.in_ptr, plan.in_pre, plan.in_d, plan.in_w, flat.tau_m, flat.tau_s, flat.theta, flat.reset,
               flat.refractory)
     steps = plan.steps[::-1]
@@ -301,9 +296,11 @@ def adjoint(record: EventRecord, sources: AdjointSources, *, time_constants: boo
                                      *spikes, duration, n_in, *terms, time_constants, *acc, g_time, spike_grad,
                                      *factors)
             else:
-                off, size = step[0], step[1]
+                off, size, _, is_lif = step
+                factors = _scan_factors(_reverse_taus(flat, off, size, duration, is_lif, time_constants), plan, all_t,
+                                        duration)
                 w = K.adjoint_range(off, off + size, 0, *static, *spikes, duration, n_in, sp_time, *terms,
-                                    time_constants, *acc, g_time, spike_grad, False, _EMPTY, _EMPTY, _EMPTY, _EMPTY)
+                                    time_constants, *acc, g_time, spike_grad, *factors)
             worst = max(worst, w)
         return spike_grad, g_time[0, :n_in].copy(), worst
 
