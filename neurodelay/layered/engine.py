@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._allocator import keep_freed_memory
 from ..events import adjoint as _events_adjoint
 from ..events.adjoint import check_replay, neuron_ptr, prepare_reverse
 from ..events.batch import default_threads, map_trials
@@ -87,6 +88,7 @@ def simulate(net: Network, inputs, duration, *, record=(), sample_times=None, n_
         return simulate_recurrent(net, inputs, duration, record=record, sample_times=sample_times,
                                   n_threads=n_threads, max_spikes_per_trial=max_spikes_per_trial,
                                   progress=progress, initial_state=initial_state)
+    keep_freed_memory()
     prepared = prepare_run(net, inputs, duration, record, sample_times, initial_state)
     duration, flat, merged, sample_times, sample_neurons = prepared[:5]
     plan = _plan_for(net, flat)
@@ -167,6 +169,7 @@ def adjoint(record: EventRecord, sources: AdjointSources, *, time_constants: boo
         from .recurrent import adjoint as adjoint_recurrent
         return adjoint_recurrent(record, sources, time_constants=time_constants, n_threads=n_threads,
                                  record_tolerance=record_tolerance)
+    keep_freed_memory()
     rp = prepare_reverse(record, sources, record_tolerance)
     n, n_trials, duration, n_syn = flat.n_neurons, record.n_trials, float(record.duration), len(flat.out_post)
     plan = _plan_for(net, flat)
@@ -214,6 +217,7 @@ def fused_loss_and_grad(net: Network, inputs, duration, loss, labels=None, *, ti
     """
     if supports(net) is not None or not net.is_feedforward() or not getattr(loss, "separable", False):
         return None
+    keep_freed_memory()
     prepared = prepare_run(net, inputs, duration, (), None, None)
     duration, flat, merged = prepared[:3]
     n_trials = merged.n_trials

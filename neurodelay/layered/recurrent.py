@@ -49,6 +49,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+from .._allocator import keep_freed_memory
 from ..events.adjoint import prepare_reverse, trial_blocks
 from ..events.batch import default_threads, map_trials
 from ..flat import FlatNetwork, is_closed_form
@@ -183,6 +184,7 @@ def simulate(net: Network, inputs, duration, *, record=(), sample_times=None, n_
              max_spikes_per_trial: int = 10_000_000, progress: bool = False, initial_state=None) -> EventRecord:
     """:func:`neurodelay.layered.simulate` for a network with recurrent groups (any network works:
     a feedforward one is a sequence of one-population groups). Same arguments and result."""
+    keep_freed_memory()
     prepared = prepare_run(net, inputs, duration, record, sample_times, initial_state)
     duration, flat, merged, sample_times, sample_neurons = prepared[:5]
     plan = _plan_for(net, flat, _plan)
@@ -273,6 +275,7 @@ def adjoint(record: EventRecord, sources: AdjointSources, *, time_constants: boo
     summed per fixed block of trials in trial order, whatever the number of threads.
     """
     net, flat = record.network, record.flat
+    keep_freed_memory()
     rp = prepare_reverse(record, sources, record_tolerance)
     n, n_trials, duration, n_syn = flat.n_neurons, record.n_trials, float(record.duration), len(flat.out_post)
     plan = _plan_for(net, flat, _plan)
