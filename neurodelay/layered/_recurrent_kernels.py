@@ -96,6 +96,20 @@ bucket entries of 4 values (time, q, and the factors exp(t/tau) from the spike's
 so that a block's recurrent arrivals need no exponential) made the forward 1.13x slower (paired):
 pushes and sorts move twice the bytes.
 
+Counted again on 2026-11-28 (2 trials, one thread, cycle counter of a temporarily instrumented
+copy, 2.1 GHz): per trial 90k tentative scans, 609k single steps (292k recurrent arrivals; of the
+317k input arrivals 245k in the middle of a block, after an index event or a failed block, 39k in
+a refractory period), 314k block attempts of which 281k succeed, 984k pushes, 76k index events,
+3.8k spikes. Setup (the input arrivals' sort and the block sums) ~40 ms, of which the sums ~9 ms;
+the scans ~100 ms; commits ~18 ms; pushes ~26 ms (page faults included: counted before the
+allocator's change below). Tried and not kept that day: half blocks (sums
+over each half of a block too; a scan in the middle of a block, or after a whole block failed its
+bound, tried a half): single steps 609k -> 370k, blocks 281k -> 325k, but the forward 1.09x and
+1.13x as costly (interleaved in one process, 4 trials, 16 rounds), so the single steps are not
+where the time goes. Page faults: each trial's arrays came from memory that the allocator had
+handed back to the kernel, 18k faults per trial on one thread (73 MiB of pages), 10-14k and 25-31
+ms of system time per trial on 2 threads, until :func:`neurodelay._allocator.keep_freed_memory`.
+
 Times in seconds. The event loop's arrays are arguments and never reassigned
 (see the performance note of :mod:`neurodelay.events.kernel`): when a time
 bucket or the spike record is full the loop returns, the caller grows the array
