@@ -257,17 +257,32 @@ def bin_arrivals(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, t_end, nb, cou
     positive w) over its arrivals, with the factors of :func:`scan_binned`. sums: 4 nb entries (a bin's
     sums in one cache line, at an address without a multiplication by a runtime row length).
 
-    One pass over the arrivals computes their times, bins, counts and sums, writing each arrival's bin
-    (in generation order) and each synapse's number of arrivals to `gen` (workspace: at least the
-    neuron's fan-in plus :func:`incoming_count` entries); a second pass places them bin by bin, without
-    computing a time again. Packing halves what that second pass scatters (uint32 where q - in_ptr[j]
-    and k fit in 32 bits together), which was half its cost."""
+    One pass over the arrivals computes their times, bins, counts and sums (:func:`count_bins`), writing
+    each arrival's bin (in generation order) and each synapse's number of arrivals to `gen` (workspace:
+    at least the neuron's fan-in plus :func:`incoming_count` entries); a second pass places them bin by
+    bin, without computing a time again (:func:`place_packed`). Packing halves what that second pass
+    scatters (uint32 where q - in_ptr[j] and k fit in 32 bits together), which was half its cost."""
+    m = count_bins(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, t_end, nb, counts, gen, in_w, syn_f, spk_f, sums)
+    if m == 0:
+        return 0
+    place_packed(j, in_ptr, in_pre, s_start, nb, counts, gen, arr_qk)
+    return m
+
+
+@njit(cache=True, nogil=True)
+def count_bins(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, t_end, nb, counts, gen, in_w, syn_f, spk_f, sums):
+    """The first pass of :func:`bin_arrivals` over neuron j's arrivals t_spike + d <= t_end, in generation
+    order (synapse q ascending, then spike): the bin of each (int(t nb / t_end), at most nb - 1) to
+    gen[fan_in:], the number of each synapse's to gen[:fan_in], the arrivals of bin b to counts[b + 1]
+    (counts[0] = 0), and, unless sums is None (then in_w, syn_f and spk_f are not read either), the
+    bins' sums of :func:`bin_arrivals`. Returns the number of arrivals."""
     for b in range(nb + 1):
         counts[b] = 0
-    for b in range(nb):
-        sums[4 * b] = 0.0
-        sums[4 * b + 1] = 0.0
-        sums[4 * b + 2] = 0.0
+    if sums is not None:
+        for b in range(nb):
+            sums[4 * b] = 0.0
+            sums[4 * b + 1] = 0.0
+            sums[4 * b + 2] = 0.0
     q0, q1 = in_ptr[j], in_ptr[j + 1]
     e0 = q1 - q0                      # gen[:e0]: arrivals per synapse; gen[e0:]: bin per arrival
     e = e0
@@ -275,10 +290,11 @@ def bin_arrivals(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, t_end, nb, cou
     for q in range(q0, q1):
         p = in_pre[q]
         d = in_d[q]
-        w = in_w[q]
-        w_pos = max(w, 0.0)
-        syn_s = syn_f[0, q]
-        syn_m = syn_f[1, q]
+        if sums is not None:
+            w = in_w[q]
+            w_pos = max(w, 0.0)
+            syn_s = syn_f[0, q]
+            syn_m = syn_f[1, q]
         e_q = e
         for k in range(np.uint64(s_start[p]), np.uint64(s_end[p])):     # (unsigned: no negative-index test)
             t = s_time[k] + d
@@ -288,16 +304,23 @@ def bin_arrivals(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, t_end, nb, cou
             gen[e] = b
             e += 1
             counts[b + 1] += 1
-            sums[4 * b] += w * (spk_f[0, k] * syn_s)
-            sums[4 * b + 1] += w * (spk_f[1, k] * syn_m)
-            sums[4 * b + 2] += w_pos
+            if sums is not None:
+                sums[4 * b] += w * (spk_f[0, k] * syn_s)
+                sums[4 * b + 1] += w * (spk_f[1, k] * syn_m)
+                sums[4 * b + 2] += w_pos
         gen[q - q0] = e - e_q
-    m = e - e0
-    if m == 0:
-        return 0
+    return e - e0
+
+
+@njit(cache=True, nogil=True)
+def place_packed(j, in_ptr, in_pre, s_start, nb, counts, gen, arr_qk):
+    """The second pass of :func:`bin_arrivals`, after :func:`count_bins`: the bins' starts (counts, as
+    a prefix sum; afterwards counts[b] is the end of bin b), then neuron j's arrivals placed bin after
+    bin, in generation order within a bin, packed (:func:`pack_arrival`, with :func:`k_bits` of arr_qk)."""
     for b in range(nb):
         counts[b + 1] += counts[b]
-    e = e0
+    q0, q1 = in_ptr[j], in_ptr[j + 1]
+    e = q1 - q0
     bits = k_bits(arr_qk)
     for q in range(q0, q1):
         k0 = s_start[in_pre[q]]
@@ -307,7 +330,6 @@ def bin_arrivals(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, t_end, nb, cou
             pos = counts[b]
             counts[b] = pos + 1
             arr_qk[pos] = pack_arrival(q, k, q0, bits)
-    return m
 
 
 @njit(cache=True, nogil=True)

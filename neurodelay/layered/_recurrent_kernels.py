@@ -125,8 +125,8 @@ from numba import njit, prange
 
 from ..events.dynamics import biased_crossing, state_at
 from ._kernels import (EV_REF_END, EV_SPIKE, _spike_costate, advance_costate, arrival_costate, below_until,
-                       crossing_within, free_rise, factored_event, gather_sorted, incoming_count, pack_arrival,
-                       replay_neuron, sort_range, unpack_arrival, k_bits, K_BITS)
+                       count_bins, crossing_within, free_rise, factored_event, gather_sorted, incoming_count,
+                       k_bits, place_packed, replay_neuron, sort_range, unpack_arrival, K_BITS)
 from ._split_reverse import segment_states, split_events
 
 STATUS_OK = 0
@@ -733,47 +733,19 @@ def _sorted_arrivals(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, t_end, nb,
     t_end], generation order within a bucket, then a stable insertion sort): times to arr_t, synapses
     to arr_q, the spikes' positions in s_time to arr_k; returns their number.
 
-    As :func:`~._kernels.bin_arrivals`: one pass computes each arrival's bucket (to gen[fan_in:], and
-    each synapse's number of arrivals to gen[:fan_in]) and the counts; a second places the arrivals,
+    The counting sort is :func:`~._kernels.bin_arrivals`' without the sums: one pass computes each
+    arrival's bucket and the counts (:func:`~._kernels.count_bins`), a second places the arrivals,
     packed (:func:`~._kernels.pack_arrival`) into `packed` (uint32 or uint64, as
-    :func:`~._kernels.packing` chooses), without a bucket's computation; a third unpacks them in order,
-    with their times, into arr_*. Scattering one 4-byte integer per arrival instead of 20 bytes in
-    three arrays: 0.77-0.79x the cost of gather_sorted (the 256 neurons of bench/gradient.py's recurrent
-    group in one trial, 15 runs of each alternating, three runs, 2026-11-28; the same order bit for
-    bit). counts (uint32): nb + 1 entries; gen (uint32): fan-in plus the arrivals; packed: the
-    arrivals."""
-    for b in range(nb + 1):
-        counts[b] = 0
-    q0, q1 = in_ptr[j], in_ptr[j + 1]
-    e0 = q1 - q0
-    e = e0
-    scale = nb / t_end
-    for q in range(q0, q1):
-        p = in_pre[q]
-        d = in_d[q]
-        e_q = e
-        for k in range(np.uint64(s_start[p]), np.uint64(s_end[p])):     # (unsigned: no negative-index test)
-            t = s_time[k] + d
-            if t > t_end:
-                break                   # p's spikes are sorted: the later ones arrive later
-            b = min(max(int(t * scale), 0), nb - 1)
-            gen[e] = b
-            e += 1
-            counts[b + 1] += 1
-        gen[q - q0] = e - e_q
-    m = e - e0
-    for b in range(nb):
-        counts[b + 1] += counts[b]
+    :func:`~._kernels.packing` chooses), without a bucket's computation
+    (:func:`~._kernels.place_packed`); a third unpacks them in order, with their times, into arr_*.
+    Scattering one 4-byte integer per arrival instead of 20 bytes in three arrays: 0.77-0.79x the
+    cost of gather_sorted (the 256 neurons of bench/gradient.py's recurrent group in one trial, 15
+    runs of each alternating, three runs, 2026-11-28; the same order bit for bit). counts (uint32): nb
+    + 1 entries; gen (uint32): fan-in plus the arrivals; packed: the arrivals."""
+    m = count_bins(j, in_ptr, in_pre, in_d, s_start, s_end, s_time, t_end, nb, counts, gen, None, None, None, None)
+    place_packed(j, in_ptr, in_pre, s_start, nb, counts, gen, packed)
+    q0 = in_ptr[j]
     bits = k_bits(packed)
-    e = e0
-    for q in range(q0, q1):
-        k0 = np.uint64(s_start[in_pre[q]])
-        for k in range(k0, k0 + np.uint64(gen[q - q0])):
-            b = gen[e]
-            e += 1
-            at = counts[b]
-            counts[b] = at + 1
-            packed[at] = pack_arrival(q, k, q0, bits)
     for a in range(m):
         q, k = unpack_arrival(packed[a], q0, bits)
         arr_t[a] = s_time[k] + in_d[q]
