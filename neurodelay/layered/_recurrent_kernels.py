@@ -107,7 +107,7 @@ over each half of a block too; a scan in the middle of a block, or after a whole
 bound, tried a half): single steps 609k -> 370k, blocks 281k -> 325k, but the forward 1.09x and
 1.13x as costly (interleaved in one process, 4 trials, 16 rounds), so the single steps are not
 where the time goes. Page faults: each trial's arrays came from memory that the allocator had
-handed back to the kernel, 18k faults per trial on one thread (73 MiB of pages), 10-14k and 25-31
+handed back to the kernel, 18k faults per trial on one thread (71 MiB of pages), 10-14k and 25-31
 ms of system time per trial on 2 threads, until :func:`neurodelay._allocator.keep_freed_memory`.
 
 Times in seconds. The event loop's arrays are arguments and never reassigned
