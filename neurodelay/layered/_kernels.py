@@ -236,13 +236,20 @@ def unpack_arrival(x, q0, bits):
     return np.uint64(q0) + (v >> s), v & ((np.uint64(1) << s) - np.uint64(1))
 
 
+@njit(cache=True)
+def packing_fits(fan_in, n_sources, bits, total_bits):
+    """True where the arrivals of a layer whose neurons have at most `fan_in` synapses and whose sources
+    (s_time) have `n_sources` entries fit integers of `total_bits` bits with `bits` of them for k
+    (:func:`pack_arrival`); also called from compiled code."""
+    return n_sources <= 2 ** bits and fan_in <= 2 ** (total_bits - bits)
+
+
 def packing(fan_in: int, n_sources: int):
     """The dtype of the packed arrivals (:func:`pack_arrival`) of a layer whose neurons have at most
     `fan_in` synapses and whose sources (s_time) have `n_sources` entries: uint32 where k and q - q0 fit
-    in its fields (:data:`K_BITS`), else uint64."""
+    in its fields (:data:`K_BITS`, :func:`packing_fits`), else uint64."""
     for dtype in (np.uint32, np.uint64):
-        bits = K_BITS[np.dtype(dtype)]
-        if n_sources <= 2 ** bits and fan_in <= 2 ** (8 * np.dtype(dtype).itemsize - bits):
+        if packing_fits(fan_in, n_sources, K_BITS[np.dtype(dtype)], 8 * np.dtype(dtype).itemsize):
             return dtype
     raise ValueError(f"too many arrivals to index: fan-in {fan_in}, {n_sources} spikes in a trial")
 

@@ -126,7 +126,7 @@ from numba import njit, prange
 from ..events.dynamics import biased_crossing, state_at
 from ._kernels import (EV_REF_END, EV_SPIKE, _spike_costate, advance_costate, arrival_costate, below_until,
                        count_bins, crossing_within, free_rise, factored_event, gather_sorted, incoming_count,
-                       k_bits, place_packed, replay_neuron, sort_range, unpack_arrival, K_BITS)
+                       k_bits, packing_fits, place_packed, replay_neuron, sort_range, unpack_arrival, K_BITS)
 from ._split_reverse import segment_states, split_events
 
 STATUS_OK = 0
@@ -662,9 +662,8 @@ def _group_setup(bounds, members, in_ptr, in_pre, in_d, in_w, tau_m, tau_s, thet
     ext_n = np.zeros(n_g, np.int64)
     blk = np.empty((ext_ptr[n_g] // block if block > 0 else 0, 3))
     spk = np.empty(mmax, np.uint32)             # the spike (position in s_time) of each arrival
-    # the arrivals packed while they are placed (_sorted_arrivals): in 32 bits where they fit (the rule
-    # of _kernels.packing)
-    narrow = fan_in <= 2 ** (32 - NARROW_K_BITS) and s_time.shape[0] <= 2 ** NARROW_K_BITS
+    # the arrivals packed while they are placed (_sorted_arrivals): in 32 bits where they fit
+    narrow = packing_fits(fan_in, s_time.shape[0], NARROW_K_BITS, 32)
     packed32 = np.empty(mmax if narrow else 0, np.uint32)
     packed64 = np.empty(0 if narrow else mmax, np.uint64)
     for l in range(n_g):
