@@ -58,8 +58,10 @@ def grid_inputs(seed: int, n_trials: int, rate: float = 150.0) -> SpikeTrains:
 
 @pytest.fixture
 def split(monkeypatch):
-    """Partition every recurrent group; counts the partitioned runs."""
+    """Partition every recurrent group (of the event loop: batches of several trials would otherwise run
+    window by window, recurrent.WINDOWED); counts the partitioned runs."""
     monkeypatch.setattr(recurrent, "PARTITION_MIN_NEURONS", 0)
+    monkeypatch.setattr(recurrent, "WINDOWED", False)
     calls = []
     original = recurrent.RK.forward_partitioned
 

@@ -1105,6 +1105,22 @@ def bin_bounds(nb, t_end, tm, ts):
     return bnd
 
 
+@njit(cache=True, forceinline=True)
+def after_spike(out_t, out_g, n_out, t_now, i_s, b_m, pred, kk, tm, ts, theta, reset, refractory, closed):
+    """A spike of the factored scans at t_now (I = i_s there): recorded at n_out of out_t, out_g (time,
+    I - theta); returns (n_out + 1, end of the refractory period, whether it is pending, b_m, pred).
+    With a refractory period, b_m and pred are returned as they were (the caller predicts from its
+    end); without, V restarts from reset at once."""
+    out_t[n_out] = t_now
+    out_g[n_out] = i_s - theta
+    n_out += 1
+    ref_end = t_now + refractory
+    if refractory > 0.0:
+        return n_out, ref_end, True, b_m, pred
+    return n_out, ref_end, False, (reset + kk * i_s) * math.exp(t_now / tm), t_now + next_crossing(reset, i_s, tm,
+                                                                                                    ts, theta, closed)
+
+
 @njit(cache=True, nogil=True)
 def scan_binned(m, nb, ends, sums, bnd, s_time, in_d, arr_t, arr_qk, q0, in_w, syn_f, spk_f, tm, ts, theta, reset,
                 refractory, closed, t_end, out_t, out_g, ev_t, ev_c, ev_s, ev_i, ev_pos):
@@ -1231,17 +1247,11 @@ def scan_binned(m, nb, ends, sums, bnd, s_time, in_d, arr_t, arr_qk, q0, in_w, s
             worst = max(worst, abs(v_b - theta))
             ev_t[ne], ev_c[ne], ev_s[ne], ev_i[ne], ev_pos[ne] = t_now, EV_SPIKE, n_out, i_s, a
             ne += 1
-            out_t[n_out] = t_now
-            out_g[n_out] = i_s - theta
-            n_out += 1
-            ref_end = t_now + refractory
-            if refractory > 0.0:
-                pending = True
-                log_ref = True
-            else:
-                b_m = (reset + kk * i_s) * math.exp(t_now / tm)
-                pred = t_now + next_crossing(reset, i_s, tm, ts, theta, closed)
+            n_out, ref_end, pending, b_m, pred = after_spike(out_t, out_g, n_out, t_now, i_s, b_m, pred, kk, tm, ts,
+                                                             theta, reset, refractory, closed)
+            if not pending:
                 continue
+            log_ref = True
         else:
             q, k = unpack_arrival(arr_qk[a], q0, bits)
             w = in_w[q]
