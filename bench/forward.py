@@ -143,12 +143,15 @@ def synaptic_events(net: Network, inputs: SpikeTrains, lif_neuron: np.ndarray) -
 
 
 def warm_engine(net: Network, threads: int) -> dict:
-    """Load or compile the engine's numba code on a tiny run (1 and `threads` threads); returns its
-    wall time and cache hits."""
+    """Load or compile the engine's numba code on tiny runs (one trial on 1 and `threads` threads, and two
+    trials: batches take another path for recurrent groups, see neurodelay.layered.recurrent.WINDOWED);
+    returns their wall time and cache hits."""
     tiny = SpikeTrains(np.zeros(1, np.int64), np.zeros(1, np.int64), np.array([1e-3]), 1, net["ext"].n)
+    pair = SpikeTrains(np.arange(2), np.zeros(2, np.int64), np.full(2, 1e-3), 2, net["ext"].n)
     with stopwatch() as t:
         simulate(net, tiny, 2e-3, n_threads=1)
         simulate(net, tiny, 2e-3, n_threads=threads)
+        simulate(net, pair, 2e-3, n_threads=threads)
     stats = simulate_trial.stats
     return {"first_call_s": t(), "numba_cache_hits": int(sum(stats.cache_hits.values())),
             "numba_cache_misses": int(sum(stats.cache_misses.values()))}

@@ -458,7 +458,8 @@ def forward_windowed(members, in_ptr, in_pre, in_d, in_w, tau_m, tau_s, theta, r
     s_time); syn_tab: (S, 8), per synapse q the row (in_d, in_w, syn_f[:, q], 0, 0), one cache line.
     a_ptr: :func:`arrival_ptr`; arr_qk: workspace of a_ptr[-1] entries, of the dtype that
     :func:`~neurodelay.layered._kernels.packing` gives for the largest fan-in and len(s_time).
-    window: its length, s (:data:`WINDOW`); max_iterations: :data:`MAX_ITERATIONS`.
+    window: its length, s (:data:`WINDOW`; the shortest recurrent delay instead where that lies between
+    a quarter of it and it); max_iterations: :data:`MAX_ITERATIONS`.
 
     Returns (spike times, global neurons, I - theta, status): the spikes in order of (time, neuron),
     status STATUS_OK, STATUS_TOO_MANY_SPIKES (more than max_spikes) or STATUS_NOT_SETTLED (a window
@@ -474,7 +475,14 @@ def forward_windowed(members, in_ptr, in_pre, in_d, in_w, tau_m, tau_s, theta, r
     for jl in range(n_g):
         fan_in = max(fan_in, in_ptr[members[jl] + 1] - in_ptr[members[jl]])
         mmax = max(mmax, a_ptr[jl + 1] - a_ptr[jl])
-    nb = a_ptr[n_g] // (n_g * ARRIVALS_PER_BIN) + 1
+    # the window: `window`, or the shortest recurrent delay where that is not much shorter (then no
+    # arrival lands within the window it was sent in, bar rounding); bins no longer than it
+    d_min = np.inf
+    for r in range(rec_tab.shape[0]):
+        d_min = min(d_min, rec_tab[r, _R_D])
+    if d_min >= 0.25 * window:
+        window = min(window, d_min)
+    nb = max(a_ptr[n_g] // (n_g * ARRIVALS_PER_BIN) + 1, int(math.ceil(t_end / window)))
     scale = nb / t_end
     bnd = bin_bounds(nb, t_end, tm, ts)
     # every neuron's input arrivals in bins; their sums by bin, then neuron (a window's in one stretch)
