@@ -158,14 +158,20 @@ def test_windowed_runaway_raises(windowed_calls):
     assert windowed_calls[0] == WG.STATUS_TOO_MANY_SPIKES
 
 
-def test_windowed_threads_same_record(monkeypatch):
-    """Trials in parallel: the same record as one thread."""
-    net, inputs = group_network(2, n_trials=4)
-    monkeypatch.setattr(recurrent, "WINDOWED", True)
+@pytest.mark.parametrize("n_trials, threads", [(4, 2), (2, 4)])
+def test_windowed_threads_same_record(n_trials, threads, windowed_calls, monkeypatch):
+    """Trials in parallel, also with fewer trials than threads (where the event loop would split a
+    large group over the threads; the windowed path runs one trial per thread instead): the same
+    record as one thread."""
+    monkeypatch.setattr(recurrent, "PARTITION_MIN_NEURONS", 0)
+    partitioned = []
+    monkeypatch.setattr(recurrent, "_forward_partitioned", lambda *args: partitioned.append(1))
+    net, inputs = group_network(2, n_trials=n_trials)
     one = layered.simulate(net, inputs, DURATION, n_threads=1)
-    two = layered.simulate(net, inputs, DURATION, n_threads=2)
-    np.testing.assert_array_equal(one.time, two.time)
-    np.testing.assert_array_equal(one.neuron, two.neuron)
+    many = layered.simulate(net, inputs, DURATION, n_threads=threads)
+    assert partitioned == [] and windowed_calls == [WG.STATUS_OK] * (2 * n_trials)
+    np.testing.assert_array_equal(one.time, many.time)
+    np.testing.assert_array_equal(one.neuron, many.neuron)
 
 
 def test_one_trial_takes_event_loop(windowed_calls):

@@ -1,5 +1,9 @@
 """Compiled kernels of a recurrent group of the layered engine, forward and reverse (numba, release the GIL).
 
+(In batches of several trials, groups of one tau_m and one tau_s from rest without bias, zero delays or
+sampled voltages take :mod:`neurodelay.layered._windowed_group` forward instead of :func:`forward_group`,
+at 0.55x its cost at SHD size; see :data:`neurodelay.layered.recurrent.WINDOWED`.)
+
 A *recurrent group* is a set of LIF neurons whose populations form a cycle of
 projections (self-recurrence pop -> pop, or a cycle between populations of one
 layer). Its neurons are coupled, so they are simulated together, one trial at a

@@ -42,9 +42,10 @@ Measured on bench/gradient.py's recurrent network (700 -> 256 recurrent -> 20, o
 cycle counter of a scratch instrumented copy): per trial ~85-105 ms, of which the input arrivals'
 binning ~20 ms, the pushes ~17-22 ms (1M recurrent arrivals), a window's gathering of its slot ~8-10
 ms, the neurons that cannot add their window whole ~30-35 ms (13k of 147k neuron-windows, 5.6k of
-them scanned again for an arrival within the window; ~2.4 us each) and the others ~10 ms. The event
-loop (:func:`~neurodelay.layered._recurrent_kernels.forward_group`) took 1.6-1.8x as long in the same
-runs (forward only, 8 trials, 2 threads, interleaved, 8 rounds: median 91.5 vs 158.3 ms per trial). Tried and not kept: arrivals in linked lists per window with a free list, and separate arrays
+them scanned again for an arrival within the window; ~2.4 us each) and the others ~10 ms. Against the
+event loop (:func:`~neurodelay.layered._recurrent_kernels.forward_group`), the whole forward pass of
+that network costs 0.547x (``python bench/ab_revisions.py --base 9f74b70 --case recurrent-forward
+--trials 8 --rounds 16 --threads 2``, median of the per-round ratios, with the changes below). Tried and not kept: arrivals in linked lists per window with a free list, and separate arrays
 per synapse and spike (~2x slower: pushes ~50 ns each, ~1.3 us per neuron-window of cache misses);
 pulling each window's arrivals from the spikes in flight (a cursor per spike over its synapses in
 order of delay) instead of pushing them (1.11x as costly, interleaved, 4 trials, 10 rounds); adding

@@ -6,7 +6,12 @@ goes forward. A group of one population without a self-projection is a
 feedforward layer, simulated neuron by neuron by the feedforward kernels
 (:func:`~neurodelay.layered._kernels.forward_range`); a group with a cycle (a
 population projecting onto itself, or several populations projecting onto each
-other) is a *recurrent group*, simulated by
+other) is a *recurrent group*. In batches of several trials, a recurrent group of
+one tau_m and one tau_s that starts at rest, without bias currents, zero delays or
+sampled voltages, runs window by window (:data:`WINDOWED`,
+:func:`~neurodelay.layered._windowed_group.forward_windowed`: each neuron scanned
+alone within a window as a feedforward neuron is, the arrivals of the group's
+spikes delivered to the window they land in). Otherwise it is simulated by
 :func:`~neurodelay.layered._recurrent_kernels.forward_group`: its input
 arrivals presorted per neuron, its own arrivals in per-neuron time buckets as its
 spikes happen, both scanned tentatively per neuron in (time, synapse) order, the
@@ -86,8 +91,8 @@ BLOCK_ARRIVALS = 8
 #: in batches of at least WINDOWED_MIN_TRIALS trials, a recurrent group of one tau_m and one tau_s
 #: (factored, as with blocks) simulated from rest without bias, zero delays or sampled voltages runs
 #: window by window (:func:`~neurodelay.layered._windowed_group.forward_windowed`: each neuron scanned
-#: alone within a window with the feedforward engine's binned scan; 1.6-1.8x faster than the event loop
-#: at SHD size), one trial per thread; False: always the event loop
+#: alone within a window with the feedforward engine's binned scan; 0.55x the event loop's cost at SHD
+#: size), one trial per thread; False: always the event loop
 #: (:func:`~neurodelay.layered._recurrent_kernels.forward_group`). Spike times agree with the event
 #: loop's to rounding, counts are identical (tests/test_windowed_group.py). A batch of one trial takes
 #: the event loop, which can split the group over threads: the choice depends on the batch, never on
@@ -247,20 +252,20 @@ def simulate(net: Network, inputs, duration, *, record=(), sample_times=None, n_
               plan.closed, plan.in_ptr, plan.in_pre, plan.in_d, plan.in_w)
     bounds = merged.trial_slices()
     threads = n_threads or default_threads()
-    # fewer trials than threads: the large recurrent groups of one trial take every thread
-    n_parts = threads if 1 < threads and merged.n_trials < threads else 1
-    least = n_parts * max(PARTITION_MIN_NEURONS, 1)
-    split = {id(s): s.partitions(n_parts) if n_parts > 1 and len(s.members) >= least else None
-             for s in steps if isinstance(s, _Group)}
-    if all(part is None for part in split.values()):
-        n_parts = 1                                   # the trials in parallel
     block_taus = {id(s): _factored_taus_of(flat, s.members, duration, False)
                   if layer_plan.FACTORED_FORWARD and BLOCK_ARRIVALS > 0 else None
                   for s in steps if isinstance(s, _Group)}
-    # groups that run window by window (in trials that start at rest)
+    # groups that run window by window (in trials that start at rest; one trial per thread)
     eligible = {id(s) for s in steps if isinstance(s, _Group) and WINDOWED and block_taus[id(s)] is not None
                 and merged.n_trials >= WINDOWED_MIN_TRIALS and not np.any(col_of[s.members] >= 0)
                 and not np.any(flat.bias[s.members]) and not np.any(s.rec_d < WG.MIN_DELAY)}
+    # fewer trials than threads: the large recurrent groups of the event loop take every thread
+    n_parts = threads if 1 < threads and merged.n_trials < threads else 1
+    least = n_parts * max(PARTITION_MIN_NEURONS, 1)
+    split = {id(s): s.partitions(n_parts) if n_parts > 1 and len(s.members) >= least and id(s) not in eligible
+             else None for s in steps if isinstance(s, _Group)}
+    if all(part is None for part in split.values()):
+        n_parts = 1                                   # the trials in parallel
     syn_f, syn_tab, rec_tabs = _windowed_tables(steps, plan, flat, eligible)
 
     def run_trial(k):
