@@ -277,8 +277,6 @@ def arrival_ptr(members, in_ptr, in_pre, s_start, s_end):
     return ptr, fan_in
 
 
-
-
 @njit(cache=True, nogil=True)
 def _grown(a, size):
     """a copied into a new array of `size` entries (at least its own)."""
@@ -338,8 +336,6 @@ def _push(r0, r1, t_s, k, f_s, f_m, rec_tab, t_end, scale, b0, b1, nb, bpw, n_ri
 def _bin_of(t, scale, b0, nb):
     """The bin of an arrival at t (as count_bins bins input arrivals), at least b0."""
     return min(max(int(t * scale), b0), nb - 1)
-
-
 
 
 @njit(cache=True, nogil=True)
