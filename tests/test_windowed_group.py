@@ -1,7 +1,7 @@
 """The window-by-window forward pass of recurrent groups (neurodelay.layered._windowed_group): the same
-spikes as the event loop of the recurrent kernels and as the event engine, whatever the delays (zero,
-shorter and longer than a window), refractory or not, one population or a cycle of two; the cases it
-leaves to the event loop; the fallback when a window does not settle."""
+spikes as the event loop of the recurrent kernels and as the event engine, whatever the delays (shorter
+and longer than a window, down to 1e-10 s), refractory or not, one population or a cycle of two; the
+cases it leaves to the event loop (zero delays among them); the fallback when a window does not settle."""
 
 from __future__ import annotations
 
@@ -20,11 +20,12 @@ from test_layered import assert_same_spikes
 DURATION = 0.08
 
 
-def group_network(seed: int, *, min_delay: float = 0.0, max_delay: float = 6e-3, zero_delays: bool = False, refractory: float = 1e-3,
-                  two_populations: bool = False, n_in: int = 40, n_hid: int = 30, n_trials: int = 3):
+def group_network(seed: int, *, min_delay: float = 0.0, max_delay: float = 6e-3, zero_delays: bool = False,
+                  refractory: float = 1e-3, two_populations: bool = False, n_in: int = 40, n_hid: int = 30,
+                  n_trials: int = 3):
     """inp (n_in, ~100 Hz for 60 ms) -> hid (n_hid LIF of one tau_m and one tau_s, all-to-all recurrence
-    with synaptic delays uniform on [min_delay, max_delay], a tenth of them exactly 0 with `zero_delays`) -> out
-    (3 readouts). With `two_populations` the hidden neurons are two populations a <-> b of the same time
+    with synaptic delays uniform on [min_delay, max_delay], a tenth of them exactly 0 with `zero_delays`)
+    -> out (3 readouts). With `two_populations` the hidden neurons are two populations a <-> b of the same time
     constants (a cycle between populations) instead of one self-recurrent one."""
     rng = np.random.default_rng(seed)
     hidden = ["a", "b"] if two_populations else ["hid"]

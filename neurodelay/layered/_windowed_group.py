@@ -19,11 +19,12 @@ sampled voltages (:func:`forward_windowed`; other groups take
   every neuron whose intra-window arrivals (synapse, time) changed is scanned again from its
   state at the window's start (a neuron that did not spike in the window and whose new arrivals
   are all inhibitory only adds them: it cannot spike with them either). A window is finished
-  when no neuron's intra-window arrivals change: its spikes are then consistent with every arrival they cause, which is the group's
-  exact solution (spikes of a network with positive delays are determined in time order:
-  each iteration settles at least the earliest spike that was still wrong). Groups with zero
-  delays (below :data:`MIN_DELAY`) are left to the event loop; a window that needs more than
-  :data:`MAX_ITERATIONS` iterations returns a status, and the caller runs the event loop instead.
+  when no neuron's intra-window arrivals change: its spikes are then consistent with every
+  arrival they cause, which is the group's exact solution (spikes of a network with positive
+  delays are determined in time order: each iteration settles at least the earliest spike that
+  was still wrong). Groups with zero delays (below :data:`MIN_DELAY`) are left to the event loop;
+  a window that needs more than :data:`MAX_ITERATIONS` iterations returns a status, and the
+  caller runs the event loop instead.
 
 Every neuron applies its arrivals as the binned scan does (bins added whole where V provably
 stays below theta, the others sorted by (time, synapse) and taken one by one, a spike due at the
@@ -45,8 +46,9 @@ ms, the neurons that cannot add their window whole ~30-35 ms (13k of 147k neuron
 them scanned again for an arrival within the window; ~2.4 us each) and the others ~10 ms. Against the
 event loop (:func:`~neurodelay.layered._recurrent_kernels.forward_group`), the whole forward pass of
 that network costs 0.547x (``python bench/ab_revisions.py --base 9f74b70 --case recurrent-forward
---trials 8 --rounds 16 --threads 2``, median of the per-round ratios, with the changes below). Tried and not kept: arrivals in linked lists per window with a free list, and separate arrays
-per synapse and spike (~2x slower: pushes ~50 ns each, ~1.3 us per neuron-window of cache misses);
+--trials 8 --rounds 16 --threads 2``, median of the per-round ratios, with the changes below).
+Tried and not kept: arrivals in linked lists per window with a free list, and separate arrays per
+synapse and spike (~2x slower: pushes ~50 ns each, ~1.3 us per neuron-window of cache misses);
 pulling each window's arrivals from the spikes in flight (a cursor per spike over its synapses in
 order of delay) instead of pushing them (1.11x as costly, interleaved, 4 trials, 10 rounds); adding
 the bins of a refractory period whole (1.007x, no gain); windows of 1.2, 1.5 and 3 ms instead of 2
@@ -65,8 +67,8 @@ import numpy as np
 from numba import njit
 
 from ..events.dynamics import next_crossing
-from ._kernels import (_predict_factored, after_spike, bin_bounds, count_bins, free_rise, incoming_count, k_bits, place_packed,
-                       unpack_arrival)
+from ._kernels import (_predict_factored, after_spike, bin_bounds, count_bins, free_rise, incoming_count, k_bits,
+                       place_packed, unpack_arrival)
 
 STATUS_OK = 0
 STATUS_TOO_MANY_SPIKES = 1
@@ -137,10 +139,11 @@ def scan_window(st, b0, b1, nb, ends, sums, s_off, s_stride, bnd, arr_qk, q0, sy
 
     ends, sums: the neuron's input arrivals binned over all nb bins (ends[b]: end of bin b in arr_qk,
     packed with q0; sums[s_off + s_stride b + c], c = 0, 1, 2: their sums, as
-    :func:`~neurodelay.layered._kernels.count_bins` gives them); bnd: :func:`~neurodelay.layered._kernels.bin_bounds`. rec_t, rec_q, rec_k[:n_rec]: the
-    recurrent arrivals in these bins (time s, synapse, spike's position in spk_tab, bin) sorted by
-    (time, synapse); rsums[4 (b - b0): ...]: their sums per bin (the same three as sums). tmp_*:
-    workspace as long as the longest bin plus n_rec. Spikes go to out_t, out_g from n_out on.
+    :func:`~neurodelay.layered._kernels.count_bins` gives them); bnd:
+    :func:`~neurodelay.layered._kernels.bin_bounds`. rec_t, rec_q, rec_k, rec_b[:n_rec]: the recurrent
+    arrivals in these bins (time s, synapse, spike's position in spk_tab, bin) sorted by (time, synapse);
+    rsums[4 (b - b0): ...]: their sums per bin (the same three as sums). tmp_*: workspace as long as the
+    longest bin plus n_rec. Spikes go to out_t, out_g from n_out on.
 
     Pauses where scan_binned would sort bin b1 next or add it whole (nothing of bin b1 or later is
     read), so that scanning the windows one after the other gives scan_binned's operations. Returns
@@ -305,7 +308,8 @@ def _grown_ring(ent, ent_tgt, n_slot, n_ring, cap):
 
 
 @njit(cache=True, nogil=True)
-def _push(r0, r1, t_s, k, f_s, f_m, rec_tab, t_end, scale, b0, b1, nb, bpw, n_ring, cap, ent, ent_tgt, n_slot, max_fill):
+def _push(r0, r1, t_s, k, f_s, f_m, rec_tab, t_end, scale, b0, b1, nb, bpw, n_ring, cap, ent, ent_tgt, n_slot,
+          max_fill):
     """The arrivals after bin b1 of a spike at t_s (position k, factors f_s = exp(t_s/tau_s), f_m =
     exp(t_s/tau_m)) through synapses r0..r1-1 of rec_tab (in order of delay), each to the slot of its
     window: its row (time, terms of the bin sums, q, k) and target. Returns the most rows of a slot."""
@@ -612,8 +616,9 @@ def forward_windowed(members, in_ptr, in_pre, in_d, in_w, tau_m, tau_s, theta, r
                         for b in range(b0, b1):
                             x = 4 * (b * n_g + jl)
                             r = 4 * ((b - b0) * n_g + jl)
-                            added, c_s, b_m = _whole_bin(c_s, b_m, b, sums_t[x] + rs_t[r], sums_t[x + 1] + rs_t[r + 1],
-                                                         sums_t[x + 2] + rs_t[r + 2], bnd, kk, inv_tm, theta[members[jl]])
+                            added, c_s, b_m = _whole_bin(c_s, b_m, b, sums_t[x] + rs_t[r],
+                                                         sums_t[x + 1] + rs_t[r + 1], sums_t[x + 2] + rs_t[r + 2],
+                                                         bnd, kk, inv_tm, theta[members[jl]])
                             if not added:
                                 break
                         if added:
@@ -711,8 +716,8 @@ def forward_windowed(members, in_ptr, in_pre, in_d, in_w, tau_m, tau_s, theta, r
             if max_fill + rec_ptr[nl + 1] - rec_ptr[nl] > slot_cap:
                 ent, ent_tgt = _grown_ring(ent, ent_tgt, n_slot, n_ring, slot_cap)
                 slot_cap *= 2
-            max_fill = _push(rec_ptr[nl], rec_ptr[nl + 1], t_s, k, spk_tab[k, _K_FS], spk_tab[k, _K_FM], rec_tab, t_end, scale, b0, b1,
-                             nb, bpw, n_ring, slot_cap, ent, ent_tgt, n_slot, max_fill)
+            max_fill = _push(rec_ptr[nl], rec_ptr[nl + 1], t_s, k, spk_tab[k, _K_FS], spk_tab[k, _K_FM], rec_tab,
+                             t_end, scale, b0, b1, nb, bpw, n_ring, slot_cap, ent, ent_tgt, n_slot, max_fill)
         n_slot[slot] = 0
         max_fill = 0
         for x in range(n_ring):
